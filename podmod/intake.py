@@ -1,0 +1,424 @@
+"""Report intake: the reader's pass (pod reports → durable batches → RQ jobs) and the ingest job
+(batch → cases and signals), plus the sync of reports marked reviewed in diaspora*'s own page.
+
+Exactly once, by construction:
+- a batch is written to `podmod.intake_batches` (with the watermark) before its job is enqueued,
+  and marked done in the same transaction that stores its signals;
+- each report is at most one signal (unique index), so a job that runs twice adds nothing;
+- the reader enqueues again any undone batch whose job Redis has lost, that failed for good, or
+  whose worker died (no session holds the batch's advisory lock any more);
+- report ids missing below the watermark are watched as gaps until they commit or time out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+import redis
+from rq.job import JobStatus
+
+from podmod import pod_db, queue
+from podmod.config import Config
+from podmod.store import record_audit
+
+log = logging.getLogger("podmod.intake")
+
+READER_LOCK = 0x706D7264  # one reader at a time (session advisory lock on the state database)
+INGEST_LOCK = 0x706D696E  # case and signal writes are serialised: no duplicate cases, ever
+BATCH_LOCK_CLASS = 0x706D62  # (class, batch id): held by the worker that is ingesting that batch
+WATERMARK = "reports"
+MAX_GAP = 1000  # a larger hole in report ids is history, not transactions still in flight
+BATCHES_PER_PASS = 100
+
+
+@dataclass
+class PassResult:
+    """What one reader pass did, for logs and tests."""
+
+    new_batches: list[int] = field(default_factory=list)
+    new_reports: int = 0
+    enqueued: list[int] = field(default_factory=list)
+    gaps_open: int = 0
+    gaps_filled: int = 0
+    reviewed_synced: int = 0
+    cases_resolved: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Reader side
+
+
+def acquire_reader_lock(state: psycopg.Connection, *, wait: bool) -> bool:
+    """Take the single-reader lock on this session; False if another reader holds it."""
+    if wait:
+        state.execute("SELECT pg_advisory_lock(%s)", (READER_LOCK,))
+        state.commit()
+        return True
+    got = state.execute("SELECT pg_try_advisory_lock(%s) AS got", (READER_LOCK,)).fetchone()["got"]
+    state.commit()
+    return bool(got)
+
+
+def _watermark(state: psycopg.Connection) -> int:
+    row = state.execute(
+        "SELECT value FROM podmod.watermarks WHERE name = %s", (WATERMARK,)
+    ).fetchone()
+    return row["value"] if row else 0
+
+
+def _holes(previous: int, ids: list[int]) -> list[int]:
+    """Ids between the old watermark and the highest id read that were not there."""
+    holes: list[int] = []
+    expected = previous + 1
+    for report_id in ids:
+        if report_id > expected and report_id - expected <= MAX_GAP:
+            holes.extend(range(expected, report_id))
+        expected = report_id + 1
+    return holes
+
+
+def collect_new_reports(
+    config: Config, pod: psycopg.Connection, state: psycopg.Connection
+) -> PassResult:
+    """Write batches for new reports (and gaps that have since committed); advance the watermark."""
+    result = PassResult()
+    batch_size = config["reader.batch_size"]
+    watermark = _watermark(state)
+    new_ids = pod_db.report_ids_after(pod, watermark, batch_size * BATCHES_PER_PASS)
+    gap_ids = [
+        row["report_id"]
+        for row in state.execute("SELECT report_id FROM podmod.intake_gaps ORDER BY report_id")
+    ]
+    filled = pod_db.existing_report_ids(pod, gap_ids)
+    pod.rollback()  # never hold a snapshot open on the pod's database between passes
+
+    with state.transaction():
+        holes = _holes(watermark, new_ids)
+        if holes:
+            state.execute(
+                "INSERT INTO podmod.intake_gaps (report_id) SELECT unnest(%s::integer[])"
+                " ON CONFLICT DO NOTHING",
+                (holes,),
+            )
+        if filled:
+            state.execute(
+                "DELETE FROM podmod.intake_gaps WHERE report_id = ANY(%s)", (filled,)
+            )
+        expired = state.execute(
+            "DELETE FROM podmod.intake_gaps WHERE first_seen_at < now() - make_interval(secs => %s)"
+            " RETURNING report_id",
+            (config["reader.gap_timeout"],),
+        ).fetchall()
+        if expired:
+            log.info("gave up waiting for %d missing report ids", len(expired))
+        to_batch = filled + new_ids
+        for start in range(0, len(to_batch), batch_size):
+            chunk = to_batch[start : start + batch_size]
+            row = state.execute(
+                "INSERT INTO podmod.intake_batches (report_ids) VALUES (%s) RETURNING id", (chunk,)
+            ).fetchone()
+            result.new_batches.append(row["id"])
+        if new_ids:
+            state.execute(
+                "INSERT INTO podmod.watermarks (name, value) VALUES (%s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = now()",
+                (WATERMARK, new_ids[-1]),
+            )
+        result.gaps_open = state.execute(
+            "SELECT count(*) AS n FROM podmod.intake_gaps"
+        ).fetchone()["n"]
+    result.new_reports = len(to_batch)
+    result.gaps_filled = len(filled)
+    return result
+
+
+def enqueue_pending_batches(
+    config: Config, state: psycopg.Connection, rconn: redis.Redis
+) -> list[int]:
+    """Enqueue every undone batch whose job is missing, failed for good, or whose worker died."""
+    batches = state.execute(
+        "SELECT id, attempts, enqueued_at, now() - coalesce(enqueued_at, created_at) AS waited"
+        " FROM podmod.intake_batches WHERE done_at IS NULL ORDER BY id"
+    ).fetchall()
+    state.commit()
+    if not batches:
+        return []
+    grace = config["reader.restart_grace"]
+    statuses = queue.job_statuses(rconn, [queue.ingest_job_id(config, b["id"]) for b in batches])
+    to_enqueue = []
+    for batch, (status, job) in zip(batches, statuses, strict=True):
+        waited = batch["waited"].total_seconds()
+        if status in queue.LIVE_STATUSES:
+            continue
+        if status == JobStatus.STARTED:
+            started = job.started_at.replace(tzinfo=UTC) if job and job.started_at else None
+            running_for = (datetime.now(UTC) - started).total_seconds() if started else waited
+            if running_for < grace or _batch_is_being_worked(state, batch["id"]):
+                continue
+        elif status is not None and batch["enqueued_at"] is not None:
+            # Finished without marking the batch done, or failed after its retries: back off.
+            backoff = grace * 2 ** min(batch["attempts"], 8)
+            if waited < backoff:
+                continue
+        to_enqueue.append(batch["id"])
+    for batch_id in to_enqueue:
+        queue.enqueue_ingest(config, rconn, batch_id)
+    if to_enqueue:
+        state.execute(
+            "UPDATE podmod.intake_batches SET enqueued_at = now(), attempts = attempts + 1"
+            " WHERE id = ANY(%s)",
+            (to_enqueue,),
+        )
+        state.commit()
+    return to_enqueue
+
+
+def _batch_is_being_worked(state: psycopg.Connection, batch_id: int) -> bool:
+    row = state.execute(
+        "SELECT pg_try_advisory_lock(%s, %s) AS free", (BATCH_LOCK_CLASS, _lock_id(batch_id))
+    ).fetchone()
+    if row["free"]:
+        state.execute("SELECT pg_advisory_unlock(%s, %s)", (BATCH_LOCK_CLASS, _lock_id(batch_id)))
+    state.commit()
+    return not row["free"]
+
+
+def _lock_id(batch_id: int) -> int:
+    return batch_id % 2**31
+
+
+def sync_reviewed(pod: psycopg.Connection, state: psycopg.Connection) -> tuple[int, int]:
+    """Mark signals of reports that diaspora*'s own page has marked reviewed; close cases that have
+    nothing pending left. Returns (signals marked, cases resolved)."""
+    pending = [
+        row["report_id"]
+        for row in state.execute(
+            "SELECT report_id FROM podmod.signals WHERE kind = 'report' AND NOT reviewed"
+        )
+    ]
+    state.commit()
+    reviewed: list[int] = []
+    for start in range(0, len(pending), 50_000):
+        reviewed += pod_db.reviewed_report_ids(pod, pending[start : start + 50_000])
+    pod.rollback()
+    if not reviewed:
+        return 0, 0
+    with state.transaction():
+        state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
+        rows = state.execute(
+            "UPDATE podmod.signals SET reviewed = true, reviewed_at = now(), reviewed_by = 'pod'"
+            " WHERE kind = 'report' AND report_id = ANY(%s) AND NOT reviewed RETURNING case_id",
+            (reviewed,),
+        ).fetchall()
+        case_ids = sorted({row["case_id"] for row in rows})
+        state.execute("SELECT podmod.refresh_cases(%s)", (case_ids,))
+        resolved = resolve_cases_without_pending(state, case_ids)
+    return len(rows), resolved
+
+
+def resolve_cases_without_pending(state: psycopg.Connection, case_ids: list[int]) -> int:
+    """Close open cases among these that have no pending report and no active list match; each
+    closure is audited. Runs inside the caller's transaction."""
+    rows = state.execute(
+        "UPDATE podmod.cases SET status = 'resolved', resolution = 'reviewed_in_pod',"
+        " closed_at = now(), updated_at = now()"
+        " WHERE id = ANY(%s) AND status = 'open' AND pending_report_count = 0"
+        " AND list_match_count = 0 RETURNING id, account",
+        (case_ids,),
+    ).fetchall()
+    for row in rows:
+        record_audit(
+            state,
+            actor="diaspora*",
+            action="resolve",
+            source="reader",
+            case_id=row["id"],
+            account=row["account"],
+            reason="every report on the case was marked reviewed in diaspora*",
+        )
+    return len(rows)
+
+
+def read_pass(
+    config: Config,
+    pod: psycopg.Connection,
+    state: psycopg.Connection,
+    rconn: redis.Redis,
+    *,
+    sync_reviewed_now: bool = True,
+) -> PassResult:
+    """One pass of the reader. The caller holds the reader lock."""
+    result = collect_new_reports(config, pod, state)
+    result.enqueued = enqueue_pending_batches(config, state, rconn)
+    if sync_reviewed_now:
+        result.reviewed_synced, result.cases_resolved = sync_reviewed(pod, state)
+    return result
+
+
+def run_reader(
+    config: Config,
+    pod: psycopg.Connection,
+    state: psycopg.Connection,
+    rconn: redis.Redis,
+    *,
+    once: bool = False,
+    stop: callable = lambda: False,  # type: ignore[valid-type]
+) -> PassResult:
+    """The reader loop (`podmod read`): a pass every reader.interval seconds until stopped."""
+    last_reviewed_sync = 0.0
+    while True:
+        now = time.monotonic()
+        due = once or now - last_reviewed_sync >= config["reader.reviewed_sync_interval"]
+        result = read_pass(config, pod, state, rconn, sync_reviewed_now=due)
+        if due:
+            last_reviewed_sync = now
+        if result.new_reports or result.enqueued or result.reviewed_synced:
+            log.info(
+                "reader pass: reports=%d batches=%d enqueued=%d gaps=%d reviewed=%d resolved=%d",
+                result.new_reports, len(result.new_batches), len(result.enqueued),
+                result.gaps_open, result.reviewed_synced, result.cases_resolved,
+            )
+        if once or stop():
+            return result
+        # A full pass means a backlog: go again at once instead of sleeping.
+        if result.new_reports < config["reader.batch_size"] * BATCHES_PER_PASS:
+            deadline = time.monotonic() + config["reader.interval"]
+            while time.monotonic() < deadline and not stop():
+                time.sleep(min(0.1, config["reader.interval"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side
+
+INCOMING_COLUMNS = (
+    "report_id", "item_type", "item_id", "reviewed", "reason", "reported_at", "reporter_user_id",
+    "reporter", "person_id", "account", "local", "item_guid", "item_text", "item_created_at",
+    "post_type", "root_guid", "root_text", "root_account", "parent_post_id", "item_missing",
+)
+
+STORE_BATCH_SQL = """
+-- Deleted items: if an earlier report of the same item told us its author, the case is theirs.
+UPDATE incoming i SET person_id = known.person_id, account = known.account, local = known.local
+FROM (
+    SELECT DISTINCT ON (s.item_type, s.item_id) s.item_type, s.item_id,
+           c.person_id, c.account, c.local
+    FROM podmod.signals s JOIN podmod.cases c ON c.id = s.case_id
+    WHERE s.kind = 'report' AND c.person_id IS NOT NULL
+      AND (s.item_type, s.item_id) IN (
+          SELECT item_type, item_id FROM incoming WHERE person_id IS NULL)
+    ORDER BY s.item_type, s.item_id, s.id DESC
+) known
+WHERE i.person_id IS NULL AND i.item_type = known.item_type AND i.item_id = known.item_id;
+
+-- Running twice adds nothing: drop reports that are signals already.
+DELETE FROM incoming i USING podmod.signals s
+WHERE s.kind = 'report' AND s.report_id = i.report_id;
+
+UPDATE incoming SET subject = CASE WHEN person_id IS NOT NULL THEN 'person:' || person_id
+                                   ELSE 'item:' || item_type || ':' || item_id END;
+
+-- Where each subject's reports go: its open case; else, if every report is already reviewed in
+-- diaspora*, its latest case (history, not new work); else a new case.
+CREATE TEMP TABLE targets ON COMMIT DROP AS
+SELECT i.subject,
+       bool_or(NOT i.reviewed) AS any_pending,
+       min(i.person_id) AS person_id,
+       min(i.account) AS account,
+       bool_or(i.local) AS local,
+       (SELECT c.id FROM podmod.cases c WHERE c.subject = i.subject AND c.status = 'open')
+           AS case_id,
+       (SELECT c.id FROM podmod.cases c WHERE c.subject = i.subject ORDER BY c.id DESC LIMIT 1)
+           AS latest_id
+FROM incoming i GROUP BY i.subject;
+
+UPDATE targets SET case_id = latest_id WHERE case_id IS NULL AND NOT any_pending;
+
+WITH created AS (
+    INSERT INTO podmod.cases (subject, person_id, account, local, status, resolution, closed_at)
+    SELECT subject, person_id, account, local,
+           CASE WHEN any_pending THEN 'open' ELSE 'resolved' END,
+           CASE WHEN any_pending THEN NULL ELSE 'reviewed_in_pod' END,
+           CASE WHEN any_pending THEN NULL ELSE now() END
+    FROM targets WHERE case_id IS NULL
+    RETURNING id, subject
+)
+UPDATE targets t SET case_id = created.id FROM created WHERE t.subject = created.subject;
+
+INSERT INTO podmod.signals (
+    case_id, kind, report_id, item_type, item_id, item_guid, item_missing, reporter_user_id,
+    reporter, reason, snapshot, details, reviewed, reviewed_at, reviewed_by, occurred_at)
+SELECT t.case_id, 'report', i.report_id, i.item_type, i.item_id, i.item_guid, i.item_missing,
+       i.reporter_user_id, i.reporter, i.reason,
+       CASE WHEN i.post_type = 'Reshare' THEN i.root_text ELSE i.item_text END,
+       jsonb_strip_nulls(jsonb_build_object(
+           'post_type', i.post_type,
+           'reshare_of', i.root_guid,
+           'reshare_of_account', i.root_account,
+           'parent_post_id', i.parent_post_id,
+           'item_created_at', i.item_created_at)),
+       i.reviewed,
+       CASE WHEN i.reviewed THEN now() END,
+       CASE WHEN i.reviewed THEN 'pod' END,
+       i.reported_at
+FROM incoming i JOIN targets t USING (subject)
+ON CONFLICT (report_id) WHERE kind = 'report' DO NOTHING;
+"""
+
+
+def ingest_batch(config: Config, batch_id: int) -> int:
+    """The ingest job: store one batch's reports as signals on their accounts' cases.
+
+    Safe to run twice or concurrently: the batch lock makes a second run wait, then find the batch
+    done. Returns how many reports became signals now.
+    """
+    from podmod.db import pod_connection, state_connection
+
+    with state_connection(config) as state, pod_connection(config) as pod:
+        state.execute("SELECT pg_advisory_lock(%s, %s)", (BATCH_LOCK_CLASS, _lock_id(batch_id)))
+        state.commit()
+        batch = state.execute(
+            "SELECT report_ids, done_at FROM podmod.intake_batches WHERE id = %s", (batch_id,)
+        ).fetchone()
+        state.commit()
+        if batch is None or batch["done_at"] is not None:
+            return 0
+        rows = pod_db.load_reports(pod, batch["report_ids"])
+        pod.rollback()
+        with state.transaction():
+            stored = store_reports(state, rows)
+            state.execute(
+                "UPDATE podmod.intake_batches SET done_at = now(), ingested = %s WHERE id = %s",
+                (stored, batch_id),
+            )
+        log.info("ingested batch %d: %d reports, %d new signals", batch_id, len(rows), stored)
+        return stored
+
+
+def store_reports(state: psycopg.Connection, rows: list[dict]) -> int:
+    """Store loaded report rows as signals and cases, inside the caller's transaction."""
+    state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
+    state.execute(
+        "CREATE TEMP TABLE incoming (report_id integer, item_type text, item_id integer,"
+        " reviewed boolean, reason text, reported_at timestamptz, reporter_user_id integer,"
+        " reporter text, person_id integer, account text, local boolean, item_guid text,"
+        " item_text text, item_created_at timestamptz, post_type text, root_guid text,"
+        " root_text text, root_account text, parent_post_id integer, item_missing boolean,"
+        " subject text) ON COMMIT DROP"
+    )
+    with state.cursor().copy(f"COPY incoming ({', '.join(INCOMING_COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[column] for column in INCOMING_COLUMNS])
+    state.execute(STORE_BATCH_SQL)
+    touched = state.execute(
+        "SELECT array_agg(DISTINCT case_id) AS ids FROM targets"
+    ).fetchone()["ids"] or []
+    stored = state.execute(
+        "SELECT count(*) AS n FROM podmod.signals s JOIN incoming i"
+        " ON s.kind = 'report' AND s.report_id = i.report_id"
+    ).fetchone()["n"]
+    state.execute("SELECT podmod.refresh_cases(%s)", (touched,))
+    return stored

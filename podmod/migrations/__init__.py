@@ -1,0 +1,1 @@
+"""Numbered SQL migrations of schema podmod, applied in order by `podmod init`."""

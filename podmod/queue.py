@@ -1,0 +1,79 @@
+"""podmod's job queues on Redis (RQ): connecting, naming queues, enqueueing the intake job.
+
+Redis only carries work. Every job is idempotent and its durable record lives in PostgreSQL, so an
+emptied or restarted Redis loses nothing: the reader enqueues again whatever is not done.
+"""
+
+from __future__ import annotations
+
+import redis
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+
+from podmod.config import Config
+from podmod.errors import ConfigError, ServiceUnavailable
+
+QUEUE_NAMES = ("ingest", "scan", "lists")
+INGEST_JOB = "worker.jobs.ingest_report_batch"
+# Sidekiq (diaspora's job runner) keeps these keys in its database; podmod must not share it.
+SIDEKIQ_KEYS = ("queues", "processes", "schedule")
+
+
+def redis_connection(config: Config, *, check_sidekiq: bool = True) -> redis.Redis:
+    """A Redis client that answers, or ServiceUnavailable; refuses Sidekiq's own database."""
+    try:
+        conn = redis.Redis.from_url(config.redis_url, socket_connect_timeout=5, socket_timeout=30)
+        conn.ping()
+    except redis.RedisError as error:
+        raise ServiceUnavailable(
+            f"Cannot reach Redis at {config.redis_url.split('@')[-1]} ({error}); check that Redis "
+            "is running and redis_url is right."
+        ) from None
+    if check_sidekiq and conn.exists(*SIDEKIQ_KEYS):
+        raise ConfigError(
+            "redis_url points at the Redis database diaspora*'s Sidekiq uses (it holds Sidekiq's "
+            "keys); give podmod its own database, e.g. redis://127.0.0.1:6379/1."
+        )
+    return conn
+
+
+def queue_name(config: Config, name: str) -> str:
+    return f"{config['queue_prefix']}-{name}"
+
+
+def get_queue(config: Config, name: str, conn: redis.Redis) -> Queue:
+    return Queue(queue_name(config, name), connection=conn)
+
+
+def all_queues(config: Config, conn: redis.Redis) -> list[Queue]:
+    """podmod's queues in the order a worker should serve them (intake first)."""
+    return [get_queue(config, name, conn) for name in QUEUE_NAMES]
+
+
+def ingest_job_id(config: Config, batch_id: int) -> str:
+    return f"{config['queue_prefix']}-ingest-batch-{batch_id}"
+
+
+def enqueue_ingest(config: Config, conn: redis.Redis, batch_id: int) -> Job:
+    """Put the intake job for one batch on the ingest queue (replacing a dead job of that id)."""
+    return get_queue(config, "ingest", conn).enqueue(
+        INGEST_JOB,
+        batch_id,
+        job_id=ingest_job_id(config, batch_id),
+        retry=Retry(max=3, interval=[2, 10, 60]),
+        job_timeout=config["worker.job_timeout"],
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"ingest report batch {batch_id}",
+    )
+
+
+LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+
+
+def job_statuses(conn: redis.Redis, job_ids: list[str]) -> list[tuple[JobStatus | None, Job | None]]:
+    """Status of each job id (None where Redis no longer knows the job)."""
+    out: list[tuple[JobStatus | None, Job | None]] = []
+    for job in Job.fetch_many(job_ids, connection=conn):
+        out.append((job.get_status(refresh=False) if job is not None else None, job))
+    return out

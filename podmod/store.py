@@ -1,0 +1,198 @@
+"""podmod's own state in schema `podmod`: numbered migrations, and reading cases with their signals.
+
+Writes that belong to one flow live beside that flow (intake.py for reports); this module owns the
+schema and the queries every part shares.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import psycopg
+
+from podmod.errors import PodmodError, SchemaOutOfDate
+
+SCHEMA = "podmod"
+MIGRATION_LOCK = 0x706F646D  # "podm": advisory lock key held while migrating
+CASE_STATUSES = ("open", "resolved", "dismissed")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    """The numbered SQL files shipped in podmod/migrations, in order."""
+    found = []
+    for entry in resources.files("podmod.migrations").iterdir():
+        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    return sorted(found, key=lambda m: m.version)
+
+
+def applied_versions(conn: psycopg.Connection) -> set[int]:
+    exists = conn.execute(
+        "SELECT to_regclass('podmod.schema_migrations') IS NOT NULL AS present"
+    ).fetchone()
+    if not exists["present"]:
+        return set()
+    return {row["version"] for row in conn.execute("SELECT version FROM podmod.schema_migrations")}
+
+
+def migrate(conn: psycopg.Connection) -> list[Migration]:
+    """Create or upgrade schema `podmod`; returns the migrations applied now (none if current).
+
+    Runs in one transaction under an advisory lock, so two `podmod init` at once are safe.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS podmod.schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = applied_versions(conn)
+        applied = []
+        for migration in migrations():
+            if migration.version in done:
+                continue
+            conn.execute(migration.sql)
+            conn.execute(
+                "INSERT INTO podmod.schema_migrations (version, name) VALUES (%s, %s)",
+                (migration.version, migration.name),
+            )
+            applied.append(migration)
+    return applied
+
+
+def require_current_schema(conn: psycopg.Connection) -> None:
+    """Raise SchemaOutOfDate unless every shipped migration has been applied."""
+    missing = [m.version for m in migrations() if m.version not in applied_versions(conn)]
+    conn.rollback()
+    if missing:
+        raise SchemaOutOfDate(
+            "podmod's schema is missing or out of date (migration "
+            f"{missing[0]:04d} not applied); run `podmod init`."
+        )
+
+
+def record_audit(
+    conn: psycopg.Connection,
+    *,
+    actor: str,
+    action: str,
+    source: str,
+    case_id: int | None = None,
+    account: str | None = None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one row to the audit log, inside the caller's transaction."""
+    conn.execute(
+        "INSERT INTO podmod.audit (actor, action, source, case_id, account, reason, details)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (actor, action, source, case_id, account, reason, json.dumps(details or {})),
+    )
+
+
+@dataclass
+class Case:
+    """One account's case in the queue, with its signals when loaded."""
+
+    id: int
+    account: str | None
+    local: bool
+    status: str
+    priority: int
+    report_count: int
+    pending_report_count: int
+    reporter_count: int
+    list_match_count: int
+    person_id: int | None
+    resolution: str | None
+    created_at: datetime
+    last_signal_at: datetime | None
+    signals: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account": self.account,
+            "local": self.local,
+            "status": self.status,
+            "resolution": self.resolution,
+            "priority": self.priority,
+            "person_id": self.person_id,
+            "reports": self.report_count,
+            "pending_reports": self.pending_report_count,
+            "reporters": self.reporter_count,
+            "list_matches": self.list_match_count,
+            "created_at": self.created_at.isoformat(),
+            "last_signal_at": self.last_signal_at.isoformat() if self.last_signal_at else None,
+            "signals": [signal_as_json(s) for s in self.signals],
+        }
+
+
+def signal_as_json(row: dict[str, Any]) -> dict[str, Any]:
+    base = {"id": row["id"], "kind": row["kind"], "retracted": row["retracted_at"] is not None}
+    if row["kind"] == "report":
+        base.update(
+            report_id=row["report_id"],
+            reporter=row["reporter"],
+            reporter_user_id=row["reporter_user_id"],
+            text=row["reason"],
+            item_type=row["item_type"],
+            item_id=row["item_id"],
+            item_guid=row["item_guid"],
+            item_missing=row["item_missing"],
+            snapshot=row["snapshot"],
+            reviewed=row["reviewed"],
+            reviewed_by=row["reviewed_by"],
+            reported_at=row["occurred_at"].isoformat() if row["occurred_at"] else None,
+        )
+    base.update(row["details"])
+    return base
+
+
+CASE_COLUMNS = (
+    "id, account, local, status, priority, report_count, pending_report_count, reporter_count,"
+    " list_match_count, person_id, resolution, created_at, last_signal_at"
+)
+
+
+def list_cases(
+    conn: psycopg.Connection,
+    *,
+    status: str | None = "open",
+    limit: int | None = None,
+    with_signals: bool = True,
+) -> list[Case]:
+    """Cases in queue order (priority, then newest signal), optionally filtered by status."""
+    if status is not None and status not in CASE_STATUSES:
+        raise PodmodError(f"Unknown case status {status!r}; use one of {', '.join(CASE_STATUSES)}.")
+    rows = conn.execute(
+        f"SELECT {CASE_COLUMNS} FROM podmod.cases"
+        " WHERE (%(status)s::text IS NULL OR status = %(status)s)"
+        " ORDER BY priority DESC, last_signal_at DESC NULLS LAST, id DESC"
+        " LIMIT %(limit)s",
+        {"status": status, "limit": limit},
+    ).fetchall()
+    cases = [Case(**row) for row in rows]
+    if with_signals and cases:
+        by_id = {case.id: case for case in cases}
+        for signal in conn.execute(
+            "SELECT * FROM podmod.signals WHERE case_id = ANY(%s) ORDER BY case_id, id",
+            ([case.id for case in cases],),
+        ):
+            by_id[signal["case_id"]].signals.append(signal)
+    return cases
