@@ -238,3 +238,68 @@ def check(ctx: click.Context, as_json: bool) -> None:
         for r in results:
             click.echo(f"{'ok  ' if r['ok'] else 'FAIL'} {r['check']}: {r['detail']}")
     sys.exit(0 if ok else 1)
+
+
+@main.group()
+def bench() -> None:
+    """Measure podmod on a synthetic pod in a scratch database (see README, "Performance")."""
+
+
+def bench_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option(
+        "--server-url", envvar="PODMOD_BENCH_DATABASE_URL",
+        help="PostgreSQL server for the scratch database (default: an embedded one).",
+    )(command)
+    command = click.option(
+        "--redis-url", envvar="PODMOD_BENCH_REDIS_URL",
+        help="Redis database the run may flush (default: an embedded Redis).",
+    )(command)
+    return click.option("--json", "as_json", is_flag=True)(command)
+
+
+def print_figures(figures: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    width = max(len(name) for name in figures)
+    for name, value in figures.items():
+        click.echo(f"{name:<{width}}  {value}")
+
+
+@bench.command("intake")
+@click.option("--reports", default=100_000, show_default=True)
+@click.option("--posts", default=200_000, show_default=True)
+@click.option("--workers", default=1, show_default=True)
+@bench_options
+@podmin_errors
+def bench_intake(reports: int, posts: int, workers: int, server_url: str | None,
+                 redis_url: str | None, as_json: bool) -> None:
+    """Time to ingest a backlog of reports into cases, reader and workers as processes."""
+    from podmod import bench as benchmarks
+
+    print_figures(
+        benchmarks.bench_intake(server_url, redis_url, reports=reports, posts=posts,
+                                workers=workers),
+        as_json,
+    )
+
+
+@bench.command("latency")
+@click.option("--rate", default=20.0, show_default=True, help="Reports inserted per second.")
+@click.option("--seconds", default=15.0, show_default=True)
+@click.option("--posts", default=200_000, show_default=True)
+@bench_options
+@podmin_errors
+def bench_latency(rate: float, seconds: float, posts: int, server_url: str | None,
+                  redis_url: str | None, as_json: bool) -> None:
+    """Report-to-case latency while the reader and a worker run."""
+    from podmod import bench as benchmarks
+
+    print_figures(
+        benchmarks.bench_latency(server_url, redis_url, rate=rate, seconds=seconds, posts=posts),
+        as_json,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -70,7 +70,7 @@ KEYS: tuple[Key, ...] = (
         help="Redis for podmod's job queues; never Sidekiq's database (0 by default)"),
     Key("queue_prefix", str, "podmod", help="prefix of podmod's RQ queue names"),
     Key("reader.batch_size", int, 1000, _positive, help="reports per intake batch and job"),
-    Key("reader.interval", float, 1.0, _positive, help="seconds between reader passes"),
+    Key("reader.interval", float, 0.5, _positive, help="seconds between reader passes"),
     Key("reader.reviewed_sync_interval", float, 5.0, _positive,
         help="seconds between checks for reports marked reviewed in diaspora"),
     Key("reader.gap_timeout", float, 600.0, _positive,

@@ -301,6 +301,8 @@ INCOMING_COLUMNS = (
 )
 
 STORE_BATCH_SQL = """
+ANALYZE incoming;
+
 -- Deleted items: if an earlier report of the same item told us its author, the case is theirs.
 UPDATE incoming i SET person_id = known.person_id, account = known.account, local = known.local
 FROM (
@@ -313,10 +315,6 @@ FROM (
     ORDER BY s.item_type, s.item_id, s.id DESC
 ) known
 WHERE i.person_id IS NULL AND i.item_type = known.item_type AND i.item_id = known.item_id;
-
--- Running twice adds nothing: drop reports that are signals already.
-DELETE FROM incoming i USING podmod.signals s
-WHERE s.kind = 'report' AND s.report_id = i.report_id;
 
 UPDATE incoming SET subject = CASE WHEN person_id IS NOT NULL THEN 'person:' || person_id
                                    ELSE 'item:' || item_type || ':' || item_id END;
@@ -365,7 +363,8 @@ SELECT t.case_id, 'report', i.report_id, i.item_type, i.item_id, i.item_guid, i.
        CASE WHEN i.reviewed THEN 'pod' END,
        i.reported_at
 FROM incoming i JOIN targets t USING (subject)
-ON CONFLICT (report_id) WHERE kind = 'report' DO NOTHING;
+ON CONFLICT (report_id) WHERE kind = 'report' DO NOTHING
+RETURNING case_id
 """
 
 
@@ -401,6 +400,17 @@ def ingest_batch(config: Config, batch_id: int) -> int:
 def store_reports(state: psycopg.Connection, rows: list[dict]) -> int:
     """Store loaded report rows as signals and cases, inside the caller's transaction."""
     state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
+    # Running twice adds nothing: leave out reports that are signals already.
+    already = {
+        row["report_id"]
+        for row in state.execute(
+            "SELECT report_id FROM podmod.signals WHERE kind = 'report' AND report_id = ANY(%s)",
+            ([row["report_id"] for row in rows],),
+        )
+    }
+    rows = [row for row in rows if row["report_id"] not in already]
+    if not rows:
+        return 0
     state.execute(
         "CREATE TEMP TABLE incoming (report_id integer, item_type text, item_id integer,"
         " reviewed boolean, reason text, reported_at timestamptz, reporter_user_id integer,"
@@ -412,13 +422,9 @@ def store_reports(state: psycopg.Connection, rows: list[dict]) -> int:
     with state.cursor().copy(f"COPY incoming ({', '.join(INCOMING_COLUMNS)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([row[column] for column in INCOMING_COLUMNS])
-    state.execute(STORE_BATCH_SQL)
-    touched = state.execute(
-        "SELECT array_agg(DISTINCT case_id) AS ids FROM targets"
-    ).fetchone()["ids"] or []
-    stored = state.execute(
-        "SELECT count(*) AS n FROM podmod.signals s JOIN incoming i"
-        " ON s.kind = 'report' AND s.report_id = i.report_id"
-    ).fetchone()["n"]
+    *prepare, insert_signals = STORE_BATCH_SQL.split(";\n\n")
+    state.execute(";\n\n".join(prepare))
+    inserted = state.execute(insert_signals).fetchall()
+    touched = sorted({row["case_id"] for row in inserted})
     state.execute("SELECT podmod.refresh_cases(%s)", (touched,))
-    return stored
+    return len(inserted)

@@ -100,8 +100,7 @@ SELECT r.id AS report_id,
        lower(root_author.diaspora_handle) AS root_account,
        item.parent_post_id,
        item.author_id IS NULL AS item_missing
-FROM unnest(%s::integer[]) AS wanted (id)
-JOIN reports r ON r.id = wanted.id
+FROM reports r
 LEFT JOIN LATERAL (
     SELECT p.author_id, p.guid, p.text, p.created_at, p.type AS post_type, p.root_guid,
            NULL::integer AS parent_post_id
@@ -112,8 +111,13 @@ LEFT JOIN LATERAL (
 ) item ON true
 LEFT JOIN people author ON author.id = item.author_id
 LEFT JOIN people reporter ON reporter.owner_id = r.user_id
-LEFT JOIN posts root ON item.post_type = 'Reshare' AND root.guid = item.root_guid
+LEFT JOIN LATERAL (
+    SELECT root.text, root.author_id FROM posts root
+    WHERE item.post_type = 'Reshare' AND root.guid = item.root_guid
+    LIMIT 1  -- guid is unique; LIMIT also keeps the planner to one index probe per reshare
+) root ON true
 LEFT JOIN people root_author ON root_author.id = root.author_id
+WHERE r.id = ANY(%s::integer[])
 ORDER BY r.id
 """
 

@@ -24,9 +24,8 @@ from psycopg.rows import dict_row
 
 from podmod import store
 from podmod.config import Config, load_config
+from podmod.fixtures import diaspora_schema_sql
 from tests.diaspora_pod import DiasporaPod
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def database_url(server_url: str, database: str) -> str:
@@ -66,7 +65,7 @@ def template_database(services: dict[str, str]) -> Iterator[str]:
     with psycopg.connect(services["postgres"], autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
     with psycopg.connect(database_url(services["postgres"], name), autocommit=True) as conn:
-        conn.execute((FIXTURES / "diaspora_schema.sql").read_text())
+        conn.execute(diaspora_schema_sql())
     yield name
     with psycopg.connect(services["postgres"], autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
