@@ -145,15 +145,21 @@ def build_pod(url: str, *, people: int, posts: int, comments: int, reports: int)
 def add_reports(conn: psycopg.Connection, count: int, *, local: int, posts: int, comments: int):
     psycopg.ClientCursor(conn).execute(
         REPORTS_SQL,
-        {"reports": count, "local": local, "hot_posts": min(posts, 20_000),
-         "hot_comments": min(comments, 5_000)},
+        {
+            "reports": count,
+            "local": local,
+            "hot_posts": min(posts, 20_000),
+            "hot_comments": min(comments, 5_000),
+        },
     )
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "podmod.cli", *args], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "podmod.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -173,8 +179,7 @@ def bench_intake(
     """A backlog of `reports` on a pod with `posts` posts: time until every report is a signal."""
     people = max(posts // 10, 1000)
     with scratch(server_url, redis_url) as sc:
-        build_pod(sc.database_url, people=people, posts=posts, comments=posts // 4,
-                  reports=reports)
+        build_pod(sc.database_url, people=people, posts=posts, comments=posts // 4, reports=reports)
         env = sc.env()
         with psycopg.connect(sc.database_url, autocommit=True) as conn:
             started = time.perf_counter()
@@ -188,8 +193,12 @@ def bench_intake(
                     _stop(process)
             cases = conn.execute("SELECT count(*) FROM podmod.cases").fetchone()[0]
     return {
-        "reports": reports, "posts": posts, "workers": workers, "ingested": done,
-        "cases": cases, "seconds": round(elapsed, 2),
+        "reports": reports,
+        "posts": posts,
+        "workers": workers,
+        "ingested": done,
+        "cases": cases,
+        "seconds": round(elapsed, 2),
         "reports_per_second": round(done / elapsed, 1),
     }
 
@@ -228,9 +237,10 @@ def bench_latency(
         inserted: dict[int, float] = {}
         seen: dict[int, float] = {}
         try:
-            with psycopg.connect(sc.database_url, autocommit=True) as pod, psycopg.connect(
-                sc.database_url, autocommit=True
-            ) as watch:
+            with (
+                psycopg.connect(sc.database_url, autocommit=True) as pod,
+                psycopg.connect(sc.database_url, autocommit=True) as watch,
+            ):
                 time.sleep(1.0)  # let both processes start
                 total = int(rate * seconds)
                 start = time.perf_counter()
@@ -262,7 +272,9 @@ def bench_latency(
     if not latencies:
         raise RuntimeError("no report became visible; is the worker running?")
     return {
-        "rate_per_second": rate, "reports": len(inserted), "visible": len(latencies),
+        "rate_per_second": rate,
+        "reports": len(inserted),
+        "visible": len(latencies),
         "p50_seconds": round(statistics.median(latencies), 3),
         "p95_seconds": round(latencies[int(0.95 * (len(latencies) - 1))], 3),
         "max_seconds": round(latencies[-1], 3),

@@ -90,7 +90,9 @@ def init(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="One pass, then exit.")
-@click.option("--wait", is_flag=True, help="If another reader runs, wait for it instead of exiting.")
+@click.option(
+    "--wait", is_flag=True, help="If another reader runs, wait for it instead of exiting."
+)
 @click.pass_context
 @podmin_errors
 def read(ctx: click.Context, once: bool, wait: bool) -> None:
@@ -172,7 +174,9 @@ def cases(ctx: click.Context, status: str, limit: int | None, as_json: bool) -> 
         click.echo(f"No {'' if status == 'all' else status + ' '}cases.")
         return
     now = datetime.now(UTC)
-    click.echo(f"{'ID':>7}  {'PRIO':>4}  {'STATUS':<9} {'REPORTS':>7} {'BY':>3}  {'AGE':>5}  ACCOUNT")
+    click.echo(
+        f"{'ID':>7}  {'PRIO':>4}  {'STATUS':<9} {'REPORTS':>7} {'BY':>3}  {'AGE':>5}  ACCOUNT"
+    )
     for case in found:
         age = _age(now, case.last_signal_at)
         where = "local" if case.local else "remote"
@@ -247,11 +251,13 @@ def bench() -> None:
 
 def bench_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
-        "--server-url", envvar="PODMOD_BENCH_DATABASE_URL",
+        "--server-url",
+        envvar="PODMOD_BENCH_DATABASE_URL",
         help="PostgreSQL server for the scratch database (default: an embedded one).",
     )(command)
     command = click.option(
-        "--redis-url", envvar="PODMOD_BENCH_REDIS_URL",
+        "--redis-url",
+        envvar="PODMOD_BENCH_REDIS_URL",
         help="Redis database the run may flush (default: an embedded Redis).",
     )(command)
     return click.option("--json", "as_json", is_flag=True)(command)
@@ -272,14 +278,21 @@ def print_figures(figures: dict[str, Any], as_json: bool) -> None:
 @click.option("--workers", default=1, show_default=True)
 @bench_options
 @podmin_errors
-def bench_intake(reports: int, posts: int, workers: int, server_url: str | None,
-                 redis_url: str | None, as_json: bool) -> None:
+def bench_intake(
+    reports: int,
+    posts: int,
+    workers: int,
+    server_url: str | None,
+    redis_url: str | None,
+    as_json: bool,
+) -> None:
     """Time to ingest a backlog of reports into cases, reader and workers as processes."""
     from podmod import bench as benchmarks
 
     print_figures(
-        benchmarks.bench_intake(server_url, redis_url, reports=reports, posts=posts,
-                                workers=workers),
+        benchmarks.bench_intake(
+            server_url, redis_url, reports=reports, posts=posts, workers=workers
+        ),
         as_json,
     )
 
@@ -290,8 +303,14 @@ def bench_intake(reports: int, posts: int, workers: int, server_url: str | None,
 @click.option("--posts", default=200_000, show_default=True)
 @bench_options
 @podmin_errors
-def bench_latency(rate: float, seconds: float, posts: int, server_url: str | None,
-                  redis_url: str | None, as_json: bool) -> None:
+def bench_latency(
+    rate: float,
+    seconds: float,
+    posts: int,
+    server_url: str | None,
+    redis_url: str | None,
+    as_json: bool,
+) -> None:
     """Report-to-case latency while the reader and a worker run."""
     from podmod import bench as benchmarks
 

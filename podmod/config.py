@@ -62,21 +62,52 @@ class Key:
 
 
 KEYS: tuple[Key, ...] = (
-    Key("database_url", str, None, _postgres_url, required=True,
-        help="the pod's PostgreSQL database (diaspora_production)"),
-    Key("state_database_url", str, None, _postgres_url,
-        help="database for podmod's own schema `podmod`; default: the pod's database"),
-    Key("redis_url", str, "redis://127.0.0.1:6379/1", _redis_url,
-        help="Redis for podmod's job queues; never Sidekiq's database (0 by default)"),
+    Key(
+        "database_url",
+        str,
+        None,
+        _postgres_url,
+        required=True,
+        help="the pod's PostgreSQL database (diaspora_production)",
+    ),
+    Key(
+        "state_database_url",
+        str,
+        None,
+        _postgres_url,
+        help="database for podmod's own schema `podmod`; default: the pod's database",
+    ),
+    Key(
+        "redis_url",
+        str,
+        "redis://127.0.0.1:6379/1",
+        _redis_url,
+        help="Redis for podmod's job queues; never Sidekiq's database (0 by default)",
+    ),
     Key("queue_prefix", str, "podmod", help="prefix of podmod's RQ queue names"),
     Key("reader.batch_size", int, 1000, _positive, help="reports per intake batch and job"),
     Key("reader.interval", float, 0.5, _positive, help="seconds between reader passes"),
-    Key("reader.reviewed_sync_interval", float, 5.0, _positive,
-        help="seconds between checks for reports marked reviewed in diaspora"),
-    Key("reader.gap_timeout", float, 600.0, _positive,
-        help="seconds a missing report id is watched for a late commit"),
-    Key("reader.restart_grace", float, 10.0, _positive,
-        help="seconds before an abandoned intake job is enqueued again"),
+    Key(
+        "reader.reviewed_sync_interval",
+        float,
+        5.0,
+        _positive,
+        help="seconds between checks for reports marked reviewed in diaspora",
+    ),
+    Key(
+        "reader.gap_timeout",
+        float,
+        600.0,
+        _positive,
+        help="seconds a missing report id is watched for a late commit",
+    ),
+    Key(
+        "reader.restart_grace",
+        float,
+        10.0,
+        _positive,
+        help="seconds before an abandoned intake job is enqueued again",
+    ),
     Key("worker.job_timeout", int, 600, _positive, help="seconds one job may run"),
     Key("log.level", str, "INFO", _log_level, help="DEBUG, INFO, WARNING or ERROR"),
 )
@@ -126,7 +157,7 @@ def _coerce(key: Key, raw: Any, origin: str) -> Any:
             return False
         raise ConfigError(f"{key.name} ({origin}) must be true or false, not {raw!r}.")
     if isinstance(raw, bool) and key.type is not bool:
-        raise ConfigError(f"{key.name} ({origin}) must be a {key.type.__name__}, not {raw!r}.")
+        raise ConfigError(f"{key.name} ({origin}) must be a {_type_word(key.type)}, not {raw!r}.")
     try:
         value = key.type(raw)
     except (TypeError, ValueError):

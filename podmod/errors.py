@@ -1,4 +1,4 @@
-"""The errors podmod shows to people: each carries one sentence saying what is wrong and what to do."""
+"""Errors shown to people: each carries one sentence saying what is wrong and what to do."""
 
 from __future__ import annotations
 

@@ -105,9 +105,7 @@ def collect_new_reports(
                 (holes,),
             )
         if filled:
-            state.execute(
-                "DELETE FROM podmod.intake_gaps WHERE report_id = ANY(%s)", (filled,)
-            )
+            state.execute("DELETE FROM podmod.intake_gaps WHERE report_id = ANY(%s)", (filled,))
         expired = state.execute(
             "DELETE FROM podmod.intake_gaps WHERE first_seen_at < now() - make_interval(secs => %s)"
             " RETURNING report_id",
@@ -128,9 +126,9 @@ def collect_new_reports(
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = now()",
                 (WATERMARK, new_ids[-1]),
             )
-        result.gaps_open = state.execute(
-            "SELECT count(*) AS n FROM podmod.intake_gaps"
-        ).fetchone()["n"]
+        result.gaps_open = state.execute("SELECT count(*) AS n FROM podmod.intake_gaps").fetchone()[
+            "n"
+        ]
     result.new_reports = len(to_batch)
     result.gaps_filled = len(filled)
     return result
@@ -279,8 +277,12 @@ def run_reader(
         if result.new_reports or result.enqueued or result.reviewed_synced:
             log.info(
                 "reader pass: reports=%d batches=%d enqueued=%d gaps=%d reviewed=%d resolved=%d",
-                result.new_reports, len(result.new_batches), len(result.enqueued),
-                result.gaps_open, result.reviewed_synced, result.cases_resolved,
+                result.new_reports,
+                len(result.new_batches),
+                len(result.enqueued),
+                result.gaps_open,
+                result.reviewed_synced,
+                result.cases_resolved,
             )
         if once or stop():
             return result
@@ -295,9 +297,26 @@ def run_reader(
 # Worker side
 
 INCOMING_COLUMNS = (
-    "report_id", "item_type", "item_id", "reviewed", "reason", "reported_at", "reporter_user_id",
-    "reporter", "person_id", "account", "local", "item_guid", "item_text", "item_created_at",
-    "post_type", "root_guid", "root_text", "root_account", "parent_post_id", "item_missing",
+    "report_id",
+    "item_type",
+    "item_id",
+    "reviewed",
+    "reason",
+    "reported_at",
+    "reporter_user_id",
+    "reporter",
+    "person_id",
+    "account",
+    "local",
+    "item_guid",
+    "item_text",
+    "item_created_at",
+    "post_type",
+    "root_guid",
+    "root_text",
+    "root_account",
+    "parent_post_id",
+    "item_missing",
 )
 
 STORE_BATCH_SQL = """

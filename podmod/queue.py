@@ -71,7 +71,9 @@ def enqueue_ingest(config: Config, conn: redis.Redis, batch_id: int) -> Job:
 LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
-def job_statuses(conn: redis.Redis, job_ids: list[str]) -> list[tuple[JobStatus | None, Job | None]]:
+def job_statuses(
+    conn: redis.Redis, job_ids: list[str]
+) -> list[tuple[JobStatus | None, Job | None]]:
     """Status of each job id (None where Redis no longer knows the job)."""
     out: list[tuple[JobStatus | None, Job | None]] = []
     for job in Job.fetch_many(job_ids, connection=conn):

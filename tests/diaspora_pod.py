@@ -75,8 +75,13 @@ class DiasporaPod:
             user_id = self.conn.execute(
                 "INSERT INTO users (username, email, encrypted_password, created_at, updated_at,"
                 " getting_started) VALUES (%s, %s, %s, %s, %s, false) RETURNING id",
-                (username.lower(), f"{username.lower()}@mail.example",
-                 devise_hash(password) if password else "", now(), now()),
+                (
+                    username.lower(),
+                    f"{username.lower()}@mail.example",
+                    devise_hash(password) if password else "",
+                    now(),
+                    now(),
+                ),
             ).fetchone()["id"]
         else:
             pod_id = self._pod_id(host)
@@ -93,12 +98,15 @@ class DiasporaPod:
         )
         for role in roles:
             self.conn.execute(
-                "INSERT INTO roles (person_id, name, created_at, updated_at) VALUES (%s, %s, %s, %s)",
+                "INSERT INTO roles (person_id, name, created_at, updated_at)"
+                " VALUES (%s, %s, %s, %s)",
                 (person_id, role, now(), now()),
             )
         return Person(person_id, handle, user_id)
 
-    def post(self, author: Person, text: str = "A placeholder post.", *, public: bool = True) -> int:
+    def post(
+        self, author: Person, text: str = "A placeholder post.", *, public: bool = True
+    ) -> int:
         return self.conn.execute(
             "INSERT INTO posts (author_id, public, guid, type, text, created_at, updated_at,"
             " interacted_at) VALUES (%s, %s, %s, 'StatusMessage', %s, %s, %s, %s) RETURNING id",

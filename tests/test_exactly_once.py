@@ -125,7 +125,9 @@ def test_worker_killed_in_the_middle_of_a_job_is_replaced_without_loss(
     assert_each_report_once(ids)
 
 
-def test_two_workers_draining_the_same_queue_store_each_report_once(config, state, pod, monkeypatch):
+def test_two_workers_draining_the_same_queue_store_each_report_once(
+    config, state, pod, monkeypatch
+):
     monkeypatch.setenv("PODMOD_READER_BATCH_SIZE", "5")
     config = load_config()
     ids = build_backlog(pod, 120, accounts=11)
@@ -154,7 +156,10 @@ def test_a_second_reader_exits_with_a_message(config, state):
         other.execute("SELECT pg_advisory_lock(%s)", (intake.READER_LOCK,))
         result = subprocess.run(
             [sys.executable, "-m", "podmod.cli", "read", "--once"],
-            env=os.environ.copy(), capture_output=True, text=True, timeout=60,
+            env=os.environ.copy(),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode == 4
     assert "another `podmod read` is already running" in result.stderr

@@ -1,0 +1,96 @@
+"""The `podmod` command as a podmin uses it: init, read, cases, check."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from tests.helpers import drain, podmod
+
+
+def test_init_creates_the_schema_once_and_is_idempotent(env, pod_url):
+    first = podmod("init")
+    second = podmod("init")
+    assert first.exit_code == 0 and "applied 0001_intake" in first.output
+    assert second.exit_code == 0 and "up to date" in second.output
+    with psycopg.connect(pod_url) as conn:
+        versions = conn.execute("SELECT version FROM podmod.schema_migrations").fetchall()
+    assert versions == [(1,)]
+
+
+def test_init_refuses_a_database_that_is_not_a_diaspora_pod(env, pod_url, monkeypatch):
+    with psycopg.connect(pod_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE reports")
+    result = podmod("init")
+    assert result.exit_code == 2
+    assert "no diaspora* table 'reports'" in result.output
+    with psycopg.connect(pod_url) as conn:
+        assert conn.execute("SELECT to_regnamespace('podmod')").fetchone() == (None,)
+
+
+def test_commands_before_init_say_to_run_init(env):
+    result = podmod("cases")
+    assert result.exit_code == 2
+    assert "run `podmod init`" in result.output
+
+
+def test_unreachable_database_is_one_sentence(env, monkeypatch):
+    monkeypatch.setenv("PODMOD_DATABASE_URL", "postgresql://podmod@127.0.0.1:1/diaspora")
+    result = podmod("cases")
+    assert result.exit_code == 3
+    assert result.output.startswith("podmod: Cannot connect to the state database at")
+    assert "127.0.0.1:1" in result.output
+
+
+def test_redis_holding_sidekiq_keys_is_refused(env, state, rconn):
+    rconn.sadd("queues", "default")  # what diaspora*'s Sidekiq leaves in its database
+    result = podmod("read", "--once")
+    assert result.exit_code == 2
+    assert "Sidekiq" in result.output
+
+
+def test_read_once_then_cases_shows_the_queue(config, state, pod):
+    reporter = pod.person("reporter")
+    author = pod.person("author", "remote.example")
+    pod.report(reporter, "Post", pod.post(author, "text"), "spam")
+    read = podmod("read", "--once")
+    assert read.exit_code == 0, read.output
+    assert "read 1 new reports into 1 batches; enqueued 1 jobs" in read.output
+    drain(config)
+
+    table = podmod("cases")
+    assert "author@remote.example (remote)" in table.output
+    assert table.output.splitlines()[0].split() == [
+        "ID",
+        "PRIO",
+        "STATUS",
+        "REPORTS",
+        "BY",
+        "AGE",
+        "ACCOUNT",
+    ]
+    assert podmod("cases", "--status", "resolved").output.strip() == "No resolved cases."
+
+
+def test_cases_limit_and_status_filter(config, state, pod):
+    reporter = pod.person("reporter")
+    for n in range(3):
+        pod.report(reporter, "Post", pod.post(pod.person(f"a{n}", "remote.example")))
+    podmod("read", "--once")
+    drain(config)
+    assert len(json.loads(podmod("cases", "--json", "--limit", "2").output)) == 2
+    assert len(json.loads(podmod("cases", "--json").output)) == 3
+
+
+def test_check_reports_each_part(config, state):
+    result = podmod("check", "--json")
+    report = json.loads(result.output)
+    assert result.exit_code == 0
+    assert [c["check"] for c in report["checks"]] == [
+        "config",
+        "pod database",
+        "podmod schema",
+        "redis",
+    ]
+    assert report["ok"] is True

@@ -1,0 +1,91 @@
+"""Configuration: a TOML file and PODMOD_* variables; every bad value is one sentence and exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from podmod.config import load_config
+from podmod.errors import ConfigError
+
+DB = "postgresql://podmod@localhost/diaspora_production"
+
+
+def test_environment_alone_is_enough():
+    config = load_config(environ={"PODMOD_DATABASE_URL": DB})
+    assert config.database_url == DB
+    assert config.state_database_url == DB  # podmod's schema lives in the pod's database
+    assert config.redis_url == "redis://127.0.0.1:6379/1"  # never Sidekiq's database 0
+    assert config["reader.batch_size"] == 1000
+
+
+def test_file_values_and_environment_overrides(tmp_path):
+    path = tmp_path / "podmod.toml"
+    path.write_text(
+        f'database_url = "{DB}"\nredis_url = "redis://10.0.0.5:6379/3"\n'
+        "[reader]\nbatch_size = 200\ninterval = 2\n"
+    )
+    config = load_config(path, environ={"PODMOD_READER_BATCH_SIZE": "50"})
+    assert config.redis_url == "redis://10.0.0.5:6379/3"
+    assert config["reader.batch_size"] == 50
+    assert config["reader.interval"] == 2.0
+    assert config.source == str(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "environ", "message"),
+    [
+        ("", {}, "database_url is not set: set PODMOD_DATABASE_URL"),
+        (
+            f'database_url = "{DB}"\nreader = {{ batch_sise = 5 }}\n',
+            {},
+            "Unknown key 'reader.batch_sise'",
+        ),
+        (
+            f'database_url = "{DB}"\n',
+            {"PODMOD_READER_BATCH_SIZE": "many"},
+            "reader.batch_size (from PODMOD_READER_BATCH_SIZE) must be a whole number, not 'many'",
+        ),
+        (f'database_url = "{DB}"\n[reader]\nbatch_size = 0\n', {}, "must be greater than 0"),
+        (
+            f'database_url = "{DB}"\n[reader]\nbatch_size = true\n',
+            {},
+            "must be a whole number, not True",
+        ),
+        ('database_url = "mysql://x"\n', {}, "must be a PostgreSQL URL"),
+        (f'database_url = "{DB}"\nredis_url = "http://x"\n', {}, "must be a Redis URL"),
+        (f'database_url = "{DB}"\n[log]\nlevel = "LOUD"\n', {}, "must be one of DEBUG"),
+        ('database_url = "unterminated\n', {}, "is not valid TOML"),
+    ],
+)
+def test_bad_values_are_one_clear_sentence(tmp_path, content, environ, message):
+    path = tmp_path / "podmod.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as error:
+        load_config(path, environ=environ)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_explicit_config_file_that_does_not_exist_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(environ={"PODMOD_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_the_command_exits_2_with_one_line_on_a_bad_value(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PODMOD_")}
+    env["PODMOD_CONFIG"] = str(tmp_path / "podmod.toml")
+    (tmp_path / "podmod.toml").write_text(f'database_url = "{DB}"\n[reader]\nbatch_size = -1\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "podmod.cli", "cases"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("podmod: reader.batch_size")
