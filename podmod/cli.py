@@ -15,6 +15,7 @@ import socket
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -242,6 +243,205 @@ def check(ctx: click.Context, as_json: bool) -> None:
         for r in results:
             click.echo(f"{'ok  ' if r['ok'] else 'FAIL'} {r['check']}: {r['detail']}")
     sys.exit(0 if ok else 1)
+
+
+def cli_actor() -> str:
+    """Who acts from the command line: the login name, as the audit log records it."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+@main.command()
+@click.argument("handle")
+@click.option("--reason", required=True, help="Why; kept in the decision and the audit log.")
+@click.option("--confirm", is_flag=True, help="Confirm locking an admin or a moderator.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@podmin_errors
+def lock(ctx: click.Context, handle: str, reason: str, confirm: bool, as_json: bool) -> None:
+    """Lock a local account (diaspora* signs it out on its next request)."""
+    from podmod import actions
+
+    result = actions.lock_account(get_config(ctx), handle=handle, actor=cli_actor(),
+                                  source="cli", reason=reason, confirm_staff=confirm)
+    click.echo(json.dumps(result.__dict__) if as_json else result.message)
+
+
+@main.command()
+@click.argument("handle")
+@click.option("--reason", required=True, help="Why; kept in the decision and the audit log.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@podmin_errors
+def unlock(ctx: click.Context, handle: str, reason: str, as_json: bool) -> None:
+    """Unlock a local account."""
+    from podmod import actions
+
+    result = actions.unlock_account(get_config(ctx), handle=handle, actor=cli_actor(),
+                                    source="cli", reason=reason)
+    click.echo(json.dumps(result.__dict__) if as_json else result.message)
+
+
+@main.group()
+def lists() -> None:
+    """Shared blocklists: sync, show, diff, approve, publish."""
+
+
+@lists.command("sync")
+@click.option("--name", "names", multiple=True, help="Only this list (repeatable).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@podmin_errors
+def lists_sync(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
+    """Fetch, verify, store and apply every subscribed list (meant for cron)."""
+    from podmod import store
+    from podmod.db import state_connection
+    from podmod.lists.sync import sync_lists
+
+    config = get_config(ctx)
+    if not config.lists:
+        fail(f"No [[lists]] in the configuration ({config.source}); nothing to sync.", 2)
+    with state_connection(config) as state:
+        store.require_current_schema(state)
+    outcomes = sync_lists(config, list(names))
+    if as_json:
+        click.echo(json.dumps([o.as_json() for o in outcomes], indent=2))
+    else:
+        for outcome in outcomes:
+            mark = "FAILED" if outcome.failed else outcome.status
+            click.echo(f"{outcome.name}: {mark}: {outcome.message}")
+            for handle in outcome.locked:
+                click.echo(f"{outcome.name}: locked {handle} (policy lock)")
+    sys.exit(1 if any(o.failed for o in outcomes) else 0)
+
+
+@lists.command("show")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@podmin_errors
+def lists_show(ctx: click.Context, as_json: bool) -> None:
+    """State of every list: version, entries, last success, last error, held versions."""
+    from podmod import store
+    from podmod.db import state_connection
+    from podmod.lists.versions import lists_overview
+
+    with state_connection(get_config(ctx)) as state:
+        store.require_current_schema(state)
+        rows = lists_overview(state)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("No lists synced yet; run `podmod lists sync`.")
+    for row in rows:
+        click.echo(
+            f"{row['name']} ({row['policy']}): version {row['version'] or '-'}, "
+            f"{row['entries']} entries, {row['matches']} active matches; last success "
+            f"{_when(row['last_success_at'])}"
+        )
+        if row["held"]:
+            held = ", ".join(str(n) for n in row["held"])
+            click.echo(f"  held for approval: version {held} (`podmod lists diff {row['name']}`)")
+        if row["last_error"]:
+            click.echo(f"  last error ({_when(row['last_error_at'])}): {row['last_error']}")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+@lists.command("diff")
+@click.argument("name")
+@click.option("--version", "number", type=int, help="Default: the newest version.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@podmin_errors
+def lists_diff(ctx: click.Context, name: str, number: int | None, limit: int,
+               as_json: bool) -> None:
+    """What a version added and removed."""
+    from podmod.db import state_connection
+    from podmod.lists.versions import version_diff
+
+    with state_connection(get_config(ctx)) as state:
+        diff = version_diff(state, name, number, limit=limit)
+    if as_json:
+        click.echo(json.dumps(diff, indent=2))
+        return
+    click.echo(f"{name} version {diff['version']} ({diff['status']}): "
+               f"+{diff['added_count']} -{diff['removed_count']}")
+    if diff["held_reason"]:
+        click.echo(f"held: {diff['held_reason']}")
+    for entry in diff["added"]:
+        click.echo(f"+ {entry}")
+    for entry in diff["removed"]:
+        click.echo(f"- {entry}")
+
+
+@lists.command("approve")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.pass_context
+@podmin_errors
+def lists_approve(ctx: click.Context, name: str, version: int) -> None:
+    """Apply a version that was held for approval."""
+    from podmod.lists.sync import approve_version
+
+    outcome = approve_version(get_config(ctx), name, version, approved_by=cli_actor())
+    click.echo(f"{name}: {outcome.message}")
+
+
+@lists.command("publish")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The list file to write; its signature goes to OUTPUT.minisig.")
+@click.option("--secret-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="minisign secret key (from `podmod lists keygen` or minisign -G).")
+@click.option("--password-env", help="Environment variable holding the secret key's password.")
+@click.option("--from-csv", "source_csv", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="Entries from this CSV (kind,value,label,comment).")
+@click.option("--from-decisions", is_flag=True,
+              help="Entries for every account this pod has locked and still locks.")
+@click.option("--label", default="locked", show_default=True,
+              help="Label of entries made from decisions.")
+@click.option("--trusted-comment", help="Signed comment (default: timestamp and file name).")
+@click.pass_context
+@podmin_errors
+def lists_publish(ctx: click.Context, output: Path, secret_key: Path, password_env: str | None,
+                  source_csv: Path | None, from_decisions: bool, label: str,
+                  trusted_comment: str | None) -> None:
+    """Build a list file and sign it, for others to subscribe to."""
+    from podmod.lists import publish
+
+    if bool(source_csv) == from_decisions:
+        fail("Give exactly one of --from-csv FILE or --from-decisions.", 2)
+    secret = publish.load_secret_key(secret_key, password_env)
+    if source_csv:
+        parsed = publish.from_csv(source_csv)
+    else:
+        from podmod.db import state_connection
+
+        with state_connection(get_config(ctx)) as state:
+            parsed = publish.from_decisions(state, label=label)
+    body, signature = publish.publish(parsed, output, secret, trusted_comment=trusted_comment)
+    click.echo(f"wrote {body} ({len(parsed.entries)} entries) and {signature}")
+
+
+@lists.command("keygen")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=".", show_default=True)
+@click.option("--name", default="podmod", show_default=True)
+@click.option("--password-env", help="Encrypt the secret key with the password in this variable.")
+@podmin_errors
+def lists_keygen(directory: Path, name: str, password_env: str | None) -> None:
+    """Make a minisign key pair for publishing lists."""
+    from podmod.lists import publish
+
+    password = os.environ.get(password_env) if password_env else None
+    public_path, secret_path = publish.keygen(directory, name, password)
+    public_line = public_path.read_text().splitlines()[1]
+    click.echo(f"public key (give it to subscribers as public_key): {public_line}")
+    click.echo(f"wrote {public_path} and {secret_path} (keep the secret key private)")
 
 
 @main.group()

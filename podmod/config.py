@@ -8,6 +8,7 @@ names the key, where it came from and what to do. `[reader] batch_size` in the f
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from podmod.errors import ConfigError
+from podmod.errors import ConfigError, PodmodError
 
 DEFAULT_CONFIG_PATH = Path("/etc/podmod/podmod.toml")
 
@@ -38,6 +39,10 @@ def _redis_url(value: str) -> str | None:
 
 def _positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
+
+
+def _share(value: float) -> str | None:
+    return None if 0 < value <= 1 else "must be a share between 0 and 1, such as 0.5"
 
 
 def _log_level(value: str) -> str | None:
@@ -109,17 +114,41 @@ KEYS: tuple[Key, ...] = (
         help="seconds before an abandoned intake job is enqueued again",
     ),
     Key("worker.job_timeout", int, 600, _positive, help="seconds one job may run"),
+    Key("list_sync.threshold", int, 1, _positive,
+        help="an account needs entries in at least this many lists to be a match"),
+    Key("list_sync.max_removal_share", float, 0.5, _share,
+        help="a new version removing more than this share of entries is held for approval"),
+    Key("list_sync.max_bytes", int, 50_000_000, _positive, help="largest list file accepted"),
+    Key("list_sync.timeout", float, 60.0, _positive, help="seconds one list download may take"),
+    Key("list_sync.ca_bundle", str, None, help="CA bundle for list servers (default: system)"),
     Key("log.level", str, "INFO", _log_level, help="DEBUG, INFO, WARNING or ERROR"),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
 
+LIST_POLICIES = ("review", "lock", "ignore", "allow")
+LIST_KEYS = ("name", "url", "public_key", "policy", "skip_invalid", "max_removal_share")
+
+
+@dataclass(frozen=True)
+class ListConfig:
+    """One `[[lists]]` subscription."""
+
+    name: str
+    url: str
+    policy: str
+    public_key: str | None = None
+    skip_invalid: bool = False
+    max_removal_share: float | None = None
+
+
 @dataclass(frozen=True)
 class Config:
-    """Validated settings. Read values with attribute access on the flat, underscored name."""
+    """Validated settings: `config["reader.batch_size"]`, and the list subscriptions."""
 
     values: Mapping[str, Any]
     source: str
+    lists: tuple[ListConfig, ...] = ()
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -178,13 +207,16 @@ def load_config(
 ) -> Config:
     """Read the TOML file (if any) and the PODMOD_* environment, and validate every key."""
     env = os.environ if environ is None else environ
+    raw_lists: Any = []
     explicit = path is not None or "PODMOD_CONFIG" in env
     file_path = Path(path if path is not None else env.get("PODMOD_CONFIG", DEFAULT_CONFIG_PATH))
     from_file: dict[str, Any] = {}
     if file_path.exists():
         try:
             with file_path.open("rb") as handle:
-                from_file = _flatten(tomllib.load(handle))
+                document = tomllib.load(handle)
+            raw_lists = document.pop("lists", [])
+            from_file = _flatten(document)
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{file_path} is not valid TOML ({error}); fix the file.") from None
         except OSError as error:
@@ -223,4 +255,70 @@ def load_config(
         if problem:
             raise ConfigError(f"{key.name} ({origin}) {problem}; it is {raw!r}.")
         values[key.name] = value
-    return Config(values=values, source=source)
+    return Config(values=values, source=source, lists=_load_lists(raw_lists, file_path))
+
+
+def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        raise ConfigError(f"In {file_path}, lists must be [[lists]] tables, one per subscription.")
+    seen: set[str] = set()
+    lists = []
+    for number, item in enumerate(raw, start=1):
+        where = f"[[lists]] number {number} in {file_path}"
+        unknown = sorted(set(item) - set(LIST_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"Unknown key {unknown[0]!r} in {where}; allowed: {', '.join(LIST_KEYS)}."
+            )
+        name = item.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", name):
+            raise ConfigError(
+                f"{where} needs a name of lower-case letters, digits, '.', '_' or '-' "
+                f"(it is {name!r})."
+            )
+        where = f"list {name!r} in {file_path}"
+        if name in seen:
+            raise ConfigError(f"Two [[lists]] are named {name!r} in {file_path}; rename one.")
+        seen.add(name)
+        url = item.get("url")
+        if not isinstance(url, str) or not (
+            url.startswith("https://") or url.startswith("file:///")
+        ):
+            raise ConfigError(
+                f"url of {where} must start with https:// (or file:/// for a local file); "
+                f"it is {url!r}."
+            )
+        policy = item.get("policy", "review")
+        if policy not in LIST_POLICIES:
+            raise ConfigError(
+                f"policy of {where} must be one of {', '.join(LIST_POLICIES)}; it is {policy!r}."
+            )
+        public_key = item.get("public_key")
+        if public_key is not None:
+            from podmod.lists.minisign import PublicKey
+
+            if not isinstance(public_key, str):
+                raise ConfigError(f"public_key of {where} must be a string.")
+            try:
+                PublicKey.from_string(public_key)
+            except PodmodError:
+                raise ConfigError(
+                    f"public_key of {where} is not a minisign public key (the base64 line of the "
+                    "list's .pub file, starting with RW)."
+                ) from None
+        skip_invalid = item.get("skip_invalid", False)
+        if not isinstance(skip_invalid, bool):
+            raise ConfigError(f"skip_invalid of {where} must be true or false.")
+        share = item.get("max_removal_share")
+        if share is not None and (
+            isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1
+        ):
+            raise ConfigError(f"max_removal_share of {where} must be a share between 0 and 1.")
+        lists.append(
+            ListConfig(
+                name=name, url=url, policy=policy, public_key=public_key,
+                skip_invalid=skip_invalid,
+                max_removal_share=float(share) if share is not None else None,
+            )
+        )
+    return tuple(lists)

@@ -23,12 +23,11 @@ from rq.job import JobStatus
 
 from podmod import pod_db, queue
 from podmod.config import Config
-from podmod.store import record_audit
+from podmod.store import INGEST_LOCK, resolve_cases_without_pending
 
 log = logging.getLogger("podmod.intake")
 
 READER_LOCK = 0x706D7264  # one reader at a time (session advisory lock on the state database)
-INGEST_LOCK = 0x706D696E  # case and signal writes are serialised: no duplicate cases, ever
 BATCH_LOCK_CLASS = 0x706D62  # (class, batch id): held by the worker that is ingesting that batch
 WATERMARK = "reports"
 MAX_GAP = 1000  # a larger hole in report ids is history, not transactions still in flight
@@ -46,6 +45,7 @@ class PassResult:
     gaps_filled: int = 0
     reviewed_synced: int = 0
     cases_resolved: int = 0
+    new_people_matched: int = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,29 +218,6 @@ def sync_reviewed(pod: psycopg.Connection, state: psycopg.Connection) -> tuple[i
     return len(rows), resolved
 
 
-def resolve_cases_without_pending(state: psycopg.Connection, case_ids: list[int]) -> int:
-    """Close open cases among these that have no pending report and no active list match; each
-    closure is audited. Runs inside the caller's transaction."""
-    rows = state.execute(
-        "UPDATE podmod.cases SET status = 'resolved', resolution = 'reviewed_in_pod',"
-        " closed_at = now(), updated_at = now()"
-        " WHERE id = ANY(%s) AND status = 'open' AND pending_report_count = 0"
-        " AND list_match_count = 0 RETURNING id, account",
-        (case_ids,),
-    ).fetchall()
-    for row in rows:
-        record_audit(
-            state,
-            actor="diaspora*",
-            action="resolve",
-            source="reader",
-            case_id=row["id"],
-            account=row["account"],
-            reason="every report on the case was marked reviewed in diaspora*",
-        )
-    return len(rows)
-
-
 def read_pass(
     config: Config,
     pod: psycopg.Connection,
@@ -250,8 +227,12 @@ def read_pass(
     sync_reviewed_now: bool = True,
 ) -> PassResult:
     """One pass of the reader. The caller holds the reader lock."""
+    from podmod.lists.apply import match_people
+
     result = collect_new_reports(config, pod, state)
     result.enqueued = enqueue_pending_batches(config, state, rconn)
+    with state.transaction():  # accounts new on the pod, checked against the lists in force
+        result.new_people_matched = match_people(config, pod, state, full=False).added
     if sync_reviewed_now:
         result.reviewed_synced, result.cases_resolved = sync_reviewed(pod, state)
     return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from podmod.errors import NotADiasporaDatabase
 
@@ -28,8 +29,10 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 def check_diaspora_schema(conn: psycopg.Connection) -> None:
     """Raise NotADiasporaDatabase unless every table and column podmod reads is there."""
     rows = conn.execute(
-        "SELECT table_name, column_name FROM information_schema.columns"
-        " WHERE table_schema = current_schema() AND table_name = ANY(%s)",
+        "SELECT c.relname AS table_name, a.attname AS column_name"
+        " FROM unnest(%s::text[]) AS wanted (name)"
+        " JOIN pg_class c ON c.oid = to_regclass(wanted.name)"  # as unqualified queries find it
+        " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped",
         (list(REQUIRED_COLUMNS),),
     ).fetchall()
     conn.rollback()
@@ -127,3 +130,21 @@ def load_reports(conn: psycopg.Connection, ids: list[int]) -> list[dict[str, Any
     if not ids:
         return []
     return conn.execute(LOAD_REPORTS_SQL, (ids,)).fetchall()
+
+
+def max_person_id(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT coalesce(max(id), 0) AS top FROM people").fetchone()["top"]
+
+
+def copy_people(
+    pod: psycopg.Connection, target: psycopg.Copy, *, above: int, up_to: int
+) -> None:
+    """Stream people with id in (above, up_to] into `target` (a COPY ... FROM STDIN on another
+    connection) as (person_id, account, host, local): lower-cased handle, its host with any port."""
+    statement = sql.SQL(
+        "COPY (SELECT id, lower(diaspora_handle), split_part(lower(diaspora_handle), '@', 2),"
+        " owner_id IS NOT NULL FROM people WHERE id > {} AND id <= {}) TO STDOUT"
+    ).format(sql.Literal(above), sql.Literal(up_to))
+    with pod.cursor().copy(statement) as source:
+        for chunk in source:
+            target.write(chunk)

@@ -19,6 +19,7 @@ from podmod.errors import PodmodError, SchemaOutOfDate
 
 SCHEMA = "podmod"
 MIGRATION_LOCK = 0x706F646D  # "podm": advisory lock key held while migrating
+INGEST_LOCK = 0x706D696E  # case and signal writes are serialised: no duplicate cases, ever
 CASE_STATUSES = ("open", "resolved", "dismissed")
 
 
@@ -55,7 +56,11 @@ def migrate(conn: psycopg.Connection) -> list[Migration]:
     """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        present = conn.execute(
+            "SELECT to_regnamespace(%s) IS NOT NULL AS present", (SCHEMA,)
+        ).fetchone()["present"]
+        if not present:  # (CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even then)
+            conn.execute(f"CREATE SCHEMA {SCHEMA}")
         conn.execute(
             "CREATE TABLE IF NOT EXISTS podmod.schema_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL,"
@@ -103,6 +108,32 @@ def record_audit(
         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
         (actor, action, source, case_id, account, reason, json.dumps(details or {})),
     )
+
+
+def resolve_cases_without_pending(
+    state: psycopg.Connection,
+    case_ids: list[int],
+    *,
+    resolution: str = "reviewed_in_pod",
+    actor: str = "diaspora*",
+    source: str = "reader",
+    reason: str = "every report on the case was marked reviewed in diaspora*",
+) -> int:
+    """Close open cases among these that have no pending report and no active list match; each
+    closure is audited. Runs inside the caller's transaction."""
+    rows = state.execute(
+        "UPDATE podmod.cases SET status = 'resolved', resolution = %s,"
+        " closed_at = now(), updated_at = now()"
+        " WHERE id = ANY(%s) AND status = 'open' AND pending_report_count = 0"
+        " AND list_match_count = 0 RETURNING id, account",
+        (resolution, case_ids),
+    ).fetchall()
+    for row in rows:
+        record_audit(
+            state, actor=actor, action="resolve", source=source, case_id=row["id"],
+            account=row["account"], reason=reason,
+        )
+    return len(rows)
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Shared blocklists: fetch, verify, parse, store and apply."""

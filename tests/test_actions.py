@@ -1,0 +1,113 @@
+"""The one action path: locking and unlocking write the pod row, the decision and the audit row
+together, refuse what they must, and never double."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from podmod import actions
+from tests.helpers import podmod
+
+
+def locked_at(pod, username: str):
+    return pod.conn.execute(
+        "SELECT locked_at FROM users WHERE username = %s", (username,)
+    ).fetchone()["locked_at"]
+
+
+def test_lock_from_the_cli_sets_locked_at_and_records_decision_and_audit(config, state, pod):
+    pod.person("spammer")
+
+    result = podmod("lock", "spammer@pod.example", "--reason", "placeholder spam")
+
+    assert result.exit_code == 0
+    assert result.output.strip() == "spammer@pod.example is now locked."
+    assert locked_at(pod, "spammer") is not None
+    decision = state.execute("SELECT action, actor, source, reason FROM podmod.decisions").fetchone()
+    assert decision["action"] == "lock" and decision["source"] == "cli"
+    assert decision["actor"].startswith("cli:") and decision["reason"] == "placeholder spam"
+    audit = state.execute("SELECT action, account FROM podmod.audit").fetchall()
+    assert audit == [{"action": "lock", "account": "spammer@pod.example"}]
+
+
+def test_lock_writes_only_locked_at_in_the_users_row(config, state, pod):
+    pod.person("spammer")
+    before = pod.conn.execute("SELECT * FROM users WHERE username = 'spammer'").fetchone()
+    podmod("lock", "spammer", "--reason", "x")  # a bare local username works too
+    after = pod.conn.execute("SELECT * FROM users WHERE username = 'spammer'").fetchone()
+    changed = {key for key in before if before[key] != after[key]}
+    assert changed == {"locked_at"}
+
+
+def test_locking_twice_says_already_locked_and_records_one_decision(config, state, pod):
+    pod.person("spammer")
+    podmod("lock", "spammer@pod.example", "--reason", "x")
+    second = podmod("lock", "spammer@pod.example", "--reason", "x", "--json")
+    assert json.loads(second.output)["changed"] is False
+    assert "already locked" in json.loads(second.output)["message"]
+    assert state.execute("SELECT count(*) AS n FROM podmod.decisions").fetchone()["n"] == 1
+
+
+def test_two_moderators_locking_at_once_give_one_lock_and_one_already_locked(config, state, pod):
+    pod.person("spammer")
+
+    def lock(n: int) -> bool:
+        return actions.lock_account(config, handle="spammer@pod.example", actor=f"mod{n}",
+                                    source="web", reason="x").changed
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lock, range(4)))
+
+    assert sorted(results) == [False, False, False, True]
+    assert state.execute("SELECT count(*) AS n FROM podmod.decisions").fetchone()["n"] == 1
+
+
+def test_remote_accounts_cannot_be_locked_from_this_pod(config, state, pod):
+    pod.person("remote", "far.example")
+    result = podmod("lock", "remote@far.example", "--reason", "x")
+    assert result.exit_code == 5
+    assert "remote account: only its own pod can lock it" in result.output
+    assert "far.example" in result.output
+    assert state.execute("SELECT count(*) AS n FROM podmod.audit").fetchone()["n"] == 0
+
+
+def test_admins_and_moderators_are_locked_only_with_confirmation(config, state, pod):
+    pod.person("boss", roles=("admin",))
+    refused = podmod("lock", "boss@pod.example", "--reason", "x")
+    assert refused.exit_code == 5 and "needs an explicit confirmation" in refused.output
+    assert locked_at(pod, "boss") is None
+    confirmed = podmod("lock", "boss@pod.example", "--reason", "x", "--confirm")
+    assert confirmed.exit_code == 0
+    assert locked_at(pod, "boss") is not None
+
+
+def test_unlock_clears_locked_at_and_is_audited(config, state, pod):
+    pod.person("spammer")
+    podmod("lock", "spammer@pod.example", "--reason", "x")
+    result = podmod("unlock", "spammer@pod.example", "--reason", "appeal")
+    assert result.output.strip() == "spammer@pod.example is now unlocked."
+    assert locked_at(pod, "spammer") is None
+    actions_logged = [r["action"] for r in state.execute("SELECT action FROM podmod.audit ORDER BY id")]
+    assert actions_logged == ["lock", "unlock"]
+
+
+def test_unknown_account_is_a_clear_error(config, state):
+    result = podmod("lock", "nobody@pod.example", "--reason", "x")
+    assert result.exit_code == 4
+    assert "No account 'nobody@pod.example' on this pod" in result.output
+
+
+def test_lock_is_attached_to_the_accounts_open_case(config, state, pod):
+    from tests.helpers import cases_json, intake_all
+
+    reporter = pod.person("reporter")
+    author = pod.person("author")
+    pod.report(reporter, "Post", pod.post(author))
+    intake_all(config)
+    [case] = cases_json("open")
+
+    podmod("lock", "author@pod.example", "--reason", "x")
+
+    row = state.execute("SELECT case_id FROM podmod.decisions").fetchone()
+    assert row["case_id"] == case["id"]

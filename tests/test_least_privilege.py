@@ -1,0 +1,76 @@
+"""podmod runs as the role deploy/grants.sql creates, and PostgreSQL refuses it anything else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from podmod.config import load_config
+from tests.helpers import cases_json, drain, podmod
+
+GRANTS = Path(__file__).parent.parent / "deploy" / "grants.sql"
+
+
+def as_role(url: str, role: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.split("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
+
+
+@pytest.fixture
+def podmod_role(env, pod_url, monkeypatch) -> str:
+    with psycopg.connect(pod_url, autocommit=True) as admin:
+        admin.execute(GRANTS.read_text())
+    url = as_role(pod_url, "podmod")
+    monkeypatch.setenv("PODMOD_DATABASE_URL", url)
+    return url
+
+
+def test_the_whole_flow_runs_as_the_least_privilege_role(podmod_role, pod):
+    reporter = pod.person("reporter")
+    author = pod.person("author")
+    post = pod.post(author, "text")
+    pod.report(reporter, "Post", post, "spam")
+
+    init = podmod("init")
+    assert init.exit_code == 0, init.output
+    assert podmod("read", "--once").exit_code == 0
+    drain(load_config())
+    assert [c["account"] for c in cases_json("open")] == ["author@pod.example"]
+    assert podmod("lock", "author@pod.example", "--reason", "x").exit_code == 0
+    assert podmod("unlock", "author@pod.example", "--reason", "y").exit_code == 0
+    pod.mark_reviewed("Post", post)
+    assert podmod("read", "--once").exit_code == 0
+    assert cases_json("open") == []
+    with psycopg.connect(podmod_role) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("podmod",)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE users SET email = 'x@example.org'",
+        "UPDATE users SET encrypted_password = ''",
+        "UPDATE reports SET text = 'changed'",
+        "UPDATE people SET closed_account = true",
+        "UPDATE pods SET blocked = true",
+        "DELETE FROM posts",
+        "INSERT INTO account_deletions (person_id) VALUES (1)",
+        "SELECT email FROM users",
+        "SELECT serialized_private_key FROM users",
+        "CREATE TABLE public.intruder (id int)",
+    ],
+)
+def test_anything_else_in_the_pods_tables_is_refused(podmod_role, statement):
+    with psycopg.connect(podmod_role) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(statement)
+
+
+def test_the_two_writable_columns_are_writable(podmod_role, pod):
+    pod.person("someone")
+    with psycopg.connect(podmod_role) as conn:
+        conn.execute("UPDATE users SET locked_at = now() WHERE id = 1")
+        conn.execute("UPDATE reports SET reviewed = true WHERE id = 1")
