@@ -8,6 +8,7 @@ table or JSON; nothing here is used by podmod at run time.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -125,6 +126,7 @@ def scratch(server_url: str | None, redis_url: str | None) -> Iterator[Scratch]:
     finally:
         for server in reversed(started):
             server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def build_pod(url: str, *, people: int, posts: int, comments: int, reports: int) -> None:
@@ -278,4 +280,72 @@ def bench_latency(
         "p50_seconds": round(statistics.median(latencies), 3),
         "p95_seconds": round(latencies[int(0.95 * (len(latencies) - 1))], 3),
         "max_seconds": round(latencies[-1], 3),
+    }
+
+
+def _write_list(path: Path, *, entries: int, matches: int, local: int, pods: int = 300) -> None:
+    """`matches` entries name remote people of the synthetic pod; the rest name nobody here."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write("kind,value,label,comment\n")
+        for n in range(entries):
+            if n < matches:
+                person = local + 1 + n
+                out.write(f"account,remote{person}@pod{1 + person % pods}.example,bench,\n")
+            else:
+                out.write(f"account,absent{n}@nowhere{n % 1000}.example,bench,\n")
+
+
+def bench_lists(
+    server_url: str | None, redis_url: str | None, *, entries: int, people: int, matches: int
+) -> dict[str, float]:
+    """A signed list of `entries` accounts, served over loopback HTTPS, synced and applied on a
+    pod with `people` people by `podmod lists sync` as a process; then re-synced unchanged."""
+    import resource
+
+    from podmod.lists import minisign
+    from podmod.loopback import LoopbackServer
+
+    with scratch(server_url, redis_url) as sc, tempfile.TemporaryDirectory() as tmp:
+        build_pod(sc.database_url, people=people, posts=10_000, comments=1_000, reports=0)
+        workdir = Path(tmp)
+        served = workdir / "served"
+        served.mkdir()
+        list_path = served / "bench.csv"
+        _write_list(list_path, entries=entries, matches=matches, local=max(people // 4, 1))
+        secret = minisign.SecretKey.generate()
+        body = list_path.read_bytes()
+        (served / "bench.csv.minisig").write_text(minisign.sign(body, secret))
+        with LoopbackServer(served, workdir) as server:
+            config_path = workdir / "podmod.toml"
+            config_path.write_text(
+                f'[list_sync]\nca_bundle = "{server.cert_path}"\nmax_bytes = {len(body) + 1}\n'
+                f'[[lists]]\nname = "bench"\nurl = "{server.url("bench.csv")}"\n'
+                f'public_key = "{secret.public_key.to_string()}"\npolicy = "review"\n'
+            )
+            env = sc.env(PODMOD_CONFIG=str(config_path))
+            timings = {}
+            for run in ("first", "unchanged"):
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, "-m", "podmod.cli", "lists", "sync", "--json"],
+                    env=env, capture_output=True, text=True, timeout=900,
+                )
+                timings[run] = time.perf_counter() - started
+                if done.returncode != 0:
+                    raise RuntimeError(f"lists sync failed: {done.stdout}{done.stderr}"[-2000:])
+                if run == "first":
+                    import json
+
+                    outcome = json.loads(done.stdout)[0]
+            peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        with psycopg.connect(sc.database_url) as conn:
+            signals = conn.execute(
+                "SELECT count(*) FROM podmod.signals WHERE kind = 'list'"
+            ).fetchone()[0]
+    return {
+        "entries": entries, "people": people, "list_bytes": len(body),
+        "matches": signals, "status": outcome["status"],
+        "sync_and_apply_seconds": round(timings["first"], 2),
+        "unchanged_resync_seconds": round(timings["unchanged"], 2),
+        "peak_memory_mib": round(peak_kib / 1024, 1),
     }

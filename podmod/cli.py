@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,28 +99,19 @@ def init(ctx: click.Context) -> None:
 @podmin_errors
 def read(ctx: click.Context, once: bool, wait: bool) -> None:
     """Read new reports from the pod and queue them for the workers."""
-    from podmod import intake, pod_db, queue, store
-    from podmod.db import pod_connection, state_connection
+    from podmod import intake
 
     config = get_config(ctx)
-    rconn = queue.redis_connection(config)
-    with state_connection(config) as state, pod_connection(config) as pod:
-        pod_db.check_diaspora_schema(pod)
-        store.require_current_schema(state)
-        if not intake.acquire_reader_lock(state, wait=wait):
-            fail("another `podmod read` is already running; only one reader runs at a time.", 4)
-        stopping: list[int] = []
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda number, _frame: stopping.append(number))
-        result = intake.run_reader(
-            config, pod, state, rconn, once=once, stop=lambda: bool(stopping)
+    stopping: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, _frame: stopping.append(number))
+    result = intake.run_reader(config, once=once, wait=wait, stop=lambda: bool(stopping))
+    if once:
+        click.echo(
+            f"read {result.new_reports} new reports into {len(result.new_batches)} batches; "
+            f"enqueued {len(result.enqueued)} jobs; {result.reviewed_synced} reports newly "
+            f"reviewed in diaspora*; {result.gaps_open} report ids awaited."
         )
-        if once:
-            click.echo(
-                f"read {result.new_reports} new reports into {len(result.new_batches)} batches; "
-                f"enqueued {len(result.enqueued)} jobs; {result.reviewed_synced} reports newly "
-                f"reviewed in diaspora*; {result.gaps_open} report ids awaited."
-            )
 
 
 @main.command()
@@ -200,48 +192,17 @@ def _age(now: datetime, then: datetime | None) -> str:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def check(ctx: click.Context, as_json: bool) -> None:
-    """Check config, databases, schema and Redis; exit non-zero if anything is wrong."""
-    from podmod import pod_db, queue, store
-    from podmod.db import pod_connection, state_connection
+def check(as_json: bool) -> None:
+    """Check config, databases, privileges, schema, Redis, reader, workers and every list."""
+    from podmod.check import run_checks
 
-    results: list[dict[str, Any]] = []
-
-    def step(name: str, action: Callable[[], str]) -> bool:
-        try:
-            results.append({"check": name, "ok": True, "detail": action()})
-            return True
-        except PodmodError as error:
-            results.append({"check": name, "ok": False, "detail": str(error)})
-            return False
-
-    def pod_ok() -> str:
-        with pod_connection(config) as pod:
-            pod_db.check_diaspora_schema(pod)
-        return "reachable; diaspora* tables present"
-
-    def schema_ok() -> str:
-        with state_connection(config) as state:
-            store.require_current_schema(state)
-        return "up to date"
-
-    def redis_ok() -> str:
-        queue.redis_connection(config)
-        return "reachable; not Sidekiq's database"
-
-    config: Config
-    if step("config", lambda: f"loaded from {get_config(ctx).source}"):
-        config = get_config(ctx)
-        step("pod database", pod_ok)
-        step("podmod schema", schema_ok)
-        step("redis", redis_ok)
-    ok = all(r["ok"] for r in results)
+    results = run_checks()
+    ok = all(r.status != "fail" for r in results)
     if as_json:
-        click.echo(json.dumps({"ok": ok, "checks": results}, indent=2))
+        click.echo(json.dumps({"ok": ok, "checks": [r.as_json() for r in results]}, indent=2))
     else:
         for r in results:
-            click.echo(f"{'ok  ' if r['ok'] else 'FAIL'} {r['check']}: {r['detail']}")
+            click.echo(f"{r.status.upper():<4} {r.name}: {r.detail}")
     sys.exit(0 if ok else 1)
 
 
@@ -444,6 +405,33 @@ def lists_keygen(directory: Path, name: str, password_env: str | None) -> None:
     click.echo(f"wrote {public_path} and {secret_path} (keep the secret key private)")
 
 
+@main.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=lambda: Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share"))
+              / "podmod-demo", show_default="~/.local/share/podmod-demo",
+              help="Where the demo's databases and files live.")
+@click.option("--port", type=int, help="Port of the web UI (default: a free one).")
+@click.option("--keep", is_flag=True, help="Keep the previous demo's data instead of starting fresh.")
+@podmin_errors
+def demo(directory: Path, port: int | None, keep: bool) -> None:
+    """Run the whole system with embedded PostgreSQL and Redis and a small demo pod."""
+    from podmod import demo as demo_module
+
+    running = demo_module.start(directory, port=port, keep=keep, echo=click.echo)
+    stopping: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, _frame: stopping.append(number))
+    try:
+        while not stopping:
+            if any(p.poll() is not None for p in running.processes):
+                click.echo("a podmod process exited; see the log. Stopping.", err=True)
+                break
+            time.sleep(0.5)
+    finally:
+        demo_module.stop(running)
+        click.echo("podmod demo stopped.")
+
+
 @main.group()
 def bench() -> None:
     """Measure podmod on a synthetic pod in a scratch database (see README, "Performance")."""
@@ -493,6 +481,25 @@ def bench_intake(
         benchmarks.bench_intake(
             server_url, redis_url, reports=reports, posts=posts, workers=workers
         ),
+        as_json,
+    )
+
+
+@bench.command("lists")
+@click.option("--entries", default=1_000_000, show_default=True)
+@click.option("--people", default=1_000_000, show_default=True)
+@click.option("--matches", default=10_000, show_default=True,
+              help="How many entries name accounts on the synthetic pod.")
+@bench_options
+@podmin_errors
+def bench_lists(entries: int, people: int, matches: int, server_url: str | None,
+                redis_url: str | None, as_json: bool) -> None:
+    """Sync and apply a signed list served over loopback HTTPS; then re-sync it unchanged."""
+    from podmod import bench as benchmarks
+
+    print_figures(
+        benchmarks.bench_lists(server_url, redis_url, entries=entries, people=people,
+                               matches=matches),
         as_json,
     )
 

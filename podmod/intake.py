@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -23,7 +24,8 @@ from rq.job import JobStatus
 
 from podmod import pod_db, queue
 from podmod.config import Config
-from podmod.store import INGEST_LOCK, resolve_cases_without_pending
+from podmod.errors import PodmodError, ServiceUnavailable
+from podmod.store import INGEST_LOCK, require_current_schema, resolve_cases_without_pending
 
 log = logging.getLogger("podmod.intake")
 
@@ -238,21 +240,64 @@ def read_pass(
     return result
 
 
+class AnotherReaderRunning(PodmodError):
+    exit_code = 4
+
+
 def run_reader(
+    config: Config,
+    *,
+    once: bool = False,
+    wait: bool = False,
+    stop: Callable[[], bool] = lambda: False,
+) -> PassResult:
+    """The reader (`podmod read`): a pass every reader.interval seconds until stopped.
+
+    A lost database or Redis is not fatal: the reader reconnects with a growing pause (up to 30 s)
+    and carries on where the watermark says; with `once` it reports the error instead.
+    """
+    from podmod.db import pod_connection, state_connection
+
+    backoff = 1.0
+    while True:
+        try:
+            with state_connection(config) as state, pod_connection(config) as pod:
+                rconn = queue.redis_connection(config)
+                pod_db.check_diaspora_schema(pod)
+                require_current_schema(state)
+                if not acquire_reader_lock(state, wait=wait):
+                    raise AnotherReaderRunning(
+                        "another `podmod read` is already running; only one reader runs at a time."
+                    )
+                backoff = 1.0
+                return _reader_loop(config, pod, state, rconn, once=once, stop=stop)
+        except (ServiceUnavailable, redis.RedisError, psycopg.OperationalError) as error:
+            if once:
+                raise ServiceUnavailable(f"The reader pass failed: {error}") from None
+            log.warning("reader: %s; trying again in %.0f s", str(error).strip(), backoff)
+            deadline = time.monotonic() + backoff
+            while time.monotonic() < deadline:
+                if stop():
+                    return PassResult()
+                time.sleep(0.1)
+            backoff = min(backoff * 2, 30.0)
+
+
+def _reader_loop(
     config: Config,
     pod: psycopg.Connection,
     state: psycopg.Connection,
     rconn: redis.Redis,
     *,
-    once: bool = False,
-    stop: callable = lambda: False,  # type: ignore[valid-type]
+    once: bool,
+    stop: Callable[[], bool],
 ) -> PassResult:
-    """The reader loop (`podmod read`): a pass every reader.interval seconds until stopped."""
     last_reviewed_sync = 0.0
     while True:
         now = time.monotonic()
         due = once or now - last_reviewed_sync >= config["reader.reviewed_sync_interval"]
         result = read_pass(config, pod, state, rconn, sync_reviewed_now=due)
+        rconn.set(queue.READER_HEARTBEAT_KEY, time.time(), ex=60)
         if due:
             last_reviewed_sync = now
         if result.new_reports or result.enqueued or result.reviewed_synced:

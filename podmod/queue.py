@@ -17,6 +17,7 @@ QUEUE_NAMES = ("ingest", "scan", "lists")
 INGEST_JOB = "worker.jobs.ingest_report_batch"
 # Sidekiq (diaspora's job runner) keeps these keys in its database; podmod must not share it.
 SIDEKIQ_KEYS = ("queues", "processes", "schedule")
+READER_HEARTBEAT_KEY = "podmod:reader:heartbeat"  # set by each reader pass, expires after 60 s
 
 
 def redis_connection(config: Config, *, check_sidekiq: bool = True) -> redis.Redis:

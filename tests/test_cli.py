@@ -85,14 +85,37 @@ def test_cases_limit_and_status_filter(config, state, pod):
     assert len(json.loads(podmod("cases", "--json").output)) == 3
 
 
-def test_check_reports_each_part(config, state):
+def test_check_names_what_is_missing_and_exits_1(config, state):
     result = podmod("check", "--json")
-    report = json.loads(result.output)
-    assert result.exit_code == 0
-    assert [c["check"] for c in report["checks"]] == [
-        "config",
-        "pod database",
-        "podmod schema",
-        "redis",
-    ]
-    assert report["ok"] is True
+    report = {c["check"]: c for c in json.loads(result.output)["checks"]}
+    assert result.exit_code == 1
+    assert [name for name, c in report.items() if c["status"] == "ok"] == [
+        "config", "pod database", "podmod schema", "redis"]
+    assert report["privileges"]["status"] == "warn"  # the test role is a superuser
+    assert "deploy/grants.sql" in report["privileges"]["detail"]
+    assert "start `podmod read`" in report["reader"]["detail"]
+    assert "start `podmod worker`" in report["workers"]["detail"]
+
+
+def test_check_passes_with_a_reader_and_a_worker_running(config, state):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    podmod("read", "--once")
+    worker = subprocess.Popen([sys.executable, "-m", "podmod.cli", "worker"], env=os.environ.copy(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            result = podmod("check")
+            if result.exit_code == 0:
+                break
+            time.sleep(0.3)
+        assert result.exit_code == 0, result.output
+        assert "OK   workers: 1 running" in result.output
+        assert "WARN privileges" in result.output
+    finally:
+        worker.terminate()
+        worker.wait(30)

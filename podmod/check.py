@@ -1,0 +1,159 @@
+"""`podmod check`: everything a podmin should know right after installing, one line per check.
+
+Each check returns ok, warn or fail with one sentence; the command exits non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from podmod import pod_db, queue, store
+from podmod.config import Config, load_config
+from podmod.db import pod_connection, state_connection
+from podmod.errors import PodmodError
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # ok, warn, fail
+    detail: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"check": self.name, "status": self.status, "ok": self.status != "fail",
+                "detail": self.detail}
+
+
+class Warn(Exception):
+    """A check that passed with a caveat the podmin should read."""
+
+
+# (privilege, object, column) that podmod needs on the pod's tables
+NEEDED = [("SELECT", table, None) for table in pod_db.REQUIRED_COLUMNS] + [
+    ("UPDATE", "users", "locked_at"),
+    ("UPDATE", "reports", "reviewed"),
+]
+# Privileges podmod must not need: holding them means the role is broader than deploy/grants.sql.
+TOO_MUCH = [("UPDATE", "users", "email"), ("UPDATE", "reports", "text"), ("DELETE", "posts", None),
+            ("UPDATE", "people", "closed_account"), ("INSERT", "account_deletions", None)]
+
+
+def _privileges(config: Config) -> str:
+    with pod_connection(config) as pod:
+        role = pod.execute(
+            "SELECT current_user AS name, rolsuper FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+
+        def has(privilege: str, table: str, column: str | None) -> bool:
+            if column:
+                return pod.execute(
+                    "SELECT has_column_privilege(%s, %s, %s) AS ok", (table, column, privilege)
+                ).fetchone()["ok"]
+            return pod.execute(
+                "SELECT has_table_privilege(%s, %s) AS ok", (table, privilege)
+            ).fetchone()["ok"]
+
+        missing = [f"{p} on {t}{'.' + c if c else ''}" for p, t, c in NEEDED if not has(p, t, c)]
+        extra = [f"{p} on {t}{'.' + c if c else ''}" for p, t, c in TOO_MUCH if has(p, t, c)]
+    if missing:
+        raise PodmodError(
+            f"Role {role['name']} lacks {missing[0]}; run deploy/grants.sql in the pod's database."
+        )
+    if role["rolsuper"] or extra:
+        what = "is a superuser" if role["rolsuper"] else f"holds {extra[0]}"
+        raise Warn(
+            f"Role {role['name']} {what}: more than podmod needs; create the least-privilege role "
+            "with deploy/grants.sql and use it in database_url."
+        )
+    return f"role {role['name']} can read what podmod reads and write only what it writes"
+
+
+def _redis(config: Config) -> str:
+    rconn = queue.redis_connection(config)
+    depth = sum(q.count for q in queue.all_queues(config, rconn))
+    return f"reachable; not Sidekiq's database; {depth} jobs queued"
+
+
+def _reader(config: Config) -> str:
+    rconn = queue.redis_connection(config)
+    seen = rconn.get(queue.READER_HEARTBEAT_KEY)
+    if seen is None:
+        raise PodmodError("No reader has reported in the last minute; start `podmod read`.")
+    return f"alive (last pass {time.time() - float(seen):.0f} s ago)"
+
+
+def _workers(config: Config) -> str:
+    from rq import Worker
+
+    rconn = queue.redis_connection(config)
+    names = {q.name for q in queue.all_queues(config, rconn)}
+    workers = [w for w in Worker.all(connection=rconn) if names & set(w.queue_names())]
+    if not workers:
+        raise PodmodError("No worker is running; start `podmod worker` (one or more).")
+    return f"{len(workers)} running: {', '.join(sorted(w.name for w in workers))}"
+
+
+def _list(config: Config, name: str) -> Callable[[], str]:
+    def check_list() -> str:
+        from podmod.lists import fetch, minisign
+
+        subscription = next(s for s in config.lists if s.name == name)
+        verify: bool | str = config["list_sync.ca_bundle"] or True
+        result = fetch.fetch(subscription.url, name=name, max_bytes=config["list_sync.max_bytes"],
+                             timeout=config["list_sync.timeout"], verify=verify)
+        if not subscription.public_key:
+            return f"reachable ({len(result.body)} bytes); not signed (no public_key pinned)"
+        signature = fetch.fetch_signature(subscription.url, name=name,
+                                          timeout=config["list_sync.timeout"], verify=verify)
+        minisign.verify(result.body, signature, minisign.PublicKey.from_string(
+            subscription.public_key))
+        return f"reachable ({len(result.body)} bytes); signature valid"
+
+    return check_list
+
+
+def run_checks(config_loader: Callable[[], Config] = load_config) -> list[Check]:
+    """Every check, in order; later ones are skipped when what they need failed."""
+    results: list[Check] = []
+
+    def step(name: str, action: Callable[[], str]) -> bool:
+        try:
+            results.append(Check(name, "ok", action()))
+        except Warn as caveat:
+            results.append(Check(name, "warn", str(caveat)))
+        except PodmodError as error:
+            results.append(Check(name, "fail", str(error)))
+            return False
+        return True
+
+    holder: list[Config] = []
+
+    def config_ok() -> str:
+        holder.append(config_loader())
+        return f"loaded from {holder[0].source}; {len(holder[0].lists)} lists subscribed"
+
+    if not step("config", config_ok):
+        return results
+    config = holder[0]
+
+    def pod_ok() -> str:
+        with pod_connection(config) as pod:
+            pod_db.check_diaspora_schema(pod)
+        return "reachable; diaspora* tables present"
+
+    def schema_ok() -> str:
+        with state_connection(config) as state:
+            store.require_current_schema(state)
+        return "up to date"
+
+    if step("pod database", pod_ok):
+        step("privileges", lambda: _privileges(config))
+    step("podmod schema", schema_ok)
+    if step("redis", lambda: _redis(config)):
+        step("reader", lambda: _reader(config))
+        step("workers", lambda: _workers(config))
+    for subscription in config.lists:
+        step(f"list {subscription.name}", _list(config, subscription.name))
+    return results
