@@ -152,10 +152,11 @@ def match_people(
     top = pod_db.max_person_id(pod)
     watermark = _watermark(state)
     above = 0 if full or watermark is None else watermark
-    if not full and (watermark is None or not _has_entries(state)):
+    if not full and not _has_entries(state):
         _set_watermark(state, top)  # nothing to match against: just remember where we are
         return result
     if above >= top:
+        _set_watermark(state, top)
         return result
     state.execute(
         "CREATE TEMP TABLE pod_people (person_id integer, account text, host text,"
@@ -170,7 +171,8 @@ def match_people(
         "UPDATE pod_people SET host_base = split_part(host, ':', 1)"
     ).rowcount
     state.execute("ANALYZE pod_people")
-    state.execute(MATCH_SQL, {"threshold": config["list_sync.threshold"]})
+    for statement in MATCH_SQL.split(";\n\n"):
+        state.execute(statement, {"threshold": config["list_sync.threshold"]})
     touched: set[int] = set()
     if full:
         retracted = state.execute(RETRACT_SQL).fetchall()
@@ -185,7 +187,11 @@ def match_people(
         ids = sorted(touched)
         state.execute("SELECT podmod.refresh_cases(%s)", (ids,))
         result.cases_resolved = resolve_cases_without_pending(
-            state, ids, resolution="retracted", actor="podmod", source="lists",
+            state,
+            ids,
+            resolution="retracted",
+            actor="podmod",
+            source="lists",
             reason="its list matches were retracted and no report is pending",
         )
     _set_watermark(state, top)
@@ -216,23 +222,35 @@ def carry_out_lock_policies(config: Config, state: psycopg.Connection) -> list[s
     state.commit()
     locked = []
     for candidate in candidates:
-        details = {"list": candidate["list"], "version": candidate["version"],
-                   "entry": candidate["entry"]}
+        details = {
+            "list": candidate["list"],
+            "version": candidate["version"],
+            "entry": candidate["entry"],
+        }
         try:
             result = actions.lock_account(
-                config, person_id=candidate["person_id"], actor=f"list:{candidate['list']}",
-                source=f"list:{candidate['list']}", case_id=candidate["case_id"],
+                config,
+                person_id=candidate["person_id"],
+                actor=f"list:{candidate['list']}",
+                source=f"list:{candidate['list']}",
+                case_id=candidate["case_id"],
                 reason=f"matched {candidate['entry']} in list {candidate['list']} "
                 f"(version {candidate['version']}) whose policy is lock",
-                details=details, confirm_staff=False,
+                details=details,
+                confirm_staff=False,
             )
         except actions.ActionRefused as refusal:
             # An admin, a moderator: never locked by a list. Recorded once, visibly.
             log.warning("lock policy of list %s not carried out: %s", candidate["list"], refusal)
             actions.record_refusal(
-                config, person_id=candidate["person_id"], case_id=candidate["case_id"],
-                action="lock_refused", actor=f"list:{candidate['list']}",
-                source=f"list:{candidate['list']}", reason=str(refusal), details=details,
+                config,
+                person_id=candidate["person_id"],
+                case_id=candidate["case_id"],
+                action="lock_refused",
+                actor=f"list:{candidate['list']}",
+                source=f"list:{candidate['list']}",
+                reason=str(refusal),
+                details=details,
             )
             continue
         if result.changed:

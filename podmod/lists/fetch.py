@@ -1,0 +1,471 @@
+"""Downloading a list and its detached signature for `podmod lists sync`: HTTPS or a local file,
+conditional, size-limited and under one deadline, so a bad server can only make a sync fail."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+
+import requests
+import urllib3.exceptions
+
+from podmod.errors import PodmodError
+
+MAX_REDIRECTS = 5
+MAX_SIGNATURE_BYTES = 10_000
+CHUNK = 64 * 1024
+REDIRECTS = (301, 302, 303, 307, 308)
+USER_AGENT = "podmod (diaspora* moderation; list sync)"
+
+
+class FetchError(PodmodError):
+    """A list (or its signature) could not be downloaded; the previous version stays in force."""
+
+
+@dataclass
+class FetchResult:
+    """What a fetch brought: the body, or `not_modified`; the validators to send next time."""
+
+    not_modified: bool
+    body: bytes | None
+    etag: str | None
+    last_modified: str | None
+    url: str  # after redirects
+
+
+def _shown(url: str) -> str:
+    """The URL for messages and logs, without any user name or password."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _size(count: int) -> str:
+    for unit, factor in (("MB", 1_000_000), ("kB", 1_000)):
+        if count >= factor:
+            return f"{count / factor:g} {unit}"
+    return f"{count} bytes"
+
+
+class _Failure(Exception):
+    """Internal: why a download failed, in a phrase; turned into a FetchError naming the list."""
+
+    def __init__(self, reason: str, *, missing: bool = False) -> None:
+        super().__init__(reason)
+        self.missing = missing
+
+
+def fetch(
+    url: str,
+    *,
+    name: str,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    max_bytes: int = 50_000_000,
+    timeout: float = 30.0,
+    verify: bool | str = True,
+    session: requests.Session | None = None,
+) -> FetchResult:
+    """Download the list at `url` (https:// or file:///), conditionally when validators are given.
+
+    `timeout` bounds the whole HTTPS download (redirects included), `max_bytes` the body after
+    decompression. A file's validators come from file_validators(). Raises FetchError with one
+    sentence naming the list `name`, the URL and the reason.
+    """
+    try:
+        return _fetch(url, etag, last_modified, max_bytes, timeout, verify, session)
+    except _Failure as failure:
+        raise FetchError(
+            f"List {name!r} could not be fetched from {_shown(url)}: {failure}; the previous"
+            " version stays in force."
+        ) from None
+
+
+def fetch_signature(
+    list_url: str,
+    *,
+    name: str,
+    timeout: float = 30.0,
+    verify: bool | str = True,
+    session: requests.Session | None = None,
+) -> str:
+    """The minisign signature published next to a list, at `list_url + ".minisig"`, as text."""
+    url = list_url + ".minisig"
+    try:
+        result = _fetch(url, None, None, MAX_SIGNATURE_BYTES, timeout, verify, session)
+        assert result.body is not None  # no validators were sent, so never not_modified
+        return result.body.decode("utf-8")
+    except _Failure as failure:
+        if failure.missing:
+            raise FetchError(
+                f"List {name!r} has no signature at {_shown(url)}; the list is refused because a"
+                " public key is pinned for it."
+            ) from None
+        reason = str(failure)
+    except UnicodeDecodeError:
+        reason = "the signature is not text (UTF-8)"
+    raise FetchError(
+        f"The signature of list {name!r} could not be fetched from {_shown(url)}: {reason}; the"
+        " previous version stays in force."
+    )
+
+
+def _fetch(
+    url: str,
+    etag: str | None,
+    last_modified: str | None,
+    max_bytes: int,
+    timeout: float,
+    verify: bool | str,
+    session: requests.Session | None,
+) -> FetchResult:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "file":
+        return _fetch_file(url, etag, last_modified, max_bytes)
+    if scheme == "http":
+        raise _Failure(
+            "plain http:// is refused because anyone on the way could change the list (use"
+            " https://)"
+        )
+    if scheme != "https":
+        raise _Failure("only https:// and file:/// URLs are supported")
+    own = session is None
+    session = session or requests.Session()
+    try:
+        return _fetch_https(session, url, etag, last_modified, max_bytes, timeout, verify)
+    finally:
+        if own:
+            session.close()
+
+
+# Local files ---------------------------------------------------------------------------------
+
+
+def file_validators(stat: os.stat_result) -> tuple[str, str]:
+    """The ETag and Last-Modified of a local file: size and mtime in nanoseconds, and the mtime as
+    an HTTP date. Any rewrite that changes the size or the mtime changes the ETag."""
+    etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+    return etag, email.utils.formatdate(stat.st_mtime, usegmt=True)
+
+
+def _file_path(url: str) -> Path:
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise _Failure("a file:// URL must name a local file, as in file:///srv/lists/core.csv")
+    path = Path(unquote(parts.path))
+    if not path.is_absolute():
+        raise _Failure("a file:// URL needs an absolute path, as in file:///srv/lists/core.csv")
+    return path
+
+
+def _fetch_file(
+    url: str, etag: str | None, last_modified: str | None, max_bytes: int
+) -> FetchResult:
+    """A local file; not modified when every validator given matches the file's (see
+    file_validators)."""
+    path = _file_path(url)
+    try:
+        with path.open("rb") as handle:
+            stat = os.fstat(handle.fileno())
+            current_etag, current_modified = file_validators(stat)
+            checks = ((etag, current_etag), (last_modified, current_modified))
+            given = [(value, current) for value, current in checks if value]
+            if given and all(value == current for value, current in given):
+                return FetchResult(True, None, current_etag, current_modified, url)
+            if stat.st_size > max_bytes:
+                raise _Failure(f"the file is larger than {_size(max_bytes)}")
+            body = handle.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise _Failure(f"there is no file {path}", missing=True) from None
+    except IsADirectoryError:
+        raise _Failure(f"{path} is a directory, not a file") from None
+    except OSError as error:
+        raise _Failure(f"{path} cannot be read ({error.strerror or error})") from None
+    if len(body) > max_bytes:
+        raise _Failure(f"the file is larger than {_size(max_bytes)}")
+    return FetchResult(False, body, current_etag, current_modified, url)
+
+
+# HTTPS ---------------------------------------------------------------------------------------
+
+
+class _Deadline:
+    """One deadline for a whole download. Until the headers are in, the caller waits for the
+    request's thread (_Request) no longer than it; while the body streams, a timer shuts the
+    socket down when time is up, so a server trickling bytes cannot hold a read past it."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.end = time.monotonic() + timeout
+        self.expired = False
+
+    def remaining(self) -> float:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            self.expired = True
+            raise self.failure()
+        return left
+
+    def failure(self) -> _Failure:
+        return _Failure(f"the download did not finish within {self.timeout:g} seconds")
+
+    @contextlib.contextmanager
+    def guarding(self, response: requests.Response) -> Iterator[None]:
+        sock = _socket_of(response)
+        timer = threading.Timer(self.remaining(), self._cut, (sock,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    def _cut(self, sock: socket.socket | None) -> None:
+        self.expired = True
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # The plain socket's shutdown, not SSLSocket's, which would drop its TLS state
+                # under the reading thread; the blocked read then ends with an error at once.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket the body is read from: the connection's, or, when the server closes after the
+    response (the connection then hands its socket over), the one under http.client's reader."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if not isinstance(sock, socket.socket):
+        reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _fetch_https(
+    session: requests.Session,
+    url: str,
+    etag: str | None,
+    last_modified: str | None,
+    max_bytes: int,
+    timeout: float,
+    verify: bool | str,
+) -> FetchResult:
+    deadline = _Deadline(timeout)
+    headers = {"User-Agent": USER_AGENT}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    for _ in range(MAX_REDIRECTS + 1):
+        response = _request(session, url, headers, deadline, verify)
+        with contextlib.closing(response):
+            if response.status_code in REDIRECTS:
+                url = _redirect_target(url, response)
+                continue
+            if response.status_code == 304 and (etag or last_modified):
+                return FetchResult(
+                    True,
+                    None,
+                    response.headers.get("ETag", etag),
+                    response.headers.get("Last-Modified", last_modified),
+                    url,
+                )
+            if not 200 <= response.status_code < 300 or response.status_code == 206:
+                status = f"HTTP {response.status_code} {response.reason or ''}".strip()
+                raise _Failure(
+                    f"the server answered {status}", missing=response.status_code in (404, 410)
+                )
+            body = _read_body(response, max_bytes, deadline)
+            return FetchResult(
+                False,
+                body,
+                response.headers.get("ETag"),
+                response.headers.get("Last-Modified"),
+                url,
+            )
+    raise _Failure(f"the server redirected more than {MAX_REDIRECTS} times")
+
+
+class _Request(threading.Thread):
+    """One GET up to the end of the response headers, in a thread of its own: a server trickling
+    its headers could otherwise hold the caller past the deadline, as each read gets a byte in
+    time. When the caller gives up, the thread closes whatever response still comes."""
+
+    def __init__(self, send: Callable[[], requests.Response]) -> None:
+        super().__init__(name="podmod-list-fetch", daemon=True)
+        self.send = send
+        self.response: requests.Response | None = None
+        self.error: Exception | None = None
+        self.lock = threading.Lock()
+        self.abandoned = False
+
+    def run(self) -> None:
+        try:
+            response = self.send()
+        except Exception as error:  # raised in the caller's thread by outcome()
+            with self.lock:
+                self.error = error
+            return
+        with self.lock:
+            if self.abandoned:
+                response.close()
+            else:
+                self.response = response
+
+    def outcome(self, wait: float) -> requests.Response | None:
+        """The response, None when `wait` ran out first; raises what the request raised."""
+        self.join(wait)
+        with self.lock:
+            if self.response is None and self.error is None:
+                self.abandoned = True
+                return None
+        if self.error is not None:
+            raise self.error
+        return self.response
+
+
+def _request(
+    session: requests.Session,
+    url: str,
+    headers: dict[str, str],
+    deadline: _Deadline,
+    verify: bool | str,
+) -> requests.Response:
+    left = deadline.remaining()
+    request = _Request(
+        lambda: session.get(
+            url,
+            headers=headers,
+            stream=True,
+            allow_redirects=False,
+            timeout=(left, left),
+            verify=verify,
+        )
+    )
+    request.start()
+    try:
+        response = request.outcome(left)
+    except requests.Timeout:
+        raise deadline.failure() from None
+    except (requests.RequestException, OSError) as error:
+        raise _Failure(_network_reason(error)) from None
+    if response is None:
+        deadline.expired = True
+        raise deadline.failure()
+    return response
+
+
+def _redirect_target(url: str, response: requests.Response) -> str:
+    location = response.headers.get("Location")
+    if not location:
+        raise _Failure(f"the server answered HTTP {response.status_code} without a Location")
+    target = urljoin(url, location)
+    scheme = urlsplit(target).scheme.lower()
+    if scheme == "http":
+        raise _Failure(f"the server redirected to plain HTTP ({_shown(target)}), which is refused")
+    if scheme != "https":
+        raise _Failure(f"the server redirected to {_shown(target)}, which is not https://")
+    return target
+
+
+def _read_body(response: requests.Response, max_bytes: int, deadline: _Deadline) -> bytes:
+    """The decoded (decompressed) body, at most `max_bytes` of it, before the deadline."""
+    declared = _content_length(response)
+    if declared is not None and declared > max_bytes:
+        raise _Failure(f"the server announced {_size(declared)}, more than {_size(max_bytes)}")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with deadline.guarding(response):
+            for chunk in response.raw.stream(CHUNK, decode_content=True):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise _Failure(f"the server sent more than {_size(max_bytes)}")
+                if deadline.expired or time.monotonic() > deadline.end:
+                    raise deadline.failure()
+                chunks.append(chunk)
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
+        if deadline.expired:
+            raise deadline.failure() from None
+        if _is_timeout(error):
+            raise deadline.failure() from None
+        if isinstance(error, urllib3.exceptions.DecodeError):
+            raise _Failure("the server sent a body that does not decompress") from None
+        raise _Failure("the download was cut short (the connection closed early)") from None
+    if deadline.expired:
+        raise deadline.failure()
+    encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+    received = response.raw.tell() if encoded else size
+    if declared is not None and received < declared:
+        raise _Failure(
+            f"the download was cut short ({_size(received)} of {_size(declared)} received)"
+        )
+    return b"".join(chunks)
+
+
+def _content_length(response: requests.Response) -> int | None:
+    value = response.headers.get("Content-Length")
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        raise _Failure(f"the server sent an invalid Content-Length ({value[:40]!r})") from None
+    if length < 0:
+        raise _Failure(f"the server sent an invalid Content-Length ({value[:40]!r})")
+    return length
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and everything it wraps (requests wraps urllib3, which wraps socket errors)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [error]
+    while todo and len(seen) < 50:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        linked += list(current.args)
+        todo += [item for item in linked if isinstance(item, BaseException)]
+
+
+def _is_timeout(error: BaseException) -> bool:
+    timeouts = (TimeoutError, socket.timeout, requests.Timeout, urllib3.exceptions.TimeoutError)
+    return any(isinstance(cause, timeouts) for cause in _causes(error))
+
+
+def _network_reason(error: BaseException) -> str:
+    """A short phrase for why a connection failed, from the innermost error that says."""
+    causes = list(_causes(error))
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            detail = cause.verify_message or cause.reason or "certificate verify failed"
+            return (
+                f"the server's TLS certificate was not accepted ({detail}); fix the certificate"
+                " or set list_sync.ca_bundle"
+            )
+    for cause in causes:
+        if isinstance(cause, ssl.SSLError):
+            return f"the TLS handshake failed ({cause.reason or cause})"
+        if isinstance(cause, socket.gaierror):
+            return "the host name could not be resolved"
+        if isinstance(cause, ConnectionRefusedError):
+            return "the connection was refused"
+        if isinstance(cause, ConnectionResetError):
+            return "the connection was reset"
+        if isinstance(cause, urllib3.exceptions.NameResolutionError):
+            return "the host name could not be resolved"
+    for cause in causes:
+        if isinstance(cause, OSError) and cause.strerror:
+            return f"the connection failed ({cause.strerror})"
+    return f"the connection failed ({type(error).__name__})"

@@ -1,0 +1,311 @@
+"""`podmod lists sync`: fetch, verify, parse, guard, store and apply each subscribed list.
+
+One list failing never stops the others; its previous good version stays in force and its error is
+recorded. An unchanged list (304, or the same bytes) costs one request and no work.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from podmod.config import Config, ListConfig
+from podmod.db import pod_connection, state_connection
+from podmod.errors import PodmodError
+from podmod.lists import apply, fetch, minisign, versions
+from podmod.lists.parse import parse_list
+from podmod.store import record_audit
+
+log = logging.getLogger("podmod.lists")
+
+
+@dataclass
+class SyncOutcome:
+    name: str
+    status: str  # not_modified, unchanged, applied, held, failed
+    message: str
+    version: int | None = None
+    entries: int | None = None
+    added: int = 0
+    removed: int = 0
+    matches_added: int = 0
+    matches_retracted: int = 0
+    locked: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _fetch_verified(
+    config: Config, subscription: ListConfig, list_row: dict[str, Any], *, conditional: bool
+) -> tuple[fetch.FetchResult, str | None]:
+    verify: bool | str = config["list_sync.ca_bundle"] or True
+    result = fetch.fetch(
+        subscription.url,
+        name=subscription.name,
+        etag=list_row["etag"] if conditional else None,
+        last_modified=list_row["last_modified"] if conditional else None,
+        max_bytes=config["list_sync.max_bytes"],
+        timeout=config["list_sync.timeout"],
+        verify=verify,
+    )
+    if result.not_modified or not subscription.public_key:
+        return result, None
+    signature = fetch.fetch_signature(
+        subscription.url,
+        name=subscription.name,
+        timeout=config["list_sync.timeout"],
+        verify=verify,
+    )
+    try:
+        comment = minisign.verify(
+            result.body, signature, minisign.PublicKey.from_string(subscription.public_key)
+        )
+    except minisign.SignatureError as error:
+        raise minisign.SignatureError(f"List {subscription.name!r} was refused: {error}") from None
+    return result, comment
+
+
+def sync_list(
+    config: Config, subscription: ListConfig, pod: psycopg.Connection, state: psycopg.Connection
+) -> SyncOutcome:
+    """Sync one list; never raises for a problem with the list itself (it is the outcome)."""
+    name = subscription.name
+    with state.transaction():
+        list_row, policy_changed = versions.ensure_list(state, subscription)
+        state.execute(
+            "UPDATE podmod.lists SET last_attempt_at = now() WHERE id = %s", (list_row["id"],)
+        )
+    try:
+        latest = versions.latest_version(state, list_row["id"])
+        result, signed_comment = _fetch_verified(
+            config, subscription, list_row, conditional=latest is not None and not policy_changed
+        )
+        with state.transaction():
+            outcome = _store(
+                config,
+                subscription,
+                list_row,
+                latest,
+                result,
+                signed_comment,
+                pod,
+                state,
+                policy_changed,
+            )
+            state.execute(
+                "UPDATE podmod.lists SET etag = %s, last_modified = %s, last_success_at = now(),"
+                " last_error = NULL, last_error_at = NULL WHERE id = %s",
+                (
+                    result.etag if not result.not_modified else list_row["etag"],
+                    result.last_modified if not result.not_modified else list_row["last_modified"],
+                    list_row["id"],
+                ),
+            )
+    except PodmodError as error:
+        state.rollback()
+        pod.rollback()
+        with state.transaction():
+            state.execute(
+                "UPDATE podmod.lists SET last_error = %s, last_error_at = now() WHERE id = %s",
+                (str(error), list_row["id"]),
+            )
+        log.error("list %s: %s", name, error)
+        return SyncOutcome(name, "failed", str(error), version=list_row["current_version"])
+    if outcome.status in ("applied",):
+        outcome.locked = apply.carry_out_lock_policies(config, state)
+    log.info("list %s: %s", name, outcome.message)
+    return outcome
+
+
+def _store(
+    config: Config,
+    subscription: ListConfig,
+    list_row: dict[str, Any],
+    latest: dict[str, Any] | None,
+    result: fetch.FetchResult,
+    signed_comment: str | None,
+    pod: psycopg.Connection,
+    state: psycopg.Connection,
+    policy_changed: bool,
+) -> SyncOutcome:
+    name = subscription.name
+    current = list_row["current_version"]
+    unchanged = result.not_modified or (
+        latest is not None and latest["sha256"] == versions.sha256(result.body)
+    )
+    if unchanged and not policy_changed:
+        status = "not_modified" if result.not_modified else "unchanged"
+        return SyncOutcome(
+            name, status, f"unchanged; version {current} stays in force", version=current
+        )
+    if unchanged:
+        matched = apply.match_people(config, pod, state, full=True)
+        _audit_sync(state, subscription, "policy", f"policy is now {subscription.policy}")
+        return SyncOutcome(
+            name,
+            "applied",
+            f"policy changed to {subscription.policy}; matches re-applied",
+            version=current,
+            matches_added=matched.added,
+            matches_retracted=matched.retracted,
+        )
+    parsed = parse_list(result.body, skip_invalid=subscription.skip_invalid)
+    stored = versions.store_version(
+        config, state, list_row, subscription, parsed, result.body, signed_comment=signed_comment
+    )
+    if stored.status == "held":
+        _audit_sync(
+            state,
+            subscription,
+            "hold",
+            f"version {stored.number} held: "
+            f"{stored.held_reason}; approve it with `podmod lists approve {name} "
+            f"{stored.number}`",
+        )
+        return SyncOutcome(
+            name,
+            "held",
+            f"version {stored.number} held for approval: {stored.held_reason}; version "
+            f"{current} stays in force (approve with `podmod lists approve {name} "
+            f"{stored.number}`)",
+            version=current,
+            entries=stored.entries,
+            added=stored.added,
+            removed=stored.removed,
+        )
+    matched = apply.match_people(config, pod, state, full=True)
+    skipped = f", {len(parsed.errors)} invalid rows skipped" if parsed.errors else ""
+    message = (
+        f"version {stored.number} applied: {stored.entries} entries (+{stored.added} "
+        f"-{stored.removed}{skipped}); {matched.added} new matches, {matched.retracted} retracted"
+    )
+    _audit_sync(state, subscription, "apply", message)
+    return SyncOutcome(
+        name,
+        "applied",
+        message,
+        version=stored.number,
+        entries=stored.entries,
+        added=stored.added,
+        removed=stored.removed,
+        matches_added=matched.added,
+        matches_retracted=matched.retracted,
+    )
+
+
+def _audit_sync(state: psycopg.Connection, subscription: ListConfig, what: str, reason: str):
+    record_audit(
+        state,
+        actor="podmod",
+        action=f"list_{what}",
+        source=f"list:{subscription.name}",
+        reason=reason,
+        details={"list": subscription.name, "url": subscription.url},
+    )
+
+
+def retire_unsubscribed(config: Config, pod: psycopg.Connection, state: psycopg.Connection) -> int:
+    """Lists no longer in the config stop applying: policy `ignore`, their matches retracted."""
+    names = [subscription.name for subscription in config.lists]
+    with state.transaction():
+        retired = state.execute(
+            "UPDATE podmod.lists SET policy = 'ignore' WHERE policy <> 'ignore'"
+            " AND NOT (name = ANY(%s)) RETURNING name",
+            (names,),
+        ).fetchall()
+        if retired:
+            apply.match_people(config, pod, state, full=True)
+            for row in retired:
+                record_audit(
+                    state,
+                    actor="podmod",
+                    action="list_retire",
+                    source=f"list:{row['name']}",
+                    reason="no longer in the configuration; its matches are retracted",
+                )
+    return len(retired)
+
+
+def sync_lists(config: Config, names: list[str] | None = None) -> list[SyncOutcome]:
+    """Sync every subscribed list (or the named ones), each on its own."""
+    wanted = [s for s in config.lists if not names or s.name in names]
+    unknown = sorted(set(names or []) - {s.name for s in config.lists})
+    if unknown:
+        raise versions.ListStateError(
+            f"No list named {unknown[0]!r} in the configuration ({config.source})."
+        )
+    outcomes = []
+    with state_connection(config) as state, pod_connection(config) as pod:
+        if not names:
+            retire_unsubscribed(config, pod, state)
+        for subscription in wanted:
+            outcomes.append(sync_list(config, subscription, pod, state))
+    return outcomes
+
+
+def approve_version(config: Config, name: str, number: int, *, approved_by: str) -> SyncOutcome:
+    """Apply a held version, as `podmod lists approve` and the web page do."""
+    subscription = next((s for s in config.lists if s.name == name), None)
+    if subscription is None:
+        raise versions.ListStateError(f"No list named {name!r} in the configuration.")
+    with state_connection(config) as state, pod_connection(config) as pod:
+        with state.transaction():
+            list_row, _ = versions.ensure_list(state, subscription)
+            held = state.execute(
+                "SELECT * FROM podmod.list_versions WHERE list_id = %s AND number = %s FOR UPDATE",
+                (list_row["id"], number),
+            ).fetchone()
+            if held is None or held["status"] != "held":
+                state_word = held["status"] if held else "unknown"
+                raise versions.ListStateError(
+                    f"Version {number} of list {name!r} is not held for approval "
+                    f"(it is {state_word}); see `podmod lists show`."
+                )
+            body = bytes(held["held_body"])
+            parsed = parse_list(body, skip_invalid=subscription.skip_invalid)
+            stored = versions.store_version(
+                config,
+                state,
+                list_row,
+                subscription,
+                parsed,
+                body,
+                signed_comment=held["signed_comment"],
+                approved_by=approved_by,
+                number=number,
+            )
+            matched = apply.match_people(config, pod, state, full=True)
+            message = (
+                f"version {number} approved by {approved_by} and applied: {stored.entries} "
+                f"entries (+{stored.added} -{stored.removed}); {matched.added} new matches, "
+                f"{matched.retracted} retracted"
+            )
+            record_audit(
+                state,
+                actor=approved_by,
+                action="list_approve",
+                source=f"list:{name}",
+                reason=message,
+                details={"list": name, "version": number},
+            )
+        locked = apply.carry_out_lock_policies(config, state)
+    return SyncOutcome(
+        name,
+        "applied",
+        message,
+        version=number,
+        entries=stored.entries,
+        added=stored.added,
+        removed=stored.removed,
+        matches_added=matched.added,
+        matches_retracted=matched.retracted,
+        locked=locked,
+    )

@@ -1,0 +1,443 @@
+"""Fetching lists: a real HTTPS server on loopback (self-signed certificate made for the session)
+that misbehaves on purpose, and file:// URLs; every failure is a FetchError in one sentence."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import socket
+import ssl
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from podmod.lists.fetch import FetchError, FetchResult, fetch, fetch_signature, file_validators
+
+LIST = b"kind,value,label,comment\naccount,spam@pod.example,spam,\n"
+SIGNATURE = "untrusted comment: signature\nRWQ=\ntrusted comment: test\nabc=\n"
+ETAG = '"v1"'
+MODIFIED = "Wed, 01 May 2024 10:00:00 GMT"
+MB = 1_000_000
+
+
+def _certificate(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def _gzip_bomb(size: int) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(MB)
+    parts = [compressor.compress(block) for _ in range(size // MB)]
+    return b"".join(parts) + compressor.flush()
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Each path is one behaviour, good or bad."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 10
+    server: Server
+
+    def setup(self) -> None:
+        self.request.settimeout(10)
+        self.request = self.server.context.wrap_socket(self.request, server_side=True)
+        super().setup()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def send(self, status: int, body: bytes = b"", **headers: str) -> None:
+        self.send_response(status)
+        headers.setdefault("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key.replace("_", "-"), value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def do_GET(self) -> None:
+        self.server.requests.append((self.path, dict(self.headers)))
+        base = f"https://127.0.0.1:{self.server.server_address[1]}"
+        route = getattr(self, "route_" + self.path.strip("/").replace(".", "_").replace("-", "_"))
+        try:
+            route(base)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError):
+            self.close_connection = True
+
+    def route_list_csv(self, base: str) -> None:
+        if self.headers.get("If-None-Match") == ETAG:
+            self.send(304, ETag=ETAG, Content_Length="0")
+        else:
+            self.send(200, LIST, ETag=ETAG, Last_Modified=MODIFIED)
+
+    def route_list_csv_minisig(self, base: str) -> None:
+        self.send(200, SIGNATURE.encode())
+
+    def route_lm_csv(self, base: str) -> None:
+        if self.headers.get("If-Modified-Since") == MODIFIED:
+            self.send(304, Content_Length="0")
+        else:
+            self.send(200, LIST, Last_Modified=MODIFIED)
+
+    def route_nosig_csv_minisig(self, base: str) -> None:
+        self.send(404, b"not found")
+
+    def route_gzip_csv(self, base: str) -> None:
+        body = zlib.compress(LIST, wbits=31)
+        self.send(200, body, Content_Encoding="gzip")
+
+    def route_big_length(self, base: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(2 * MB))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+    def route_chunked(self, base: str) -> None:
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        chunk = b"x" * 65536
+        for _ in range(2 * MB // len(chunk) + 1):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def route_bomb(self, base: str) -> None:
+        self.send(200, self.server.bomb, Content_Encoding="gzip")
+
+    def trickle(self, data: bytes) -> None:
+        """One byte every 50 ms, for 5 s at most."""
+        end = time.monotonic() + 5
+        for byte in data:
+            if time.monotonic() > end:
+                break
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.05)
+        self.close_connection = True
+
+    def route_trickle(self, base: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.trickle(b"x" * 1000)
+
+    def route_trickle_keepalive(self, base: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.trickle(b"x" * 1000)
+
+    def route_trickle_headers(self, base: str) -> None:
+        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        self.trickle(b"X-Slow: " + b"x" * 1000 + b"\r\n")
+
+    def route_truncated(self, base: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(b"x" * 500)
+        self.close_connection = True
+
+    def route_missing(self, base: str) -> None:
+        self.send(404, b"not found")
+
+    def route_broken(self, base: str) -> None:
+        self.send(500, b"oops")
+
+    def route_redirect(self, base: str) -> None:
+        self.send(302, Location="/list.csv")
+
+    def route_redirect_absolute(self, base: str) -> None:
+        self.send(301, Location=f"{base}/redirect")
+
+    def route_redirect_http(self, base: str) -> None:
+        self.send(302, Location=base.replace("https:", "http:") + "/list.csv")
+
+    def route_loop(self, base: str) -> None:
+        self.send(307, Location="/loop")
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.context = context
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.bomb = _gzip_bomb(100 * MB)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients hanging up on purpose, handshakes refused on purpose
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return _certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def https(tls_files: tuple[Path, Path]) -> Iterator[Server]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*tls_files)
+    server = Server(context)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.daemon = True
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+class Client:
+    """fetch() against the test server, trusting its certificate."""
+
+    def __init__(self, base: str, cert: Path) -> None:
+        self.base = base
+        self.cert = str(cert)
+
+    def __call__(self, path: str, **options: Any) -> FetchResult:
+        options.setdefault("name", "core")
+        options.setdefault("verify", self.cert)
+        options.setdefault("timeout", 5.0)
+        return fetch(self.base + path, **options)
+
+
+@pytest.fixture
+def get(https: Server, tls_files: tuple[Path, Path]) -> Client:
+    return Client(f"https://127.0.0.1:{https.server_address[1]}", tls_files[0])
+
+
+def test_download_returns_the_body_and_validators(get: Client) -> None:
+    result = get("/list.csv")
+    assert (result.not_modified, result.body) == (False, LIST)
+    assert (result.etag, result.last_modified) == (ETAG, MODIFIED)
+    assert result.url == get.base + "/list.csv"
+
+
+def test_same_etag_is_not_modified(get: Client, https: Server) -> None:
+    result = get("/list.csv", etag=ETAG, last_modified=MODIFIED)
+    assert result.not_modified and result.body is None and result.etag == ETAG
+    _, headers = https.requests[-1]
+    assert (headers["If-None-Match"], headers["If-Modified-Since"]) == (ETAG, MODIFIED)
+
+
+def test_last_modified_alone_is_conditional(get: Client) -> None:
+    assert get("/lm.csv").last_modified == MODIFIED
+    result = get("/lm.csv", last_modified=MODIFIED)
+    assert result.not_modified and result.body is None and result.last_modified == MODIFIED
+
+
+def test_gzip_is_decoded(get: Client) -> None:
+    assert get("/gzip.csv").body == LIST
+
+
+def test_signature_is_fetched_next_to_the_list(get: Client) -> None:
+    text = fetch_signature(get.base + "/list.csv", name="core", verify=get.cert)
+    assert text == SIGNATURE
+
+
+def test_missing_signature_refuses_the_list(get: Client) -> None:
+    with pytest.raises(FetchError) as refused:
+        fetch_signature(get.base + "/nosig.csv", name="core", verify=get.cert)
+    assert str(refused.value) == (
+        f"List 'core' has no signature at {get.base}/nosig.csv.minisig; the list is refused"
+        " because a public key is pinned for it."
+    )
+
+
+def test_size_announced_by_content_length_is_refused_before_reading(get: Client) -> None:
+    with pytest.raises(FetchError, match="announced 2 MB, more than 1 MB"):
+        get("/big-length", max_bytes=MB)
+
+
+def test_size_of_a_chunked_body_is_counted(get: Client) -> None:
+    with pytest.raises(FetchError) as refused:
+        get("/chunked", max_bytes=MB)
+    assert str(refused.value) == (
+        f"List 'core' could not be fetched from {get.base}/chunked: the server sent more than"
+        " 1 MB; the previous version stays in force."
+    )
+
+
+def test_a_gzip_bomb_stops_at_the_decompressed_limit(get: Client) -> None:
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="the server sent more than 1 MB"):
+        get("/bomb", max_bytes=MB)
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("path", ["/trickle", "/trickle-keepalive", "/trickle-headers"])
+def test_a_trickling_server_is_cut_off_at_the_deadline(get: Client, path: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="did not finish within 1 seconds"):
+        get(path, timeout=1.0)
+    assert 0.9 < time.monotonic() - started < 2
+
+
+def test_a_truncated_body_is_refused(get: Client) -> None:
+    with pytest.raises(FetchError, match="the download was cut short"):
+        get("/truncated")
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [("/missing", "HTTP 404 Not Found"), ("/broken", "HTTP 500")]
+)
+def test_an_error_status_is_named(get: Client, path: str, status: str) -> None:
+    with pytest.raises(FetchError, match=f"the server answered {status}"):
+        get(path)
+
+
+def test_https_redirects_are_followed(get: Client) -> None:
+    result = get("/redirect-absolute")
+    assert result.body == LIST and result.url == get.base + "/list.csv"
+
+
+def test_a_redirect_to_plain_http_is_refused(get: Client) -> None:
+    with pytest.raises(FetchError, match="redirected to plain HTTP"):
+        get("/redirect-http")
+
+
+def test_endless_redirects_stop(get: Client) -> None:
+    with pytest.raises(FetchError, match="redirected more than 5 times"):
+        get("/loop")
+
+
+class NoNetwork:
+    def get(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("no request may be made")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://lists.example/core.csv", "plain http:// is refused"),
+        ("ftp://lists.example/core.csv", "only https:// and file:/// URLs"),
+    ],
+)
+def test_other_schemes_are_refused_before_any_request(url: str, reason: str) -> None:
+    with pytest.raises(FetchError, match=reason) as refused:
+        fetch(url, name="core", session=NoNetwork())  # type: ignore[arg-type]
+    assert str(refused.value).startswith(f"List 'core' could not be fetched from {url}: ")
+
+
+def test_a_refused_connection_is_a_fetch_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(FetchError, match="the connection was refused"):
+        fetch(f"https://127.0.0.1:{port}/core.csv", name="core", timeout=5)
+
+
+def test_an_untrusted_certificate_is_a_fetch_error(get: Client) -> None:
+    with pytest.raises(FetchError, match="TLS certificate was not accepted"):
+        get("/list.csv", verify=True)
+
+
+def test_credentials_in_the_url_are_not_shown(get: Client) -> None:
+    url = get.base.replace("https://", "https://me:secret@") + "/missing"
+    with pytest.raises(FetchError) as refused:
+        fetch(url, name="core", verify=get.cert)
+    assert "secret" not in str(refused.value) and "HTTP 404" in str(refused.value)
+
+
+# file:// URLs
+
+
+def test_a_file_is_read_with_validators_and_conditionally(tmp_path: Path) -> None:
+    path = tmp_path / "core.csv"
+    path.write_bytes(LIST)
+    result = fetch(path.as_uri(), name="core")
+    assert (result.not_modified, result.body) == (False, LIST)
+    assert (result.etag, result.last_modified) == file_validators(path.stat())
+    again = fetch(path.as_uri(), name="core", etag=result.etag, last_modified=result.last_modified)
+    assert again.not_modified and again.body is None
+    path.write_bytes(LIST + b"pod,bad.example,,\n")
+    changed = fetch(
+        path.as_uri(), name="core", etag=result.etag, last_modified=result.last_modified
+    )
+    assert not changed.not_modified and changed.body is not None and changed.etag != result.etag
+
+
+def test_a_rewritten_file_with_the_same_second_is_still_new(tmp_path: Path) -> None:
+    path = tmp_path / "core.csv"
+    path.write_bytes(LIST)
+    os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    first = fetch(path.as_uri(), name="core")
+    os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_500_000_000))
+    second = fetch(path.as_uri(), name="core", etag=first.etag, last_modified=first.last_modified)
+    assert not second.not_modified and first.last_modified == second.last_modified
+
+
+def test_a_large_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "core.csv"
+    path.write_bytes(LIST)
+    with pytest.raises(FetchError, match="larger than 10 bytes"):
+        fetch(path.as_uri(), name="core", max_bytes=10)
+
+
+def test_a_missing_file_and_its_missing_signature(tmp_path: Path) -> None:
+    path = tmp_path / "core.csv"
+    with pytest.raises(FetchError, match="there is no file"):
+        fetch(path.as_uri(), name="core")
+    path.write_bytes(LIST)
+    with pytest.raises(FetchError, match="has no signature at file://"):
+        fetch_signature(path.as_uri(), name="core")
+    path.with_name("core.csv.minisig").write_text(SIGNATURE)
+    assert fetch_signature(path.as_uri(), name="core") == SIGNATURE
+
+
+def test_a_file_url_needs_a_local_absolute_path() -> None:
+    with pytest.raises(FetchError, match="must name a local file"):
+        fetch("file://lists.example/core.csv", name="core")

@@ -1,0 +1,349 @@
+"""The list parser: every kind's validation and normal form, line numbers, refusal as a whole or
+row by row, Mastodon's domain-block export, and properties that hold for any input."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from podmod.lists.parse import (
+    KINDS,
+    Entry,
+    ListFormatError,
+    csv_safe,
+    normalise,
+    parse_list,
+)
+
+HEADER = "kind,value,label,comment\n"
+HASH = "0123456789abcdef" * 4
+
+
+def body(*rows: str, header: str = HEADER) -> bytes:
+    return (header + "".join(row + "\n" for row in rows)).encode()
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "expected"),
+    [
+        ("account", "spam@pod.example", "spam@pod.example"),
+        ("account", "Spam.Bot-1_x@Pod.Example", "spam.bot-1_x@pod.example"),
+        ("account", "@spam@pod.example", "spam@pod.example"),
+        ("account", "spam@pod.example:8443", "spam@pod.example:8443"),
+        ("account", "spam@localhost:3000", "spam@localhost:3000"),
+        ("account", "spam@bücher.example", "spam@xn--bcher-kva.example"),
+        ("account", " spam@pod.example. ", "spam@pod.example"),
+        ("pod", "pod.example", "pod.example"),
+        ("pod", "Pod.Example:8443", "pod.example:8443"),
+        ("pod", "https://pod.example/", "pod.example"),
+        ("pod", "https://pod.example:443", "pod.example"),
+        ("pod", "https://pod.example:8443/", "pod.example:8443"),
+        ("pod", "www.pod.example", "www.pod.example"),
+        ("pod", "BÜCHER.example", "xn--bcher-kva.example"),
+        ("hashtag", "#Spam", "spam"),
+        ("hashtag", "Straße", "strasse"),
+        ("hashtag", "#ｓｐａｍ", "spam"),
+        ("hashtag", "#buy-now_2", "buy-now_2"),
+        ("hashtag", "#नमस्ते", "नमस्ते"),
+        ("phrase", "  Buy   CHEAP\tpills  ", "buy cheap pills"),
+        ("phrase", "ﬁnd\u00a0ME", "find me"),
+        ("url", "https://media.example/path", "https://media.example/path"),
+        ("url", "HTTPS://Media.Example:443/Path?A=1#frag", "https://media.example/Path?A=1"),
+        ("url", "http://media.example:80/x", "http://media.example/x"),
+        ("url", "http://media.example:8080/x", "http://media.example:8080/x"),
+        ("url", "media.example", "https://media.example/"),
+        ("url", "media.example/path/file.jpg", "https://media.example/path/file.jpg"),
+        ("url", "https://bücher.example/ä", "https://xn--bcher-kva.example/ä"),
+        ("pdq", HASH.upper(), HASH),
+        ("sha256", HASH, HASH),
+    ],
+)
+def test_valid_values_are_normalised(kind: str, value: str, expected: str) -> None:
+    assert normalise(kind, value) == expected
+    assert normalise(kind, expected) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "reason"),
+    [
+        ("account", "spam", "handle"),
+        ("account", "@pod.example", "handle"),
+        ("account", "spam@", "host"),
+        ("account", "sp am@pod.example", "user name"),
+        ("account", "spam!@pod.example", "user name"),
+        ("account", "spam@pod", "host"),
+        ("account", "spam@-pod.example", "host"),
+        ("account", "spam@pod-.example", "host"),
+        ("account", "spam@pod..example", "host"),
+        ("account", "spam@" + "a" * 64 + ".example", "host"),
+        ("account", "spam@pod.example:0", "port"),
+        ("account", "spam@pod.example:65536", "port"),
+        ("account", "spam@pod.example:http", "port"),
+        ("pod", "pod_1.example", "host"),
+        ("pod", "https://pod.example/people/abc", "page"),
+        ("pod", "ftp://pod.example", "pod host"),
+        ("pod", "spam@pod.example", "pod host"),
+        ("hashtag", "#", "hashtag"),
+        ("hashtag", "#two words", "hashtag"),
+        ("hashtag", "#tag!", "hashtag"),
+        ("hashtag", "#" + "a" * 256, "longer"),
+        ("phrase", "   ", "empty"),
+        ("phrase", "a" * 1001, "longer"),
+        ("url", "ftp://media.example/x", "http"),
+        ("url", "https://", "host"),
+        ("url", "https://user:pw@media.example/", "user name"),
+        ("url", "https://media.example/a b", "spaces"),
+        ("url", "javascript:alert(1)", "host"),
+        ("pdq", "abc", "64 hexadecimal"),
+        ("pdq", "g" * 64, "64 hexadecimal"),
+        ("sha256", HASH + "0", "64 hexadecimal"),
+        ("bogus", "x", "not a known kind"),
+    ],
+)
+def test_invalid_values_are_refused_with_a_reason(kind: str, value: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        normalise(kind, value)
+
+
+def test_a_good_list_parses_in_order_with_labels_and_comments() -> None:
+    parsed = parse_list(
+        body(
+            "account,Spam@Pod.Example,spam,seen 2024-05-01",
+            "pod,bad.example,,",
+            "hashtag,#BuyNow,spam: ads,",
+            "phrase,cheap pills,,\tindented comment",
+            f"sha256,{HASH},csam,",
+        )
+    )
+    assert parsed.format == "podmod"
+    assert parsed.errors == [] and parsed.duplicates == 0
+    assert parsed.entries == [
+        Entry("account", "spam@pod.example", "spam", "seen 2024-05-01", 2),
+        Entry("pod", "bad.example", "", "", 3),
+        Entry("hashtag", "buynow", "spam: ads", "", 4),
+        Entry("phrase", "cheap pills", "", "indented comment", 5),
+        Entry("sha256", HASH, "csam", "", 6),
+    ]
+
+
+def test_header_is_case_insensitive_and_may_have_spaces_and_a_bom() -> None:
+    data = b"\xef\xbb\xbf Kind , VALUE,Label ,comment\r\naccount,spam@pod.example,,\r\n"
+    assert [e.value for e in parse_list(data).entries] == ["spam@pod.example"]
+
+
+def test_label_and_comment_columns_may_be_left_out() -> None:
+    parsed = parse_list(body("account,spam@pod.example", "pod,bad.example,spam"))
+    assert [(e.label, e.comment) for e in parsed.entries] == [("", ""), ("spam", "")]
+
+
+def test_blank_lines_are_skipped_and_lines_count_from_the_header() -> None:
+    data = b"\nkind,value,label,comment\n\naccount,a@pod.example,,\n   \n,,,\n" + (
+        b'phrase,"two\nlines",,\nbogus,x,,\naccount,b@pod.example,,\n'
+    )
+    parsed = parse_list(data, skip_invalid=True)
+    assert [(e.value, e.line) for e in parsed.entries] == [
+        ("a@pod.example", 4),
+        ("b@pod.example", 10),
+    ]
+    assert [(e.line, e.message) for e in parsed.errors] == [
+        (7, "the value contains a control character (U+000A)"),
+        (9, "'bogus' is not a known kind (account, pod, hashtag, phrase, url, pdq, sha256)"),
+    ]
+
+
+def test_duplicates_keep_the_first_and_are_counted() -> None:
+    parsed = parse_list(
+        body(
+            "account,spam@pod.example,first,",
+            "account,SPAM@pod.example,second,",
+            "account,@spam@pod.example,third,",
+            "pod,pod.example,,",
+        )
+    )
+    assert [(e.kind, e.label) for e in parsed.entries] == [("account", "first"), ("pod", "")]
+    assert parsed.duplicates == 2
+
+
+def test_invalid_rows_refuse_the_whole_list_naming_lines() -> None:
+    rows = ["account,ok@pod.example,,", "bogus,x,,", "account,nobody,,", "pdq,abc,,"]
+    rows += ["account,x@pod.example,,,extra", "pod,bad.example,bad label!,"]
+    rows += ["pod,a.example,,", "pod,-.example,,"]
+    with pytest.raises(ListFormatError) as refused:
+        parse_list(body(*rows), max_errors_shown=3)
+    message = str(refused.value)
+    assert message.startswith("6 invalid rows: line 3: 'bogus' is not a known kind (account,")
+    assert "line 4: 'nobody' is not a diaspora* handle" in message
+    assert "line 5: 'abc' is not a PDQ hash" in message
+    assert "line 6" not in message
+    assert message.endswith("; and 3 more; fix the list or set skip_invalid = true for it.")
+
+
+def test_skip_invalid_keeps_the_valid_entries_and_returns_the_errors() -> None:
+    rows = ["account,ok@pod.example,,", "account,x@pod.example,,,extra", "pod,bad.example,spam,"]
+    rows += ["pod,b.example,bad label!,", "pod,c.example,," + "x" * 2001]
+    parsed = parse_list(body(*rows), skip_invalid=True)
+    assert [e.value for e in parsed.entries] == ["ok@pod.example", "bad.example"]
+    assert [(e.line, e.message) for e in parsed.errors] == [
+        (3, "the row has 5 columns; the list format has 4: kind,value,label,comment"),
+        (5, "the label 'bad label!' may only hold letters, digits, spaces and _ : ; . / -"),
+        (6, "the comment is longer than 2000 characters"),
+    ]
+
+
+def test_control_characters_make_a_row_invalid_but_tab_in_a_comment_is_fine() -> None:
+    rows = ["account,ok@pod.example,,a\tb", "phrase,a\x00b,,", "pod,c.example,,a\x07b"]
+    parsed = parse_list(body(*rows), skip_invalid=True)
+    assert [(e.value, e.comment) for e in parsed.entries] == [("ok@pod.example", "a\tb")]
+    assert [e.line for e in parsed.errors] == [3, 4]
+    assert "U+0000" in parsed.errors[0].message
+
+
+def test_one_invalid_row_is_singular() -> None:
+    with pytest.raises(ListFormatError, match=r"^1 invalid row: line 2: "):
+        parse_list(body("bogus,x,,"))
+
+
+def test_invalid_utf8_refuses_the_whole_list_even_with_skip_invalid() -> None:
+    data = body("account,ok@pod.example,,") + b"phrase,caf\xe9,,\n"
+    with pytest.raises(ListFormatError, match=r"not valid UTF-8 \(byte 61, line 3\)"):
+        parse_list(data, skip_invalid=True)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\n\n", b"value,kind\nspam@pod.example,account\n", b"account,spam@pod.example,,\n"],
+)
+def test_a_missing_or_unknown_header_is_refused(data: bytes) -> None:
+    with pytest.raises(ListFormatError, match="header"):
+        parse_list(data, skip_invalid=True)
+
+
+def test_an_empty_list_with_a_header_is_valid() -> None:
+    parsed = parse_list(HEADER.encode())
+    assert parsed.entries == [] and parsed.errors == []
+
+
+def test_published_cells_neutralised_by_csv_safe_read_back_as_written() -> None:
+    parsed = parse_list(body("account,spam@pod.example,'-x,'=1+1", "pod,a.example,,'hello"))
+    assert [(e.label, e.comment) for e in parsed.entries] == [("-x", "=1+1"), ("", "'hello")]
+
+
+MASTODON_HEADER = "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n"
+
+
+def test_mastodon_export_becomes_pod_entries() -> None:
+    parsed = parse_list(
+        body(
+            "spam.example,suspend,true,true,Spam factory,false",
+            "Loud.Example,silence,false,false,,false",
+            "spam.example,suspend,true,true,again,false",
+            header=MASTODON_HEADER,
+        )
+    )
+    assert parsed.format == "mastodon"
+    assert parsed.entries == [
+        Entry("pod", "spam.example", "suspend", "Spam factory", 2),
+        Entry("pod", "loud.example", "silence", "", 3),
+    ]
+    assert parsed.duplicates == 1
+
+
+def test_mastodon_export_needs_only_the_domain_column() -> None:
+    parsed = parse_list("#domain\nspam.example\n\nbücher.example\n".encode())
+    assert [(e.value, e.label, e.line) for e in parsed.entries] == [
+        ("spam.example", "", 2),
+        ("xn--bcher-kva.example", "", 4),
+    ]
+
+
+def test_mastodon_obfuscated_and_invalid_domains_are_invalid_rows() -> None:
+    data = body(
+        "spam.example,suspend,false,false,,false",
+        "sp*m.example,suspend,false,false,,true",
+        "not a domain,suspend,false,false,,false",
+        header=MASTODON_HEADER,
+    )
+    with pytest.raises(ListFormatError, match=r"line 3: the domain 'sp\*m.example' is obfusc"):
+        parse_list(data)
+    parsed = parse_list(data, skip_invalid=True)
+    assert [e.value for e in parsed.entries] == ["spam.example"]
+    assert [e.line for e in parsed.errors] == [3, 4]
+
+
+@pytest.mark.parametrize(
+    ("text", "safe"),
+    [
+        ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("spam", "spam"),
+        ("", ""),
+        ("a=b", "a=b"),
+    ],
+)
+def test_csv_safe_neutralises_formula_cells(text: str, safe: str) -> None:
+    assert csv_safe(text) == safe
+
+
+def test_the_fast_path_for_plain_handles_agrees_with_normalise() -> None:
+    values = ["spam@pod.example", "a.b-c_d@x.y.z", "x@" + "a" * 63 + ".example"]
+    parsed = parse_list(body(*(f"account,{v},," for v in values)))
+    assert [e.value for e in parsed.entries] == [normalise("account", v) for v in values]
+
+
+# Properties: whatever the input, the parser answers with a result or a ListFormatError.
+
+cells = st.text(alphabet=st.characters(codec="utf-8"), max_size=30) | st.sampled_from(
+    ["account", "pod", "url", "#tag", "spam@pod.example", "https://a.example/", "", '"', ","]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200))
+def test_any_text_parses_or_is_refused_cleanly(text: str) -> None:
+    for data in (text.encode(), (HEADER + text).encode(), (MASTODON_HEADER + text).encode()):
+        try:
+            parse_list(data, skip_invalid=True)
+            parse_list(data)
+        except ListFormatError:
+            pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(cells, max_size=5), max_size=8))
+def test_any_rows_parse_or_are_refused_cleanly(rows: list[list[str]]) -> None:
+    out = io.StringIO()
+    csv.writer(out).writerows([["kind", "value", "label", "comment"], *rows])
+    try:
+        parsed = parse_list(out.getvalue().encode(), skip_invalid=True)
+    except ListFormatError:
+        return
+    for entry in parsed.entries:
+        assert normalise(entry.kind, entry.value) == entry.value
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(KINDS),
+    st.text(max_size=40)
+    | st.from_regex(
+        r"@?[A-Za-z0-9_.-]{1,8}@[a-zA-Zü0-9-]{1,8}\.[a-z]{2,4}(:[0-9]{1,5})?", fullmatch=True
+    )
+    | st.from_regex(
+        r"(https?://)?[a-zA-Zä-]{1,8}\.[a-z]{2,4}(:[0-9]{1,5})?(/[^ ]{0,10})?", fullmatch=True
+    )
+    | st.from_regex(r"#?[\w-]{1,10}", fullmatch=True),
+)
+def test_normalise_is_idempotent(kind: str, value: str) -> None:
+    try:
+        once = normalise(kind, value)
+    except ValueError:
+        return
+    assert normalise(kind, once) == once

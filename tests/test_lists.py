@@ -1,0 +1,475 @@
+"""Shared blocklists end to end: sync a signed list, match it against the pod, retract, hold, allow,
+lock by policy — against real PostgreSQL, with list files served from disk or loopback HTTPS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from podmod.config import load_config
+from podmod.lists import minisign
+from tests.helpers import cases_json, drain, podmod, read_once
+
+HEADER = "kind,value,label,comment\n"
+
+
+class ListFiles:
+    """Lists written to disk (file:// URLs) and signed with a test key; the config names them."""
+
+    def __init__(self, directory: Path, config_path: Path) -> None:
+        self.directory = directory
+        self.config_path = config_path
+        self.secret = minisign.SecretKey.generate()
+        self.lists: list[dict] = []
+        self.list_sync: dict = {}
+
+    def write(self, name: str, rows: list[str], *, sign: bool = True) -> Path:
+        path = self.directory / f"{name}.csv"
+        body = (HEADER + "".join(row + "\n" for row in rows)).encode()
+        path.write_bytes(body)
+        signature = path.with_name(path.name + ".minisig")
+        if sign:
+            signature.write_text(minisign.sign(body, self.secret))
+        return path
+
+    def subscribe(self, name: str, *, policy: str = "review", signed: bool = True, **extra):
+        entry = {"name": name, "url": (self.directory / f"{name}.csv").as_uri(), "policy": policy}
+        if signed:
+            entry["public_key"] = self.secret.public_key.to_string()
+        entry.update(extra)
+        self.lists = [item for item in self.lists if item["name"] != name] + [entry]
+        self.save()
+
+    def save(self) -> None:
+        lines = []
+        if self.list_sync:
+            lines.append("[list_sync]")
+            lines += [f"{key} = {json.dumps(value)}" for key, value in self.list_sync.items()]
+        for item in self.lists:
+            lines.append("[[lists]]")
+            lines += [f"{key} = {json.dumps(value)}" for key, value in item.items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def lists(env, state, tmp_path) -> ListFiles:
+    directory = tmp_path / "lists"
+    directory.mkdir()
+    return ListFiles(directory, Path(env["PODMOD_CONFIG"]))
+
+
+def sync(*names: str) -> tuple[int, str]:
+    args = ["lists", "sync"] + [f"--name={name}" for name in names]
+    result = podmod(*args)
+    return result.exit_code, result.output
+
+
+def list_signals(status: str = "all") -> list[dict]:
+    return [s for case in cases_json(status) for s in case["signals"] if s["kind"] == "list"]
+
+
+def case_of(account: str, status: str = "open") -> dict:
+    [case] = [c for c in cases_json(status) if c["account"] == account]
+    return case
+
+
+def test_account_entries_open_cases_for_local_and_remote_accounts(lists, pod):
+    pod.person("spammer")
+    pod.person("Remote_One", "far.example")
+    pod.person("bystander")
+    lists.write(
+        "core",
+        [
+            "account,spammer@pod.example,spam,",
+            "account,remote_one@far.example,,",
+            "account,absent@nowhere.example,spam,not on this pod",
+        ],
+    )
+    lists.subscribe("core")
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert "core: applied: version 1 applied: 3 entries (+3 -0); 2 new matches" in output
+    assert sorted(c["account"] for c in cases_json("open")) == [
+        "remote_one@far.example",
+        "spammer@pod.example",
+    ]
+    signal = case_of("spammer@pod.example")["signals"][0]
+    assert (
+        signal
+        | {
+            "kind": "list",
+            "list": "core",
+            "version": 1,
+            "entry": "account:spammer@pod.example",
+            "label": "spam",
+            "retracted": False,
+        }
+        == signal
+    )
+
+
+def test_pod_entries_match_remote_accounts_with_or_without_port_never_local_ones(lists, pod):
+    pod.person("a", "bad.example")
+    pod.person("b", "bad.example:8443")
+    pod.person("c", "good.example")
+    pod.person("local")  # this pod: a list naming it must not flag every local account
+    lists.write("pods", ["pod,bad.example,,", "pod,pod.example,,", "pod,other.example:9000,,"])
+    lists.subscribe("pods")
+
+    assert sync()[0] == 0
+
+    assert sorted(c["account"] for c in cases_json("open")) == [
+        "a@bad.example",
+        "b@bad.example:8443",
+    ]
+
+
+def test_mastodon_domain_block_export_is_read_as_pod_entries(lists, pod):
+    pod.person("x", "blocked.example")
+    path = lists.directory / "masto.csv"
+    path.write_text(
+        "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n"
+        "blocked.example,suspend,false,false,placeholder reason,false\n"
+    )
+    lists.subscribe("masto", signed=False)
+
+    assert sync()[0] == 0
+
+    [signal] = list_signals()
+    assert signal["entry"] == "pod:blocked.example"
+
+
+def test_a_removed_entry_retracts_its_signal_visibly_and_closes_the_case(lists, pod):
+    pod.person("one", "far.example")
+    pod.person("two", "far.example")
+    lists.write("core", ["account,one@far.example,,", "account,two@far.example,,"])
+    lists.subscribe("core")
+    sync()
+
+    lists.write("core", ["account,two@far.example,,"])
+    code, output = sync()
+
+    assert code == 0 and "version 2 applied" in output and "1 retracted" in output
+    [retracted] = [s for s in list_signals() if s["retracted"]]
+    assert retracted["entry"] == "account:one@far.example"
+    assert retracted["retracted_because"] == "removed from the list"
+    assert case_of("one@far.example", "resolved")["status"] == "resolved"
+    assert [c["account"] for c in cases_json("open")] == ["two@far.example"]
+
+
+def test_unchanged_list_costs_no_work(lists, pod):
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    sync()
+    before = cases_json()
+
+    code, output = sync()
+
+    assert code == 0 and "core: unchanged" in output
+    assert cases_json() == before
+    shown = json.loads(podmod("lists", "show", "--json").output)
+    assert shown[0]["version"] == 1
+
+
+def test_a_version_removing_too_much_is_held_until_approved(lists, pod, state):
+    for n in range(4):
+        pod.person(f"u{n}", "far.example")
+    lists.write("core", [f"account,u{n}@far.example,," for n in range(4)])
+    lists.subscribe("core")
+    sync()
+    lists.write("core", ["account,u0@far.example,,"])  # 3 of 4 removed: 75% > 50%
+
+    code, output = sync()
+
+    assert code == 0
+    assert "version 2 held for approval: it removes 3 of 4 entries (75%)" in output
+    assert len([s for s in list_signals() if not s["retracted"]]) == 4  # version 1 still in force
+    diff = json.loads(podmod("lists", "diff", "core", "--json").output)
+    assert diff["status"] == "held" and sorted(diff["removed"]) == [
+        "account:u1@far.example",
+        "account:u2@far.example",
+        "account:u3@far.example",
+    ]
+    shown = podmod("lists", "show").output
+    assert "held for approval: version 2" in shown
+
+    approved = podmod("lists", "approve", "core", "2")
+
+    assert approved.exit_code == 0, approved.output
+    assert "version 2 approved by cli:" in approved.output
+    assert len([s for s in list_signals() if not s["retracted"]]) == 1
+    audit = state.execute(
+        "SELECT action FROM podmod.audit WHERE action LIKE 'list_%' ORDER BY id"
+    ).fetchall()
+    assert [row["action"] for row in audit] == ["list_apply", "list_hold", "list_approve"]
+
+
+def test_approving_a_version_that_is_not_held_is_refused(lists, pod):
+    lists.write("core", ["account,x@far.example,,"])
+    lists.subscribe("core")
+    sync()
+    result = podmod("lists", "approve", "core", "1")
+    assert result.exit_code == 2
+    assert "is not held for approval (it is applied)" in result.output
+
+
+def test_the_allowlist_overrides_every_other_list(lists, pod):
+    pod.person("news", "press.example")
+    pod.person("bad", "press.example")
+    lists.write("core", ["pod,press.example,,"])
+    lists.write("ours", ["account,news@press.example,,quotes the campaign to report on it"])
+    lists.subscribe("core")
+    lists.subscribe("ours", policy="allow", signed=False)
+
+    assert sync()[0] == 0
+
+    assert [c["account"] for c in cases_json("open")] == ["bad@press.example"]
+
+
+def test_threshold_needs_entries_in_several_lists(lists, pod):
+    pod.person("both", "far.example")
+    pod.person("once", "far.example")
+    lists.write("a", ["account,both@far.example,,", "account,once@far.example,,"])
+    lists.write("b", ["account,both@far.example,,"])
+    lists.subscribe("a")
+    lists.subscribe("b")
+    lists.list_sync = {"threshold": 2}
+    lists.save()
+
+    assert sync()[0] == 0
+
+    [case] = cases_json("open")
+    assert case["account"] == "both@far.example"
+    assert case["list_matches"] == 2
+
+
+def test_lock_policy_locks_local_matches_never_staff_never_remote(lists, pod, state):
+    pod.person("spammer")
+    pod.person("boss", roles=("admin",))
+    pod.person("mod", roles=("moderator",))
+    pod.person("remote", "far.example")
+    lists.write(
+        "lockme",
+        [
+            "account,spammer@pod.example,spam,",
+            "account,boss@pod.example,,",
+            "account,mod@pod.example,,",
+            "account,remote@far.example,,",
+        ],
+    )
+    lists.subscribe("lockme", policy="lock")
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert "lockme: locked spammer@pod.example (policy lock)" in output
+    locked = pod.conn.execute(
+        "SELECT u.username FROM users u WHERE u.locked_at IS NOT NULL"
+    ).fetchall()
+    assert [row["username"] for row in locked] == ["spammer"]
+    audit = state.execute(
+        "SELECT actor, action, account, details FROM podmod.audit WHERE action LIKE 'lock%'"
+        " ORDER BY account"
+    ).fetchall()
+    assert [(a["action"], a["account"]) for a in audit] == [
+        ("lock_refused", "boss@pod.example"),
+        ("lock_refused", "mod@pod.example"),
+        ("lock", "spammer@pod.example"),
+    ]
+    lock_row = audit[-1]
+    assert lock_row["actor"] == "list:lockme"
+    assert lock_row["details"] == {
+        "list": "lockme",
+        "version": "1",
+        "entry": "account:spammer@pod.example",
+    }
+    # Another sync neither locks again nor repeats the refusals.
+    assert "locked" not in sync()[1]
+    assert (
+        state.execute(
+            "SELECT count(*) AS n FROM podmod.audit WHERE action LIKE 'lock%'"
+        ).fetchone()["n"]
+        == 3
+    )
+
+
+def test_lock_policy_respects_a_moderator_who_unlocked_the_account(lists, pod):
+    pod.person("spammer")
+    lists.write("lockme", ["account,spammer@pod.example,,"])
+    lists.subscribe("lockme", policy="lock")
+    sync()
+    assert podmod("unlock", "spammer@pod.example", "--reason", "false positive").exit_code == 0
+    lists.write("lockme", ["account,spammer@pod.example,,", "account,other@far.example,,"])
+
+    sync()
+
+    row = pod.conn.execute("SELECT locked_at FROM users WHERE username = 'spammer'").fetchone()
+    assert row["locked_at"] is None
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        ("body", "does not verify"),
+        ("key", "another key"),
+        ("missing", "no signature"),
+    ],
+)
+def test_a_bad_signature_refuses_the_list_and_keeps_the_previous_version(
+    lists, pod, tamper, message
+):
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    sync()
+    path = lists.write("core", ["account,two@far.example,,"])
+    signature = path.with_name(path.name + ".minisig")
+    if tamper == "body":
+        path.write_bytes(path.read_bytes() + b"account,three@far.example,,\n")
+    elif tamper == "key":
+        signature.write_text(minisign.sign(path.read_bytes(), minisign.SecretKey.generate()))
+    else:
+        signature.unlink()
+
+    code, output = sync()
+
+    assert code == 1
+    assert "core: FAILED" in output and message in output
+    assert [s["entry"] for s in list_signals() if not s["retracted"]] == ["account:one@far.example"]
+    [shown] = json.loads(podmod("lists", "show", "--json").output)
+    assert shown["version"] == 1 and message in shown["last_error"]
+
+
+def test_a_malformed_list_is_refused_with_line_numbers_unless_told_to_skip(lists, pod):
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,,", "bogus,thing,,", "account,not a handle,,"])
+    lists.subscribe("core", signed=False)
+
+    code, output = sync()
+
+    assert code == 1 and "line 3" in output and "line 4" in output
+    assert cases_json() == []
+
+    lists.subscribe("core", signed=False, skip_invalid=True)
+    code, output = sync()
+    assert code == 0 and "2 invalid rows skipped" in output
+    assert [c["account"] for c in cases_json("open")] == ["one@far.example"]
+
+
+def test_one_failing_list_does_not_stop_the_others(lists, pod):
+    pod.person("one", "far.example")
+    lists.write("good", ["account,one@far.example,,"])
+    lists.subscribe("broken", signed=False)  # its file does not exist
+    lists.subscribe("good", signed=False)
+
+    code, output = sync()
+
+    assert code == 1
+    assert "broken: FAILED" in output and "good: applied" in output
+    assert [c["account"] for c in cases_json("open")] == ["one@far.example"]
+
+
+def test_an_account_discovered_later_is_matched_by_the_reader(lists, pod, env):
+    lists.write("core", ["account,late@far.example,,", "pod,bad.example,,"])
+    lists.subscribe("core")
+    sync()
+    assert cases_json() == []
+
+    pod.person("late", "far.example")  # federation brings a new remote person
+    pod.person("someone", "bad.example")
+    result = read_once(load_config())
+    drain(load_config())
+
+    assert result.new_people_matched == 2
+    assert sorted(c["account"] for c in cases_json("open")) == [
+        "late@far.example",
+        "someone@bad.example",
+    ]
+
+
+def test_list_matches_and_reports_share_one_case(lists, pod):
+    reporter = pod.person("reporter")
+    author = pod.person("author", "far.example")
+    pod.report(reporter, "Post", pod.post(author, "text"))
+    config = load_config()
+    read_once(config)
+    drain(config)
+    lists.write("core", ["account,author@far.example,spam,"])
+    lists.subscribe("core")
+
+    sync()
+
+    [case] = cases_json("open")
+    assert [s["kind"] for s in case["signals"]] == ["report", "list"]
+    assert case["priority"] == 10 + 30
+
+
+def test_a_list_removed_from_the_config_stops_applying(lists, pod):
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,,"])
+    lists.write("other", [])
+    lists.subscribe("core")
+    lists.subscribe("other")
+    sync()
+    lists.lists = [item for item in lists.lists if item["name"] != "core"]
+    lists.save()
+
+    sync()
+
+    assert cases_json("open") == []
+    assert all(s["retracted"] for s in list_signals())
+
+
+def test_publish_then_sync_then_match_with_podmod_alone(lists, pod, tmp_path):
+    pod.person("spammer", "far.example")
+    keys = podmod("lists", "keygen", "--dir", str(tmp_path / "keys"))
+    assert keys.exit_code == 0, keys.output
+    public_key = keys.output.split("public_key): ")[1].split()[0]
+    source = tmp_path / "source.csv"
+    source.write_text(HEADER + "account,Spammer@Far.Example,spam,placeholder\n")
+    published = podmod(
+        "lists",
+        "publish",
+        "--from-csv",
+        str(source),
+        "--secret-key",
+        str(tmp_path / "keys" / "podmod.key"),
+        "--output",
+        str(lists.directory / "shared.csv"),
+    )
+    assert published.exit_code == 0, published.output
+    lists.subscribe("shared", signed=False, public_key=public_key)
+
+    assert sync()[0] == 0
+
+    [signal] = list_signals()
+    assert signal["entry"] == "account:spammer@far.example"
+
+
+def test_publish_from_decisions_lists_accounts_still_locked(lists, pod, tmp_path, state):
+    pod.person("kept")
+    pod.person("released")
+    podmod("lock", "kept@pod.example", "--reason", "spam")
+    podmod("lock", "released@pod.example", "--reason", "spam")
+    podmod("unlock", "released@pod.example", "--reason", "appeal accepted")
+    podmod("lists", "keygen", "--dir", str(tmp_path))
+
+    result = podmod(
+        "lists",
+        "publish",
+        "--from-decisions",
+        "--secret-key",
+        str(tmp_path / "podmod.key"),
+        "--output",
+        str(tmp_path / "ours.csv"),
+    )
+
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "ours.csv").read_text().splitlines()
+    assert rows[0] == "kind,value,label,comment"
+    assert [row.split(",")[1] for row in rows[1:]] == ["kept@pod.example"]
