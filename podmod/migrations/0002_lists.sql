@@ -48,9 +48,9 @@ CREATE TABLE podmod.list_entries (
     added_in integer NOT NULL,
     removed_in integer
 );
-CREATE UNIQUE INDEX list_entries_active ON podmod.list_entries (list_id, kind, value)
+-- One index serves both: no entry twice in a list, and lookups by (kind, value) across lists.
+CREATE UNIQUE INDEX list_entries_active ON podmod.list_entries (kind, value, list_id)
     WHERE removed_in IS NULL;
-CREATE INDEX list_entries_by_value ON podmod.list_entries (kind, value) WHERE removed_in IS NULL;
 CREATE INDEX list_entries_history ON podmod.list_entries (list_id, added_in);
 
 -- List and content signals name the account and the entry that matched.
