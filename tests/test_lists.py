@@ -473,3 +473,36 @@ def test_publish_from_decisions_lists_accounts_still_locked(lists, pod, tmp_path
     rows = (tmp_path / "ours.csv").read_text().splitlines()
     assert rows[0] == "kind,value,label,comment"
     assert [row.split(",")[1] for row in rows[1:]] == ["kept@pod.example"]
+
+
+def test_over_https_an_unchanged_list_is_a_304_and_costs_no_work(lists, pod, tmp_path, state):
+    from podmod.loopback import LoopbackServer
+
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,,"])
+    with LoopbackServer(lists.directory, tmp_path) as server:
+        lists.list_sync = {"ca_bundle": str(server.cert_path)}
+        lists.subscribe("core", url=server.url("core.csv"))
+        first = sync()
+        versions_before = state.execute("SELECT count(*) AS n FROM podmod.list_versions").fetchone()
+        second = sync()
+
+    assert first[0] == 0 and "version 1 applied" in first[1]
+    assert second[0] == 0 and "core: not_modified" in second[1]
+    after = state.execute("SELECT count(*) AS n FROM podmod.list_versions").fetchone()
+    assert after == versions_before
+    [shown] = json.loads(podmod("lists", "show", "--json").output)
+    assert shown["last_error"] is None and shown["version"] == 1
+
+
+def test_over_https_a_server_that_is_not_trusted_fails_cleanly(lists, pod, tmp_path):
+    from podmod.loopback import LoopbackServer
+
+    lists.write("core", ["account,one@far.example,,"])
+    with LoopbackServer(lists.directory, tmp_path) as server:
+        lists.subscribe("core", url=server.url("core.csv"))  # no ca_bundle: self-signed refused
+        code, output = sync()
+
+    assert code == 1
+    assert "core: FAILED" in output
+    assert cases_json() == []
