@@ -22,8 +22,12 @@ class Check:
     detail: str
 
     def as_json(self) -> dict[str, str]:
-        return {"check": self.name, "status": self.status, "ok": self.status != "fail",
-                "detail": self.detail}
+        return {
+            "check": self.name,
+            "status": self.status,
+            "ok": self.status != "fail",
+            "detail": self.detail,
+        }
 
 
 class Warn(Exception):
@@ -36,8 +40,13 @@ NEEDED = [("SELECT", table, None) for table in pod_db.REQUIRED_COLUMNS] + [
     ("UPDATE", "reports", "reviewed"),
 ]
 # Privileges podmod must not need: holding them means the role is broader than deploy/grants.sql.
-TOO_MUCH = [("UPDATE", "users", "email"), ("UPDATE", "reports", "text"), ("DELETE", "posts", None),
-            ("UPDATE", "people", "closed_account"), ("INSERT", "account_deletions", None)]
+TOO_MUCH = [
+    ("UPDATE", "users", "email"),
+    ("UPDATE", "reports", "text"),
+    ("DELETE", "posts", None),
+    ("UPDATE", "people", "closed_account"),
+    ("INSERT", "account_deletions", None),
+]
 
 
 def _privileges(config: Config) -> str:
@@ -101,14 +110,21 @@ def _list(config: Config, name: str) -> Callable[[], str]:
 
         subscription = next(s for s in config.lists if s.name == name)
         verify: bool | str = config["list_sync.ca_bundle"] or True
-        result = fetch.fetch(subscription.url, name=name, max_bytes=config["list_sync.max_bytes"],
-                             timeout=config["list_sync.timeout"], verify=verify)
+        result = fetch.fetch(
+            subscription.url,
+            name=name,
+            max_bytes=config["list_sync.max_bytes"],
+            timeout=config["list_sync.timeout"],
+            verify=verify,
+        )
         if not subscription.public_key:
             return f"reachable ({len(result.body)} bytes); not signed (no public_key pinned)"
-        signature = fetch.fetch_signature(subscription.url, name=name,
-                                          timeout=config["list_sync.timeout"], verify=verify)
-        minisign.verify(result.body, signature, minisign.PublicKey.from_string(
-            subscription.public_key))
+        signature = fetch.fetch_signature(
+            subscription.url, name=name, timeout=config["list_sync.timeout"], verify=verify
+        )
+        minisign.verify(
+            result.body, signature, minisign.PublicKey.from_string(subscription.public_key)
+        )
         return f"reachable ({len(result.body)} bytes); signature valid"
 
     return check_list

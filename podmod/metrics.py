@@ -25,13 +25,16 @@ class Exposition:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def family(self, name: str, kind: str, help_text: str,
-               samples: Iterable[tuple[dict[str, str], float]]) -> None:
+    def family(
+        self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]
+    ) -> None:
         self.lines.append(f"# HELP {name} {help_text}")
         self.lines.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
             label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-            self.lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
+            self.lines.append(
+                f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}"
+            )
 
     def render(self) -> str:
         return "\n".join(self.lines) + "\n"
@@ -40,60 +43,124 @@ class Exposition:
 def collect(config: Config, state: psycopg.Connection, rconn: redis.Redis) -> str:
     out = Exposition()
     queues = queue.all_queues(config, rconn)
-    out.family("podmod_queue_jobs", "gauge", "Jobs waiting in each podmod queue.",
-               [({"queue": q.name}, q.count) for q in queues])
-    out.family("podmod_queue_jobs_running", "gauge", "Jobs being worked on.",
-               [({"queue": q.name}, StartedJobRegistry(queue=q).count) for q in queues])
-    out.family("podmod_queue_jobs_failed", "gauge", "Jobs that failed after their retries.",
-               [({"queue": q.name}, FailedJobRegistry(queue=q).count) for q in queues])
-    by_status = {row["status"]: row["n"] for row in state.execute(
-        "SELECT status, count(*) AS n FROM podmod.cases GROUP BY status")}
-    out.family("podmod_cases", "gauge", "Cases by status.",
-               [({"status": s}, by_status.get(s, 0)) for s in CASE_STATUSES])
+    out.family(
+        "podmod_queue_jobs",
+        "gauge",
+        "Jobs waiting in each podmod queue.",
+        [({"queue": q.name}, q.count) for q in queues],
+    )
+    out.family(
+        "podmod_queue_jobs_running",
+        "gauge",
+        "Jobs being worked on.",
+        [({"queue": q.name}, StartedJobRegistry(queue=q).count) for q in queues],
+    )
+    out.family(
+        "podmod_queue_jobs_failed",
+        "gauge",
+        "Jobs that failed after their retries.",
+        [({"queue": q.name}, FailedJobRegistry(queue=q).count) for q in queues],
+    )
+    by_status = {
+        row["status"]: row["n"]
+        for row in state.execute("SELECT status, count(*) AS n FROM podmod.cases GROUP BY status")
+    }
+    out.family(
+        "podmod_cases",
+        "gauge",
+        "Cases by status.",
+        [({"status": s}, by_status.get(s, 0)) for s in CASE_STATUSES],
+    )
     signals = state.execute(
         "SELECT kind, count(*) FILTER (WHERE retracted_at IS NULL) AS active FROM podmod.signals"
-        " GROUP BY kind").fetchall()
-    out.family("podmod_signals", "gauge", "Active signals by kind.",
-               [({"kind": row["kind"]}, row["active"]) for row in signals])
+        " GROUP BY kind"
+    ).fetchall()
+    out.family(
+        "podmod_signals",
+        "gauge",
+        "Active signals by kind.",
+        [({"kind": row["kind"]}, row["active"]) for row in signals],
+    )
     intake = state.execute(
         "SELECT count(*) FILTER (WHERE done_at IS NULL) AS pending,"
         " coalesce(sum(cardinality(report_ids)) FILTER (WHERE done_at IS NULL), 0) AS reports"
-        " FROM podmod.intake_batches").fetchone()
-    out.family("podmod_intake_batches_pending", "gauge", "Intake batches not yet stored.",
-               [({}, intake["pending"])])
-    out.family("podmod_intake_reports_pending", "gauge", "Reports read but not yet stored.",
-               [({}, intake["reports"])])
+        " FROM podmod.intake_batches"
+    ).fetchone()
+    out.family(
+        "podmod_intake_batches_pending",
+        "gauge",
+        "Intake batches not yet stored.",
+        [({}, intake["pending"])],
+    )
+    out.family(
+        "podmod_intake_reports_pending",
+        "gauge",
+        "Reports read but not yet stored.",
+        [({}, intake["reports"])],
+    )
     latency = state.execute(
         "SELECT percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY"
         " extract(epoch FROM created_at - occurred_at)) AS q FROM podmod.signals"
         " WHERE kind = 'report' AND created_at > now() - interval '1 hour'"
-        " AND occurred_at > now() - interval '1 hour'").fetchone()["q"]
-    out.family("podmod_report_to_case_seconds", "gauge",
-               "Report created in diaspora* to signal stored, over the last hour.",
-               [({"quantile": q}, round(v, 3)) for q, v in zip(("0.5", "0.95"), latency or [],
-                                                                 strict=False) if v is not None])
+        " AND occurred_at > now() - interval '1 hour'"
+    ).fetchone()["q"]
+    out.family(
+        "podmod_report_to_case_seconds",
+        "gauge",
+        "Report created in diaspora* to signal stored, over the last hour.",
+        [
+            ({"quantile": q}, round(v, 3))
+            for q, v in zip(("0.5", "0.95"), latency or [], strict=False)
+            if v is not None
+        ],
+    )
     lists = state.execute(
         "SELECT name, policy, coalesce(current_version, 0) AS version,"
         " extract(epoch FROM now() - last_success_at) AS age,"
         " (last_error_at IS NOT NULL AND (last_success_at IS NULL"
         "  OR last_error_at > last_success_at))::int AS failing,"
         " (SELECT count(*) FROM podmod.list_versions v WHERE v.list_id = l.id"
-        "  AND v.status = 'held') AS held FROM podmod.lists l ORDER BY name").fetchall()
-    out.family("podmod_list_version", "gauge", "Version in force of each list.",
-               [({"list": r["name"], "policy": r["policy"]}, r["version"]) for r in lists])
-    out.family("podmod_list_sync_age_seconds", "gauge", "Seconds since the last successful sync.",
-               [({"list": r["name"]}, round(r["age"], 1)) for r in lists if r["age"] is not None])
-    out.family("podmod_list_sync_failing", "gauge", "1 if the last sync of the list failed.",
-               [({"list": r["name"]}, r["failing"]) for r in lists])
-    out.family("podmod_list_versions_held", "gauge", "Versions held for approval.",
-               [({"list": r["name"]}, r["held"]) for r in lists])
+        "  AND v.status = 'held') AS held FROM podmod.lists l ORDER BY name"
+    ).fetchall()
+    out.family(
+        "podmod_list_version",
+        "gauge",
+        "Version in force of each list.",
+        [({"list": r["name"], "policy": r["policy"]}, r["version"]) for r in lists],
+    )
+    out.family(
+        "podmod_list_sync_age_seconds",
+        "gauge",
+        "Seconds since the last successful sync.",
+        [({"list": r["name"]}, round(r["age"], 1)) for r in lists if r["age"] is not None],
+    )
+    out.family(
+        "podmod_list_sync_failing",
+        "gauge",
+        "1 if the last sync of the list failed.",
+        [({"list": r["name"]}, r["failing"]) for r in lists],
+    )
+    out.family(
+        "podmod_list_versions_held",
+        "gauge",
+        "Versions held for approval.",
+        [({"list": r["name"]}, r["held"]) for r in lists],
+    )
     decisions = state.execute(
-        "SELECT action, count(*) AS n FROM podmod.decisions GROUP BY action").fetchall()
-    out.family("podmod_decisions_total", "counter", "Decisions taken, by action.",
-               [({"action": r["action"]}, r["n"]) for r in decisions])
+        "SELECT action, count(*) AS n FROM podmod.decisions GROUP BY action"
+    ).fetchall()
+    out.family(
+        "podmod_decisions_total",
+        "counter",
+        "Decisions taken, by action.",
+        [({"action": r["action"]}, r["n"]) for r in decisions],
+    )
     seen = rconn.get(queue.READER_HEARTBEAT_KEY)
-    out.family("podmod_reader_heartbeat_age_seconds", "gauge",
-               "Seconds since the reader's last pass (absent: no reader in the last minute).",
-               [({}, round(time.time() - float(seen), 1))] if seen else [])
+    out.family(
+        "podmod_reader_heartbeat_age_seconds",
+        "gauge",
+        "Seconds since the reader's last pass (absent: no reader in the last minute).",
+        [({}, round(time.time() - float(seen), 1))] if seen else [],
+    )
     state.rollback()
     return out.render()

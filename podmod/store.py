@@ -130,8 +130,13 @@ def resolve_cases_without_pending(
     ).fetchall()
     for row in rows:
         record_audit(
-            state, actor=actor, action="resolve", source=source, case_id=row["id"],
-            account=row["account"], reason=reason,
+            state,
+            actor=actor,
+            action="resolve",
+            source=source,
+            case_id=row["id"],
+            account=row["account"],
+            reason=reason,
         )
     return len(rows)
 

@@ -24,7 +24,9 @@ def test_lock_from_the_cli_sets_locked_at_and_records_decision_and_audit(config,
     assert result.exit_code == 0
     assert result.output.strip() == "spammer@pod.example is now locked."
     assert locked_at(pod, "spammer") is not None
-    decision = state.execute("SELECT action, actor, source, reason FROM podmod.decisions").fetchone()
+    decision = state.execute(
+        "SELECT action, actor, source, reason FROM podmod.decisions"
+    ).fetchone()
     assert decision["action"] == "lock" and decision["source"] == "cli"
     assert decision["actor"].startswith("cli:") and decision["reason"] == "placeholder spam"
     audit = state.execute("SELECT action, account FROM podmod.audit").fetchall()
@@ -53,8 +55,9 @@ def test_two_moderators_locking_at_once_give_one_lock_and_one_already_locked(con
     pod.person("spammer")
 
     def lock(n: int) -> bool:
-        return actions.lock_account(config, handle="spammer@pod.example", actor=f"mod{n}",
-                                    source="web", reason="x").changed
+        return actions.lock_account(
+            config, handle="spammer@pod.example", actor=f"mod{n}", source="web", reason="x"
+        ).changed
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lock, range(4)))
@@ -88,7 +91,9 @@ def test_unlock_clears_locked_at_and_is_audited(config, state, pod):
     result = podmod("unlock", "spammer@pod.example", "--reason", "appeal")
     assert result.output.strip() == "spammer@pod.example is now unlocked."
     assert locked_at(pod, "spammer") is None
-    actions_logged = [r["action"] for r in state.execute("SELECT action FROM podmod.audit ORDER BY id")]
+    actions_logged = [
+        r["action"] for r in state.execute("SELECT action FROM podmod.audit ORDER BY id")
+    ]
     assert actions_logged == ["lock", "unlock"]
 
 

@@ -90,7 +90,11 @@ def test_check_names_what_is_missing_and_exits_1(config, state):
     report = {c["check"]: c for c in json.loads(result.output)["checks"]}
     assert result.exit_code == 1
     assert [name for name, c in report.items() if c["status"] == "ok"] == [
-        "config", "pod database", "podmod schema", "redis"]
+        "config",
+        "pod database",
+        "podmod schema",
+        "redis",
+    ]
     assert report["privileges"]["status"] == "warn"  # the test role is a superuser
     assert "deploy/grants.sql" in report["privileges"]["detail"]
     assert "start `podmod read`" in report["reader"]["detail"]
@@ -104,8 +108,12 @@ def test_check_passes_with_a_reader_and_a_worker_running(config, state):
     import time
 
     podmod("read", "--once")
-    worker = subprocess.Popen([sys.executable, "-m", "podmod.cli", "worker"], env=os.environ.copy(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "podmod.cli", "worker"],
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

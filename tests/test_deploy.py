@@ -35,8 +35,11 @@ def test_example_list_subscriptions_load_when_uncommented(tmp_path):
         line[2:] for line in lists_part.splitlines() if re.match(r"^# (\[\[lists|\w+ = )", line)
     )
     path = tmp_path / "podmod.toml"
-    path.write_text('database_url = "postgresql://podmod@localhost/diaspora_production"\n'
-                    + uncommented + "\n")
+    path.write_text(
+        'database_url = "postgresql://podmod@localhost/diaspora_production"\n' + uncommented + "\n"
+    )
     config = load_config(path, environ={})
     assert [(item.name, item.policy) for item in config.lists] == [
-        ("core", "review"), ("ours", "allow")]
+        ("core", "review"),
+        ("ours", "allow"),
+    ]

@@ -15,14 +15,19 @@ from tests.test_exactly_once import assert_each_report_once, build_backlog
 
 
 def spawn(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "podmod.cli", *args], env=os.environ.copy(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "podmod.cli", *args],
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def signals_stored(state) -> int:
     state.rollback()
     return state.execute(
-        "SELECT count(*) AS n FROM podmod.signals WHERE kind = 'report'").fetchone()["n"]
+        "SELECT count(*) AS n FROM podmod.signals WHERE kind = 'report'"
+    ).fetchone()["n"]
 
 
 @pytest.mark.timeout(180)
