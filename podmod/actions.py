@@ -16,10 +16,11 @@ from typing import Any
 
 import psycopg
 
+from podmod import pod_db
 from podmod.config import Config
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
-from podmod.store import record_audit
+from podmod.store import INGEST_LOCK, record_audit, resolve_cases_without_pending
 
 
 class ActionRefused(PodmodError):
@@ -71,8 +72,9 @@ GROUP BY p.id, u.id
 """
 
 
-def find_account(pod: psycopg.Connection, *, handle: str | None = None,
-                 person_id: int | None = None) -> Account:
+def find_account(
+    pod: psycopg.Connection, *, handle: str | None = None, person_id: int | None = None
+) -> Account:
     """The pod's account by handle (user@host, or a bare local username) or people.id."""
     if person_id is not None:
         row = pod.execute(ACCOUNT_SQL.format(where="p.id = %s"), (person_id,)).fetchone()
@@ -111,22 +113,56 @@ def _open_case_id(state: psycopg.Connection, person_id: int) -> int | None:
     return row["id"] if row else None
 
 
-def _record(state: psycopg.Connection, account: Account, action: str, *, actor: str, source: str,
-            reason: str | None, case_id: int | None, details: dict[str, Any]) -> None:
+def _record(
+    state: psycopg.Connection,
+    account: Account,
+    action: str,
+    *,
+    actor: str,
+    source: str,
+    reason: str | None,
+    case_id: int | None,
+    details: dict[str, Any],
+) -> None:
     state.execute(
         "INSERT INTO podmod.decisions (case_id, person_id, account, action, actor, source, reason,"
         " details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (case_id, account.person_id, account.handle, action, actor, source, reason,
-         json.dumps(details)),
+        (
+            case_id,
+            account.person_id,
+            account.handle,
+            action,
+            actor,
+            source,
+            reason,
+            json.dumps(details),
+        ),
     )
-    record_audit(state, actor=actor, action=action, source=source, case_id=case_id,
-                 account=account.handle, reason=reason, details=details)
+    record_audit(
+        state,
+        actor=actor,
+        action=action,
+        source=source,
+        case_id=case_id,
+        account=account.handle,
+        reason=reason,
+        details=details,
+    )
 
 
 def _set_lock(
-    config: Config, *, lock: bool, handle: str | None, person_id: int | None, actor: str,
-    source: str, reason: str | None, case_id: int | None, details: dict[str, Any] | None,
-    confirm_staff: bool, actor_person_id: int | None,
+    config: Config,
+    *,
+    lock: bool,
+    handle: str | None,
+    person_id: int | None,
+    actor: str,
+    source: str,
+    reason: str | None,
+    case_id: int | None,
+    details: dict[str, Any] | None,
+    confirm_staff: bool,
+    actor_person_id: int | None,
 ) -> ActionResult:
     action = "lock" if lock else "unlock"
     with _connections(config) as (pod, state):
@@ -138,8 +174,11 @@ def _set_lock(
                 "podmod keeps flagging it here."
             )
         if lock and (account.staff or account.person_id == actor_person_id) and not confirm_staff:
-            who = "yourself" if account.person_id == actor_person_id else (
-                f"{account.handle}, who holds the role {'/'.join(sorted(account.roles))}")
+            who = (
+                "yourself"
+                if account.person_id == actor_person_id
+                else (f"{account.handle}, who holds the role {'/'.join(sorted(account.roles))}")
+            )
             raise ActionRefused(
                 f"Locking {who} needs an explicit confirmation; repeat the action with it."
             )
@@ -159,8 +198,16 @@ def _set_lock(
         if pod is not state:
             pod.commit()  # separate databases: the pod row first, then podmod's record of it
         if changed:
-            _record(state, account, action, actor=actor, source=source, reason=reason,
-                    case_id=case_id, details=details or {})
+            _record(
+                state,
+                account,
+                action,
+                actor=actor,
+                source=source,
+                reason=reason,
+                case_id=case_id,
+                details=details or {},
+            )
         state.commit()
     if changed:
         message = f"{account.handle} is now {'locked' if lock else 'unlocked'}."
@@ -170,34 +217,456 @@ def _set_lock(
 
 
 def record_refusal(
-    config: Config, *, person_id: int, case_id: int | None, action: str, actor: str,
-    source: str, reason: str, details: dict[str, Any],
+    config: Config,
+    *,
+    person_id: int,
+    case_id: int | None,
+    action: str,
+    actor: str,
+    source: str,
+    reason: str,
+    details: dict[str, Any],
 ) -> None:
     """Record an automatic action that was refused (e.g. a list policy meeting an admin)."""
     with _connections(config) as (pod, state):
         account = find_account(pod, person_id=person_id)
-        _record(state, account, action, actor=actor, source=source, reason=reason,
-                case_id=case_id, details=details)
+        _record(
+            state,
+            account,
+            action,
+            actor=actor,
+            source=source,
+            reason=reason,
+            case_id=case_id,
+            details=details,
+        )
         state.commit()
 
 
 def lock_account(
-    config: Config, *, actor: str, source: str, reason: str | None = None,
-    handle: str | None = None, person_id: int | None = None, case_id: int | None = None,
-    details: dict[str, Any] | None = None, confirm_staff: bool = False,
+    config: Config,
+    *,
+    actor: str,
+    source: str,
+    reason: str | None = None,
+    handle: str | None = None,
+    person_id: int | None = None,
+    case_id: int | None = None,
+    details: dict[str, Any] | None = None,
+    confirm_staff: bool = False,
     actor_person_id: int | None = None,
 ) -> ActionResult:
     """Lock a local account (diaspora* signs it out on its next request)."""
-    return _set_lock(config, lock=True, handle=handle, person_id=person_id, actor=actor,
-                     source=source, reason=reason, case_id=case_id, details=details,
-                     confirm_staff=confirm_staff, actor_person_id=actor_person_id)
+    return _set_lock(
+        config,
+        lock=True,
+        handle=handle,
+        person_id=person_id,
+        actor=actor,
+        source=source,
+        reason=reason,
+        case_id=case_id,
+        details=details,
+        confirm_staff=confirm_staff,
+        actor_person_id=actor_person_id,
+    )
 
 
 def unlock_account(
-    config: Config, *, actor: str, source: str, reason: str | None = None,
-    handle: str | None = None, person_id: int | None = None, case_id: int | None = None,
+    config: Config,
+    *,
+    actor: str,
+    source: str,
+    reason: str | None = None,
+    handle: str | None = None,
+    person_id: int | None = None,
+    case_id: int | None = None,
+    details: dict[str, Any] | None = None,
 ) -> ActionResult:
     """Unlock a local account."""
-    return _set_lock(config, lock=False, handle=handle, person_id=person_id, actor=actor,
-                     source=source, reason=reason, case_id=case_id, details=None,
-                     confirm_staff=True, actor_person_id=None)
+    return _set_lock(
+        config,
+        lock=False,
+        handle=handle,
+        person_id=person_id,
+        actor=actor,
+        source=source,
+        reason=reason,
+        case_id=case_id,
+        details=details,
+        confirm_staff=True,
+        actor_person_id=None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Case actions: mark reviewed, dismiss, reopen, note. Like locking, each writes the pod row (if
+# any), the case, the decision and the audit row in one transaction; case and signal writes take
+# the ingest lock, as intake does.
+
+
+class CaseNotFound(PodmodError):
+    exit_code = 4
+
+
+def _case_for_update(state: psycopg.Connection, case_id: int) -> dict[str, Any]:
+    state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
+    row = state.execute(
+        "SELECT id, subject, person_id, account, local, status FROM podmod.cases"
+        " WHERE id = %s FOR UPDATE",
+        (case_id,),
+    ).fetchone()
+    if row is None:
+        raise CaseNotFound(f"There is no case {case_id}; see `podmod cases`.")
+    return row
+
+
+def _record_on_case(
+    state: psycopg.Connection,
+    case: dict[str, Any],
+    action: str,
+    *,
+    actor: str,
+    source: str,
+    reason: str | None,
+    details: dict[str, Any],
+) -> None:
+    state.execute(
+        "INSERT INTO podmod.decisions (case_id, person_id, account, action, actor, source, reason,"
+        " details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            case["id"],
+            case["person_id"],
+            case["account"],
+            action,
+            actor,
+            source,
+            reason,
+            json.dumps(details),
+        ),
+    )
+    record_audit(
+        state,
+        actor=actor,
+        action=action,
+        source=source,
+        case_id=case["id"],
+        account=case["account"],
+        reason=reason,
+        details=details,
+    )
+
+
+def _review_reports(
+    pod: psycopg.Connection, state: psycopg.Connection, case_id: int, actor: str
+) -> tuple[list[int], list[int]]:
+    """Every report of the case's pending items becomes reviewed, in the pod (all reports of the
+    same items, as diaspora*'s page does) and here. Returns (pod report ids, touched case ids)."""
+    items = [
+        (row["item_type"], row["item_id"])
+        for row in state.execute(
+            "SELECT DISTINCT item_type, item_id FROM podmod.signals WHERE case_id = %s"
+            " AND kind = 'report' AND NOT reviewed AND item_id IS NOT NULL ORDER BY 1, 2",
+            (case_id,),
+        )
+    ]
+    if not items:
+        return [], []
+    report_ids = pod_db.mark_reports_reviewed(pod, items)
+    rows = state.execute(
+        "UPDATE podmod.signals s SET reviewed = true, reviewed_at = now(), reviewed_by = %s"
+        " FROM unnest(%s::text[], %s::integer[]) AS i (item_type, item_id)"
+        " WHERE s.kind = 'report' AND NOT s.reviewed AND s.item_type = i.item_type"
+        " AND s.item_id = i.item_id RETURNING s.case_id",
+        (actor, [t for t, _ in items], [i for _, i in items]),
+    ).fetchall()
+    touched = sorted({row["case_id"] for row in rows} | {case_id})
+    state.execute("SELECT podmod.refresh_cases(%s)", (touched,))
+    return report_ids, touched
+
+
+def _who(case: dict[str, Any]) -> str:
+    return case["account"] or f"case {case['id']}"
+
+
+def mark_reviewed(
+    config: Config,
+    *,
+    case_id: int,
+    actor: str,
+    source: str,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> ActionResult:
+    """Mark the case's reports reviewed (in the pod too); the case leaves the queue when nothing
+    is pending and no list matches it."""
+    with _connections(config) as (pod, state):
+        case = _case_for_update(state, case_id)
+        report_ids, touched = _review_reports(pod, state, case_id, actor)
+        if not touched:
+            state.rollback()
+            return ActionResult(
+                "mark_reviewed",
+                _who(case),
+                False,
+                f"{_who(case)}: no pending report to mark reviewed.",
+                case_id,
+            )
+        if pod is not state:
+            pod.commit()
+        resolve_cases_without_pending(
+            state,
+            touched,
+            resolution="reviewed",
+            actor=actor,
+            source=source,
+            reason="every report on the case was marked reviewed",
+        )
+        status = state.execute(
+            "SELECT status FROM podmod.cases WHERE id = %s", (case_id,)
+        ).fetchone()["status"]
+        _record_on_case(
+            state,
+            case,
+            "mark_reviewed",
+            actor=actor,
+            source=source,
+            reason=reason,
+            details={**(details or {}), "reports": report_ids},
+        )
+        state.commit()
+    message = f"{_who(case)}: {len(report_ids)} reports marked reviewed in diaspora*"
+    if status == "open":
+        message += "; the case stays open for its list matches (Dismiss closes it)."
+    else:
+        message += "; the case is resolved."
+    return ActionResult("mark_reviewed", _who(case), True, message, case_id)
+
+
+def dismiss_case(
+    config: Config,
+    *,
+    case_id: int,
+    actor: str,
+    source: str,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> ActionResult:
+    """Close the case with no action taken; its pending reports are marked reviewed (in the pod
+    too), so neither queue shows them again."""
+    with _connections(config) as (pod, state):
+        case = _case_for_update(state, case_id)
+        if case["status"] != "open":
+            state.rollback()
+            return ActionResult(
+                "dismiss",
+                _who(case),
+                False,
+                f"Case {case_id} was already {case['status']}.",
+                case_id,
+            )
+        report_ids, _ = _review_reports(pod, state, case_id, actor)
+        if pod is not state:
+            pod.commit()
+        state.execute(
+            "UPDATE podmod.cases SET status = 'dismissed', resolution = 'dismissed',"
+            " closed_at = now(), updated_at = now() WHERE id = %s",
+            (case_id,),
+        )
+        _record_on_case(
+            state,
+            case,
+            "dismiss",
+            actor=actor,
+            source=source,
+            reason=reason,
+            details={**(details or {}), "reports": report_ids},
+        )
+        state.commit()
+    return ActionResult("dismiss", _who(case), True, f"Case {case_id} is dismissed.", case_id)
+
+
+def reopen_case(
+    config: Config,
+    *,
+    case_id: int,
+    actor: str,
+    source: str,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> ActionResult:
+    """Put a resolved or dismissed case back in the queue (unless the account has an open one)."""
+    with _connections(config) as (_pod, state):
+        case = _case_for_update(state, case_id)
+        if case["status"] == "open":
+            state.rollback()
+            return ActionResult(
+                "reopen", _who(case), False, f"Case {case_id} is already open.", case_id
+            )
+        other = state.execute(
+            "SELECT id FROM podmod.cases WHERE subject = %s AND status = 'open'",
+            (case["subject"],),
+        ).fetchone()
+        if other:
+            state.rollback()
+            raise ActionRefused(
+                f"{_who(case)} already has an open case ({other['id']}); work on that one."
+            )
+        state.execute(
+            "UPDATE podmod.cases SET status = 'open', resolution = NULL, closed_at = NULL,"
+            " updated_at = now() WHERE id = %s",
+            (case_id,),
+        )
+        _record_on_case(
+            state, case, "reopen", actor=actor, source=source, reason=reason, details=details or {}
+        )
+        state.commit()
+    return ActionResult("reopen", _who(case), True, f"Case {case_id} is open again.", case_id)
+
+
+def add_note(
+    config: Config,
+    *,
+    case_id: int,
+    actor: str,
+    source: str,
+    text: str,
+    details: dict[str, Any] | None = None,
+) -> ActionResult:
+    """A free-text note on the case, kept with its decisions and in the audit log."""
+    text = text.strip()
+    if not text:
+        raise ActionRefused("The note is empty; write something first.")
+    with _connections(config) as (_pod, state):
+        case = _case_for_update(state, case_id)
+        _record_on_case(
+            state, case, "note", actor=actor, source=source, reason=text, details=details or {}
+        )
+        state.commit()
+    return ActionResult("note", _who(case), True, "Note added.", case_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Content matches: "not a match". The false positive is recorded (for the item, and optionally for
+# every item of the account), the signal retracted, and later scans leave the pair out.
+
+
+class SignalNotFound(PodmodError):
+    exit_code = 4
+
+
+def mark_not_a_match(
+    config: Config,
+    *,
+    signal_id: int,
+    actor: str,
+    source: str,
+    reason: str | None = None,
+    whole_account: bool = False,
+    details: dict[str, Any] | None = None,
+) -> ActionResult:
+    """Mark a content match as a false positive: the entry does not match this item (or, with
+    `whole_account`, anything of this account). Its signal is retracted, the case closes if nothing
+    else keeps it open, and no scan brings the match back; decision and audit in one transaction."""
+    with _connections(config) as (_pod, state):
+        state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
+        signal = state.execute(
+            "SELECT id, case_id, kind, list_id, entry_kind, entry_value, item_type, item_id,"
+            " person_id, retracted_at FROM podmod.signals WHERE id = %s",
+            (signal_id,),
+        ).fetchone()
+        if signal is None:
+            raise SignalNotFound(f"There is no signal {signal_id}; see `podmod cases --json`.")
+        if signal["kind"] != "content":
+            raise ActionRefused(
+                f"Signal {signal_id} is a {signal['kind']} signal, not a content match; only "
+                "content matches can be marked not a match."
+            )
+        case = _case_for_update(state, signal["case_id"])
+        entry = (signal["entry_kind"], signal["entry_value"])
+        recorded = state.execute(
+            "INSERT INTO podmod.content_false_positives (entry_kind, entry_value, list_id,"
+            " item_type, item_id, signal_id, actor, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING RETURNING id",
+            (
+                *entry,
+                signal["list_id"],
+                signal["item_type"],
+                signal["item_id"],
+                signal_id,
+                actor,
+                reason,
+            ),
+        ).fetchone()
+        if whole_account and signal["person_id"] is not None:
+            recorded = (
+                state.execute(
+                    "INSERT INTO podmod.content_false_positives (entry_kind, entry_value, list_id,"
+                    " person_id, signal_id, actor, reason) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING id",
+                    (*entry, signal["list_id"], signal["person_id"], signal_id, actor, reason),
+                ).fetchone()
+                or recorded
+            )
+        because = f"not a match ({'every item of the account' if whole_account else 'this item'})"
+        retracted = state.execute(
+            "UPDATE podmod.signals SET retracted_at = now(), details = details"
+            " || jsonb_build_object('retracted_because', %s::text, 'retracted_by', %s::text)"
+            " WHERE kind = 'content' AND retracted_at IS NULL AND entry_kind = %s"
+            " AND entry_value = %s AND ((item_type = %s AND item_id = %s)"
+            "  OR (%s AND person_id = %s)) RETURNING id, case_id",
+            (
+                because,
+                actor,
+                *entry,
+                signal["item_type"],
+                signal["item_id"],
+                whole_account,
+                signal["person_id"],
+            ),
+        ).fetchall()
+        if not recorded and not retracted:
+            state.rollback()
+            return ActionResult(
+                "not_a_match",
+                _who(case),
+                False,
+                f"Signal {signal_id} was already marked not a match.",
+                case["id"],
+            )
+        touched = sorted({row["case_id"] for row in retracted} | {case["id"]})
+        state.execute("SELECT podmod.refresh_cases(%s)", (touched,))
+        resolve_cases_without_pending(
+            state,
+            touched,
+            resolution="not_a_match",
+            actor=actor,
+            source=source,
+            reason="its content matches were marked not a match and nothing else is pending",
+        )
+        _record_on_case(
+            state,
+            case,
+            "not_a_match",
+            actor=actor,
+            source=source,
+            reason=reason,
+            details={
+                **(details or {}),
+                "signal": signal_id,
+                "entry": f"{entry[0]}:{entry[1]}",
+                "item": f"{signal['item_type']}:{signal['item_id']}",
+                "whole_account": whole_account,
+                "retracted": [row["id"] for row in retracted],
+            },
+        )
+        state.commit()
+    scope = "any item of this account" if whole_account else "this item"
+    return ActionResult(
+        "not_a_match",
+        _who(case),
+        True,
+        f"{_who(case)}: {entry[0]}:{entry[1]} marked not a match for {scope}; "
+        f"{len(retracted)} match(es) retracted.",
+        case["id"],
+    )

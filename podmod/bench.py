@@ -328,7 +328,10 @@ def bench_lists(
                 started = time.perf_counter()
                 done = subprocess.run(
                     [sys.executable, "-m", "podmod.cli", "lists", "sync", "--json"],
-                    env=env, capture_output=True, text=True, timeout=900,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=900,
                 )
                 timings[run] = time.perf_counter() - started
                 if done.returncode != 0:
@@ -343,9 +346,518 @@ def bench_lists(
                 "SELECT count(*) FROM podmod.signals WHERE kind = 'list'"
             ).fetchone()[0]
     return {
-        "entries": entries, "people": people, "list_bytes": len(body),
-        "matches": signals, "status": outcome["status"],
+        "entries": entries,
+        "people": people,
+        "list_bytes": len(body),
+        "matches": signals,
+        "status": outcome["status"],
         "sync_and_apply_seconds": round(timings["first"], 2),
         "unchanged_resync_seconds": round(timings["unchanged"], 2),
         "peak_memory_mib": round(peak_kib / 1024, 1),
+    }
+
+
+# Cases and signals straight into podmod's store, set-based: cases for the first `cases` people
+# (half of them local), `signals` reports spread evenly over them in the last 30 days (three in ten
+# already reviewed), and a list match on one case in twenty.
+WEB_STORE_SQL = """
+INSERT INTO podmod.cases (subject, person_id, account, local, status, created_at)
+SELECT 'person:' || p.id, p.id, lower(p.diaspora_handle), p.owner_id IS NOT NULL, 'open',
+       now() - interval '30 days'
+FROM people p WHERE p.id <= %(cases)s ORDER BY p.id;
+
+INSERT INTO podmod.signals (case_id, kind, report_id, item_type, item_id, item_guid,
+                            reporter_user_id, reporter, reason, snapshot, reviewed, reviewed_at,
+                            reviewed_by, occurred_at)
+SELECT 1 + (n::bigint * 7919) %% %(cases)s, 'report', n, 'Post', 1 + n %% %(posts)s,
+       md5('post' || (1 + n %% %(posts)s)), 1 + n %% %(local)s,
+       'user' || (1 + n %% %(local)s) || '@bench.example', 'Placeholder reason ' || n,
+       'Placeholder reported text number ' || n || ' with some ordinary words in it.',
+       n %% 10 < 3, CASE WHEN n %% 10 < 3 THEN now() END, CASE WHEN n %% 10 < 3 THEN 'pod' END,
+       now() - ((n::bigint * 104729) %% 2592000) * interval '1 second'
+FROM generate_series(1, %(signals)s) n;
+
+INSERT INTO podmod.lists (name, url, policy, current_version)
+VALUES ('bench', 'file:///dev/null', 'review', 1);
+INSERT INTO podmod.signals (case_id, kind, person_id, list_id, entry_kind, entry_value, details,
+                            occurred_at)
+SELECT c.id, 'list', c.person_id, l.id, 'account', c.account,
+       jsonb_build_object('list', 'bench', 'version', 1, 'entry', 'account:' || c.account,
+                          'label', 'bench', 'policy', 'review'),
+       now() - (c.id %% 2592000) * interval '1 second'
+FROM podmod.cases c, podmod.lists l WHERE c.id %% 20 = 0;
+
+SELECT podmod.refresh_cases(array(SELECT id FROM podmod.cases));
+"""
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 2),
+        "max_ms": round(ordered[-1] * 1000, 2),
+    }
+
+
+def bench_web(
+    server_url: str | None,
+    redis_url: str | None,
+    *,
+    cases: int = 100_000,
+    signals: int = 1_000_000,
+    requests: int = 200,
+) -> dict[str, object]:
+    """Server time of the queue page (first and a deep keyset page), a case page and the lock
+    click (until users.locked_at is committed), with `cases` open cases and `signals` signals in
+    the store; requests go through the Flask app in this process (no network in the figures)."""
+    import bcrypt
+
+    from podmod.config import DIASPORA_PEPPER, load_config
+    from podmod.web import create_app
+    from podmod.web.queue import Cursor
+    from podmod.web.signin import _devise_input
+
+    people = max(cases * 2, 1000)
+    with scratch(server_url, redis_url) as sc:
+        build_pod(sc.database_url, people=people, posts=people, comments=people // 4, reports=0)
+        started = time.perf_counter()
+        with psycopg.connect(sc.database_url, autocommit=True) as conn:
+            psycopg.ClientCursor(conn).execute(
+                WEB_STORE_SQL,
+                {"cases": cases, "signals": signals, "posts": people, "local": people // 4},
+            )
+            password = uuid.uuid4().hex
+            hashed = bcrypt.hashpw(
+                _devise_input(password, DIASPORA_PEPPER), bcrypt.gensalt(10, b"2a")
+            ).decode()
+            conn.execute(
+                "UPDATE users SET encrypted_password = %s WHERE id = %s", (hashed, people // 4)
+            )
+            conn.execute(
+                "INSERT INTO roles (person_id, name, created_at, updated_at)"
+                " VALUES (%s, 'admin', now(), now())",
+                (people // 4,),
+            )
+            conn.execute("VACUUM ANALYZE")
+            store_seconds = time.perf_counter() - started
+            order = "priority DESC, last_signal_at DESC NULLS LAST, id DESC"
+            deep = conn.execute(
+                "SELECT id, priority, last_signal_at FROM podmod.cases WHERE status = 'open'"
+                f" ORDER BY {order} OFFSET %s LIMIT 1",
+                (int(cases * 0.9),),
+            ).fetchone()
+            top_cases = [
+                row[0]
+                for row in conn.execute(
+                    f"SELECT id FROM podmod.cases WHERE status = 'open' ORDER BY {order} LIMIT %s",
+                    (requests,),
+                )
+            ]
+            to_lock = conn.execute(
+                "SELECT id, person_id FROM podmod.cases WHERE status = 'open' AND local"
+                f" AND person_id <> %s ORDER BY {order} LIMIT %s",
+                (people // 4, requests),
+            ).fetchall()
+            counts = conn.execute(
+                "SELECT (SELECT count(*) FROM podmod.cases WHERE status = 'open'),"
+                " (SELECT count(*) FROM podmod.signals)"
+            ).fetchone()
+
+        config = load_config(
+            os.devnull,
+            environ={
+                "PODMOD_DATABASE_URL": sc.database_url,
+                "PODMOD_REDIS_URL": sc.redis_url,
+                "PODMOD_SECRET_KEY": uuid.uuid4().hex,
+                "PODMOD_LOG_LEVEL": "WARNING",
+            },
+        )
+        app = create_app(config)
+        try:
+            client = app.test_client()
+            client.get("/login")
+            with client.session_transaction() as session:
+                token = session["csrf"]
+            signed_in = client.post(
+                "/login",
+                data={"username": f"user{people // 4}", "password": password, "csrf_token": token},
+            )
+            if signed_in.status_code != 302:
+                raise RuntimeError(f"bench sign-in failed ({signed_in.status_code})")
+            with client.session_transaction() as session:
+                token = session["csrf"]
+
+            def timed_get(urls: list[str]) -> dict[str, float]:
+                for url in urls[:5]:  # warm the pool and the plans
+                    client.get(url)
+                samples = []
+                for url in urls:
+                    begin = time.perf_counter()
+                    response = client.get(url)
+                    samples.append(time.perf_counter() - begin)
+                    if response.status_code != 200:
+                        raise RuntimeError(f"GET {url}: {response.status_code}")
+                return _percentiles(samples)
+
+            deep_cursor = Cursor.of(
+                {"priority": deep[1], "last_signal_at": deep[2], "id": deep[0]}
+            ).encode()
+            figures: dict[str, object] = {
+                "open_cases": counts[0],
+                "signals": counts[1],
+                "store_build_seconds": round(store_seconds, 1),
+                "requests_each": requests,
+                "queue_first_page": timed_get(["/"] * requests),
+                "queue_deep_keyset_page": timed_get([f"/?after={deep_cursor}"] * requests),
+                "queue_local_with_list_match": timed_get(["/?where=local&listed=1"] * requests),
+                "queue_search_by_handle": timed_get(
+                    [f"/?q=remote{cases - n}" for n in range(requests)]
+                ),
+                "case_page": timed_get([f"/cases/{case_id}" for case_id in top_cases]),
+            }
+            lock_samples = []
+            with psycopg.connect(sc.database_url, autocommit=True) as watch:
+                for case_id, person_id in to_lock:
+                    begin = time.perf_counter()
+                    response = client.post(f"/cases/{case_id}/lock", data={"csrf_token": token})
+                    locked = watch.execute(
+                        "SELECT u.locked_at IS NOT NULL FROM users u JOIN people p"
+                        " ON p.owner_id = u.id WHERE p.id = %s",
+                        (person_id,),
+                    ).fetchone()[0]
+                    lock_samples.append(time.perf_counter() - begin)
+                    if response.status_code != 302 or not locked:
+                        raise RuntimeError(f"lock of case {case_id}: {response.status_code}")
+            figures["lock_click_to_locked_at_committed"] = _percentiles(lock_samples)
+        finally:
+            app.extensions["podmod"].close()
+    return figures
+
+
+# ---------------------------------------------------------------------------------------------
+# Content matching: `podmod bench scan` and `podmod bench pdq`.
+
+BENCH_WORDS = (
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+)
+
+# Ordinary text with what real posts carry (links, hashtags, accents, markdown), and planted
+# matches: one post in a thousand holds a listed phrase, one a listed link, one a listed hashtag.
+SCAN_TEXT_SQL = """
+UPDATE posts SET text = text || CASE id %% 10
+    WHEN 0 THEN ' More at https://site' || (id %% 1000) || '.example/page/' || id
+                || ' #topic' || (id %% 500)
+    WHEN 1 THEN ' Café crème numéro ' || id || ' — déjà vu, ÉTÉ'
+    WHEN 2 THEN ' [a link](https://www.host' || (id %% 300) || '.example/a?b=' || id || ')'
+    WHEN 3 THEN ' placeholder phrase without a number, and placeholder words'
+    ELSE '' END
+  || CASE id %% 1000
+    WHEN 0 THEN ' then placeholder phrase ' || (id %% %(phrases)s) || ' '
+                || (%(words)s::text[])[1 + (id %% %(phrases)s) %% 26]
+    WHEN 500 THEN ' see https://listed' || (id %% %(urls)s) || '.example/offer'
+    WHEN 250 THEN ' #benchtag' || (id %% %(hashtags)s)
+    ELSE '' END;
+UPDATE comments SET text = text || CASE id %% 4
+    WHEN 0 THEN ' https://site' || (id %% 1000) || '.example/ #topic' || (id %% 500)
+    WHEN 1 THEN ' Ça va, naïve café?'
+    ELSE '' END;
+INSERT INTO profiles (diaspora_handle, first_name, last_name, bio, location, person_id,
+                      created_at, updated_at)
+SELECT diaspora_handle, 'Person', 'Number ' || id,
+       'Placeholder bio of person ' || id || ', likes #topic' || (id %% 500)
+           || ' and https://home' || id || '.example/',
+       'Placeholder Town ' || (id %% 100), id, now(), now()
+FROM people;
+"""
+
+PLANTED_SQL = "SELECT count(*) FILTER (WHERE id % 1000 IN (0, 250, 500)) FROM posts"
+
+
+def _write_content_list(path: Path, *, phrases: int, hashtags: int, urls: int, pdq: int) -> int:
+    """The benchmark's list: placeholder phrases, hashtags, links and random PDQ hashes."""
+    import random
+
+    rng = random.Random(7)  # noqa: S311 (benchmark data, not a secret)
+    with path.open("w", encoding="utf-8") as out:
+        out.write("kind,value,label,comment\n")
+        for n in range(phrases):
+            out.write(f"phrase,placeholder phrase {n} {BENCH_WORDS[n % 26]},bench,\n")
+        for n in range(hashtags):
+            out.write(f"hashtag,#benchtag{n},bench,\n")
+        for n in range(urls):
+            out.write(f"url,https://listed{n}.example/{'offer' if n % 2 else ''},bench,\n")
+        for _ in range(pdq):
+            out.write(f"pdq,{rng.getrandbits(256):064x},bench,\n")
+    return phrases + hashtags + urls + pdq
+
+
+class MemoryWatch:
+    """The peak resident memory of a process and its children (RQ's work horses), polled from
+    /proc while it runs."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        import threading
+
+        self.process = process
+        self.peak_kib = 0
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _rss_kib(pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _watch(self) -> None:
+        pid = self.process.pid
+        while self.process.poll() is None:
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                children = []
+            for each in [pid, *map(int, children)]:
+                self.peak_kib = max(self.peak_kib, self._rss_kib(each))
+            time.sleep(0.02)
+
+    @property
+    def peak_mib(self) -> float:
+        self.thread.join()
+        return round(self.peak_kib / 1024, 1)
+
+
+def bench_scan(
+    server_url: str | None,
+    redis_url: str | None,
+    *,
+    posts: int,
+    phrases: int,
+    hashtags: int,
+    urls: int,
+    pdq: int,
+) -> dict[str, object]:
+    """`podmod scan --backfill` as a process on a pod with `posts` posts (and comments and
+    profiles), with `phrases` phrases, `hashtags` hashtags, `urls` links and `pdq` PDQ hashes in
+    force; then a worker scanning new posts with the same lists loaded, for its memory."""
+    import json
+
+    people = max(posts // 10, 1000)
+    comments = posts // 4
+    with scratch(server_url, redis_url) as sc, tempfile.TemporaryDirectory() as tmp:
+        build_pod(sc.database_url, people=people, posts=posts, comments=comments, reports=0)
+        with psycopg.connect(sc.database_url, autocommit=True) as conn:
+            psycopg.ClientCursor(conn).execute(
+                SCAN_TEXT_SQL,
+                {
+                    "phrases": phrases,
+                    "hashtags": hashtags,
+                    "urls": urls,
+                    "words": list(BENCH_WORDS),
+                },
+            )
+            conn.execute("VACUUM ANALYZE posts, comments, profiles")  # not podmod's own tables
+            planted = conn.execute(PLANTED_SQL).fetchone()[0]
+        list_path = Path(tmp) / "content.csv"
+        entries = _write_content_list(
+            list_path, phrases=phrases, hashtags=hashtags, urls=urls, pdq=pdq
+        )
+        config_path = Path(tmp) / "podmod.toml"
+        config_path.write_text(
+            f"[list_sync]\nmax_bytes = {list_path.stat().st_size + 1}\n"
+            f'[[lists]]\nname = "bench"\nurl = "{list_path.as_uri()}"\npolicy = "review"\n'
+        )
+        env = sc.env(PODMOD_CONFIG=str(config_path))
+
+        def podmod_cli(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+            done = subprocess.run(
+                [sys.executable, "-m", "podmod.cli", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(
+                    f"podmod {' '.join(args)} failed: {(done.stdout + done.stderr)[-2000:]}"
+                )
+            return done
+
+        started = time.perf_counter()
+        podmod_cli("lists", "sync")
+        sync_seconds = time.perf_counter() - started
+
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "podmod.cli", "scan", "--backfill", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        backfill_memory = MemoryWatch(process)
+        stdout, stderr = process.communicate(timeout=3600)
+        backfill_seconds = time.perf_counter() - started
+        if process.returncode != 0:
+            raise RuntimeError(f"podmod scan --backfill failed: {stderr[-2000:]}")
+        [run] = json.loads(stdout)
+        with psycopg.connect(sc.database_url, autocommit=True) as conn:
+            signals = conn.execute(
+                "SELECT count(*) FROM podmod.signals WHERE kind = 'content'"
+            ).fetchone()[0]
+            post_signals = conn.execute(
+                "SELECT count(DISTINCT item_id) FROM podmod.signals WHERE kind = 'content'"
+                " AND item_type = 'Post'"
+            ).fetchone()[0]
+            # New posts for a worker: its memory with every list loaded.
+            podmod_cli("read", "--once")
+            conn.execute(
+                "INSERT INTO posts (author_id, public, guid, type, text, created_at, updated_at)"
+                " SELECT 1 + n %% 100, true, md5('new' || n), 'StatusMessage',"
+                " 'New placeholder phrase 7 ' || %s || ' post ' || n, now(), now()"
+                " FROM generate_series(1, 2000) n",
+                (BENCH_WORDS[7],),
+            )
+            podmod_cli("read", "--once")
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "podmod.cli", "worker", "--burst"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            worker_memory = MemoryWatch(worker)
+            worker.wait(timeout=900)
+            new_signals = conn.execute(
+                "SELECT count(*) FROM podmod.signals WHERE kind = 'content'"
+                " AND item_id > %s AND item_type = 'Post'",
+                (posts,),
+            ).fetchone()[0]
+    post_seconds = run["table_seconds"].get("Post") or backfill_seconds
+    post_items = run["tables"]["Post"]["items"]
+    return {
+        "posts": posts,
+        "comments": comments,
+        "profiles": people,
+        "entries": {
+            "phrase": phrases,
+            "hashtag": hashtags,
+            "url": urls,
+            "pdq": pdq,
+            "total": entries,
+        },
+        "list_sync_seconds": round(sync_seconds, 1),
+        "backfill_seconds": round(backfill_seconds, 2),
+        "backfill_seconds_by_table": run["table_seconds"],
+        "posts_per_second": round(post_items / post_seconds),
+        "items_per_second_overall": round(run["items"] / backfill_seconds),
+        "planted_post_matches": planted,
+        "posts_matched": post_signals,
+        "content_signals": signals,
+        "backfill_peak_memory_mib": backfill_memory.peak_mib,
+        "worker_new_post_matches": new_signals,
+        "worker_peak_memory_mib": worker_memory.peak_mib,
+    }
+
+
+def bench_pdq(*, hashes: int, lookups: int, images: int) -> dict[str, object]:
+    """PDQ: a lookup of one hash (and of one photo's 8 orientations) among `hashes` list hashes,
+    and hashing a 1-megapixel JPEG (decode, 8 orientations, SHA-256)."""
+    import io
+    import random
+
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFilter
+
+    from podmod.matching.images import hash_image
+    from podmod.matching.matcher import MatcherBuilder
+
+    rng = random.Random(11)  # noqa: S311 (benchmark data, not a secret)
+    started = time.perf_counter()
+    builder = MatcherBuilder()
+    values = [f"{rng.getrandbits(256):064x}" for _ in range(hashes)]
+    for value in values:
+        builder.add(1, "bench", "pdq", value, "bench", 1)
+    matcher = builder.build()
+    build_seconds = time.perf_counter() - started
+
+    def near(value: str, flips: int) -> np.ndarray:
+        number = int(value, 16)
+        for bit in rng.sample(range(256), flips):
+            number ^= 1 << bit
+        return np.frombuffer(bytes.fromhex(f"{number:064x}"), dtype=">u8").astype(np.uint64)
+
+    queries = [
+        near(values[rng.randrange(hashes)], rng.randrange(0, 40))
+        if n % 2
+        else np.frombuffer(rng.randbytes(32), dtype=">u8").astype(np.uint64)
+        for n in range(lookups)
+    ]
+    single, found = [], 0
+    for query in queries:
+        begin = time.perf_counter()
+        rows, _ = matcher.pdq.search(query, 31)
+        single.append(time.perf_counter() - begin)
+        found += len(rows)
+    photo = []
+    for n in range(0, lookups, 8):
+        block = np.stack(queries[n : n + 8])
+        begin = time.perf_counter()
+        matcher.pdq.search_any(block, 31)
+        photo.append(time.perf_counter() - begin)
+
+    image = Image.new("RGB", (1000, 1000), (90, 120, 150))
+    draw = ImageDraw.Draw(image)
+    for _ in range(60):
+        x, y = rng.randrange(1000), rng.randrange(1000)
+        draw.ellipse(
+            [x - 80, y - 60, x + 80, y + 60],
+            fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)),
+        )
+    out = io.BytesIO()
+    image.filter(ImageFilter.GaussianBlur(2)).save(out, "JPEG", quality=90)
+    data = out.getvalue()
+    hash_image(data)
+    hashing = []
+    for _ in range(images):
+        begin = time.perf_counter()
+        hash_image(data)
+        hashing.append(time.perf_counter() - begin)
+    return {
+        "list_hashes": hashes,
+        "index_build_seconds": round(build_seconds, 2),
+        "index_mib": round(matcher.pdq.nbytes() / 2**20, 1),
+        "lookups": lookups,
+        "matches_found": found,
+        "lookup_one_hash": _percentiles(single),
+        "lookup_one_photo_8_orientations": _percentiles(photo),
+        "hash_1_megapixel_jpeg": _percentiles(hashing) | {"bytes": len(data)},
     }

@@ -121,16 +121,15 @@ def read(ctx: click.Context, once: bool, wait: bool) -> None:
 @podmin_errors
 def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
     """Run an RQ worker for podmod's queues (start as many as you like, on any host)."""
-    from rq import Worker
-
     from podmod import queue, store
     from podmod.db import state_connection
+    from podmod.scan import ScanWorker
 
     config = get_config(ctx)
     with state_connection(config) as state:
         store.require_current_schema(state)
     rconn = queue.redis_connection(config)
-    worker = Worker(
+    worker = ScanWorker(  # an rq Worker that keeps the compiled content entries between jobs
         queue.all_queues(config, rconn),
         connection=rconn,
         name=name or f"podmod-{socket.gethostname()}-{os.getpid()}",
@@ -206,6 +205,44 @@ def check(as_json: bool) -> None:
     sys.exit(0 if ok else 1)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8790, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Requests served at once.",
+)
+@click.pass_context
+@podmin_errors
+def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
+    """Run the admin web UI (waitress); put it behind the pod's nginx at /podmod/."""
+    import waitress
+
+    from podmod import store
+    from podmod.db import state_connection
+    from podmod.web import create_app
+
+    config = get_config(ctx)
+    with state_connection(config) as state:
+        store.require_current_schema(state)
+    app = create_app(config)
+    click.echo(f"podmod web UI on http://{host}:{port}/ (threads: {threads})")
+    try:
+        waitress.serve(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="podmod",
+            clear_untrusted_proxy_headers=False,
+        )
+    finally:
+        app.extensions["podmod"].close()
+
+
 def cli_actor() -> str:
     """Who acts from the command line: the login name, as the audit log records it."""
     import getpass
@@ -224,8 +261,14 @@ def lock(ctx: click.Context, handle: str, reason: str, confirm: bool, as_json: b
     """Lock a local account (diaspora* signs it out on its next request)."""
     from podmod import actions
 
-    result = actions.lock_account(get_config(ctx), handle=handle, actor=cli_actor(),
-                                  source="cli", reason=reason, confirm_staff=confirm)
+    result = actions.lock_account(
+        get_config(ctx),
+        handle=handle,
+        actor=cli_actor(),
+        source="cli",
+        reason=reason,
+        confirm_staff=confirm,
+    )
     click.echo(json.dumps(result.__dict__) if as_json else result.message)
 
 
@@ -239,8 +282,9 @@ def unlock(ctx: click.Context, handle: str, reason: str, as_json: bool) -> None:
     """Unlock a local account."""
     from podmod import actions
 
-    result = actions.unlock_account(get_config(ctx), handle=handle, actor=cli_actor(),
-                                    source="cli", reason=reason)
+    result = actions.unlock_account(
+        get_config(ctx), handle=handle, actor=cli_actor(), source="cli", reason=reason
+    )
     click.echo(json.dumps(result.__dict__) if as_json else result.message)
 
 
@@ -265,7 +309,14 @@ def lists_sync(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> Non
         fail(f"No [[lists]] in the configuration ({config.source}); nothing to sync.", 2)
     with state_connection(config) as state:
         store.require_current_schema(state)
-    outcomes = sync_lists(config, list(names))
+    wanted = [s for s in config.lists if not names or s.name in names]
+    with click.progressbar(
+        length=3 * len(wanted),
+        label="syncing lists",
+        item_show_func=lambda stage: stage,
+        file=sys.stderr,
+    ) as bar:
+        outcomes = sync_lists(config, list(names), progress=lambda stage: bar.update(1, stage))
     if as_json:
         click.echo(json.dumps([o.as_json() for o in outcomes], indent=2))
     else:
@@ -319,8 +370,9 @@ def _when(moment: datetime | None) -> str:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @podmin_errors
-def lists_diff(ctx: click.Context, name: str, number: int | None, limit: int,
-               as_json: bool) -> None:
+def lists_diff(
+    ctx: click.Context, name: str, number: int | None, limit: int, as_json: bool
+) -> None:
     """What a version added and removed."""
     from podmod.db import state_connection
     from podmod.lists.versions import version_diff
@@ -330,8 +382,10 @@ def lists_diff(ctx: click.Context, name: str, number: int | None, limit: int,
     if as_json:
         click.echo(json.dumps(diff, indent=2))
         return
-    click.echo(f"{name} version {diff['version']} ({diff['status']}): "
-               f"+{diff['added_count']} -{diff['removed_count']}")
+    click.echo(
+        f"{name} version {diff['version']} ({diff['status']}): "
+        f"+{diff['added_count']} -{diff['removed_count']}"
+    )
     if diff["held_reason"]:
         click.echo(f"held: {diff['held_reason']}")
     for entry in diff["added"]:
@@ -354,23 +408,46 @@ def lists_approve(ctx: click.Context, name: str, version: int) -> None:
 
 
 @lists.command("publish")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The list file to write; its signature goes to OUTPUT.minisig.")
-@click.option("--secret-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="minisign secret key (from `podmod lists keygen` or minisign -G).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The list file to write; its signature goes to OUTPUT.minisig.",
+)
+@click.option(
+    "--secret-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="minisign secret key (from `podmod lists keygen` or minisign -G).",
+)
 @click.option("--password-env", help="Environment variable holding the secret key's password.")
-@click.option("--from-csv", "source_csv", type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), help="Entries from this CSV (kind,value,label,comment).")
-@click.option("--from-decisions", is_flag=True,
-              help="Entries for every account this pod has locked and still locks.")
-@click.option("--label", default="locked", show_default=True,
-              help="Label of entries made from decisions.")
+@click.option(
+    "--from-csv",
+    "source_csv",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Entries from this CSV (kind,value,label,comment).",
+)
+@click.option(
+    "--from-decisions",
+    is_flag=True,
+    help="Entries for every account this pod has locked and still locks.",
+)
+@click.option(
+    "--label", default="locked", show_default=True, help="Label of entries made from decisions."
+)
 @click.option("--trusted-comment", help="Signed comment (default: timestamp and file name).")
 @click.pass_context
 @podmin_errors
-def lists_publish(ctx: click.Context, output: Path, secret_key: Path, password_env: str | None,
-                  source_csv: Path | None, from_decisions: bool, label: str,
-                  trusted_comment: str | None) -> None:
+def lists_publish(
+    ctx: click.Context,
+    output: Path,
+    secret_key: Path,
+    password_env: str | None,
+    source_csv: Path | None,
+    from_decisions: bool,
+    label: str,
+    trusted_comment: str | None,
+) -> None:
     """Build a list file and sign it, for others to subscribe to."""
     from podmod.lists import publish
 
@@ -389,8 +466,13 @@ def lists_publish(ctx: click.Context, output: Path, secret_key: Path, password_e
 
 
 @lists.command("keygen")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              default=".", show_default=True)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+)
 @click.option("--name", default="podmod", show_default=True)
 @click.option("--password-env", help="Encrypt the secret key with the password in this variable.")
 @podmin_errors
@@ -406,12 +488,20 @@ def lists_keygen(directory: Path, name: str, password_env: str | None) -> None:
 
 
 @main.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              default=lambda: Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share"))
-              / "podmod-demo", show_default="~/.local/share/podmod-demo",
-              help="Where the demo's databases and files live.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=lambda: (
+        Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "podmod-demo"
+    ),
+    show_default="~/.local/share/podmod-demo",
+    help="Where the demo's databases and files live.",
+)
 @click.option("--port", type=int, help="Port of the web UI (default: a free one).")
-@click.option("--keep", is_flag=True, help="Keep the previous demo's data instead of starting fresh.")
+@click.option(
+    "--keep", is_flag=True, help="Keep the previous demo's data instead of starting fresh."
+)
 @podmin_errors
 def demo(directory: Path, port: int | None, keep: bool) -> None:
     """Run the whole system with embedded PostgreSQL and Redis and a small demo pod."""
@@ -430,6 +520,126 @@ def demo(directory: Path, port: int | None, keep: bool) -> None:
     finally:
         demo_module.stop(running)
         click.echo("podmod demo stopped.")
+
+
+@main.command()
+@click.option(
+    "--backfill",
+    is_flag=True,
+    help="Scan everything already on the pod against every content entry in force "
+    "(resumes an interrupted backfill).",
+)
+@click.option(
+    "--list",
+    "list_name",
+    metavar="NAME",
+    help="Scan everything already on the pod against one list's content entries.",
+)
+@click.option("--status", "show_status", is_flag=True, help="Only show what is waiting.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@podmin_errors
+def scan(
+    ctx: click.Context, backfill: bool, list_name: str | None, show_status: bool, as_json: bool
+) -> None:
+    """Match the pod's content against the lists' hashtag, phrase, url, pdq and sha256 entries.
+
+    New content is scanned by the reader and the workers as it appears; list versions queue a
+    scan of their new entries. This command scans in the foreground: the scans list versions
+    queued (default), one list's entries (--list), or everything (--backfill).
+    """
+    from podmod import scan as scanning
+    from podmod import store
+    from podmod.db import state_connection
+
+    config = get_config(ctx)
+    with state_connection(config) as state:
+        store.require_current_schema(state)
+    if show_status:
+        click.echo(json.dumps(scanning.status(config), indent=2, default=str))
+        return
+    if backfill and list_name:
+        fail("Give --backfill or --list NAME, not both.", 2)
+    bars: list[Any] = []
+
+    def start(run_id: int, total: int) -> None:
+        finish()
+        if not as_json:
+            bar = click.progressbar(
+                length=max(total, 1),
+                label=f"scan run {run_id}",
+                show_pos=True,
+                show_eta=True,
+                file=sys.stderr,
+            )
+            bars.append(bar.__enter__())
+
+    def advance(count: int) -> None:
+        if bars:
+            bars[-1].update(count)
+
+    def finish() -> None:
+        while bars:
+            bars.pop().__exit__(None, None, None)
+
+    try:
+        if backfill:
+            outcome = scanning.backfill(
+                config, created_by=cli_actor(), on_start=start, progress=advance
+            )
+            results = [outcome] if outcome else []
+        else:
+            if list_name:
+                scanning.scan_list(config, list_name, created_by=cli_actor())
+            results = scanning.process_pending_runs(config, on_start=start, progress=advance)
+    finally:
+        finish()
+    if as_json:
+        click.echo(json.dumps([r.as_json() for r in results], indent=2, default=str))
+        return
+    if not results:
+        click.echo(
+            "Nothing to scan: no content entry (hashtag, phrase, url, pdq, sha256) applies."
+            if backfill or list_name
+            else "Nothing to scan: no list version is waiting for a scan of the content already on "
+            "the pod (`podmod scan --backfill` scans everything)."
+        )
+    for r in results:
+        rate = r.items / r.seconds if r.seconds else 0.0
+        click.echo(
+            f"scan run {r.run_id}: {r.items} items in {r.seconds:.1f} s "
+            f"({rate:,.0f}/s), {r.matched} new matches; "
+            f"{'done' if r.done else 'not done yet (run the command again)'}."
+        )
+
+
+@main.command("not-a-match")
+@click.argument("signal_id", type=int)
+@click.option("--reason", help="Why; kept in the decision and the audit log.")
+@click.option(
+    "--account",
+    "whole_account",
+    is_flag=True,
+    help="The entry matches nothing of this account, not only this item.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@podmin_errors
+def not_a_match(
+    ctx: click.Context, signal_id: int, reason: str | None, whole_account: bool, as_json: bool
+) -> None:
+    """Mark a content match (a signal id from `podmod cases --json`) as a false positive."""
+    from podmod import actions
+
+    result = actions.mark_not_a_match(
+        get_config(ctx),
+        signal_id=signal_id,
+        actor=cli_actor(),
+        source="cli",
+        reason=reason,
+        whole_account=whole_account,
+    )
+    click.echo(json.dumps(result.__dict__) if as_json else result.message)
 
 
 @main.group()
@@ -488,20 +698,115 @@ def bench_intake(
 @bench.command("lists")
 @click.option("--entries", default=1_000_000, show_default=True)
 @click.option("--people", default=1_000_000, show_default=True)
-@click.option("--matches", default=10_000, show_default=True,
-              help="How many entries name accounts on the synthetic pod.")
+@click.option(
+    "--matches",
+    default=10_000,
+    show_default=True,
+    help="How many entries name accounts on the synthetic pod.",
+)
 @bench_options
 @podmin_errors
-def bench_lists(entries: int, people: int, matches: int, server_url: str | None,
-                redis_url: str | None, as_json: bool) -> None:
+def bench_lists(
+    entries: int,
+    people: int,
+    matches: int,
+    server_url: str | None,
+    redis_url: str | None,
+    as_json: bool,
+) -> None:
     """Sync and apply a signed list served over loopback HTTPS; then re-sync it unchanged."""
     from podmod import bench as benchmarks
 
     print_figures(
-        benchmarks.bench_lists(server_url, redis_url, entries=entries, people=people,
-                               matches=matches),
+        benchmarks.bench_lists(
+            server_url, redis_url, entries=entries, people=people, matches=matches
+        ),
         as_json,
     )
+
+
+@bench.command("web")
+@click.option("--cases", default=100_000, show_default=True, help="Open cases in the store.")
+@click.option("--signals", default=1_000_000, show_default=True, help="Signals in the store.")
+@click.option("--requests", default=200, show_default=True, help="Timed requests per figure.")
+@bench_options
+@podmin_errors
+def bench_web(
+    cases: int,
+    signals: int,
+    requests: int,
+    server_url: str | None,
+    redis_url: str | None,
+    as_json: bool,
+) -> None:
+    """Server time of the queue, case page and lock click with a large store."""
+    from podmod import bench as benchmarks
+
+    print_figures(
+        benchmarks.bench_web(
+            server_url, redis_url, cases=cases, signals=signals, requests=requests
+        ),
+        as_json,
+    )
+
+
+@bench.command("scan")
+@click.option(
+    "--posts",
+    default=200_000,
+    show_default=True,
+    help="Posts on the synthetic pod (plus a quarter as many comments).",
+)
+@click.option("--phrases", default=100_000, show_default=True)
+@click.option("--hashtags", default=10_000, show_default=True)
+@click.option("--urls", default=10_000, show_default=True)
+@click.option(
+    "--pdq",
+    "pdq_hashes",
+    default=1_000_000,
+    show_default=True,
+    help="PDQ hashes in the list too (they weigh on memory, not on text).",
+)
+@bench_options
+@podmin_errors
+def bench_scan(
+    posts: int,
+    phrases: int,
+    hashtags: int,
+    urls: int,
+    pdq_hashes: int,
+    server_url: str | None,
+    redis_url: str | None,
+    as_json: bool,
+) -> None:
+    """`podmod scan --backfill` throughput and worker memory with large lists loaded."""
+    from podmod import bench as benchmarks
+
+    print_figures(
+        benchmarks.bench_scan(
+            server_url,
+            redis_url,
+            posts=posts,
+            phrases=phrases,
+            hashtags=hashtags,
+            urls=urls,
+            pdq=pdq_hashes,
+        ),
+        as_json,
+    )
+
+
+@bench.command("pdq")
+@click.option("--hashes", default=1_000_000, show_default=True, help="List PDQ hashes.")
+@click.option("--lookups", default=400, show_default=True)
+@click.option("--images", default=30, show_default=True, help="1-megapixel images hashed.")
+@click.option("--json", "as_json", is_flag=True)
+@podmin_errors
+def bench_pdq(hashes: int, lookups: int, images: int, as_json: bool) -> None:
+    """PDQ lookup among a million list hashes, and hashing a 1-megapixel photo (no database)."""
+    from podmod import bench as benchmarks
+
+    print_figures(benchmarks.bench_pdq(hashes=hashes, lookups=lookups, images=images), as_json)
 
 
 @bench.command("latency")

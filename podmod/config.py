@@ -45,9 +45,41 @@ def _share(value: float) -> str | None:
     return None if 0 < value <= 1 else "must be a share between 0 and 1, such as 0.5"
 
 
+def _pdq_distance(value: int) -> str | None:
+    return None if 0 <= value <= 256 else "must be a number of bits from 0 to 256 (31 is usual)"
+
+
+def _pdq_quality(value: int) -> str | None:
+    return None if 0 <= value <= 100 else "must be a quality from 0 to 100 (50 is usual)"
+
+
 def _log_level(value: str) -> str | None:
     levels = ("DEBUG", "INFO", "WARNING", "ERROR")
     return None if value.upper() in levels else f"must be one of {', '.join(levels)}"
+
+
+def _staff_roles(value: str) -> str | None:
+    roles = [role.strip() for role in value.split(",") if role.strip()]
+    if roles and set(roles) <= {"admin", "moderator"}:
+        return None
+    return 'must be "admin" or "admin,moderator"'
+
+
+def _not_negative(value: float) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
+def _web_url(value: str) -> str | None:
+    if value == "" or urlsplit(value).scheme in ("https", "http"):
+        return None
+    return "must be the pod's URL, such as https://pod.example (or empty)"
+
+
+# config.pepper in diaspora*'s config/initializers/devise.rb: the same string on every pod.
+DIASPORA_PEPPER = (
+    "065eb8798b181ff0ea2c5c16aee0ff8b70e04e2ee6bd6e08b49da46924223e39127d5335e466207d42bf2a045c12"
+    "be5f90e92012a4f05f7fc6d9f3c875f4c95b"
+)
 
 
 @dataclass(frozen=True)
@@ -114,20 +146,128 @@ KEYS: tuple[Key, ...] = (
         help="seconds before an abandoned intake job is enqueued again",
     ),
     Key("worker.job_timeout", int, 600, _positive, help="seconds one job may run"),
-    Key("list_sync.threshold", int, 1, _positive,
-        help="an account needs entries in at least this many lists to be a match"),
-    Key("list_sync.max_removal_share", float, 0.5, _share,
-        help="a new version removing more than this share of entries is held for approval"),
+    Key(
+        "list_sync.threshold",
+        int,
+        1,
+        _positive,
+        help="an account needs entries in at least this many lists to be a match",
+    ),
+    Key(
+        "list_sync.max_removal_share",
+        float,
+        0.5,
+        _share,
+        help="a new version removing more than this share of entries is held for approval",
+    ),
     Key("list_sync.max_bytes", int, 50_000_000, _positive, help="largest list file accepted"),
     Key("list_sync.timeout", float, 60.0, _positive, help="seconds one list download may take"),
     Key("list_sync.ca_bundle", str, None, help="CA bundle for list servers (default: system)"),
+    Key(
+        "secret_key",
+        str,
+        None,
+        help="signs the web UI's session cookies; unset: a random one, sessions end on restart",
+    ),
+    Key(
+        "web.trusted_proxies",
+        int,
+        0,
+        _not_negative,
+        help="how many proxies' X-Forwarded-* headers to trust (1 behind the pod's nginx)",
+    ),
+    Key("web.pepper", str, DIASPORA_PEPPER, help="Devise pepper of the pod (diaspora's default)"),
+    Key("web.session_minutes", int, 480, _positive, help="minutes a web sign-in lasts"),
+    Key(
+        "web.lock_roles",
+        str,
+        "admin",
+        _staff_roles,
+        help='who may lock and unlock accounts: "admin" or "admin,moderator"',
+    ),
+    Key(
+        "web.login_max_failures",
+        int,
+        5,
+        _positive,
+        help="failed sign-ins per account within web.login_window before it is refused",
+    ),
+    Key(
+        "web.login_max_failures_per_ip",
+        int,
+        20,
+        _positive,
+        help="failed sign-ins per IP address within web.login_window before it is refused",
+    ),
+    Key("web.login_window", int, 900, _positive, help="seconds failed sign-ins are counted"),
+    Key(
+        "web.pod_url",
+        str,
+        "",
+        _web_url,
+        help="the pod's public URL, for links to diaspora's own pages (default: same host)",
+    ),
+    Key("web.page_size", int, 50, _positive, help="rows per page in the web UI"),
     Key("log.level", str, "INFO", _log_level, help="DEBUG, INFO, WARNING or ERROR"),
+    # Content matching (podmod.scan): the lists' hashtag, phrase, url, pdq and sha256 entries.
+    Key("scan.batch_size", int, 1000, _positive, help="new items per content scan batch and job"),
+    Key(
+        "scan.chunk_size",
+        int,
+        20_000,
+        _positive,
+        help="ids per step of a backfill or new-entry scan (each step is one transaction)",
+    ),
+    Key(
+        "scan.uploads_dir",
+        str,
+        None,
+        help="the pod's public/uploads/images folder, to hash local photos (unset: not hashed)",
+    ),
+    Key(
+        "scan.fetch_remote_photos",
+        bool,
+        False,
+        help="download remote photos over HTTPS to hash them (never kept)",
+    ),
+    Key("scan.photo_max_bytes", int, 20_000_000, _positive, help="largest photo file hashed"),
+    Key("scan.photo_max_pixels", int, 50_000_000, _positive, help="largest photo (pixels) hashed"),
+    Key(
+        "scan.photo_timeout",
+        float,
+        15.0,
+        _positive,
+        help="seconds one remote photo download may take",
+    ),
+    Key(
+        "scan.pdq_distance",
+        int,
+        31,
+        _pdq_distance,
+        help="largest Hamming distance between PDQ hashes that is a match (0-256)",
+    ),
+    Key(
+        "scan.pdq_min_quality",
+        int,
+        50,
+        _pdq_quality,
+        help="PDQ hashes of photos below this quality (0-100) are not matched",
+    ),
+    Key(
+        "scan.profile_sweep_interval",
+        float,
+        300.0,
+        _positive,
+        help="seconds between checks for edited profiles",
+    ),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
 
 LIST_POLICIES = ("review", "lock", "ignore", "allow")
-LIST_KEYS = ("name", "url", "public_key", "policy", "skip_invalid", "max_removal_share")
+LIST_KEYS = ("name", "url", "public_key", "policy", "skip_invalid", "max_removal_share", "kinds")
+# The entry kinds a list may carry (podmod.lists.parse.KINDS); `kinds` switches some of them off.
+ENTRY_KINDS = ("account", "pod", "hashtag", "phrase", "url", "pdq", "sha256")
 
 
 @dataclass(frozen=True)
@@ -140,6 +280,7 @@ class ListConfig:
     public_key: str | None = None
     skip_invalid: bool = False
     max_removal_share: float | None = None
+    kinds: tuple[str, ...] = ENTRY_KINDS
 
 
 @dataclass(frozen=True)
@@ -314,11 +455,31 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
             isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1
         ):
             raise ConfigError(f"max_removal_share of {where} must be a share between 0 and 1.")
+        kinds = _list_kinds(item.get("kinds", list(ENTRY_KINDS)), where)
         lists.append(
             ListConfig(
-                name=name, url=url, policy=policy, public_key=public_key,
+                name=name,
+                url=url,
+                policy=policy,
+                public_key=public_key,
                 skip_invalid=skip_invalid,
                 max_removal_share=float(share) if share is not None else None,
+                kinds=kinds,
             )
         )
     return tuple(lists)
+
+
+def _list_kinds(raw: Any, where: str) -> tuple[str, ...]:
+    """`kinds = ["account", "phrase"]`: the entry kinds of the list that podmod applies."""
+    if not isinstance(raw, list) or not all(isinstance(kind, str) for kind in raw):
+        raise ConfigError(
+            f'kinds of {where} must be a list of entry kinds, such as ["account", "phrase"].'
+        )
+    unknown = [kind for kind in raw if kind not in ENTRY_KINDS]
+    if unknown:
+        raise ConfigError(
+            f"kinds of {where} names the unknown kind {unknown[0]!r}; use some of "
+            f"{', '.join(ENTRY_KINDS)}."
+        )
+    return tuple(kind for kind in ENTRY_KINDS if kind in raw)

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -37,7 +38,9 @@ class EmbeddedPostgres:
 def start_postgres(data_dir: Path) -> EmbeddedPostgres:
     """Start (or reuse) a PostgreSQL server whose data lives in data_dir."""
     try:
-        import pgserver
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import pgserver
     except ImportError:
         raise EmbeddedUnavailable(
             "The embedded PostgreSQL is not installed; run `pip install 'podmod[embedded]'` "

@@ -22,7 +22,7 @@ import psycopg
 import redis
 from rq.job import JobStatus
 
-from podmod import pod_db, queue
+from podmod import pod_db, queue, scan
 from podmod.config import Config
 from podmod.errors import PodmodError, ServiceUnavailable
 from podmod.store import INGEST_LOCK, require_current_schema, resolve_cases_without_pending
@@ -235,6 +235,7 @@ def read_pass(
     result.enqueued = enqueue_pending_batches(config, state, rconn)
     with state.transaction():  # accounts new on the pod, checked against the lists in force
         result.new_people_matched = match_people(config, pod, state, full=False).added
+    scan.reader_pass(config, pod, state, rconn)  # new posts, comments, profiles, photos
     if sync_reviewed_now:
         result.reviewed_synced, result.cases_resolved = sync_reviewed(pod, state)
     return result

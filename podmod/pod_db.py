@@ -136,9 +136,7 @@ def max_person_id(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT coalesce(max(id), 0) AS top FROM people").fetchone()["top"]
 
 
-def copy_people(
-    pod: psycopg.Connection, target: psycopg.Copy, *, above: int, up_to: int
-) -> None:
+def copy_people(pod: psycopg.Connection, target: psycopg.Copy, *, above: int, up_to: int) -> None:
     """Stream people with id in (above, up_to] into `target` (a COPY ... FROM STDIN on another
     connection) as (person_id, account, host, local): lower-cased handle, its host with any port."""
     statement = sql.SQL(
@@ -148,3 +146,292 @@ def copy_people(
     with pod.cursor().copy(statement) as source:
         for chunk in source:
             target.write(chunk)
+
+
+# ---------------------------------------------------------------------------------------------
+# The web UI: sign-in, the queue's account states, the case page; and the action path's one write
+# to reports. Only columns deploy/grants.sql grants are read from `users`.
+
+STAFF_SQL = """
+SELECT u.id AS user_id, u.username, u.encrypted_password, u.locked_at IS NOT NULL AS locked,
+       coalesce(u.otp_required_for_login, false) AS otp_required, u.plain_otp_secret,
+       u.consumed_timestep, p.id AS person_id, lower(p.diaspora_handle) AS handle,
+       coalesce(p.closed_account, false) AS closed,
+       coalesce(array_agg(r.name ORDER BY r.name) FILTER (WHERE r.name IS NOT NULL), '{{}}')
+           AS roles
+FROM users u
+LEFT JOIN people p ON p.owner_id = u.id
+LEFT JOIN roles r ON r.person_id = p.id AND r.name IN ('admin', 'moderator')
+WHERE {where}
+GROUP BY u.id, p.id
+"""
+
+
+def user_for_sign_in(conn: psycopg.Connection, username: str) -> dict[str, Any] | None:
+    """A local user by username (as diaspora* signs in: lower-case), with its staff roles."""
+    return conn.execute(
+        STAFF_SQL.format(where="u.username = %s"), (username.strip().lower(),)
+    ).fetchone()
+
+
+def user_state(conn: psycopg.Connection, user_id: int) -> dict[str, Any] | None:
+    """The same facts by users.id: checked on every signed-in request."""
+    return conn.execute(STAFF_SQL.format(where="u.id = %s"), (user_id,)).fetchone()
+
+
+def account_states(conn: psycopg.Connection, person_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Locked and closed state of these people, in one query: {person_id: {locked, closed}}."""
+    if not person_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT p.id AS person_id, u.locked_at IS NOT NULL AS locked,"
+        " coalesce(p.closed_account, false) AS closed"
+        " FROM people p LEFT JOIN users u ON u.id = p.owner_id WHERE p.id = ANY(%s)",
+        (person_ids,),
+    ).fetchall()
+    return {row["person_id"]: row for row in rows}
+
+
+ACCOUNT_DETAILS_SQL = """
+SELECT p.id AS person_id, p.guid, lower(p.diaspora_handle) AS handle,
+       p.owner_id IS NOT NULL AS local, coalesce(p.closed_account, false) AS closed,
+       p.created_at AT TIME ZONE 'UTC' AS created_at,
+       u.id AS user_id, u.created_at AT TIME ZONE 'UTC' AS signed_up_at,
+       u.last_seen AT TIME ZONE 'UTC' AS last_seen,
+       u.locked_at AT TIME ZONE 'UTC' AS locked_at,
+       pod.host AS pod_host, pod.port AS pod_port,
+       nullif(coalesce(pr.full_name,
+                       trim(coalesce(pr.first_name, '') || ' ' || coalesce(pr.last_name, ''))),
+              '') AS name,
+       (SELECT coalesce(array_agg(r.name ORDER BY r.name), '{}') FROM roles r
+        WHERE r.person_id = p.id) AS roles,
+       (SELECT count(DISTINCT c.user_id) FROM contacts c WHERE c.person_id = p.id)
+           AS local_contacts
+FROM people p
+LEFT JOIN users u ON u.id = p.owner_id
+LEFT JOIN pods pod ON pod.id = p.pod_id
+LEFT JOIN LATERAL (
+    SELECT full_name, first_name, last_name FROM profiles WHERE person_id = p.id
+    ORDER BY id LIMIT 1
+) pr ON true
+WHERE p.id = %s
+"""
+
+
+def account_details(conn: psycopg.Connection, person_id: int) -> dict[str, Any] | None:
+    """Who the account is, for the case page: handle, name, pod, dates, state, roles, and how many
+    local users have it as a contact."""
+    return conn.execute(ACCOUNT_DETAILS_SQL, (person_id,)).fetchone()
+
+
+def recent_posts(conn: psycopg.Connection, person_id: int, limit: int) -> list[dict[str, Any]]:
+    """The account's newest posts (a reshare with its root's text)."""
+    return conn.execute(
+        "SELECT p.id, p.guid, p.type, p.public, p.created_at AT TIME ZONE 'UTC' AS created_at,"
+        " coalesce(p.text, root.text) AS text, p.root_guid"
+        " FROM posts p LEFT JOIN LATERAL (SELECT text FROM posts r WHERE p.type = 'Reshare'"
+        "  AND r.guid = p.root_guid LIMIT 1) root ON true"
+        " WHERE p.author_id = %s ORDER BY p.created_at DESC, p.id DESC LIMIT %s",
+        (person_id, limit),
+    ).fetchall()
+
+
+def recent_comments(conn: psycopg.Connection, person_id: int, limit: int) -> list[dict[str, Any]]:
+    """The account's newest comments."""
+    return conn.execute(
+        "SELECT id, guid, commentable_id AS post_id, text,"
+        " created_at AT TIME ZONE 'UTC' AS created_at"
+        " FROM comments WHERE author_id = %s ORDER BY created_at DESC, id DESC LIMIT %s",
+        (person_id, limit),
+    ).fetchall()
+
+
+def mark_reports_reviewed(conn: psycopg.Connection, items: list[tuple[str, int]]) -> list[int]:
+    """What diaspora*'s own "review" does: every report of each (item_type, item_id) becomes
+    reviewed. Writes `reports.reviewed` only; returns the report ids changed now."""
+    if not items:
+        return []
+    rows = conn.execute(
+        "UPDATE reports r SET reviewed = true"
+        " FROM unnest(%s::text[], %s::integer[]) AS i (item_type, item_id)"
+        " WHERE r.item_type = i.item_type AND r.item_id = i.item_id AND r.reviewed IS NOT TRUE"
+        " RETURNING r.id",
+        ([item_type for item_type, _ in items], [item_id for _, item_id in items]),
+    ).fetchall()
+    return sorted(row["id"] for row in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Content matching (podmod.scan): the pod's posts, comments, profiles and photos, by id range or by
+# ids, as plain tuples (the scan reads tens of thousands of rows a second). Tags come from
+# diaspora*'s taggings. Timestamps are UTC.
+
+CONTENT_TABLES = {"Post": "posts", "Comment": "comments", "Profile": "profiles", "Photo": "photos"}
+
+# (id, guid, author_id, type, text (a reshare: its root's), root_guid, created_at)
+CONTENT_POSTS_SQL = """
+SELECT c.id, c.guid, c.author_id, c.type, coalesce(c.text, root.text), c.root_guid,
+       c.created_at AT TIME ZONE 'UTC'
+FROM posts c
+LEFT JOIN LATERAL (  -- guid is unique; LIMIT keeps the planner to one index probe per reshare
+    SELECT r.text FROM posts r WHERE c.type = 'Reshare' AND r.guid = c.root_guid LIMIT 1
+) root ON true
+WHERE {where}
+"""
+# (id, guid, author_id, text, post id, created_at)
+CONTENT_COMMENTS_SQL = """
+SELECT c.id, c.guid, c.author_id, c.text, c.commentable_id, c.created_at AT TIME ZONE 'UTC'
+FROM comments c
+WHERE {where}
+"""
+# (id, the person's guid, person_id, name, bio, location, updated_at)
+CONTENT_PROFILES_SQL = """
+SELECT c.id, pe.guid, c.person_id,
+       coalesce(nullif(concat_ws(' ', c.first_name, c.last_name), ''), c.full_name),
+       c.bio, c.location, coalesce(c.updated_at, c.created_at) AT TIME ZONE 'UTC'
+FROM profiles c JOIN people pe ON pe.id = c.person_id
+WHERE {where}
+"""
+# (id, guid, author_id, unprocessed_image, remote_photo_path, remote_photo_name,
+#  status_message_guid, created_at)
+CONTENT_PHOTOS_SQL = """
+SELECT c.id, c.guid, c.author_id, c.unprocessed_image, c.remote_photo_path, c.remote_photo_name,
+       c.status_message_guid, c.created_at AT TIME ZONE 'UTC'
+FROM photos c
+WHERE {where}
+"""
+CONTENT_SQL = {
+    "Post": CONTENT_POSTS_SQL,
+    "Comment": CONTENT_COMMENTS_SQL,
+    "Profile": CONTENT_PROFILES_SQL,
+    "Photo": CONTENT_PHOTOS_SQL,
+}
+TAGGABLE = {"Post": "Post", "Comment": "Comment", "Profile": "Profile"}
+
+
+def content_top_ids(conn: psycopg.Connection) -> dict[str, int]:
+    """The highest id of each content table (0 when empty), in one round trip."""
+    row = conn.execute(
+        'SELECT (SELECT coalesce(max(id), 0) FROM posts) AS "Post",'
+        ' (SELECT coalesce(max(id), 0) FROM comments) AS "Comment",'
+        ' (SELECT coalesce(max(id), 0) FROM profiles) AS "Profile",'
+        ' (SELECT coalesce(max(id), 0) FROM photos) AS "Photo"'
+    ).fetchone()
+    return {
+        item_type: int(_value(row, number, item_type))
+        for number, item_type in enumerate(CONTENT_TABLES)
+    }
+
+
+def _value(row: Any, number: int, name: str) -> Any:
+    return row[name] if isinstance(row, dict) else row[number]
+
+
+def content_ids_after(
+    conn: psycopg.Connection, item_type: str, watermark: int, limit: int
+) -> list[int]:
+    """Ids of one content table above the watermark, lowest first, at most `limit`."""
+    statement = sql.SQL("SELECT id FROM {} WHERE id > %s ORDER BY id LIMIT %s").format(
+        sql.Identifier(CONTENT_TABLES[item_type])
+    )
+    rows = (
+        conn.cursor(row_factory=psycopg.rows.tuple_row)
+        .execute(statement, (watermark, limit))
+        .fetchall()
+    )
+    return [row[0] for row in rows]
+
+
+def profiles_updated_since(
+    conn: psycopg.Connection, since: Any, limit: int
+) -> list[tuple[int, Any]]:
+    """(id, updated_at) of profiles edited after `since` (UTC), oldest edit first."""
+    return (
+        conn.cursor(row_factory=psycopg.rows.tuple_row)
+        .execute(
+            "SELECT id, updated_at AT TIME ZONE 'UTC' FROM profiles"
+            " WHERE updated_at > (%s::timestamptz AT TIME ZONE 'UTC')"
+            " ORDER BY updated_at, id LIMIT %s",
+            (since, limit),
+        )
+        .fetchall()
+    )
+
+
+def _content_where(
+    ids: list[int] | None, above: int | None, up_to: int | None
+) -> tuple[sql.Composable, tuple[Any, ...]]:
+    if ids is not None:
+        return sql.SQL("c.id = ANY(%s::integer[])"), (ids,)
+    return sql.SQL("c.id > %s AND c.id <= %s"), (above, up_to)
+
+
+def load_content(
+    conn: psycopg.Connection,
+    item_type: str,
+    *,
+    ids: list[int] | None = None,
+    above: int | None = None,
+    up_to: int | None = None,
+) -> list[tuple[Any, ...]]:
+    """Rows of one content table (see the CONTENT_*_SQL column lists), by ids or by the id range
+    (above, up_to]."""
+    where, params = _content_where(ids, above, up_to)
+    statement = sql.SQL(CONTENT_SQL[item_type]).format(where=where)
+    return conn.cursor(row_factory=psycopg.rows.tuple_row).execute(statement, params).fetchall()
+
+
+def load_tags(
+    conn: psycopg.Connection,
+    item_type: str,
+    *,
+    ids: list[int] | None = None,
+    above: int | None = None,
+    up_to: int | None = None,
+) -> dict[int, list[str]]:
+    """The tags diaspora* stored for these items (taggings): {item id: [tag name, ...]}."""
+    if item_type not in TAGGABLE:
+        return {}
+    if ids is not None:
+        where, params = sql.SQL("tg.taggable_id = ANY(%s::integer[])"), (ids,)
+    else:
+        where, params = sql.SQL("tg.taggable_id > %s AND tg.taggable_id <= %s"), (above, up_to)
+    statement = sql.SQL(
+        "SELECT tg.taggable_id, t.name FROM taggings tg JOIN tags t ON t.id = tg.tag_id"
+        " WHERE tg.taggable_type = %s AND {where}"
+    ).format(where=where)
+    tags: dict[int, list[str]] = {}
+    for item_id, name in conn.cursor(row_factory=psycopg.rows.tuple_row).execute(
+        statement, (TAGGABLE[item_type], *params)
+    ):
+        if name:
+            tags.setdefault(item_id, []).append(name)
+    return tags
+
+
+def people_accounts(conn: psycopg.Connection, person_ids: list[int]) -> dict[int, tuple[str, bool]]:
+    """{people.id: (lower-case handle, local)} for these people."""
+    if not person_ids:
+        return {}
+    rows = (
+        conn.cursor(row_factory=psycopg.rows.tuple_row)
+        .execute(
+            "SELECT id, lower(diaspora_handle), owner_id IS NOT NULL FROM people"
+            " WHERE id = ANY(%s::integer[])",
+            (person_ids,),
+        )
+        .fetchall()
+    )
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def existing_content_ids(conn: psycopg.Connection, item_type: str, ids: list[int]) -> list[int]:
+    """Which of these ids of one content table exist now."""
+    if not ids:
+        return []
+    statement = sql.SQL("SELECT id FROM {} WHERE id = ANY(%s::integer[]) ORDER BY id").format(
+        sql.Identifier(CONTENT_TABLES[item_type])
+    )
+    return [
+        row[0] for row in conn.cursor(row_factory=psycopg.rows.tuple_row).execute(statement, (ids,))
+    ]

@@ -119,13 +119,13 @@ def resolve_cases_without_pending(
     source: str = "reader",
     reason: str = "every report on the case was marked reviewed in diaspora*",
 ) -> int:
-    """Close open cases among these that have no pending report and no active list match; each
-    closure is audited. Runs inside the caller's transaction."""
+    """Close open cases among these that have no pending report and no active list or content
+    match; each closure is audited. Runs inside the caller's transaction."""
     rows = state.execute(
         "UPDATE podmod.cases SET status = 'resolved', resolution = %s,"
         " closed_at = now(), updated_at = now()"
         " WHERE id = ANY(%s) AND status = 'open' AND pending_report_count = 0"
-        " AND list_match_count = 0 RETURNING id, account",
+        " AND list_match_count = 0 AND content_match_count = 0 RETURNING id, account",
         (resolution, case_ids),
     ).fetchall()
     for row in rows:
@@ -154,6 +154,7 @@ class Case:
     pending_report_count: int
     reporter_count: int
     list_match_count: int
+    content_match_count: int
     person_id: int | None
     resolution: str | None
     created_at: datetime
@@ -173,6 +174,7 @@ class Case:
             "pending_reports": self.pending_report_count,
             "reporters": self.reporter_count,
             "list_matches": self.list_match_count,
+            "content_matches": self.content_match_count,
             "created_at": self.created_at.isoformat(),
             "last_signal_at": self.last_signal_at.isoformat() if self.last_signal_at else None,
             "signals": [signal_as_json(s) for s in self.signals],
@@ -196,13 +198,23 @@ def signal_as_json(row: dict[str, Any]) -> dict[str, Any]:
             reviewed_by=row["reviewed_by"],
             reported_at=row["occurred_at"].isoformat() if row["occurred_at"] else None,
         )
+    elif row["kind"] == "content":  # details add list, version, entry, field, excerpt, distance
+        base.update(
+            person_id=row["person_id"],
+            item_type=row["item_type"],
+            item_id=row["item_id"],
+            item_guid=row["item_guid"],
+            snapshot=row["snapshot"],
+            item_created_at=row["occurred_at"].isoformat() if row["occurred_at"] else None,
+            matched_at=row["created_at"].isoformat(),
+        )
     base.update(row["details"])
     return base
 
 
 CASE_COLUMNS = (
     "id, account, local, status, priority, report_count, pending_report_count, reporter_count,"
-    " list_match_count, person_id, resolution, created_at, last_signal_at"
+    " list_match_count, content_match_count, person_id, resolution, created_at, last_signal_at"
 )
 
 

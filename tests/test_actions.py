@@ -116,3 +116,18 @@ def test_lock_is_attached_to_the_accounts_open_case(config, state, pod):
 
     row = state.execute("SELECT case_id FROM podmod.decisions").fetchone()
     assert row["case_id"] == case["id"]
+
+
+def test_sql_looking_handles_are_data_not_code(config, state, pod):
+    from tests.helpers import cases_json, intake_all
+
+    hostile = "x'); drop table users; --"
+    author = pod.person(hostile, "evil.example")
+    pod.report(pod.person("reporter"), "Post", pod.post(author, "text"))
+    intake_all(config)
+
+    [case] = cases_json("open")
+    assert case["account"] == f"{hostile}@evil.example"
+    result = podmod("lock", f"{hostile}@pod.example", "--reason", "x")
+    assert result.exit_code == 4 and "No account" in result.output
+    assert pod.conn.execute("SELECT count(*) AS n FROM users").fetchone()["n"] == 1

@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from podmod.config import load_config
+from podmod.config import KEYS, load_config
 from podmod.errors import ConfigError
 
 DB = "postgresql://podmod@localhost/diaspora_production"
@@ -89,3 +91,53 @@ def test_the_command_exits_2_with_one_line_on_a_bad_value(tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("podmod: reader.batch_size")
+
+
+toml_values = st.one_of(
+    st.text(max_size=30),
+    st.integers(-10, 10**9),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.dictionaries(
+        st.sampled_from([key.name for key in KEYS] + ["bogus", "reader.bogus", "lists"]),
+        toml_values,
+        max_size=6,
+    ),
+    environ=st.dictionaries(
+        st.sampled_from([key.env for key in KEYS]), st.text(max_size=20), max_size=3
+    ),
+)
+def test_any_configuration_either_loads_or_says_what_is_wrong(tmp_path_factory, values, environ):
+    lines = []
+    for name, value in values.items():
+        table, _, key = name.rpartition(".")
+        rendered = _toml(value)
+        lines.append(f"[{table}]\n{key} = {rendered}" if table else f"{key} = {rendered}")
+    top = [line for line in lines if not line.startswith("[")]
+    tables = [line for line in lines if line.startswith("[")]
+    text = "\n".join(top + tables) + "\n"
+    path = tmp_path_factory.mktemp("fuzz") / "podmod.toml"
+    path.write_text(text)
+    try:
+        config = load_config(path, environ=environ)
+    except ConfigError as error:
+        message = str(error)
+        assert message and "\n" not in message and message.endswith((".", ")"))
+        return
+    assert config.database_url  # it loaded: the one required key is there
+
+
+def _toml(value) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    return json.dumps(value)

@@ -29,22 +29,46 @@ def podmod_role(env, pod_url, monkeypatch) -> str:
     return url
 
 
-def test_the_whole_flow_runs_as_the_least_privilege_role(podmod_role, pod):
+def test_the_whole_flow_runs_as_the_least_privilege_role(podmod_role, pod, tmp_path, env):
+    from podmod import actions
+    from podmod.lists import minisign
+
     reporter = pod.person("reporter")
     author = pod.person("author")
     post = pod.post(author, "text")
     pod.report(reporter, "Post", post, "spam")
+    other = pod.post(pod.person("second"), "more text")
+    pod.report(reporter, "Post", other, "spam")
+    listed = pod.person("listed", "far.example")
+    secret = minisign.SecretKey.generate()
+    body = f"kind,value,label,comment\naccount,{listed.handle},spam,\n".encode()
+    (tmp_path / "core.csv").write_bytes(body)
+    (tmp_path / "core.csv.minisig").write_text(minisign.sign(body, secret))
+    Path(env["PODMOD_CONFIG"]).write_text(
+        f'[[lists]]\nname = "core"\nurl = "{(tmp_path / "core.csv").as_uri()}"\n'
+        f'public_key = "{secret.public_key.to_string()}"\npolicy = "lock"\n'
+    )
 
     init = podmod("init")
     assert init.exit_code == 0, init.output
     assert podmod("read", "--once").exit_code == 0
     drain(load_config())
-    assert [c["account"] for c in cases_json("open")] == ["author@pod.example"]
+    assert sorted(c["account"] for c in cases_json("open")) == [
+        "author@pod.example",
+        "second@pod.example",
+    ]
     assert podmod("lock", "author@pod.example", "--reason", "x").exit_code == 0
     assert podmod("unlock", "author@pod.example", "--reason", "y").exit_code == 0
+    synced = podmod("lists", "sync")
+    assert synced.exit_code == 0, synced.output
+    assert "listed@far.example" in [c["account"] for c in cases_json("open")]
+    [second_case] = [c for c in cases_json("open") if c["account"] == "second@pod.example"]
+    actions.mark_reviewed(load_config(), case_id=second_case["id"], actor="test", source="test")
     pod.mark_reviewed("Post", post)
     assert podmod("read", "--once").exit_code == 0
-    assert cases_json("open") == []
+    assert [c["account"] for c in cases_json("open")] == ["listed@far.example"]
+    reviewed = pod.conn.execute("SELECT bool_and(reviewed) AS all FROM reports").fetchone()
+    assert reviewed["all"] is True
     with psycopg.connect(podmod_role) as conn:
         assert conn.execute("SELECT current_user").fetchone() == ("podmod",)
 

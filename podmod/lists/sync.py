@@ -7,11 +7,13 @@ recorded. An unchanged list (304, or the same bytes) costs one request and no wo
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
+from podmod import scan
 from podmod.config import Config, ListConfig
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
@@ -73,8 +75,15 @@ def _fetch_verified(
     return result, comment
 
 
+Progress = Callable[[str], None]
+
+
 def sync_list(
-    config: Config, subscription: ListConfig, pod: psycopg.Connection, state: psycopg.Connection
+    config: Config,
+    subscription: ListConfig,
+    pod: psycopg.Connection,
+    state: psycopg.Connection,
+    progress: Progress = lambda stage: None,
 ) -> SyncOutcome:
     """Sync one list; never raises for a problem with the list itself (it is the outcome)."""
     name = subscription.name
@@ -85,10 +94,12 @@ def sync_list(
         )
     try:
         latest = versions.latest_version(state, list_row["id"])
+        progress(f"{name}: fetching and verifying")
         result, signed_comment = _fetch_verified(
             config, subscription, list_row, conditional=latest is not None and not policy_changed
         )
         with state.transaction():
+            progress(f"{name}: storing and applying")
             outcome = _store(
                 config,
                 subscription,
@@ -148,6 +159,7 @@ def _store(
         )
     if unchanged:
         matched = apply.match_people(config, pod, state, full=True)
+        scan.after_list_change(config, state, list_id=list_row["id"], version=None, reason="list")
         _audit_sync(state, subscription, "policy", f"policy is now {subscription.policy}")
         return SyncOutcome(
             name,
@@ -182,6 +194,9 @@ def _store(
             removed=stored.removed,
         )
     matched = apply.match_people(config, pod, state, full=True)
+    scan.after_list_change(
+        config, state, list_id=list_row["id"], version=stored.number, reason="list_version"
+    )
     skipped = f", {len(parsed.errors)} invalid rows skipped" if parsed.errors else ""
     message = (
         f"version {stored.number} applied: {stored.entries} entries (+{stored.added} "
@@ -223,6 +238,7 @@ def retire_unsubscribed(config: Config, pod: psycopg.Connection, state: psycopg.
         ).fetchall()
         if retired:
             apply.match_people(config, pod, state, full=True)
+            scan.after_list_change(config, state, list_id=None, version=None, reason="list")
             for row in retired:
                 record_audit(
                     state,
@@ -234,7 +250,9 @@ def retire_unsubscribed(config: Config, pod: psycopg.Connection, state: psycopg.
     return len(retired)
 
 
-def sync_lists(config: Config, names: list[str] | None = None) -> list[SyncOutcome]:
+def sync_lists(
+    config: Config, names: list[str] | None = None, progress: Progress = lambda stage: None
+) -> list[SyncOutcome]:
     """Sync every subscribed list (or the named ones), each on its own."""
     wanted = [s for s in config.lists if not names or s.name in names]
     unknown = sorted(set(names or []) - {s.name for s in config.lists})
@@ -247,7 +265,8 @@ def sync_lists(config: Config, names: list[str] | None = None) -> list[SyncOutco
         if not names:
             retire_unsubscribed(config, pod, state)
         for subscription in wanted:
-            outcomes.append(sync_list(config, subscription, pod, state))
+            outcomes.append(sync_list(config, subscription, pod, state, progress))
+            progress(f"{subscription.name}: done")
     return outcomes
 
 
@@ -283,6 +302,9 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
                 number=number,
             )
             matched = apply.match_people(config, pod, state, full=True)
+            scan.after_list_change(
+                config, state, list_id=list_row["id"], version=number, reason="list_version"
+            )
             message = (
                 f"version {number} approved by {approved_by} and applied: {stored.entries} "
                 f"entries (+{stored.added} -{stored.removed}); {matched.added} new matches, "

@@ -1,0 +1,117 @@
+"""podmod's admin web UI: a Flask app of server-rendered pages (queue, cases, lists, audit log,
+dashboard) for the pod's admins and moderators, signed in with their own pod accounts.
+
+`create_app(config)` builds it; `podmod serve` runs it with waitress, and `podmod.web.wsgi:app` is
+the same app for gunicorn or any other WSGI server.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import redis
+from flask import Flask, g, render_template, request
+from jinja2 import StrictUndefined
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from podmod.config import Config, load_config
+from podmod.errors import SchemaOutOfDate, ServiceUnavailable
+from podmod.web import formatting, security
+from podmod.web.services import Services, release_connections
+
+log = logging.getLogger("podmod.web")
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """The web app for this configuration (read from the file and environment if not given)."""
+    config = config or load_config()
+    app = Flask(__name__)
+    app.jinja_options = {**app.jinja_options, "autoescape": True, "undefined": StrictUndefined}
+    secret_key = config["secret_key"]
+    if not secret_key:
+        log.warning(
+            "secret_key is not set: using a random one, so every session ends when podmod serve "
+            "restarts (and several server processes would not share sessions); set secret_key or "
+            "PODMOD_SECRET_KEY."
+        )
+        secret_key = secrets.token_hex(32)
+    app.config.update(
+        SECRET_KEY=secret_key,
+        SESSION_COOKIE_NAME="podmod_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=config["web.session_minutes"]),
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        MAX_FORM_MEMORY_SIZE=256 * 1024,
+    )
+    app.extensions["podmod"] = Services(config)
+    security.init_app(app)
+    formatting.init_app(app)
+    app.teardown_appcontext(release_connections)
+
+    from podmod.web import audit, auth, cases, dashboard, health, lists
+    from podmod.web import queue as queue_pages
+
+    for blueprint in (
+        auth.bp,
+        queue_pages.bp,
+        cases.bp,
+        lists.bp,
+        audit.bp,
+        dashboard.bp,
+        health.bp,
+    ):
+        app.register_blueprint(blueprint)
+    _register_error_pages(app)
+
+    proxies = config["web.trusted_proxies"]
+    if proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=proxies,
+            x_proto=proxies,
+            x_host=proxies,
+            x_port=proxies,
+            x_prefix=proxies,
+        )
+    return app
+
+
+def _error_page(code: int, title: str, message: str) -> tuple[str, int]:
+    if "staff" not in g:
+        g.staff = None
+    return render_template("error.html", code=code, title=title, message=message), code
+
+
+def _register_error_pages(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        if request.endpoint in ("health.healthz", "health.prometheus"):
+            return error
+        return _error_page(error.code or 500, error.name, error.description or "")
+
+    @app.errorhandler(ServiceUnavailable)
+    @app.errorhandler(SchemaOutOfDate)
+    def unavailable(error: Exception) -> Any:
+        log.error("%s", error)
+        return _error_page(503, "Service unavailable", str(error))
+
+    @app.errorhandler(redis.RedisError)
+    def redis_down(error: Exception) -> Any:
+        log.error("Redis: %s", error)
+        return _error_page(
+            503, "Service unavailable", "Redis does not answer; check that it is running."
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Any:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _error_page(
+            500,
+            "Something went wrong",
+            "podmod hit an unexpected error; the details are in its log.",
+        )

@@ -1,0 +1,260 @@
+"""The case page (the account, every signal, its recent content, the decisions) and its actions.
+
+Every action goes through podmod.actions, the path the CLI and list policies use too: the pod row,
+the decision and the audit row are written in one transaction there, never here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from podmod import actions, pod_db
+from podmod.errors import PodmodError
+from podmod.web.auth import (
+    action_details,
+    actor,
+    lock_roles,
+    login_required,
+    require_lock_role,
+)
+from podmod.web.services import pod_conn, services, state_conn
+
+bp = Blueprint("cases", __name__)
+
+MAX_SIGNALS = 500
+RECENT_ITEMS = 10
+MAX_REASON = 2000
+
+
+def load_case(case_id: int) -> dict[str, Any]:
+    if case_id >= 2**63:
+        abort(404, f"There is no case {case_id}.")
+    case = state_conn().execute("SELECT * FROM podmod.cases WHERE id = %s", (case_id,)).fetchone()
+    if case is None:
+        abort(404, f"There is no case {case_id}.")
+    return case
+
+
+def local_list_files() -> list[str]:
+    """Paths of subscribed lists that are local files: where a podmin can add an entry."""
+    return [
+        subscription.url.removeprefix("file://")
+        for subscription in services().config.lists
+        if subscription.url.startswith("file:///")
+    ]
+
+
+@bp.route("/cases/<int:case_id>")
+@login_required
+def show(case_id: int) -> str:
+    case = load_case(case_id)
+    state = state_conn()
+    signals = state.execute(
+        "SELECT s.*, l.name AS list_name FROM podmod.signals s"
+        " LEFT JOIN podmod.lists l ON l.id = s.list_id"
+        " WHERE s.case_id = %s ORDER BY s.id LIMIT %s",
+        (case_id, MAX_SIGNALS),
+    ).fetchall()
+    signal_total = len(signals)
+    if signal_total == MAX_SIGNALS:
+        signal_total = state.execute(
+            "SELECT count(*) AS n FROM podmod.signals WHERE case_id = %s", (case_id,)
+        ).fetchone()["n"]
+    decisions = state.execute(
+        "SELECT * FROM podmod.decisions WHERE case_id = %s"
+        " OR (person_id = %s AND %s::integer IS NOT NULL) ORDER BY id DESC LIMIT 200",
+        (case_id, case["person_id"], case["person_id"]),
+    ).fetchall()
+    other_cases = state.execute(
+        "SELECT id, status, resolution, created_at, closed_at FROM podmod.cases"
+        " WHERE subject = %s AND id <> %s ORDER BY id DESC LIMIT 20",
+        (case["subject"], case_id),
+    ).fetchall()
+    account = posts = comments = None
+    if case["person_id"] is not None:
+        pod = pod_conn()
+        account = pod_db.account_details(pod, case["person_id"])
+        if account is not None:
+            posts = pod_db.recent_posts(pod, case["person_id"], RECENT_ITEMS)
+            comments = pod_db.recent_comments(pod, case["person_id"], RECENT_ITEMS)
+    return render_template(
+        "case.html",
+        case=case,
+        account=account,
+        signals=signals,
+        signal_total=signal_total,
+        posts=posts,
+        comments=comments,
+        decisions=decisions,
+        other_cases=other_cases,
+        list_files=local_list_files(),
+        is_staff_account=bool(account and ({"admin", "moderator"} & set(account["roles"]))),
+        is_self=bool(account and account["person_id"] == g.staff.person_id),
+        lock_roles_text=" or ".join(sorted(lock_roles())),
+    )
+
+
+def _reason() -> str | None:
+    text = request.form.get("reason", "").strip()[:MAX_REASON]
+    return text or None
+
+
+def _done(case_id: int, result: actions.ActionResult) -> Response:
+    flash(result.message, "ok" if result.changed else "info")
+    return redirect(url_for("cases.show", case_id=case_id))
+
+
+def _refused(case_id: int, error: PodmodError) -> Response:
+    if isinstance(error, actions.CaseNotFound):
+        abort(404, str(error))
+    flash(str(error), "error")
+    return redirect(url_for("cases.show", case_id=case_id))
+
+
+@bp.route("/cases/<int:case_id>/lock", methods=["POST"])
+@login_required
+def lock(case_id: int) -> Any:
+    require_lock_role()
+    case = load_case(case_id)
+    if case["person_id"] is None:
+        flash(
+            "The author of this case is unknown (the item was deleted); nothing to lock.", "error"
+        )
+        return redirect(url_for("cases.show", case_id=case_id))
+    confirmed = request.form.get("confirm") == "yes"
+    if not confirmed:
+        account = pod_db.account_details(pod_conn(), case["person_id"])
+        staff_account = account is not None and bool({"admin", "moderator"} & set(account["roles"]))
+        if (
+            account is not None
+            and account["local"]
+            and (staff_account or account["person_id"] == g.staff.person_id)
+        ):
+            return render_template(
+                "lock_confirm.html",
+                case=case,
+                account=account,
+                reason=_reason() or "",
+                is_self=account["person_id"] == g.staff.person_id,
+            )
+    try:
+        result = actions.lock_account(
+            services().config,
+            person_id=case["person_id"],
+            actor=actor(),
+            source="web",
+            reason=_reason(),
+            case_id=case_id,
+            details=action_details(),
+            confirm_staff=confirmed,
+            actor_person_id=g.staff.person_id,
+        )
+    except PodmodError as error:
+        return _refused(case_id, error)
+    return _done(case_id, result)
+
+
+@bp.route("/cases/<int:case_id>/unlock", methods=["POST"])
+@login_required
+def unlock(case_id: int) -> Response:
+    require_lock_role()
+    case = load_case(case_id)
+    if case["person_id"] is None:
+        abort(400, "The author of this case is unknown; nothing to unlock.")
+    try:
+        result = actions.unlock_account(
+            services().config,
+            person_id=case["person_id"],
+            actor=actor(),
+            source="web",
+            reason=_reason(),
+            case_id=case_id,
+            details=action_details(),
+        )
+    except PodmodError as error:
+        return _refused(case_id, error)
+    return _done(case_id, result)
+
+
+def _case_action(case_id: int, action: Any) -> Response:
+    load_case(case_id)
+    try:
+        result = action(
+            services().config,
+            case_id=case_id,
+            actor=actor(),
+            source="web",
+            reason=_reason(),
+            details=action_details(),
+        )
+    except PodmodError as error:
+        return _refused(case_id, error)
+    return _done(case_id, result)
+
+
+@bp.route("/cases/<int:case_id>/review", methods=["POST"])
+@login_required
+def review(case_id: int) -> Response:
+    return _case_action(case_id, actions.mark_reviewed)
+
+
+@bp.route("/cases/<int:case_id>/dismiss", methods=["POST"])
+@login_required
+def dismiss(case_id: int) -> Response:
+    return _case_action(case_id, actions.dismiss_case)
+
+
+@bp.route("/cases/<int:case_id>/reopen", methods=["POST"])
+@login_required
+def reopen(case_id: int) -> Response:
+    return _case_action(case_id, actions.reopen_case)
+
+
+@bp.route("/cases/<int:case_id>/note", methods=["POST"])
+@login_required
+def note(case_id: int) -> Response:
+    load_case(case_id)
+    try:
+        result = actions.add_note(
+            services().config,
+            case_id=case_id,
+            actor=actor(),
+            source="web",
+            text=request.form.get("note", "")[:MAX_REASON],
+            details=action_details(),
+        )
+    except PodmodError as error:
+        return _refused(case_id, error)
+    return _done(case_id, result)
+
+
+@bp.route("/cases/<int:case_id>/signals/<int:signal_id>/not-a-match", methods=["POST"])
+@login_required
+def not_a_match(case_id: int, signal_id: int) -> Response:
+    """A content match is a false positive: retract it and keep it from coming back."""
+    load_case(case_id)
+    if signal_id >= 2**63:
+        abort(404, f"There is no signal {signal_id}.")
+    owner = (
+        state_conn()
+        .execute("SELECT case_id FROM podmod.signals WHERE id = %s", (signal_id,))
+        .fetchone()
+    )
+    if owner is None or owner["case_id"] != case_id:
+        abort(404, f"Case {case_id} has no signal {signal_id}.")
+    try:
+        result = actions.mark_not_a_match(
+            services().config,
+            signal_id=signal_id,
+            actor=actor(),
+            source="web",
+            reason=_reason(),
+            whole_account=request.form.get("whole_account") == "yes",
+            details=action_details(),
+        )
+    except PodmodError as error:
+        return _refused(case_id, error)
+    return _done(case_id, result)

@@ -1,0 +1,73 @@
+"""Jinja filters for the pages: ages, UTC times, hosts of handles, numbers, and links to the pod."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask
+
+from podmod.web.services import services
+
+
+def age(moment: datetime | None, now: datetime | None = None) -> str:
+    """'3d', '5h', '12m', '40s' since `moment`; '-' for none."""
+    if moment is None:
+        return "-"
+    now = now or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    seconds = (now - moment).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(int(seconds), 0)}s"
+
+
+def when(moment: datetime | None) -> str:
+    """A UTC time as '2024-05-01 14:03 UTC'; 'never' for none."""
+    if moment is None:
+        return "never"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def host(handle: str | None) -> str:
+    """The pod part of a handle: 'pod.example' of 'alice@pod.example'."""
+    if not handle or "@" not in handle:
+        return ""
+    return handle.split("@", 1)[1]
+
+
+def number(value: int | None) -> str:
+    return f"{value or 0:,}"
+
+
+def details_text(details: dict[str, Any] | None, skip: tuple[str, ...] = ("ip",)) -> str:
+    """An audit row's details as short 'key: value' text (escaped by the template)."""
+    if not details:
+        return ""
+    parts = []
+    for key, value in details.items():
+        if key in skip:
+            continue
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if len(shown) > 200:
+            shown = shown[:200] + "…"
+        parts.append(f"{key}: {shown}")
+    return "; ".join(parts)
+
+
+def pod_link(path: str) -> str:
+    """A link to a page of diaspora* itself (web.pod_url, or the same host)."""
+    base = services().config["web.pod_url"].rstrip("/")
+    return base + path
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(
+        age=age, when=when, host=host, number=number, details_text=details_text
+    )
+    app.jinja_env.globals.update(pod_link=pod_link)

@@ -1,0 +1,60 @@
+"""The lists page: each subscription's version in force, entries, matches, last sync and error, and
+versions held for approval, with what they change and an Approve button."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from werkzeug.wrappers import Response
+
+from podmod.db import state_connection
+from podmod.errors import PodmodError
+from podmod.lists.versions import ListStateError, lists_overview, version_diff
+from podmod.web.auth import actor, login_required, require_lock_role
+from podmod.web.services import services, state_conn
+
+bp = Blueprint("lists", __name__)
+
+
+@bp.route("/lists")
+@login_required
+def index() -> str:
+    rows = lists_overview(state_conn())
+    synced = {row["name"] for row in rows}
+    never_synced = [s for s in services().config.lists if s.name not in synced]
+    subscribed = {s.name for s in services().config.lists}
+    return render_template(
+        "lists.html", lists=rows, never_synced=never_synced, subscribed=subscribed
+    )
+
+
+@bp.route("/lists/<name>/versions/<int:number>")
+@login_required
+def version(name: str, number: int) -> str:
+    if number >= 2**31:
+        abort(404, f"List {name!r} has no version {number}.")
+    # A held version's diff stages its entries in a temporary table: a connection of its own.
+    with state_connection(services().config) as state:
+        try:
+            diff: dict[str, Any] = version_diff(state, name, number, limit=200)
+        except ListStateError as error:
+            abort(404, str(error))
+    return render_template("list_version.html", diff=diff)
+
+
+@bp.route("/lists/<name>/versions/<int:number>/approve", methods=["POST"])
+@login_required
+def approve(name: str, number: int) -> Response:
+    require_lock_role()
+    from podmod.lists.sync import approve_version  # (fetching and signatures: loaded when used)
+
+    try:
+        outcome = approve_version(services().config, name, number, approved_by=actor())
+    except PodmodError as error:
+        flash(str(error), "error")
+        return redirect(url_for("lists.index"))
+    flash(f"{name}: {outcome.message}", "ok")
+    for handle in outcome.locked:
+        flash(f"{name}: locked {handle} (policy lock)", "ok")
+    return redirect(url_for("lists.index"))

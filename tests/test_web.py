@@ -1,0 +1,1067 @@
+"""The admin web UI through Flask's test client: sign-in with pod accounts, the queue, the case page
+and its actions (through the one action path), the lists, audit and dashboard pages, and the
+defences (CSRF, Origin, CSP, cookies, escaping, redirects, rate limits)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pyotp
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from podmod import store
+from podmod.config import Config, load_config
+from podmod.web import create_app
+from podmod.web.queue import Cursor
+from tests.diaspora_pod import DiasporaPod, Person, devise_hash
+from tests.helpers import intake_all
+
+PASSWORD = "placeholder password 1"
+HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures and helpers
+
+
+@pytest.fixture
+def make_app(
+    env: dict[str, str], state: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Flask]]:
+    """Build the app from the test's configuration, with PODMOD_* overrides."""
+    apps: list[Flask] = []
+
+    def build(**overrides: str) -> Flask:
+        for name, value in overrides.items():
+            monkeypatch.setenv(f"PODMOD_{name.upper()}", value)
+        app = create_app(load_config())
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.extensions["podmod"].close()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def admin(pod: DiasporaPod) -> Person:
+    return pod.person("podmin", password=PASSWORD, roles=("admin",))
+
+
+@pytest.fixture
+def moderator(pod: DiasporaPod) -> Person:
+    return pod.person("moddy", password=PASSWORD, roles=("moderator",))
+
+
+def csrf(client: FlaskClient) -> str:
+    with client.session_transaction() as session:
+        token = session.get("csrf")
+    if token is None:
+        client.get("/login")
+        with client.session_transaction() as session:
+            token = session["csrf"]
+    return token
+
+
+def login(client: FlaskClient, username: str, password: str = PASSWORD, **extra: str) -> Any:
+    token = csrf(client)
+    return client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token, **extra}
+    )
+
+
+def signed_in(client: FlaskClient, username: str, password: str = PASSWORD) -> FlaskClient:
+    response = login(client, username, password)
+    assert response.status_code == 302, response.text
+    return client
+
+
+def post(client: FlaskClient, url: str, **data: str) -> Any:
+    return client.post(url, data={"csrf_token": csrf(client), **data})
+
+
+def html(response: Any) -> str:
+    return response.get_data(as_text=True)
+
+
+def report(
+    pod: DiasporaPod,
+    author: Person,
+    text: str = "A placeholder post.",
+    reason: str = "Placeholder reason.",
+    reporters: int = 1,
+) -> int:
+    post_id = pod.post(author, text)
+    for n in range(reporters):
+        reporter = pod.person(f"reporter{author.id}x{n}")
+        pod.report(reporter, "Post", post_id, reason)
+    return post_id
+
+
+def case_id_of(state: psycopg.Connection, handle: str) -> int:
+    state.rollback()
+    return state.execute(
+        "SELECT id FROM podmod.cases WHERE account = %s ORDER BY id DESC LIMIT 1", (handle,)
+    ).fetchone()["id"]
+
+
+def locked_at(pod: DiasporaPod, person: Person) -> Any:
+    return pod.conn.execute(
+        "SELECT locked_at FROM users WHERE id = %s", (person.user_id,)
+    ).fetchone()["locked_at"]
+
+
+def audit_rows(state: psycopg.Connection, action: str | None = None) -> list[dict[str, Any]]:
+    state.rollback()
+    return state.execute(
+        "SELECT * FROM podmod.audit WHERE %s::text IS NULL OR action = %s ORDER BY id",
+        (action, action),
+    ).fetchall()
+
+
+def decisions(state: psycopg.Connection) -> list[dict[str, Any]]:
+    state.rollback()
+    return state.execute("SELECT * FROM podmod.decisions ORDER BY id").fetchall()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sign-in
+
+
+def test_the_login_form_has_username_password_and_sign_in(client):
+    page = html(client.get("/login"))
+    assert re.search(r'<label for="username">Username</label>', page)
+    assert re.search(r'<label for="password">Password</label>', page)
+    assert re.search(r'<button type="submit">Sign in</button>', page)
+
+
+def test_pages_need_sign_in_and_come_back_after_it(client, admin):
+    response = client.get("/audit?action=lock")
+    assert response.status_code == 302
+    assert response.location.startswith("/login?next=")
+    after = login(client, "podmin", next="/audit?action=lock")
+    assert after.status_code == 302 and after.location == "/audit?action=lock"
+
+
+def test_an_admin_signs_in_with_the_pod_password_and_it_is_audited(client, admin, state):
+    response = login(client, "PodMin")  # usernames are compared lower-case, as diaspora* does
+    assert response.status_code == 302 and response.location == "/"
+    page = html(client.get("/"))
+    assert "podmin@pod.example (admin)" in page
+    [row] = audit_rows(state, "sign_in")
+    assert row["actor"] == "podmin@pod.example" and row["source"] == "web"
+    assert row["details"]["ip"] == "127.0.0.1"
+
+
+def test_a_wrong_password_is_refused_and_audited(client, admin, state):
+    response = login(client, "podmin", "not the password")
+    assert response.status_code == 401
+    assert "Wrong username or password." in html(response)
+    assert client.get("/").status_code == 302
+    [row] = audit_rows(state, "sign_in_failed")
+    assert row["actor"] == "podmin" and row["reason"] == "wrong password"
+    assert row["details"]["ip"] == "127.0.0.1"
+
+
+def test_an_unknown_username_gets_the_same_answer(client, state):
+    response = login(client, "nobody")
+    assert response.status_code == 401 and "Wrong username or password." in html(response)
+    assert audit_rows(state, "sign_in_failed")[0]["reason"] == "no such account"
+
+
+def test_an_account_without_admin_or_moderator_role_cannot_sign_in(client, pod, state):
+    pod.person("ordinary", password=PASSWORD)
+    pod.person("spotlit", password=PASSWORD, roles=("spotlight",))
+    for username in ("ordinary", "spotlit"):
+        response = login(client, username)
+        assert response.status_code == 403
+        assert "admins and moderators can sign in here." in html(response)
+    assert client.get("/").status_code == 302
+    assert len(audit_rows(state, "sign_in_failed")) == 2
+
+
+def test_a_locked_staff_account_cannot_sign_in(client, pod, admin):
+    pod.conn.execute("UPDATE users SET locked_at = now() WHERE id = %s", (admin.user_id,))
+    response = login(client, "podmin")
+    assert response.status_code == 403 and "This account is locked." in html(response)
+    assert client.get("/").status_code == 302
+
+
+def test_a_closed_staff_account_cannot_sign_in(client, pod, admin):
+    pod.conn.execute("UPDATE people SET closed_account = true WHERE id = %s", (admin.id,))
+    response = login(client, "podmin")
+    assert response.status_code == 403 and "This account is closed." in html(response)
+
+
+def test_a_moderator_signs_in(client, moderator):
+    signed_in(client, "moddy")
+    assert "moddy@pod.example (moderator)" in html(client.get("/"))
+
+
+def test_only_the_first_72_bytes_of_password_and_pepper_count_as_in_devise(client, pod):
+    long_password = "p" * 70 + "-tail-that-bcrypt-never-reads"
+    pod.person("longpw", password=long_password, roles=("admin",))
+    assert login(client, "longpw", "p" * 70 + "-t").status_code == 302  # 72 bytes alike
+    client.post("/logout", data={"csrf_token": csrf(client)})
+    assert login(client, "longpw", "p" * 70 + "-x").status_code == 401  # byte 72 differs
+    assert login(client, "longpw", "p" * 70).status_code == 401  # pepper's first bytes differ
+    assert login(client, "longpw", long_password).status_code == 302
+
+
+def test_a_password_with_multibyte_characters_is_cut_by_bytes(client, pod):
+    password = "é" * 40  # 80 bytes in UTF-8
+    pod.person("accents", password=password, roles=("admin",))
+    assert login(client, "accents", "é" * 36 + "x").status_code == 302
+
+
+def test_a_password_with_a_nul_byte_is_just_wrong(client, admin):
+    assert login(client, "podmin", "bad\x00password").status_code == 401
+
+
+def totp_user(pod: DiasporaPod, username: str = "twofactor") -> tuple[Person, pyotp.TOTP]:
+    person = pod.person(username, password=PASSWORD, roles=("admin",))
+    secret = pyotp.random_base32()
+    pod.conn.execute(
+        "UPDATE users SET otp_required_for_login = true, plain_otp_secret = %s WHERE id = %s",
+        (secret, person.user_id),
+    )
+    return person, pyotp.TOTP(secret)
+
+
+def test_two_factor_accounts_are_asked_for_the_code(client, pod, state):
+    _, totp = totp_user(pod)
+    first = login(client, "twofactor")
+    assert first.status_code == 302 and first.location == "/login/code"
+    assert client.get("/").status_code == 302  # not signed in after the password alone
+    page = html(client.get("/login/code"))
+    assert '<label for="code">Code</label>' in page and ">Sign in</button>" in page
+
+    wrong = post(client, "/login/code", code="000000" if totp.now() != "000000" else "111111")
+    assert wrong.status_code == 401 and "Wrong code." in html(wrong)
+    right = post(client, "/login/code", code=totp.now())
+    assert right.status_code == 302 and right.location == "/"
+    assert client.get("/").status_code == 200
+    assert [r["reason"] for r in audit_rows(state) if r["action"].startswith("sign_in")] == [
+        "wrong code",
+        "signed in",
+    ]
+
+
+def test_a_replayed_code_is_refused(app, pod):
+    _, totp = totp_user(pod)
+    code = totp.now()
+    first = app.test_client()
+    login(first, "twofactor")
+    assert post(first, "/login/code", code=code).status_code == 302
+    second = app.test_client()  # someone who saw the code, within the same 30 s
+    login(second, "twofactor")
+    replay = post(second, "/login/code", code=code)
+    assert replay.status_code == 401 and "used already" in html(replay)
+    assert second.get("/").status_code == 302
+
+
+def test_a_code_diaspora_already_consumed_is_refused(client, pod):
+    person, totp = totp_user(pod)
+    step = int(time.time() // 30)
+    pod.conn.execute(
+        "UPDATE users SET consumed_timestep = %s WHERE id = %s", (step + 1, person.user_id)
+    )
+    login(client, "twofactor")
+    assert post(client, "/login/code", code=totp.now()).status_code == 401
+
+
+def test_the_code_step_needs_the_password_first(client, pod):
+    totp_user(pod)
+    response = client.get("/login/code")
+    assert response.status_code == 302 and response.location == "/login"
+
+
+def test_failed_sign_ins_are_rate_limited_per_account(client, admin, state):
+    for _ in range(5):
+        assert login(client, "podmin", "wrong").status_code == 401
+    limited = login(client, "podmin")  # even the right password, now
+    assert limited.status_code == 429 and "Too many failed sign-ins" in html(limited)
+    assert audit_rows(state, "sign_in_failed")[-1]["reason"] == "too many failed sign-ins"
+
+
+def test_failed_sign_ins_are_rate_limited_per_ip(make_app, admin):
+    client = make_app(web_login_max_failures_per_ip="3").test_client()
+    for n in range(3):
+        assert login(client, f"guess{n}", "wrong").status_code == 401
+    assert login(client, "podmin").status_code == 429
+
+
+def test_a_success_resets_the_account_counter(client, admin):
+    for _ in range(4):
+        login(client, "podmin", "wrong")
+    signed_in(client, "podmin")
+    client.post("/logout", data={"csrf_token": csrf(client)})
+    for _ in range(4):
+        assert login(client, "podmin", "wrong").status_code == 401
+    assert login(client, "podmin").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "http:/evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "/login",
+        "/%0a//evil.example",
+    ],
+)
+def test_sign_in_never_redirects_off_the_app(client, admin, target):
+    response = login(client, "podmin", next=target)
+    assert response.status_code == 302
+    assert response.location in ("/", "/%0a//evil.example")
+    assert "evil.example" not in response.location or response.location.startswith("/%0a")
+
+
+def test_sign_in_starts_a_new_session(client, admin):
+    client.get("/login")
+    with client.session_transaction() as session:
+        session["planted"] = "by someone else"
+        before = session["csrf"]
+    signed_in(client, "podmin")
+    with client.session_transaction() as session:
+        assert "planted" not in session
+        assert session["csrf"] != before
+        assert session["sid"]
+
+
+def test_sign_out_ends_the_session_for_good(client, admin):
+    signed_in(client, "podmin")
+    cookie = client.get_cookie("podmod_session").value
+    assert post(client, "/logout").status_code == 302
+    assert client.get("/").status_code == 302
+    client.set_cookie("podmod_session", cookie)  # the old cookie, replayed
+    assert client.get("/").status_code == 302
+
+
+def test_sessions_expire(client, admin):
+    signed_in(client, "podmin")
+    with client.session_transaction() as session:
+        session["at"] = time.time() - 9 * 3600  # web.session_minutes is 480
+    response = client.get("/")
+    assert response.status_code == 302 and response.location.startswith("/login")
+
+
+def test_a_staff_member_locked_meanwhile_is_signed_out_on_the_next_click(client, pod, admin):
+    signed_in(client, "podmin")
+    pod.conn.execute("UPDATE users SET locked_at = now() WHERE id = %s", (admin.user_id,))
+    assert client.get("/").status_code == 302
+    assert "You were signed out: This account is locked." in html(client.get("/login"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The queue
+
+
+def test_the_queue_lists_open_cases_in_priority_order_with_their_facts(
+    client, pod, config, admin, state
+):
+    busy = pod.person("busy")
+    quiet = pod.person("quiet", "far.example")
+    report(pod, busy, reporters=3)
+    report(pod, quiet)
+    intake_all(config)
+    pod.conn.execute("UPDATE users SET locked_at = now() WHERE id = %s", (busy.user_id,))
+    signed_in(client, "podmin")
+
+    page = html(client.get("/"))
+
+    assert page.index("busy@pod.example") < page.index("quiet@far.example")
+    assert "2 open cases" in page
+    busy_row = page[page.index("busy@pod.example") : page.index("quiet@far.example")]
+    assert "local" in busy_row and "locked" in busy_row
+    quiet_row = page[page.index("quiet@far.example") :]
+    assert "remote" in quiet_row and "far.example" in quiet_row
+
+
+def test_queue_filters_and_search(client, pod, config, admin, state):
+    for name, host in (
+        ("alpha", "pod.example"),
+        ("alpine", "far.example"),
+        ("beta", "far.example"),
+    ):
+        report(pod, pod.person(name, host))
+    intake_all(config)
+    signed_in(client, "podmin")
+
+    def accounts(query: str) -> list[str]:
+        return re.findall(r'/cases/\d+">([^<]+)</a>', html(client.get("/?" + query)))
+
+    assert sorted(accounts("where=local")) == ["alpha@pod.example"]
+    assert sorted(accounts("where=remote")) == ["alpine@far.example", "beta@far.example"]
+    assert sorted(accounts("q=alp")) == ["alpha@pod.example", "alpine@far.example"]
+    assert accounts("q=%40alpine%40far") == ["alpine@far.example"]
+    assert accounts("q=a%25") == []  # a LIKE wildcard is a plain character
+    assert accounts("listed=1") == []
+    assert accounts("status=resolved") == []
+    assert client.get("/?status=bogus").status_code == 400
+
+
+def make_cases(state: psycopg.Connection, count: int) -> None:
+    """Cases straight in the store, with ties in priority and in time, and some without signals."""
+    state.rollback()
+    state.execute(
+        "INSERT INTO podmod.cases (subject, person_id, account, local, priority, last_signal_at,"
+        " status)"
+        " SELECT 'person:' || n, n, 'acct' || n || '@far.example', n %% 3 = 0, n %% 4,"
+        " CASE WHEN n %% 5 = 0 THEN NULL ELSE now() - (n %% 3) * interval '1 hour' END,"
+        " CASE WHEN n %% 7 = 0 THEN 'resolved' ELSE 'open' END"
+        " FROM generate_series(1, %s) n",
+        (count,),
+    )
+    state.commit()
+
+
+@pytest.mark.parametrize("query", ["", "where=local", "status=all", "where=remote&status=all"])
+def test_keyset_pages_give_every_case_exactly_once_in_queue_order(make_app, admin, state, query):
+    make_cases(state, 47)
+    client = signed_in(make_app(web_page_size="5").test_client(), "podmin")
+    seen: list[int] = []
+    url: str | None = "/?" + query
+    pages = 0
+    while url:
+        page = html(client.get(url))
+        seen += [int(n) for n in re.findall(r'href="/cases/(\d+)"', page)]
+        found = re.search(r'href="([^"]+)" rel="next"', page)
+        url = found[1].replace("&amp;", "&") if found else None
+        pages += 1
+        assert pages < 30
+    status = "all" if "status=all" in query else "open"
+    expected = [
+        c
+        for c in store.list_cases(
+            state, status=None if status == "all" else status, with_signals=False
+        )
+    ]
+    if "where=local" in query:
+        expected = [c for c in expected if c.local]
+    if "where=remote" in query:
+        expected = [c for c in expected if not c.local]
+    assert seen == [c.id for c in expected]
+    assert len(set(seen)) == len(seen)
+
+
+def test_a_damaged_page_link_is_a_400_page(client, admin):
+    signed_in(client, "podmin")
+    for after in ("x", "1.2", "1.99999999999999999999.3", "1.n.99999999999999999999"):
+        response = client.get(f"/?after={after}")
+        assert response.status_code == 400 and "damaged" in html(response)
+    assert Cursor.decode(Cursor(3, None, 9).encode()) == Cursor(3, None, 9)
+
+
+def test_the_queue_uses_the_keyset_index(state):
+    make_cases(state, 5000)
+    state.execute("ANALYZE podmod.cases")
+    plan = "\n".join(
+        row["QUERY PLAN"]
+        for row in state.execute(
+            "EXPLAIN SELECT id FROM podmod.cases WHERE status = 'open' AND"
+            " (priority, coalesce(last_signal_at, '-infinity'::timestamptz), id) < (2, now(), 9)"
+            " ORDER BY priority DESC, coalesce(last_signal_at, '-infinity'::timestamptz) DESC,"
+            " id DESC LIMIT 51"
+        )
+    )
+    state.rollback()
+    assert "Index Scan Backward using cases_keyset on cases" in plan, plan
+    assert "Index Cond: ((status = 'open'::text) AND (ROW(" in plan and "Sort" not in plan, plan
+
+
+# ---------------------------------------------------------------------------------------------
+# The case page and its actions
+
+
+@pytest.fixture
+def local_case(pod: DiasporaPod, config: Config, state: psycopg.Connection) -> tuple[Person, int]:
+    author = pod.person("spammer", full_name="Placeholder Name")
+    other = pod.person("friend1")
+    pod.conn.execute(
+        "INSERT INTO contacts (user_id, person_id, created_at, updated_at, sharing, receiving)"
+        " VALUES (%s, %s, now(), now(), true, true)",
+        (other.user_id, author.id),
+    )
+    report(pod, author, "A placeholder post about widgets.", "Placeholder: spam", reporters=2)
+    pod.comment(author, pod.post(other), "A placeholder comment.")
+    intake_all(config)
+    return author, case_id_of(state, "spammer@pod.example")
+
+
+def test_the_case_page_shows_account_signals_content_and_history(client, admin, local_case):
+    _, case_id = local_case
+    signed_in(client, "podmin")
+    page = html(client.get(f"/cases/{case_id}"))
+    assert "spammer@pod.example" in page and "Placeholder Name" in page
+    assert "1 local users have this account as a contact" in page
+    assert page.count("Placeholder: spam") == 2  # both reports, with their reasons
+    assert "reporter" in page and "A placeholder post about widgets." in page
+    assert "A placeholder comment." in page  # recent comments from the pod
+    assert ">Lock account</button>" in page and ">Mark reviewed</button>" in page
+    assert ">Dismiss</button>" in page and "No decision yet." in page
+
+
+def test_locking_from_the_case_page_sets_locked_at_and_logs_it(
+    client, pod, admin, local_case, state
+):
+    author, case_id = local_case
+    signed_in(client, "podmin")
+    response = post(client, f"/cases/{case_id}/lock", reason="placeholder spam")
+    assert response.status_code == 302 and response.location == f"/cases/{case_id}"
+    assert locked_at(pod, author) is not None
+    [decision] = decisions(state)
+    assert decision["action"] == "lock" and decision["actor"] == "podmin@pod.example"
+    assert decision["source"] == "web" and decision["case_id"] == case_id
+    assert decision["reason"] == "placeholder spam"
+    [audit] = audit_rows(state, "lock")
+    assert audit["details"]["ip"] == "127.0.0.1" and audit["account"] == "spammer@pod.example"
+    page = html(client.get(f"/cases/{case_id}"))
+    assert "spammer@pod.example is now locked." in page
+    assert ">Unlock account</button>" in page and ">Lock account</button>" not in page
+
+
+def test_a_second_lock_click_says_already_locked(client, pod, admin, local_case, state):
+    _, case_id = local_case
+    signed_in(client, "podmin")
+    post(client, f"/cases/{case_id}/lock")
+    post(client, f"/cases/{case_id}/lock")
+    assert "spammer@pod.example was already locked." in html(client.get(f"/cases/{case_id}"))
+    assert len(decisions(state)) == 1
+
+
+def test_two_admins_clicking_lock_at_once_give_one_lock(app, pod, local_case, state):
+    _, case_id = local_case
+    clients = []
+    for name in ("admin1", "admin2", "admin3"):
+        pod.person(name, password=PASSWORD, roles=("admin",))
+        clients.append(signed_in(app.test_client(), name))
+    barrier = threading.Barrier(len(clients))
+    messages: list[str] = []
+
+    def click(client: FlaskClient) -> None:
+        token = csrf(client)
+        barrier.wait()
+        client.post(f"/cases/{case_id}/lock", data={"csrf_token": token})
+        messages.append(
+            re.search(
+                r'class="flash \w+" role="status">([^<]+)<', html(client.get(f"/cases/{case_id}"))
+            )[1]
+        )
+
+    threads = [threading.Thread(target=click, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (
+        sorted(messages)
+        == ["spammer@pod.example is now locked."] + ["spammer@pod.example was already locked."] * 2
+    )
+    assert [d["action"] for d in decisions(state)] == ["lock"]
+
+
+def test_unlock_from_the_case_page(client, pod, admin, local_case, state):
+    author, case_id = local_case
+    signed_in(client, "podmin")
+    post(client, f"/cases/{case_id}/lock")
+    post(client, f"/cases/{case_id}/unlock", reason="placeholder: appeal accepted")
+    assert locked_at(pod, author) is None
+    assert [d["action"] for d in decisions(state)] == ["lock", "unlock"]
+    assert audit_rows(state, "unlock")[0]["details"]["ip"] == "127.0.0.1"
+
+
+def test_a_moderator_cannot_lock_but_can_mark_reviewed(client, pod, moderator, local_case, state):
+    author, case_id = local_case
+    signed_in(client, "moddy")
+    page = html(client.get(f"/cases/{case_id}"))
+    assert ">Lock account</button>" not in page and "Only a pod admin can lock" in page
+    refused = post(client, f"/cases/{case_id}/lock")
+    assert refused.status_code == 403 and "web.lock_roles" in html(refused)
+    assert post(client, f"/cases/{case_id}/unlock").status_code == 403
+    assert locked_at(pod, author) is None and decisions(state) == []
+
+    assert post(client, f"/cases/{case_id}/review").status_code == 302
+    reviewed = pod.conn.execute("SELECT bool_and(reviewed) AS all FROM reports").fetchone()
+    assert reviewed["all"] is True
+
+
+def test_moderators_lock_when_lock_roles_says_so(make_app, pod, moderator, local_case):
+    author, case_id = local_case
+    client = signed_in(make_app(web_lock_roles="admin,moderator").test_client(), "moddy")
+    assert post(client, f"/cases/{case_id}/lock").status_code == 302
+    assert locked_at(pod, author) is not None
+
+
+def test_mark_reviewed_marks_every_report_of_the_items_in_the_pod_and_resolves(
+    client, pod, config, admin, local_case, state
+):
+    _, case_id = local_case
+    [post_id] = [r["item_id"] for r in pod.conn.execute("SELECT DISTINCT item_id FROM reports")]
+    late = pod.person("latecomer")
+    pod.report(late, "Post", post_id, "Placeholder: read by podmod later")  # not ingested yet
+    signed_in(client, "podmin")
+
+    response = post(client, f"/cases/{case_id}/review")
+
+    assert response.status_code == 302
+    rows = pod.conn.execute("SELECT reviewed FROM reports").fetchall()
+    assert len(rows) == 3 and all(row["reviewed"] for row in rows)
+    state.rollback()
+    case = state.execute("SELECT * FROM podmod.cases WHERE id = %s", (case_id,)).fetchone()
+    assert case["status"] == "resolved" and case["pending_report_count"] == 0
+    signals = state.execute(
+        "SELECT reviewed, reviewed_by FROM podmod.signals WHERE case_id = %s", (case_id,)
+    ).fetchall()
+    assert all(s["reviewed"] and s["reviewed_by"] == "podmin@pod.example" for s in signals)
+    assert [d["action"] for d in decisions(state)] == ["mark_reviewed"]
+    assert {r["action"] for r in audit_rows(state)} >= {"mark_reviewed", "resolve"}
+    intake_all(config)  # the late report arrives already reviewed: history, not new work
+    assert (
+        state.execute("SELECT count(*) AS n FROM podmod.cases WHERE status = 'open'").fetchone()[
+            "n"
+        ]
+        == 0
+    )
+
+
+def test_dismiss_closes_the_case_and_clears_its_reports(client, pod, admin, local_case, state):
+    _, case_id = local_case
+    signed_in(client, "podmin")
+    post(client, f"/cases/{case_id}/dismiss", reason="placeholder: not spam")
+    state.rollback()
+    case = state.execute("SELECT status FROM podmod.cases WHERE id = %s", (case_id,)).fetchone()
+    assert case["status"] == "dismissed"
+    assert pod.conn.execute("SELECT bool_and(reviewed) AS b FROM reports").fetchone()["b"]
+    [decision] = decisions(state)
+    assert decision["action"] == "dismiss" and decision["reason"] == "placeholder: not spam"
+    page = html(client.get(f"/cases/{case_id}"))
+    assert ">Reopen</button>" in page and ">Dismiss</button>" not in page
+    post(client, f"/cases/{case_id}/reopen")
+    state.rollback()
+    assert (
+        state.execute("SELECT status FROM podmod.cases WHERE id = %s", (case_id,)).fetchone()[
+            "status"
+        ]
+        == "open"
+    )
+
+
+def test_a_note_is_kept_with_the_decisions(client, admin, local_case, state):
+    _, case_id = local_case
+    signed_in(client, "podmin")
+    post(client, f"/cases/{case_id}/note", note="Placeholder: asked the author to stop.")
+    [decision] = decisions(state)
+    assert decision["action"] == "note"
+    assert "Placeholder: asked the author to stop." in html(client.get(f"/cases/{case_id}"))
+    empty = post(client, f"/cases/{case_id}/note", note="   ")
+    assert empty.status_code == 302 and len(decisions(state)) == 1
+
+
+def test_locking_an_admin_or_yourself_needs_a_confirmation(client, pod, config, admin, state):
+    other = pod.person("othermod", roles=("moderator",))
+    report(pod, other)
+    report(pod, admin)
+    intake_all(config)
+    signed_in(client, "podmin")
+    for person, handle in ((other, "othermod@pod.example"), (admin, "podmin@pod.example")):
+        case_id = case_id_of(state, handle)
+        page = html(post(client, f"/cases/{case_id}/lock"))
+        assert 'name="confirm" value="yes" required' in page and ">Lock account</button>" in page
+        assert locked_at(pod, person) is None
+    case_id = case_id_of(state, "othermod@pod.example")
+    assert post(client, f"/cases/{case_id}/lock", confirm="yes").status_code == 302
+    assert locked_at(pod, other) is not None
+
+
+def test_a_remote_account_page_explains_what_can_be_done_and_has_no_lock(
+    client, pod, config, admin, state
+):
+    remote = pod.person("faraway", "remote.example")
+    report(pod, remote)
+    intake_all(config)
+    case_id = case_id_of(state, "faraway@remote.example")
+    signed_in(client, "podmin")
+    page = html(client.get(f"/cases/{case_id}"))
+    assert "Only its own pod can lock it" in page and "remote.example" in page
+    assert ">Lock account</button>" not in page
+    assert "/admins/user_search" in page and 'href="/report"' in page
+    assert "account,faraway@remote.example,flagged," in page
+    response = post(client, f"/cases/{case_id}/lock")
+    assert response.status_code == 302
+    assert "only its own pod can lock it" in html(client.get(f"/cases/{case_id}"))
+    assert decisions(state) == []
+
+
+def test_unknown_cases_are_404_pages(client, admin):
+    signed_in(client, "podmin")
+    for url in ("/cases/999999", "/cases/99999999999999999999", "/cases/abc", "/nowhere"):
+        response = client.get(url)
+        assert response.status_code == 404, url
+        assert "<h1>404" in html(response) and "Traceback" not in html(response)
+    assert post(client, "/cases/999999/review").status_code == 404
+    assert post(client, "/cases/999999/lock").status_code == 404
+
+
+def test_wrong_methods_are_405_pages(client, admin):
+    signed_in(client, "podmin")
+    response = client.get("/logout")
+    assert response.status_code == 405 and "<h1>405" in html(response)
+
+
+# ---------------------------------------------------------------------------------------------
+# Defences
+
+
+def test_a_post_without_or_with_a_wrong_csrf_token_is_refused_and_changes_nothing(
+    client, pod, admin, local_case, state
+):
+    author, case_id = local_case
+    signed_in(client, "podmin")
+    missing = client.post(f"/cases/{case_id}/lock")
+    wrong = client.post(f"/cases/{case_id}/lock", data={"csrf_token": "x" * 43})
+    assert missing.status_code == 400 and wrong.status_code == 400
+    assert "security token" in html(missing)
+    assert locked_at(pod, author) is None and decisions(state) == []
+    assert (
+        client.post("/login", data={"username": "podmin", "password": PASSWORD}).status_code == 400
+    )
+
+
+def test_a_post_from_another_origin_is_refused(client, pod, admin, local_case, state):
+    author, case_id = local_case
+    signed_in(client, "podmin")
+    token = csrf(client)
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+    ):
+        response = client.post(
+            f"/cases/{case_id}/lock", data={"csrf_token": token}, headers=headers
+        )
+        assert response.status_code == 403
+    assert locked_at(pod, author) is None and decisions(state) == []
+    same = client.post(
+        f"/cases/{case_id}/lock", data={"csrf_token": token}, headers={"Origin": "http://localhost"}
+    )
+    assert same.status_code == 302 and locked_at(pod, author) is not None
+
+
+def test_every_page_has_a_strict_content_security_policy(client, admin):
+    expected = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    )
+    pages = [client.get("/login"), client.get("/nowhere")]
+    signed_in(client, "podmin")
+    pages += [client.get(url) for url in ("/", "/dashboard", "/lists", "/audit")]
+    for response in pages:
+        assert response.headers["Content-Security-Policy"] == expected
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+        assert "style=" not in html(response) and "<script" not in html(response)
+
+
+def test_session_cookie_is_httponly_lax_and_secure_only_over_https(make_app, admin):
+    plain = make_app().test_client()
+    login(plain, "podmin")
+    cookie = plain.get_cookie("podmod_session")
+    assert cookie.http_only and cookie.same_site == "Lax" and not cookie.secure
+    secure = make_app().test_client()
+    secure.get("/login", base_url="https://localhost")
+    token = csrf(secure)
+    secure.post(
+        "/login",
+        base_url="https://localhost",
+        data={"username": "podmin", "password": PASSWORD, "csrf_token": token},
+    )
+    assert secure.get_cookie("podmod_session", domain="localhost").secure
+
+
+def test_behind_the_pods_nginx_the_prefix_and_https_are_honoured_when_trusted(make_app, admin):
+    headers = {
+        "X-Forwarded-Prefix": "/podmod",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "pod.example",
+        "X-Forwarded-For": "203.0.113.9",
+    }
+    trusting = make_app(web_trusted_proxies="1").test_client()
+    response = trusting.get("/", headers=headers)
+    assert response.location == "/podmod/login?next=/"
+    page = html(trusting.get("/login", headers=headers))
+    assert 'action="/podmod/login"' in page and 'href="/podmod/static/style.css"' in page
+    cookie = (
+        response.headers.get("Set-Cookie")
+        or trusting.get("/login", headers=headers).headers["Set-Cookie"]
+    )
+    assert "Path=/podmod/" in cookie and "Secure" in cookie
+
+    ignoring = make_app(web_trusted_proxies="0").test_client()
+    assert ignoring.get("/", headers=headers).location == "/login?next=/"
+
+
+def test_the_ip_from_a_trusted_proxy_is_what_the_audit_log_records(make_app, admin, state):
+    client = make_app(web_trusted_proxies="1").test_client()
+    headers = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "http"}
+    client.get("/login", headers=headers)
+    client.post(
+        "/login",
+        headers=headers,
+        data={"username": "podmin", "password": "wrong", "csrf_token": csrf(client)},
+    )
+    assert audit_rows(state, "sign_in_failed")[0]["details"]["ip"] == "203.0.113.9"
+
+
+def test_hostile_text_is_escaped_in_queue_case_and_audit_pages(client, pod, config, state):
+    pod.person("podmin", password=PASSWORD, roles=("admin",))
+    author = pod.person("writer")
+    hostile_remote = pod.person('x"><img src=x onerror=alert(1)>', "evil.example")
+    report(pod, author, HOSTILE, reason=HOSTILE)
+    report(pod, hostile_remote, HOSTILE)
+    intake_all(config)
+    login(client, HOSTILE, "wrong")  # the typed username lands in the audit log
+    signed_in(client, "podmin")
+    case_id = case_id_of(state, "writer@pod.example")
+    post(client, f"/cases/{case_id}/note", note=HOSTILE)
+
+    pages = {
+        "queue": html(client.get("/")),
+        "case": html(client.get(f"/cases/{case_id}")),
+        "remote case": html(client.get(f"/cases/{case_id_of(state, hostile_remote.handle)}")),
+        "audit": html(client.get("/audit")),
+    }
+    for name, page in pages.items():
+        assert "<script>window" not in page, name
+        assert "<img src=x" not in page, name
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in pages["case"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in pages["queue"]
+    assert "&lt;script&gt;" in pages["audit"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Lists, audit, dashboard, health
+
+
+def test_the_audit_page_shows_who_what_when_why_and_where_in_pages(make_app, admin, state):
+    for n in range(12):
+        store.record_audit(
+            state,
+            actor=f"placeholder{n}",
+            action="note",
+            source="cli",
+            reason=f"placeholder reason {n}",
+            details={"ip": "192.0.2.1"},
+        )
+    state.commit()
+    client = signed_in(make_app(web_page_size="5").test_client(), "podmin")
+    seen: list[str] = []
+    url: str | None = "/audit"
+    while url:
+        page = html(client.get(url))
+        seen += re.findall(r"placeholder reason (\d+)", page)
+        found = re.search(r'href="([^"]+)" rel="next"', page)
+        url = found[1].replace("&amp;", "&") if found else None
+    assert seen == [str(n) for n in range(11, -1, -1)]
+    assert "192.0.2.1" in html(client.get("/audit"))
+    filtered = html(client.get("/audit?actor=placeholder3"))
+    assert re.findall(r"placeholder reason (\d+)", filtered) == ["3"]
+    assert client.get("/audit?case=abc").status_code == 400
+
+
+def test_the_dashboard_draws_reports_per_day_as_inline_svg(client, pod, config, admin):
+    report(pod, pod.person("someone"), reporters=3)
+    intake_all(config)
+    signed_in(client, "podmin")
+    page = html(client.get("/dashboard"))
+    assert page.count("<svg") == 4 and "<script" not in page
+    assert "Reports received per day" in page
+    assert re.search(r"<title>\w{3} \d\d \w{3}: 3</title>", page)
+    assert re.search(r"<strong>1</strong> open cases", page)
+
+
+def test_the_lists_page_shows_subscriptions_and_held_versions(client, admin, state):
+    state.execute(
+        "INSERT INTO podmod.lists (name, url, policy, current_version, last_error, last_error_at)"
+        " VALUES ('core', 'https://lists.example/core.csv', 'review', 1,"
+        " 'placeholder: signature did not verify', now()) RETURNING id"
+    )
+    state.execute(
+        "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
+        " removed, format, held_reason, held_body)"
+        " SELECT id, 2, 'x', 'held', 0, 0, 3, 'podmod', 'placeholder: removes too much',"
+        " 'kind,value\n'::bytea FROM podmod.lists"
+    )
+    state.commit()
+    signed_in(client, "podmin")
+    page = html(client.get("/lists"))
+    assert "core" in page and "placeholder: signature did not verify" in page
+    assert "held for approval" in page and ">Approve</button>" in page
+    assert client.get("/lists/core/versions/7").status_code == 404
+    assert client.get("/lists/nothere/versions/1").status_code == 404
+
+
+def test_a_moderator_sees_held_versions_but_cannot_approve(client, moderator, state):
+    signed_in(client, "moddy")
+    assert post(client, "/lists/core/versions/2/approve").status_code == 403
+
+
+def test_healthz_reports_each_service(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {
+        "ok": True,
+        "checks": {"pod_database": "ok", "state_database": "ok", "redis": "ok"},
+    }
+
+
+def test_healthz_is_503_when_redis_is_down(make_app):
+    client = make_app(redis_url="redis://127.0.0.1:1/0").test_client()
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json["ok"] is False and response.json["checks"]["redis"] != "ok"
+    assert response.json["checks"]["pod_database"] == "ok"
+
+
+def test_an_out_of_date_schema_is_a_503_page(make_app, admin, state):
+    client = make_app().test_client()
+    state.execute("DELETE FROM podmod.schema_migrations WHERE version = 3")
+    state.commit()
+    response = client.get("/login")
+    assert response.status_code == 200  # the sign-in page needs no state
+    response = login(client, "podmin")
+    assert response.status_code == 503 and "podmod init" in html(response)
+
+
+def test_the_web_ui_runs_as_the_least_privilege_role(
+    make_app, pod, pod_url, config, state, monkeypatch
+):
+    from tests.test_least_privilege import GRANTS, as_role
+
+    with psycopg.connect(pod_url, autocommit=True) as owner:
+        owner.execute(GRANTS.read_text())
+        owner.execute(
+            "GRANT USAGE ON SCHEMA podmod TO podmod;"
+            " GRANT ALL ON ALL TABLES IN SCHEMA podmod TO podmod;"
+            " GRANT ALL ON ALL SEQUENCES IN SCHEMA podmod TO podmod"
+        )
+    pod.person("podmin", password=PASSWORD, roles=("admin",))
+    author = pod.person("author")
+    report(pod, author)
+    intake_all(config)
+    client = signed_in(make_app(database_url=as_role(pod_url, "podmod")).test_client(), "podmin")
+    case_id = case_id_of(state, "author@pod.example")
+    assert client.get(f"/cases/{case_id}").status_code == 200
+    assert client.get("/").status_code == 200
+    assert post(client, f"/cases/{case_id}/lock").status_code == 302
+    assert post(client, f"/cases/{case_id}/review").status_code == 302
+    assert locked_at(pod, author) is not None
+    assert client.get("/dashboard").status_code == 200 and client.get("/audit").status_code == 200
+
+
+def test_devise_hashes_from_the_pod_fixture_verify(pod):
+    from podmod.web.signin import password_matches
+
+    hashed = devise_hash("placeholder")
+    assert password_matches("placeholder", hashed, load_config_pepper())
+    assert not password_matches("placeholder", hashed, "another pepper")
+
+
+def load_config_pepper() -> str:
+    from podmod.config import DIASPORA_PEPPER
+
+    return DIASPORA_PEPPER
+
+
+def test_serve_refuses_to_start_before_podmod_init(env, pod):
+    from tests.helpers import podmod
+
+    result = podmod("serve", "--port", "8799")
+    assert result.exit_code == 2 and "run `podmod init`" in result.output
+
+
+def test_the_web_benchmark_runs_at_a_small_size(services):
+    from podmod import bench
+
+    figures = bench.bench_web(
+        services["postgres"], services["redis"], cases=300, signals=3000, requests=5
+    )
+    assert figures["open_cases"] == 300 and figures["signals"] == 3015
+    for name in (
+        "queue_first_page",
+        "queue_deep_keyset_page",
+        "case_page",
+        "lock_click_to_locked_at_committed",
+    ):
+        assert 0 < figures[name]["p50_ms"] <= figures[name]["p95_ms"] <= figures[name]["max_ms"]
+
+
+def test_an_admin_approves_a_held_list_version_from_the_lists_page(
+    make_app, env, pod, admin, state, tmp_path
+):
+    listed = pod.person("listed", "far.example")
+    list_file = tmp_path / "core.csv"
+    list_file.write_text("kind,value,label,comment\n")
+    with open(env["PODMOD_CONFIG"], "a") as config_file:
+        config_file.write(
+            f'[[lists]]\nname = "core"\nurl = "{list_file.as_uri()}"\npolicy = "review"\n'
+        )
+    state.execute(
+        "INSERT INTO podmod.lists (name, url, policy) VALUES ('core', %s, 'review')",
+        (list_file.as_uri(),),
+    )
+    state.execute(
+        "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
+        " removed, format, held_reason, held_body) SELECT id, 1, 'x', 'held', 1, 1, 0, 'podmod',"
+        " 'placeholder: held for the test', %s FROM podmod.lists",
+        (b"kind,value,label,comment\naccount,listed@far.example,placeholder,\n",),
+    )
+    state.commit()
+    client = signed_in(make_app().test_client(), "podmin")
+    diff = html(client.get("/lists/core/versions/1"))
+    assert "+ account:listed@far.example" in diff and "placeholder: held for the test" in diff
+
+    response = post(client, "/lists/core/versions/1/approve")
+
+    assert response.status_code == 302
+    assert "approved by podmin@pod.example and applied" in html(client.get("/lists"))
+    state.rollback()
+    case = state.execute(
+        "SELECT list_match_count FROM podmod.cases WHERE person_id = %s", (listed.id,)
+    ).fetchone()
+    assert case["list_match_count"] == 1
+    assert audit_rows(state, "list_approve")[0]["actor"] == "podmin@pod.example"
+
+
+def test_metrics_are_served_to_this_host_only(make_app, pod, config):
+    report(pod, pod.person("someone"))
+    intake_all(config)
+    local = make_app().test_client().get("/metrics")
+    assert local.status_code == 200 and 'podmod_cases{status="open"} 1' in html(local)
+    remote = (
+        make_app(web_trusted_proxies="1")
+        .test_client()
+        .get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    )
+    assert remote.status_code == 403

@@ -1,0 +1,120 @@
+"""The admin UI in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)
+against the app on a real WSGI server: sign in with a Devise password, open the top case, click
+Lock account; hostile reported text shows as text and runs nothing."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from tests.diaspora_pod import DiasporaPod
+from tests.helpers import intake_all
+from tests.test_web import PASSWORD, make_app  # noqa: F401  (make_app is a fixture)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PAYLOAD = (
+    "<script>window.__pwned = 1; document.title = 'pwned';</script>"
+    "<img src=x onerror=\"window.__pwned = 2; document.title = 'pwned'; alert('pwned')\">"
+    " placeholder text that tries to run a script in the admin page"
+)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def live_server(make_app: Callable[..., Flask]) -> Iterator[str]:  # noqa: F811
+    """The app on a real WSGI server on 127.0.0.1 and a free port, in a thread."""
+    server = make_server("127.0.0.1", 0, make_app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(10)
+
+
+def test_a_podmin_signs_in_and_locks_the_top_case_in_chromium(
+    browser, live_server, pod: DiasporaPod, config, state: psycopg.Connection
+):
+    pod.person("podmin", password=PASSWORD, roles=("admin",))  # hashed as Devise does
+    spammer = pod.person("spammer")
+    hostile_post = pod.post(spammer, PAYLOAD)
+    for n in range(3):
+        pod.report(pod.person(f"reporter{n}"), "Post", hostile_post, "Placeholder: spam")
+    pod.report(pod.person("reporter9"), "Post", pod.post(pod.person("quiet", "far.example")))
+    intake_all(config)
+
+    page = browser.new_page()
+    dialogs: list[str] = []
+    errors: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    page.goto(live_server + "/")
+    assert page.url.startswith(live_server + "/login")
+    page.get_by_label("Username", exact=True).fill("podmin")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server + "/")
+
+    top = page.locator("table.queue tbody tr").first.locator("a")
+    assert top.inner_text() == "spammer@pod.example"
+    top.click()
+    page.wait_for_url(f"{live_server}/cases/*")
+
+    snapshot = page.locator(".signal .snapshot").first.inner_text()
+    assert "<script>window.__pwned = 1;" in snapshot and "<img src=x onerror=" in snapshot
+    assert page.locator(".snapshot script, .snapshot img").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    assert "pwned" not in page.title()
+
+    page.get_by_role("button", name="Lock account").click()
+    page.wait_for_load_state()
+    assert "spammer@pod.example is now locked." in page.locator(".flash").inner_text()
+    assert page.get_by_role("button", name="Unlock account").count() == 1
+
+    locked = pod.conn.execute(
+        "SELECT locked_at FROM users WHERE id = %s", (spammer.user_id,)
+    ).fetchone()["locked_at"]
+    assert locked is not None
+    state.rollback()
+    audit = state.execute(
+        "SELECT actor, source, account, details FROM podmod.audit WHERE action = 'lock'"
+    ).fetchall()
+    assert [(a["actor"], a["source"], a["account"]) for a in audit] == [
+        ("podmin@pod.example", "web", "spammer@pod.example")
+    ]
+    assert audit[0]["details"]["ip"] == "127.0.0.1"
+    assert page.evaluate("window.__pwned") is None
+    assert dialogs == [] and errors == []
