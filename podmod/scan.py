@@ -96,17 +96,24 @@ WHERE e.removed_in IS NULL AND e.kind <> 'pdq'
   AND (%(version)s::integer IS NULL OR e.added_in = %(version)s)
 """
 
-# PDQ hashes come in blocks of up to 65,536 sharing list, label and version: one string of hex
-# digits each, turned into numbers in one step (a million hashes in about a second).
-PDQ_ENTRIES_SQL = """
-SELECT e.list_id, l.name, e.label, e.added_in, string_agg(e.value, '' ORDER BY e.id)
+# PDQ hashes: their groups (list, label, version) first, then each group's hashes, 250,000 ids
+# at a time, as one string of 64-digit hashes end to end, turned into numbers in one step: no
+# object per hash.
+PDQ_GROUPS_SQL = """
+SELECT e.list_id, l.name, e.label, e.added_in, min(e.id) AS low, max(e.id) AS high
 FROM podmod.list_entries e
 JOIN podmod.lists l ON l.id = e.list_id AND l.policy IN ('review', 'lock')
 WHERE e.removed_in IS NULL AND e.kind = 'pdq' AND l.name = ANY(%(names)s::text[])
   AND (%(list_id)s::integer IS NULL OR e.list_id = %(list_id)s)
   AND (%(version)s::integer IS NULL OR e.added_in = %(version)s)
-GROUP BY e.list_id, l.name, e.label, e.added_in, e.id / 65536
+GROUP BY e.list_id, l.name, e.label, e.added_in
 """
+PDQ_VALUES_SQL = """
+SELECT coalesce(string_agg(value, ''), '') FROM podmod.list_entries
+WHERE list_id = %s AND label = %s AND added_in = %s AND kind = 'pdq' AND removed_in IS NULL
+  AND id >= %s AND id < %s
+"""
+PDQ_IDS_PER_QUERY = 250_000
 
 FINGERPRINT_SQL = """
 SELECT coalesce(array_agg(id || ':' || coalesce(current_version, 0) || ':' || policy
@@ -140,7 +147,13 @@ def load_matcher(
 ) -> Matcher:
     """Compile the content entries in force (or those of one list, or one list version)."""
     names, kinds = enabled_pairs(config)
-    wanted = {"names": names, "kinds": kinds, "list_id": list_id, "version": version}
+    pairs = [(name, kind) for name, kind in zip(names, kinds, strict=True) if kind != "pdq"]
+    wanted = {
+        "names": [name for name, _ in pairs],
+        "kinds": [kind for _, kind in pairs],
+        "list_id": list_id,
+        "version": version,
+    }
     builder = MatcherBuilder()
     with state.transaction():
         with state.cursor(name="podmod_entries", row_factory=tuple_row) as cur:
@@ -149,11 +162,22 @@ def load_matcher(
             for row in cur:
                 builder.add(*row)
         pdq_lists = [name for name, kind in zip(names, kinds, strict=True) if kind == "pdq"]
-        with state.cursor(name="podmod_pdq_entries", row_factory=tuple_row) as cur:
-            cur.itersize = 1
-            cur.execute(PDQ_ENTRIES_SQL, wanted | {"names": pdq_lists})
-            for list_id_, list_name, label, added_in, hexes in cur:
-                builder.add_pdq_block(list_id_, list_name, label, added_in, hexes)
+        groups = (
+            state.cursor(row_factory=tuple_row)
+            .execute(PDQ_GROUPS_SQL, wanted | {"names": pdq_lists})
+            .fetchall()
+        )
+        for group_list, list_name, label, added_in, low, high in groups:
+            for start in range(low, high + 1, PDQ_IDS_PER_QUERY):
+                [hexes] = (
+                    state.cursor(row_factory=tuple_row)
+                    .execute(
+                        PDQ_VALUES_SQL,
+                        (group_list, label, added_in, start, start + PDQ_IDS_PER_QUERY),
+                    )
+                    .fetchone()
+                )
+                builder.add_pdq_block(group_list, list_name, label, added_in, hexes)
     return builder.build()
 
 
@@ -169,13 +193,12 @@ def matcher_for(
     state.rollback()  # (called outside any transaction of the caller's)
     matcher = _matchers.get(key)
     if matcher is None:
+        # Keep one matcher of all entries and one of a list's; drop the old one first, so that a
+        # recompile never holds two large ones at once.
+        for old in [k for k in _matchers if (k[1] is None) == (list_id is None)]:
+            del _matchers[old]
         started = time.perf_counter()
         matcher = load_matcher(config, state, list_id=list_id, version=version)
-        if list_id is None:  # keep one matcher of all entries, and the newest of a list's
-            _matchers.clear()
-        else:
-            for old in [k for k in _matchers if k[1] is not None]:
-                del _matchers[old]
         _matchers[key] = matcher
         log.debug(
             "compiled %d content entries in %.2f s", len(matcher), time.perf_counter() - started
@@ -1039,6 +1062,7 @@ def after_list_change(
     """Called by list sync inside the transaction that applies a version (or a policy change, or
     retires lists): retract content signals whose entries are gone, and record a run that scans the
     content already on the pod for the new entries (the workers take it up). Returns the run."""
+    state.execute("ANALYZE podmod.list_entries")  # a version may bring a million rows at once
     retracted = retract_stale(config, state)
     run_id = None
     if list_id is not None:

@@ -440,6 +440,15 @@ def test_an_ignored_list_matches_no_content(lists, pod):
     settle()
 
     assert content_signals() == []
+    # the podmin turns it on: the same version now scans what is there
+    publish(lists, "words", ["phrase,placeholder iota,,"], policy="review")
+    settle()
+    [signal] = content_signals()
+    assert signal["version"] == 1 and signal["policy"] == "review"
+    # and off again: its matches are retracted
+    publish(lists, "words", ["phrase,placeholder iota,,"], policy="ignore")
+    [retracted] = content_signals()
+    assert retracted["retracted_because"] == "the list no longer applies (policy ignore)"
 
 
 def test_content_and_report_signals_share_one_case(lists, pod):
@@ -478,3 +487,21 @@ def test_a_post_committed_late_below_the_watermark_is_still_scanned(lists, pod):
 
     assert [s["item_id"] for s in content_signals()] == [late_id]
     assert late_id == first + 1
+
+
+def test_podmod_scan_runs_what_list_versions_queued_and_scans_one_list_on_demand(lists, pod):
+    author = pod.person("cli", "far.example")
+    pod.post(author, "placeholder xi")
+    publish(lists, "words", ["phrase,placeholder xi,,"])
+
+    queued = podmod("scan")
+    assert queued.exit_code == 0, queued.output
+    assert "1 new matches; done" in queued.output
+    assert "Nothing to scan" in podmod("scan").output
+
+    again = podmod("scan", "--list", "words", "--json")
+    assert json.loads(again.output)[0]["matched"] == 0
+    status = json.loads(podmod("scan", "--status").output)
+    assert status["active_matches"] == 1 and status["pending_batches"] == 0
+    assert {run["reason"] for run in status["runs"]} == {"list_version", "list"}
+    assert podmod("scan", "--list", "nothing").exit_code == 2

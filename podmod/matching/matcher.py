@@ -211,7 +211,8 @@ class MatcherBuilder:
     def add_pdq_block(
         self, list_id: int, list_name: str, label: str, version: int, hexes: str
     ) -> None:
-        """Many PDQ entries of one list, label and version: their 64-digit hashes end to end."""
+        """Many PDQ entries of one list, label and version: their 64-digit hashes end to end
+        (white space between them is ignored)."""
         meta = (list_id, list_name, label, version)
         number = self.pdq_meta.get(meta)
         if number is None:

@@ -69,12 +69,12 @@ CREATE TABLE podmod.scan_batches (
 CREATE INDEX scan_batches_pending ON podmod.scan_batches (id) WHERE done_at IS NULL;
 
 -- Content already on the pod, scanned table by table in id ranges: `podmod scan --backfill`
--- (every entry in force), or the entries a list version added (list_id, version), or every entry
--- of a list whose policy began to apply (list_id, version NULL). Each table keeps its cursor, so a
--- run resumes where it stopped.
+-- (every entry in force), or the entries a list version added ('list_version': list_id, version),
+-- or every entry of one list ('list': its policy changed, or `podmod scan --list`). Each table
+-- keeps its cursor, so a run resumes where it stopped.
 CREATE TABLE podmod.scan_runs (
     id bigserial PRIMARY KEY,
-    reason text NOT NULL CHECK (reason IN ('backfill', 'list_version', 'list_policy')),
+    reason text NOT NULL CHECK (reason IN ('backfill', 'list_version', 'list')),
     list_id integer REFERENCES podmod.lists (id),
     version integer,
     created_by text NOT NULL,
