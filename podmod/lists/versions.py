@@ -43,11 +43,16 @@ WHERE e.list_id = %(list)s AND e.removed_in IS NULL
   AND NOT EXISTS (SELECT 1 FROM incoming_entries i WHERE i.kind = e.kind AND i.value = e.value
                   AND i.label = e.label AND i.comment = e.comment);
 
-INSERT INTO podmod.list_entries (list_id, kind, value, label, comment, line, added_in)
-SELECT %(list)s, i.kind, i.value, i.label, i.comment, i.line, %(number)s
+-- Chosen first, inserted second: an anti-join against the table the same statement inserts into
+-- rescans the new pages for every row when the planner picks a nested loop.
+CREATE TEMP TABLE new_entries ON COMMIT DROP AS
+SELECT i.kind, i.value, i.label, i.comment, i.line
 FROM incoming_entries i
 WHERE NOT EXISTS (SELECT 1 FROM podmod.list_entries e WHERE e.list_id = %(list)s
-                  AND e.removed_in IS NULL AND e.kind = i.kind AND e.value = i.value)
+                  AND e.removed_in IS NULL AND e.kind = i.kind AND e.value = i.value);
+
+INSERT INTO podmod.list_entries (list_id, kind, value, label, comment, line, added_in)
+SELECT %(list)s, kind, value, label, comment, line, %(number)s FROM new_entries
 """
 
 
@@ -114,6 +119,7 @@ def store_version(
     """Store `parsed` as the list's next version inside the caller's transaction: applied (entries
     updated), or held when it removes too much and nobody approved it."""
     list_id = list_row["id"]
+    state.execute("ANALYZE podmod.list_entries")  # plans below must see its real size
     _stage(state, parsed)
     counts = state.execute(COUNT_SQL, {"list": list_id}).fetchone()
     if number is None:
