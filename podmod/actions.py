@@ -331,28 +331,21 @@ def _record_on_case(
     reason: str | None,
     details: dict[str, Any],
 ) -> None:
-    state.execute(
-        "INSERT INTO podmod.decisions (case_id, person_id, account, action, actor, source, reason,"
-        " details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            case["id"],
-            case["person_id"],
-            case["account"],
-            action,
-            actor,
-            source,
-            reason,
-            json.dumps(details),
-        ),
-    )
-    record_audit(
+    """_record for a case: the case's account (which may be unknown) stands for the account."""
+    _record(
         state,
+        Account(
+            person_id=case["person_id"],
+            handle=case["account"],
+            user_id=None,
+            locked=False,
+            closed=False,
+        ),
+        action,
         actor=actor,
-        action=action,
         source=source,
-        case_id=case["id"],
-        account=case["account"],
         reason=reason,
+        case_id=case["id"],
         details=details,
     )
 

@@ -55,16 +55,39 @@ def ingest_job_id(config: Config, batch_id: int) -> str:
     return f"{config['queue_prefix']}-ingest-batch-{batch_id}"
 
 
-def enqueue_ingest(config: Config, conn: redis.Redis, batch_id: int) -> Job:
-    """Put the intake job for one batch on the ingest queue (replacing a dead job of that id)."""
-    return get_queue(config, "ingest", conn).enqueue(
-        INGEST_JOB,
-        batch_id,
-        job_id=ingest_job_id(config, batch_id),
+def enqueue_durable(
+    config: Config,
+    conn: redis.Redis,
+    queue: str,
+    function: str,
+    argument: int,
+    *,
+    job_id: str,
+    description: str,
+) -> Job:
+    """Enqueue the job for one durable unit of work (a batch or run recorded in PostgreSQL),
+    replacing a dead job of that id; every such job is retried the same way."""
+    return get_queue(config, queue, conn).enqueue(
+        function,
+        argument,
+        job_id=job_id,
         retry=Retry(max=3, interval=[2, 10, 60]),
         job_timeout=config["worker.job_timeout"],
         result_ttl=3600,
         failure_ttl=7 * 24 * 3600,
+        description=description,
+    )
+
+
+def enqueue_ingest(config: Config, conn: redis.Redis, batch_id: int) -> Job:
+    """Put the intake job for one batch on the ingest queue."""
+    return enqueue_durable(
+        config,
+        conn,
+        "ingest",
+        INGEST_JOB,
+        batch_id,
+        job_id=ingest_job_id(config, batch_id),
         description=f"ingest report batch {batch_id}",
     )
 

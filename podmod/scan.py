@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import psycopg
 import redis
 from psycopg.rows import tuple_row
-from rq import Retry, Worker
+from rq import Worker
 from rq.job import JobStatus
 
 from podmod import pod_db, queue
@@ -1302,7 +1302,6 @@ def enqueue_pending(config: Config, state: psycopg.Connection, rconn: redis.Redi
         " WHERE done_at IS NULL AND reason <> 'backfill' ORDER BY id"
     ).fetchall()
     state.commit()
-    scan_queue = queue.get_queue(config, "scan", rconn)
     if batches:
         chosen = _to_enqueue(
             config,
@@ -1314,14 +1313,13 @@ def enqueue_pending(config: Config, state: psycopg.Connection, rconn: redis.Redi
             continue_finished=False,
         )
         for batch_id in chosen:
-            scan_queue.enqueue(
+            queue.enqueue_durable(
+                config,
+                rconn,
+                "scan",
                 BATCH_JOB,
                 batch_id,
                 job_id=batch_job_id(config, batch_id),
-                retry=Retry(max=3, interval=[2, 10, 60]),
-                job_timeout=config["worker.job_timeout"],
-                result_ttl=3600,
-                failure_ttl=7 * 24 * 3600,
                 description=f"scan new content batch {batch_id}",
             )
         result.enqueued_batches = chosen
@@ -1336,14 +1334,13 @@ def enqueue_pending(config: Config, state: psycopg.Connection, rconn: redis.Redi
             continue_finished=True,
         )
         for run_id in chosen:
-            scan_queue.enqueue(
+            queue.enqueue_durable(
+                config,
+                rconn,
+                "scan",
                 RUN_JOB,
                 run_id,
                 job_id=run_job_id(config, run_id),
-                retry=Retry(max=3, interval=[2, 10, 60]),
-                job_timeout=config["worker.job_timeout"],
-                result_ttl=3600,
-                failure_ttl=7 * 24 * 3600,
                 description=f"scan content for list entries (run {run_id})",
             )
         result.enqueued_runs = chosen
