@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +96,8 @@ def _database_url(server_url: str, name: str) -> str:
 
 
 @contextmanager
-def scratch(server_url: str | None, redis_url: str | None) -> Iterator[Scratch]:
-    """Create a scratch database (dropped afterwards) on the given or an embedded server."""
+def servers(server_url: str | None, redis_url: str | None) -> Iterator[tuple[str, str]]:
+    """The given PostgreSQL server and Redis database, or embedded ones for the run."""
     started = []
     workdir = Path(tempfile.mkdtemp(prefix="podmod-bench-"))
     try:
@@ -113,6 +113,17 @@ def scratch(server_url: str | None, redis_url: str | None) -> Iterator[Scratch]:
             server = start_redis(workdir / "redis")
             started.append(server)
             redis_url = server.url(db=1)
+        yield server_url, redis_url
+    finally:
+        for server in reversed(started):
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def scratch(server_url: str | None, redis_url: str | None) -> Iterator[Scratch]:
+    """Create a scratch database (dropped afterwards) on the given or an embedded server."""
+    with servers(server_url, redis_url) as (server_url, redis_url):
         name = f"podmod_bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f"CREATE DATABASE {name}")
@@ -123,10 +134,6 @@ def scratch(server_url: str | None, redis_url: str | None) -> Iterator[Scratch]:
             with psycopg.connect(server_url, autocommit=True) as admin:
                 admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             redis.Redis.from_url(redis_url).flushdb()
-    finally:
-        for server in reversed(started):
-            server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def build_pod(url: str, *, people: int, posts: int, comments: int, reports: int) -> None:
@@ -156,9 +163,9 @@ def add_reports(conn: psycopg.Connection, count: int, *, local: int, posts: int,
     )
 
 
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+def _spawn(args: list[str], env: dict[str, str], module: str = "podmod.cli") -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "podmod.cli", *args],
+        [sys.executable, "-m", module, *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -178,7 +185,8 @@ def _stop(process: subprocess.Popen) -> None:
 def bench_intake(
     server_url: str | None, redis_url: str | None, *, reports: int, posts: int, workers: int = 1
 ) -> dict[str, float]:
-    """A backlog of `reports` on a pod with `posts` posts: time until every report is a signal."""
+    """A backlog of `reports` on a pod with `posts` posts: time until every report is a signal,
+    and the peak memory of the reader and of the workers meanwhile."""
     people = max(posts // 10, 1000)
     with scratch(server_url, redis_url) as sc:
         build_pod(sc.database_url, people=people, posts=posts, comments=posts // 4, reports=reports)
@@ -187,6 +195,8 @@ def bench_intake(
             started = time.perf_counter()
             reader = _spawn(["read"], env)
             pool = [_spawn(["worker"], env) for _ in range(workers)]
+            reader_memory = MemoryWatch(reader)
+            worker_memory = [MemoryWatch(worker) for worker in pool]
             try:
                 done = _wait_for_signals(conn, reports, timeout=600, processes=[reader, *pool])
                 elapsed = time.perf_counter() - started
@@ -202,6 +212,48 @@ def bench_intake(
         "cases": cases,
         "seconds": round(elapsed, 2),
         "reports_per_second": round(done / elapsed, 1),
+        "reader_peak_memory_mib": reader_memory.peak_mib,
+        "worker_peak_memory_mib": max(watch.peak_mib for watch in worker_memory),
+    }
+
+
+def _naive_processes(sc: Scratch) -> list[subprocess.Popen]:
+    """The naive baseline's reader and worker (podmod.bench_naive) as processes."""
+    env = sc.env()
+    interval = "0.5"  # podmod's default reader.interval
+    return [
+        _spawn(["reader", sc.database_url, sc.redis_url, interval], env, "podmod.bench_naive"),
+        _spawn(["worker", sc.redis_url], env, "podmod.bench_naive"),
+    ]
+
+
+def bench_intake_naive(
+    server_url: str | None, redis_url: str | None, *, reports: int, posts: int, measured: int
+) -> dict[str, float]:
+    """The naive baseline on the same backlog: one job per report, row-by-row writes. Its rate is
+    measured over the first `measured` reports (it would take too long to drain a large backlog)."""
+    people = max(posts // 10, 1000)
+    measured = min(measured, reports)
+    with scratch(server_url, redis_url) as sc:
+        build_pod(sc.database_url, people=people, posts=posts, comments=posts // 4, reports=reports)
+        with psycopg.connect(sc.database_url, autocommit=True) as conn:
+            started = time.perf_counter()
+            reader, worker = processes = _naive_processes(sc)
+            reader_memory, worker_memory = MemoryWatch(reader), MemoryWatch(worker)
+            try:
+                done = _wait_for_signals(conn, measured, timeout=900, processes=processes)
+                elapsed = time.perf_counter() - started
+            finally:
+                for process in processes:
+                    _stop(process)
+    return {
+        "reports": reports,
+        "measured": measured,
+        "ingested": done,
+        "seconds": round(elapsed, 2),
+        "reports_per_second": round(done / elapsed, 1),
+        "reader_peak_memory_mib": reader_memory.peak_mib,
+        "worker_peak_memory_mib": worker_memory.peak_mib,
     }
 
 
@@ -226,16 +278,25 @@ def _wait_for_signals(
 
 
 def bench_latency(
-    server_url: str | None, redis_url: str | None, *, rate: float, seconds: float, posts: int
+    server_url: str | None,
+    redis_url: str | None,
+    *,
+    rate: float,
+    seconds: float,
+    posts: int,
+    naive: bool = False,
 ) -> dict[str, float]:
-    """Reports inserted at `rate` per second while `podmod read` and one worker run: how long
-    until each one is a signal in podmod's store (what `podmod cases` shows)."""
+    """Reports inserted at `rate` per second while `podmod read` and one worker run (or, with
+    `naive`, the naive baseline's reader and worker): how long until each one is a signal in
+    podmod's store (what `podmod cases` shows). Reports still not visible 15 s after the last
+    insert count with the time waited, so a pipeline that falls behind shows it."""
     people = max(posts // 10, 1000)
     with scratch(server_url, redis_url) as sc:
         build_pod(sc.database_url, people=people, posts=posts, comments=posts // 4, reports=0)
         env = sc.env()
-        reader = _spawn(["read"], env)
-        worker = _spawn(["worker"], env)
+        processes = (
+            _naive_processes(sc) if naive else [_spawn(["read"], env), _spawn(["worker"], env)]
+        )
         inserted: dict[int, float] = {}
         seen: dict[int, float] = {}
         try:
@@ -248,7 +309,7 @@ def bench_latency(
                 start = time.perf_counter()
                 last_seen = 0
                 n = 0
-                while len(seen) < total and time.perf_counter() - start < seconds + 30:
+                while len(seen) < total and time.perf_counter() - start < seconds + 15:
                     now = time.perf_counter()
                     while n < total and now >= start + n / rate:
                         report_id = pod.execute(
@@ -267,16 +328,17 @@ def bench_latency(
                         seen.setdefault(report_id, time.perf_counter())
                         last_seen = max(last_seen, report_id)
                     time.sleep(0.01)
+                ended = time.perf_counter()
         finally:
-            _stop(reader)
-            _stop(worker)
-    latencies = sorted(seen[r] - inserted[r] for r in inserted if r in seen)
-    if not latencies:
+            for process in processes:
+                _stop(process)
+    if not seen:
         raise RuntimeError("no report became visible; is the worker running?")
+    latencies = sorted(seen.get(r, ended) - inserted[r] for r in inserted)
     return {
         "rate_per_second": rate,
         "reports": len(inserted),
-        "visible": len(latencies),
+        "visible": len(seen),
         "p50_seconds": round(statistics.median(latencies), 3),
         "p95_seconds": round(latencies[int(0.95 * (len(latencies) - 1))], 3),
         "max_seconds": round(latencies[-1], 3),
@@ -345,6 +407,7 @@ def bench_lists(
             signals = conn.execute(
                 "SELECT count(*) FROM podmod.signals WHERE kind = 'list'"
             ).fetchone()[0]
+        apply = compare_apply(sc.database_url, config_path, env)
     return {
         "entries": entries,
         "people": people,
@@ -354,6 +417,45 @@ def bench_lists(
         "sync_and_apply_seconds": round(timings["first"], 2),
         "unchanged_resync_seconds": round(timings["unchanged"], 2),
         "peak_memory_mib": round(peak_kib / 1024, 1),
+        **apply,
+    }
+
+
+def compare_apply(database_url: str, config_path: Path, env: dict[str, str]) -> dict[str, float]:
+    """Apply the version in force again from scratch (its list signals deleted, in a transaction
+    rolled back afterwards): podmod's set-based match_people against a Python loop over people."""
+    from podmod import bench_naive
+    from podmod.config import load_config
+    from podmod.lists.apply import match_people
+
+    config = load_config(config_path, environ=env)
+    forget = "DELETE FROM podmod.signals WHERE kind = 'list'"
+    with (
+        connect(database_url, purpose="state") as state,
+        connect(database_url, purpose="pod") as pod,
+    ):
+        state.execute(forget)
+        started = time.perf_counter()
+        podmod_added = match_people(config, pod, state, full=True).added
+        podmod_seconds = time.perf_counter() - started
+        state.rollback()
+        pod.rollback()
+    with psycopg.connect(database_url) as state, psycopg.connect(database_url) as pod:
+        state.execute(forget)
+        started = time.perf_counter()
+        naive_added = bench_naive.apply_by_python_loop(pod, state)
+        naive_seconds = time.perf_counter() - started
+        state.rollback()
+        pod.rollback()
+    if naive_added != podmod_added:
+        raise RuntimeError(
+            f"the baseline found {naive_added} list matches and podmod {podmod_added}: "
+            "they must do the same work to be compared"
+        )
+    return {
+        "apply_matches": podmod_added,
+        "apply_seconds": round(podmod_seconds, 3),
+        "naive_apply_seconds": round(naive_seconds, 3),
     }
 
 
@@ -398,6 +500,40 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
         "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 2),
         "max_ms": round(ordered[-1] * 1000, 2),
     }
+
+
+def _timed_gets(client, urls: list[str]) -> dict[str, float]:
+    """Server time of GET requests through a Flask test client, after a few to warm up."""
+    for url in urls[:5]:  # warm the pool and the plans
+        client.get(url)
+    samples = []
+    for url in urls:
+        begin = time.perf_counter()
+        response = client.get(url)
+        samples.append(time.perf_counter() - begin)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {url}: {response.status_code}")
+    return _percentiles(samples)
+
+
+def _timed_locks(
+    client, database_url: str, to_lock: list[tuple[int, int]], form: Callable[[int], dict]
+) -> dict[str, float]:
+    """Time each POST /cases/<id>/lock until the account's users.locked_at is committed."""
+    samples = []
+    with psycopg.connect(database_url, autocommit=True) as watch:
+        for case_id, person_id in to_lock:
+            begin = time.perf_counter()
+            response = client.post(f"/cases/{case_id}/lock", data=form(person_id))
+            locked = watch.execute(
+                "SELECT u.locked_at IS NOT NULL FROM users u JOIN people p"
+                " ON p.owner_id = u.id WHERE p.id = %s",
+                (person_id,),
+            ).fetchone()[0]
+            samples.append(time.perf_counter() - begin)
+            if response.status_code != 302 or not locked:
+                raise RuntimeError(f"lock of case {case_id}: {response.status_code}")
+    return _percentiles(samples)
 
 
 def bench_web(
@@ -457,8 +593,9 @@ def bench_web(
             to_lock = conn.execute(
                 "SELECT id, person_id FROM podmod.cases WHERE status = 'open' AND local"
                 f" AND person_id <> %s ORDER BY {order} LIMIT %s",
-                (people // 4, requests),
+                (people // 4, 2 * requests),
             ).fetchall()
+            to_lock, to_lock_naive = to_lock[:requests], to_lock[requests:]
             counts = conn.execute(
                 "SELECT (SELECT count(*) FROM podmod.cases WHERE status = 'open'),"
                 " (SELECT count(*) FROM podmod.signals)"
@@ -488,18 +625,6 @@ def bench_web(
             with client.session_transaction() as session:
                 token = session["csrf"]
 
-            def timed_get(urls: list[str]) -> dict[str, float]:
-                for url in urls[:5]:  # warm the pool and the plans
-                    client.get(url)
-                samples = []
-                for url in urls:
-                    begin = time.perf_counter()
-                    response = client.get(url)
-                    samples.append(time.perf_counter() - begin)
-                    if response.status_code != 200:
-                        raise RuntimeError(f"GET {url}: {response.status_code}")
-                return _percentiles(samples)
-
             deep_cursor = Cursor.of(
                 {"priority": deep[1], "last_signal_at": deep[2], "id": deep[0]}
             ).encode()
@@ -508,31 +633,106 @@ def bench_web(
                 "signals": counts[1],
                 "store_build_seconds": round(store_seconds, 1),
                 "requests_each": requests,
-                "queue_first_page": timed_get(["/"] * requests),
-                "queue_deep_keyset_page": timed_get([f"/?after={deep_cursor}"] * requests),
-                "queue_local_with_list_match": timed_get(["/?where=local&listed=1"] * requests),
-                "queue_search_by_handle": timed_get(
-                    [f"/?q=remote{cases - n}" for n in range(requests)]
+                "queue_first_page": _timed_gets(client, ["/"] * requests),
+                "queue_deep_keyset_page": _timed_gets(
+                    client, [f"/?after={deep_cursor}"] * requests
                 ),
-                "case_page": timed_get([f"/cases/{case_id}" for case_id in top_cases]),
+                "queue_local_with_list_match": _timed_gets(
+                    client, ["/?where=local&listed=1"] * requests
+                ),
+                "queue_search_by_handle": _timed_gets(
+                    client, [f"/?q=remote{cases - n}" for n in range(requests)]
+                ),
+                "case_page": _timed_gets(client, [f"/cases/{case_id}" for case_id in top_cases]),
             }
-            lock_samples = []
-            with psycopg.connect(sc.database_url, autocommit=True) as watch:
-                for case_id, person_id in to_lock:
-                    begin = time.perf_counter()
-                    response = client.post(f"/cases/{case_id}/lock", data={"csrf_token": token})
-                    locked = watch.execute(
-                        "SELECT u.locked_at IS NOT NULL FROM users u JOIN people p"
-                        " ON p.owner_id = u.id WHERE p.id = %s",
-                        (person_id,),
-                    ).fetchone()[0]
-                    lock_samples.append(time.perf_counter() - begin)
-                    if response.status_code != 302 or not locked:
-                        raise RuntimeError(f"lock of case {case_id}: {response.status_code}")
-            figures["lock_click_to_locked_at_committed"] = _percentiles(lock_samples)
+            figures["lock_click_to_locked_at_committed"] = _timed_locks(
+                client, sc.database_url, to_lock, lambda _person_id: {"csrf_token": token}
+            )
         finally:
             app.extensions["podmod"].close()
+        figures["naive"] = naive_web(
+            sc.database_url, deep_offset=int(cases * 0.9), cases=top_cases, to_lock=to_lock_naive
+        )
+        figures["memory"] = web_memory(
+            sc,
+            username=f"user{people // 4}",
+            password=password,
+            urls=["/", f"/?after={deep_cursor}", *(f"/cases/{case_id}" for case_id in top_cases)],
+        )
     return figures
+
+
+def naive_web(
+    database_url: str, *, deep_offset: int, cases: list[int], to_lock: list[tuple[int, int]]
+) -> dict[str, object]:
+    """The same pages and clicks through the naive baseline's Flask app (podmod.bench_naive),
+    timed the same way, in this process; the lock is timed until locked_at is committed."""
+    from podmod import bench_naive
+
+    client = bench_naive.create_app(database_url).test_client()
+    n = max(len(cases) // 4, 5)  # the baseline's queue page is slow: fewer samples suffice
+    return {
+        "queue_first_page": _timed_gets(client, ["/"] * n),
+        "queue_deep_page": _timed_gets(client, [f"/?offset={deep_offset}"] * n),
+        "case_page": _timed_gets(client, [f"/cases/{case_id}" for case_id in cases]),
+        "lock": _timed_locks(
+            client, database_url, to_lock, lambda person_id: {"person_id": person_id}
+        ),
+    }
+
+
+def web_memory(sc: Scratch, *, username: str, password: str, urls: list[str]) -> dict[str, float]:
+    """Peak memory of `podmod serve` (waitress, 4 threads) while a signed-in admin loads these
+    pages over HTTP, beside a bare Flask app under waitress serving the same number of requests."""
+    import re
+
+    import requests
+
+    from podmod.embedded import free_port
+
+    def serve_and_load(args: list[str], module: str, port: int, sign_in: bool) -> float:
+        process = _spawn(args, sc.env(PODMOD_SECRET_KEY=uuid.uuid4().hex), module)
+        watch = MemoryWatch(process)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with requests.Session() as http:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        page = http.get(base + ("/login" if sign_in else "/"), timeout=5)
+                        break
+                    except requests.ConnectionError:
+                        if time.monotonic() > deadline or process.poll() is not None:
+                            raise RuntimeError(f"{module} {args} did not start") from None
+                        time.sleep(0.1)
+                if sign_in:
+                    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+                    signed_in = http.post(
+                        base + "/login",
+                        data={"username": username, "password": password, "csrf_token": token},
+                        headers={"Origin": base},
+                        allow_redirects=False,
+                    )
+                    if signed_in.status_code != 302:
+                        raise RuntimeError(f"web memory: sign-in failed ({signed_in.status_code})")
+                for url in urls:
+                    response = http.get(base + (url if sign_in else "/"), timeout=30)
+                    if response.status_code != 200:
+                        raise RuntimeError(f"web memory: GET {url}: {response.status_code}")
+        finally:
+            _stop(process)
+        return watch.peak_mib
+
+    port = free_port()
+    podmod_mib = serve_and_load(
+        ["serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "4"],
+        "podmod.cli",
+        port,
+        sign_in=True,
+    )
+    port = free_port()
+    bare_mib = serve_and_load(["flask", str(port)], "podmod.bench_naive", port, sign_in=False)
+    return {"requests": len(urls), "web_peak_memory_mib": podmod_mib, "bare_flask_mib": bare_mib}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -861,3 +1061,254 @@ def bench_pdq(*, hashes: int, lookups: int, images: int) -> dict[str, object]:
         "lookup_one_photo_8_orientations": _percentiles(photo),
         "hash_1_megapixel_jpeg": _percentiles(hashing) | {"bytes": len(data)},
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# `podmod bench` on its own: every figure beside its naive baseline, in one run.
+
+
+@dataclass
+class Figure:
+    """One measured figure of podmod beside the naive baseline measured in the same run."""
+
+    name: str
+    unit: str
+    podmod: float
+    baseline: float | None
+    baseline_name: str
+    higher_is_better: bool = False
+    target: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        """How many times better podmod is (above 1) or worse (below 1) than the baseline."""
+        if self.baseline is None or not self.podmod or not self.baseline:
+            return None
+        if self.higher_is_better:
+            return self.podmod / self.baseline
+        return self.baseline / self.podmod
+
+    def as_json(self) -> dict[str, object]:
+        ratio = self.ratio
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "podmod": self.podmod,
+            "baseline": self.baseline,
+            "baseline_name": self.baseline_name,
+            "higher_is_better": self.higher_is_better,
+            "ratio": None if ratio is None else round(ratio, 2),
+            "target": self.target,
+        }
+
+
+@dataclass
+class Sizes:
+    """How big the synthetic pods are. The defaults run in well under two minutes on 2 cores; the
+    README's Performance section gives the sizes the targets name."""
+
+    reports: int = 20_000
+    posts: int = 50_000
+    baseline_reports: int = 500
+    rate: float = 100.0
+    seconds: float = 10.0
+    entries: int = 100_000
+    people: int = 50_000
+    matches: int = 1_000
+    cases: int = 10_000
+    signals: int = 100_000
+    requests: int = 100
+
+
+def run_all(server_url: str | None, redis_url: str | None, sizes: Sizes, progress=print) -> dict:
+    """Every benchmark with its baseline; returns {"sizes", "figures", "details", "seconds"}."""
+    began = time.perf_counter()
+    details: dict[str, object] = {}
+    with servers(server_url, redis_url) as (server_url, redis_url):
+        progress(f"intake: {sizes.reports:,} reports, podmod")
+        details["intake"] = bench_intake(
+            server_url, redis_url, reports=sizes.reports, posts=sizes.posts
+        )
+        progress(f"intake: naive baseline, first {sizes.baseline_reports:,} reports")
+        details["intake_naive"] = bench_intake_naive(
+            server_url,
+            redis_url,
+            reports=sizes.reports,
+            posts=sizes.posts,
+            measured=sizes.baseline_reports,
+        )
+        progress(f"latency: {sizes.rate:g} reports/s for {sizes.seconds:g} s, podmod and naive")
+        details["latency"] = bench_latency(
+            server_url, redis_url, rate=sizes.rate, seconds=sizes.seconds, posts=sizes.posts
+        )
+        details["latency_naive"] = bench_latency(
+            server_url,
+            redis_url,
+            rate=sizes.rate,
+            seconds=sizes.seconds,
+            posts=sizes.posts,
+            naive=True,
+        )
+        progress(f"lists: {sizes.entries:,} entries on {sizes.people:,} people")
+        details["lists"] = bench_lists(
+            server_url,
+            redis_url,
+            entries=sizes.entries,
+            people=sizes.people,
+            matches=sizes.matches,
+        )
+        progress(f"web: {sizes.cases:,} open cases, {sizes.signals:,} signals")
+        details["web"] = bench_web(
+            server_url,
+            redis_url,
+            cases=sizes.cases,
+            signals=sizes.signals,
+            requests=sizes.requests,
+        )
+    return {
+        "sizes": sizes.__dict__,
+        "figures": [figure.as_json() for figure in figures_of(details, sizes)],
+        "details": details,
+        "seconds": round(time.perf_counter() - began, 1),
+    }
+
+
+def figures_of(details: dict, sizes: Sizes) -> list[Figure]:
+    """The table: podmod's figure, the baseline's, and what the baseline is."""
+    intake, naive = details["intake"], details["intake_naive"]
+    latency, latency_naive = details["latency"], details["latency_naive"]
+    lists, web = details["lists"], details["web"]
+    per_report = "one RQ job per report, row-by-row inserts"
+    return [
+        Figure(
+            f"intake throughput, backlog of {sizes.reports:,} reports",
+            "reports/s",
+            intake["reports_per_second"],
+            naive["reports_per_second"],
+            per_report + f" (first {naive['measured']:,} reports)",
+            higher_is_better=True,
+            target="100,000 in < 30 s",
+        ),
+        Figure(
+            f"report → case latency p50 at {sizes.rate:g} reports/s",
+            "s",
+            latency["p50_seconds"],
+            latency_naive["p50_seconds"],
+            per_report,
+        ),
+        Figure(
+            f"report → case latency p95 at {sizes.rate:g} reports/s",
+            "s",
+            latency["p95_seconds"],
+            latency_naive["p95_seconds"],
+            per_report + f" ({latency_naive['visible']} of {latency_naive['reports']} in time)",
+            target="< 2 s",
+        ),
+        Figure(
+            f"list apply, {sizes.entries:,} entries × {sizes.people:,} people",
+            "s",
+            lists["apply_seconds"],
+            lists["naive_apply_seconds"],
+            "Python loop over people, a query each",
+        ),
+        Figure(
+            "list sync + apply as a process (fetch, verify, parse, store, apply)",
+            "s",
+            lists["sync_and_apply_seconds"],
+            None,
+            "",
+            target="1,000,000 entries in < 30 s",
+        ),
+        Figure(
+            f"queue page p95, {web['open_cases']:,} open cases",
+            "ms",
+            web["queue_first_page"]["p95_ms"],
+            web["naive"]["queue_first_page"]["p95_ms"],
+            "priority aggregated per request, OFFSET",
+            target="< 50 ms",
+        ),
+        Figure(
+            "queue page 90% deep p95",
+            "ms",
+            web["queue_deep_keyset_page"]["p95_ms"],
+            web["naive"]["queue_deep_page"]["p95_ms"],
+            "the same, OFFSET 90%",
+            target="< 50 ms",
+        ),
+        Figure(
+            "case page p95",
+            "ms",
+            web["case_page"]["p95_ms"],
+            web["naive"]["case_page"]["p95_ms"],
+            "a query per signal and item",
+            target="< 50 ms",
+        ),
+        Figure(
+            "lock click → locked_at committed p95",
+            "ms",
+            web["lock_click_to_locked_at_committed"]["p95_ms"],
+            web["naive"]["lock"]["p95_ms"],
+            "3 autocommitted writes",
+            target="< 100 ms",
+        ),
+        Figure(
+            "reader peak memory",
+            "MiB",
+            intake["reader_peak_memory_mib"],
+            naive["reader_peak_memory_mib"],
+            "naive reader (whole rows, one enqueue each)",
+        ),
+        Figure(
+            "worker peak memory (worker and its work horse)",
+            "MiB",
+            intake["worker_peak_memory_mib"],
+            naive["worker_peak_memory_mib"],
+            "plain RQ worker running the naive job",
+        ),
+        Figure(
+            "web peak memory (podmod serve, signed-in pages)",
+            "MiB",
+            web["memory"]["web_peak_memory_mib"],
+            web["memory"]["bare_flask_mib"],
+            "a bare Flask app under waitress",
+        ),
+    ]
+
+
+def format_table(result: dict) -> str:
+    """The figures as a plain-text table, ratios as "N times better" or "worse"."""
+
+    def number(value: float | None) -> str:
+        if value is None:
+            return "—"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}"
+
+    rows = [("figure", "podmod", "naive baseline", "vs baseline", "target", "baseline is")]
+    for figure in result["figures"]:
+        ratio = figure["ratio"]
+        if ratio is None:
+            versus = "—"
+        elif ratio >= 1:
+            versus = f"{ratio:,.1f}× better"
+        else:
+            versus = f"{1 / ratio:,.1f}× worse"
+        rows.append(
+            (
+                figure["name"],
+                f"{number(figure['podmod'])} {figure['unit']}",
+                "—"
+                if figure["baseline"] is None
+                else f"{number(figure['baseline'])} {figure['unit']}",
+                versus,
+                figure["target"] or "",
+                figure["baseline_name"],
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines.append(f"({result['seconds']} s in all)")
+    return "\n".join(lines)

@@ -642,11 +642,6 @@ def not_a_match(
     click.echo(json.dumps(result.__dict__) if as_json else result.message)
 
 
-@main.group()
-def bench() -> None:
-    """Measure podmod on a synthetic pod in a scratch database (see README, "Performance")."""
-
-
 def bench_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "--server-url",
@@ -659,6 +654,60 @@ def bench_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Redis database the run may flush (default: an embedded Redis).",
     )(command)
     return click.option("--json", "as_json", is_flag=True)(command)
+
+
+def _size_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    from podmod.bench import Sizes
+
+    helps = {
+        "reports": "Reports in the intake backlog.",
+        "posts": "Posts on the intake and latency pods.",
+        "baseline_reports": "Reports the naive intake baseline is timed over.",
+        "rate": "Reports inserted per second for the latency figures.",
+        "seconds": "How long reports are inserted for the latency figures.",
+        "entries": "Account entries in the signed list.",
+        "people": "People on the list pod.",
+        "matches": "List entries that name people on the pod.",
+        "cases": "Open cases for the web figures.",
+        "signals": "Signals for the web figures.",
+        "requests": "Timed requests per web figure.",
+    }
+    for name, default in reversed(Sizes().__dict__.items()):
+        command = click.option(
+            "--" + name.replace("_", "-"),
+            name,
+            default=default,
+            show_default=True,
+            type=type(default),
+            help=helps[name],
+        )(command)
+    return command
+
+
+@main.group(invoke_without_command=True)
+@_size_options
+@bench_options
+@click.pass_context
+@podmin_errors
+def bench(
+    ctx: click.Context,
+    server_url: str | None,
+    redis_url: str | None,
+    as_json: bool,
+    **sizes: Any,
+) -> None:
+    """Measure podmod on synthetic pods in scratch databases, each figure beside a naive
+    baseline measured in the same run (see README, "Performance"). The subcommands run one
+    benchmark each, at the sizes the targets name."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from podmod import bench as benchmarks
+
+    def progress(message: str) -> None:
+        click.echo(f"… {message}", err=True)
+
+    result = benchmarks.run_all(server_url, redis_url, benchmarks.Sizes(**sizes), progress=progress)
+    click.echo(json.dumps(result, indent=2) if as_json else benchmarks.format_table(result))
 
 
 def print_figures(figures: dict[str, Any], as_json: bool) -> None:

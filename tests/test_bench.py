@@ -1,0 +1,90 @@
+"""`podmod bench` as a podmin runs it: every figure beside a naive baseline measured in the same
+run, as a table or JSON. Timings are not asserted (they are the benchmark's output, not a test);
+what is checked is that each side really did its work and that the table says what it measured."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from podmod import bench
+
+TINY = {
+    "reports": 400,
+    "posts": 2000,
+    "baseline-reports": 40,
+    "rate": 50,
+    "seconds": 1,
+    "entries": 2000,
+    "people": 1500,
+    "matches": 30,
+    "cases": 200,
+    "signals": 2000,
+    "requests": 8,
+}
+
+
+@pytest.mark.timeout(300)
+def test_podmod_bench_measures_every_figure_beside_its_baseline(services):
+    flags = [f"--{name}={value}" for name, value in TINY.items()]
+    done = subprocess.run(
+        [sys.executable, "-m", "podmod.cli", "bench", *flags, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PODMOD_BENCH_DATABASE_URL": services["postgres"],
+            "PODMOD_BENCH_REDIS_URL": services["redis"],
+        },
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    details = result["details"]
+
+    # Each side did the whole of its work on the same data.
+    assert details["intake"]["ingested"] == TINY["reports"]
+    assert details["intake_naive"]["ingested"] >= TINY["baseline-reports"]
+    assert details["latency"]["visible"] == details["latency"]["reports"] == 50
+    assert details["latency_naive"]["reports"] == 50
+    assert details["lists"]["matches"] == TINY["matches"]
+    assert details["lists"]["apply_matches"] == TINY["matches"]  # the baseline found the same
+    assert details["web"]["open_cases"] == TINY["cases"]
+    assert details["web"]["memory"]["requests"] == 2 + TINY["requests"]
+
+    figures = {figure["name"]: figure for figure in result["figures"]}
+    assert len(figures) == 12
+    for figure in figures.values():
+        assert figure["podmod"] > 0, figure
+        if figure["baseline"] is None:
+            assert figure["name"].startswith("list sync + apply")
+            continue
+        assert figure["baseline"] > 0 and figure["baseline_name"], figure
+        expected = (
+            figure["podmod"] / figure["baseline"]
+            if figure["higher_is_better"]
+            else figure["baseline"] / figure["podmod"]
+        )
+        assert figure["ratio"] == pytest.approx(expected, rel=0.01, abs=0.01)
+    memory = [f for f in figures.values() if f["unit"] == "MiB"]
+    assert [f["name"].split()[0] for f in memory] == ["reader", "worker", "web"]
+
+
+def test_the_table_says_better_or_worse_and_names_each_baseline():
+    figures = [
+        bench.Figure("intake", "reports/s", 5000.0, 50.0, "one job each", higher_is_better=True),
+        bench.Figure("lock p95", "ms", 20.0, 10.0, "three writes", target="< 100 ms"),
+        bench.Figure("sync", "s", 25.0, None, ""),
+    ]
+    table = bench.format_table(
+        {"figures": [figure.as_json() for figure in figures], "seconds": 1.0}
+    )
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["figure", "podmod", "naive"]
+    intake, lock, sync = lines[2:5]
+    assert "100.0× better" in intake and "5,000 reports/s" in intake and "one job each" in intake
+    assert "2.0× worse" in lock and "< 100 ms" in lock
+    assert sync.split()[-1] == "—"
