@@ -79,6 +79,27 @@ def _privileges(config: Config) -> str:
     return f"role {role['name']} can read what podmod reads and write only what it writes"
 
 
+STUCK_AFTER = 300  # seconds: older undone work means the workers are not keeping up
+
+
+def _backlog(config: Config) -> str:
+    with state_connection(config) as state:
+        work = store.backlog(state)
+    intake, scan, runs = work["intake"], work["scan"], work["scan_runs"]
+    text = (
+        f"{intake['items']} reports in {intake['count']} intake batches and {scan['items']} new "
+        f"items in {scan['count']} scan batches waiting; {runs['count']} scans of existing "
+        "content running"
+    )
+    oldest = max(intake["oldest_seconds"], scan["oldest_seconds"])
+    if oldest > STUCK_AFTER:
+        raise Warn(
+            f"{text}; the oldest batch has waited {oldest:.0f} s: check that `podmod worker` is "
+            "running and its log is free of errors, or start more workers."
+        )
+    return text
+
+
 def _redis(config: Config) -> str:
     rconn = queue.redis_connection(config)
     depth = sum(q.count for q in queue.all_queues(config, rconn))
@@ -166,7 +187,8 @@ def run_checks(config_loader: Callable[[], Config] = load_config) -> list[Check]
 
     if step("pod database", pod_ok):
         step("privileges", lambda: _privileges(config))
-    step("podmod schema", schema_ok)
+    if step("podmod schema", schema_ok):
+        step("backlog", lambda: _backlog(config))
     if step("redis", lambda: _redis(config)):
         step("reader", lambda: _reader(config))
         step("workers", lambda: _workers(config))

@@ -10,7 +10,7 @@ import psycopg
 import redis
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from podmod import queue
+from podmod import queue, store
 from podmod.config import Config
 from podmod.store import CASE_STATUSES
 
@@ -81,22 +81,42 @@ def collect(config: Config, state: psycopg.Connection, rconn: redis.Redis) -> st
         "Active signals by kind.",
         [({"kind": row["kind"]}, row["active"]) for row in signals],
     )
-    intake = state.execute(
-        "SELECT count(*) FILTER (WHERE done_at IS NULL) AS pending,"
-        " coalesce(sum(cardinality(report_ids)) FILTER (WHERE done_at IS NULL), 0) AS reports"
-        " FROM podmod.intake_batches"
-    ).fetchone()
+    work = store.backlog(state)
     out.family(
         "podmod_intake_batches_pending",
         "gauge",
         "Intake batches not yet stored.",
-        [({}, intake["pending"])],
+        [({}, work["intake"]["count"])],
     )
     out.family(
         "podmod_intake_reports_pending",
         "gauge",
         "Reports read but not yet stored.",
-        [({}, intake["reports"])],
+        [({}, work["intake"]["items"])],
+    )
+    out.family(
+        "podmod_scan_batches_pending",
+        "gauge",
+        "New-content scan batches not yet matched.",
+        [({}, work["scan"]["count"])],
+    )
+    out.family(
+        "podmod_scan_items_pending",
+        "gauge",
+        "New posts, comments, profiles and photos read but not yet matched.",
+        [({}, work["scan"]["items"])],
+    )
+    out.family(
+        "podmod_scan_runs_active",
+        "gauge",
+        "Scans of the content already on the pod (backfill, new list entries) not yet done.",
+        [({}, work["scan_runs"]["count"])],
+    )
+    out.family(
+        "podmod_oldest_pending_seconds",
+        "gauge",
+        "Age of the oldest undone batch, by kind of work.",
+        [({"work": name}, round(work[name]["oldest_seconds"], 1)) for name in ("intake", "scan")],
     )
     latency = state.execute(
         "SELECT percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY"

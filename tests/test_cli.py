@@ -93,8 +93,10 @@ def test_check_names_what_is_missing_and_exits_1(config, state):
         "config",
         "pod database",
         "podmod schema",
+        "backlog",
         "redis",
     ]
+    assert report["backlog"]["detail"].startswith("0 reports in 0 intake batches")
     assert report["privileges"]["status"] == "warn"  # the test role is a superuser
     assert "deploy/grants.sql" in report["privileges"]["detail"]
     assert "start `podmod read`" in report["reader"]["detail"]
@@ -123,7 +125,24 @@ def test_check_passes_with_a_reader_and_a_worker_running(config, state):
             time.sleep(0.3)
         assert result.exit_code == 0, result.output
         assert "OK   workers: 1 running" in result.output
+        assert "OK   backlog: 0 reports in 0 intake batches" in result.output
         assert "WARN privileges" in result.output
     finally:
         worker.terminate()
         worker.wait(30)
+
+
+def test_check_warns_when_undone_work_is_getting_old(config, state, pod):
+    reporter = pod.person("reporter")
+    pod.report(reporter, "Post", pod.post(pod.person("author", "far.example")))
+    podmod("read", "--once")  # read, never worked
+    state.execute("UPDATE podmod.intake_batches SET created_at = now() - interval '20 minutes'")
+    state.commit()
+
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+
+    assert report["backlog"]["status"] == "warn"
+    detail = report["backlog"]["detail"]
+    assert detail.startswith("1 reports in 1 intake batches")
+    assert "the oldest batch has waited 1200 s" in detail
+    assert "check that `podmod worker` is running" in detail
