@@ -204,6 +204,9 @@ def bench_intake(
                 for process in [reader, *pool]:
                     _stop(process)
             cases = conn.execute("SELECT count(*) FROM podmod.cases").fetchone()[0]
+        reconcile_seconds, missing = _time_reconcile(sc.database_url)
+        if missing:
+            raise RuntimeError(f"reconcile found {missing} reports the intake had missed")
     return {
         "reports": reports,
         "posts": posts,
@@ -212,9 +215,23 @@ def bench_intake(
         "cases": cases,
         "seconds": round(elapsed, 2),
         "reports_per_second": round(done / elapsed, 1),
+        "reconcile_seconds": reconcile_seconds,
         "reader_peak_memory_mib": reader_memory.peak_mib,
         "worker_peak_memory_mib": max(watch.peak_mib for watch in worker_memory),
     }
+
+
+def _time_reconcile(database_url: str) -> tuple[float, int]:
+    """The reader's full check of every report below the watermark, after the intake."""
+    from podmod import intake
+
+    with (
+        connect(database_url, purpose="state") as state,
+        connect(database_url, purpose="pod") as pod,
+    ):
+        started = time.perf_counter()
+        missing = intake.reconcile(pod, state)
+        return round(time.perf_counter() - started, 3), missing
 
 
 def _naive_processes(sc: Scratch) -> list[subprocess.Popen]:

@@ -139,6 +139,13 @@ KEYS: tuple[Key, ...] = (
         help="seconds a missing report id is watched for a late commit",
     ),
     Key(
+        "reader.reconcile_interval",
+        float,
+        3600.0,
+        _positive,
+        help="seconds between full checks that every pod report below the watermark is in podmod",
+    ),
+    Key(
         "reader.restart_grace",
         float,
         10.0,

@@ -75,10 +75,13 @@ def free_port() -> int:
 
 @dataclass
 class EmbeddedRedis:
-    """A redis-server child process on 127.0.0.1 that keeps nothing on disk."""
+    """A redis-server child process on 127.0.0.1 that keeps nothing on disk, or, `persistent`,
+    keeps every write in data_dir (AOF fsynced on each write, a snapshot at shutdown) as a
+    packaged Redis does, so that it comes back with its data when started again."""
 
     data_dir: Path
     port: int
+    persistent: bool = False
     process: subprocess.Popen | None = None
 
     def url(self, db: int = 1) -> str:
@@ -94,10 +97,11 @@ class EmbeddedRedis:
                 str(self.port),
                 "--bind",
                 "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
+                *(
+                    ("--save", "3600 1", "--appendonly", "yes", "--appendfsync", "always")
+                    if self.persistent
+                    else ("--save", "", "--appendonly", "no")
+                ),
                 "--dir",
                 str(self.data_dir),
                 "--daemonize",
@@ -121,9 +125,14 @@ class EmbeddedRedis:
                 time.sleep(0.05)
         raise EmbeddedUnavailable("The embedded Redis did not answer within 10 s.")
 
-    def stop(self) -> None:
+    def stop(self, *, crash: bool = False) -> None:
+        """SIGTERM (Redis writes its data and exits), or with `crash` SIGKILL, as an OOM kill or
+        a power cut would (what the AOF holds is what comes back)."""
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            if crash:
+                self.process.kill()
+            else:
+                self.process.terminate()
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
@@ -131,5 +140,7 @@ class EmbeddedRedis:
                 self.process.wait()
 
 
-def start_redis(data_dir: Path, port: int | None = None) -> EmbeddedRedis:
-    return EmbeddedRedis(data_dir=data_dir, port=port or free_port()).start()
+def start_redis(
+    data_dir: Path, port: int | None = None, *, persistent: bool = False
+) -> EmbeddedRedis:
+    return EmbeddedRedis(data_dir=data_dir, port=port or free_port(), persistent=persistent).start()

@@ -48,6 +48,7 @@ class PassResult:
     reviewed_synced: int = 0
     cases_resolved: int = 0
     new_people_matched: int = 0
+    reconciled: int = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,6 +137,56 @@ def collect_new_reports(
     return result
 
 
+RECONCILE_CHUNK = 50_000
+
+
+def reconcile(pod: psycopg.Connection, state: psycopg.Connection) -> int:
+    """Watch as gaps the pod's reports below the watermark that podmod never batched, so the next
+    pass ingests them: a report whose transaction committed after `reader.gap_timeout`, or inside a
+    hole of ids wider than MAX_GAP. Returns how many were found. The caller holds the reader lock
+    (the only writer of batches and gaps), so nothing is batched meanwhile."""
+    watermark = _watermark(state)
+    awaited = {
+        row["report_id"]
+        for row in state.execute(
+            "SELECT unnest(report_ids) AS report_id FROM podmod.intake_batches"
+            " WHERE done_at IS NULL UNION SELECT report_id FROM podmod.intake_gaps"
+        )
+    }
+    state.commit()
+    missing: list[int] = []
+    above = 0
+    while above < watermark:
+        up_to = min(above + RECONCILE_CHUNK, watermark)
+        on_pod = pod_db.report_ids_between(pod, above, up_to)
+        pod.rollback()
+        if on_pod:
+            stored = {
+                row["report_id"]
+                for row in state.execute(
+                    "SELECT report_id FROM podmod.signals WHERE kind = 'report'"
+                    " AND report_id > %s AND report_id <= %s",
+                    (above, up_to),
+                )
+            }
+            state.commit()
+            missing += [i for i in on_pod if i not in stored and i not in awaited]
+        above = up_to
+    if missing:
+        with state.transaction():
+            state.execute(
+                "INSERT INTO podmod.intake_gaps (report_id) SELECT unnest(%s::integer[])"
+                " ON CONFLICT DO NOTHING",
+                (missing,),
+            )
+        log.warning(
+            "reconcile: %d reports below the watermark had not reached podmod (late commits); "
+            "ingesting them now",
+            len(missing),
+        )
+    return len(missing)
+
+
 def enqueue_pending_batches(
     config: Config, state: psycopg.Connection, rconn: redis.Redis
 ) -> list[int]:
@@ -148,7 +199,9 @@ def enqueue_pending_batches(
     if not batches:
         return []
     grace = config["reader.restart_grace"]
-    statuses = queue.job_statuses(rconn, [queue.ingest_job_id(config, b["id"]) for b in batches])
+    statuses = queue.job_statuses(
+        rconn, [queue.ingest_job_id(config, b["id"]) for b in batches], grace=grace
+    )
     to_enqueue = []
     for batch, (status, job) in zip(batches, statuses, strict=True):
         waited = batch["waited"].total_seconds()
@@ -227,11 +280,14 @@ def read_pass(
     rconn: redis.Redis,
     *,
     sync_reviewed_now: bool = True,
+    reconcile_now: bool = False,
 ) -> PassResult:
     """One pass of the reader. The caller holds the reader lock."""
     from podmod.lists.apply import match_people
 
+    reconciled = reconcile(pod, state) if reconcile_now else 0
     result = collect_new_reports(config, pod, state)
+    result.reconciled = reconciled
     result.enqueued = enqueue_pending_batches(config, state, rconn)
     with state.transaction():  # accounts new on the pod, checked against the lists in force
         result.new_people_matched = match_people(config, pod, state, full=False).added
@@ -294,13 +350,23 @@ def _reader_loop(
     stop: Callable[[], bool],
 ) -> PassResult:
     last_reviewed_sync = 0.0
+    last_reconcile: float | None = None  # at start, then every reader.reconcile_interval
     while True:
         now = time.monotonic()
         due = once or now - last_reviewed_sync >= config["reader.reviewed_sync_interval"]
-        result = read_pass(config, pod, state, rconn, sync_reviewed_now=due)
+        reconcile_due = (
+            once
+            or last_reconcile is None
+            or now - last_reconcile >= config["reader.reconcile_interval"]
+        )
+        result = read_pass(
+            config, pod, state, rconn, sync_reviewed_now=due, reconcile_now=reconcile_due
+        )
         rconn.set(queue.READER_HEARTBEAT_KEY, time.time(), ex=60)
         if due:
             last_reviewed_sync = now
+        if reconcile_due:
+            last_reconcile = now
         if result.new_reports or result.enqueued or result.reviewed_synced:
             log.info(
                 "reader pass: reports=%d batches=%d enqueued=%d gaps=%d reviewed=%d resolved=%d",

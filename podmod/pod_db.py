@@ -61,6 +61,14 @@ def report_ids_after(conn: psycopg.Connection, watermark: int, limit: int) -> li
     return [row["id"] for row in rows]
 
 
+def report_ids_between(conn: psycopg.Connection, above: int, up_to: int) -> list[int]:
+    """Ids of reports with above < id <= up_to, lowest first."""
+    rows = conn.execute(
+        "SELECT id FROM reports WHERE id > %s AND id <= %s ORDER BY id", (above, up_to)
+    ).fetchall()
+    return [row["id"] for row in rows]
+
+
 def existing_report_ids(conn: psycopg.Connection, ids: list[int]) -> list[int]:
     """Which of these report ids exist now."""
     if not ids:

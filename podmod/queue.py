@@ -6,8 +6,11 @@ emptied or restarted Redis loses nothing: the reader enqueues again whatever is 
 
 from __future__ import annotations
 
+import time
+
 import redis
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from podmod.config import Config
@@ -95,11 +98,37 @@ def enqueue_ingest(config: Config, conn: redis.Redis, batch_id: int) -> Job:
 LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
+OFF_QUEUE_KEY = "podmod:off-queue:{}"  # when a job was first seen "queued" in no queue
+
+
 def job_statuses(
-    conn: redis.Redis, job_ids: list[str]
+    conn: redis.Redis, job_ids: list[str], *, grace: float
 ) -> list[tuple[JobStatus | None, Job | None]]:
-    """Status of each job id (None where Redis no longer knows the job)."""
+    """Status of each job id: None where Redis no longer knows the job, or where for `grace`
+    seconds it has said "queued" of a job that is in no queue.
+
+    A worker takes a job off its queue a moment before it marks it started; if the worker or
+    Redis dies in between, the job stays "queued" in no queue, and neither RQ (which cleans up
+    only started jobs) nor anyone else would ever run it. Such a job is as good as missing.
+    """
     out: list[tuple[JobStatus | None, Job | None]] = []
+    in_queue: dict[str, set[str]] = {}
     for job in Job.fetch_many(job_ids, connection=conn):
-        out.append((job.get_status(refresh=False) if job is not None else None, job))
+        status = job.get_status(refresh=False) if job is not None else None
+        if job is not None and status == JobStatus.QUEUED:
+            if job.origin not in in_queue:
+                in_queue[job.origin] = set(Queue(job.origin, connection=conn).get_job_ids())
+            if job.id not in in_queue[job.origin]:
+                key = OFF_QUEUE_KEY.format(job.id)
+                conn.set(key, time.time(), nx=True, ex=int(grace * 10) + 60)
+                since = float(conn.get(key) or time.time())
+                try:
+                    job.refresh()  # a worker may have started it meanwhile
+                    status = job.get_status(refresh=False)
+                except NoSuchJobError:
+                    job, status = None, None
+                if status == JobStatus.QUEUED and time.time() - since >= grace:
+                    conn.delete(key)
+                    status = None
+        out.append((status, job))
     return out

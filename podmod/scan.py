@@ -1267,7 +1267,8 @@ def _to_enqueue(
 ) -> list[int]:
     grace = config["reader.restart_grace"]
     chosen = []
-    for row, (status, job) in zip(rows, queue.job_statuses(rconn, job_ids), strict=True):
+    statuses = queue.job_statuses(rconn, job_ids, grace=grace)
+    for row, (status, job) in zip(rows, statuses, strict=True):
         waited = row["waited"].total_seconds()
         if status in queue.LIVE_STATUSES:
             continue

@@ -290,3 +290,55 @@ def test_a_report_committed_late_below_the_watermark_is_not_lost(config, state, 
     assert second.gaps_filled == 1 and second.gaps_open == 0
     ids = sorted(s["report_id"] for s in report_signals(cases_json()))
     assert ids == [slow_id, fast_id]
+
+
+def test_a_report_committed_after_the_gap_timeout_is_reconciled_not_lost(
+    config, state, pod, pod_url, monkeypatch
+):
+    reporter = pod.person("reporter")
+    post = pod.post(pod.person("author", "remote.example"))
+    with psycopg.connect(pod_url) as slow:
+        slow_id = slow.execute(
+            "INSERT INTO reports (item_id, item_type, text, created_at, updated_at, user_id)"
+            " VALUES (%s, 'Post', 'very late', now(), now(), %s) RETURNING id",
+            (post, reporter.user_id),
+        ).fetchone()[0]
+        fast_id = pod.report(reporter, "Post", post, "early")
+        assert read_once(config).gaps_open == 1
+        # The gap is given up on (as after reader.gap_timeout) before the slow one commits.
+        state.execute("UPDATE podmod.intake_gaps SET first_seen_at = now() - interval '1 day'")
+        state.commit()
+        assert read_once(config).gaps_open == 0
+        slow.commit()
+    drain(config)
+    assert [s["report_id"] for s in report_signals(cases_json())] == [fast_id]
+
+    result = read_once(config)
+    drain(config)
+
+    assert result.reconciled == 1
+    ids = sorted(s["report_id"] for s in report_signals(cases_json()))
+    assert ids == [slow_id, fast_id]
+    assert read_once(config).reconciled == 0, "a reconciled report is not found twice"
+
+
+def test_a_report_inside_a_hole_too_wide_to_watch_is_reconciled(config, state, pod):
+    reporter = pod.person("reporter")
+    post = pod.post(pod.person("author", "remote.example"))
+    first = pod.report(reporter, "Post", post, "first")
+    pod.conn.execute("SELECT setval('reports_id_seq', %s)", (first + 5000,))
+    far = pod.report(reporter, "Post", post, "after a wide hole")
+    assert read_once(config).gaps_open == 0  # wider than MAX_GAP: not watched as a gap
+    drain(config)
+    late = pod.conn.execute(
+        "INSERT INTO reports (id, item_id, item_type, text, created_at, updated_at, user_id)"
+        " VALUES (%s, %s, 'Post', 'inside the hole', now(), now(), %s) RETURNING id",
+        (first + 2500, post, reporter.user_id),
+    ).fetchone()["id"]
+
+    result = read_once(config)
+    drain(config)
+
+    assert result.reconciled == 1
+    ids = sorted(s["report_id"] for s in report_signals(cases_json()))
+    assert ids == [first, late, far]
