@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from podmod.config import Config, load_config
-from podmod.errors import PodmodError
+from podmod.errors import PodmodError, ServiceUnavailable
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -31,7 +31,8 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def podmin_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn PodmodError into one line on stderr and its exit code."""
+    """Turn PodmodError into one line on stderr and its exit code; so too a database or Redis
+    connection lost in the middle of a command (exit code 3, as when it cannot connect)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -39,8 +40,32 @@ def podmin_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except PodmodError as error:
             fail(str(error), error.exit_code)
+        except Exception as error:
+            message = lost_service_message(error)
+            if message is None:
+                raise
+            fail(message, ServiceUnavailable.exit_code)
 
     return wrapper
+
+
+def lost_service_message(error: BaseException) -> str | None:
+    """One sentence for a connection that broke while a command ran, or None for other errors."""
+    import psycopg
+    import redis
+
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if isinstance(error, psycopg.OperationalError):
+        return (
+            f"The database connection was lost while this command ran ({reason}); what did not "
+            "commit was rolled back: check that PostgreSQL is running, then run it again."
+        )
+    if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+        return (
+            f"Redis stopped answering while this command ran ({reason}); check that Redis is "
+            "running, then run it again (the work it carries is kept in PostgreSQL)."
+        )
+    return None
 
 
 def get_config(ctx: click.Context) -> Config:

@@ -146,3 +146,19 @@ def test_check_warns_when_undone_work_is_getting_old(config, state, pod):
     assert detail.startswith("1 reports in 1 intake batches")
     assert "the oldest batch has waited 1200 s" in detail
     assert "check that `podmod worker` is running" in detail
+
+
+def test_a_service_lost_mid_command_is_one_sentence_and_other_errors_are_not_hidden():
+    import redis
+
+    from podmod.cli import lost_service_message
+    from podmod.embedded import free_port
+
+    try:
+        redis.Redis(port=free_port(), socket_connect_timeout=1).ping()
+    except redis.RedisError as error:
+        lost = error
+    message = lost_service_message(lost)
+    assert message.startswith("Redis stopped answering while this command ran (")
+    assert message.endswith("(the work it carries is kept in PostgreSQL).")
+    assert lost_service_message(ValueError("a bug")) is None  # a bug still shows its traceback

@@ -15,7 +15,7 @@ import pytest
 
 from podmod import intake
 from podmod.config import load_config
-from tests.helpers import cases_json, drain, read_once, report_signals
+from tests.helpers import assert_cases_consistent, cases_json, drain, read_once, report_signals
 
 
 def build_backlog(pod, reports: int, accounts: int = 7) -> list[int]:
@@ -67,6 +67,7 @@ def test_redis_emptied_after_enqueue_loses_nothing(config, state, pod, rconn):
 
     assert sorted(second.enqueued) == sorted(first.new_batches)
     assert_each_report_once(ids)
+    assert_cases_consistent(state)
 
 
 def test_redis_emptied_after_the_work_is_done_doubles_nothing(config, state, pod, rconn):
@@ -80,6 +81,7 @@ def test_redis_emptied_after_the_work_is_done_doubles_nothing(config, state, pod
 
     assert again.enqueued == []
     assert_each_report_once(ids)
+    assert_cases_consistent(state)
 
 
 def test_worker_killed_in_the_middle_of_a_job_is_replaced_without_loss(
@@ -123,6 +125,7 @@ def test_worker_killed_in_the_middle_of_a_job_is_replaced_without_loss(
     ).fetchone()["n"]
     assert undone == 0
     assert_each_report_once(ids)
+    assert_cases_consistent(state)
 
 
 def test_two_workers_draining_the_same_queue_store_each_report_once(
@@ -137,6 +140,7 @@ def test_two_workers_draining_the_same_queue_store_each_report_once(
     assert [w.wait(120) for w in workers] == [0, 0]
 
     assert_each_report_once(ids)
+    assert_cases_consistent(state)
 
 
 def test_the_same_batch_run_by_two_workers_at_once_is_stored_once(config, state, pod):
@@ -149,6 +153,7 @@ def test_the_same_batch_run_by_two_workers_at_once_is_stored_once(config, state,
 
     assert sorted(stored) == [0, 0, 0, 20]
     assert_each_report_once(ids)
+    assert_cases_consistent(state)
 
 
 def test_a_second_reader_exits_with_a_message(config, state):
@@ -179,3 +184,4 @@ def test_reader_and_worker_run_again_change_nothing(config, state, pod, restart_
 
     assert cases_json() == before
     assert_each_report_once(ids)
+    assert_cases_consistent(state)

@@ -69,6 +69,7 @@ def test_redis_restarted_empty_in_the_middle_of_intake(env, state, pod, tmp_path
         redis_server.stop()
 
     assert_each_report_once(ids)
+    assert_cases_consistent(state)
 
 
 def terminate_podmod_backends(conn) -> int:
@@ -100,23 +101,27 @@ def test_connections_cut_during_intake_lose_and_double_nothing(env, state, pod, 
             process.terminate()
             process.wait(30)
     assert_each_report_once(ids)
+    assert_cases_consistent(state)
 
 
-def test_connection_cut_during_a_lock_leaves_nothing_half_done(config, state, pod):
-    import threading
-
+@pytest.mark.timeout(60)
+def test_connection_cut_during_a_lock_leaves_nothing_half_done_and_says_so(env, state, pod):
     import psycopg
 
     from podmod import actions
-    from podmod.errors import PodmodError
+    from podmod.config import load_config
 
     target = pod.person("target")
-    outcome: list[object] = []
-    with psycopg.connect(config.database_url) as blocker:
+    with psycopg.connect(env["PODMOD_DATABASE_URL"]) as blocker:
         blocker.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (target.user_id,))
-        thread = threading.Thread(target=lambda: outcome.append(_try_lock(config, actions)))
-        thread.start()
-        deadline = time.monotonic() + 10
+        lock = subprocess.Popen(
+            [sys.executable, "-m", "podmod.cli", "lock", target.handle, "--reason", "placeholder"],
+            env=os.environ.copy(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
         while (
             time.monotonic() < deadline
             and not pod.conn.execute(
@@ -125,9 +130,13 @@ def test_connection_cut_during_a_lock_leaves_nothing_half_done(config, state, po
             ).fetchone()["n"]
         ):
             time.sleep(0.02)
-        assert terminate_podmod_backends(pod.conn) >= 1
-        thread.join(10)
-    assert isinstance(outcome[0], PodmodError | psycopg.Error)
+        assert terminate_podmod_backends(pod.conn) >= 1, "the lock never reached its update"
+        stdout, stderr = lock.communicate(timeout=20)
+    assert lock.returncode == 3, stdout + stderr
+    assert "Traceback" not in stderr
+    [line] = stderr.strip().splitlines()
+    assert line.startswith("podmod: The database connection was lost while this command ran")
+    assert line.endswith("check that PostgreSQL is running, then run it again.")
     row = pod.conn.execute(
         "SELECT locked_at FROM users WHERE id = %s", (target.user_id,)
     ).fetchone()
@@ -136,14 +145,8 @@ def test_connection_cut_during_a_lock_leaves_nothing_half_done(config, state, po
     assert state.execute("SELECT count(*) AS n FROM podmod.decisions").fetchone()["n"] == 0
     assert state.execute("SELECT count(*) AS n FROM podmod.audit").fetchone()["n"] == 0
     # and the next attempt works
+    config = load_config()
     assert actions.lock_account(config, handle=target.handle, actor="t", source="test").changed
-
-
-def _try_lock(config, actions):
-    try:
-        return actions.lock_account(config, handle="target@pod.example", actor="t", source="test")
-    except Exception as error:  # the cut connection surfaces here
-        return error
 
 
 @pytest.mark.timeout(120)
