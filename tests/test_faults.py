@@ -830,7 +830,10 @@ def test_the_list_server_dying_in_the_middle_of_a_download(env, state, pod, tmp_
         assert "Traceback" not in out + err, out + err
         reason = "the download was cut short (the connection closed early)"
         failed = f"core: FAILED: List 'core' could not be fetched from {url}: {reason}; the"
-        assert f"{failed} previous version stays in force." in out.splitlines(), out
+        assert (
+            f"{failed} previous version stays in force and the next sync tries again."
+            in out.splitlines()
+        ), out
         assert list_state(state) == before  # version 1 in force, nothing of version 2 stored
         [shown] = json.loads(run_podmod("lists", "show", "--json").stdout)
         assert shown["version"] == 1 and reason in shown["last_error"]

@@ -265,7 +265,8 @@ def test_size_of_a_chunked_body_is_counted(get: Client) -> None:
         get("/chunked", max_bytes=MB)
     assert str(refused.value) == (
         f"List 'core' could not be fetched from {get.base}/chunked: the server sent more than"
-        " 1 MB; the previous version stays in force."
+        " 1 MB (list_sync.max_bytes); the previous version stays in force and the next sync"
+        " tries again."
     )
 
 

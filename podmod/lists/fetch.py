@@ -87,7 +87,7 @@ def fetch(
     except _Failure as failure:
         raise FetchError(
             f"List {name!r} could not be fetched from {_shown(url)}: {failure}; the previous"
-            " version stays in force."
+            " version stays in force and the next sync tries again."
         ) from None
 
 
@@ -116,7 +116,7 @@ def fetch_signature(
         reason = "the signature is not text (UTF-8)"
     raise FetchError(
         f"The signature of list {name!r} could not be fetched from {_shown(url)}: {reason}; the"
-        " previous version stays in force."
+        " previous version stays in force and the next sync tries again."
     )
 
 
@@ -183,7 +183,7 @@ def _fetch_file(
             if given and all(value == current for value, current in given):
                 return FetchResult(True, None, current_etag, current_modified, url)
             if stat.st_size > max_bytes:
-                raise _Failure(f"the file is larger than {_size(max_bytes)}")
+                raise _Failure(f"the file is larger than {_size(max_bytes)} (list_sync.max_bytes)")
             body = handle.read(max_bytes + 1)
     except FileNotFoundError:
         raise _Failure(f"there is no file {path}", missing=True) from None
@@ -192,7 +192,7 @@ def _fetch_file(
     except OSError as error:
         raise _Failure(f"{path} cannot be read ({error.strerror or error})") from None
     if len(body) > max_bytes:
-        raise _Failure(f"the file is larger than {_size(max_bytes)}")
+        raise _Failure(f"the file is larger than {_size(max_bytes)} (list_sync.max_bytes)")
     return FetchResult(False, body, current_etag, current_modified, url)
 
 
@@ -380,7 +380,10 @@ def _read_body(response: requests.Response, max_bytes: int, deadline: _Deadline)
     """The decoded (decompressed) body, at most `max_bytes` of it, before the deadline."""
     declared = _content_length(response)
     if declared is not None and declared > max_bytes:
-        raise _Failure(f"the server announced {_size(declared)}, more than {_size(max_bytes)}")
+        raise _Failure(
+            f"the server announced {_size(declared)}, more than {_size(max_bytes)}"
+            " (list_sync.max_bytes)"
+        )
     chunks: list[bytes] = []
     size = 0
     try:
@@ -388,7 +391,9 @@ def _read_body(response: requests.Response, max_bytes: int, deadline: _Deadline)
             for chunk in response.raw.stream(CHUNK, decode_content=True):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise _Failure(f"the server sent more than {_size(max_bytes)}")
+                    raise _Failure(
+                        f"the server sent more than {_size(max_bytes)} (list_sync.max_bytes)"
+                    )
                 if deadline.expired or time.monotonic() > deadline.end:
                     raise deadline.failure()
                 chunks.append(chunk)
