@@ -25,6 +25,7 @@ import psycopg
 import redis
 
 from podmod import store
+from podmod.bench_sizes import Sizes
 from podmod.db import connect
 from podmod.fixtures import diaspora_schema_sql
 
@@ -164,12 +165,19 @@ def add_reports(conn: psycopg.Connection, count: int, *, local: int, posts: int,
 
 
 def _spawn(args: list[str], env: dict[str, str], module: str = "podmod.cli") -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    """A process whose stderr goes to a file (a pipe nobody reads could fill and stall it)."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process, in _stop)
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *args], env=env, stdout=subprocess.DEVNULL, stderr=log
     )
+    process.log = log  # type: ignore[attr-defined]
+    return process
+
+
+def _stderr(process: subprocess.Popen) -> str:
+    """The last of what a process wrote on stderr."""
+    process.log.seek(0)  # type: ignore[attr-defined]
+    return process.log.read().decode(errors="replace")[-2000:]  # type: ignore[attr-defined]
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -180,6 +188,7 @@ def _stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    process.log.close()  # type: ignore[attr-defined]
 
 
 def bench_intake(
@@ -287,9 +296,7 @@ def _wait_for_signals(
             return count
         for process in processes:
             if process.poll() is not None:
-                raise RuntimeError(
-                    f"a podmod process exited early: {process.stderr.read().decode()[-2000:]}"
-                )
+                raise RuntimeError(f"a podmod process exited early: {_stderr(process)}")
         time.sleep(0.05)
     raise RuntimeError(f"only {count} of {expected} reports ingested within {timeout} s")
 
@@ -720,7 +727,9 @@ def web_memory(sc: Scratch, *, username: str, password: str, urls: list[str]) ->
                         break
                     except requests.ConnectionError:
                         if time.monotonic() > deadline or process.poll() is not None:
-                            raise RuntimeError(f"{module} {args} did not start") from None
+                            raise RuntimeError(
+                                f"{module} {args} did not start: {_stderr(process)}"
+                            ) from None
                         time.sleep(0.1)
                 if sign_in:
                     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
@@ -965,14 +974,10 @@ def bench_scan(
                 (BENCH_WORDS[7],),
             )
             podmod_cli("read", "--once")
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "podmod.cli", "worker", "--burst"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
+            worker = _spawn(["worker", "--burst"], env)
             worker_memory = MemoryWatch(worker)
             worker.wait(timeout=900)
+            _stop(worker)
             new_signals = conn.execute(
                 "SELECT count(*) FROM podmod.signals WHERE kind = 'content'"
                 " AND item_id > %s AND item_type = 'Post'",
@@ -1117,24 +1122,6 @@ class Figure:
             "ratio": None if ratio is None else round(ratio, 2),
             "target": self.target,
         }
-
-
-@dataclass
-class Sizes:
-    """How big the synthetic pods are. The defaults run in well under two minutes on 2 cores; the
-    README's Performance section gives the sizes the targets name."""
-
-    reports: int = 20_000
-    posts: int = 50_000
-    baseline_reports: int = 500
-    rate: float = 100.0
-    seconds: float = 10.0
-    entries: int = 100_000
-    people: int = 50_000
-    matches: int = 1_000
-    cases: int = 10_000
-    signals: int = 100_000
-    requests: int = 100
 
 
 def run_all(server_url: str | None, redis_url: str | None, sizes: Sizes, progress=print) -> dict:

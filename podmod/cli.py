@@ -682,29 +682,18 @@ def bench_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _size_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    from podmod.bench import Sizes
+    import dataclasses
 
-    helps = {
-        "reports": "Reports in the intake backlog.",
-        "posts": "Posts on the intake and latency pods.",
-        "baseline_reports": "Reports the naive intake baseline is timed over.",
-        "rate": "Reports inserted per second for the latency figures.",
-        "seconds": "How long reports are inserted for the latency figures.",
-        "entries": "Account entries in the signed list.",
-        "people": "People on the list pod.",
-        "matches": "List entries that name people on the pod.",
-        "cases": "Open cases for the web figures.",
-        "signals": "Signals for the web figures.",
-        "requests": "Timed requests per web figure.",
-    }
-    for name, default in reversed(Sizes().__dict__.items()):
+    from podmod.bench_sizes import Sizes
+
+    for size in reversed(dataclasses.fields(Sizes)):
         command = click.option(
-            "--" + name.replace("_", "-"),
-            name,
-            default=default,
+            "--" + size.name.replace("_", "-"),
+            size.name,
+            default=size.default,
             show_default=True,
-            type=type(default),
-            help=helps[name],
+            type=type(size.default),
+            help=size.metadata["help"],
         )(command)
     return command
 

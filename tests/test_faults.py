@@ -36,6 +36,26 @@ def signals_stored(state) -> int:
     ).fetchone()["n"]
 
 
+def wait_until_stored(state, expected: int, processes: list, timeout: float):
+    """Wait until `expected` reports are signals, restarting the worker (processes[-1]) whenever
+    it gave up on Redis, as systemd's Restart=always does (deploy/ units). Returns the worker."""
+    worker = processes[-1]
+    deadline = time.monotonic() + timeout
+    while signals_stored(state) < expected and time.monotonic() < deadline:
+        if worker.poll() is not None:
+            worker = spawn("worker")
+            processes.append(worker)
+        time.sleep(0.2)
+    return worker
+
+
+def stop_all(processes) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
+
+
 @pytest.mark.timeout(180)
 def test_redis_restarted_empty_in_the_middle_of_intake(env, state, pod, tmp_path, monkeypatch):
     port = free_port()
@@ -53,19 +73,10 @@ def test_redis_restarted_empty_in_the_middle_of_intake(env, state, pod, tmp_path
         assert 0 < signals_stored(state) < len(ids), "the outage must hit a running intake"
         time.sleep(2)
         redis_server = start_redis(tmp_path / "redis-b", port)  # ...and comes back empty
-        deadline = time.monotonic() + 120
-        while signals_stored(state) < len(ids) and time.monotonic() < deadline:
-            # systemd's Restart=always for a worker that gave up on Redis (deploy/ units)
-            if worker.poll() is not None:
-                worker = spawn("worker")
-                processes.append(worker)
-            time.sleep(0.2)
+        wait_until_stored(state, len(ids), processes, timeout=120)
         assert reader.poll() is None, "the reader must ride out a Redis outage by itself"
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-                process.wait(30)
+        stop_all(processes)
         redis_server.stop()
 
     assert_each_report_once(ids)
@@ -257,13 +268,7 @@ def test_redis_restarted_with_its_data_in_the_middle_of_intake(
         kept = sum(client.exists(f"rq:job:{job}") for job in queued)
         client.close()
         assert kept == len(queued), "Redis must come back with the jobs it held"
-        deadline = time.monotonic() + 60
-        while signals_stored(state) < len(ids) and time.monotonic() < deadline:
-            # systemd's Restart=always for a worker that gave up on Redis (deploy/ units)
-            if worker.poll() is not None:
-                worker = spawn("worker")
-                processes.append(worker)
-            time.sleep(0.2)
+        worker = wait_until_stored(state, len(ids), processes, timeout=60)
         # Stale jobs come back with the data (queued ones, and ones "started" by the worker
         # that lost Redis): let them all run before counting.
         deadline = time.monotonic() + 20
@@ -273,10 +278,7 @@ def test_redis_restarted_with_its_data_in_the_middle_of_intake(
         assert reader.poll() is None, "the reader must ride out a Redis restart by itself"
         assert worker.poll() is None, "a worker must be running after the restart"
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-                process.wait(30)
+        stop_all(processes)
         redis_server.stop()
 
     assert_each_report_once(ids)
@@ -366,8 +368,8 @@ def locked_users(pod) -> list[str]:
 
 
 CUT_MESSAGE = (  # the reason in brackets is PostgreSQL's, and depends on what was running
-    r"podmod: The sync of list 'core' stopped because the database connection failed \(.+\);"
-    r" nothing half-done is kept: run `podmod lists sync` again\."
+    r"podmod: The database connection was lost while this command ran \(.+\); what did not"
+    r" commit was rolled back: check that PostgreSQL is running, then run it again\."
 )
 
 
@@ -662,10 +664,7 @@ def test_two_readers_and_three_workers_started_at_once(
         assert taker.poll() is None, "the reader that took over must still run"
         assert all(w.poll() is None for w in workers), "a worker died"
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-                process.wait(30)
+        stop_all(processes)
 
     assert holder.returncode == -9
     assert_each_report_once(everything)

@@ -16,7 +16,7 @@ import psycopg
 from podmod import scan
 from podmod.config import Config, ListConfig
 from podmod.db import pod_connection, state_connection
-from podmod.errors import PodmodError, ServiceUnavailable
+from podmod.errors import PodmodError
 from podmod.lists import apply, fetch, minisign, versions
 from podmod.lists.parse import parse_list
 from podmod.store import record_audit
@@ -263,25 +263,14 @@ def sync_lists(
             f"No list named {unknown[0]!r} in the configuration ({config.source})."
         )
     outcomes = []
-    current = None
-    try:
-        with state_connection(config) as state, pod_connection(config) as pod:
-            if not names:
-                retire_unsubscribed(config, pod, state)
-            for subscription in wanted:
-                current = subscription.name
-                outcomes.append(sync_list(config, subscription, pod, state, progress))
-                progress(f"{subscription.name}: done")
-    except psycopg.OperationalError as error:
-        # A connection cut or a PostgreSQL restart: each step is one transaction, so what did
-        # not commit is rolled back and the next sync carries on from what did.
-        lines = str(error).strip().splitlines()
-        what = f"The sync of list {current!r}" if current else "The list sync"
-        raise ServiceUnavailable(
-            f"{what} stopped because the database connection failed"
-            f" ({lines[0] if lines else type(error).__name__}); nothing half-done is kept:"
-            " run `podmod lists sync` again."
-        ) from None
+    # A connection lost mid-sync (psycopg.OperationalError) is the CLI's one sentence: each step
+    # is one transaction, so what did not commit is rolled back and the next sync carries on.
+    with state_connection(config) as state, pod_connection(config) as pod:
+        if not names:
+            retire_unsubscribed(config, pod, state)
+        for subscription in wanted:
+            outcomes.append(sync_list(config, subscription, pod, state, progress))
+            progress(f"{subscription.name}: done")
     return outcomes
 
 
