@@ -152,7 +152,13 @@ KEYS: tuple[Key, ...] = (
         _positive,
         help="seconds before an abandoned intake job is enqueued again",
     ),
-    Key("worker.job_timeout", int, 600, _positive, help="seconds one job may run"),
+    Key(
+        "worker.job_timeout",
+        int,
+        600,
+        _positive,
+        help="seconds one job may run (it rides out a database outage for half of it)",
+    ),
     Key(
         "list_sync.threshold",
         int,

@@ -6,6 +6,10 @@ is why no statement ever joins diaspora's tables with podmod's.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -13,6 +17,9 @@ from psycopg.rows import dict_row
 
 from podmod.config import Config
 from podmod.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def describe_url(url: str) -> str:
@@ -51,3 +58,55 @@ def pod_connection(config: Config, *, autocommit: bool = False) -> psycopg.Conne
 def state_connection(config: Config, *, autocommit: bool = False) -> psycopg.Connection:
     """A connection to the database that holds podmod's own schema."""
     return connect(config.state_database_url, purpose="state", autocommit=autocommit)
+
+
+# SQLSTATEs of a connection that broke or a server that is going away or not back yet; with no
+# SQLSTATE at all, psycopg's OperationalError is a failure to talk to the server.
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03")
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether `error` says the database went away (a restart, a cut connection, a failover), not
+    that the work itself is wrong: such work succeeds unchanged once the database is back."""
+    if isinstance(error, ServiceUnavailable):
+        return True  # raised by connect() when the server does not answer
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    sqlstate = getattr(error, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
+
+
+def through_outages(
+    work: Callable[[], T],
+    *,
+    name: str,
+    give_up_after: float,
+    max_pause: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run idempotent `work` (which opens its own connections) until it succeeds, starting it
+    again whenever the database connection is lost, with a pause growing from 0.5 s to `max_pause`;
+    after `give_up_after` seconds of outage the last error is raised. Other errors are raised at
+    once.
+
+    A job that fails on a lost connection would otherwise burn its retries (RQ waits 2, 10, then
+    60 s) and then the reader's back-off, so a backlog could sit idle for minutes after PostgreSQL
+    came back; this way it resumes within `max_pause` of the database answering again.
+    """
+    started = time.monotonic()
+    pause = 0.5
+    while True:
+        try:
+            return work()
+        except Exception as error:
+            if not connection_lost(error) or time.monotonic() - started >= give_up_after:
+                raise
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            log.warning(
+                "%s: the database connection was lost (%s); trying again in %.1f s",
+                name,
+                reason,
+                pause,
+            )
+            sleep(pause)
+            pause = min(pause * 2, max_pause)

@@ -310,8 +310,9 @@ def run_reader(
 ) -> PassResult:
     """The reader (`podmod read`): a pass every reader.interval seconds until stopped.
 
-    A lost database or Redis is not fatal: the reader reconnects with a growing pause (up to 30 s)
-    and carries on where the watermark says; with `once` it reports the error instead.
+    A lost database or Redis is not fatal: the reader reconnects with a growing pause (up to 10 s,
+    so it is back within seconds of the outage's end) and carries on where the watermark says; with
+    `once` it reports the error instead.
     """
     from podmod.db import pod_connection, state_connection
 
@@ -337,7 +338,7 @@ def run_reader(
                 if stop():
                     return PassResult()
                 time.sleep(0.1)
-            backoff = min(backoff * 2, 30.0)
+            backoff = min(backoff * 2, 10.0)
 
 
 def _reader_loop(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -100,17 +101,22 @@ def test_connections_cut_during_intake_lose_and_double_nothing(env, state, pod, 
         cuts = 0
         deadline = time.monotonic() + 60
         while signals_stored(state) < len(ids) // 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(random.uniform(0.05, 0.4))  # a flapping network: cuts at random points
             cuts += terminate_podmod_backends(pod.conn)
         assert cuts > 0, "no podmod connection was cut"
-        deadline = time.monotonic() + 120
-        while signals_stored(state) < len(ids) and time.monotonic() < deadline:
+        # The outage is over: podmod must be back at work within seconds, by itself (the
+        # reader's pause is at most 10 s and a job's 5 s), not after RQ's 60 s retry interval.
+        outage_over = time.monotonic()
+        while signals_stored(state) < len(ids) and time.monotonic() < outage_over + 30:
             time.sleep(0.2)
+        recovered_in = time.monotonic() - outage_over
+        assert signals_stored(state) == len(ids), (
+            f"{signals_stored(state)} of {len(ids)} reports stored {recovered_in:.0f} s after "
+            "the last cut"
+        )
         assert reader.poll() is None, "the reader must reconnect by itself"
     finally:
-        for process in (reader, worker):
-            process.terminate()
-            process.wait(30)
+        stop_all([reader, worker])
     assert_each_report_once(ids)
     assert_cases_consistent(state)
 
@@ -855,3 +861,40 @@ def test_the_list_server_dying_in_the_middle_of_a_download(env, state, pod, tmp_
     [shown] = json.loads(run_podmod("lists", "show", "--json").stdout)
     assert shown["version"] == 2 and shown["last_error"] is None
     assert_cases_consistent(state)
+
+
+def test_a_job_starts_again_when_its_connection_is_lost_and_fails_at_once_on_other_errors(pod_url):
+    import psycopg
+
+    from podmod.db import connect, through_outages
+
+    calls, pauses = [], []
+
+    def cut_twice() -> int:
+        calls.append(1)
+        with connect(pod_url, purpose="state") as conn:
+            if len(calls) <= 2:  # the server drops this very connection, as a restart does
+                conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            return conn.execute("SELECT count(*) AS n FROM users").fetchone()["n"]
+
+    assert through_outages(cut_twice, name="t", give_up_after=60, sleep=pauses.append) >= 0
+    assert len(calls) == 3 and pauses == [0.5, 1.0]
+
+    calls.clear()
+
+    def wrong_sql() -> None:
+        calls.append(1)
+        with connect(pod_url, purpose="state") as conn:
+            conn.execute("SELECT no_such_column FROM users")
+
+    with pytest.raises(psycopg.errors.UndefinedColumn):
+        through_outages(wrong_sql, name="t", give_up_after=60, sleep=pauses.append)
+    assert len(calls) == 1, "an error in the work itself is not retried"
+
+    dead = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=1"
+    started = time.monotonic()
+    with pytest.raises(Exception, match="Cannot connect"):
+        through_outages(
+            lambda: connect(dead, purpose="state"), name="t", give_up_after=1.5, max_pause=0.5
+        )
+    assert 1.5 <= time.monotonic() - started < 10, "an outage longer than give_up_after fails"

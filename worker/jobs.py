@@ -1,15 +1,30 @@
 """The functions RQ workers run. Each loads the configuration the worker was started with
-(PODMOD_CONFIG and PODMOD_* variables) and calls into podmod; each is idempotent."""
+(PODMOD_CONFIG and PODMOD_* variables) and calls into podmod; each is idempotent, so each rides
+out a database outage by starting its work again (podmod.db.through_outages) for up to half of
+worker.job_timeout before it fails and RQ's retries take over."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from podmod import intake
-from podmod.config import load_config
+from podmod.config import Config, load_config
+from podmod.db import through_outages
+
+T = TypeVar("T")
+
+
+def _run(name: str, work: Callable[[Config], T]) -> T:
+    config = load_config()
+    return through_outages(
+        lambda: work(config), name=name, give_up_after=config["worker.job_timeout"] / 2
+    )
 
 
 def ingest_report_batch(batch_id: int) -> int:
     """Store one intake batch of reports as cases and signals; returns the new signals."""
-    return intake.ingest_batch(load_config(), batch_id)
+    return _run(f"intake batch {batch_id}", lambda config: intake.ingest_batch(config, batch_id))
 
 
 def scan_content_batch(batch_id: int) -> int:
@@ -17,7 +32,7 @@ def scan_content_batch(batch_id: int) -> int:
     entries; returns the new content signals."""
     from podmod import scan
 
-    return scan.scan_batch(load_config(), batch_id)
+    return _run(f"scan batch {batch_id}", lambda config: scan.scan_batch(config, batch_id))
 
 
 def scan_content_run(run_id: int) -> bool:
@@ -25,4 +40,4 @@ def scan_content_run(run_id: int) -> bool:
     while; returns whether it is done (the reader enqueues the rest)."""
     from podmod import scan
 
-    return scan.scan_run(load_config(), run_id)
+    return _run(f"scan run {run_id}", lambda config: scan.scan_run(config, run_id))
