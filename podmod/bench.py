@@ -283,15 +283,92 @@ def bench_intake_naive(
     }
 
 
+def bench_outage(
+    server_url: str | None,
+    redis_url: str | None,
+    *,
+    reports: int,
+    outage: float,
+    naive: bool = False,
+) -> dict[str, float]:
+    """A database outage in the middle of an intake backlog: every podmod connection is cut every
+    50 ms for `outage` seconds (what a PostgreSQL restart or a flapping network does); then the
+    time from the last cut until intake resumed (a report stored) and until every report is a
+    signal. `naive` runs the same worker with jobs
+    that leave a lost connection to RQ's retries (podmod.bench_naive)."""
+    with scratch(server_url, redis_url) as sc:
+        build_pod(sc.database_url, people=2000, posts=20_000, comments=5000, reports=reports)
+        env = sc.env(PODMOD_READER_BATCH_SIZE=str(max(reports // 40, 10)))  # 40 jobs
+        if naive:
+            worker = _spawn(["podmod-worker"], env, "podmod.bench_naive")
+        else:
+            worker = _spawn(["worker"], env)
+        reader = _spawn(["read"], env)
+        processes = [reader, worker]
+        with psycopg.connect(sc.database_url, autocommit=True) as conn:
+            try:
+                deadline = time.monotonic() + 120
+                while not conn.execute(
+                    "SELECT EXISTS (SELECT FROM podmod.intake_batches)"
+                ).fetchone()[0]:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"the reader recorded no batch: {_stderr(reader)}")
+                    time.sleep(0.01)
+                before = _signals(conn)
+                cuts, ends = 0, time.monotonic() + outage
+                while time.monotonic() < ends:
+                    cuts += conn.execute(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE application_name LIKE 'podmod-%%' AND pid <> pg_backend_pid()"
+                    ).fetchone()[0]
+                    time.sleep(0.05)
+                over = time.perf_counter()
+                during = _signals(conn) - before
+                _wait_for_signals(conn, before + during + 1, timeout=600, processes=processes)
+                resumed = time.perf_counter() - over
+                done = _wait_for_signals(conn, reports, timeout=600, processes=processes)
+                recovery = time.perf_counter() - over
+            finally:
+                for process in processes:
+                    _stop(process)
+    return {
+        "reports": reports,
+        "outage_seconds": outage,
+        "connections_cut": cuts,
+        "stored_before_outage": before,
+        "stored_during_outage": during,
+        "ingested": done,
+        "resumed_seconds": round(resumed, 2),
+        "recovery_seconds": round(recovery, 2),
+    }
+
+
+def compare_outage(
+    server_url: str | None, redis_url: str | None, *, reports: int, outage: float
+) -> dict[str, float]:
+    """bench_outage for podmod and for the naive worker, on the same backlog and outage."""
+    ours = bench_outage(server_url, redis_url, reports=reports, outage=outage)
+    naive = bench_outage(server_url, redis_url, reports=reports, outage=outage, naive=True)
+    return {
+        **ours,
+        "naive_resumed_seconds": naive["resumed_seconds"],
+        "naive_recovery_seconds": naive["recovery_seconds"],
+        "naive_stored_during_outage": naive["stored_during_outage"],
+        "times_sooner": round(naive["recovery_seconds"] / max(ours["recovery_seconds"], 0.01), 1),
+    }
+
+
+def _signals(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM podmod.signals WHERE kind = 'report'").fetchone()[0]
+
+
 def _wait_for_signals(
     conn: psycopg.Connection, expected: int, *, timeout: float, processes: list[subprocess.Popen]
 ) -> int:
     deadline = time.monotonic() + timeout
     count = 0
     while time.monotonic() < deadline:
-        count = conn.execute(
-            "SELECT count(*) FROM podmod.signals WHERE kind = 'report'"
-        ).fetchone()[0]
+        count = _signals(conn)
         if count >= expected:
             return count
         for process in processes:

@@ -6,8 +6,8 @@ and pages with OFFSET, a case page that asks for each signal and item on its own
 a connection and writes three autocommitted rows. They produce the same rows podmod does (the
 benchmark checks that), so the ratios compare equal work. Nothing here runs in production.
 
-Run as `python -m podmod.bench_naive reader|worker|flask ...` for the baseline processes whose
-memory and latency are measured.
+Run as `python -m podmod.bench_naive reader|worker|podmod-worker|flask ...` for the baseline
+processes whose memory, latency and recovery are measured.
 """
 
 from __future__ import annotations
@@ -106,6 +106,16 @@ def run_worker(redis_url: str) -> None:
 
     conn = redis.Redis.from_url(redis_url)
     Worker([Queue(NAIVE_QUEUE, connection=conn)], connection=conn).work(logging_level="WARNING")
+
+
+def run_podmod_worker_leaving_outages_to_rq() -> None:
+    """podmod's own worker, but its jobs do not start again when their database connection is
+    lost: such a job fails into RQ's retries (2, 10, then 60 s later), as a plain RQ job does."""
+    import worker.jobs
+    from podmod.cli import main
+
+    worker.jobs.through_outages = lambda work, **_: work()
+    main(["worker"])
 
 
 def run_bare_flask(port: int) -> None:
@@ -294,6 +304,8 @@ if __name__ == "__main__":
         run_reader(args[0], args[1], float(args[2]))
     elif command == "worker":
         run_worker(args[0])
+    elif command == "podmod-worker":
+        run_podmod_worker_leaving_outages_to_rq()
     elif command == "flask":
         run_bare_flask(int(args[0]))
     else:

@@ -872,6 +872,24 @@ def bench_pdq(hashes: int, lookups: int, images: int, as_json: bool) -> None:
     print_figures(benchmarks.bench_pdq(hashes=hashes, lookups=lookups, images=images), as_json)
 
 
+@bench.command("outage")
+@click.option("--reports", default=20_000, show_default=True, help="Reports in the backlog.")
+@click.option("--outage", default=15.0, show_default=True, help="Seconds every connection is cut.")
+@bench_options
+@podmin_errors
+def bench_outage(
+    reports: int, outage: float, server_url: str | None, redis_url: str | None, as_json: bool
+) -> None:
+    """Seconds from the end of a database outage to the backlog done, beside a worker whose jobs
+    leave a lost connection to RQ's retries."""
+    from podmod import bench as benchmarks
+
+    print_figures(
+        benchmarks.compare_outage(server_url, redis_url, reports=reports, outage=outage),
+        as_json,
+    )
+
+
 @bench.command("latency")
 @click.option("--rate", default=20.0, show_default=True, help="Reports inserted per second.")
 @click.option("--seconds", default=15.0, show_default=True)

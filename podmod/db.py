@@ -81,7 +81,7 @@ def through_outages(
     *,
     name: str,
     give_up_after: float,
-    max_pause: float = 5.0,
+    max_pause: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Run idempotent `work` (which opens its own connections) until it succeeds, starting it

@@ -310,7 +310,7 @@ def run_reader(
 ) -> PassResult:
     """The reader (`podmod read`): a pass every reader.interval seconds until stopped.
 
-    A lost database or Redis is not fatal: the reader reconnects with a growing pause (up to 10 s,
+    A lost database or Redis is not fatal: the reader reconnects with a growing pause (up to 5 s,
     so it is back within seconds of the outage's end) and carries on where the watermark says; with
     `once` it reports the error instead.
     """
@@ -338,7 +338,7 @@ def run_reader(
                 if stop():
                     return PassResult()
                 time.sleep(0.1)
-            backoff = min(backoff * 2, 10.0)
+            backoff = min(backoff * 2, 5.0)
 
 
 def _reader_loop(

@@ -27,14 +27,13 @@ TINY = {
 }
 
 
-@pytest.mark.timeout(300)
-def test_podmod_bench_measures_every_figure_beside_its_baseline(services):
-    flags = [f"--{name}={value}" for name, value in TINY.items()]
+def run_bench(services, *args: str, timeout: float) -> dict:
+    """`podmod bench ARGS --json` against the test services; its parsed output."""
     done = subprocess.run(
-        [sys.executable, "-m", "podmod.cli", "bench", *flags, "--json"],
+        [sys.executable, "-m", "podmod.cli", "bench", *args, "--json"],
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=timeout,
         env={
             "PATH": "/usr/bin:/bin",
             "PODMOD_BENCH_DATABASE_URL": services["postgres"],
@@ -42,7 +41,13 @@ def test_podmod_bench_measures_every_figure_beside_its_baseline(services):
         },
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.timeout(300)
+def test_podmod_bench_measures_every_figure_beside_its_baseline(services):
+    flags = [f"--{name}={value}" for name, value in TINY.items()]
+    result = run_bench(services, *flags, timeout=280)
     details = result["details"]
 
     # Each side did the whole of its work on the same data.
@@ -88,3 +93,14 @@ def test_the_table_says_better_or_worse_and_names_each_baseline():
     assert "100.0× better" in intake and "5,000 reports/s" in intake and "one job each" in intake
     assert "2.0× worse" in lock and "< 100 ms" in lock
     assert sync.split()[-1] == "—"
+
+
+@pytest.mark.timeout(240)
+def test_podmod_bench_outage_measures_both_workers_through_the_same_outage(services):
+    result = run_bench(services, "outage", "--reports=400", "--outage=3", timeout=220)
+    assert result["ingested"] == 400, "every report of the backlog is a signal in the end"
+    assert result["connections_cut"] > 0, "the outage cut podmod's connections"
+    assert 0 < result["resumed_seconds"] <= result["recovery_seconds"]
+    assert 0 < result["naive_resumed_seconds"] <= result["naive_recovery_seconds"]
+    expected = result["naive_recovery_seconds"] / result["recovery_seconds"]
+    assert result["times_sooner"] == pytest.approx(expected, rel=0.05, abs=0.1)

@@ -105,7 +105,7 @@ def test_connections_cut_during_intake_lose_and_double_nothing(env, state, pod, 
             cuts += terminate_podmod_backends(pod.conn)
         assert cuts > 0, "no podmod connection was cut"
         # The outage is over: podmod must be back at work within seconds, by itself (the
-        # reader's pause is at most 10 s and a job's 5 s), not after RQ's 60 s retry interval.
+        # reader's pause is at most 5 s and a job's 2 s), not after RQ's 60 s retry interval.
         outage_over = time.monotonic()
         while signals_stored(state) < len(ids) and time.monotonic() < outage_over + 30:
             time.sleep(0.2)
