@@ -44,10 +44,31 @@ def connect(url: str, *, purpose: str, autocommit: bool = False) -> psycopg.Conn
         )
     except psycopg.OperationalError as error:
         first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "no answer"
-        raise ServiceUnavailable(
+        unavailable = ServiceUnavailable(
             f"Cannot connect to the {purpose} database at {describe_url(url)} ({first_line}); "
             "check that PostgreSQL is running and the URL in the config is right."
-        ) from None
+        )
+        unavailable.transient = not _refused_for_good(error)
+        raise unavailable from None
+
+
+# What a server that answered says when it is not ready yet (starting, stopping, full), as opposed
+# to refusing this configuration (no such database or role, a wrong password, pg_hba.conf).
+_NOT_READY = (
+    "starting up",
+    "shutting down",
+    "in recovery mode",
+    "not yet accepting connections",
+    "too many clients",
+    "connection slots",
+)
+
+
+def _refused_for_good(error: psycopg.OperationalError) -> bool:
+    """Whether the server answered the connection and refused it for a reason that waiting will
+    not change (libpq gives no SQLSTATE for a failed connection, only its message)."""
+    text = str(error)
+    return "FATAL:" in text and not any(phrase in text for phrase in _NOT_READY)
 
 
 def pod_connection(config: Config, *, autocommit: bool = False) -> psycopg.Connection:
@@ -69,7 +90,7 @@ def connection_lost(error: BaseException) -> bool:
     """Whether `error` says the database went away (a restart, a cut connection, a failover), not
     that the work itself is wrong: such work succeeds unchanged once the database is back."""
     if isinstance(error, ServiceUnavailable):
-        return True  # raised by connect() when the server does not answer
+        return error.transient  # connect(): no answer, or a server not ready yet
     if not isinstance(error, psycopg.OperationalError):
         return False
     sqlstate = getattr(error, "sqlstate", None)

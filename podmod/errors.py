@@ -19,6 +19,7 @@ class ServiceUnavailable(PodmodError):
     """PostgreSQL or Redis cannot be reached."""
 
     exit_code = 3
+    transient = True  # False where the server answered and refused (a wrong database URL)
 
 
 class NotADiasporaDatabase(PodmodError):

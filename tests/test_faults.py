@@ -891,6 +891,17 @@ def test_a_job_starts_again_when_its_connection_is_lost_and_fails_at_once_on_oth
         through_outages(wrong_sql, name="t", give_up_after=60, sleep=pauses.append)
     assert len(calls) == 1, "an error in the work itself is not retried"
 
+    calls.clear()
+    no_such_database = psycopg.conninfo.make_conninfo(pod_url, dbname="podmod_no_such_database")
+
+    def misconfigured() -> None:
+        calls.append(1)
+        connect(no_such_database, purpose="state")
+
+    with pytest.raises(Exception, match="does not exist"):
+        through_outages(misconfigured, name="t", give_up_after=60, sleep=pauses.append)
+    assert len(calls) == 1, "a database URL the server refuses is not an outage"
+
     dead = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=1"
     started = time.monotonic()
     with pytest.raises(Exception, match="Cannot connect"):
