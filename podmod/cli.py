@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from podmod.config import Config, load_config
-from podmod.errors import PodmodError, ServiceUnavailable
+from podmod.errors import PodmodError, ServiceUnavailable, first_line
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -54,7 +54,7 @@ def lost_service_message(error: BaseException) -> str | None:
     import psycopg
     import redis
 
-    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    reason = first_line(error)
     if isinstance(error, psycopg.OperationalError):
         return (
             f"The database connection was lost while this command ran ({reason}); what did not "

@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from podmod.config import Config
-from podmod.errors import ServiceUnavailable
+from podmod.errors import ServiceUnavailable, first_line
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -122,11 +122,10 @@ def through_outages(
         except Exception as error:
             if not connection_lost(error) or time.monotonic() - started >= give_up_after:
                 raise
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             log.warning(
                 "%s: the database connection was lost (%s); trying again in %.1f s",
                 name,
-                reason,
+                first_line(error),
                 pause,
             )
             sleep(pause)

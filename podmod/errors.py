@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (or its type where it has none), fit to quote."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 class PodmodError(Exception):
     """Base of every error whose message is meant for a podmin, not a traceback."""
 

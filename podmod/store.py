@@ -247,15 +247,15 @@ def list_cases(
 
 
 BACKLOG_SQL = """
-SELECT count(*) AS batches, coalesce(sum(cardinality(report_ids)), 0) AS items,
+SELECT 'intake' AS work, count(*) AS batches, coalesce(sum(cardinality(report_ids)), 0) AS items,
        coalesce(extract(epoch FROM now() - min(created_at)), 0)::float AS oldest_seconds
 FROM podmod.intake_batches WHERE done_at IS NULL
 UNION ALL
-SELECT count(*), coalesce(sum(cardinality(item_ids)), 0),
+SELECT 'scan', count(*), coalesce(sum(cardinality(item_ids)), 0),
        coalesce(extract(epoch FROM now() - min(created_at)), 0)::float
 FROM podmod.scan_batches WHERE done_at IS NULL
 UNION ALL
-SELECT count(*), 0, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float
+SELECT 'scan_runs', count(*), 0, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float
 FROM podmod.scan_runs WHERE done_at IS NULL
 """
 
@@ -264,12 +264,11 @@ def backlog(conn: psycopg.Connection) -> dict[str, dict[str, float]]:
     """Work written down but not done yet: intake batches (items are reports), new-content scan
     batches (items are posts, comments, profiles, photos) and scans of existing content (runs),
     each with its count, items and the age in seconds of the oldest."""
-    rows = conn.execute(BACKLOG_SQL).fetchall()
     return {
-        name: {
+        row["work"]: {
             "count": row["batches"],
             "items": row["items"],
             "oldest_seconds": row["oldest_seconds"],
         }
-        for name, row in zip(("intake", "scan", "scan_runs"), rows, strict=True)
+        for row in conn.execute(BACKLOG_SQL)
     }

@@ -37,6 +37,21 @@ def signals_stored(state) -> int:
     ).fetchone()["n"]
 
 
+def start_intake(pod, monkeypatch, reports: int, accounts: int) -> tuple[list[int], list]:
+    """A backlog of `reports` on the pod in batches of 50, with a reader and a worker started on
+    it: (the report ids, [reader, worker])."""
+    monkeypatch.setenv("PODMOD_READER_BATCH_SIZE", "50")
+    ids = build_backlog(pod, reports, accounts=accounts)
+    return ids, [spawn("read"), spawn("worker")]
+
+
+def wait_for_first_signal(state, timeout: float) -> None:
+    """Until intake is under way (a report stored), so that a fault hits a running intake."""
+    deadline = time.monotonic() + timeout
+    while signals_stored(state) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def wait_until_stored(state, expected: int, processes: list, timeout: float):
     """Wait until `expected` reports are signals, restarting the worker (processes[-1]) whenever
     it gave up on Redis, as systemd's Restart=always does (deploy/ units). Returns the worker."""
@@ -62,14 +77,10 @@ def test_redis_restarted_empty_in_the_middle_of_intake(env, state, pod, tmp_path
     port = free_port()
     redis_server = start_redis(tmp_path / "redis-a", port)
     monkeypatch.setenv("PODMOD_REDIS_URL", redis_server.url(db=1))
-    monkeypatch.setenv("PODMOD_READER_BATCH_SIZE", "50")
-    ids = build_backlog(pod, 3000, accounts=40)
-    reader, worker = spawn("read"), spawn("worker")
-    processes = [reader, worker]
+    ids, processes = start_intake(pod, monkeypatch, 3000, accounts=40)
+    reader = processes[0]
     try:
-        deadline = time.monotonic() + 60
-        while signals_stored(state) == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for_first_signal(state, timeout=60)
         redis_server.stop()  # Redis goes away in the middle of the backlog...
         assert 0 < signals_stored(state) < len(ids), "the outage must hit a running intake"
         time.sleep(2)
@@ -94,9 +105,7 @@ def terminate_podmod_backends(conn) -> int:
 
 @pytest.mark.timeout(180)
 def test_connections_cut_during_intake_lose_and_double_nothing(env, state, pod, monkeypatch):
-    monkeypatch.setenv("PODMOD_READER_BATCH_SIZE", "50")
-    ids = build_backlog(pod, 2000, accounts=30)
-    reader, worker = spawn("read"), spawn("worker")
+    ids, (reader, worker) = start_intake(pod, monkeypatch, 2000, accounts=30)
     try:
         cuts = 0
         deadline = time.monotonic() + 60
@@ -253,14 +262,10 @@ def test_redis_restarted_with_its_data_in_the_middle_of_intake(
 
     redis_server = start_redis(tmp_path / "redis", persistent=True)
     monkeypatch.setenv("PODMOD_REDIS_URL", redis_server.url(db=1))
-    monkeypatch.setenv("PODMOD_READER_BATCH_SIZE", "50")
-    ids = build_backlog(pod, 3000, accounts=40)
-    reader, worker = spawn("read"), spawn("worker")
-    processes = [reader, worker]
+    ids, processes = start_intake(pod, monkeypatch, 3000, accounts=40)
+    reader, worker = processes
     try:
-        deadline = time.monotonic() + 30
-        while signals_stored(state) == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for_first_signal(state, timeout=30)
         client = redis.Redis.from_url(redis_server.url(db=1))
         queued = [job.decode() for job in client.lrange("rq:queue:podmod-ingest", 0, -1)]
         client.close()

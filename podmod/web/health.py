@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 
 from podmod import metrics, store
+from podmod.errors import first_line
 from podmod.web.services import redis_conn, services, state_conn
 
 bp = Blueprint("health", __name__)
@@ -28,7 +29,7 @@ def _database(url: str, purpose: str, *, schema: bool) -> str:
             store.require_current_schema(conn)
         return "ok"
     except Exception as error:
-        return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return first_line(error)
     finally:
         services().putconn(url, conn)
 
