@@ -663,3 +663,131 @@ def mark_not_a_match(
         f"{len(retracted)} match(es) retracted.",
         case["id"],
     )
+
+
+def _pod_list_change(
+    config: Config,
+    value: str,
+    *,
+    adding: bool,
+    label: str | None,
+    reason: str | None,
+    actor: str,
+    source: str,
+    case_id: int | None,
+    details: dict[str, Any] | None,
+) -> ActionResult:
+    from podmod.lists import apply, local
+
+    entry = local.entry_for(value)
+    reason_text = local.check_reason(reason)
+    label_text = local.check_label(label) if adding else ""
+    with pod_connection(config) as pod, state_connection(config) as state:
+        # Matching takes this lock too: take it first, so two changes never wait on each other.
+        state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
+        case = _case_for_update(state, case_id) if case_id is not None else None
+        if adding:
+            number, present = local.add(
+                state, entry, label=label_text, reason=reason_text, actor=actor
+            )
+        else:
+            number, present = local.remove(state, entry, actor=actor), None
+        if number is None:
+            state.rollback()
+            message = (
+                f"{entry.text} is on this pod's list already (since version {present['added_in']})."
+                if adding
+                else f"{entry.text} is not on this pod's list."
+            )
+            return ActionResult(f"list_{'add' if adding else 'remove'}", entry.text, False, message)
+        matched = apply.match_people(config, pod, state, full=True)
+        action = "list_add" if adding else "list_remove"
+        facts = {
+            **(details or {}),
+            "list": "this-pod",
+            "entry": entry.text,
+            "version": number,
+            "matches_added": matched.added,
+            "matches_retracted": matched.retracted,
+        }
+        if label_text:
+            facts["label"] = label_text
+        if case is not None:
+            _record_on_case(
+                state, case, action, actor=actor, source=source, reason=reason_text, details=facts
+            )
+        else:
+            record_audit(
+                state,
+                actor=actor,
+                action=action,
+                source=source,
+                account=entry.value if entry.kind == "account" else None,
+                reason=reason_text,
+                details=facts,
+            )
+        state.commit()
+    if adding:
+        message = (
+            f"Added {entry.text} to this pod's list (version {number}): "
+            f"{matched.added} new {'match' if matched.added == 1 else 'matches'}."
+        )
+    else:
+        message = (
+            f"Removed {entry.text} from this pod's list (version {number}): "
+            f"{matched.retracted} {'match' if matched.retracted == 1 else 'matches'} retracted."
+        )
+    return ActionResult(action, entry.text, True, message, case_id)
+
+
+def add_to_pod_list(
+    config: Config,
+    value: str,
+    *,
+    reason: str | None,
+    actor: str,
+    source: str,
+    label: str | None = None,
+    case_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> ActionResult:
+    """Put an account (`user@pod.example`) or a pod (`pod.example`: every account on it and its
+    subdomains) on this pod's own list, a review list: its matches become cases at once; the
+    version, the decision (on the case, when acted from one) and the audit row in one
+    transaction."""
+    return _pod_list_change(
+        config,
+        value,
+        adding=True,
+        label=label,
+        reason=reason,
+        actor=actor,
+        source=source,
+        case_id=case_id,
+        details=details,
+    )
+
+
+def remove_from_pod_list(
+    config: Config,
+    value: str,
+    *,
+    reason: str | None,
+    actor: str,
+    source: str,
+    case_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> ActionResult:
+    """Take an entry off this pod's own list: its matches are retracted (cases left with nothing
+    pending close), in one transaction with the version and the audit row."""
+    return _pod_list_change(
+        config,
+        value,
+        adding=False,
+        label=None,
+        reason=reason,
+        actor=actor,
+        source=source,
+        case_id=case_id,
+        details=details,
+    )

@@ -7,18 +7,21 @@ table or JSON; nothing here is used by podmod at run time.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -446,101 +449,321 @@ def bench_latency(
     }
 
 
-def _write_list(path: Path, *, entries: int, matches: int, local: int, pods: int = 300) -> None:
-    """`matches` entries name remote people of the synthetic pod; the rest name nobody here."""
+# The list benchmarks' pod: people only (a quarter local), the remote ones on `hosts` pods that are
+# subdomains of an apex of their own (`s1.d7.example`; one host in fifty on port 8443), as many
+# diaspora* pods are (`social.example.org`).
+LIST_POD_SQL = """
+INSERT INTO users (id, username, email, created_at, updated_at, getting_started)
+SELECT n, 'user' || n, 'user' || n || '@mail.example', now(), now(), false
+FROM generate_series(1, %(local)s) n;
+INSERT INTO people (id, guid, diaspora_handle, serialized_public_key, owner_id, created_at,
+                    updated_at)
+SELECT n, md5('person' || n),
+       CASE WHEN n <= %(local)s THEN 'user' || n || '@bench.example'
+            ELSE 'remote' || n || '@' || podmod_bench_host(n %% %(hosts)s) END,
+       'placeholder key', CASE WHEN n <= %(local)s THEN n END, now(), now()
+FROM generate_series(1, %(people)s) n;
+SELECT setval('users_id_seq', %(local)s);
+SELECT setval('people_id_seq', %(people)s);
+"""
+LIST_HOST_SQL = """
+CREATE FUNCTION podmod_bench_host(h integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT 's' || (h % 3) || '.d' || h || '.example' || CASE WHEN h % 50 = 0 THEN ':8443' ELSE ''
+    END
+$$
+"""
+
+
+def bench_host(h: int) -> str:
+    """The host of the list pod's remote people with `n % hosts == h` (as podmod_bench_host)."""
+    return f"s{h % 3}.d{h}.example" + (":8443" if h % 50 == 0 else "")
+
+
+@dataclass
+class ListPod:
+    people: int
+    local: int
+    hosts: int
+
+    def remote_person(self, n: int) -> tuple[int, str]:
+        """The id and handle of the n-th remote person (0-based)."""
+        person = self.local + 1 + n
+        return person, f"remote{person}@{bench_host(person % self.hosts)}"
+
+
+def build_list_pod(url: str, *, people: int) -> ListPod:
+    pod = ListPod(people=people, local=max(people // 4, 1), hosts=max(people // 30, 10))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(diaspora_schema_sql())
+        conn.execute(LIST_HOST_SQL)
+        psycopg.ClientCursor(conn).execute(
+            LIST_POD_SQL, {"local": pod.local, "people": people, "hosts": pod.hosts}
+        )
+        conn.execute("DROP FUNCTION podmod_bench_host(integer)")
+        conn.execute("VACUUM ANALYZE")
+        with connect(url, purpose="state") as state:
+            store.migrate(state)
+    return pod
+
+
+FloorRows = list[tuple[str, str, str]]
+
+
+def write_account_list(path: Path, pod: ListPod, *, entries: int, matches: int) -> FloorRows:
+    """podmod's format: `matches` entries name remote people of the pod, the rest nobody here.
+    Returns the entry rows (value, label, comment) for the floor."""
+    rows: FloorRows = []
     with path.open("w", encoding="utf-8") as out:
         out.write("kind,value,label,comment\n")
         for n in range(entries):
-            if n < matches:
-                person = local + 1 + n
-                out.write(f"account,remote{person}@pod{1 + person % pods}.example,bench,\n")
+            handle = (
+                pod.remote_person(n)[1] if n < matches else f"absent{n}@nowhere{n % 1000}.example"
+            )
+            out.write(f"account,{handle},bench,\n")
+            rows.append((handle, "bench", ""))
+    return rows
+
+
+SEVERITIES = ("suspend",) * 7 + ("silence",) * 2 + ("noop",)
+COMMENTS = ("", "spam", "iftas:hate-speech;spam", "placeholder reason, harassment")
+
+
+def write_mastodon_list(path: Path, pod: ListPod, *, entries: int, matches: int) -> FloorRows:
+    """Mastodon's domain-block export of `entries` rows: severities suspend, silence and noop
+    7:2:1; one row in ten obfuscated (`d12**.ex**ple`, skipped); a third of the rows apex domains
+    whose subdomains are pods (`d7.example` over `s1.d7.example`): the first of them the apexes of
+    this pod's hosts, enough to cover about `matches` people, the others of pods elsewhere; the
+    rest hosts named exactly. Returns the entry rows (value, severity, comment) for the floor."""
+    remote = pod.people - pod.local
+    per_host = max(remote // pod.hosts, 1)
+    covered = min(max(matches // per_host, 1), pod.hosts)
+    rows: FloorRows = []
+    apexes = 0
+    with path.open("w", encoding="utf-8") as out:
+        out.write("#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n")
+        for n in range(entries):
+            severity = SEVERITIES[(n * 3) % 10]
+            comment = COMMENTS[n % 4]
+            if n % 10 == 9:
+                out.write(f'd{n}**.ex**ple,{severity},false,false,"{comment}",true\n')
+                continue
+            if n % 3 == 0:
+                h = apexes if apexes < covered else pod.hosts + apexes
+                apexes += 1
+                domain = f"d{h}.example"
             else:
-                out.write(f"account,absent{n}@nowhere{n % 1000}.example,bench,\n")
+                domain = f"e{n}.other{n % 1000}.example"
+            out.write(f'{domain},{severity},false,false,"{comment}",false\n')
+            rows.append((domain, severity, comment))
+    return rows
 
 
-def bench_lists(
-    server_url: str | None, redis_url: str | None, *, entries: int, people: int, matches: int
-) -> dict[str, float]:
-    """A signed list of `entries` accounts, served over loopback HTTPS, synced and applied on a
-    pod with `people` people by `podmod lists sync` as a process; then re-synced unchanged."""
-    import resource
+def measure_floor(database_url: str, rows: FloorRows, *, join_on: str) -> dict[str, float]:
+    """What any store of these entry rows costs at least, on the same server in the same run: the
+    COPY of the rows (formatted by the client) into a table, an index on the value, and the join
+    against the pod's people (`join_on`: the people's expression equal to the value)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute("CREATE TABLE bench_floor (value text, second text, third text)")
+        conn.commit()
+        try:
+            started = time.perf_counter()
+            with conn.cursor().copy("COPY bench_floor (value, second, third) FROM STDIN") as copy:
+                block: list[str] = []
+                for value, second, third in rows:
+                    block.append(f"{value}\t{second}\t{third}\n")
+                    if len(block) == 20_000:
+                        copy.write("".join(block))
+                        block = []
+                copy.write("".join(block))
+            copied = time.perf_counter()
+            conn.execute("CREATE INDEX ON bench_floor (value)")
+            indexed = time.perf_counter()
+            conn.execute("ANALYZE bench_floor")
+            joined_rows = conn.execute(
+                f"SELECT count(*) FROM bench_floor f JOIN people p ON {join_on} = f.value"
+            ).fetchone()[0]
+            joined = time.perf_counter()
+            conn.commit()
+        finally:
+            conn.rollback()
+            conn.execute("DROP TABLE bench_floor")
+            conn.commit()
+    return {
+        "floor_seconds": round(joined - started, 3),
+        "floor_copy_seconds": round(copied - started, 3),
+        "floor_index_seconds": round(indexed - copied, 3),
+        "floor_join_seconds": round(joined - indexed, 3),
+        "floor_join_rows": joined_rows,
+    }
 
+
+SHAPES = {
+    # shape: (file name, writer, the people's expression the floor joins on)
+    "podmod": ("accounts.csv", write_account_list, "lower(p.diaspora_handle)"),
+    "mastodon": (
+        "domains.csv",
+        write_mastodon_list,
+        "split_part(lower(p.diaspora_handle), '@', 2)",
+    ),
+}
+
+
+def run_measured(
+    args: list[str], env: dict[str, str], timeout: float = 900
+) -> tuple[int, str, str, float, int]:
+    """Run a command: (exit code, stdout, stderr, seconds, its own peak resident KiB), the peak
+    from wait4() of that one child, not the largest of every child this process ever had."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(args, env=env, stdout=out, stderr=err, text=True)
+        timer = threading.Timer(timeout, process.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            timer.cancel()
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return process.returncode, out.read(), err.read(), seconds, usage.ru_maxrss
+
+
+def bench_list_sync(
+    server_url: str | None,
+    redis_url: str | None,
+    *,
+    shape: str,
+    entries: int,
+    people: int,
+    matches: int,
+) -> dict[str, Any]:
+    """A signed list of `entries` rows in `shape`, served over loopback HTTPS, synced and applied
+    on a pod of `people` people by `podmod lists sync` as a process, then re-synced unchanged;
+    beside it the floor, and the apply again by podmod and by the naive baseline."""
     from podmod.lists import minisign
     from podmod.loopback import LoopbackServer
 
+    file_name, write, join_on = SHAPES[shape]
     with scratch(server_url, redis_url) as sc, tempfile.TemporaryDirectory() as tmp:
-        build_pod(sc.database_url, people=people, posts=10_000, comments=1_000, reports=0)
+        pod = build_list_pod(sc.database_url, people=people)
         workdir = Path(tmp)
         served = workdir / "served"
         served.mkdir()
-        list_path = served / "bench.csv"
-        _write_list(list_path, entries=entries, matches=matches, local=max(people // 4, 1))
+        list_path = served / file_name
+        floor_rows = write(list_path, pod, entries=entries, matches=matches)
         secret = minisign.SecretKey.generate()
         body = list_path.read_bytes()
-        (served / "bench.csv.minisig").write_text(minisign.sign(body, secret))
+        (served / f"{file_name}.minisig").write_text(minisign.sign(body, secret))
         with LoopbackServer(served, workdir) as server:
             config_path = workdir / "podmod.toml"
             config_path.write_text(
                 f'[list_sync]\nca_bundle = "{server.cert_path}"\nmax_bytes = {len(body) + 1}\n'
-                f'[[lists]]\nname = "bench"\nurl = "{server.url("bench.csv")}"\n'
+                f'[[lists]]\nname = "bench"\nurl = "{server.url(file_name)}"\n'
                 f'public_key = "{secret.public_key.to_string()}"\npolicy = "review"\n'
             )
             env = sc.env(PODMOD_CONFIG=str(config_path))
-            timings = {}
+            timings, peaks = {}, {}
             for run in ("first", "unchanged"):
-                started = time.perf_counter()
-                done = subprocess.run(
-                    [sys.executable, "-m", "podmod.cli", "lists", "sync", "--json"],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=900,
+                code, out, err, timings[run], peaks[run] = run_measured(
+                    [sys.executable, "-m", "podmod.cli", "lists", "sync", "--json"], env
                 )
-                timings[run] = time.perf_counter() - started
-                if done.returncode != 0:
-                    raise RuntimeError(f"lists sync failed: {done.stdout}{done.stderr}"[-2000:])
+                if code != 0:
+                    raise RuntimeError(f"lists sync failed: {out}{err}"[-2000:])
                 if run == "first":
-                    import json
-
-                    outcome = json.loads(done.stdout)[0]
-            peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+                    outcome = json.loads(out)[0]
         with psycopg.connect(sc.database_url) as conn:
             signals = conn.execute(
                 "SELECT count(*) FROM podmod.signals WHERE kind = 'list'"
             ).fetchone()[0]
-        apply = compare_apply(sc.database_url, config_path, env)
+        floor = measure_floor(sc.database_url, floor_rows, join_on=join_on)
+        apply = compare_apply(sc.database_url, config_path, env, exact=shape == "mastodon")
+    sync_seconds = round(timings["first"], 2)
     return {
-        "entries": entries,
+        "shape": shape,
+        "entries": len(floor_rows),
+        "rows": entries,
         "people": people,
+        "hosts": pod.hosts,
         "list_bytes": len(body),
         "matches": signals,
         "status": outcome["status"],
-        "sync_and_apply_seconds": round(timings["first"], 2),
+        "format": outcome["format"],
+        "sync_and_apply_seconds": sync_seconds,
         "unchanged_resync_seconds": round(timings["unchanged"], 2),
-        "peak_memory_mib": round(peak_kib / 1024, 1),
+        "peak_memory_mib": round(peaks["first"] / 1024, 1),
+        **floor,
+        "times_the_floor": round(sync_seconds / floor["floor_seconds"], 2),
         **apply,
     }
 
 
-def compare_apply(database_url: str, config_path: Path, env: dict[str, str]) -> dict[str, float]:
-    """Apply the version in force again from scratch (its list signals deleted, in a transaction
-    rolled back afterwards): podmod's set-based match_people against a Python loop over people."""
-    from podmod import bench_naive
-    from podmod.config import load_config
+def bench_lists(
+    server_url: str | None, redis_url: str | None, *, entries: int, people: int, matches: int
+) -> dict[str, Any]:
+    """The list sync benchmark in podmod's own format and as a Mastodon domain-block export."""
+    return {
+        shape: bench_list_sync(
+            server_url, redis_url, shape=shape, entries=entries, people=people, matches=matches
+        )
+        for shape in SHAPES
+    }
+
+
+# Exact-host matching, for the cost of subdomain matching on the same data: each host answers only
+# to its own name (with and without its port), as podmod matched before it covered subdomains.
+EXACT_HOST_NAMES_SQL = """
+CREATE TEMP TABLE host_names ON COMMIT DROP AS
+SELECT h.host, split_part(h.host, ':', 1) AS name, 1 AS depth FROM pod_hosts h
+UNION ALL
+SELECT h.host, h.host, 1 FROM pod_hosts h WHERE strpos(h.host, ':') > 0;
+
+ANALYZE host_names
+"""
+
+
+def _timed_apply(config: Any, database_url: str, forget: str) -> tuple[int, float]:
     from podmod.lists.apply import match_people
 
-    config = load_config(config_path, environ=env)
-    forget = "DELETE FROM podmod.signals WHERE kind = 'list'"
     with (
         connect(database_url, purpose="state") as state,
         connect(database_url, purpose="pod") as pod,
     ):
         state.execute(forget)
         started = time.perf_counter()
-        podmod_added = match_people(config, pod, state, full=True).added
-        podmod_seconds = time.perf_counter() - started
+        added = match_people(config, pod, state, full=True).added
+        seconds = time.perf_counter() - started
         state.rollback()
         pod.rollback()
+    return added, seconds
+
+
+def compare_apply(
+    database_url: str, config_path: Path, env: dict[str, str], *, exact: bool = False
+) -> dict[str, float]:
+    """Apply the version in force again from scratch (its list signals deleted, in a transaction
+    rolled back afterwards): podmod's set-based match_people against a Python loop over people;
+    with `exact`, also podmod with exact-host matching instead of subdomains."""
+    from podmod import bench_naive
+    from podmod.config import load_config
+    from podmod.lists import apply
+
+    config = load_config(config_path, environ=env)
+    forget = "DELETE FROM podmod.signals WHERE kind = 'list'"
+    podmod_added, podmod_seconds = _timed_apply(config, database_url, forget)
+    result: dict[str, float] = {}
+    if exact:
+        subdomains = apply.HOST_NAMES_SQL
+        apply.HOST_NAMES_SQL = EXACT_HOST_NAMES_SQL
+        try:
+            exact_added, exact_seconds = _timed_apply(config, database_url, forget)
+        finally:
+            apply.HOST_NAMES_SQL = subdomains
+        result = {
+            "exact_host_apply_matches": exact_added,
+            "exact_host_apply_seconds": round(exact_seconds, 3),
+            "subdomain_cost": round(podmod_seconds / exact_seconds, 2),
+        }
     with psycopg.connect(database_url) as state, psycopg.connect(database_url) as pod:
         state.execute(forget)
         started = time.perf_counter()
@@ -557,6 +780,7 @@ def compare_apply(database_url: str, config_path: Path, env: dict[str, str]) -> 
         "apply_matches": podmod_added,
         "apply_seconds": round(podmod_seconds, 3),
         "naive_apply_seconds": round(naive_seconds, 3),
+        **result,
     }
 
 
@@ -1177,6 +1401,7 @@ class Figure:
     baseline_name: str
     higher_is_better: bool = False
     target: str = ""
+    relation: str = ""  # set: the baseline is a bound, and the table says "1.8 times the floor"
 
     @property
     def ratio(self) -> float | None:
@@ -1198,6 +1423,7 @@ class Figure:
             "higher_is_better": self.higher_is_better,
             "ratio": None if ratio is None else round(ratio, 2),
             "target": self.target,
+            "relation": self.relation,
         }
 
 
@@ -1285,21 +1511,7 @@ def figures_of(details: dict, sizes: Sizes) -> list[Figure]:
             per_report + f" ({latency_naive['visible']} of {latency_naive['reports']} in time)",
             target="< 2 s",
         ),
-        Figure(
-            f"list apply, {sizes.entries:,} entries × {sizes.people:,} people",
-            "s",
-            lists["apply_seconds"],
-            lists["naive_apply_seconds"],
-            "Python loop over people, a query each",
-        ),
-        Figure(
-            "list sync + apply as a process (fetch, verify, parse, store, apply)",
-            "s",
-            lists["sync_and_apply_seconds"],
-            None,
-            "",
-            target="1,000,000 entries in < 30 s",
-        ),
+        *list_figures(lists, sizes),
         Figure(
             f"queue page p95, {web['open_cases']:,} open cases",
             "ms",
@@ -1356,6 +1568,56 @@ def figures_of(details: dict, sizes: Sizes) -> list[Figure]:
     ]
 
 
+def list_figures(lists: dict, sizes: Sizes) -> list[Figure]:
+    """The list rows: apply beside the naive loop, sync + apply beside the floor (the COPY, index
+    and join the same rows cost at least), subdomain matching beside exact-host matching."""
+    own, mastodon = lists["podmod"], lists["mastodon"]
+    size = f"{sizes.entries:,} × {sizes.people:,} people"
+    floor = "floor: COPY of the entry rows, index on the value, join against the people"
+    return [
+        Figure(
+            f"list apply, podmod format, {size}",
+            "s",
+            own["apply_seconds"],
+            own["naive_apply_seconds"],
+            "Python loop over people, a query each",
+        ),
+        Figure(
+            f"list apply, Mastodon export (subdomains), {size}",
+            "s",
+            mastodon["apply_seconds"],
+            mastodon["naive_apply_seconds"],
+            "Python loop over people, a query each",
+        ),
+        Figure(
+            f"list sync + apply as a process, podmod format, {size}",
+            "s",
+            own["sync_and_apply_seconds"],
+            own["floor_seconds"],
+            floor,
+            relation="the floor",
+        ),
+        Figure(
+            f"list sync + apply as a process, Mastodon export, {size}",
+            "s",
+            mastodon["sync_and_apply_seconds"],
+            mastodon["floor_seconds"],
+            floor,
+            relation="the floor",
+            target="< 2× the floor",
+        ),
+        Figure(
+            "subdomain matching (apply), Mastodon export",
+            "s",
+            mastodon["apply_seconds"],
+            mastodon["exact_host_apply_seconds"],
+            "the same apply matching exact hosts only",
+            relation="exact-host",
+            target="< 2× exact-host",
+        ),
+    ]
+
+
 def format_table(result: dict) -> str:
     """The figures as a plain-text table, ratios as "N times better" or "worse"."""
 
@@ -1369,6 +1631,8 @@ def format_table(result: dict) -> str:
         ratio = figure["ratio"]
         if ratio is None:
             versus = "—"
+        elif figure.get("relation"):
+            versus = f"{figure['podmod'] / figure['baseline']:,.2f}× {figure['relation']}"
         elif ratio >= 1:
             versus = f"{ratio:,.1f}× better"
         else:

@@ -315,7 +315,7 @@ def unlock(ctx: click.Context, handle: str, reason: str, as_json: bool) -> None:
 
 @main.group()
 def lists() -> None:
-    """Shared blocklists: sync, show, diff, approve, publish."""
+    """Shared blocklists: sync, show, diff, approve, publish; this pod's own list: add, remove."""
 
 
 @lists.command("sync")
@@ -358,10 +358,11 @@ def lists_sync(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> Non
 @click.pass_context
 @podmin_errors
 def lists_show(ctx: click.Context, as_json: bool) -> None:
-    """State of every list: version, entries, last success, last error, held versions."""
+    """State of every list: version, how its file was read, entries, settings, last success, last
+    error, held versions; and this pod's own list."""
     from podmod import store
     from podmod.db import state_connection
-    from podmod.lists.versions import lists_overview
+    from podmod.lists.versions import describe_reading, lists_overview
 
     with state_connection(get_config(ctx)) as state:
         store.require_current_schema(state)
@@ -372,16 +373,87 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo("No lists synced yet; run `podmod lists sync`.")
     for row in rows:
+        name = "this pod's own list" if row["origin"] == "local" else row["name"]
         click.echo(
-            f"{row['name']} ({row['policy']}): version {row['version'] or '-'}, "
-            f"{row['entries']} entries, {row['matches']} active matches; last success "
-            f"{_when(row['last_success_at'])}"
+            f"{name} ({row['policy']}): version {row['version'] or '-'}"
+            f"{' (' + describe_reading(row) + ')' if row['version'] else ''}, "
+            f"{row['matches']} active matches; last success {_when(row['last_success_at'])}"
         )
+        settings = _list_settings_text(row)
+        if settings:
+            click.echo(f"  settings: {settings}")
         if row["held"]:
             held = ", ".join(str(n) for n in row["held"])
             click.echo(f"  held for approval: version {held} (`podmod lists diff {row['name']}`)")
         if row["last_error"]:
             click.echo(f"  last error ({_when(row['last_error_at'])}): {row['last_error']}")
+
+
+def _list_settings_text(row: dict[str, Any]) -> str:
+    from podmod.config import ENTRY_KINDS
+
+    parts = []
+    if tuple(row["kinds"]) != ENTRY_KINDS:
+        parts.append("kinds " + ", ".join(row["kinds"]))
+    if row["labels"]:
+        parts.append("only labels " + ", ".join(row["labels"]))
+    if row["lock_labels"]:
+        parts.append("lock labels " + ", ".join(row["lock_labels"]))
+    if row["format_setting"]:
+        parts.append("format " + row["format_setting"])
+    if row["require_canary"]:
+        parts.append("requires canary " + row["require_canary"])
+    return "; ".join(parts)
+
+
+@lists.command("add")
+@click.argument("entry", metavar="HANDLE|HOST")
+@click.option("--reason", required=True, help="Why; kept with the entry and in the audit log.")
+@click.option("--label", help="A label for the entry (what it is about).")
+@click.option(
+    "--case", "case_id", type=int, help="The case this comes from (its history shows it)."
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@podmin_errors
+def lists_add(
+    ctx: click.Context,
+    entry: str,
+    reason: str,
+    label: str | None,
+    case_id: int | None,
+    as_json: bool,
+) -> None:
+    """Put an account (user@pod.example) or a pod (pod.example, and its subdomains) on this pod's
+    own list: flagged for review from now on, applied at once."""
+    from podmod import actions
+
+    result = actions.add_to_pod_list(
+        get_config(ctx),
+        entry,
+        reason=reason,
+        label=label,
+        actor=cli_actor(),
+        source="cli",
+        case_id=case_id,
+    )
+    click.echo(json.dumps(result.__dict__) if as_json else result.message)
+
+
+@lists.command("remove")
+@click.argument("entry", metavar="HANDLE|HOST")
+@click.option("--reason", required=True, help="Why; kept in the audit log.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@podmin_errors
+def lists_remove(ctx: click.Context, entry: str, reason: str, as_json: bool) -> None:
+    """Take an account or a pod off this pod's own list; its matches are retracted."""
+    from podmod import actions
+
+    result = actions.remove_from_pod_list(
+        get_config(ctx), entry, reason=reason, actor=cli_actor(), source="cli"
+    )
+    click.echo(json.dumps(result.__dict__) if as_json else result.message)
 
 
 def _when(moment: datetime | None) -> str:
@@ -461,6 +533,20 @@ def lists_approve(ctx: click.Context, name: str, version: int) -> None:
     "--label", default="locked", show_default=True, help="Label of entries made from decisions."
 )
 @click.option("--trusted-comment", help="Signed comment (default: timestamp and file name).")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["podmod", "mastodon"]),
+    default="podmod",
+    show_default=True,
+    help="podmod's kind,value,label,comment, or Mastodon's domain-block CSV (pod entries only), "
+    "which Mastodon servers import.",
+)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Leave out the input's invalid rows (named by line) instead of refusing it.",
+)
 @click.pass_context
 @podmin_errors
 def lists_publish(
@@ -472,6 +558,8 @@ def lists_publish(
     from_decisions: bool,
     label: str,
     trusted_comment: str | None,
+    output_format: str,
+    skip_invalid: bool,
 ) -> None:
     """Build a list file and sign it, for others to subscribe to."""
     from podmod.lists import publish
@@ -480,14 +568,22 @@ def lists_publish(
         fail("Give exactly one of --from-csv FILE or --from-decisions.", 2)
     secret = publish.load_secret_key(secret_key, password_env)
     if source_csv:
-        parsed = publish.from_csv(source_csv)
+        parsed = publish.from_csv(source_csv, skip_invalid=skip_invalid)
     else:
         from podmod.db import state_connection
 
         with state_connection(get_config(ctx)) as state:
             parsed = publish.from_decisions(state, label=label)
-    body, signature = publish.publish(parsed, output, secret, trusted_comment=trusted_comment)
-    click.echo(f"wrote {body} ({len(parsed.entries)} entries) and {signature}")
+    for error in parsed.errors:
+        click.echo(f"left out {error.unit} {error.line}: {error.message}", err=True)
+    written = publish.publish(
+        parsed, output, secret, trusted_comment=trusted_comment, output_format=output_format
+    )
+    left_out = f"; {written.left_out} left out ({written.why})" if written.left_out else ""
+    click.echo(
+        f"wrote {written.body} ({written.entries} entries, {output_format} format{left_out}) "
+        f"and {written.signature}"
+    )
 
 
 @lists.command("keygen")
@@ -728,8 +824,14 @@ def print_figures(figures: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return
-    width = max(len(name) for name in figures)
+    flat: dict[str, Any] = {}
     for name, value in figures.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}.{inner}": item for inner, item in value.items()})
+        else:
+            flat[name] = value
+    width = max(len(name) for name in flat)
+    for name, value in flat.items():
         click.echo(f"{name:<{width}}  {value}")
 
 
@@ -765,7 +867,14 @@ def bench_intake(
     "--matches",
     default=10_000,
     show_default=True,
-    help="How many entries name accounts on the synthetic pod.",
+    help="About how many people on the synthetic pod the list names.",
+)
+@click.option(
+    "--shape",
+    type=click.Choice(["podmod", "mastodon", "both"]),
+    default="both",
+    show_default=True,
+    help="podmod's format (accounts), a Mastodon domain-block export (pods), or both.",
 )
 @bench_options
 @podmin_errors
@@ -773,17 +882,28 @@ def bench_lists(
     entries: int,
     people: int,
     matches: int,
+    shape: str,
     server_url: str | None,
     redis_url: str | None,
     as_json: bool,
 ) -> None:
-    """Sync and apply a signed list served over loopback HTTPS; then re-sync it unchanged."""
+    """Sync and apply a signed list served over loopback HTTPS, then re-sync it unchanged; beside
+    the floor (COPY, index, join of the same rows) and the apply by a naive loop."""
     from podmod import bench as benchmarks
 
+    shapes = list(benchmarks.SHAPES) if shape == "both" else [shape]
     print_figures(
-        benchmarks.bench_lists(
-            server_url, redis_url, entries=entries, people=people, matches=matches
-        ),
+        {
+            name: benchmarks.bench_list_sync(
+                server_url,
+                redis_url,
+                shape=name,
+                entries=entries,
+                people=people,
+                matches=matches,
+            )
+            for name in shapes
+        },
         as_json,
     )
 

@@ -278,9 +278,33 @@ KEYS_BY_NAME = {key.name: key for key in KEYS}
 
 
 LIST_POLICIES = ("review", "lock", "ignore", "allow")
-LIST_KEYS = ("name", "url", "public_key", "policy", "skip_invalid", "max_removal_share", "kinds")
+LIST_KEYS = (
+    "name",
+    "url",
+    "public_key",
+    "policy",
+    "skip_invalid",
+    "max_removal_share",
+    "kinds",
+    "format",
+    "labels",
+    "lock_labels",
+    "require_canary",
+)
 # The entry kinds a list may carry (podmod.lists.parse.KINDS); `kinds` switches some of them off.
 ENTRY_KINDS = ("account", "pod", "hashtag", "phrase", "url", "pdq", "sha256")
+# The shapes of list files podmod reads (podmod.lists.parse.FORMATS); "auto" detects the shape.
+LIST_FORMATS = (
+    "auto",
+    "podmod",
+    "mastodon-csv",
+    "domain-csv",
+    "domains",
+    "mastodon-json",
+    "rapidblock-json",
+)
+# The name of this pod's own list (podmod lists add/remove), which no subscription may take.
+LOCAL_LIST = "this-pod"
 
 
 @dataclass(frozen=True)
@@ -294,6 +318,10 @@ class ListConfig:
     skip_invalid: bool = False
     max_removal_share: float | None = None
     kinds: tuple[str, ...] = ENTRY_KINDS
+    format: str | None = None  # None: detected from the content
+    labels: tuple[str, ...] = ()  # empty: every entry; else only entries with one of these labels
+    lock_labels: tuple[str, ...] = ()  # on a review list, entries with these labels lock
+    require_canary: str | None = None  # a canary host the file must carry
 
 
 @dataclass(frozen=True)
@@ -433,6 +461,11 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
         where = f"list {name!r} in {file_path}"
         if name in seen:
             raise ConfigError(f"Two [[lists]] are named {name!r} in {file_path}; rename one.")
+        if name == LOCAL_LIST:
+            raise ConfigError(
+                f"The list name {LOCAL_LIST!r} in {file_path} is podmod's own list of this pod "
+                "(podmod lists add); give the subscription another name."
+            )
         seen.add(name)
         url = item.get("url")
         if not isinstance(url, str) or not (
@@ -469,6 +502,19 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
         ):
             raise ConfigError(f"max_removal_share of {where} must be a share between 0 and 1.")
         kinds = _list_kinds(item.get("kinds", list(ENTRY_KINDS)), where)
+        list_format = item.get("format", "auto")
+        if list_format not in LIST_FORMATS:
+            raise ConfigError(
+                f"format of {where} must be one of {', '.join(LIST_FORMATS)}; it is "
+                f"{list_format!r}."
+            )
+        labels = _list_labels(item.get("labels", []), "labels", where)
+        lock_labels = _list_labels(item.get("lock_labels", []), "lock_labels", where)
+        if lock_labels and policy != "review":
+            raise ConfigError(
+                f"lock_labels of {where} applies to a list with policy review (its other entries "
+                f"stay for review); this list's policy is {policy!r}: remove lock_labels."
+            )
         lists.append(
             ListConfig(
                 name=name,
@@ -478,9 +524,50 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
                 skip_invalid=skip_invalid,
                 max_removal_share=float(share) if share is not None else None,
                 kinds=kinds,
+                format=None if list_format == "auto" else list_format,
+                labels=labels,
+                lock_labels=lock_labels,
+                require_canary=_canary_host(item.get("require_canary"), where),
             )
         )
     return tuple(lists)
+
+
+def _list_labels(raw: Any, key: str, where: str) -> tuple[str, ...]:
+    """`labels = ["hate-speech", "spam"]`, normalised as entries' labels are (lower case, without
+    a namespace such as `iftas:`)."""
+    from podmod.lists.parse import label_tokens
+
+    if not isinstance(raw, list) or not all(isinstance(label, str) for label in raw):
+        raise ConfigError(f'{key} of {where} must be a list of labels, such as ["spam"].')
+    labels: list[str] = []
+    for label in raw:
+        tokens = label_tokens(label)
+        if len(tokens) != 1:
+            raise ConfigError(
+                f"{key} of {where} holds {label!r}, which is not one label (no ; or , inside, "
+                "at most 100 characters)."
+            )
+        if tokens[0] not in labels:
+            labels.append(tokens[0])
+    return tuple(labels)
+
+
+def _canary_host(raw: Any, where: str) -> str | None:
+    """`require_canary = "aud.invalid"`: the host of the canary row the file must carry."""
+    if raw is None:
+        return None
+    from podmod.lists.parse import normalise
+
+    try:
+        if not isinstance(raw, str):
+            raise ValueError
+        return normalise("pod", raw)
+    except ValueError:
+        raise ConfigError(
+            f"require_canary of {where} must be the host of the list's canary row, such as "
+            f'"aud.invalid"; it is {raw!r}.'
+        ) from None
 
 
 def _list_kinds(raw: Any, where: str) -> tuple[str, ...]:

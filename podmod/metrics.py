@@ -136,7 +136,9 @@ def collect(config: Config, state: psycopg.Connection, rconn: redis.Redis) -> st
     )
     lists = state.execute(
         "SELECT name, policy, coalesce(current_version, 0) AS version,"
-        " extract(epoch FROM now() - last_success_at) AS age,"
+        # (this pod's own list is never synced: it has no sync age)
+        " CASE WHEN origin = 'subscription' THEN extract(epoch FROM now() - last_success_at)"
+        "  END AS age,"
         " (last_error_at IS NOT NULL AND (last_success_at IS NULL"
         "  OR last_error_at > last_success_at))::int AS failing,"
         " (SELECT count(*) FROM podmod.list_versions v WHERE v.list_id = l.id"

@@ -144,16 +144,53 @@ def max_person_id(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT coalesce(max(id), 0) AS top FROM people").fetchone()["top"]
 
 
-def copy_people(pod: psycopg.Connection, target: psycopg.Copy, *, above: int, up_to: int) -> None:
-    """Stream people with id in (above, up_to] into `target` (a COPY ... FROM STDIN on another
-    connection) as (person_id, account, host, local): lower-cased handle, its host with any port."""
+RELAY_BYTES = 1 << 20  # rows relayed from one COPY to the other in blocks of about this size
+
+
+def _relay(pod: psycopg.Connection, statement: sql.Composable, target: psycopg.Copy) -> None:
+    """Stream a COPY ... TO STDOUT of the pod into `target`, a COPY ... FROM STDIN on another
+    connection, in blocks of about RELAY_BYTES: libpq hands over one row at a time."""
+    block = bytearray()
+    with pod.cursor().copy(statement) as source:
+        for row in source:
+            block += row
+            if len(block) >= RELAY_BYTES:
+                target.write(block)
+                block = bytearray()
+    if block:
+        target.write(block)
+
+
+def copy_people(
+    pod: psycopg.Connection,
+    target: psycopg.Copy,
+    *,
+    above: int,
+    up_to: int,
+    remote_hosts: list[str] | None = None,
+) -> None:
+    """Stream people with id in (above, up_to] into `target` as (person_id, account, host, local):
+    lower-cased handle, its host with any port. With `remote_hosts`, only remote people on those
+    hosts."""
+    where = sql.SQL("")
+    if remote_hosts is not None:
+        where = sql.SQL(
+            " AND owner_id IS NULL AND split_part(lower(diaspora_handle), '@', 2) = ANY({})"
+        ).format(sql.Literal(remote_hosts))
     statement = sql.SQL(
         "COPY (SELECT id, lower(diaspora_handle), split_part(lower(diaspora_handle), '@', 2),"
-        " owner_id IS NOT NULL FROM people WHERE id > {} AND id <= {}) TO STDOUT"
+        " owner_id IS NOT NULL FROM people WHERE id > {} AND id <= {}{}) TO STDOUT"
+    ).format(sql.Literal(above), sql.Literal(up_to), where)
+    _relay(pod, statement, target)
+
+
+def copy_remote_hosts(pod: psycopg.Connection, target: psycopg.Copy, *, above: int, up_to: int):
+    """Stream the distinct hosts (with any port) of remote people with id in (above, up_to]."""
+    statement = sql.SQL(
+        "COPY (SELECT DISTINCT split_part(lower(diaspora_handle), '@', 2) FROM people"
+        " WHERE owner_id IS NULL AND id > {} AND id <= {}) TO STDOUT"
     ).format(sql.Literal(above), sql.Literal(up_to))
-    with pod.cursor().copy(statement) as source:
-        for chunk in source:
-            target.write(chunk)
+    _relay(pod, statement, target)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -92,6 +92,7 @@ JOIN podmod.lists l ON l.id = e.list_id AND l.policy IN ('review', 'lock')
 JOIN unnest(%(names)s::text[], %(kinds)s::text[]) AS enabled (name, kind)
   ON enabled.name = l.name AND enabled.kind = e.kind
 WHERE e.removed_in IS NULL AND e.kind <> 'pdq'
+  AND (cardinality(l.labels) = 0 OR e.labels && l.labels)
   AND (%(list_id)s::integer IS NULL OR e.list_id = %(list_id)s)
   AND (%(version)s::integer IS NULL OR e.added_in = %(version)s)
 """
@@ -104,14 +105,17 @@ SELECT e.list_id, l.name, e.label, e.added_in, min(e.id) AS low, max(e.id) AS hi
 FROM podmod.list_entries e
 JOIN podmod.lists l ON l.id = e.list_id AND l.policy IN ('review', 'lock')
 WHERE e.removed_in IS NULL AND e.kind = 'pdq' AND l.name = ANY(%(names)s::text[])
+  AND (cardinality(l.labels) = 0 OR e.labels && l.labels)
   AND (%(list_id)s::integer IS NULL OR e.list_id = %(list_id)s)
   AND (%(version)s::integer IS NULL OR e.added_in = %(version)s)
 GROUP BY e.list_id, l.name, e.label, e.added_in
 """
 PDQ_VALUES_SQL = """
-SELECT coalesce(string_agg(value, ''), '') FROM podmod.list_entries
-WHERE list_id = %s AND label = %s AND added_in = %s AND kind = 'pdq' AND removed_in IS NULL
-  AND id >= %s AND id < %s
+SELECT coalesce(string_agg(e.value, ''), '') FROM podmod.list_entries e
+JOIN podmod.lists l ON l.id = e.list_id
+WHERE e.list_id = %s AND e.label = %s AND e.added_in = %s AND e.kind = 'pdq'
+  AND e.removed_in IS NULL AND e.id >= %s AND e.id < %s
+  AND (cardinality(l.labels) = 0 OR e.labels && l.labels)
 """
 PDQ_IDS_PER_QUERY = 250_000
 
@@ -595,14 +599,14 @@ WHERE h.account IS NULL
        SELECT 1 FROM podmod.list_entries e
        JOIN podmod.lists l ON l.id = e.list_id AND l.policy = 'allow'
        WHERE e.removed_in IS NULL AND e.kind = 'pod'
-         AND e.value = ANY (ARRAY[h.host, split_part(h.host, ':', 1)])));
+         AND e.value = ANY (podmod.host_names(h.host))));
 
 -- The entry must still be in force: a version may have removed it since the matcher was built.
 DELETE FROM content_hits h WHERE NOT EXISTS (
     SELECT 1 FROM podmod.list_entries e
     JOIN podmod.lists l ON l.id = e.list_id AND l.policy IN ('review', 'lock')
     WHERE e.list_id = h.list_id AND e.kind = h.entry_kind AND e.value = h.entry_value
-      AND e.removed_in IS NULL);
+      AND e.removed_in IS NULL AND (cardinality(l.labels) = 0 OR e.labels && l.labels));
 
 -- Matched before (the signal may sit on a closed case): nothing to add, no case to open.
 DELETE FROM content_hits h WHERE EXISTS (
@@ -708,6 +712,12 @@ SET retracted_at = now(),
              WHEN (l.name, s.entry_kind) NOT IN (
                  SELECT * FROM unnest(%(names)s::text[], %(kinds)s::text[]))
              THEN 'the list''s ' || s.entry_kind || ' entries are switched off'
+             WHEN cardinality(l.labels) > 0 AND NOT EXISTS (
+                 SELECT 1 FROM podmod.list_entries e
+                 WHERE e.list_id = s.list_id AND e.kind = s.entry_kind
+                   AND e.value = s.entry_value AND e.removed_in IS NULL
+                   AND e.labels && l.labels)
+             THEN 'the list applies only the labels ' || array_to_string(l.labels, ', ')
              ELSE 'the account is on an allowlist' END,
         'retracted_in_version', l.current_version)
 FROM podmod.lists l, podmod.cases c
@@ -717,7 +727,8 @@ WHERE s.kind = 'content' AND s.retracted_at IS NULL AND l.id = s.list_id AND c.i
        OR NOT EXISTS (
            SELECT 1 FROM podmod.list_entries e
            WHERE e.list_id = s.list_id AND e.kind = s.entry_kind AND e.value = s.entry_value
-             AND e.removed_in IS NULL)
+             AND e.removed_in IS NULL
+             AND (cardinality(l.labels) = 0 OR e.labels && l.labels))
        OR EXISTS (
            SELECT 1 FROM podmod.list_entries e
            JOIN podmod.lists a ON a.id = e.list_id AND a.policy = 'allow'
@@ -726,8 +737,7 @@ WHERE s.kind = 'content' AND s.retracted_at IS NULL AND l.id = s.list_id AND c.i
            SELECT 1 FROM podmod.list_entries e
            JOIN podmod.lists a ON a.id = e.list_id AND a.policy = 'allow'
            WHERE e.removed_in IS NULL AND e.kind = 'pod'
-             AND e.value = ANY (ARRAY[split_part(c.account, '@', 2),
-                                      split_part(split_part(c.account, '@', 2), ':', 1)]))))
+             AND e.value = ANY (podmod.host_names(split_part(c.account, '@', 2))))))
 RETURNING s.case_id
 """
 
@@ -1062,8 +1072,7 @@ def after_list_change(
     """Called by list sync inside the transaction that applies a version (or a policy change, or
     retires lists): retract content signals whose entries are gone, and record a run that scans the
     content already on the pod for the new entries (the workers take it up). Returns the run."""
-    state.execute("ANALYZE podmod.list_entries")  # a version may bring a million rows at once
-    retracted = retract_stale(config, state)
+    retracted = retract_stale(config, state)  # (store_version analysed the new entries)
     run_id = None
     if list_id is not None:
         run_id = create_run(

@@ -61,7 +61,7 @@ def assert_cases_consistent(state) -> None:
     assert orphans == 0, f"{orphans} signals point at a missing case"
     rows = state.execute(
         """
-        SELECT c.*, s.signals, s.reports, s.pending, s.reporters, s.list_matches,
+        SELECT c.*, s.signals, s.reports, s.pending, s.reporters, s.list_matches, s.silenced,
                s.content_matches, s.first_at, s.last_at,
                EXISTS (SELECT 1 FROM podmod.decisions d
                        WHERE d.case_id = c.id AND d.action = 'reopen') AS reopened
@@ -72,6 +72,8 @@ def assert_cases_consistent(state) -> None:
                    count(DISTINCT reporter_user_id)
                        FILTER (WHERE kind = 'report' AND NOT reviewed) AS reporters,
                    count(*) FILTER (WHERE kind = 'list' AND retracted_at IS NULL) AS list_matches,
+                   count(*) FILTER (WHERE kind = 'list' AND retracted_at IS NULL
+                                    AND details ->> 'severity' = 'silence') AS silenced,
                    count(*) FILTER (WHERE kind = 'content' AND retracted_at IS NULL)
                        AS content_matches,
                    min(occurred_at) AS first_at, max(occurred_at) AS last_at
@@ -99,7 +101,8 @@ def assert_cases_consistent(state) -> None:
             "last_signal_at": case["last_at"],
             "priority": 10 * case["reporters"]
             + 2 * (case["pending"] - case["reporters"])
-            + 30 * case["list_matches"]
+            + 30 * (case["list_matches"] - case["silenced"])
+            + 15 * case["silenced"]
             + 15 * case["content_matches"]
             + (5 if case["local"] else 0),
         }

@@ -55,18 +55,21 @@ def test_podmod_bench_measures_every_figure_beside_its_baseline(services):
     assert details["intake_naive"]["ingested"] >= TINY["baseline-reports"]
     assert details["latency"]["visible"] == details["latency"]["reports"] == 50
     assert details["latency_naive"]["reports"] == 50
-    assert details["lists"]["matches"] == TINY["matches"]
-    assert details["lists"]["apply_matches"] == TINY["matches"]  # the baseline found the same
+    own, mastodon = details["lists"]["podmod"], details["lists"]["mastodon"]
+    assert own["matches"] == own["apply_matches"] == TINY["matches"]  # the baseline found the same
+    assert own["format"] == "podmod" and mastodon["format"] == "mastodon-csv"
+    assert 0 < mastodon["matches"] == mastodon["apply_matches"]  # so did the subdomain baseline
+    assert mastodon["exact_host_apply_matches"] == 0  # the list names apexes: only subdomains match
+    assert mastodon["entries"] == TINY["entries"] * 9 // 10  # one row in ten is obfuscated
+    for shape in (own, mastodon):
+        assert shape["floor_seconds"] > 0 and shape["times_the_floor"] > 0
     assert details["web"]["open_cases"] == TINY["cases"]
     assert details["web"]["memory"]["requests"] == 2 + TINY["requests"]
 
     figures = {figure["name"]: figure for figure in result["figures"]}
-    assert len(figures) == 12
+    assert len(figures) == 15
     for figure in figures.values():
         assert figure["podmod"] > 0, figure
-        if figure["baseline"] is None:
-            assert figure["name"].startswith("list sync + apply")
-            continue
         assert figure["baseline"] > 0 and figure["baseline_name"], figure
         expected = (
             figure["podmod"] / figure["baseline"]
@@ -83,16 +86,18 @@ def test_the_table_says_better_or_worse_and_names_each_baseline():
         bench.Figure("intake", "reports/s", 5000.0, 50.0, "one job each", higher_is_better=True),
         bench.Figure("lock p95", "ms", 20.0, 10.0, "three writes", target="< 100 ms"),
         bench.Figure("sync", "s", 25.0, None, ""),
+        bench.Figure("sync + apply", "s", 3.0, 2.0, "floor", relation="the floor"),
     ]
     table = bench.format_table(
         {"figures": [figure.as_json() for figure in figures], "seconds": 1.0}
     )
     lines = table.splitlines()
     assert lines[0].split()[:3] == ["figure", "podmod", "naive"]
-    intake, lock, sync = lines[2:5]
+    intake, lock, sync, floor = lines[2:6]
     assert "100.0× better" in intake and "5,000 reports/s" in intake and "one job each" in intake
     assert "2.0× worse" in lock and "< 100 ms" in lock
     assert sync.split()[-1] == "—"
+    assert "1.50× the floor" in floor
 
 
 @pytest.mark.timeout(240)

@@ -37,6 +37,9 @@ def test_file_values_and_environment_overrides(tmp_path):
     assert config.source == str(path)
 
 
+LIST = f'database_url = "{DB}"\n[[lists]]\nname = "x"\nurl = "https://l.example/x.csv"\n'
+
+
 @pytest.mark.parametrize(
     ("content", "environ", "message"),
     [
@@ -61,6 +64,16 @@ def test_file_values_and_environment_overrides(tmp_path):
         (f'database_url = "{DB}"\nredis_url = "http://x"\n', {}, "must be a Redis URL"),
         (f'database_url = "{DB}"\n[log]\nlevel = "LOUD"\n', {}, "must be one of DEBUG"),
         ('database_url = "unterminated\n', {}, "is not valid TOML"),
+        (LIST + 'format = "yaml"\n', {}, "format of list 'x' in"),
+        (LIST + 'labels = "spam"\n', {}, 'must be a list of labels, such as ["spam"]'),
+        (LIST + 'labels = ["spam; scam"]\n', {}, "which is not one label"),
+        (LIST + 'lock_labels = ["spam"]\npolicy = "lock"\n', {}, "applies to a list with policy"),
+        (LIST + 'require_canary = "not a host"\n', {}, "require_canary of list 'x'"),
+        (
+            f'database_url = "{DB}"\n[[lists]]\nname = "this-pod"\nurl = "https://l.example/"\n',
+            {},
+            "is podmod's own list of this pod",
+        ),
     ],
 )
 def test_bad_values_are_one_clear_sentence(tmp_path, content, environ, message):
@@ -141,3 +154,16 @@ def _toml(value) -> str:
     if isinstance(value, float) and value in (float("inf"), float("-inf")):
         return "inf" if value > 0 else "-inf"
     return json.dumps(value)
+
+
+def test_list_settings_are_normalised_as_entries_are(tmp_path):
+    path = tmp_path / "podmod.toml"
+    path.write_text(
+        LIST + 'format = "domains"\nlabels = ["IFTAS:Hate-Speech", "spam", "Spam"]\n'
+        'lock_labels = ["Campaign"]\nrequire_canary = "AUD.invalid"\n'
+    )
+    [subscription] = load_config(path, environ={}).lists
+    assert subscription.format == "domains"
+    assert subscription.labels == ("hate-speech", "spam")
+    assert subscription.lock_labels == ("campaign",)
+    assert subscription.require_canary == "aud.invalid"

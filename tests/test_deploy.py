@@ -41,5 +41,9 @@ def test_example_list_subscriptions_load_when_uncommented(tmp_path):
     config = load_config(path, environ={})
     assert [(item.name, item.policy) for item in config.lists] == [
         ("core", "review"),
+        ("dni", "review"),
         ("ours", "allow"),
     ]
+    assert config.lists[0].lock_labels == ("campaign",)
+    assert config.lists[1].labels == ("hate-speech", "harassment")
+    assert config.lists[1].require_canary == "dni.invalid"

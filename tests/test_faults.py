@@ -469,7 +469,9 @@ def test_connections_cut_during_a_list_sync_lose_and_double_nothing(
 
     assert again.returncode == 0, again.stdout + again.stderr
     if stage == "storing":
-        assert "core: applied: version 2 applied: 300004 entries (+300002 -0)" in again.stdout
+        assert (
+            "core: applied: version 2 applied (podmod): 300004 entries (+300002 -0)" in again.stdout
+        )
     else:
         assert "core: not_modified: unchanged; version 2 stays in force" in again.stdout
     assert "core: locked second@pod.example (policy lock)" in again.stdout
@@ -811,7 +813,7 @@ def test_the_list_server_dying_in_the_middle_of_a_download(env, state, pod, tmp_
     try:
         first = run_podmod("lists", "sync")
         assert first.returncode == 0, first.stdout + first.stderr
-        assert "core: applied: version 1 applied: 1 entries" in first.stdout
+        assert "core: applied: version 1 applied (podmod): 1 entries" in first.stdout
         server.kill()
 
         rows = ["account,one@far.example,placeholder,", "account,two@far.example,placeholder,"]
@@ -855,7 +857,7 @@ def test_the_list_server_dying_in_the_middle_of_a_download(env, state, pod, tmp_
         server.kill()
 
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "core: applied: version 2 applied: 50002 entries (+50001 -0)" in again.stdout
+    assert "core: applied: version 2 applied (podmod): 50002 entries (+50001 -0)" in again.stdout
     after = list_state(state)
     assert after["lists"][0]["current_version"] == 2
     assert after["entries"]["active"] == 50_002

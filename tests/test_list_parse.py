@@ -1,10 +1,15 @@
-"""The list parser: every kind's validation and normal form, line numbers, refusal as a whole or
-row by row, Mastodon's domain-block export, and properties that hold for any input."""
+"""The list parser: every kind's validation and normal form, podmod's own format with its line
+numbers, labels and refusal as a whole or row by row, and properties that hold for any input.
+(The domain-list shapes, Mastodon's export among them, are tests/test_list_shapes.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
+import gc
 import io
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +19,11 @@ from podmod.lists.parse import (
     KINDS,
     Entry,
     ListFormatError,
+    ListReader,
+    RowError,
     csv_safe,
+    detect_format,
+    label_tokens,
     normalise,
     parse_list,
 )
@@ -122,17 +131,71 @@ def test_a_good_list_parses_in_order_with_labels_and_comments() -> None:
     assert parsed.format == "podmod"
     assert parsed.errors == [] and parsed.duplicates == 0
     assert parsed.entries == [
-        Entry("account", "spam@pod.example", "spam", "seen 2024-05-01", 2),
+        Entry("account", "spam@pod.example", "spam", "seen 2024-05-01", 2, labels=("spam",)),
         Entry("pod", "bad.example", "", "", 3),
-        Entry("hashtag", "buynow", "spam: ads", "", 4),
+        Entry("hashtag", "buynow", "spam: ads", "", 4, labels=("ads",)),
         Entry("phrase", "cheap pills", "", "indented comment", 5),
-        Entry("sha256", HASH, "csam", "", 6),
+        Entry("sha256", HASH, "csam", "", 6, labels=("csam",)),
     ]
+    assert all(entry.severity == "" and entry.published == "" for entry in parsed.entries)
+
+
+def test_labels_are_split_into_normalised_tokens() -> None:
+    parsed = parse_list(body("account,a@pod.example,Spam; Bots;spam,", "account,b@pod.example,,"))
+    assert [(e.label, e.labels) for e in parsed.entries] == [
+        ("Spam; Bots;spam", ("spam", "bots")),
+        ("", ()),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("", ()),
+        ("spam", ("spam",)),
+        (" Spam ;  HATE   speech , spam", ("spam", "hate speech")),
+        ("iftas:hate-speech;iftas:spam", ("hate-speech", "spam")),
+        ("IFTAS: Canary", ("canary",)),
+        ("a:b:c", ("b:c",)),
+        ("iftas:;;,", ()),
+        ("Straße", ("strasse",)),
+        ("x" * 100 + ";ok;" + "y" * 101, ("x" * 100, "ok")),
+        (
+            "lack of moderation, conspiracy weirdness",
+            ("lack of moderation", "conspiracy weirdness"),
+        ),
+    ],
+)
+def test_label_tokens(text: str, tokens: tuple[str, ...]) -> None:
+    assert label_tokens(text) == tokens
+
+
+def test_entries_are_ordinary_frozen_entries() -> None:
+    entry = parse_list(body("account,a@pod.example,spam,")).entries[0]
+    assert type(entry) is Entry
+    assert entry == Entry("account", "a@pod.example", "spam", "", 2, "", ("spam",), "")
+    assert hash(entry) == hash(Entry("account", "a@pod.example", "spam", "", 2, "", ("spam",)))
+    assert dataclasses.replace(entry, line=3).line == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.value = "b@pod.example"  # type: ignore[misc]
 
 
 def test_header_is_case_insensitive_and_may_have_spaces_and_a_bom() -> None:
     data = b"\xef\xbb\xbf Kind , VALUE,Label ,comment\r\naccount,spam@pod.example,,\r\n"
     assert [e.value for e in parse_list(data).entries] == ["spam@pod.example"]
+
+
+def test_trailing_empty_cells_and_comment_lines_before_the_header_are_ignored() -> None:
+    data = b"# published by a pod\n\nkind,value,label,comment,\naccount,a@pod.example,,,\n"
+    data += b"account,b@pod.example,,,,,\naccount,c@pod.example,spam,,,x\n"
+    parsed = parse_list(data, skip_invalid=True)
+    assert [(e.value, e.line) for e in parsed.entries] == [
+        ("a@pod.example", 4),
+        ("b@pod.example", 5),
+    ]
+    assert [(e.line, e.message) for e in parsed.errors] == [
+        (6, "the row has 6 columns; the list format has 4: kind,value,label,comment")
+    ]
 
 
 def test_label_and_comment_columns_may_be_left_out() -> None:
@@ -214,12 +277,44 @@ def test_invalid_utf8_refuses_the_whole_list_even_with_skip_invalid() -> None:
 
 
 @pytest.mark.parametrize(
-    "data",
-    [b"", b"\n\n", b"value,kind\nspam@pod.example,account\n", b"account,spam@pod.example,,\n"],
+    ("data", "message"),
+    [
+        (b"", r"^The list is empty; it needs at least a header line"),
+        (b"\n\n", r"^The list is empty; it needs at least a header line"),
+        (b"value,kind\nspam@pod.example,account\n", r"^Line 1 of the list is 'value,kind', which"),
+        (b"account,spam@pod.example,,\n", r"^Line 1 of the list is 'account,spam@pod.exam"),
+        (b"\nkind,value\n", r"^Line 2 of the list is 'kind,value', which is none of the shapes"),
+    ],
 )
-def test_a_missing_or_unknown_header_is_refused(data: bytes) -> None:
-    with pytest.raises(ListFormatError, match="header"):
+def test_a_missing_or_unknown_header_is_refused(data: bytes, message: str) -> None:
+    with pytest.raises(ListFormatError, match=message):
         parse_list(data, skip_invalid=True)
+
+
+def test_podmods_format_is_detected_and_may_be_forced() -> None:
+    assert detect_format(HEADER.encode()) == "podmod"
+    assert parse_list(body("pod,a.example,,"), format="podmod").entries == [
+        Entry("pod", "a.example", "", "", 2)
+    ]
+    with pytest.raises(ListFormatError, match=r'format = "podmod" reads; it has the shape of fo'):
+        parse_list(b"#domain\na.example\n", format="podmod")
+
+
+def test_a_quoted_cell_too_long_for_csv_refuses_the_list() -> None:
+    data = body("account,a@pod.example,,", 'phrase,"' + "x" * 200_000 + '",,')
+    with pytest.raises(ListFormatError, match=r"^Line 3 of the list cannot be read as CSV \(field"):
+        parse_list(data, skip_invalid=True)
+
+
+def test_a_list_reader_yields_what_parse_list_returns() -> None:
+    data = body("account,a@pod.example,,", "bogus,x,,", "account,A@pod.example,,", "pod,b.example")
+    reader = ListReader(data)
+    assert reader.format == "podmod"
+    entries = list(reader)
+    parsed = parse_list(data, skip_invalid=True)
+    assert entries == parsed.entries and reader.errors == parsed.errors
+    assert reader.duplicates == parsed.duplicates == 1
+    assert reader.errors == [RowError(3, parsed.errors[0].message, "line")]
 
 
 def test_an_empty_list_with_a_header_is_valid() -> None:
@@ -233,45 +328,6 @@ def test_published_cells_neutralised_by_csv_safe_read_back_as_written() -> None:
 
 
 MASTODON_HEADER = "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n"
-
-
-def test_mastodon_export_becomes_pod_entries() -> None:
-    parsed = parse_list(
-        body(
-            "spam.example,suspend,true,true,Spam factory,false",
-            "Loud.Example,silence,false,false,,false",
-            "spam.example,suspend,true,true,again,false",
-            header=MASTODON_HEADER,
-        )
-    )
-    assert parsed.format == "mastodon"
-    assert parsed.entries == [
-        Entry("pod", "spam.example", "suspend", "Spam factory", 2),
-        Entry("pod", "loud.example", "silence", "", 3),
-    ]
-    assert parsed.duplicates == 1
-
-
-def test_mastodon_export_needs_only_the_domain_column() -> None:
-    parsed = parse_list("#domain\nspam.example\n\nbücher.example\n".encode())
-    assert [(e.value, e.label, e.line) for e in parsed.entries] == [
-        ("spam.example", "", 2),
-        ("xn--bcher-kva.example", "", 4),
-    ]
-
-
-def test_mastodon_obfuscated_and_invalid_domains_are_invalid_rows() -> None:
-    data = body(
-        "spam.example,suspend,false,false,,false",
-        "sp*m.example,suspend,false,false,,true",
-        "not a domain,suspend,false,false,,false",
-        header=MASTODON_HEADER,
-    )
-    with pytest.raises(ListFormatError, match=r"line 3: the domain 'sp\*m.example' is obfusc"):
-        parse_list(data)
-    parsed = parse_list(data, skip_invalid=True)
-    assert [e.value for e in parsed.entries] == ["spam.example"]
-    assert [e.line for e in parsed.errors] == [3, 4]
 
 
 @pytest.mark.parametrize(
@@ -293,9 +349,15 @@ def test_csv_safe_neutralises_formula_cells(text: str, safe: str) -> None:
 
 
 def test_the_fast_path_for_plain_handles_agrees_with_normalise() -> None:
-    values = ["spam@pod.example", "a.b-c_d@x.y.z", "x@" + "a" * 63 + ".example"]
-    parsed = parse_list(body(*(f"account,{v},," for v in values)))
-    assert [e.value for e in parsed.entries] == [normalise("account", v) for v in values]
+    values = ["spam@pod.example", "a.b-c_d@x.y.z", "x@" + "a" * 63 + ".example", "x@a--b.c"]
+    values += ["u" * 200 + "@pod.example", "x@-a.example", "x@a-.example", "x@a..example"]
+    parsed = parse_list(body(*(f"account,{v},," for v in values)), skip_invalid=True)
+    valid = []
+    for value in values:
+        with contextlib.suppress(ValueError):
+            valid.append(normalise("account", value))
+    assert [e.value for e in parsed.entries] == valid
+    assert len(valid) == 5 and len(parsed.errors) == 3
 
 
 # Properties: whatever the input, the parser answers with a result or a ListFormatError.
@@ -347,3 +409,45 @@ def test_normalise_is_idempotent(kind: str, value: str) -> None:
     except ValueError:
         return
     assert normalise(kind, once) == once
+
+
+def reference_label_tokens(text: str) -> tuple[str, ...]:
+    """label_tokens as its contract words it, step by step."""
+    tokens: list[str] = []
+    for part in re.split(r"[;,]", text.strip()):
+        token = re.sub(r"\s+", " ", part.strip()).casefold()
+        token = re.sub(r"^[\w-]+:", "", token).strip()
+        if token and len(token) <= 100 and token not in tokens:
+            tokens.append(token)
+    return tuple(tokens)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(max_size=40)
+    | st.text(alphabet="aB :;,-_\t\u00a0ßİ", max_size=30)
+    | st.sampled_from(["iftas:x", "a" * 101, " spam ", "Hate  Speech"])
+)
+def test_label_tokens_keeps_its_contract(text: str) -> None:
+    assert label_tokens(text) == reference_label_tokens(text)
+
+
+def test_parsing_leaves_the_garbage_collector_as_it_found_it() -> None:
+    assert gc.isenabled()
+    parse_list(body("account,a@pod.example,,"))
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        parse_list(body("account,a@pod.example,,"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    frozen = [object()]
+    gc.freeze()  # (as a server preparing to fork might)
+    try:
+        count = gc.get_freeze_count()
+        parse_list(body("account,a@pod.example,,"))
+        assert gc.get_freeze_count() == count
+    finally:
+        gc.unfreeze()
+    assert frozen

@@ -92,7 +92,7 @@ def test_account_entries_open_cases_for_local_and_remote_accounts(lists, pod):
     code, output = sync()
 
     assert code == 0, output
-    assert "core: applied: version 1 applied: 3 entries (+3 -0); 2 new matches" in output
+    assert "core: applied: version 1 applied (podmod): 3 entries (+3 -0); 2 new matches" in output
     assert sorted(c["account"] for c in cases_json("open")) == [
         "remote_one@far.example",
         "spammer@pod.example",
@@ -187,7 +187,7 @@ def test_a_version_removing_too_much_is_held_until_approved(lists, pod, state):
     code, output = sync()
 
     assert code == 0
-    assert "version 2 held for approval: it removes 3 of 4 entries (75%)" in output
+    assert "version 2 (podmod) held for approval: it removes 3 of 4 entries (75%)" in output
     assert len([s for s in list_signals() if not s["retracted"]]) == 4  # version 1 still in force
     diff = json.loads(podmod("lists", "diff", "core", "--json").output)
     assert diff["status"] == "held" and sorted(diff["removed"]) == [

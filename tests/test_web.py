@@ -707,11 +707,81 @@ def test_a_remote_account_page_explains_what_can_be_done_and_has_no_lock(
     assert "Only its own pod can lock it" in page and "remote.example" in page
     assert ">Lock account</button>" not in page
     assert "/admins/user_search" in page and 'href="/report"' in page
-    assert "account,faraway@remote.example,flagged," in page
+    assert ">Add to this pod's list</button>" in page
     response = post(client, f"/cases/{case_id}/lock")
     assert response.status_code == 302
     assert "only its own pod can lock it" in html(client.get(f"/cases/{case_id}"))
     assert decisions(state) == []
+
+
+def test_add_to_this_pods_list_flags_the_remote_pod_and_every_account_on_it(
+    client, pod, config, moderator, state
+):
+    remote = pod.person("faraway", "remote.example")
+    neighbour = pod.person("neighbour", "sub.remote.example")
+    pod.person("elsewhere", "other.example")
+    report(pod, remote)
+    intake_all(config)
+    case_id = case_id_of(state, "faraway@remote.example")
+    signed_in(client, "moddy")  # a moderator may flag for review: nothing is locked
+
+    refused = post(client, f"/cases/{case_id}/pod-list", what="pod", label="spam", reason="")
+    assert refused.status_code == 302
+    assert "Say why" in html(client.get(f"/cases/{case_id}"))
+    response = post(
+        client, f"/cases/{case_id}/pod-list", what="pod", label="Spam", reason="placeholder wave"
+    )
+
+    assert response.status_code == 302
+    page = html(client.get(f"/cases/{case_id}"))
+    assert "Added pod:remote.example to this pod&#39;s list (version 1)" in page
+    assert "<code>pod:remote.example</code> is on it since version 1" in page
+    state.rollback()
+    neighbour_case = state.execute(
+        "SELECT c.priority, s.details FROM podmod.cases c JOIN podmod.signals s ON s.case_id = c.id"
+        " WHERE c.person_id = %s AND s.kind = 'list'",
+        (neighbour.id,),
+    ).fetchone()
+    assert neighbour_case["details"]["entry"] == "pod:remote.example"
+    assert neighbour_case["details"]["list"] == "this-pod"
+    assert neighbour_case["details"]["label"] == "Spam"
+    [decision] = decisions(state)
+    assert decision["action"] == "list_add" and decision["actor"] == "moddy@pod.example"
+    assert decision["reason"] == "placeholder wave"
+    assert decision["details"]["entry"] == "pod:remote.example"
+    lists_page = html(client.get("/lists"))
+    assert "<code>pod:remote.example</code>" in lists_page and "placeholder wave" in lists_page
+
+    removed = post(client, "/lists/this-pod/remove", entry="remote.example", reason="resolved")
+    assert removed.status_code == 302
+    assert "Removed pod:remote.example from this pod&#39;s list (version 2)" in html(
+        client.get("/lists")
+    )
+    state.rollback()
+    active = state.execute(
+        "SELECT count(*) AS n FROM podmod.signals WHERE kind = 'list' AND retracted_at IS NULL"
+    ).fetchone()["n"]
+    assert active == 0
+    actions = [
+        row["action"]
+        for row in state.execute(
+            "SELECT action FROM podmod.audit WHERE action LIKE 'list_%' ORDER BY id"
+        )
+    ]
+    assert actions == ["list_add", "list_remove"]
+
+
+def test_the_pod_list_form_flags_only_what_its_case_shows(client, pod, config, admin, state):
+    local = pod.person("localperson")
+    report(pod, local)
+    intake_all(config)
+    case_id = case_id_of(state, "localperson@pod.example")
+    signed_in(client, "podmin")
+    page = html(client.get(f"/cases/{case_id}"))
+    assert "Add to this pod" not in page
+    response = post(client, f"/cases/{case_id}/pod-list", what="account", reason="placeholder")
+    assert response.status_code == 400
+    assert state.execute("SELECT count(*) AS n FROM podmod.list_entries").fetchone()["n"] == 0
 
 
 def test_unknown_cases_are_404_pages(client, admin):

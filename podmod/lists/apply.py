@@ -3,10 +3,16 @@ turned into list signals on the accounts' cases, stale ones retracted, and `lock
 out through the one action path.
 
 The pod's people are streamed (COPY) into a temporary table next to podmod's entries, so matching
-is a pair of hash joins whatever the sizes, and works when podmod's schema lives in another
-database. `account` entries match handles exactly (lower-case); `pod` entries match remote accounts
-on that host, any port when the entry names none. The allowlist (policy `allow`) wins over every
-other list, and an account needs entries in `list_sync.threshold` distinct lists.
+is a few hash joins whatever the sizes, and works when podmod's schema lives in another database.
+`account` entries match handles exactly (lower-case). A `pod` entry covers its host and every
+subdomain, on label boundaries and on any port (`alpha.example` covers `x.y.alpha.example:8443`,
+never `notalpha.example`), as Mastodon's `DomainBlock.rule_for` does: of a list's entries covering
+a host, the most specific one decides, so a `noop` entry for a subdomain exempts it. An entry
+known only by its SHA-256 digest (an obfuscated domain) matches the hosts whose name has that
+digest. Pod entries never match local accounts; `noop` entries flag nobody. Each list applies only
+its `kinds` and, when it names some, its `labels`; `lock_labels` lock on a review list. The
+allowlist (policy `allow`) wins over every other list, and an account needs entries in
+`list_sync.threshold` distinct lists.
 """
 
 from __future__ import annotations
@@ -24,28 +30,68 @@ log = logging.getLogger("podmod.lists")
 
 PEOPLE_WATERMARK = "people"
 
-MATCH_SQL = """
+# Entries of a list that apply: its kind switched on, and one of its labels when it names some.
+APPLIES = "e.kind = ANY (l.kinds) AND (cardinality(l.labels) = 0 OR e.labels && l.labels)"
+# A review list's entries with one of its lock_labels lock like a lock list's.
+POLICY = "CASE WHEN l.policy = 'review' AND e.labels && l.lock_labels THEN 'lock' ELSE l.policy END"
+
+KINDS_IN_FORCE_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM podmod.list_entries e
+               JOIN podmod.lists l ON l.id = e.list_id AND l.policy <> 'ignore'
+               WHERE e.kind = 'account' AND e.removed_in IS NULL AND {APPLIES}) AS account,
+       EXISTS (SELECT 1 FROM podmod.list_entries e
+               JOIN podmod.lists l ON l.id = e.list_id AND l.policy <> 'ignore'
+               WHERE e.kind = 'pod' AND e.removed_in IS NULL AND {APPLIES}) AS pod
+"""
+
+# Every name each remote host answers to (podmod.host_names() inlined, for speed): the host and
+# its parent domains, with and without its port, and the SHA-256 digest of each portless name;
+# `depth` 1 is the host itself.
+HOST_NAMES_SQL = """
+CREATE TEMP TABLE host_names ON COMMIT DROP AS
+SELECT h.host, array_to_string(h.labels[i:], '.') || s.port AS name, i AS depth
+FROM (SELECT host, string_to_array(split_part(host, ':', 1), '.') AS labels,
+             nullif(split_part(host, ':', 2), '') AS port
+      FROM pod_hosts) h,
+     generate_series(1, greatest(cardinality(h.labels) - 1, 1)) AS i,
+     LATERAL (VALUES (''), (':' || h.port)) AS s (port)
+WHERE s.port IS NOT NULL;
+
+INSERT INTO host_names
+SELECT host, 'sha256:' || encode(sha256(convert_to(name, 'UTF8')), 'hex'), depth
+FROM host_names WHERE strpos(name, ':') = 0;
+
+ANALYZE host_names
+"""
+
+# Per list and host, the most specific pod entry that covers it (a longer name first; with its
+# port before without); then the noop ones, which limit nothing, are dropped.
+HOST_MATCHES_SQL = f"""
+CREATE TEMP TABLE host_matches ON COMMIT DROP AS
+SELECT DISTINCT ON (e.list_id, hn.host)
+       e.list_id, {POLICY} AS policy, e.kind, e.value, e.label, e.severity, e.added_in, hn.host
+FROM podmod.list_entries e
+JOIN podmod.lists l ON l.id = e.list_id AND l.policy <> 'ignore'
+JOIN host_names hn ON hn.name = e.value
+WHERE e.removed_in IS NULL AND e.kind = 'pod' AND {APPLIES}
+ORDER BY e.list_id, hn.host, hn.depth, length(hn.name) DESC;
+
+DELETE FROM host_matches WHERE severity = 'noop'
+"""
+
+MATCH_SQL = f"""
 CREATE TEMP TABLE matched ON COMMIT DROP AS
-SELECT e.list_id, l.policy, e.kind, e.value, e.label, e.added_in,
+SELECT e.list_id, {POLICY} AS policy, e.kind, e.value, e.label, e.severity, e.added_in,
        pp.person_id, pp.account, pp.local
 FROM podmod.list_entries e
 JOIN podmod.lists l ON l.id = e.list_id AND l.policy <> 'ignore'
 JOIN pod_people pp ON pp.account = e.value
-WHERE e.removed_in IS NULL AND e.kind = 'account'
+WHERE e.removed_in IS NULL AND e.kind = 'account' AND e.severity <> 'noop' AND {APPLIES}
 UNION ALL
-SELECT e.list_id, l.policy, e.kind, e.value, e.label, e.added_in,
+SELECT m.list_id, m.policy, m.kind, m.value, m.label, m.severity, m.added_in,
        pp.person_id, pp.account, pp.local
-FROM podmod.list_entries e
-JOIN podmod.lists l ON l.id = e.list_id AND l.policy <> 'ignore'
-JOIN pod_people pp ON pp.host_base = e.value AND NOT pp.local
-WHERE e.removed_in IS NULL AND e.kind = 'pod' AND strpos(e.value, ':') = 0
-UNION ALL
-SELECT e.list_id, l.policy, e.kind, e.value, e.label, e.added_in,
-       pp.person_id, pp.account, pp.local
-FROM podmod.list_entries e
-JOIN podmod.lists l ON l.id = e.list_id AND l.policy <> 'ignore'
-JOIN pod_people pp ON pp.host = e.value AND NOT pp.local
-WHERE e.removed_in IS NULL AND e.kind = 'pod' AND strpos(e.value, ':') > 0;
+FROM host_matches m
+JOIN pod_people pp ON pp.host = m.host AND NOT pp.local;
 
 -- The allowlist overrides every other list.
 DELETE FROM matched WHERE person_id IN (SELECT person_id FROM matched WHERE policy = 'allow');
@@ -68,13 +114,28 @@ SET retracted_at = now(),
                 WHERE e.list_id = s.list_id AND e.kind = s.entry_kind
                   AND e.value = s.entry_value AND e.removed_in IS NULL)
              THEN 'removed from the list'
-             ELSE 'no longer a match (allowlist, threshold or policy)' END,
+             ELSE 'no longer a match (allowlist, threshold, severity, labels, kinds or policy)'
+        END,
         'retracted_in_version', (SELECT current_version FROM podmod.lists WHERE id = s.list_id))
 WHERE s.kind = 'list' AND s.retracted_at IS NULL
   AND NOT EXISTS (
       SELECT 1 FROM matched m
       WHERE m.list_id = s.list_id AND m.kind = s.entry_kind AND m.value = s.entry_value
         AND m.person_id = s.person_id)
+RETURNING s.case_id
+"""
+
+# A match that stays while its entry changed (a new severity, label or policy): the signal says so.
+REFRESH_SQL = """
+UPDATE podmod.signals s
+SET details = s.details || jsonb_build_object('version', m.added_in, 'label', m.label,
+                                              'severity', m.severity, 'policy', m.policy)
+FROM matched m
+WHERE s.kind = 'list' AND s.retracted_at IS NULL AND m.list_id = s.list_id
+  AND m.kind = s.entry_kind AND m.value = s.entry_value AND m.person_id = s.person_id
+  AND (s.details ->> 'severity' IS DISTINCT FROM m.severity
+       OR s.details ->> 'label' IS DISTINCT FROM m.label
+       OR s.details ->> 'policy' IS DISTINCT FROM m.policy)
 RETURNING s.case_id
 """
 
@@ -96,7 +157,7 @@ INSERT INTO podmod.signals (case_id, kind, person_id, list_id, entry_kind, entry
 SELECT c.id, 'list', n.person_id, n.list_id, n.kind, n.value,
        jsonb_build_object('list', l.name, 'version', n.added_in,
                           'entry', n.kind || ':' || n.value, 'label', n.label,
-                          'policy', n.policy),
+                          'severity', n.severity, 'policy', n.policy),
        now()
 FROM new_matches n
 JOIN podmod.lists l ON l.id = n.list_id
@@ -115,14 +176,6 @@ class ApplyResult:
     locked: list[str] = field(default_factory=list)
 
 
-def _has_entries(state: psycopg.Connection) -> bool:
-    row = state.execute(
-        "SELECT EXISTS (SELECT 1 FROM podmod.list_entries e JOIN podmod.lists l"
-        " ON l.id = e.list_id WHERE e.removed_in IS NULL AND l.policy <> 'ignore') AS present"
-    ).fetchone()
-    return bool(row["present"])
-
-
 def _watermark(state: psycopg.Connection) -> int | None:
     row = state.execute(
         "SELECT value FROM podmod.watermarks WHERE name = %s", (PEOPLE_WATERMARK,)
@@ -139,6 +192,50 @@ def _set_watermark(state: psycopg.Connection, value: int) -> None:
     )
 
 
+def _execute_all(state: psycopg.Connection, script: str, params: dict | None = None) -> None:
+    for statement in script.split(";\n\n"):
+        state.execute(statement, params)
+
+
+def _load_people(
+    pod: psycopg.Connection,
+    state: psycopg.Connection,
+    *,
+    above: int,
+    up_to: int,
+    accounts: bool,
+    pods: bool,
+) -> int:
+    """Fill `pod_people` (and, for pod entries, `host_matches`) with the people of the pod who may
+    match: everyone in the id range when account entries apply; otherwise only the remote people
+    on hosts some pod entry covers (the pod's hosts are streamed first, then those people)."""
+    state.execute(
+        "CREATE TEMP TABLE pod_people (person_id integer, account text, host text,"
+        " local boolean) ON COMMIT DROP"
+    )
+    state.execute("CREATE TEMP TABLE pod_hosts (host text) ON COMMIT DROP")
+    copy_people = "COPY pod_people (person_id, account, host, local) FROM STDIN"
+    if accounts:
+        with state.cursor().copy(copy_people) as target:
+            pod_db.copy_people(pod, target, above=above, up_to=up_to)
+        state.execute("INSERT INTO pod_hosts SELECT DISTINCT host FROM pod_people WHERE NOT local")
+    elif pods:
+        with state.cursor().copy("COPY pod_hosts (host) FROM STDIN") as target:
+            pod_db.copy_remote_hosts(pod, target, above=above, up_to=up_to)
+    state.execute("ANALYZE pod_hosts")
+    _execute_all(state, HOST_NAMES_SQL)
+    _execute_all(state, HOST_MATCHES_SQL)
+    if pods and not accounts:
+        hosts = [row["host"] for row in state.execute("SELECT DISTINCT host FROM host_matches")]
+        if hosts:
+            with state.cursor().copy(copy_people) as target:
+                pod_db.copy_people(pod, target, above=above, up_to=up_to, remote_hosts=hosts)
+    pod.rollback()
+    state.execute("ANALYZE pod_people")
+    state.execute("ANALYZE host_matches")
+    return state.execute("SELECT count(*) AS n FROM pod_people").fetchone()["n"]
+
+
 def match_people(
     config: Config, pod: psycopg.Connection, state: psycopg.Connection, *, full: bool
 ) -> ApplyResult:
@@ -152,32 +249,20 @@ def match_people(
     top = pod_db.max_person_id(pod)
     watermark = _watermark(state)
     above = 0 if full or watermark is None else watermark
-    if not full and not _has_entries(state):
-        _set_watermark(state, top)  # nothing to match against: just remember where we are
+    in_force = state.execute(KINDS_IN_FORCE_SQL).fetchone()
+    if above >= top or not (full or in_force["account"] or in_force["pod"]):
+        _set_watermark(state, top)  # nothing new, or nothing to match against
         return result
-    if above >= top:
-        _set_watermark(state, top)
-        return result
-    state.execute(
-        "CREATE TEMP TABLE pod_people (person_id integer, account text, host text,"
-        " local boolean, host_base text) ON COMMIT DROP"
+    result.people_scanned = _load_people(
+        pod, state, above=above, up_to=top, accounts=in_force["account"], pods=in_force["pod"]
     )
-    with state.cursor().copy(
-        "COPY pod_people (person_id, account, host, local) FROM STDIN"
-    ) as target:
-        pod_db.copy_people(pod, target, above=above, up_to=top)
-    pod.rollback()
-    result.people_scanned = state.execute(
-        "UPDATE pod_people SET host_base = split_part(host, ':', 1)"
-    ).rowcount
-    state.execute("ANALYZE pod_people")
-    for statement in MATCH_SQL.split(";\n\n"):
-        state.execute(statement, {"threshold": config["list_sync.threshold"]})
+    _execute_all(state, MATCH_SQL, {"threshold": config["list_sync.threshold"]})
     touched: set[int] = set()
     if full:
         retracted = state.execute(RETRACT_SQL).fetchall()
         result.retracted = len(retracted)
         touched |= {row["case_id"] for row in retracted}
+        touched |= {row["case_id"] for row in state.execute(REFRESH_SQL).fetchall()}
     *prepare, insert = ADD_SQL.split(";\n\n")
     state.execute(";\n\n".join(prepare))
     added = state.execute(insert).fetchall()
@@ -198,13 +283,17 @@ def match_people(
     return result
 
 
+# A match locks when its list's policy is lock, or its entry has one of a review list's lock_labels.
 LOCK_CANDIDATES_SQL = """
 SELECT DISTINCT ON (s.person_id) s.person_id, s.case_id, s.created_at, l.name AS list,
        s.details ->> 'version' AS version, s.details ->> 'entry' AS entry
 FROM podmod.signals s
-JOIN podmod.lists l ON l.id = s.list_id AND l.policy = 'lock'
+JOIN podmod.lists l ON l.id = s.list_id AND l.policy IN ('lock', 'review')
+JOIN podmod.list_entries e ON e.list_id = s.list_id AND e.kind = s.entry_kind
+     AND e.value = s.entry_value AND e.removed_in IS NULL
 JOIN podmod.cases c ON c.id = s.case_id AND c.local
 WHERE s.kind = 'list' AND s.retracted_at IS NULL
+  AND (l.policy = 'lock' OR e.labels && l.lock_labels)
   -- each match locks at most once, and never again after a person unlocked the account
   AND NOT EXISTS (
       SELECT 1 FROM podmod.decisions d

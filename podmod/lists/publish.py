@@ -1,6 +1,8 @@
 """`podmod lists publish` and `keygen`: the other side of a subscription. Build a list file from a
-CSV or from podmod's own lock decisions, check it with the same parser subscribers use, and sign
-it with a minisign secret key, so publish → sync → match runs with podmod alone.
+CSV (of any shape podmod reads) or from podmod's own lock decisions, check it with the same parser
+subscribers use, write it in podmod's format or in Mastodon's domain-block CSV (so Mastodon
+neighbours can import it), and sign it with a minisign secret key, so publish → sync → match runs
+with podmod alone.
 """
 
 from __future__ import annotations
@@ -8,15 +10,32 @@ from __future__ import annotations
 import csv
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
 from podmod.errors import PodmodError
 from podmod.lists import minisign
-from podmod.lists.parse import ParsedList, csv_safe, parse_list
+from podmod.lists.parse import (
+    _LABEL,
+    MAX_LABEL,
+    ParsedList,
+    _check_label,
+    csv_safe,
+    parse_list,
+)
 
 HEADER = ("kind", "value", "label", "comment")
+# Mastodon's export, as its admin import reads it (Mastodon 4.1+).
+MASTODON_HEADER = (
+    "#domain",
+    "#severity",
+    "#reject_media",
+    "#reject_reports",
+    "#public_comment",
+    "#obfuscate",
+)
 
 # Accounts whose latest lock decision is a lock: still locked by this pod's moderators or policies.
 LOCKED_ACCOUNTS_SQL = """
@@ -28,23 +47,58 @@ SELECT account, created_at FROM (
 """
 
 
-def render(parsed: ParsedList) -> bytes:
-    """The canonical list file: the header, then one row per entry."""
+def render(parsed: ParsedList) -> tuple[bytes, int]:
+    """The canonical list file: the header, then one row per entry; and how many entries it cannot
+    hold (pods known only by a digest, and noop entries: podmod's format has no column for either,
+    and a noop entry written as a plain one would flag)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
+    left_out = 0
     for entry in parsed.entries:
-        writer.writerow((entry.kind, entry.value, csv_safe(entry.label), csv_safe(entry.comment)))
-    return out.getvalue().encode("utf-8")
+        if entry.published or entry.severity == "noop":
+            left_out += 1
+            continue
+        label = csv_safe(_label_for_podmod(entry.label))
+        writer.writerow((entry.kind, entry.value, label, csv_safe(entry.comment)))
+    return out.getvalue().encode("utf-8"), left_out
 
 
-def from_csv(path: Path) -> ParsedList:
-    """Entries from a CSV in the list format (or Mastodon's), validated as subscribers will."""
+def _label_for_podmod(label: str) -> str:
+    """A label that podmod's format holds: one taken from a Mastodon comment may carry characters
+    podmod's labels refuse (`no (really)!`); those become spaces, so the file reads back."""
+    if _check_label(label) is None:
+        return label
+    kept = "".join(char if _LABEL.fullmatch(char) else " " for char in label)
+    return " ".join(kept.split())[:MAX_LABEL].strip()
+
+
+def render_mastodon(parsed: ParsedList) -> tuple[bytes, int]:
+    """Mastodon's domain-block CSV of the `pod` entries (severity suspend unless the entry says
+    silence or noop; the label, else the comment, as public comment), and how many entries it
+    cannot hold (accounts, content, pods known only by a digest)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(MASTODON_HEADER)
+    left_out = 0
+    for entry in parsed.entries:
+        if entry.kind != "pod" or entry.published or ":" in entry.value:
+            left_out += 1  # (Mastodon blocks whole domains: no accounts, content or ports)
+            continue
+        comment = csv_safe(entry.label or entry.comment)
+        writer.writerow(
+            (entry.value, entry.severity or "suspend", "false", "false", comment, "false")
+        )
+    return out.getvalue().encode("utf-8"), left_out
+
+
+def from_csv(path: Path, *, skip_invalid: bool = False) -> ParsedList:
+    """Entries from a list file of any shape podmod reads, validated as subscribers will."""
     try:
         data = path.read_bytes()
     except OSError as error:
         raise PodmodError(f"Cannot read {path}: {error.strerror}.") from None
-    return parse_list(data)
+    return parse_list(data, skip_invalid=skip_invalid)
 
 
 def from_decisions(state: psycopg.Connection, *, label: str) -> ParsedList:
@@ -70,20 +124,36 @@ def load_secret_key(path: Path, password_env: str | None) -> minisign.SecretKey:
     return minisign.SecretKey.from_file_text(text, password)
 
 
+@dataclass
+class Published:
+    body: Path
+    signature: Path
+    entries: int  # written
+    left_out: int = 0  # entries the format cannot hold
+    why: str = ""
+
+
 def publish(
     parsed: ParsedList,
     output: Path,
     secret: minisign.SecretKey,
     *,
     trusted_comment: str | None = None,
-) -> tuple[Path, Path]:
-    """Write the list file and its detached signature `<output>.minisig`."""
-    body = render(parsed)
+    output_format: str = "podmod",
+) -> Published:
+    """Write the list file (`podmod` or `mastodon` format) and its detached signature
+    `<output>.minisig`."""
+    if output_format == "mastodon":
+        body, left_out = render_mastodon(parsed)
+        why = "Mastodon's format holds whole domains only: no accounts, content or ports"
+    else:
+        body, left_out = render(parsed)
+        why = "noop entries and obfuscated domains known only by their digest"
     signature = minisign.sign(body, secret, trusted_comment=trusted_comment, file_name=output.name)
     output.write_bytes(body)
     signature_path = output.with_name(output.name + ".minisig")
     signature_path.write_text(signature, encoding="utf-8")
-    return output, signature_path
+    return Published(output, signature_path, len(parsed.entries) - left_out, left_out, why)
 
 
 def keygen(directory: Path, name: str = "podmod", password: str | None = None) -> tuple[Path, Path]:

@@ -18,7 +18,7 @@ from podmod.config import Config, ListConfig
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
 from podmod.lists import apply, fetch, minisign, versions
-from podmod.lists.parse import parse_list
+from podmod.lists.parse import ListFormatError, ParsedList, parse_list
 from podmod.store import record_audit
 
 log = logging.getLogger("podmod.lists")
@@ -36,6 +36,7 @@ class SyncOutcome:
     matches_added: int = 0
     matches_retracted: int = 0
     locked: list[str] = field(default_factory=list)
+    format: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -88,15 +89,24 @@ def sync_list(
     """Sync one list; never raises for a problem with the list itself (it is the outcome)."""
     name = subscription.name
     with state.transaction():
-        list_row, policy_changed = versions.ensure_list(state, subscription)
+        list_row, changed = versions.ensure_list(state, subscription)
         state.execute(
             "UPDATE podmod.lists SET last_attempt_at = now() WHERE id = %s", (list_row["id"],)
         )
     try:
         latest = versions.latest_version(state, list_row["id"])
+        # The file is read again when podmod reads files differently now, or a setting about
+        # reading it changed; its entries are applied again when any setting changed.
+        read_again = latest is not None and (
+            latest["reader"] < versions.READER
+            or any(setting in versions.READ_SETTINGS for setting in changed)
+        )
         progress(f"{name}: fetching and verifying")
         result, signed_comment = _fetch_verified(
-            config, subscription, list_row, conditional=latest is not None and not policy_changed
+            config,
+            subscription,
+            list_row,
+            conditional=latest is not None and not changed and not read_again,
         )
         with state.transaction():
             progress(f"{name}: storing and applying")
@@ -104,12 +114,12 @@ def sync_list(
                 config,
                 subscription,
                 list_row,
-                latest,
+                None if read_again else latest,
                 result,
                 signed_comment,
                 pod,
                 state,
-                policy_changed,
+                changed,
             )
             state.execute(
                 "UPDATE podmod.lists SET etag = %s, last_modified = %s, last_success_at = now(),"
@@ -147,14 +157,14 @@ def _store(
     signed_comment: str | None,
     pod: psycopg.Connection,
     state: psycopg.Connection,
-    policy_changed: bool,
+    changed: list[str],
 ) -> SyncOutcome:
     name = subscription.name
     current = list_row["current_version"]
     unchanged = result.not_modified or (
         latest is not None and latest["sha256"] == versions.sha256(result.body)
     )
-    if unchanged and not policy_changed:
+    if unchanged and not changed:
         status = "not_modified" if result.not_modified else "unchanged"
         return SyncOutcome(
             name, status, f"unchanged; version {current} stays in force", version=current
@@ -162,19 +172,31 @@ def _store(
     if unchanged:
         matched = apply.match_people(config, pod, state, full=True)
         scan.after_list_change(config, state, list_id=list_row["id"], version=None, reason="list")
-        _audit_sync(state, subscription, "policy", f"policy is now {subscription.policy}")
+        settings = versions.list_settings(subscription)
+        what = ", ".join(f"{setting} {_setting_text(settings[setting])}" for setting in changed)
+        _audit_sync(state, subscription, "settings", f"settings changed: {what}")
         return SyncOutcome(
             name,
             "applied",
-            f"policy changed to {subscription.policy}; matches re-applied",
+            f"settings changed ({what}); matches re-applied",
             version=current,
             matches_added=matched.added,
             matches_retracted=matched.retracted,
         )
-    parsed = parse_list(result.body, skip_invalid=subscription.skip_invalid)
+    parsed = parse_list(
+        result.body, skip_invalid=subscription.skip_invalid, format=subscription.format
+    )
+    if subscription.require_canary and subscription.require_canary not in parsed.canaries:
+        found = f" (it has {', '.join(parsed.canaries)})" if parsed.canaries else ""
+        raise ListFormatError(
+            f"The file has no canary row {subscription.require_canary}{found}, which "
+            "require_canary asks for: it may be cut short or not the publisher's list; the "
+            "version in force stays."
+        )
     stored = versions.store_version(
         config, state, list_row, subscription, parsed, result.body, signed_comment=signed_comment
     )
+    reading = _reading(parsed)
     if stored.status == "held":
         _audit_sync(
             state,
@@ -187,22 +209,22 @@ def _store(
         return SyncOutcome(
             name,
             "held",
-            f"version {stored.number} held for approval: {stored.held_reason}; version "
-            f"{current} stays in force (approve with `podmod lists approve {name} "
+            f"version {stored.number} ({reading}) held for approval: {stored.held_reason}; "
+            f"version {current} stays in force (approve with `podmod lists approve {name} "
             f"{stored.number}`)",
             version=current,
             entries=stored.entries,
             added=stored.added,
             removed=stored.removed,
+            format=parsed.format,
         )
     matched = apply.match_people(config, pod, state, full=True)
     scan.after_list_change(
         config, state, list_id=list_row["id"], version=stored.number, reason="list_version"
     )
-    skipped = f", {len(parsed.errors)} invalid rows skipped" if parsed.errors else ""
     message = (
-        f"version {stored.number} applied: {stored.entries} entries (+{stored.added} "
-        f"-{stored.removed}{skipped}); {matched.added} new matches, {matched.retracted} retracted"
+        f"version {stored.number} applied ({reading}): {stored.entries} entries (+{stored.added} "
+        f"-{stored.removed}); {matched.added} new matches, {matched.retracted} retracted"
     )
     _audit_sync(state, subscription, "apply", message)
     return SyncOutcome(
@@ -215,7 +237,29 @@ def _store(
         removed=stored.removed,
         matches_added=matched.added,
         matches_retracted=matched.retracted,
+        format=parsed.format,
     )
+
+
+def _reading(parsed: ParsedList) -> str:
+    """How a file was read, for the sync log: "mastodon-csv, 130 obfuscated rows skipped"."""
+    parts = [parsed.format]
+    for count, what in (
+        (parsed.obfuscated, "obfuscated"),
+        (parsed.unblocked, "not blocked (isBlocked false)"),
+        (len(parsed.errors), "invalid"),
+    ):
+        if count:
+            parts.append(f"{count} {what} {'row' if count == 1 else 'rows'} skipped")
+    if parsed.canaries:
+        parts.append("canary " + ", ".join(parsed.canaries))
+    return ", ".join(parts)
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(value) + "]"
+    return repr(value) if value else "(none)"
 
 
 def _audit_sync(state: psycopg.Connection, subscription: ListConfig, what: str, reason: str):
@@ -235,7 +279,7 @@ def retire_unsubscribed(config: Config, pod: psycopg.Connection, state: psycopg.
     with state.transaction():
         retired = state.execute(
             "UPDATE podmod.lists SET policy = 'ignore' WHERE policy <> 'ignore'"
-            " AND NOT (name = ANY(%s)) RETURNING name",
+            " AND origin = 'subscription' AND NOT (name = ANY(%s)) RETURNING name",
             (names,),
         ).fetchall()
         if retired:
@@ -293,7 +337,7 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
                     f"(it is {state_word}); see `podmod lists show`."
                 )
             body = bytes(held["held_body"])
-            parsed = parse_list(body, skip_invalid=subscription.skip_invalid)
+            parsed = parse_list(body, skip_invalid=subscription.skip_invalid, format=held["format"])
             stored = versions.store_version(
                 config,
                 state,

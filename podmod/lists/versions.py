@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import psycopg
 
 from podmod.config import Config, ListConfig
 from podmod.errors import PodmodError
-from podmod.lists.parse import ParsedList
+from podmod.lists.parse import Entry, ParsedList
+
+# The version of podmod's reading of list files: a version read by an older podmod is fetched and
+# read again at the next sync (2: every published shape, subdomains, severities, labels, canaries).
+READER = 2
+
+ENTRY_COLUMNS = ("kind", "value", "label", "comment", "line", "severity", "labels", "published")
 
 STAGE_SQL = """
-CREATE TEMP TABLE incoming_entries (kind text, value text, label text, comment text, line integer)
+CREATE TEMP TABLE incoming_entries (kind text, value text, label text, comment text, line integer,
+                                    severity text, labels text[], published text)
     ON COMMIT DROP
 """
 
@@ -36,23 +44,27 @@ SELECT
   (SELECT count(*) FROM incoming_entries) AS total
 """
 
-# Entries gone, or whose label or comment changed, end at this version; new ones start at it.
+# Entries gone, or whose label, comment, severity or labels changed, end at this version; new ones
+# start at it.
 APPLY_ENTRIES_SQL = """
 UPDATE podmod.list_entries e SET removed_in = %(number)s
 WHERE e.list_id = %(list)s AND e.removed_in IS NULL
   AND NOT EXISTS (SELECT 1 FROM incoming_entries i WHERE i.kind = e.kind AND i.value = e.value
-                  AND i.label = e.label AND i.comment = e.comment);
+                  AND i.label = e.label AND i.comment = e.comment AND i.severity = e.severity
+                  AND i.labels = e.labels AND i.published = e.published);
 
 -- Chosen first, inserted second: an anti-join against the table the same statement inserts into
 -- rescans the new pages for every row when the planner picks a nested loop.
 CREATE TEMP TABLE new_entries ON COMMIT DROP AS
-SELECT i.kind, i.value, i.label, i.comment, i.line
+SELECT i.*
 FROM incoming_entries i
 WHERE NOT EXISTS (SELECT 1 FROM podmod.list_entries e WHERE e.list_id = %(list)s
                   AND e.removed_in IS NULL AND e.kind = i.kind AND e.value = i.value);
 
-INSERT INTO podmod.list_entries (list_id, kind, value, label, comment, line, added_in)
-SELECT %(list)s, kind, value, label, comment, line, %(number)s FROM new_entries
+INSERT INTO podmod.list_entries (list_id, kind, value, label, comment, line, severity, labels,
+                                 published, added_in)
+SELECT %(list)s, kind, value, label, comment, line, severity, labels, published, %(number)s
+FROM new_entries ORDER BY kind, value
 """
 
 
@@ -74,17 +86,46 @@ def sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def ensure_list(state: psycopg.Connection, subscription: ListConfig) -> tuple[dict[str, Any], bool]:
-    """The list's row, created or brought in line with the config; True if its policy changed."""
+SETTINGS = ("policy", "kinds", "labels", "lock_labels", "format", "require_canary")
+# Settings whose change means the file must be read again, not only its entries applied again.
+READ_SETTINGS = ("format", "require_canary")
+
+
+def list_settings(subscription: ListConfig) -> dict[str, Any]:
+    """A subscription's settings as podmod.lists keeps them."""
+    return {
+        "policy": subscription.policy,
+        "kinds": list(subscription.kinds),
+        "labels": list(subscription.labels),
+        "lock_labels": list(subscription.lock_labels),
+        "format": subscription.format or "",
+        "require_canary": subscription.require_canary or "",
+    }
+
+
+def ensure_list(
+    state: psycopg.Connection, subscription: ListConfig
+) -> tuple[dict[str, Any], list[str]]:
+    """The list's row, created or brought in line with the config, and the names of the settings
+    that changed since the last sync (none for a new list)."""
+    settings = list_settings(subscription)
     before = state.execute(
-        "SELECT policy FROM podmod.lists WHERE name = %s", (subscription.name,)
+        "SELECT policy, kinds, labels, lock_labels, format, require_canary FROM podmod.lists"
+        " WHERE name = %s",
+        (subscription.name,),
     ).fetchone()
     row = state.execute(
-        "INSERT INTO podmod.lists (name, url, policy) VALUES (%s, %s, %s) ON CONFLICT (name)"
-        " DO UPDATE SET url = excluded.url, policy = excluded.policy RETURNING *",
-        (subscription.name, subscription.url, subscription.policy),
+        "INSERT INTO podmod.lists (name, url, policy, kinds, labels, lock_labels, format,"
+        " require_canary) VALUES (%(name)s, %(url)s, %(policy)s, %(kinds)s, %(labels)s,"
+        " %(lock_labels)s, %(format)s, %(require_canary)s) ON CONFLICT (name) DO UPDATE SET"
+        " url = excluded.url, policy = excluded.policy, kinds = excluded.kinds,"
+        " labels = excluded.labels, lock_labels = excluded.lock_labels, format = excluded.format,"
+        " require_canary = excluded.require_canary RETURNING *",
+        {"name": subscription.name, "url": subscription.url} | settings,
     ).fetchone()
-    return row, before is not None and before["policy"] != subscription.policy
+    if before is None:
+        return row, []
+    return row, [name for name in SETTINGS if before[name] != settings[name]]
 
 
 def latest_version(state: psycopg.Connection, list_id: int) -> dict[str, Any] | None:
@@ -97,11 +138,65 @@ def latest_version(state: psycopg.Connection, list_id: int) -> dict[str, Any] | 
 def _stage(state: psycopg.Connection, parsed: ParsedList) -> None:
     state.execute(STAGE_SQL)
     with state.cursor().copy(
-        "COPY incoming_entries (kind, value, label, comment, line) FROM STDIN"
+        f"COPY incoming_entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN"
     ) as copy:
-        for entry in parsed.entries:
-            copy.write_row((entry.kind, entry.value, entry.label, entry.comment, entry.line))
+        _write_entries(copy, parsed.entries)
     state.execute("ANALYZE incoming_entries")
+
+
+_COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+COPY_BLOCK = 1 << 20
+
+
+def _copy_text(text: str) -> str:
+    """A text field of COPY's text format (labels and comments may hold a backslash or a tab)."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_SPECIAL)
+    return text
+
+
+def _array_text(labels: tuple[str, ...]) -> str:
+    """A text[] literal as a COPY text field."""
+    quoted = ('"' + label.replace("\\", "\\\\").replace('"', '\\"') + '"' for label in labels)
+    return _copy_text("{" + ",".join(quoted) + "}")
+
+
+def _write_entries(
+    copy: psycopg.Copy, entries: list[Entry], *, prefix: str = "", suffix: str = "\n"
+) -> None:
+    """Write entries as COPY text rows of ENTRY_COLUMNS (between `prefix` and `suffix`), sorted by
+    (kind, value) so that an index on them grows at its end; formatted here, sent in blocks."""
+    by_kind: dict[str, list[Entry]] = {}
+    for entry in entries:
+        by_kind.setdefault(entry.kind, []).append(entry)
+    arrays: dict[tuple[str, ...], str] = {}
+    block: list[str] = []
+    size = 0
+    for kind in sorted(by_kind):
+        for entry in sorted(by_kind[kind], key=attrgetter("value")):
+            labels = arrays.get(entry.labels)
+            if labels is None:
+                labels = arrays[entry.labels] = _array_text(entry.labels)
+            line = (
+                f"{prefix}{kind}\t{_copy_text(entry.value)}\t{_copy_text(entry.label)}\t"
+                f"{_copy_text(entry.comment)}\t{entry.line}\t{entry.severity}\t{labels}\t"
+                f"{_copy_text(entry.published)}{suffix}"
+            )
+            block.append(line)
+            size += len(line)
+            if size >= COPY_BLOCK:
+                copy.write("".join(block))
+                block, size = [], 0
+    if block:
+        copy.write("".join(block))
+
+
+def _copy_entries(state: psycopg.Connection, list_id: int, number: int, parsed: ParsedList) -> int:
+    """COPY the entries straight into podmod.list_entries as version `number`."""
+    columns = ", ".join(("list_id", *ENTRY_COLUMNS, "added_in"))
+    with state.cursor().copy(f"COPY podmod.list_entries ({columns}) FROM STDIN") as copy:
+        _write_entries(copy, parsed.entries, prefix=f"{list_id}\t", suffix=f"\t{number}\n")
+    return len(parsed.entries)
 
 
 def store_version(
@@ -119,12 +214,23 @@ def store_version(
     """Store `parsed` as the list's next version inside the caller's transaction: applied (entries
     updated), or held when it removes too much and nobody approved it."""
     list_id = list_row["id"]
-    state.execute("ANALYZE podmod.list_entries")  # plans below must see its real size
-    _stage(state, parsed)
-    counts = state.execute(COUNT_SQL, {"list": list_id}).fetchone()
     if number is None:
         latest = latest_version(state, list_id)
         number = (latest["number"] if latest else 0) + 1
+    in_force = state.execute(
+        "SELECT EXISTS (SELECT 1 FROM podmod.list_entries WHERE list_id = %s"
+        " AND removed_in IS NULL) AS any",
+        (list_id,),
+    ).fetchone()["any"]
+    if not in_force:
+        # A first version (or one after an empty one) removes nothing and cannot be held: its
+        # entries go straight into the table, in index order, with no staging and no anti-join.
+        total = _copy_entries(state, list_id, number, parsed)
+        counts = {"current": 0, "removed": 0, "added": total, "total": total}
+    else:
+        state.execute("ANALYZE podmod.list_entries")  # plans below must see its real size
+        _stage(state, parsed)
+        counts = state.execute(COUNT_SQL, {"list": list_id}).fetchone()
     share = subscription.max_removal_share or config["list_sync.max_removal_share"]
     removal = counts["removed"] / counts["current"] if counts["current"] else 0.0
     # Older held versions give way to this one, whatever becomes of it.
@@ -143,6 +249,10 @@ def store_version(
         "skipped": len(parsed.errors),
         "format": parsed.format,
         "comment": signed_comment,
+        "obfuscated": parsed.obfuscated,
+        "unblocked": parsed.unblocked,
+        "canaries": parsed.canaries,
+        "reader": READER,
     }
     if removal > share and approved_by is None:
         reason = (
@@ -151,26 +261,32 @@ def store_version(
         )
         state.execute(
             "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
-            " removed, skipped_rows, format, signed_comment, held_reason, held_body) VALUES"
+            " removed, skipped_rows, format, signed_comment, obfuscated_rows, unblocked_rows,"
+            " canaries, reader, held_reason, held_body) VALUES"
             " (%(list)s, %(number)s, %(sha)s, 'held', %(entries)s, %(added)s, %(removed)s,"
-            " %(skipped)s, %(format)s, %(comment)s, %(reason)s, %(body)s)",
+            " %(skipped)s, %(format)s, %(comment)s, %(obfuscated)s, %(unblocked)s, %(canaries)s,"
+            " %(reader)s, %(reason)s, %(body)s)",
             common | {"reason": reason, "body": body},
         )
         return VersionOutcome(
             number, "held", counts["total"], counts["added"], counts["removed"], reason
         )
-    for statement in APPLY_ENTRIES_SQL.split(";\n\n"):
-        state.execute(statement, {"list": list_id, "number": number})
+    if in_force:
+        for statement in APPLY_ENTRIES_SQL.split(";\n\n"):
+            state.execute(statement, {"list": list_id, "number": number})
     state.execute(
         "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
-        " removed, skipped_rows, format, signed_comment, applied_at, approved_by) VALUES"
+        " removed, skipped_rows, format, signed_comment, obfuscated_rows, unblocked_rows,"
+        " canaries, reader, applied_at, approved_by) VALUES"
         " (%(list)s, %(number)s, %(sha)s, 'applied', %(entries)s, %(added)s, %(removed)s,"
-        " %(skipped)s, %(format)s, %(comment)s, now(), %(approved_by)s)"
+        " %(skipped)s, %(format)s, %(comment)s, %(obfuscated)s, %(unblocked)s, %(canaries)s,"
+        " %(reader)s, now(), %(approved_by)s)"
         " ON CONFLICT (list_id, number) DO UPDATE SET status = 'applied', held_body = NULL,"
         " applied_at = now(), approved_by = excluded.approved_by",
         common | {"approved_by": approved_by},
     )
     state.execute("UPDATE podmod.lists SET current_version = %s WHERE id = %s", (number, list_id))
+    state.execute("ANALYZE podmod.list_entries")  # a version may bring a million rows at once
     return VersionOutcome(number, "applied", counts["total"], counts["added"], counts["removed"])
 
 
@@ -195,15 +311,16 @@ def version_diff(
         "version": version["number"],
         "status": version["status"],
         "held_reason": version["held_reason"],
+        "format": version["format"],
         "added_count": version["added"],
         "removed_count": version["removed"],
     }
     if version["status"] == "applied":
         for key, column in (("added", "added_in"), ("removed", "removed_in")):
             out[key] = [
-                f"{row['kind']}:{row['value']}"
+                entry_text(row["kind"], row["value"], row["published"])
                 for row in state.execute(
-                    f"SELECT kind, value FROM podmod.list_entries WHERE list_id = %s"
+                    f"SELECT kind, value, published FROM podmod.list_entries WHERE list_id = %s"
                     f" AND {column} = %s ORDER BY kind, value LIMIT %s",
                     (list_row["id"], version["number"], limit),
                 )
@@ -211,20 +328,24 @@ def version_diff(
     elif version["status"] == "held":
         from podmod.lists.parse import parse_list
 
-        _stage(state, parse_list(bytes(version["held_body"]), skip_invalid=True))
+        _stage(
+            state,
+            parse_list(bytes(version["held_body"]), skip_invalid=True, format=version["format"]),
+        )
         out["added"] = [
-            f"{r['kind']}:{r['value']}"
+            entry_text(r["kind"], r["value"], r["published"])
             for r in state.execute(
-                "SELECT kind, value FROM incoming_entries i WHERE NOT EXISTS (SELECT 1 FROM"
-                " podmod.list_entries e WHERE e.list_id = %s AND e.removed_in IS NULL"
-                " AND e.kind = i.kind AND e.value = i.value) ORDER BY kind, value LIMIT %s",
+                "SELECT kind, value, published FROM incoming_entries i WHERE NOT EXISTS"
+                " (SELECT 1 FROM podmod.list_entries e WHERE e.list_id = %s"
+                " AND e.removed_in IS NULL AND e.kind = i.kind AND e.value = i.value)"
+                " ORDER BY kind, value LIMIT %s",
                 (list_row["id"], limit),
             )
         ]
         out["removed"] = [
-            f"{r['kind']}:{r['value']}"
+            entry_text(r["kind"], r["value"], r["published"])
             for r in state.execute(
-                "SELECT kind, value FROM podmod.list_entries e WHERE e.list_id = %s"
+                "SELECT kind, value, published FROM podmod.list_entries e WHERE e.list_id = %s"
                 " AND e.removed_in IS NULL AND NOT EXISTS (SELECT 1 FROM incoming_entries i"
                 " WHERE i.kind = e.kind AND i.value = e.value) ORDER BY kind, value LIMIT %s",
                 (list_row["id"], limit),
@@ -237,18 +358,58 @@ def version_diff(
 
 
 def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
-    """Every list's state: version in force, entries, last success, last error, held versions."""
+    """Every list's state: version in force and how its file was read (format, obfuscated rows
+    skipped, canaries), entries by severity, settings, last success, last error, held versions."""
     return state.execute(
         """
-        SELECT l.name, l.url, l.policy, l.current_version AS version,
-               (SELECT count(*) FROM podmod.list_entries e
-                WHERE e.list_id = l.id AND e.removed_in IS NULL) AS entries,
+        SELECT l.name, l.url, l.policy, l.origin, l.current_version AS version, l.kinds, l.labels,
+               l.lock_labels, l.format AS format_setting, l.require_canary,
+               v.format, v.obfuscated_rows, v.unblocked_rows, v.canaries, v.skipped_rows,
+               coalesce(e.entries, 0) AS entries, coalesce(e.suspend, 0) AS suspend,
+               coalesce(e.silence, 0) AS silence, coalesce(e.noop, 0) AS noop,
                l.last_success_at, l.last_attempt_at, l.last_error, l.last_error_at,
-               coalesce((SELECT array_agg(v.number ORDER BY v.number)
-                         FROM podmod.list_versions v
-                         WHERE v.list_id = l.id AND v.status = 'held'), '{}') AS held,
+               coalesce((SELECT array_agg(h.number ORDER BY h.number)
+                         FROM podmod.list_versions h
+                         WHERE h.list_id = l.id AND h.status = 'held'), '{}') AS held,
                (SELECT count(*) FROM podmod.signals s
                 WHERE s.list_id = l.id AND s.retracted_at IS NULL) AS matches
-        FROM podmod.lists l ORDER BY l.name
+        FROM podmod.lists l
+        LEFT JOIN podmod.list_versions v ON v.list_id = l.id AND v.number = l.current_version
+        LEFT JOIN LATERAL (
+            SELECT count(*) AS entries,
+                   count(*) FILTER (WHERE severity = 'suspend') AS suspend,
+                   count(*) FILTER (WHERE severity = 'silence') AS silence,
+                   count(*) FILTER (WHERE severity = 'noop') AS noop
+            FROM podmod.list_entries WHERE list_id = l.id AND removed_in IS NULL) e ON true
+        ORDER BY l.origin = 'local', l.name
         """
     ).fetchall()
+
+
+def describe_reading(row: dict[str, Any]) -> str:
+    """How a list's version in force was read, in words: "mastodon-csv; 1,200 entries (1,100
+    suspend, 80 silence, 20 noop); 130 obfuscated rows skipped; canary aud.invalid"."""
+    parts = [row["format"]] if row.get("format") else []
+    severities = [
+        f"{row[name]:,} {name}" for name in ("suspend", "silence", "noop") if row.get(name)
+    ]
+    entries = f"{row['entries']:,} {'entry' if row['entries'] == 1 else 'entries'}"
+    parts.append(f"{entries} ({', '.join(severities)})" if severities else entries)
+    for count, what in (
+        (row.get("obfuscated_rows"), "obfuscated {rows} skipped"),
+        (row.get("unblocked_rows"), "{rows} not blocked (isBlocked false) skipped"),
+        (row.get("skipped_rows"), "invalid {rows} skipped"),
+    ):
+        if count:
+            parts.append(f"{count:,} " + what.format(rows="row" if count == 1 else "rows"))
+    if row.get("canaries"):
+        parts.append("canary " + ", ".join(row["canaries"]))
+    return "; ".join(parts)
+
+
+def entry_text(kind: str, value: str, published: str = "") -> str:
+    """An entry as moderators read it: `pod:alpha.example`, or for an obfuscated domain matched by
+    its digest `pod:exa**le.org (SHA-256 3f2a…)`."""
+    if published:
+        return f"{kind}:{published} (SHA-256 {value.removeprefix('sha256:')[:12]}…)"
+    return f"{kind}:{value}"

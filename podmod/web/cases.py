@@ -38,13 +38,25 @@ def load_case(case_id: int) -> dict[str, Any]:
     return case
 
 
-def local_list_files() -> list[str]:
-    """Paths of subscribed lists that are local files: where a podmin can add an entry."""
-    return [
-        subscription.url.removeprefix("file://")
-        for subscription in services().config.lists
-        if subscription.url.startswith("file:///")
-    ]
+def pod_list_entries(handle: str) -> dict[str, Any]:
+    """What this pod's own list holds for a remote account: {"account": entry or None, "pod":
+    entry or None} (the account's own entry, and the entry of its host, if any)."""
+    from podmod.config import LOCAL_LIST
+
+    host = handle.partition("@")[2]
+    rows = (
+        state_conn()
+        .execute(
+            "SELECT e.kind, e.value, e.label, e.comment, e.added_in FROM podmod.list_entries e"
+            " JOIN podmod.lists l ON l.id = e.list_id AND l.name = %s"
+            " WHERE e.removed_in IS NULL AND ((e.kind = 'account' AND e.value = %s)"
+            "   OR (e.kind = 'pod' AND e.value = %s))",
+            (LOCAL_LIST, handle, host),
+        )
+        .fetchall()
+    )
+    found = {row["kind"]: row for row in rows}
+    return {"account": found.get("account"), "pod": found.get("pod"), "host": host}
 
 
 @bp.route("/cases/<int:case_id>")
@@ -90,7 +102,7 @@ def show(case_id: int) -> str:
         comments=comments,
         decisions=decisions,
         other_cases=other_cases,
-        list_files=local_list_files(),
+        pod_list=pod_list_entries(account["handle"]) if account and not account["local"] else None,
         is_staff_account=bool(account and ({"admin", "moderator"} & set(account["roles"]))),
         is_self=bool(account and account["person_id"] == g.staff.person_id),
         lock_roles_text=" or ".join(sorted(lock_roles())),
@@ -254,6 +266,55 @@ def not_a_match(case_id: int, signal_id: int) -> Response:
             reason=_reason(),
             whole_account=request.form.get("whole_account") == "yes",
             details=action_details(),
+        )
+    except PodmodError as error:
+        return _refused(case_id, error)
+    return _done(case_id, result)
+
+
+def _pod_list_value(case_id: int) -> str:
+    """The remote account of the case, or its pod, as the form chose: never a value from the form
+    itself, so a case page can only flag what it shows."""
+    case = load_case(case_id)
+    account = (
+        pod_db.account_details(pod_conn(), case["person_id"])
+        if case["person_id"] is not None
+        else None
+    )
+    if account is None or account["local"]:
+        abort(400, "Only a remote account, or its pod, goes on this pod's list from a case.")
+    if request.form.get("what") == "pod":
+        return account["handle"].partition("@")[2]
+    return account["handle"]
+
+
+@bp.route("/cases/<int:case_id>/pod-list", methods=["POST"])
+@login_required
+def add_to_pod_list(case_id: int) -> Response:
+    """Flag a remote account (or every account of its pod) on this pod's own list."""
+    return _pod_list_action(
+        case_id, actions.add_to_pod_list, label=request.form.get("label", "")[:200]
+    )
+
+
+@bp.route("/cases/<int:case_id>/pod-list/remove", methods=["POST"])
+@login_required
+def remove_from_pod_list(case_id: int) -> Response:
+    return _pod_list_action(case_id, actions.remove_from_pod_list)
+
+
+def _pod_list_action(case_id: int, action: Any, **extra: Any) -> Response:
+    value = _pod_list_value(case_id)
+    try:
+        result = action(
+            services().config,
+            value,
+            reason=_reason(),
+            actor=actor(),
+            source="web",
+            case_id=case_id,
+            details=action_details(),
+            **extra,
         )
     except PodmodError as error:
         return _refused(case_id, error)

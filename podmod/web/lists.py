@@ -1,17 +1,20 @@
-"""The lists page: each subscription's version in force, entries, matches, last sync and error, and
-versions held for approval, with what they change and an Approve button."""
+"""The lists page: each subscription's version in force, how its file was read, entries, matches,
+last sync and error, versions held for approval with what they change and an Approve button; and
+this pod's own list with its entries and a Remove button for each."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from podmod import actions
 from podmod.db import state_connection
 from podmod.errors import PodmodError
-from podmod.lists.versions import ListStateError, lists_overview, version_diff
-from podmod.web.auth import actor, login_required, require_lock_role
+from podmod.lists import local
+from podmod.lists.versions import ListStateError, describe_reading, lists_overview, version_diff
+from podmod.web.auth import action_details, actor, login_required, require_lock_role
 from podmod.web.services import services, state_conn
 
 bp = Blueprint("lists", __name__)
@@ -21,12 +24,39 @@ bp = Blueprint("lists", __name__)
 @login_required
 def index() -> str:
     rows = lists_overview(state_conn())
+    for row in rows:
+        row["reading"] = describe_reading(row) if row["version"] else ""
     synced = {row["name"] for row in rows}
     never_synced = [s for s in services().config.lists if s.name not in synced]
     subscribed = {s.name for s in services().config.lists}
     return render_template(
-        "lists.html", lists=rows, never_synced=never_synced, subscribed=subscribed
+        "lists.html",
+        lists=[row for row in rows if row["origin"] == "subscription"],
+        pod_list=next((row for row in rows if row["origin"] == "local"), None),
+        pod_list_entries=local.entries(state_conn()),
+        never_synced=never_synced,
+        subscribed=subscribed,
     )
+
+
+@bp.route("/lists/this-pod/remove", methods=["POST"])
+@login_required
+def remove_from_pod_list() -> Response:
+    """Take an entry off this pod's own list (its matches are retracted)."""
+    try:
+        result = actions.remove_from_pod_list(
+            services().config,
+            request.form.get("entry", "")[:600],
+            reason=request.form.get("reason", "").strip()[:2000] or None,
+            actor=actor(),
+            source="web",
+            details=action_details(),
+        )
+    except PodmodError as error:
+        flash(str(error), "error")
+        return redirect(url_for("lists.index"))
+    flash(result.message, "ok" if result.changed else "info")
+    return redirect(url_for("lists.index"))
 
 
 @bp.route("/lists/<name>/versions/<int:number>")

@@ -1,0 +1,390 @@
+"""The domain-list shapes of shared blocklists: Mastodon's and FediBlockHole's CSVs (any column
+order), one domain per line, Mastodon's and RapidBlock's JSON. Each row is a `pod` entry with a
+severity and labels, read as the lists' authors and Mastodon's importer mean them; obfuscated
+domains, canary rows and RapidBlock's rows that block nothing are counted, never entries."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Iterator
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+from podmod.lists.parse import (
+    _BLANK_LINE,
+    _CONTROL,
+    _FAST_MAX,
+    _HEX64,
+    _HOST_FAST,
+    Entry,
+    RowError,
+    _check_comment,
+    _control_message,
+    _entry,
+    _header_cells,
+    _QuotedRows,
+    _show,
+    _trimmed,
+    _unsafe,
+    label_tokens,
+    normalise,
+)
+
+if TYPE_CHECKING:
+    from podmod.lists.parse import ListReader
+
+# Mastodon's severities, and what other software calls them (Pleroma's reject; limit, the word in
+# Mastodon's own interface); a row without a severity is a suspension, as Mastodon imports it.
+SEVERITIES = {
+    "suspend": "suspend",
+    "silence": "silence",
+    "noop": "noop",
+    "limit": "silence",
+    "reject": "suspend",
+    "": "suspend",
+}
+# Columns podmod does not use; one may hold a row's comment when the row's cells are not in the
+# order its header names them (a published file has rows like that).
+BOOLEAN_COLUMNS = ("reject_media", "reject_reports", "obfuscate", "reject_follows")
+BOOLEAN_WORDS = frozenset(("true", "false", "t", "f", "yes", "no", "y", "n", "1", "0", ""))
+_BOOLEAN_CELLS = frozenset(
+    spelling for word in BOOLEAN_WORDS for spelling in (word, word.upper(), word.title())
+)
+# A canary row tells a whole file from a cut or substituted one; it names no real host (IFTAS
+# writes `aud.invalid`, comment `iftas:canary`).
+CANARY_LABEL = "canary"
+CANARY_DOMAIN = ".invalid"  # (RFC 2606: never a real host)
+_COMMENTS_KEPT = 10_000  # distinct public comments a list's reading remembers the labels of
+_SURROGATE = re.compile("[\ud800-\udfff]")  # (only JSON's \u escapes can write one)
+
+# A public comment as entries carry it: (comment, labels, label, problem, is a canary's).
+_Comment = tuple[str, tuple[str, ...], str, "str | None", bool]
+# What a row says besides its domain: (nothing but an entry: no problem and no canary, a problem
+# with its columns, severity, comment, labels, label, a problem with its severity or comment, is a
+# canary's, digest).
+_Tail = tuple[bool, "str | None", str, str, tuple[str, ...], str, "str | None", bool, str]
+_TAILS_KEPT = 10_000  # distinct texts after the domain a CSV's reading remembers
+# An already-normal host, and not a canary's (the common row, accepted as it is).
+_PLAIN_HOST = re.compile(_HOST_FAST.pattern + rf"(?<!{re.escape(CANARY_DOMAIN)})")
+
+
+def read(reader: ListReader, content: Any, start: int) -> Iterator[Entry]:
+    """The entries of a list in a domain shape (reader.format): `content` is the file's lines
+    (rows from lines[start] on) or its JSON value."""
+    if reader.format == "domains":
+        return _read_domains(reader, content, start)
+    if reader.format == "mastodon-json":
+        return _read_mastodon_json(reader, content)
+    if reader.format == "rapidblock-json":
+        return _read_rapidblock_json(reader, content)
+    return _read_csv(reader, content, start)
+
+
+class _Domains:
+    """What every domain shape does with a row once its cells are read: the domain normalised (or
+    known by its digest, or counted as obfuscated), the severity and public comment checked,
+    canaries set aside, repeats counted."""
+
+    def __init__(self, reader: ListReader, *, unit: str = "line", spreadsheet: bool = False):
+        self.reader = reader
+        self.unit = unit
+        self.spreadsheet = spreadsheet  # CSV: undo csv_safe() on comments
+        self.seen: set[str] = set()
+        self.severities = dict(SEVERITIES)  # and each spelling met, such as "Suspend"
+        self.comments: dict[str, _Comment] = {}
+
+    def error(self, line: int, message: str) -> None:
+        self.reader.errors.append(RowError(line, message, self.unit))
+
+    def tail(
+        self, severity: str, comment: str, digest: str = "", tags: list[str] | None = None
+    ) -> _Tail:
+        """What a row's severity, public comment (RapidBlock: reason and tags) and digest say."""
+        level = self.severities.get(severity)
+        if level is None:
+            level = SEVERITIES.get(severity.strip().lower(), "")
+            if level:
+                self.severities[severity] = level
+        if tags is not None:
+            known = self._tagged(comment, tags)
+        else:
+            known = self.comments.get(comment) or self._comment(comment)
+        text, labels, label, problem, canary = known
+        if not level:
+            problem = f"the severity {_show(severity.strip())} is not suspend, silence or noop"
+        clean = not problem and not canary
+        return clean, None, level, text, labels, label, problem, canary, digest
+
+    def add(self, line: int, domain: str, tail: _Tail) -> Entry | None:
+        """The entry of one row, or None for a row that is none (counted, or an error)."""
+        _, columns_problem, severity, comment, labels, label, problem, canary, digest = tail
+        if columns_problem:
+            self.error(line, columns_problem)
+            return None
+        published = ""
+        if len(domain) <= _FAST_MAX and _PLAIN_HOST.fullmatch(domain):
+            value = domain
+        else:
+            found = self.domain(line, domain, digest)
+            if found is None:
+                return None
+            value, published = found
+            canary = canary or value.endswith(CANARY_DOMAIN)
+        if canary:
+            self.canary(published or value)
+            return None
+        if problem:
+            self.error(line, problem)
+            return None
+        if value in self.seen:
+            self.reader.duplicates += 1
+            return None
+        self.seen.add(value)
+        return _entry("pod", value, label, comment, line, severity, labels, published)
+
+    def domain(self, line: int, domain: str, digest: str) -> tuple[str, str] | None:
+        """(value, published) of a domain that is not already a plain host name; None when it is
+        obfuscated (counted) or invalid (an error)."""
+        text = domain.strip()
+        if not text:
+            self.error(line, "the domain is empty")
+            return None
+        if "*" in text:
+            # Obfuscated: nobody can be matched by its text, but Mastodon's digest (the SHA-256
+            # of the real domain) matches it.
+            code = digest.strip()
+            if _HEX64.fullmatch(code):
+                return "sha256:" + code.lower(), text
+            self.reader.obfuscated += 1
+            return None
+        if _CONTROL.search(text):
+            self.error(line, _control_message("domain", text))
+            return None
+        try:
+            return normalise("pod", text), ""
+        except ValueError as error:
+            self.error(line, str(error))
+            return None
+
+    def canary(self, host: str) -> None:
+        if host not in self.reader.canaries:
+            self.reader.canaries.append(host)
+
+    def _comment(self, raw: str) -> _Comment:
+        text = raw.strip()
+        if self.spreadsheet:
+            text = _unsafe(text)
+        labels = label_tokens(text)
+        known = (text, labels, "; ".join(labels), _check_comment(text), CANARY_LABEL in labels)
+        if len(self.comments) < _COMMENTS_KEPT:
+            self.comments[raw] = known
+        return known
+
+    def _tagged(self, reason: str, tags: list[str]) -> _Comment:
+        """RapidBlock's reason as the comment, its tags as the labels."""
+        text = reason.strip()
+        labels = label_tokens(";".join(tag.replace(",", " ") for tag in tags))
+        return text, labels, "; ".join(labels), _check_comment(text), CANARY_LABEL in labels
+
+
+class _Columns:
+    """A domain CSV's header: where each column podmod reads is."""
+
+    def __init__(self, header: list[str]) -> None:
+        self.width = len(header)
+        columns: dict[str, int] = {}
+        for index, name in enumerate(header):
+            columns.setdefault(name.lstrip("#"), index)
+        self.domain = columns["domain"]
+        empty = self.width  # the index of the empty cell put after each row, for missing columns
+        self.pick = itemgetter(
+            self.domain,
+            columns.get("severity", empty),
+            columns.get("public_comment", empty),
+            columns.get("digest", empty),
+        )
+        self.flags = _picker([columns[name] for name in BOOLEAN_COLUMNS if name in columns])
+        # Rows repeat all but their domain (severities, booleans, a few comments): when the
+        # domain is the first cell, the text after it is read once for every row that has it.
+        self.tails: dict[str, _Tail] = {}
+
+    def read(self, cells: list[str], domains: _Domains) -> tuple[str, _Tail]:
+        """A row's domain cell and what the rest of it says."""
+        width = self.width
+        if len(cells) != width:
+            cells = _trimmed(cells)
+            if len(cells) > width:
+                problem = f"the row has {len(cells)} columns; the header names {width}"
+                return "", (False, problem, "", "", (), "", None, False, "")
+            cells += [""] * (width - len(cells))
+        cells.append("")
+        domain, severity, comment, digest = self.pick(cells)
+        if self.flags is not None and not _BOOLEAN_CELLS.issuperset(flagged := self.flags(cells)):
+            comment = _misplaced_comment(comment, flagged)
+        return domain, domains.tail(severity, comment, digest)
+
+    def row(
+        self,
+        line: int,
+        raw: str,
+        first: str,
+        rest: str,
+        domains: _Domains,
+        quoted: _QuotedRows,
+    ) -> tuple[str, _Tail]:
+        """The domain and tail of a row whose tail is not remembered: `first` is its text up to
+        the first comma, `rest` the text after."""
+        if self.domain == 0:
+            tail = self.tails.get(rest) or self.after(rest, domains)
+            if tail is not None and '"' in first:
+                # FediBlockHole quotes every cell: "pod.example" is read as pod.example.
+                inner = first[1:-1]
+                if len(first) > 1 and first[0] == first[-1] == '"' and '"' not in inner:
+                    return inner, tail
+            elif tail is not None:
+                return first, tail
+        cells = quoted.read(line, raw) if '"' in raw else raw.split(",")
+        return self.read(cells, domains)
+
+    def after(self, rest: str, domains: _Domains) -> _Tail | None:
+        """What the cells after the first say (the text after its first comma), remembered for
+        the rows after with the same text; None when the row must be read whole (a quoted cell
+        that runs on past the line, or quotes the csv module reads leniently)."""
+        if '"' in rest:
+            try:
+                cells = next(csv.reader([rest], strict=True), [])
+            except csv.Error:
+                return None
+        else:
+            cells = rest.split(",")
+        tail = self.read(["", *cells], domains)[1]
+        if len(self.tails) < _TAILS_KEPT:
+            self.tails[rest] = tail
+        return tail
+
+
+def _read_csv(reader: ListReader, lines: list[str], start: int) -> Iterator[Entry]:
+    """Mastodon's export (#domain,#severity,…) or FediBlockHole's CSV (domain,severity,…): the
+    columns in any order, unknown ones ignored."""
+    columns = _Columns(_header_cells(lines[start - 1].strip()))
+    domains = _Domains(reader, spreadsheet=True)
+    plain = _PLAIN_HOST.fullmatch
+    seen = domains.seen
+    tails = columns.tails
+    domain_first = columns.domain == 0
+    numbered = enumerate(lines[start:], start + 1)
+    quoted = _QuotedRows(numbered)
+    for line, raw in numbered:
+        domain, _, rest = raw.partition(",")
+        tail = tails.get(rest) if domain_first else None
+        if tail is None or '"' in domain:
+            domain, tail = columns.row(line, raw, domain, rest, domains, quoted)
+        clean, _, severity, comment, labels, label, _, _, _ = tail
+        if clean and len(domain) <= _FAST_MAX and plain(domain):
+            # The common row, a plain host with nothing to say but an entry (the rest of add()).
+            if domain in seen:
+                reader.duplicates += 1
+            else:
+                seen.add(domain)
+                yield _entry("pod", domain, label, comment, line, severity, labels, "")
+        elif domain.strip() or not _BLANK_LINE.fullmatch(raw):  # (blank rows are skipped)
+            entry = domains.add(line, domain, tail)
+            if entry is not None:
+                yield entry
+
+
+def _picker(indexes: list[int]) -> Callable[[list[str]], tuple[str, ...]] | None:
+    """The cells at these indexes, always as a tuple (itemgetter gives one index's cell bare)."""
+    if not indexes:
+        return None
+    if len(indexes) == 1:
+        only = indexes[0]
+        return lambda cells: (cells[only],)
+    return itemgetter(*indexes)
+
+
+def _misplaced_comment(comment: str, flags: tuple[str, ...]) -> str:
+    """The comment of a row whose cells are not in the header's order: when its public_comment
+    cell is empty or a boolean and exactly one boolean column holds other text, that text."""
+    if comment.strip().lower() not in BOOLEAN_WORDS:
+        return comment
+    texts = [cell for cell in flags if cell.strip().lower() not in BOOLEAN_WORDS]
+    return texts[0] if len(texts) == 1 else comment
+
+
+def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[Entry]:
+    """One domain per line, each a suspension; blank lines and # comments skipped."""
+    domains = _Domains(reader)
+    plain = domains.tail("", "")  # a suspension, no comment
+    for line, raw in enumerate(lines[start:], start + 1):
+        text = raw.strip().rstrip(", \t")
+        if text and not text.startswith("#"):
+            entry = domains.add(line, text, plain)
+            if entry is not None:
+                yield entry
+
+
+def _text(item: dict[str, Any], name: str) -> str | None:
+    """A JSON text field: "" when absent or null; None (not text) when it is anything else."""
+    value = item.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, str) and not _SURROGATE.search(value):
+        return value
+    return None
+
+
+def _read_mastodon_json(reader: ListReader, items: list[Any]) -> Iterator[Entry]:
+    """Mastodon's admin API domain blocks (public_comment), its public API's (comment), or
+    FediBlockHole's export of them; private_comment is never read."""
+    domains = _Domains(reader, unit="item")
+    for number, item in enumerate(items, 1):
+        if not isinstance(item, dict):
+            domains.error(number, 'the item is not an object such as {"domain": "pod.example", …}')
+            continue
+        comment_field = "public_comment" if item.get("public_comment") is not None else "comment"
+        fields = {}
+        for name in ("domain", "severity", comment_field, "digest"):
+            fields[name] = _text(item, name)
+            if fields[name] is None and name != "digest":
+                domains.error(number, f"the {name} is not text")
+                break
+        else:
+            tail = domains.tail(
+                fields["severity"] or "", fields[comment_field] or "", fields["digest"] or ""
+            )
+            entry = domains.add(number, fields["domain"] or "", tail)
+            if entry is not None:
+                yield entry
+
+
+def _read_rapidblock_json(reader: ListReader, value: dict[str, Any]) -> Iterator[Entry]:
+    """RapidBlock v1: {"blocks": {"host": {"isBlocked": true, "reason": "…", "tags": […]}}}, each
+    block a suspension; isBlocked false blocks nothing (counted in `unblocked`)."""
+    domains = _Domains(reader, unit="item")
+    for number, (host, block) in enumerate(value["blocks"].items(), 1):
+        if not isinstance(block, dict):
+            domains.error(number, f'the block of {_show(host)} is not an object {{"isBlocked": …}}')
+            continue
+        blocked = block.get("isBlocked")
+        if blocked is False:
+            reader.unblocked += 1
+            continue
+        if blocked is not True:
+            domains.error(number, f"isBlocked of {_show(host)} is not true or false")
+            continue
+        reason = _text(block, "reason")
+        tags = block.get("tags") or []
+        if reason is None:
+            domains.error(number, f"the reason of {_show(host)} is not text")
+        elif not isinstance(tags, list) or not all(
+            isinstance(tag, str) and not _SURROGATE.search(tag) for tag in tags
+        ):
+            domains.error(number, f"the tags of {_show(host)} are not a list of texts")
+        elif _SURROGATE.search(host):
+            domains.error(number, "the host holds a lone \\u surrogate escape")
+        else:
+            entry = domains.add(number, host, domains.tail("suspend", reason, tags=tags))
+            if entry is not None:
+                yield entry

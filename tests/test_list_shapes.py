@@ -1,0 +1,855 @@
+"""The domain-list shapes fediverse publishers use (podmod.lists.shapes): every published file
+parses to exactly the entries its authors mean, each shape is told from its content, and every
+rule of Mastodon's importer holds (severities, labels, obfuscated domains and their digests,
+canaries, RapidBlock's unblocked rows), with refusals that name the line or item at fault."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from podmod.lists import shapes
+from podmod.lists.parse import (
+    FORMATS,
+    Entry,
+    ListFormatError,
+    ListReader,
+    detect_format,
+    normalise,
+    parse_list,
+)
+
+FORMATS_DIR = Path(__file__).resolve().parents[2] / "shared" / "lists-formats"
+MASTODON_HEADER = "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate"
+PLAIN_HEADER = "domain,severity,reject_media,reject_reports,public_comment,obfuscate"
+
+
+def pod(
+    value: str,
+    line: int,
+    severity: str = "suspend",
+    comment: str = "",
+    labels: tuple[str, ...] = (),
+    published: str = "",
+) -> Entry:
+    """The entry a domain-list row becomes: its label is its labels joined by '; '."""
+    return Entry("pod", value, "; ".join(labels), comment, line, severity, labels, published)
+
+
+def csv_file(header: str, *rows: str, newline: str = "\n") -> bytes:
+    return newline.join([header, *rows, ""]).encode()
+
+
+def digest(domain: str) -> str:
+    """Mastodon's digest of an obfuscated domain: the SHA-256 hex of the real one."""
+    return hashlib.sha256(domain.encode()).hexdigest()
+
+
+# The files publishers publish, and what each one means.
+
+EXPECTED: dict[str, tuple[str, list[Entry], int, list[str], int]] = {
+    # path: (format, entries, obfuscated, canaries, unblocked)
+    "fediblockhole/data-mastodon.json": (
+        "mastodon-json",
+        [
+            pod("example.org", 1, "suspend", "A public comment", ("a public comment",)),
+            pod(
+                "example2.org", 2, "silence", "Another public comment", ("another public comment",)
+            ),
+            pod(
+                "example3.org", 3, "suspend", "Yes we love to comment", ("yes we love to comment",)
+            ),
+            pod(
+                "example4.org",
+                4,
+                "noop",
+                "Look how many comments we can fit in here",
+                ("look how many comments we can fit in here",),
+            ),
+            pod("example5.org", 5, "suspend", "lack of moderation", ("lack of moderation",)),
+            pod("example6.org", 6, "suspend", "anti-trans bigotry", ("anti-trans bigotry",)),
+            pod("example7.org", 7, "suspend", "lack of moderation", ("lack of moderation",)),
+            pod(
+                "example8.org",
+                8,
+                "suspend",
+                "lack of moderation, conspiracy weirdness",
+                ("lack of moderation", "conspiracy weirdness"),
+            ),
+            pod(
+                "example9.org", 9, "silence", "alt-right conspiracies", ("alt-right conspiracies",)
+            ),
+            pod("example15.org", 10, "suspend", "cryptocurrency", ("cryptocurrency",)),
+        ],
+        0,
+        [],
+        0,
+    ),
+    **{
+        f"fediblockhole/data-{name}-01.csv": (
+            "domain-csv",
+            [
+                pod(
+                    "public-comment.example.org",
+                    2,
+                    severity,
+                    "This is a public comment",
+                    ("this is a public comment",),
+                ),
+                pod("private-comment.example.org", 3, severity),
+                pod("diff-comment.example.org", 4, severity, f"{word} public comment", (label,)),
+                pod("2diff-comment.example.org", 5, severity, last, (last.lower(),)),
+            ],
+            0,
+            [],
+            0,
+        )
+        for name, severity, word, label, last in [
+            ("noop", "noop", "Noop", "noop public comment", "Public duplicate"),
+            ("silences", "silence", "Silence", "silence public comment", "Public duplicate"),
+            ("suspends", "suspend", "Suspend", "suspend public comment", "Suspend comment 1"),
+        ]
+    },
+    "fediblockhole/demo-allowlist-02.csv": ("domain-csv", [pod("example.org", 2)], 0, [], 0),
+    "generated/allowlist.csv": (
+        "domain-csv",
+        [pod("canary.tier0.example", 2), pod("omicron.example", 3)],
+        0,
+        [],
+        0,
+    ),
+    "generated/column-order.csv": (
+        "domain-csv",
+        [
+            pod(
+                "000delete.this.line.example",
+                2,
+                "suspend",
+                "delete this line if you have read the documentation",
+                ("delete this line if you have read the documentation",),
+            ),
+            pod("delta.example", 3),
+        ],
+        0,
+        [],
+        0,
+    ),
+    "generated/domains.txt": (
+        "domains",
+        [pod("lambda.example", 1), pod("mu.example", 2)],
+        0,
+        [],
+        0,
+    ),
+    "generated/export-with-obfuscated-and-noop.csv": (
+        "mastodon-csv",
+        [
+            pod("eta.example", 2, "suspend", "placeholder", ("placeholder",)),
+            pod("kappa.example", 5, "noop", "media only", ("media only",)),
+        ],
+        2,
+        [],
+        0,
+    ),
+    "generated/labelled-with-canary.csv": (
+        "mastodon-csv",
+        [
+            pod(
+                "epsilon.example",
+                2,
+                "suspend",
+                "iftas:hate-speech;online-harassment",
+                ("hate-speech", "online-harassment"),
+            ),
+            pod(
+                "zeta.example",
+                3,
+                "silence",
+                "iftas:disinformation;cib;spam",
+                ("disinformation", "cib", "spam"),
+            ),
+        ],
+        0,
+        ["aud.invalid"],
+        0,
+    ),
+    "generated/rapidblock.json": (
+        "rapidblock-json",
+        [pod("nu.example", 1, "suspend", "placeholder reason", ("spam",))],
+        0,
+        [],
+        1,
+    ),
+    "generated/unified-tier-mastodon.csv": (
+        "mastodon-csv",
+        [
+            pod("alpha.example", 2),
+            pod("beta.example", 3, "silence", "unmanaged spam", ("unmanaged spam",)),
+        ],
+        0,
+        [],
+        0,
+    ),
+    "generated/unified-tier-plain.csv": (
+        "domain-csv",
+        [
+            pod("alpha.example", 2),
+            pod("beta.example", 3, "silence", "Spam", ("spam",)),
+            pod("sub.gamma.example", 4),
+        ],
+        0,
+        [],
+        0,
+    ),
+    "mastodon/domain_allows.csv": (
+        "mastodon-csv",
+        [pod("good.domain", 2), pod("better.domain", 3)],
+        0,
+        [],
+        0,
+    ),
+    "mastodon/domain_blocks.csv": (
+        "mastodon-csv",
+        [
+            pod("bad.domain", 2, "silence", "bad", ("bad",)),
+            pod("worse.domain", 3, "suspend", "worse", ("worse",)),
+            pod("reject.media", 4, "noop", "reject media", ("reject media",)),
+            pod("reject.follows", 5, "silence", "reject follows", ("reject follows",)),
+        ],
+        0,
+        [],
+        0,
+    ),
+    "mastodon/domain_blocks_list.txt": (
+        "domains",
+        [pod("bad.domain", 1), pod("worse.domain", 2), pod("reject.media", 3)],
+        0,
+        [],
+        0,
+    ),
+}
+
+needs_formats = pytest.mark.skipif(
+    not FORMATS_DIR.is_dir(),
+    reason=f"the published list samples are not beside the repository ({FORMATS_DIR})",
+)
+
+
+@needs_formats
+def test_every_published_sample_has_its_expected_reading() -> None:
+    files = {
+        path.relative_to(FORMATS_DIR).as_posix()
+        for path in FORMATS_DIR.rglob("*")
+        if path.is_file() and path.name != "README.md"
+    }
+    assert files == set(EXPECTED)
+
+
+@needs_formats
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_a_published_sample_parses_to_what_its_authors_mean(name: str) -> None:
+    format, entries, obfuscated, canaries, unblocked = EXPECTED[name]
+    data = (FORMATS_DIR / name).read_bytes()
+    parsed = parse_list(data)
+    assert detect_format(data) == format
+    assert parsed.format == format
+    assert parsed.entries == entries
+    assert (parsed.obfuscated, parsed.canaries, parsed.unblocked) == (
+        obfuscated,
+        canaries,
+        unblocked,
+    )
+    assert parsed.errors == [] and parsed.duplicates == 0
+    assert parse_list(data, format=format).entries == entries
+
+
+@needs_formats
+def test_private_comments_of_the_samples_are_never_read() -> None:
+    for name in EXPECTED:
+        for entry in parse_list((FORMATS_DIR / name).read_bytes()).entries:
+            assert "private" not in entry.comment.lower()
+
+
+# Telling the shape from the content.
+
+
+@pytest.mark.parametrize(
+    ("data", "format"),
+    [
+        (b"kind,value,label,comment\n", "podmod"),
+        (b"#domain,#severity\nx.example,suspend\n", "mastodon-csv"),
+        (b"#severity,#domain\n", "mastodon-csv"),
+        (b"#domain\n", "mastodon-csv"),
+        (b"domain,severity\n", "domain-csv"),
+        (b'"severity","domain"\n', "domain-csv"),
+        (b"domain,\n", "domain-csv"),
+        (b"domain,private_comment\n", "domain-csv"),
+        (b"x.example\n", "domains"),
+        (b"x.example,\n", "domains"),
+        (b"# a comment\n\n# another\nx.example\n", "domains"),
+        ("bücher.example\n".encode(), "domains"),
+        (b"*.wild.example\n", "domains"),
+        (b"https://x.example/\n", "domains"),
+        (b"  [\n]", "mastodon-json"),
+        (b'{"@spec": "https://rapidblock.org/spec/v1/", "blocks": {}}', "rapidblock-json"),
+        (b"\xef\xbb\xbf\r\n#domain,#severity\r\n", "mastodon-csv"),
+    ],
+)
+def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
+    assert detect_format(data) == format
+    assert parse_list(data).format == format
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", r"^The list is empty; "),
+        (b"\n  \n,,\n", r"^The list is empty; "),
+        (b"# only a comment\n", r'^The list holds only comment lines .* set format = "domains"'),
+        (
+            b"\nhello world\n",
+            r"^Line 2 of the list is 'hello world', which is none of the shapes podmod reads "
+            r"\(podmod's kind,value,label,comment; a Mastodon or FediBlockHole CSV with a domain or"
+            r" #domain column; one domain per line; Mastodon or RapidBlock JSON\); fix the list, or"
+            r' set format = "…" for it\.$',
+        ),
+        (b"value,kind\n", r"^Line 1 of the list is 'value,kind', which is none of the shapes"),
+        (b"localhost\n", r"^Line 1 of the list is 'localhost', which is none"),
+        (b"<html>" + b"x" * 100, r"^Line 1 of the list is '<html>x{54}…', which is none"),
+        (b'[{"domain": "x.example"},', r"^The list is not valid JSON \(line 1, column 26: "),
+        (b"{\n  'blocks': {}\n}", r"^The list is not valid JSON \(line 2, column 3: Expecting"),
+        (b"[" * 100_000, r"^The list is not valid JSON \(it is nested too deeply\)"),
+        (b"[" + b"1" * 5000 + b"]", r"^The list is not valid JSON \(a number in it has too many"),
+        (b'{"domains": []}', r'^The list is a JSON object without "blocks", not RapidBlock'),
+        (b'{"blocks": ["x.example"]}', r'^The list is a JSON object whose "blocks" is not an obj'),
+    ],
+)
+def test_a_file_of_no_shape_is_refused_in_one_sentence(data: bytes, message: str) -> None:
+    with pytest.raises(ListFormatError, match=message) as refused:
+        parse_list(data, skip_invalid=True)
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ListFormatError):
+        detect_format(data)
+
+
+# Mastodon's and FediBlockHole's CSVs.
+
+
+def test_a_mastodon_export_becomes_pod_entries_with_severities_and_labels() -> None:
+    parsed = parse_list(
+        csv_file(
+            MASTODON_HEADER + ",#reject_follows",
+            "spam.example,suspend,true,true,Spam factory,false,false",
+            "Loud.Example,silence,false,false,,false,false",
+            "quiet.example,noop,true,false,media only,false,false",
+            "spam.example,suspend,true,true,again,false,false",
+        )
+    )
+    assert parsed.format == "mastodon-csv"
+    assert parsed.entries == [
+        pod("spam.example", 2, "suspend", "Spam factory", ("spam factory",)),
+        pod("loud.example", 3, "silence"),
+        pod("quiet.example", 4, "noop", "media only", ("media only",)),
+    ]
+    assert parsed.duplicates == 1
+
+
+def test_columns_may_come_in_any_order_with_unknown_ones_ignored() -> None:
+    header = '"public_comment", "Extra" ,"obfuscate","Severity","domain","private_comment",digest'
+    parsed = parse_list(
+        csv_file(
+            header,
+            '"Spam","x","False","silence","a.example","secret","' + "0" * 64 + '"',
+            ',,,,"b.example",,',
+        )
+    )
+    assert parsed.format == "domain-csv"
+    assert parsed.entries == [
+        pod("a.example", 2, "silence", "Spam", ("spam",)),
+        pod("b.example", 3),
+    ]
+    mastodon = parse_list(csv_file("#public_comment,#whatever,#domain", "c1,x,a.example"))
+    assert mastodon.entries == [pod("a.example", 2, "suspend", "c1", ("c1",))]
+
+
+@pytest.mark.parametrize(
+    "word", ["True", "FALSE", "true", "1", "0", "t", "f", "yes", "no", "", "?"]
+)
+def test_boolean_columns_in_any_spelling_are_never_an_error(word: str) -> None:
+    parsed = parse_list(csv_file(PLAIN_HEADER, f"a.example,suspend,{word},{word},Spam,{word}"))
+    assert parsed.entries == [pod("a.example", 2, "suspend", "Spam", ("spam",))]
+
+
+def test_a_bom_crlf_and_trailing_commas_are_read_as_plain_rows() -> None:
+    data = b"\xef\xbb\xbf" + csv_file(
+        "domain,severity,public_comment,,",
+        "a.example,silence,Spam,,",
+        "",
+        "b.example,,,,,,,",
+        "c.example",
+        newline="\r\n",
+    )
+    parsed = parse_list(data)
+    assert parsed.entries == [
+        pod("a.example", 2, "silence", "Spam", ("spam",)),
+        pod("b.example", 4),
+        pod("c.example", 5),
+    ]
+
+
+def test_a_comment_in_a_boolean_column_is_the_rows_comment() -> None:
+    # Oliphant's header names public_comment fifth, but some rows carry it third.
+    header = "domain,severity,reject_media,reject_reports,public_comment,obfuscate"
+    parsed = parse_list(
+        csv_file(
+            header,
+            "a.example,suspend,Spam ring,False,False,False",
+            "b.example,silence,False,harassment,,False",
+            "c.example,suspend,False,False,in place,True",
+            "d.example,suspend,one,two,,False",
+            "e.example,suspend,False,False,,False",
+        )
+    )
+    assert parsed.entries == [
+        pod("a.example", 2, "suspend", "Spam ring", ("spam ring",)),
+        pod("b.example", 3, "silence", "harassment", ("harassment",)),
+        pod("c.example", 4, "suspend", "in place", ("in place",)),
+        pod("d.example", 5),  # two texts in boolean columns: which is the comment is unknown
+        pod("e.example", 6),
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"domain\na.example\nb.example\n",
+        b"domain,\na.example,\nb.example,\n",
+        b'"domain"\n"a.example"\n"b.example"\n',
+        b"#domain\na.example\nb.example\n",
+        b"domain,private_comment\na.example,note to self\nb.example,\n",
+    ],
+)
+def test_an_allowlist_is_a_list_of_one_column(data: bytes) -> None:
+    parsed = parse_list(data)
+    assert parsed.entries == [pod("a.example", 2), pod("b.example", 3)]
+
+
+def test_severities_in_any_case_and_the_words_of_other_software() -> None:
+    rows = ["a.example,Suspend", "b.example,LIMIT", "c.example,reject", "d.example, noop "]
+    rows += ["e.example,", "f.example,Silence"]
+    parsed = parse_list(csv_file("domain,severity", *rows))
+    severities = [(e.value, e.severity) for e in parsed.entries]
+    assert severities == [
+        ("a.example", "suspend"),
+        ("b.example", "silence"),
+        ("c.example", "suspend"),
+        ("d.example", "noop"),
+        ("e.example", "suspend"),
+        ("f.example", "silence"),
+    ]
+
+
+def test_domain_cells_are_normalised_idn_ports_and_urls_included() -> None:
+    rows = ["Bücher.Example,silence", "https://pod.example/,suspend", "pod.example:8443,suspend"]
+    rows += ["www.pod.example.,suspend", " spaced.example ,suspend", "xn--bcher-kva.example,noop"]
+    parsed = parse_list(csv_file("domain,severity", *rows).replace(b"\n", b"\r\n"))
+    assert [(e.value, e.line) for e in parsed.entries] == [
+        ("xn--bcher-kva.example", 2),
+        ("pod.example", 3),
+        ("pod.example:8443", 4),
+        ("www.pod.example", 5),
+        ("spaced.example", 6),
+    ]
+    assert parsed.duplicates == 1  # the punycode spelling of bücher.example
+
+
+def test_obfuscated_domains_are_counted_or_matched_by_their_digest() -> None:
+    header = "#domain,#severity,#public_comment,#digest"
+    parsed = parse_list(
+        csv_file(
+            header,
+            "sp**m.example,suspend,obfuscated,",
+            "*.wild.example,silence,wildcard,",
+            f"ba*.example,silence,known,{digest('bad.example').upper()}",
+            "ba*.example,silence,bad digest,abc",
+            f"plain.example,suspend,digest ignored,{digest('other.example')}",
+            f"ba*.example,suspend,again,{digest('bad.example')}",
+        )
+    )
+    assert parsed.entries == [
+        pod(
+            "sha256:" + digest("bad.example"),
+            4,
+            "silence",
+            "known",
+            ("known",),
+            published="ba*.example",
+        ),
+        pod("plain.example", 6, "suspend", "digest ignored", ("digest ignored",)),
+    ]
+    assert (parsed.obfuscated, parsed.duplicates, parsed.errors) == (3, 1, [])
+
+
+def test_an_obfuscated_row_never_refuses_a_list_whatever_else_it_holds() -> None:
+    parsed = parse_list(csv_file("domain,severity,public_comment", "x*y.example,bogus,a\tb\x07"))
+    assert (parsed.entries, parsed.obfuscated, parsed.errors) == ([], 1, [])
+
+
+def test_canary_rows_are_never_entries_and_name_their_host() -> None:
+    parsed = parse_list(
+        csv_file(
+            MASTODON_HEADER,
+            "epsilon.example,suspend,FALSE,FALSE,IFTAS:Hate-Speech; Online  Harassment,TRUE",
+            "aud.invalid,suspend,FALSE,FALSE,,TRUE",
+            "check.example,suspend,FALSE,FALSE,iftas:canary,TRUE",
+            "Sub.Aud.Invalid.,bogus severity,FALSE,FALSE,,TRUE",
+            "aud.invalid,suspend,FALSE,FALSE,again,TRUE",
+        )
+    )
+    assert parsed.entries == [
+        pod(
+            "epsilon.example",
+            2,
+            "suspend",
+            "IFTAS:Hate-Speech; Online  Harassment",
+            ("hate-speech", "online harassment"),
+        )
+    ]
+    assert parsed.canaries == ["aud.invalid", "check.example", "sub.aud.invalid"]
+    assert parsed.errors == []
+
+
+def test_comments_are_checked_and_read_back_from_csv_safe_cells() -> None:
+    rows = ["a.example,suspend,'=1+1", "b.example,suspend,bad\x07bell", "c.example,suspend,"]
+    rows += ["d.example,suspend," + "x" * 2001, 'e.example,suspend,"two\nlines"', "f.example"]
+    parsed = parse_list(csv_file("domain,severity,public_comment", *rows), skip_invalid=True)
+    assert [(e.value, e.comment, e.line) for e in parsed.entries] == [
+        ("a.example", "=1+1", 2),
+        ("c.example", "", 4),
+        ("f.example", "", 8),
+    ]
+    assert [(e.line, e.message) for e in parsed.errors] == [
+        (3, "the comment contains a control character (such as a line break)"),
+        (5, "the comment is longer than 2000 characters"),
+        (6, "the comment contains a control character (such as a line break)"),
+    ]
+
+
+def test_quoted_cells_with_commas_and_quotes_are_read_as_the_csv_module_reads_them() -> None:
+    rows = ['a.example,suspend,"spam, bots",false', '"b.example","silence","say ""hi""",""']
+    rows += ['"c,d.example",suspend,,', 'e.example,noop,"spam, bots",false']
+    parsed = parse_list(
+        csv_file("domain,severity,public_comment,obfuscate", *rows), skip_invalid=True
+    )
+    assert parsed.entries == [
+        pod("a.example", 2, "suspend", "spam, bots", ("spam", "bots")),
+        pod("b.example", 3, "silence", 'say "hi"', ('say "hi"',)),
+        pod("e.example", 5, "noop", "spam, bots", ("spam", "bots")),
+    ]
+    assert [e.line for e in parsed.errors] == [4]  # 'c,d.example' is no host
+
+
+def test_invalid_rows_refuse_the_list_naming_their_lines() -> None:
+    rows = ["ok.example,suspend,,", "not a domain,suspend,,", "ok2.example,bogus,,"]
+    rows += ["ok3.example,suspend,,,,,,x", ",suspend,,", "ok4.example,silence,a,b,c"]
+    data = csv_file("domain,severity,public_comment,obfuscate", *rows)
+    with pytest.raises(ListFormatError) as refused:
+        parse_list(data)
+    assert str(refused.value) == (
+        "5 invalid rows: line 3: 'not a domain' is not a valid host name such as pod.example;"
+        " line 4: the severity 'bogus' is not suspend, silence or noop; line 5: the row has 8"
+        " columns; the header names 4; line 6: the domain is empty; line 7: the row has 5"
+        " columns; the header names 4; fix the list or set skip_invalid = true for it."
+    )
+    parsed = parse_list(data, skip_invalid=True)
+    assert parsed.entries == [pod("ok.example", 2)]
+    assert [e.line for e in parsed.errors] == [3, 4, 5, 6, 7]
+
+
+def test_row_errors_name_the_columns_wherever_the_domain_column_is() -> None:
+    data = csv_file("severity,domain", "suspend,a.example,x", "suspend,,", ",", "suspend,b.example")
+    parsed = parse_list(data, skip_invalid=True)
+    assert parsed.entries == [pod("b.example", 5)]
+    assert [(e.line, e.message) for e in parsed.errors] == [
+        (2, "the row has 3 columns; the header names 2"),
+        (3, "the domain is empty"),
+    ]
+
+
+def test_a_mixed_list_reads_every_kind_of_row() -> None:
+    rows = [
+        "alpha.example,suspend,false,false,iftas:spam,false,false",
+        "beta.example,silence,false,false,,false,false",
+        "gam**.example,suspend,false,false,obfuscated,true,false",
+        "delta.example,noop,true,false,media only,false,false",
+        "aud.invalid,suspend,false,false,iftas:canary,true,false",
+        "Alpha.Example,silence,false,false,again,false,false",
+        "bücher.example,suspend,false,false,,false,false",
+        "",
+        "bad_host.example,suspend,false,false,,false,false",
+    ]
+    parsed = parse_list(csv_file(MASTODON_HEADER + ",#reject_follows", *rows), skip_invalid=True)
+    assert parsed.entries == [
+        pod("alpha.example", 2, "suspend", "iftas:spam", ("spam",)),
+        pod("beta.example", 3, "silence"),
+        pod("delta.example", 5, "noop", "media only", ("media only",)),
+        pod("xn--bcher-kva.example", 8),
+    ]
+    assert (parsed.obfuscated, parsed.canaries, parsed.duplicates) == (1, ["aud.invalid"], 1)
+    assert [(e.line, e.unit) for e in parsed.errors] == [(10, "line")]
+
+
+def test_rows_read_once_per_distinct_text_agree_with_rows_read_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = [
+        f"h{i}.example,{['suspend', 'silence', 'x'][i % 3]},false,c{i % 4},," for i in range(30)
+    ]
+    data = csv_file("domain,severity,obfuscate,public_comment", *rows)
+    remembered = parse_list(data, skip_invalid=True)
+    monkeypatch.setattr(shapes, "_TAILS_KEPT", 0)
+    monkeypatch.setattr(shapes, "_COMMENTS_KEPT", 0)
+    read_whole = parse_list(data, skip_invalid=True)
+    assert remembered.entries == read_whole.entries and len(remembered.entries) == 20
+    assert remembered.errors == read_whole.errors
+
+
+# One domain per line.
+
+
+def test_a_file_of_one_domain_per_line_skips_comments_and_blank_lines() -> None:
+    data = b"# Garden Fence, updated daily\r\n\r\nalpha.example\r\n  # indented\r\n"
+    data += "Beta.Example,\r\n*.hidden.example\r\nbücher.example\r\n\r\naud.invalid\r\n".encode()
+    data += b"alpha.example\r\nnot valid\r\n"
+    parsed = parse_list(data, skip_invalid=True)
+    assert parsed.format == "domains"
+    assert parsed.entries == [
+        pod("alpha.example", 3),
+        pod("beta.example", 5),
+        pod("xn--bcher-kva.example", 7),
+    ]
+    assert (parsed.obfuscated, parsed.canaries, parsed.duplicates) == (1, ["aud.invalid"], 1)
+    assert [(e.line, e.message) for e in parsed.errors] == [
+        (11, "'not valid' is not a valid host name such as pod.example")
+    ]
+
+
+# Mastodon's and RapidBlock's JSON.
+
+
+def test_mastodon_json_from_the_admin_api_and_the_public_api() -> None:
+    items = [
+        {"domain": "a.example", "severity": "silence", "public_comment": "Spam, bots"},
+        {"domain": "b.example", "severity": "suspend", "comment": "public", "digest": "x"},
+        {"domain": "b*d.example", "severity": "suspend", "digest": digest("bad.example")},
+        {"domain": "o*.example", "severity": "suspend", "digest": None, "comment": None},
+        {"domain": "c.example", "private_comment": "never read", "public_comment": None},
+        {"domain": "aud.invalid", "severity": "suspend", "comment": "iftas:canary"},
+        {"domain": "canary.example", "comment": "IFTAS:Canary"},
+        {"domain": "A.Example", "severity": "noop"},
+    ]
+    parsed = parse_list(json.dumps(items).encode())
+    assert parsed.format == "mastodon-json"
+    assert parsed.entries == [
+        pod("a.example", 1, "silence", "Spam, bots", ("spam", "bots")),
+        pod("b.example", 2, "suspend", "public", ("public",)),
+        pod("sha256:" + digest("bad.example"), 3, published="b*d.example"),
+        pod("c.example", 5),
+    ]
+    assert (parsed.obfuscated, parsed.canaries, parsed.duplicates) == (
+        1,
+        ["aud.invalid", "canary.example"],
+        1,
+    )
+
+
+def test_invalid_json_items_refuse_the_list_naming_their_numbers() -> None:
+    items: list[object] = [{"domain": "ok.example"}, "x.example", {"severity": "suspend"}]
+    items += [{"domain": 3}, {"domain": "x.example", "severity": "ban"}, {"domain": "bad host"}]
+    items += [
+        {"domain": "y.example", "comment": ["a"]},
+        {"domain": "z.example", "comment": "\ud800"},
+    ]
+    data = json.dumps(items).encode()
+    with pytest.raises(ListFormatError, match=r"^7 invalid items: item 2: the item is not an obj"):
+        parse_list(data, max_errors_shown=1)
+    parsed = parse_list(data, skip_invalid=True)
+    assert parsed.entries == [pod("ok.example", 1)]
+    assert [(e.unit, e.line) for e in parsed.errors] == [("item", n) for n in range(2, 9)]
+    assert parsed.errors[1].message == "the domain is empty"
+    assert parsed.errors[3].message == "the severity 'ban' is not suspend, silence or noop"
+
+
+def test_rapidblock_blocks_are_suspensions_labelled_by_their_tags() -> None:
+    blocks = {
+        "a.example": {"isBlocked": True, "reason": "spam, bots", "tags": ["Spam", "rb:bots"]},
+        "b.example": {"isBlocked": False, "reason": "unblocked", "tags": []},
+        "c.example": {"isBlocked": True},
+        "aud.invalid": {"isBlocked": True, "tags": []},
+        "d.example": {"isBlocked": True, "tags": ["canary"]},
+        "e*.example": {"isBlocked": True, "reason": "hidden"},
+        "f.example": {"isBlocked": "yes"},
+        "g.example": {"isBlocked": True, "tags": "spam"},
+        "h.example": ["not", "an", "object"],
+    }
+    data = json.dumps({"@spec": "https://rapidblock.org/spec/v1/", "blocks": blocks}).encode()
+    parsed = parse_list(data, skip_invalid=True)
+    assert parsed.format == "rapidblock-json"
+    assert parsed.entries == [
+        pod("a.example", 1, "suspend", "spam, bots", ("spam", "bots")),
+        pod("c.example", 3),
+    ]
+    assert (parsed.unblocked, parsed.obfuscated, parsed.canaries) == (
+        1,
+        1,
+        ["aud.invalid", "d.example"],
+    )
+    assert [(e.unit, e.line) for e in parsed.errors] == [("item", 7), ("item", 8), ("item", 9)]
+
+
+# A format named in the config.
+
+
+def test_a_forced_format_reads_what_detection_would_not() -> None:
+    parsed = parse_list(b"localhost:3000\npod.example\n", format="domains")
+    assert [e.value for e in parsed.entries] == ["localhost:3000", "pod.example"]
+    assert parse_list(b"# emptied\n", format="domains").entries == []
+    assert parse_list(b"", format="domains").format == "domains"
+    assert parse_list(b"[]", format="mastodon-json").entries == []
+
+
+@pytest.mark.parametrize(
+    ("data", "format", "message"),
+    [
+        (
+            b"domain,severity\n",
+            "mastodon-csv",
+            r"^Line 1 of the list is 'domain,severity', not a header with a #domain column, which"
+            r' format = "mastodon-csv" reads; it has the shape of format = "domain-csv"; fix the'
+            r" list, or change its format\.$",
+        ),
+        (b"#domain\nx.example\n", "domains", r'not one domain per line, which format = "domains"'),
+        (b"x.example\n", "podmod", r'not the header kind,value,label,comment, which format = "pod'),
+        (b"x.example\n", "rapidblock-json", r"^Line 1 of the list is \'x.example\', not Rapid"),
+        (b"[]", "rapidblock-json", r'^The list is JSON, not RapidBlock.*"mastodon-json"'),
+        (b'{"blocks": {}}', "mastodon-json", r"^The list is JSON, not a JSON array of Mastodon"),
+        (b"[", "mastodon-json", r"^The list is not valid JSON"),
+        (b"\n", "mastodon-json", r"^The list is empty, not a JSON array of Mastodon domain blocks"),
+        (b"", "domain-csv", r"^The list is empty"),
+        (b"x.example\n", "csv", r"^'csv' is not a list format podmod reads \(podmod, mastodon-csv"),
+    ],
+)
+def test_a_forced_format_that_does_not_fit_is_refused_clearly(
+    data: bytes, format: str, message: str
+) -> None:
+    with pytest.raises(ListFormatError, match=message):
+        parse_list(data, format=format)
+
+
+def test_every_format_can_be_forced_on_its_own_shape() -> None:
+    samples = {
+        "podmod": b"kind,value,label,comment\npod,a.example,,\n",
+        "mastodon-csv": b"#domain\na.example\n",
+        "domain-csv": b"domain\na.example\n",
+        "domains": b"a.example\n",
+        "mastodon-json": b'[{"domain": "a.example"}]',
+        "rapidblock-json": b'{"blocks": {"a.example": {"isBlocked": true}}}',
+    }
+    assert set(samples) == set(FORMATS)
+    for format, data in samples.items():
+        parsed = parse_list(data, format=format)
+        assert (parsed.format, [e.value for e in parsed.entries]) == (format, ["a.example"])
+
+
+def test_a_list_reader_streams_entries_and_counts_as_it_goes() -> None:
+    data = csv_file("domain", "a.example", "b*.example", "aud.invalid", "a.example", "c.example")
+    reader = ListReader(data)
+    assert reader.format == "domain-csv"
+    seen = []
+    for entry in reader:
+        seen.append((entry.value, reader.obfuscated, list(reader.canaries), reader.duplicates))
+    assert seen == [("a.example", 0, [], 0), ("c.example", 1, ["aud.invalid"], 1)]
+    with pytest.raises(RuntimeError):
+        list(reader)
+
+
+# Properties: whatever the input, a result or a ListFormatError, and no entry of text with '*'.
+
+domain_cells = st.text(alphabet=st.characters(codec="utf-8"), max_size=20) | st.sampled_from(
+    ["a.example", "*.b.example", "ex**le.org", "aud.invalid", "bücher.example", "", '"', ",", "#"]
+)
+other_cells = st.text(max_size=12) | st.sampled_from(
+    ["suspend", "Silence", "noop", "limit", "TRUE", "false", "iftas:canary", "spam, bots", '"']
+)
+
+
+def _entries_are_sound(parsed_entries: list[Entry]) -> None:
+    for entry in parsed_entries:
+        assert "*" not in entry.value
+        if entry.value.startswith("sha256:"):
+            assert len(entry.value) == 71 and entry.published
+        else:
+            assert normalise(entry.kind, entry.value) == entry.value
+        if entry.kind == "pod" and entry.severity:
+            assert entry.severity in ("suspend", "silence", "noop")
+            assert entry.label == "; ".join(entry.labels)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=200).map(str.encode))
+def test_any_bytes_parse_or_are_refused_cleanly(data: bytes) -> None:
+    for prefix in (b"", b"#domain,#severity,#public_comment,#digest\n", b"domain\n", b"[", b"{"):
+        for format in (None, "domains", "mastodon-json"):
+            with contextlib.suppress(ListFormatError):
+                _entries_are_sound(
+                    parse_list(prefix + data, skip_invalid=True, format=format).entries
+                )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.permutations(["domain", "severity", "public_comment", "obfuscate", "digest", "x"]),
+    st.lists(st.tuples(domain_cells, other_cells, other_cells, other_cells), max_size=8),
+)
+def test_any_domain_csv_rows_give_sound_entries(header: list[str], rows: list[tuple]) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for domain, *rest in rows:
+        cells = dict(zip(["severity", "public_comment", "obfuscate"], rest, strict=True))
+        cells["domain"] = domain
+        writer.writerow([cells.get(name, "") for name in header])
+    try:
+        parsed = parse_list(out.getvalue().encode(), skip_invalid=True)
+    except ListFormatError:
+        return
+    _entries_are_sound(parsed.entries)
+    assert len(parsed.entries) + len(parsed.errors) + parsed.duplicates + parsed.obfuscated <= len(
+        rows
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.from_regex(r"[a-z0-9-]{1,12}(\.[a-z0-9-]{1,12}){1,3}", fullmatch=True)
+    | st.text(alphabet="abz09.-*_:/A", max_size=70)
+)
+def test_plain_hosts_read_as_they_are_agree_with_normalise(host: str) -> None:
+    try:
+        expected = normalise("pod", host)
+    except ValueError:
+        expected = None
+    if len(host) <= 63 and shapes._PLAIN_HOST.fullmatch(host):
+        assert expected == host and not host.endswith(".invalid")
+    parsed = parse_list(f"domain\n{host}\n".encode(), skip_invalid=True)
+    values = [e.value for e in parsed.entries]
+    if expected is not None and "*" not in host and not expected.endswith(".invalid"):
+        assert values == [expected]

@@ -1,0 +1,646 @@
+"""The fediverse's shared lists synced end to end, read as their authors mean them: every published
+shape (the files of ../shared/lists-formats and generated ones in the same shapes), subdomains on
+label boundaries and ports, severities and their weight, noop, obfuscated rows and digests,
+canaries, labels and lock_labels, `kinds` for account and pod entries, this pod's own list, and
+`podmod lists publish --format mastodon` — against real PostgreSQL, lists served from disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import assert_cases_consistent, cases_json, podmod, read_once
+from tests.test_lists import ListFiles, list_signals, sync
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "lists-formats"
+MASTODON_HEADER = "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n"
+
+
+@pytest.fixture
+def lists(env, state, tmp_path) -> ListFiles:
+    directory = tmp_path / "lists"
+    directory.mkdir()
+    return ListFiles(directory, Path(env["PODMOD_CONFIG"]))
+
+
+def serve(lists: ListFiles, name: str, text: str, *, suffix: str = ".csv", **settings) -> None:
+    """Write a list file of any shape (unsigned) and subscribe to it."""
+    path = lists.directory / f"{name}{suffix}"
+    path.write_text(text, encoding="utf-8")
+    lists.subscribe(name, signed=False, url=path.as_uri(), **settings)
+
+
+def entries_of(state, name: str) -> set[tuple[str, str, str]]:
+    state.rollback()
+    rows = state.execute(
+        "SELECT e.kind, e.value, e.severity FROM podmod.list_entries e"
+        " JOIN podmod.lists l ON l.id = e.list_id WHERE l.name = %s AND e.removed_in IS NULL",
+        (name,),
+    ).fetchall()
+    state.rollback()
+    return {(row["kind"], row["value"], row["severity"]) for row in rows}
+
+
+def shown(name: str) -> dict:
+    [row] = [r for r in json.loads(podmod("lists", "show", "--json").output) if r["name"] == name]
+    return row
+
+
+def open_accounts() -> list[str]:
+    return sorted(case["account"] for case in cases_json("open"))
+
+
+def pods(*rows: tuple[str, str]) -> set[tuple[str, str, str]]:
+    return {("pod", domain, severity) for domain, severity in rows}
+
+
+# What each published file holds, as its author means it: entries (pod, domain, severity), the
+# format podmod detects, and what it skips.
+PUBLISHED = {
+    "fediblockhole/data-mastodon.json": (
+        "mastodon-json",
+        pods(
+            ("example.org", "suspend"),
+            ("example2.org", "silence"),
+            ("example3.org", "suspend"),
+            ("example4.org", "noop"),
+            ("example5.org", "suspend"),
+            ("example6.org", "suspend"),
+            ("example7.org", "suspend"),
+            ("example8.org", "suspend"),
+            ("example9.org", "silence"),
+            ("example15.org", "suspend"),
+        ),
+        {},
+    ),
+    "fediblockhole/data-noop-01.csv": (
+        "domain-csv",
+        pods(
+            ("public-comment.example.org", "noop"),
+            ("private-comment.example.org", "noop"),
+            ("diff-comment.example.org", "noop"),
+            ("2diff-comment.example.org", "noop"),
+        ),
+        {},
+    ),
+    "fediblockhole/data-silences-01.csv": (
+        "domain-csv",
+        pods(
+            ("public-comment.example.org", "silence"),
+            ("private-comment.example.org", "silence"),
+            ("diff-comment.example.org", "silence"),
+            ("2diff-comment.example.org", "silence"),
+        ),
+        {},
+    ),
+    "fediblockhole/data-suspends-01.csv": (
+        "domain-csv",
+        pods(
+            ("public-comment.example.org", "suspend"),
+            ("private-comment.example.org", "suspend"),
+            ("diff-comment.example.org", "suspend"),
+            ("2diff-comment.example.org", "suspend"),
+        ),
+        {},
+    ),
+    "fediblockhole/demo-allowlist-02.csv": ("domain-csv", pods(("example.org", "suspend")), {}),
+    "generated/allowlist.csv": (
+        "domain-csv",
+        pods(("canary.tier0.example", "suspend"), ("omicron.example", "suspend")),
+        {},
+    ),
+    "generated/column-order.csv": (
+        "domain-csv",
+        pods(("000delete.this.line.example", "suspend"), ("delta.example", "suspend")),
+        {},
+    ),
+    "generated/domains.txt": (
+        "domains",
+        pods(("lambda.example", "suspend"), ("mu.example", "suspend")),
+        {},
+    ),
+    "generated/export-with-obfuscated-and-noop.csv": (
+        "mastodon-csv",
+        pods(("eta.example", "suspend"), ("kappa.example", "noop")),
+        {"obfuscated_rows": 2},
+    ),
+    "generated/labelled-with-canary.csv": (
+        "mastodon-csv",
+        pods(("epsilon.example", "suspend"), ("zeta.example", "silence")),
+        {"canaries": ["aud.invalid"]},
+    ),
+    "generated/rapidblock.json": (
+        "rapidblock-json",
+        pods(("nu.example", "suspend")),
+        {"unblocked_rows": 1},
+    ),
+    "generated/unified-tier-mastodon.csv": (
+        "mastodon-csv",
+        pods(("alpha.example", "suspend"), ("beta.example", "silence")),
+        {},
+    ),
+    "generated/unified-tier-plain.csv": (
+        "domain-csv",
+        pods(
+            ("alpha.example", "suspend"),
+            ("beta.example", "silence"),
+            ("sub.gamma.example", "suspend"),
+        ),
+        {},
+    ),
+    "mastodon/domain_allows.csv": (
+        "mastodon-csv",
+        pods(("good.domain", "suspend"), ("better.domain", "suspend")),
+        {},
+    ),
+    "mastodon/domain_blocks.csv": (
+        "mastodon-csv",
+        pods(
+            ("bad.domain", "silence"),
+            ("worse.domain", "suspend"),
+            ("reject.media", "noop"),
+            ("reject.follows", "silence"),
+        ),
+        {},
+    ),
+    "mastodon/domain_blocks_list.txt": (
+        "domains",
+        pods(("bad.domain", "suspend"), ("worse.domain", "suspend"), ("reject.media", "suspend")),
+        {},
+    ),
+}
+
+
+def test_the_shared_folder_holds_no_file_these_tests_do_not_know():
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is not beside the checkout")
+    files = {str(p.relative_to(SHARED)) for p in SHARED.rglob("*") if p.is_file()}
+    assert files - {"README.md"} == set(PUBLISHED)
+
+
+@pytest.mark.parametrize("relative", sorted(PUBLISHED))
+def test_every_published_list_file_syncs_with_the_entries_its_author_means(
+    lists, pod, state, relative
+):
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is not beside the checkout")
+    expected_format, expected_entries, skipped = PUBLISHED[relative]
+    source = SHARED / relative
+    target = lists.directory / source.name
+    shutil.copyfile(source, target)
+    lists.subscribe("wild", signed=False, url=target.as_uri())
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert f"version 1 applied ({expected_format}" in output
+    assert entries_of(state, "wild") == expected_entries
+    row = shown("wild")
+    assert row["format"] == expected_format
+    assert {key: row[key] for key in skipped} == skipped
+
+
+def test_a_pod_entry_covers_its_host_and_every_subdomain_on_label_boundaries_and_any_port(
+    lists, pod
+):
+    for username, host in [
+        ("apex", "alpha.example"),
+        ("deep", "x.y.alpha.example"),
+        ("ported", "x.alpha.example:8443"),
+        ("lookalike", "notalpha.example"),
+        ("suffixed", "alpha.example.other"),
+        ("prefix", "alpha.examples"),
+    ]:
+        pod.person(username, host)
+    pod.person("local")
+    serve(lists, "dni", MASTODON_HEADER + "alpha.example,suspend,false,false,,false\n")
+
+    assert sync()[0] == 0
+
+    assert open_accounts() == [
+        "apex@alpha.example",
+        "deep@x.y.alpha.example",
+        "ported@x.alpha.example:8443",
+    ]
+
+
+def test_a_pod_entry_with_a_port_covers_that_port_only(lists, pod):
+    pod.person("a", "beta.example:8443")
+    pod.person("b", "x.beta.example:8443")
+    pod.person("c", "beta.example")
+    pod.person("d", "beta.example:9000")
+    serve(lists, "ports", "beta.example:8443\n", suffix=".txt")
+
+    assert sync()[0] == 0
+
+    assert open_accounts() == ["a@beta.example:8443", "b@x.beta.example:8443"]
+
+
+def test_the_most_specific_entry_decides_so_a_noop_subdomain_is_exempt(lists, pod, state):
+    pod.person("main", "big.example")
+    pod.person("quiet", "ok.big.example")
+    pod.person("deeper", "a.ok.big.example")
+    pod.person("other", "spam.big.example")
+    serve(
+        lists,
+        "tiers",
+        MASTODON_HEADER
+        + "big.example,suspend,false,false,,false\n"
+        + "ok.big.example,noop,false,false,a well-run subdomain,false\n",
+    )
+
+    assert sync()[0] == 0
+
+    assert open_accounts() == ["main@big.example", "other@spam.big.example"]
+    assert entries_of(state, "tiers") == pods(
+        ("big.example", "suspend"), ("ok.big.example", "noop")
+    )
+    assert shown("tiers")["noop"] == 1
+
+
+def test_suspend_weighs_more_than_silence_and_noop_flags_nobody(lists, pod, state):
+    pod.person("s", "suspended.example")
+    pod.person("l", "limited.example")
+    pod.person("n", "recorded.example")
+    serve(
+        lists,
+        "sev",
+        "domain,severity\n"
+        "suspended.example,suspend\n"
+        "limited.example,Silence\n"
+        "recorded.example,NOOP\n",
+    )
+
+    code, output = sync()
+
+    assert code == 0, output
+    priorities = {case["account"]: case["priority"] for case in cases_json("open")}
+    assert priorities == {"s@suspended.example": 30, "l@limited.example": 15}
+    [silenced] = [s for s in list_signals() if s["entry"] == "pod:limited.example"]
+    assert silenced["severity"] == "silence"
+    assert shown("sev")["noop"] == 1
+    shown_text = podmod("lists", "show").output
+    assert "3 entries (1 suspend, 1 silence, 1 noop)" in shown_text
+    assert_cases_consistent(state)
+
+
+def test_a_new_severity_reweighs_the_match_it_keeps(lists, pod, state):
+    pod.person("l", "limited.example")
+    serve(lists, "sev", "domain,severity\nlimited.example,suspend\nother.example,suspend\n")
+    sync()
+    assert [c["priority"] for c in cases_json("open")] == [30]
+
+    serve(lists, "sev", "domain,severity\nlimited.example,silence\nother.example,suspend\n")
+    code, output = sync()
+
+    assert code == 0, output
+    [case] = cases_json("open")
+    assert case["priority"] == 15
+    [signal] = [s for s in case["signals"] if not s["retracted"]]
+    assert signal["severity"] == "silence" and signal["version"] == 2
+    assert_cases_consistent(state)
+
+
+def test_obfuscated_rows_never_refuse_a_list_and_a_digest_matches_the_real_domain(lists, pod):
+    pod.person("hidden", "sub.hidden.example")
+    pod.person("plain", "plain.example")
+    pod.person("masked", "masked.example")
+    digest = hashlib.sha256(b"hidden.example").hexdigest()
+    serve(
+        lists,
+        "api",
+        json.dumps(
+            [
+                {"domain": "hid***.example", "digest": digest, "severity": "suspend"},
+                {"domain": "mas***.example", "severity": "suspend", "obfuscate": True},
+                {"domain": "plain.example", "severity": "silence", "comment": "placeholder"},
+            ]
+        ),
+        suffix=".json",
+    )
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert "1 obfuscated row skipped" in output
+    assert open_accounts() == ["hidden@sub.hidden.example", "plain@plain.example"]
+    [by_digest] = [s for s in list_signals() if s["entry"].startswith("pod:sha256:")]
+    assert by_digest["entry"] == f"pod:sha256:{digest}"
+    diff = json.loads(podmod("lists", "diff", "api", "--json").output)
+    assert f"pod:hid***.example (SHA-256 {digest[:12]}…)" in diff["added"]
+    assert shown("api")["obfuscated_rows"] == 1
+
+
+def test_canary_rows_never_match_and_a_required_canary_must_be_there(lists, pod, state):
+    pod.person("canary", "aud.invalid")
+    pod.person("bird", "canary.example")
+    pod.person("real", "epsilon.example")
+    with_canary = (
+        MASTODON_HEADER
+        + "epsilon.example,suspend,FALSE,FALSE,iftas:hate-speech,TRUE\n"
+        + "canary.example,suspend,FALSE,FALSE,iftas:canary,TRUE\n"
+        + "aud.invalid,suspend,FALSE,FALSE,iftas:canary,TRUE\n"
+    )
+    serve(lists, "aud", with_canary, require_canary="aud.invalid")
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert "canary canary.example, aud.invalid" in output
+    assert open_accounts() == ["real@epsilon.example"]
+
+    serve(
+        lists,
+        "aud",
+        MASTODON_HEADER + "epsilon.example,suspend,FALSE,FALSE,iftas:hate-speech,TRUE\n"
+        "zeta.example,suspend,FALSE,FALSE,,TRUE\n",
+        require_canary="aud.invalid",
+    )
+    code, output = sync()
+
+    assert code == 1
+    assert "has no canary row aud.invalid" in output and "version in force stays" in output
+    assert shown("aud")["version"] == 1
+    assert entries_of(state, "aud") == pods(("epsilon.example", "suspend"))
+
+
+def test_labels_select_the_entries_a_list_is_trusted_for(lists, pod):
+    pod.person("hate", "hate.example")
+    pod.person("spam", "spam.example")
+    pod.person("both", "both.example")
+    serve(
+        lists,
+        "dni",
+        MASTODON_HEADER
+        + "hate.example,suspend,false,false,iftas:hate-speech,false\n"
+        + "spam.example,suspend,false,false,iftas:spam,false\n"
+        + "both.example,suspend,false,false,iftas:spam;hate-speech,false\n",
+        labels=["iftas:Hate-Speech"],
+    )
+
+    assert sync()[0] == 0
+
+    assert open_accounts() == ["both@both.example", "hate@hate.example"]
+
+    serve(
+        lists,
+        "dni",
+        MASTODON_HEADER
+        + "hate.example,suspend,false,false,iftas:hate-speech,false\n"
+        + "spam.example,suspend,false,false,iftas:spam,false\n"
+        + "both.example,suspend,false,false,iftas:spam;hate-speech,false\n",
+        labels=["spam"],
+    )
+    code, output = sync()
+
+    assert code == 0 and "settings changed (labels [spam])" in output
+    assert open_accounts() == ["both@both.example", "spam@spam.example"]
+
+
+def test_lock_labels_lock_on_a_review_list_only_what_they_name(lists, pod, state):
+    pod.person("campaigner")
+    pod.person("spammer")
+    lists.write(
+        "core",
+        ["account,campaigner@pod.example,campaign,", "account,spammer@pod.example,spam,"],
+    )
+    lists.subscribe("core", lock_labels=["campaign"])
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert "core: locked campaigner@pod.example (policy lock)" in output
+    locked = pod.conn.execute("SELECT username FROM users WHERE locked_at IS NOT NULL").fetchall()
+    assert [row["username"] for row in locked] == ["campaigner"]
+    assert open_accounts() == ["campaigner@pod.example", "spammer@pod.example"]
+
+
+def test_kinds_switch_off_account_and_pod_entries_too(lists, pod):
+    pod.person("named", "far.example")
+    pod.person("onpod", "bad.example")
+    lists.write("core", ["account,named@far.example,,", "pod,bad.example,,"])
+    lists.subscribe("core", kinds=["pod"])
+
+    assert sync()[0] == 0
+    assert open_accounts() == ["onpod@bad.example"]
+
+    lists.subscribe("core", kinds=["account"])
+    code, output = sync()
+
+    assert code == 0 and "settings changed (kinds [account])" in output
+    assert open_accounts() == ["named@far.example"]
+
+
+def test_rapidblock_unblocked_hosts_are_not_entries(lists, pod):
+    pod.person("blocked", "nu.example")
+    pod.person("unblocked", "xi.example")
+    serve(
+        lists,
+        "rapid",
+        json.dumps(
+            {
+                "@spec": "https://rapidblock.org/spec/v1/",
+                "publishedAt": "2024-01-01T00:00:00Z",
+                "blocks": {
+                    "nu.example": {"isBlocked": True, "reason": "placeholder", "tags": ["spam"]},
+                    "xi.example": {"isBlocked": False, "reason": "reviewed", "tags": []},
+                },
+            }
+        ),
+        suffix=".json",
+    )
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert "1 not blocked (isBlocked false) row skipped" in output
+    assert open_accounts() == ["blocked@nu.example"]
+    [signal] = list_signals()
+    assert signal["label"] == "spam"
+
+
+def test_a_mixed_export_is_read_row_by_row_as_meant(lists, pod, state):
+    for username, host in [
+        ("a", "one.example"),
+        ("b", "sub.two.example"),
+        ("c", "three.example"),
+        ("d", "four.example"),
+        ("e", "five.example"),
+    ]:
+        pod.person(username, host)
+    serve(
+        lists,
+        "mixed",
+        "\ufeff"
+        + '"severity","domain","public_comment","obfuscate","reject_media",\r\n'
+        + '"suspend","one.example","iftas:spam;cib","False","False",\r\n'
+        + '"SILENCE","two.example","placeholder","TRUE","False",\r\n'
+        + '"noop","three.example","","False","False",\r\n'
+        + '"suspend","fo**.example","obfuscated","True","False",\r\n'
+        + '"suspend","check.invalid","canary","False","False",\r\n'
+        + "\r\n",
+    )
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert (
+        "version 1 applied (domain-csv, 1 obfuscated row skipped, canary check.invalid)" in output
+    )
+    assert open_accounts() == ["a@one.example", "b@sub.two.example"]
+    labels = {s["entry"]: s["label"] for s in list_signals()}
+    assert labels == {"pod:one.example": "spam; cib", "pod:two.example": "placeholder"}
+    assert_cases_consistent(state)
+
+
+def test_a_file_of_no_known_shape_is_refused_in_one_sentence_and_changes_nothing(lists, pod, state):
+    pod.person("x", "far.example")
+    serve(lists, "core", "domain\nfar.example\n")
+    assert sync()[0] == 0
+    serve(lists, "core", "hello world, this is not a list\nsecond line\n")
+
+    code, output = sync()
+
+    assert code == 1
+    assert "Line 1 of the list is 'hello world, this is not a list'" in output
+    assert shown("core")["version"] == 1
+    assert entries_of(state, "core") == pods(("far.example", "suspend"))
+
+
+def test_a_forced_format_reads_the_file_as_that_shape(lists, pod):
+    pod.person("x", "far.example")
+    serve(lists, "forced", "far.example\n", suffix=".txt", format="mastodon-csv")
+
+    code, output = sync()
+
+    assert code == 1 and "FAILED" in output
+    serve(lists, "forced", "far.example\n", suffix=".txt", format="domains")
+    code, output = sync()
+    assert code == 0 and "version 1 applied (domains" in output
+    assert open_accounts() == ["x@far.example"]
+
+
+def test_accounts_that_appear_later_on_a_subdomain_are_matched_by_the_reader(lists, pod, config):
+    serve(lists, "dni", "alpha.example\n", suffix=".txt")
+    assert sync()[0] == 0
+    assert open_accounts() == []
+
+    pod.person("late", "new.alpha.example")
+    pod.person("elsewhere", "alpha.other")
+    read_once(config)
+
+    assert open_accounts() == ["late@new.alpha.example"]
+
+
+def test_an_allowlisted_pod_exempts_its_subdomains(lists, pod):
+    pod.person("news", "desk.press.example")
+    pod.person("bad", "bad.example")
+    serve(lists, "block", "press.example\nbad.example\n", suffix=".txt")
+    serve(lists, "ours", "#domain\npress.example\n", policy="allow")
+
+    assert sync()[0] == 0
+
+    assert open_accounts() == ["bad@bad.example"]
+
+
+def test_lists_read_by_an_older_podmod_are_read_again(lists, pod, state):
+    pod.person("x", "sub.far.example")
+    serve(lists, "old", "domain\nfar.example\n")
+    assert sync()[0] == 0
+    state.execute("UPDATE podmod.list_versions SET reader = 1")
+    state.commit()
+
+    code, output = sync()
+
+    assert code == 0 and "version 2 applied (domain-csv)" in output
+    assert "unchanged; version 2 stays in force" in sync()[1]
+
+
+def test_this_pods_own_list_from_the_command_line(lists, pod, state):
+    pod.person("spammer", "far.example")
+    pod.person("neighbour", "sub.wave.example")
+
+    added = podmod("lists", "add", "Spammer@Far.Example", "--label", "spam", "--reason", "wave")
+    pod_added = podmod("lists", "add", "wave.example", "--reason", "every account of it")
+    again = podmod("lists", "add", "spammer@far.example", "--reason", "twice")
+    bad = podmod("lists", "add", "not a host", "--reason", "x")
+
+    assert added.exit_code == 0, added.output
+    assert "Added account:spammer@far.example to this pod's list (version 1): 1 new match" in (
+        added.output
+    )
+    assert "version 2" in pod_added.output
+    assert again.exit_code == 0 and "on this pod's list already (since version 1)" in again.output
+    assert bad.exit_code == 2 and "give a handle such as user@pod.example" in bad.output
+    assert open_accounts() == ["neighbour@sub.wave.example", "spammer@far.example"]
+    text = podmod("lists", "show").output
+    assert "this pod's own list (review): version 2 (podmod; 2 entries)" in text
+    # A sync keeps it: it is no subscription, so it is never retired.
+    lists.write("core", ["account,other@far.example,,"])
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    assert open_accounts() == ["neighbour@sub.wave.example", "spammer@far.example"]
+
+    removed = podmod("lists", "remove", "wave.example", "--reason", "resolved")
+
+    assert removed.exit_code == 0, removed.output
+    assert "1 match retracted" in removed.output
+    assert open_accounts() == ["spammer@far.example"]
+    audit = state.execute(
+        "SELECT action, actor, reason, details FROM podmod.audit WHERE action LIKE 'list_add'"
+        " OR action LIKE 'list_remove' ORDER BY id"
+    ).fetchall()
+    assert [(a["action"], a["reason"]) for a in audit] == [
+        ("list_add", "wave"),
+        ("list_add", "every account of it"),
+        ("list_remove", "resolved"),
+    ]
+    assert all(a["actor"].startswith("cli:") for a in audit)
+    assert audit[0]["details"]["entry"] == "account:spammer@far.example"
+    assert_cases_consistent(state)
+
+
+def test_the_name_of_this_pods_list_is_not_a_subscription_name(lists):
+    lists.subscribe("this-pod")
+    result = podmod("lists", "sync")
+    assert result.exit_code == 2 and "podmod's own list of this pod" in result.output
+
+
+def test_publish_writes_mastodon_format_that_podmod_and_mastodon_read(lists, pod, tmp_path):
+    pod.person("x", "sub.bad.example")
+    podmod("lists", "keygen", "--dir", str(tmp_path))
+    source = tmp_path / "source.csv"
+    source.write_text(
+        "kind,value,label,comment\n"
+        "pod,bad.example,campaign,placeholder\n"
+        "account,someone@far.example,spam,\n"
+        "pod,=ugly.example,,\n"
+    )
+    out = lists.directory / "mastodon.csv"
+    args = [
+        "lists",
+        "publish",
+        "--from-csv",
+        str(source),
+        "--secret-key",
+        str(tmp_path / "podmod.key"),
+    ]
+
+    refused = podmod(*args, "--output", str(out), "--format", "mastodon")
+    result = podmod(*args, "--output", str(out), "--format", "mastodon", "--skip-invalid")
+
+    assert refused.exit_code != 0 and "line 4" in refused.output
+    assert result.exit_code == 0, result.output
+    assert "left out line 4" in result.output
+    assert "1 entries, mastodon format; 1 left out" in result.output
+    assert out.read_text().splitlines() == [
+        MASTODON_HEADER.strip(),
+        "bad.example,suspend,false,false,campaign,false",
+    ]
+    lists.subscribe("shared", signed=False, url=out.as_uri())
+    assert sync()[0] == 0
+    assert open_accounts() == ["x@sub.bad.example"]
