@@ -67,7 +67,7 @@ def test_podmod_bench_measures_every_figure_beside_its_baseline(services):
     assert details["web"]["memory"]["requests"] == 2 + TINY["requests"]
 
     figures = {figure["name"]: figure for figure in result["figures"]}
-    assert len(figures) == 15
+    assert len(figures) == 16
     for figure in figures.values():
         assert figure["podmod"] > 0, figure
         assert figure["baseline"] > 0 and figure["baseline_name"], figure

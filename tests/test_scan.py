@@ -423,6 +423,22 @@ def test_a_kind_switched_off_for_a_list_gives_no_matches_and_retracts_old_ones(l
     assert retracted["retracted_because"] == "the list's phrase entries are switched off"
 
 
+def test_a_list_trusted_for_some_labels_matches_only_their_content_entries(lists, pod):
+    author = pod.person("labelled", "far.example")
+    pod.post(author, "placeholder kappa and placeholder lambda")
+    rows = ["phrase,placeholder kappa,spam,", "phrase,placeholder lambda,other,"]
+    publish(lists, "words", rows, labels=["spam"])
+    settle()
+    assert [s["entry"] for s in active(content_signals())] == ["phrase:placeholder kappa"]
+
+    publish(lists, "words", rows, labels=["other"])
+    settle()
+
+    assert [s["entry"] for s in active(content_signals())] == ["phrase:placeholder lambda"]
+    [retracted] = [s for s in content_signals() if s["retracted"]]
+    assert retracted["retracted_because"] == "the list applies only the labels other"
+
+
 def test_an_unknown_kind_in_the_config_is_refused_with_a_clear_error(lists):
     lists.write("words", ["phrase,placeholder,,"])
     lists.subscribe("words", kinds=["phrase", "video"])

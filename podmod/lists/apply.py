@@ -41,12 +41,13 @@ SELECT EXISTS (SELECT 1 FROM podmod.list_entries e
                WHERE e.kind = 'account' AND e.removed_in IS NULL AND {APPLIES}) AS account,
        EXISTS (SELECT 1 FROM podmod.list_entries e
                JOIN podmod.lists l ON l.id = e.list_id AND l.policy <> 'ignore'
-               WHERE e.kind = 'pod' AND e.removed_in IS NULL AND {APPLIES}) AS pod
+               WHERE e.kind = 'pod' AND e.removed_in IS NULL AND {APPLIES}) AS pod,
+       EXISTS (SELECT 1 FROM podmod.list_entries e
+               WHERE e.published <> '' AND e.removed_in IS NULL) AS digests
 """
 
 # Every name each remote host answers to (podmod.host_names() inlined, for speed): the host and
-# its parent domains, with and without its port, and the SHA-256 digest of each portless name;
-# `depth` 1 is the host itself.
+# its parent domains, with and without its port; `depth` 1 is the host itself.
 HOST_NAMES_SQL = """
 CREATE TEMP TABLE host_names ON COMMIT DROP AS
 SELECT h.host, array_to_string(h.labels[i:], '.') || s.port AS name, i AS depth
@@ -55,13 +56,14 @@ FROM (SELECT host, string_to_array(split_part(host, ':', 1), '.') AS labels,
       FROM pod_hosts) h,
      generate_series(1, greatest(cardinality(h.labels) - 1, 1)) AS i,
      LATERAL (VALUES (''), (':' || h.port)) AS s (port)
-WHERE s.port IS NOT NULL;
-
+WHERE s.port IS NOT NULL
+"""
+# ... and, when an entry known only by its digest is in force, the SHA-256 digest of each
+# portless name.
+DIGEST_NAMES_SQL = """
 INSERT INTO host_names
 SELECT host, 'sha256:' || encode(sha256(convert_to(name, 'UTF8')), 'hex'), depth
-FROM host_names WHERE strpos(name, ':') = 0;
-
-ANALYZE host_names
+FROM host_names WHERE strpos(name, ':') = 0
 """
 
 # Per list and host, the most specific pod entry that covers it (a longer name first; with its
@@ -205,6 +207,7 @@ def _load_people(
     up_to: int,
     accounts: bool,
     pods: bool,
+    digests: bool,
 ) -> int:
     """Fill `pod_people` (and, for pod entries, `host_matches`) with the people of the pod who may
     match: everyone in the id range when account entries apply; otherwise only the remote people
@@ -224,6 +227,9 @@ def _load_people(
             pod_db.copy_remote_hosts(pod, target, above=above, up_to=up_to)
     state.execute("ANALYZE pod_hosts")
     _execute_all(state, HOST_NAMES_SQL)
+    if digests:
+        state.execute(DIGEST_NAMES_SQL)
+    state.execute("ANALYZE host_names")
     _execute_all(state, HOST_MATCHES_SQL)
     if pods and not accounts:
         hosts = [row["host"] for row in state.execute("SELECT DISTINCT host FROM host_matches")]
@@ -254,7 +260,13 @@ def match_people(
         _set_watermark(state, top)  # nothing new, or nothing to match against
         return result
     result.people_scanned = _load_people(
-        pod, state, above=above, up_to=top, accounts=in_force["account"], pods=in_force["pod"]
+        pod,
+        state,
+        above=above,
+        up_to=top,
+        accounts=in_force["account"],
+        pods=in_force["pod"],
+        digests=in_force["digests"],
     )
     _execute_all(state, MATCH_SQL, {"threshold": config["list_sync.threshold"]})
     touched: set[int] = set()
