@@ -657,19 +657,13 @@ def parse_list(
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector: a million entries hold no cycles, and collections
-    triggered by their allocation alone would double the parse time. Then the objects made are
-    put straight in the oldest generation, as long-lived as the list they are (freeze and unfreeze
-    move them there without a look), instead of being traversed by the next three collections
-    (0.15 s for a million); unless something else froze objects, which unfreeze would thaw."""
+    triggered by their allocation alone would double the parse time."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
-            if not gc.get_freeze_count():
-                gc.freeze()
-                gc.unfreeze()
             gc.enable()
 
 
