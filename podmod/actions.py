@@ -692,6 +692,7 @@ def _pod_list_change(
             )
         else:
             number, present = local.remove(state, entry, actor=actor), None
+        action = "list_add" if adding else "list_remove"
         if number is None:
             state.rollback()
             message = (
@@ -699,9 +700,8 @@ def _pod_list_change(
                 if adding
                 else f"{entry.text} is not on this pod's list."
             )
-            return ActionResult(f"list_{'add' if adding else 'remove'}", entry.text, False, message)
+            return ActionResult(action, entry.text, False, message)
         matched = apply.match_people(config, pod, state, full=True)
-        action = "list_add" if adding else "list_remove"
         facts = {
             **(details or {}),
             "list": "this-pod",

@@ -699,14 +699,20 @@ def bench_list_sync(
 
 
 def bench_lists(
-    server_url: str | None, redis_url: str | None, *, entries: int, people: int, matches: int
+    server_url: str | None,
+    redis_url: str | None,
+    *,
+    entries: int,
+    people: int,
+    matches: int,
+    shapes: tuple[str, ...] = tuple(SHAPES),
 ) -> dict[str, Any]:
     """The list sync benchmark in podmod's own format and as a Mastodon domain-block export."""
     return {
         shape: bench_list_sync(
             server_url, redis_url, shape=shape, entries=entries, people=people, matches=matches
         )
-        for shape in SHAPES
+        for shape in shapes
     }
 
 

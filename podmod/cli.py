@@ -891,19 +891,11 @@ def bench_lists(
     the floor (COPY, index, join of the same rows) and the apply by a naive loop."""
     from podmod import bench as benchmarks
 
-    shapes = list(benchmarks.SHAPES) if shape == "both" else [shape]
+    shapes = tuple(benchmarks.SHAPES) if shape == "both" else (shape,)
     print_figures(
-        {
-            name: benchmarks.bench_list_sync(
-                server_url,
-                redis_url,
-                shape=name,
-                entries=entries,
-                people=people,
-                matches=matches,
-            )
-            for name in shapes
-        },
+        benchmarks.bench_lists(
+            server_url, redis_url, entries=entries, people=people, matches=matches, shapes=shapes
+        ),
         as_json,
     )
 

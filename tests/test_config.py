@@ -167,3 +167,11 @@ def test_list_settings_are_normalised_as_entries_are(tmp_path):
     assert subscription.labels == ("hate-speech", "spam")
     assert subscription.lock_labels == ("campaign",)
     assert subscription.require_canary == "aud.invalid"
+
+
+def test_the_configs_names_of_kinds_and_formats_are_the_parsers():
+    from podmod.config import ENTRY_KINDS, LIST_FORMATS
+    from podmod.lists.parse import FORMATS, KINDS
+
+    assert ENTRY_KINDS == KINDS
+    assert LIST_FORMATS[1:] == FORMATS and LIST_FORMATS[0] == "auto"

@@ -218,8 +218,9 @@ def _load_people(
     )
     state.execute("CREATE TEMP TABLE pod_hosts (host text) ON COMMIT DROP")
     copy_people = "COPY pod_people (person_id, account, host, local) FROM STDIN"
+    people = state.cursor()  # (its rowcount: the people copied)
     if accounts:
-        with state.cursor().copy(copy_people) as target:
+        with people.copy(copy_people) as target:
             pod_db.copy_people(pod, target, above=above, up_to=up_to)
         state.execute("INSERT INTO pod_hosts SELECT DISTINCT host FROM pod_people WHERE NOT local")
     elif pods:
@@ -234,12 +235,12 @@ def _load_people(
     if pods and not accounts:
         hosts = [row["host"] for row in state.execute("SELECT DISTINCT host FROM host_matches")]
         if hosts:
-            with state.cursor().copy(copy_people) as target:
+            with people.copy(copy_people) as target:
                 pod_db.copy_people(pod, target, above=above, up_to=up_to, remote_hosts=hosts)
     pod.rollback()
     state.execute("ANALYZE pod_people")
     state.execute("ANALYZE host_matches")
-    return state.execute("SELECT count(*) AS n FROM pod_people").fetchone()["n"]
+    return max(people.rowcount, 0)
 
 
 def match_people(

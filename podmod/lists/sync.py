@@ -243,17 +243,13 @@ def _store(
 
 def _reading(parsed: ParsedList) -> str:
     """How a file was read, for the sync log: "mastodon-csv, 130 obfuscated rows skipped"."""
-    parts = [parsed.format]
-    for count, what in (
-        (parsed.obfuscated, "obfuscated"),
-        (parsed.unblocked, "not blocked (isBlocked false)"),
-        (len(parsed.errors), "invalid"),
-    ):
-        if count:
-            parts.append(f"{count} {what} {'row' if count == 1 else 'rows'} skipped")
-    if parsed.canaries:
-        parts.append("canary " + ", ".join(parsed.canaries))
-    return ", ".join(parts)
+    notes = versions.skipped_notes(
+        obfuscated=parsed.obfuscated,
+        unblocked=parsed.unblocked,
+        invalid=len(parsed.errors),
+        canaries=parsed.canaries,
+    )
+    return ", ".join([parsed.format, *notes])
 
 
 def _setting_text(value: Any) -> str:

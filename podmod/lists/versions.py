@@ -395,16 +395,32 @@ def describe_reading(row: dict[str, Any]) -> str:
     ]
     entries = f"{row['entries']:,} {'entry' if row['entries'] == 1 else 'entries'}"
     parts.append(f"{entries} ({', '.join(severities)})" if severities else entries)
-    for count, what in (
-        (row.get("obfuscated_rows"), "obfuscated {rows} skipped"),
-        (row.get("unblocked_rows"), "{rows} not blocked (isBlocked false) skipped"),
-        (row.get("skipped_rows"), "invalid {rows} skipped"),
-    ):
-        if count:
-            parts.append(f"{count:,} " + what.format(rows="row" if count == 1 else "rows"))
-    if row.get("canaries"):
-        parts.append("canary " + ", ".join(row["canaries"]))
+    parts += skipped_notes(
+        obfuscated=row.get("obfuscated_rows") or 0,
+        unblocked=row.get("unblocked_rows") or 0,
+        invalid=row.get("skipped_rows") or 0,
+        canaries=row.get("canaries") or [],
+    )
     return "; ".join(parts)
+
+
+def skipped_notes(
+    *, obfuscated: int, unblocked: int, invalid: int, canaries: list[str]
+) -> list[str]:
+    """What a file held besides its entries, for the sync log and `lists show`:
+    "130 obfuscated rows skipped", "canary aud.invalid"."""
+    notes = [
+        f"{count:,} {what} {'row' if count == 1 else 'rows'} skipped"
+        for count, what in (
+            (obfuscated, "obfuscated"),
+            (unblocked, "not blocked (isBlocked false)"),
+            (invalid, "invalid"),
+        )
+        if count
+    ]
+    if canaries:
+        notes.append("canary " + ", ".join(canaries))
+    return notes
 
 
 def entry_text(kind: str, value: str, published: str = "") -> str:
