@@ -1406,7 +1406,44 @@ def bench_pdq(*, hashes: int, lookups: int, images: int) -> dict[str, object]:
         "lookup_one_hash": _percentiles(single),
         "lookup_one_photo_8_orientations": _percentiles(photo),
         "hash_1_megapixel_jpeg": _percentiles(hashing) | {"bytes": len(data)},
+        "hash_49_megapixel_png": large_photo_cost("PNG"),
+        "hash_49_megapixel_jpeg": large_photo_cost("JPEG"),
     }
+
+
+_HASH_ONE = """
+import re, sys, time
+import numpy, pdqhash, PIL.Image, PIL.JpegImagePlugin, PIL.PngImagePlugin
+from podmod.matching.images import hash_image
+def peak():  # VmHWM: this process's own peak (ru_maxrss carries the parent's over exec)
+    with open("/proc/self/status") as status:
+        return int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read())[1]) / 1024
+data = open(sys.argv[1], "rb").read()
+before = peak()
+started = time.perf_counter()
+hash_image(data)
+print(time.perf_counter() - started, peak() - before)
+"""
+
+
+def large_photo_cost(fmt: str, side: int = 7000) -> dict[str, float]:
+    """Seconds and memory (MiB the process grew by) to hash one square photo of one colour, `side`
+    pixels wide: a file of a few hundred kB at the pixel limit, in a fresh process so the peak is
+    its own."""
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / f"large.{fmt.lower()}"
+        Image.new("RGB", (side, side), (120, 30, 200)).save(path, fmt)
+        done = subprocess.run(
+            [sys.executable, "-c", _HASH_ONE, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        seconds, mib = (float(value) for value in done.stdout.split())
+        return {"seconds": round(seconds, 2), "grew_mib": round(mib), "bytes": path.stat().st_size}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,15 +1,41 @@
-"""Logging: one line per event on stdout, which systemd's journal keeps as it is."""
+"""Logging: one line per event on stdout, which systemd's journal keeps as it is.
+
+Messages carry text from the pod, list servers and requests, so a line break or a terminal escape
+in them is written escaped (`\\n`, `\\x1b`): such text can neither forge a log line nor drive the
+podmin's terminal. A traceback, the only output of many lines, has every line after the first
+indented with `| `, so no line of it can pass for an event of its own.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+
+# C0 and C1 controls but tab, DEL, and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escaped(text: str) -> str:
+    """The text with control characters written as escapes, on one line."""
+    return _CONTROL.sub(lambda match: match[0].encode("unicode_escape").decode("ascii"), text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """podmod's log format: the message on one line, escaped; a traceback fenced below it."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escaped(super().formatMessage(record))
+
+    def format(self, record: logging.LogRecord) -> str:
+        head, *rest = super().format(record).split("\n")
+        return "\n".join([head, *("  | " + line for line in rest)])
 
 
 def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+        OneLineFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -311,6 +311,38 @@ def test_what_is_not_an_image_or_too_large_is_refused():
         hash_image(encoded(picture(1)), max_pixels=1000)
 
 
+def full_size_pdq(data: bytes) -> np.ndarray:
+    """The 8 PDQ hashes of the picture decoded at its full size, as podmod hashed before."""
+    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    vectors, _ = pdqhash.compute_dihedral(np.ascontiguousarray(pixels))
+    return np.stack([bits_to_words(vector) for vector in vectors])
+
+
+def bits_apart(a: np.ndarray, b: np.ndarray) -> list[int]:
+    return [int(np.bitwise_count(x ^ y).sum()) for x, y in zip(a, b, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode"), [("PNG", "RGB"), ("JPEG", "RGB"), ("PNG", "RGBA"), ("GIF", "P")]
+)
+def test_a_large_picture_hashed_reduced_is_within_a_few_bits_of_its_full_size_hash(fmt, mode):
+    image = picture(7, (2600, 1900)).convert(mode)
+    data = encoded(image, fmt)
+    reduced = hash_image(data)
+    distances = bits_apart(reduced.pdq, full_size_pdq(data))
+    assert max(distances) <= 8, f"{fmt} {mode}: bits apart per orientation {distances}"
+
+
+@pytest.mark.parametrize(("fmt", "limit_mib"), [("PNG", 200), ("JPEG", 60)])
+def test_a_49_megapixel_photo_is_hashed_in_bounded_memory(fmt, limit_mib):
+    """A small file of 7000x7000 pixels (a PNG of one colour is 160 kB): hashed at full size, the
+    hasher's float buffers took 1.3 GB; PDQ needs 64x64, so podmod decodes reduced."""
+    from podmod.bench import large_photo_cost
+
+    cost = large_photo_cost(fmt)
+    assert cost["grew_mib"] < limit_mib, f"hashing a 49-megapixel {fmt}: {cost}"
+
+
 def test_the_pdq_index_finds_exactly_what_brute_force_finds():
     rng = np.random.default_rng(5)
     words = rng.integers(0, 2**63, size=(20_000, 4), dtype=np.uint64)

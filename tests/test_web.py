@@ -1135,3 +1135,81 @@ def test_metrics_are_served_to_this_host_only(make_app, pod, config):
         .get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
     )
     assert remote.status_code == 403
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile input that once reached PostgreSQL or a page: NUL characters and digits that are not
+# ASCII give a 400 and a sentence; what /healthz and the 503 page say about a service that is
+# down (hosts, databases) only from this host.
+
+REMOTE = {"REMOTE_ADDR": "203.0.113.9"}
+NUL_REFUSED = "NUL character"
+
+
+def test_a_nul_in_the_sign_in_username_is_a_400_not_a_traceback(client, state):
+    response = login(client, "pod\x00min")
+    assert response.status_code == 400 and NUL_REFUSED in html(response)
+    assert state.execute("SELECT count(*) AS n FROM podmod.audit").fetchone()["n"] == 0
+
+
+@pytest.mark.parametrize(
+    ("what", "field"), [("note", "note"), ("lock", "reason"), ("review", "reason")]
+)
+def test_a_nul_in_a_note_or_reason_is_a_400_and_changes_nothing(
+    client, admin, local_case, state, what, field
+):
+    _, case_id = local_case
+    signed_in(client, "podmin")
+    before = state.execute("SELECT count(*) AS n FROM podmod.decisions").fetchone()["n"]
+    response = post(client, f"/cases/{case_id}/{what}", **{field: "spam\x00 here"})
+    assert response.status_code == 400 and NUL_REFUSED in html(response)
+    after = state.execute("SELECT count(*) AS n FROM podmod.decisions").fetchone()["n"]
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    "url", ["/?q=%00", "/?q=a%00b", "/audit?actor=%00", "/audit?action=x%00", "/?local=%00"]
+)
+def test_a_nul_in_a_filter_or_search_is_a_400(client, admin, url):
+    signed_in(client, "podmin")
+    response = client.get(url)
+    assert response.status_code == 400 and NUL_REFUSED in html(response), response.status_code
+
+
+@pytest.mark.parametrize("case", ["²", "٣", "1²", "-1", "1.0", "99999999999999999999"])
+def test_a_case_filter_that_is_not_an_ascii_number_is_a_400(client, admin, case):
+    signed_in(client, "podmin")
+    response = client.get("/audit", query_string={"case": case})
+    assert response.status_code == 400 and "case number" in html(response)
+
+
+def test_healthz_names_only_the_failing_service_to_other_hosts(make_app):
+    app = make_app(
+        redis_url="redis://127.0.0.1:1/0", database_url="postgresql://u:pw@127.0.0.1:1/x"
+    )
+    remote = app.test_client().get("/healthz", environ_base=REMOTE)
+    assert remote.status_code == 503
+    assert remote.json["checks"] == {
+        "pod_database": "unavailable",
+        "state_database": "unavailable",
+        "redis": "unavailable",
+    }
+    local = app.test_client().get("/healthz")
+    assert "127.0.0.1:1" in local.json["checks"]["pod_database"], local.json
+    assert "pw" not in local.text
+
+
+def test_the_503_page_names_hosts_only_to_this_host(make_app):
+    app = make_app(database_url="postgresql://u:pw@127.0.0.1:1/secretdb")
+    remote = app.test_client()
+    token = csrf(remote)
+    response = remote.post(
+        "/login",
+        data={"username": "podmin", "password": "x", "csrf_token": token},
+        environ_base=REMOTE,
+    )
+    assert response.status_code == 503
+    assert "secretdb" not in html(response) and "127.0.0.1" not in html(response)
+    assert "does not answer" in html(response)
+    local = login(app.test_client(), "podmin")
+    assert local.status_code == 503 and "secretdb" in html(local)

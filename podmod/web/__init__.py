@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import redis
-from flask import Flask, g, render_template, request
+from flask import Flask, abort, g, render_template, request
 from jinja2 import StrictUndefined
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -49,6 +49,7 @@ def create_app(config: Config | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=256 * 1024,
     )
     app.extensions["podmod"] = Services(config)
+    app.before_request(_refuse_nul)
     security.init_app(app)
     formatting.init_app(app)
     app.teardown_appcontext(release_connections)
@@ -81,6 +82,22 @@ def create_app(config: Config | None = None) -> Flask:
     return app
 
 
+def _refuse_nul() -> None:
+    """A NUL character anywhere in the path, the query or a form field: PostgreSQL text cannot hold
+    one, so it would fail deep in a query; refused before anything reads the request. A password
+    is only ever hashed, so one with a NUL in it is just a wrong password."""
+    texts = [request.path, *request.args.keys(), *request.args.values()]
+    if request.method == "POST":
+        texts += [
+            text
+            for name, value in request.form.items(multi=True)
+            for text in (name, value)
+            if name != "password"
+        ]
+    if any("\x00" in text for text in texts):
+        abort(400, "The request holds a NUL character (%00), which podmod does not accept.")
+
+
 def _error_page(code: int, title: str, message: str) -> tuple[str, int]:
     if "staff" not in g:
         g.staff = None
@@ -94,10 +111,22 @@ def _register_error_pages(app: Flask) -> None:
             return error
         return _error_page(error.code or 500, error.name, error.description or "")
 
-    @app.errorhandler(ServiceUnavailable)
     @app.errorhandler(SchemaOutOfDate)
-    def unavailable(error: Exception) -> Any:
+    def out_of_date(error: Exception) -> Any:
         log.error("%s", error)
+        return _error_page(503, "Service unavailable", str(error))
+
+    @app.errorhandler(ServiceUnavailable)
+    def unavailable(error: Exception) -> Any:
+        from podmod.web.health import from_loopback
+
+        log.error("%s", error)
+        if not from_loopback():  # the sentence names hosts and databases: for this host only
+            return _error_page(
+                503,
+                "Service unavailable",
+                "A service podmod needs does not answer; the details are in podmod's log.",
+            )
         return _error_page(503, "Service unavailable", str(error))
 
     @app.errorhandler(redis.RedisError)

@@ -36,7 +36,7 @@ def index() -> str:
     filters: dict[str, str] = {}
     case = request.args.get("case", "")
     if case:
-        if not case.isdigit() or int(case) >= 2**63:
+        if not re.fullmatch(r"[0-9]{1,19}", case) or int(case) >= 2**63:
             abort(400, "The case filter must be a case number.")
         conditions.append("case_id = %(case)s")
         params["case"] = int(case)

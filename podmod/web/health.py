@@ -1,6 +1,7 @@
 """`/healthz`: both databases, podmod's schema and Redis, as JSON; 200 when all answer, else 503.
-No sign-in needed, and nothing in it but the state of each service. `/metrics`: podmod's
-Prometheus metrics, for scrapers on this host only (loopback addresses)."""
+No sign-in needed, and nothing in it but the state of each service: what is wrong with one (which
+names hosts and databases) only for this host's own monitoring, from a loopback address.
+`/metrics`: podmod's Prometheus metrics, for scrapers on this host only (loopback addresses)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,14 @@ def _database(url: str, purpose: str, *, schema: bool) -> str:
         services().putconn(url, conn)
 
 
+def from_loopback() -> bool:
+    """Whether the request comes from this host (after a trusted proxy's X-Forwarded-For)."""
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
+
+
 @bp.route("/healthz")
 def healthz() -> Any:
     config = services().config
@@ -47,16 +56,14 @@ def healthz() -> Any:
     except Exception as error:
         checks["redis"] = str(error)
     ok = all(value == "ok" for value in checks.values())
+    if not from_loopback():
+        checks = {name: "ok" if value == "ok" else "unavailable" for name, value in checks.items()}
     return jsonify(ok=ok, checks=checks), 200 if ok else 503
 
 
 @bp.route("/metrics")
 def prometheus() -> Response:
-    try:
-        local = ipaddress.ip_address(request.remote_addr or "").is_loopback
-    except ValueError:
-        local = False
-    if not local:
+    if not from_loopback():
         abort(403, "Metrics are served to this host only (scrape http://127.0.0.1:PORT/metrics).")
     body = metrics.collect(services().config, state_conn(), redis_conn())
     return Response(body, mimetype="text/plain; version=0.0.4")
