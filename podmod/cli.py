@@ -24,6 +24,8 @@ import click
 from podmod.config import Config, load_config
 from podmod.errors import PodmodError, ServiceUnavailable, first_line
 
+WAIT_AT_START_UP = 600.0  # seconds a starting worker waits for its database before it gives up
+
 
 def fail(message: str, code: int = 1) -> None:
     click.echo(f"podmod: {message}", err=True)
@@ -147,12 +149,18 @@ def read(ctx: click.Context, once: bool, wait: bool) -> None:
 def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
     """Run an RQ worker for podmod's queues (start as many as you like, on any host)."""
     from podmod import queue, store
-    from podmod.db import state_connection
+    from podmod.db import state_connection, through_outages
     from podmod.scan import ScanWorker
 
     config = get_config(ctx)
-    with state_connection(config) as state:
-        store.require_current_schema(state)
+
+    def check_schema() -> None:
+        with state_connection(config) as state:
+            store.require_current_schema(state)
+
+    # A database that is down or cut at start-up is waited for, as the reader does: a worker that
+    # exited here stayed gone wherever nothing restarts it, and the backlog with it.
+    through_outages(check_schema, name="worker start-up", give_up_after=WAIT_AT_START_UP)
     rconn = queue.redis_connection(config)
     worker = ScanWorker(  # an rq Worker that keeps the compiled content entries between jobs
         queue.all_queues(config, rconn),

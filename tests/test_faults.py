@@ -13,6 +13,8 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,14 +22,39 @@ from podmod.embedded import free_port, start_redis
 from tests.helpers import assert_cases_consistent, decision_rows
 from tests.test_exactly_once import assert_each_report_once, build_backlog
 
+OUTPUT_DIR: list[Path] = []  # this test's folder for the output of the processes it spawns
+
+
+@pytest.fixture(autouse=True)
+def _process_output(tmp_path: Path) -> Iterator[None]:
+    OUTPUT_DIR[:] = [tmp_path / "output"]
+    OUTPUT_DIR[0].mkdir()
+    yield
+    OUTPUT_DIR.clear()
+
 
 def spawn(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "podmod.cli", *args],
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """`podmod ARGS` in a process of its own, its output kept for output_of()."""
+    path = OUTPUT_DIR[0] / f"{len(list(OUTPUT_DIR[0].iterdir()))}-{args[0]}.log"
+    with path.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "podmod.cli", *args],
+            env=os.environ.copy(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    process.output = path  # type: ignore[attr-defined]
+    return process
+
+
+def output_of(processes: list[subprocess.Popen], lines: int = 15) -> str:
+    """The last lines each process wrote and how it ended, to show when a test fails."""
+    parts = []
+    for process in processes:
+        tail = process.output.read_text(errors="replace").splitlines()[-lines:]  # type: ignore[attr-defined]
+        state = "running" if process.poll() is None else f"exited with {process.returncode}"
+        parts.append(f"--- {process.output.name} ({state}):\n" + "\n".join(tail))  # type: ignore[attr-defined]
+    return "\n".join(parts)
 
 
 def signals_stored(state) -> int:
@@ -112,7 +139,7 @@ def test_connections_cut_during_intake_lose_and_double_nothing(env, state, pod, 
         while signals_stored(state) < len(ids) // 2 and time.monotonic() < deadline:
             time.sleep(random.uniform(0.05, 0.4))  # a flapping network: cuts at random points
             cuts += terminate_podmod_backends(pod.conn)
-        assert cuts > 0, "no podmod connection was cut"
+        assert cuts > 0, "no podmod connection was cut\n" + output_of([reader, worker])
         # The outage is over: podmod must be back at work within seconds, by itself (the
         # reader's pause is at most 5 s and a job's 2 s), not after RQ's 60 s retry interval.
         outage_over = time.monotonic()
@@ -121,13 +148,57 @@ def test_connections_cut_during_intake_lose_and_double_nothing(env, state, pod, 
         recovered_in = time.monotonic() - outage_over
         assert signals_stored(state) == len(ids), (
             f"{signals_stored(state)} of {len(ids)} reports stored {recovered_in:.0f} s after "
-            "the last cut"
+            f"the last cut ({cuts} connections cut)\n" + output_of([reader, worker])
         )
-        assert reader.poll() is None, "the reader must reconnect by itself"
+        assert reader.poll() is None, "the reader must reconnect by itself\n" + output_of([reader])
+        assert worker.poll() is None, "the worker must reconnect by itself\n" + output_of([worker])
     finally:
         stop_all([reader, worker])
     assert_each_report_once(ids)
     assert_cases_consistent(state)
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_whose_start_up_is_cut_tries_again_and_then_works(env, state, pod, monkeypatch):
+    """The cause of the intake test's rare failure on a loaded machine: a cut during the worker's
+    start-up check of podmod's schema ended the worker (exit 3), and no job ran after it."""
+    import psycopg
+
+    monkeypatch.setenv("PODMOD_READER_BATCH_SIZE", "50")
+    ids = build_backlog(pod, 100, accounts=5)
+    processes = []
+    try:
+        with psycopg.connect(env["PODMOD_DATABASE_URL"]) as blocker:
+            blocker.execute("LOCK TABLE podmod.schema_migrations IN ACCESS EXCLUSIVE MODE")
+            worker = spawn("worker")
+            processes.append(worker)
+            deadline = time.monotonic() + 60
+            while (
+                time.monotonic() < deadline
+                and not pod.conn.execute(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND application_name LIKE 'podmod-%%'"
+                ).fetchone()["n"]
+            ):
+                assert worker.poll() is None, output_of([worker])
+                time.sleep(0.05)
+            assert terminate_podmod_backends(pod.conn) >= 1, (
+                "the worker never reached its schema check\n" + output_of([worker])
+            )
+        processes.append(spawn("read"))  # the database is back: the backlog goes to the worker
+        deadline = time.monotonic() + 90
+        while signals_stored(state) < len(ids) and time.monotonic() < deadline:
+            if worker.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert signals_stored(state) == len(ids), (
+            f"{signals_stored(state)} of {len(ids)} reports stored after the worker's start-up"
+            " was cut\n" + output_of(processes)
+        )
+        assert "trying again" in worker.output.read_text(), output_of([worker])
+    finally:
+        stop_all(processes)
+    assert_each_report_once(ids)
 
 
 @pytest.mark.timeout(60)
@@ -421,7 +492,10 @@ def test_connections_cut_during_a_list_sync_lose_and_double_nothing(
     lists.write("core", big)
     before = list_state(state)
     with psycopg.connect(pod_url) as blocker:
-        if stage == "locking":  # the lock of `second` waits on its users row, held here
+        # The step is held where it is cut (seen active, a step could end before the cut came):
+        if stage == "storing":  # the new version's entries wait on the table, locked here
+            blocker.execute("LOCK TABLE podmod.list_entries IN SHARE MODE")
+        else:  # the lock of `second` waits on its users row, held here
             blocker.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (second.user_id,))
         sync = subprocess.Popen(
             [sys.executable, "-m", "podmod.cli", "lists", "sync"],
@@ -431,7 +505,7 @@ def test_connections_cut_during_a_list_sync_lose_and_double_nothing(
             text=True,
         )
         busy_sql = {  # the sync is writing the new version's entries / locking `second`
-            "storing": "application_name = 'podmod-state' AND state = 'active'"
+            "storing": "application_name = 'podmod-state' AND wait_event_type = 'Lock'"
             " AND query ILIKE '%%list_entries%%'",
             "locking": "application_name LIKE 'podmod-%%' AND wait_event_type = 'Lock'"
             " AND query ILIKE '%%UPDATE users%%'",
