@@ -118,3 +118,72 @@ def test_a_podmin_signs_in_and_locks_the_top_case_in_chromium(
     assert audit[0]["details"]["ip"] == "127.0.0.1"
     assert page.evaluate("window.__pwned") is None
     assert dialogs == [] and errors == []
+
+
+LONG_NAME = "a" * 40 + "-placeholder-account"
+# The page's scroll width and screen width, and the elements that stick out (not inside a box that
+# scrolls), to say what is too wide.
+WIDEST = """() => {
+  const width = document.documentElement.clientWidth;
+  const inScroller = (el) => el.closest(".scroll") !== null;
+  const sticksOut = (el) => !inScroller(el) && (el.getBoundingClientRect().right > width + 1
+    || el.getBoundingClientRect().left + el.scrollWidth > width + 1);
+  const out = [...document.body.querySelectorAll("*")]
+    .filter((el) => sticksOut(el) && ![...el.children].some(sticksOut))
+    .slice(0, 5)
+    .map((el) => el.tagName.toLowerCase() + (el.className ? "." + el.className : "")
+      + " " + Math.round(el.getBoundingClientRect().right));
+  return [document.documentElement.scrollWidth, width, ...out];
+}"""
+PHONE = {"width": 390, "height": 844}
+
+
+def test_every_page_fits_a_390_px_phone_without_scrolling_sideways(
+    browser, live_server, pod: DiasporaPod, config, state: psycopg.Connection, env, tmp_path
+):
+    """Each page at 390 px: the page itself never scrolls sideways (a wide table may scroll in its
+    own box); long handles, links and reported text wrap."""
+    from tests.helpers import podmod
+    from tests.test_lists import ListFiles
+
+    pod.person("podmin", password=PASSWORD, roles=("admin",))
+    author = pod.person(LONG_NAME)
+    text = "placeholder " + "x" * 120 + " https://far.example/" + "path/" * 30
+    post = pod.post(author, text)
+    for n in range(2):
+        pod.report(pod.person(f"reporter{n}"), "Post", post, "Placeholder: " + "spam " * 30)
+    remote = pod.person("b" * 30 + "-remote", "a-long-subdomain.of.far-away-pod.example")
+    pod.report(pod.person("reporter9"), "Post", pod.post(remote, "placeholder"), "spam")
+    lists = ListFiles(tmp_path, Path(env["PODMOD_CONFIG"]))
+    lists.write("core", [f"account,{remote.handle},{'label' * 12},{'comment ' * 20}"])
+    lists.subscribe("core")
+    assert podmod("lists", "sync").exit_code == 0
+    intake_all(config)
+    state.rollback()
+    cases = {
+        row["account"]: row["id"]
+        for row in state.execute("SELECT id, account FROM podmod.cases WHERE status = 'open'")
+    }
+
+    page = browser.new_page(viewport=PHONE)
+    page.goto(live_server + "/login")
+    pages = {"/login": None}
+    page.get_by_label("Username", exact=True).fill("podmin")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server + "/")
+    for path in (
+        "/",
+        "/?status=all",
+        f"/cases/{cases[author.handle]}",
+        f"/cases/{cases[remote.handle]}",
+        "/lists",
+        "/lists/core/versions/1",
+        "/audit",
+        "/dashboard",
+        "/cases/999999",
+    ):
+        page.goto(live_server + path)
+        pages[path] = page.evaluate(WIDEST)
+    too_wide = {path: widths for path, widths in pages.items() if widths and widths[0] > widths[1]}
+    assert too_wide == {}, f"pages wider than the phone (scroll width, screen width): {too_wide}"
