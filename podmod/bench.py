@@ -991,6 +991,12 @@ def bench_web(
                 "queue_search_by_handle": _timed_gets(
                     client, [f"/?q=remote{cases - n}" for n in range(requests)]
                 ),
+                "queue_search_by_part_of_a_handle": _timed_gets(
+                    client, [f"/?q=ote{cases - n}%40" for n in range(requests)]
+                ),
+                "queue_search_by_pod": _timed_gets(
+                    client, [f"/?q=%40pod{1 + n % 50}.example" for n in range(requests)]
+                ),
                 "case_page": _timed_gets(client, [f"/cases/{case_id}" for case_id in top_cases]),
             }
             figures["lock_click_to_locked_at_committed"] = _timed_locks(

@@ -68,3 +68,38 @@ def test_a_signal_of_another_case_is_not_found(lists, pod, state, client, admin)
 
     assert response.status_code == 404
     assert not any(s["retracted"] for s in content_signals())
+
+
+def test_each_queue_row_says_why_in_words_with_its_newest_report(lists, pod, client, admin):
+    """Each row: the terms of its priority in words, its content matches, and its newest report's
+    reason with the start of the reported text (issue #13, "The queue says why")."""
+    local = pod.person("busy")
+    old = pod.post(local, "An old placeholder post.")
+    pod.report(pod.person("early"), "Post", old, "Old placeholder reason.")
+    newest = pod.post(local, "Placeholder lambda\nsecond   line " + "x" * 200)
+    for name in ("second", "third"):
+        pod.report(pod.person(name), "Post", newest, "Newest reason.")
+    publish(lists, "core", ["account,busy@pod.example,spam,"], policy="review")
+    publish(lists, "words", ["phrase,placeholder lambda,,"])
+    settle()
+    signed_in(client, "podmin")
+
+    page = html(client.get("/"))
+    row = page[page.index("busy@pod.example") :]
+    row = row[: row.index("</tr>")]
+    assert "3 reporters · list core · phrase match · local" in row, row
+    assert "“Newest reason.”" in row and "Placeholder lambda second line xxx" in row
+    assert "x" * 200 not in row and "…" in row
+    assert "Old placeholder reason" not in row
+    assert ">1</span></td>" in row  # one content match, in its own column
+
+
+def test_counts_agree_with_their_nouns():
+    from podmod.web.formatting import counted
+
+    assert [counted(n, "list match") for n in (0, 1, 2)] == [
+        "0 list matches",
+        "1 list match",
+        "2 list matches",
+    ]
+    assert counted(1_200, "reporter") == "1,200 reporters"

@@ -466,6 +466,56 @@ def test_keyset_pages_give_every_case_exactly_once_in_queue_order(make_app, admi
     assert len(set(seen)) == len(seen)
 
 
+def test_previous_page_links_walk_back_through_the_same_pages_with_the_count_on_each(
+    make_app, admin, state
+):
+    make_cases(state, 23)
+    client = signed_in(make_app(web_page_size="5").test_client(), "podmin")
+    open_cases = state.execute(
+        "SELECT count(*) AS n FROM podmod.cases WHERE status = 'open'"
+    ).fetchone()["n"]
+
+    def walk(url: str, rel: str) -> list[list[int]]:
+        pages = []
+        while url:
+            page = html(client.get(url))
+            assert f"{open_cases} open cases" in page, url
+            pages.append([int(n) for n in re.findall(r'href="/cases/(\d+)"', page)])
+            found = re.search(rf'href="([^"]+)" rel="{rel}"', page)
+            url = found[1].replace("&amp;", "&") if found else None
+            assert len(pages) < 20
+        return pages
+
+    forward = walk("/", "next")
+    assert len(forward) == 4 and sum(map(len, forward)) == open_cases
+    url = "/"
+    for _ in range(len(forward) - 1):  # to the last page, then back from there
+        next_link = re.search(r'href="([^"]+)" rel="next"', html(client.get(url)))
+        url = next_link[1].replace("&amp;", "&")
+    assert walk(url, "prev") == list(reversed(forward))
+    assert 'rel="prev"' not in html(client.get("/"))
+
+
+def test_handle_search_finds_any_part_of_a_handle_and_a_whole_pod(client, pod, config, admin):
+    for name, host in (
+        ("alpha", "pod.example"),
+        ("alpine", "far.example"),
+        ("beta", "far.example"),
+    ):
+        report(pod, pod.person(name, host))
+    intake_all(config)
+    signed_in(client, "podmin")
+
+    def accounts(query: str) -> list[str]:
+        return sorted(re.findall(r'/cases/\d+">([^<]+)</a>', html(client.get("/?" + query))))
+
+    assert accounts("q=pine") == ["alpine@far.example"]
+    assert accounts("q=%40far.example") == ["alpine@far.example", "beta@far.example"]
+    assert accounts("q=ETA%40FAR") == ["beta@far.example"]
+    assert accounts("q=_") == [] and accounts("q=%5C") == []
+    assert "2 open cases that match" in html(client.get("/?q=%40far.example"))
+
+
 def test_a_damaged_page_link_is_a_400_page(client, admin):
     signed_in(client, "podmin")
     for after in ("x", "1.2", "1.99999999999999999999.3", "1.n.99999999999999999999"):

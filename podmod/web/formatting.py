@@ -45,6 +45,54 @@ def number(value: int | None) -> str:
     return f"{value or 0:,}"
 
 
+def counted(value: int | None, noun: str, plural: str | None = None) -> str:
+    """'1 list match', '3 list matches', '0 reporters': the noun agrees with the number."""
+    value = value or 0
+    if value == 1:
+        return f"1 {noun}"
+    if plural is None:
+        plural = noun + ("es" if noun.endswith(("s", "ch", "sh", "x")) else "s")
+    return f"{value:,} {plural}"
+
+
+ENTRY_KIND_WORDS = {
+    "phrase": "phrase match",
+    "hashtag": "hashtag match",
+    "url": "link match",
+    "pdq": "photo match",
+    "sha256": "photo match",
+}
+
+
+def why(case: dict[str, Any], facts: dict[str, Any] | None) -> str:
+    """What lifts a case in the queue, in words: '3 reporters · list core · phrase match · local'
+    (the terms of its priority, README "Priority")."""
+    facts = facts or {}
+    parts = []
+    if case["reporter_count"]:
+        parts.append(counted(case["reporter_count"], "reporter"))
+    elif case["pending_report_count"]:
+        parts.append(counted(case["pending_report_count"], "pending report"))
+    lists = facts.get("lists") or []
+    if lists:
+        parts.append(("list " if len(lists) == 1 else "lists ") + ", ".join(lists))
+    kinds = dict.fromkeys(
+        ENTRY_KIND_WORDS.get(kind, f"{kind} match") for kind in facts.get("content_kinds") or []
+    )
+    parts += kinds
+    if case["local"]:
+        parts.append("local")
+    return " · ".join(parts)
+
+
+def snippet(text: str | None, length: int = 120) -> str:
+    """The start of a text on one line, for a table cell."""
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= length else flat[: length - 1].rstrip() + "…"
+
+
 def details_text(details: dict[str, Any] | None, skip: tuple[str, ...] = ("ip",)) -> str:
     """An audit row's details as short 'key: value' text (escaped by the template)."""
     if not details:
@@ -68,6 +116,12 @@ def pod_link(path: str) -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
-        age=age, when=when, host=host, number=number, details_text=details_text
+        age=age,
+        when=when,
+        host=host,
+        number=number,
+        counted=counted,
+        snippet=snippet,
+        details_text=details_text,
     )
-    app.jinja_env.globals.update(pod_link=pod_link)
+    app.jinja_env.globals.update(pod_link=pod_link, why=why)
