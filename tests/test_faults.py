@@ -179,7 +179,7 @@ def test_a_worker_whose_start_up_is_cut_tries_again_and_then_works(env, state, p
                 time.monotonic() < deadline
                 and not pod.conn.execute(
                     "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND application_name LIKE 'podmod-%%'"
+                    " AND application_name LIKE 'podmod-%%' AND datname = current_database()"
                 ).fetchone()["n"]
             ):
                 assert worker.poll() is None, output_of([worker])
