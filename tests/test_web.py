@@ -1010,6 +1010,35 @@ def test_the_audit_page_shows_who_what_when_why_and_where_in_pages(make_app, adm
     assert client.get("/audit?case=abc").status_code == 400
 
 
+def test_the_audit_filters_offer_the_recorded_actions_and_match_any_case_of_actor(
+    client, admin, state
+):
+    for actor, action in (("Moddy@Pod.Example", "note"), ("other@pod.example", "lock")):
+        store.record_audit(
+            state,
+            actor=actor,
+            action=action,
+            source="web",
+            reason=f"placeholder {action}",
+            details={"ip": "192.0.2.1", "user_id": 77, "entries_added": 3},
+        )
+    state.commit()
+    signed_in(client, "podmin")
+
+    page = html(client.get("/audit"))
+    menu = page[
+        page.index('<select id="a-action"') : page.index("</select>", page.index('id="a-action"'))
+    ]
+    offered = re.findall(r'<option value="([a-z_]+)"', menu)
+    assert offered == sorted({"note", "lock", "sign_in"}), offered  # sign_in: podmin's own
+    assert "user_id" not in page and "77" not in page and "entries added: 3" in page
+    found = html(client.get("/audit?actor=moddy%40pod.example"))
+    assert re.findall(r"placeholder (note|lock)", found) == ["note"]
+    by_action = html(client.get("/audit?action=lock"))
+    assert re.findall(r"placeholder (note|lock)", by_action) == ["lock"]
+    assert 'value="lock" selected' in by_action
+
+
 def test_the_dashboard_draws_reports_per_day_as_inline_svg(client, pod, config, admin):
     report(pod, pod.person("someone"), reporters=3)
     intake_all(config)

@@ -93,7 +93,12 @@ def snippet(text: str | None, length: int = 120) -> str:
     return flat if len(flat) <= length else flat[: length - 1].rstrip() + "…"
 
 
-def details_text(details: dict[str, Any] | None, skip: tuple[str, ...] = ("ip",)) -> str:
+# Details the page shows elsewhere (the ip under "From where") or that are podmod's and diaspora*'s
+# own row numbers, which tell a moderator nothing.
+HIDDEN_DETAILS = ("ip", "user_id", "person_id", "case_id", "signal_id", "report_id")
+
+
+def details_text(details: dict[str, Any] | None, skip: tuple[str, ...] = HIDDEN_DETAILS) -> str:
     """An audit row's details as short 'key: value' text (escaped by the template)."""
     if not details:
         return ""
@@ -104,7 +109,7 @@ def details_text(details: dict[str, Any] | None, skip: tuple[str, ...] = ("ip",)
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         if len(shown) > 200:
             shown = shown[:200] + "…"
-        parts.append(f"{key}: {shown}")
+        parts.append(f"{key.replace('_', ' ')}: {shown}")
     return "; ".join(parts)
 
 
