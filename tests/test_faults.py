@@ -96,10 +96,12 @@ def test_redis_restarted_empty_in_the_middle_of_intake(env, state, pod, tmp_path
 
 
 def terminate_podmod_backends(conn) -> int:
-    """What a PostgreSQL restart or a network cut does to podmod's connections."""
+    """What a PostgreSQL restart or a network cut does to podmod's connections (to this test's
+    database only: other tests share the server)."""
     return conn.execute(
         "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity"
         " WHERE application_name LIKE 'podmod-%%' AND pid <> pg_backend_pid()"
+        " AND datname = current_database()"
     ).fetchone()["n"]
 
 
@@ -152,7 +154,7 @@ def test_connection_cut_during_a_lock_leaves_nothing_half_done_and_says_so(env, 
             time.monotonic() < deadline
             and not pod.conn.execute(
                 "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND application_name LIKE 'podmod-%%'"
+                " AND application_name LIKE 'podmod-%%' AND datname = current_database()"
             ).fetchone()["n"]
         ):
             time.sleep(0.02)
@@ -198,6 +200,7 @@ def test_list_sync_killed_between_parse_and_apply_keeps_the_previous_state(
         busy = pod.conn.execute(
             "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'podmod-state'"
             " AND state = 'active' AND query ILIKE '%%list_entries%%'"
+            " AND datname = current_database()"
         ).fetchone()["n"]
         if busy:
             break
@@ -441,7 +444,8 @@ def test_connections_cut_during_a_list_sync_lose_and_double_nothing(
             deadline = time.monotonic() + 60
             while not busy and sync.poll() is None and time.monotonic() < deadline:
                 busy = pod.conn.execute(
-                    f"SELECT count(*) AS n FROM pg_stat_activity WHERE {busy_sql}"
+                    "SELECT count(*) AS n FROM pg_stat_activity"
+                    f" WHERE datname = current_database() AND {busy_sql}"
                 ).fetchone()["n"]
                 time.sleep(0.01)
             assert busy, f"the sync never reached its {stage} step"
