@@ -127,26 +127,17 @@ def _workers(config: Config) -> str:
 
 def _list(config: Config, name: str) -> Callable[[], str]:
     def check_list() -> str:
-        from podmod.lists import fetch, minisign
+        from podmod.lists.sync import fetch_verified
+        from podmod.lists.versions import UNTIMED, signed_time
 
         subscription = next(s for s in config.lists if s.name == name)
-        verify: bool | str = config["list_sync.ca_bundle"] or True
-        result = fetch.fetch(
-            subscription.url,
-            name=name,
-            max_bytes=config["list_sync.max_bytes"],
-            timeout=config["list_sync.timeout"],
-            verify=verify,
-        )
-        if not subscription.public_key:
-            return f"reachable ({len(result.body)} bytes); not signed (no public_key pinned)"
-        signature = fetch.fetch_signature(
-            subscription.url, name=name, timeout=config["list_sync.timeout"], verify=verify
-        )
-        minisign.verify(
-            result.body, signature, minisign.PublicKey.from_string(subscription.public_key)
-        )
-        return f"reachable ({len(result.body)} bytes); signature valid"
+        result, signed = fetch_verified(config, subscription)
+        size = f"reachable ({len(result.body)} bytes)"
+        if signed is None:
+            return f"{size}; not signed (no public_key pinned)"
+        if signed.signed_at is None:
+            raise Warn(f"{size}; signature valid but {UNTIMED}.")
+        return f"{size}; signature valid, signed {signed_time(signed.signed_at)}"
 
     return check_list
 

@@ -370,7 +370,7 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
     error, held versions; and this pod's own list."""
     from podmod import store
     from podmod.db import state_connection
-    from podmod.lists.versions import describe_reading, lists_overview
+    from podmod.lists.versions import describe_reading, describe_signature, lists_overview
 
     with state_connection(get_config(ctx)) as state:
         store.require_current_schema(state)
@@ -387,6 +387,9 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
             f"{' (' + describe_reading(row) + ')' if row['version'] else ''}, "
             f"{row['matches']} active matches; last success {_when(row['last_success_at'])}"
         )
+        signed = describe_signature(row)
+        if signed:
+            click.echo(f"  {signed}")
         settings = _list_settings_text(row)
         if settings:
             click.echo(f"  settings: {settings}")
@@ -491,6 +494,8 @@ def lists_diff(
         f"{name} version {diff['version']} ({diff['status']}): "
         f"+{diff['added_count']} -{diff['removed_count']}"
     )
+    if diff["signed"]:
+        click.echo(diff["signed"])
     if diff["held_reason"]:
         click.echo(f"held: {diff['held_reason']}")
     for entry in diff["added"]:

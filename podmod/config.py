@@ -199,6 +199,13 @@ KEYS: tuple[Key, ...] = (
         help='who may lock and unlock accounts: "admin" or "admin,moderator"',
     ),
     Key(
+        "web.approve_roles",
+        str,
+        "admin",
+        _staff_roles,
+        help='who may approve list versions held for approval: "admin" or "admin,moderator"',
+    ),
+    Key(
         "web.login_max_failures",
         int,
         5,
@@ -290,6 +297,7 @@ LIST_KEYS = (
     "labels",
     "lock_labels",
     "require_canary",
+    "signed_file",
 )
 # The entry kinds a list may carry (podmod.lists.parse.KINDS); `kinds` switches some of them off.
 ENTRY_KINDS = ("account", "pod", "hashtag", "phrase", "url", "pdq", "sha256")
@@ -322,6 +330,7 @@ class ListConfig:
     labels: tuple[str, ...] = ()  # empty: every entry; else only entries with one of these labels
     lock_labels: tuple[str, ...] = ()  # on a review list, entries with these labels lock
     require_canary: str | None = None  # a canary host the file must carry
+    signed_file: str | None = None  # the `file:` its signature names, if not the URL's last part
 
 
 @dataclass(frozen=True)
@@ -493,6 +502,20 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
                     f"public_key of {where} is not a minisign public key (the base64 line of the "
                     "list's .pub file, starting with RW)."
                 ) from None
+        signed_file = item.get("signed_file")
+        if signed_file is not None and not (
+            isinstance(signed_file, str)
+            and re.fullmatch(r"[^/\\\x00-\x1f\x7f]{1,255}", signed_file)
+        ):
+            raise ConfigError(
+                f'signed_file of {where} must be a file name such as "core.csv" (no /, at most '
+                f"255 characters); it is {signed_file!r}."
+            )
+        if signed_file is not None and public_key is None:
+            raise ConfigError(
+                f"signed_file of {where} names the file the list's signatures are for, but the "
+                "list has no public_key to check them: add its public_key or remove signed_file."
+            )
         skip_invalid = item.get("skip_invalid", False)
         if not isinstance(skip_invalid, bool):
             raise ConfigError(f"skip_invalid of {where} must be true or false.")
@@ -528,6 +551,7 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
                 labels=labels,
                 lock_labels=lock_labels,
                 require_canary=_canary_host(item.get("require_canary"), where),
+                signed_file=signed_file,
             )
         )
     return tuple(lists)

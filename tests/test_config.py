@@ -37,6 +37,7 @@ def test_file_values_and_environment_overrides(tmp_path):
     assert config.source == str(path)
 
 
+KEY = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"
 LIST = f'database_url = "{DB}"\n[[lists]]\nname = "x"\nurl = "https://l.example/x.csv"\n'
 
 
@@ -69,6 +70,22 @@ LIST = f'database_url = "{DB}"\n[[lists]]\nname = "x"\nurl = "https://l.example/
         (LIST + 'labels = ["spam; scam"]\n', {}, "which is not one label"),
         (LIST + 'lock_labels = ["spam"]\npolicy = "lock"\n', {}, "applies to a list with policy"),
         (LIST + 'require_canary = "not a host"\n', {}, "require_canary of list 'x'"),
+        (
+            LIST + 'signed_file = "core.csv"\n',
+            {},
+            "signed_file of list 'x' in",  # no public_key: nothing is signed
+        ),
+        (
+            LIST + f'public_key = "{KEY}"\nsigned_file = "lists/core.csv"\n',
+            {},
+            "signed_file of list 'x' in",
+        ),
+        (LIST + f'public_key = "{KEY}"\nsigned_file = ""\n', {}, "signed_file of list 'x'"),
+        (
+            f'database_url = "{DB}"\n[web]\napprove_roles = "everyone"\n',
+            {},
+            "web.approve_roles (in",
+        ),
         (
             f'database_url = "{DB}"\n[[lists]]\nname = "this-pod"\nurl = "https://l.example/"\n',
             {},
@@ -175,3 +192,16 @@ def test_the_configs_names_of_kinds_and_formats_are_the_parsers():
 
     assert ENTRY_KINDS == KINDS
     assert LIST_FORMATS[1:] == FORMATS and LIST_FORMATS[0] == "auto"
+
+
+def test_signed_file_and_approve_roles_load(tmp_path):
+    path = tmp_path / "podmod.toml"
+    path.write_text(
+        f'database_url = "{DB}"\n[web]\napprove_roles = "admin,moderator"\n'
+        f'[[lists]]\nname = "x"\nurl = "https://l.example/x.csv"\npublic_key = "{KEY}"\n'
+        'signed_file = "core.csv"\n'
+    )
+    config = load_config(path, environ={})
+    assert config["web.approve_roles"] == "admin,moderator"
+    assert config.lists[0].signed_file == "core.csv"
+    assert load_config(environ={"PODMOD_DATABASE_URL": DB})["web.approve_roles"] == "admin"

@@ -4,6 +4,7 @@ lock by policy — against real PostgreSQL, with list files served from disk or 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -24,14 +25,21 @@ class ListFiles:
         self.secret = minisign.SecretKey.generate()
         self.lists: list[dict] = []
         self.list_sync: dict = {}
+        self.signed_at = int(time.time())
 
-    def write(self, name: str, rows: list[str], *, sign: bool = True) -> Path:
+    def write(
+        self, name: str, rows: list[str], *, sign: bool = True, trusted_comment: str | None = None
+    ) -> Path:
+        """The list file and its signature, whose trusted comment is minisign's: each file signed
+        a second after the one before (as a publisher signs versions), named as it is served."""
         path = self.directory / f"{name}.csv"
         body = (HEADER + "".join(row + "\n" for row in rows)).encode()
         path.write_bytes(body)
         signature = path.with_name(path.name + ".minisig")
         if sign:
-            signature.write_text(minisign.sign(body, self.secret))
+            self.signed_at += 1
+            comment = trusted_comment or f"timestamp:{self.signed_at}\tfile:{path.name}\thashed"
+            signature.write_text(minisign.sign(body, self.secret, trusted_comment=comment))
         return path
 
     def subscribe(self, name: str, *, policy: str = "review", signed: bool = True, **extra):
@@ -345,6 +353,184 @@ def test_a_bad_signature_refuses_the_list_and_keeps_the_previous_version(
     assert shown["version"] == 1 and message in shown["last_error"]
 
 
+def signature_of(path: Path) -> Path:
+    return path.with_name(path.name + ".minisig")
+
+
+def versions_of(state, name: str) -> list[tuple[int, str]]:
+    state.rollback()
+    rows = state.execute(
+        "SELECT v.number, v.status FROM podmod.list_versions v JOIN podmod.lists l"
+        " ON l.id = v.list_id WHERE l.name = %s ORDER BY v.number",
+        (name,),
+    ).fetchall()
+    state.rollback()
+    return [(row["number"], row["status"]) for row in rows]
+
+
+def is_locked(pod, username: str) -> bool:
+    row = pod.conn.execute("SELECT locked_at FROM users WHERE username = %s", (username,))
+    return row.fetchone()["locked_at"] is not None
+
+
+def test_an_older_signed_version_served_again_is_refused_and_the_unlocked_account_stays_unlocked(
+    lists, pod, state
+):
+    pod.person("spammer")
+    kept = ["account,a@far.example,,", "account,b@far.example,,"]
+    first = lists.write("lockme", ["account,spammer@pod.example,,", *kept])
+    old_body, old_signature = first.read_bytes(), signature_of(first).read_text()
+    lists.subscribe("lockme", policy="lock")
+    assert "locked spammer@pod.example" in sync()[1]
+    assert podmod("unlock", "spammer@pod.example", "--reason", "false positive").exit_code == 0
+    lists.write("lockme", [*kept, "account,other@far.example,,"])  # spammer taken off
+    assert "version 2 applied" in sync()[1]
+    first.write_bytes(old_body)  # version 1 with its own valid signature, served again
+    signature_of(first).write_text(old_signature)
+
+    code, output = sync()
+
+    assert code == 1, output
+    signed = lists.signed_at
+    assert (
+        f"lockme: FAILED: List 'lockme' was refused: it was signed at {utc(signed - 1)}, older "
+        f"than version 2 (signed at {utc(signed)}) in force: a possible replay; version 2 stays."
+    ) in output
+    assert not is_locked(pod, "spammer")
+    assert versions_of(state, "lockme") == [(1, "applied"), (2, "applied")]
+    assert not [s for s in list_signals() if not s["retracted"]]
+    [shown] = json.loads(podmod("lists", "show", "--json").output)
+    assert shown["version"] == 2 and "a possible replay" in shown["last_error"]
+
+
+def utc(timestamp: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def test_another_file_signed_in_the_same_second_is_refused(lists, pod, state):
+    comment = "timestamp:1700000000\tfile:core.csv\thashed"
+    lists.write("core", ["account,one@far.example,,"], trusted_comment=comment)
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write("core", ["account,two@far.example,,"], trusted_comment=comment)
+
+    code, output = sync()
+
+    assert code == 1
+    assert (
+        "it was signed at 2023-11-14 22:13:20 UTC, the same second as version 1 in force, yet "
+        "its content differs, so which is newer cannot be told (a possible replay); version 1 "
+        "stays."
+    ) in output
+    assert versions_of(state, "core") == [(1, "applied")]
+
+
+def test_a_version_signed_with_a_time_is_taken_after_one_signed_without(lists, pod):
+    lists.write("core", ["account,one@far.example,,"], trusted_comment="release 1")
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write("core", ["account,one@far.example,,", "account,two@far.example,,"])
+
+    code, output = sync()
+
+    assert code == 0 and "version 2 applied" in output
+
+
+def test_a_file_signed_for_another_list_is_refused_at_a_lock_lists_url(lists, pod, state):
+    pod.person("spammer")
+    core = lists.write("core", ["account,spammer@pod.example,,"])  # signed as file:core.csv
+    lockme = lists.directory / "lockme.csv"
+    lockme.write_bytes(core.read_bytes())
+    signature_of(lockme).write_text(signature_of(core).read_text())
+    lists.subscribe("lockme", policy="lock")
+
+    code, output = sync()
+
+    assert code == 1
+    assert (
+        "List 'lockme' was refused: its signature is for the file core.csv, not lockme.csv (the "
+        "last part of its URL); if the publisher serves it under another name, set signed_file "
+        '= "core.csv" for this list.'
+    ) in output
+    assert not is_locked(pod, "spammer")
+    assert versions_of(state, "lockme") == [] and cases_json() == []
+
+
+def test_signed_file_names_the_file_a_list_is_signed_as(lists, pod):
+    pod.person("spammer")
+    core = lists.write("core", ["account,spammer@pod.example,,"])
+    lockme = lists.directory / "lockme.csv"
+    lockme.write_bytes(core.read_bytes())
+    signature_of(lockme).write_text(signature_of(core).read_text())
+    lists.subscribe("lockme", policy="lock", signed_file="core.csv")
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert is_locked(pod, "spammer")
+    lists.subscribe("lockme", policy="lock", signed_file="other.csv")
+    lists.write("core", ["account,spammer@pod.example,,", "account,x@far.example,,"])
+    lockme.write_bytes(core.read_bytes())
+    signature_of(lockme).write_text(signature_of(core).read_text())
+    code, output = sync()
+    assert code == 1 and "for the file core.csv, not other.csv (signed_file)" in output
+
+
+def test_lists_show_tells_when_each_version_was_signed_and_warns_without_a_time(lists, pod):
+    lists.write(
+        "core", ["account,one@far.example,,"], trusted_comment="timestamp:1700000000\thashed"
+    )
+    lists.write("bare", ["account,two@far.example,,"], trusted_comment="release 1")
+    lists.write("plain", ["account,three@far.example,,"], sign=False)
+    lists.subscribe("core")
+    lists.subscribe("bare")
+    lists.subscribe("plain", signed=False)
+    assert sync()[0] == 0
+
+    shown = podmod("lists", "show").output
+
+    core, bare, plain = (shown_block(shown, name) for name in ("core", "bare", "plain"))
+    assert "signed 2023-11-14 22:13:20 UTC" in core and "WARN" not in core
+    assert "WARN: signed without a timestamp" in bare
+    assert "signed" not in plain
+    rows = {row["name"]: row for row in json.loads(podmod("lists", "show", "--json").output)}
+    assert rows["core"]["signed_at"].startswith("2023-11-14 22:13:20")
+    assert rows["bare"]["signed_at"] is None and rows["bare"]["signed_comment"] == "release 1"
+
+
+def shown_block(output: str, name: str) -> str:
+    """The lines `podmod lists show` prints for one list."""
+    lines = output.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith(f"{name} ("))
+    end = next((n for n in range(start + 1, len(lines)) if not lines[n].startswith(" ")), None)
+    return "\n".join(lines[start:end])
+
+
+def test_check_warns_of_a_list_signed_without_a_time_and_fails_one_signed_for_another_file(
+    lists, pod
+):
+    lists.write("core", ["account,one@far.example,,"])
+    lists.write("bare", ["account,two@far.example,,"], trusted_comment="release 1")
+    other = lists.write("other", ["account,three@far.example,,"])
+    other.rename(lists.directory / "moved.csv")
+    signature_of(other).rename(lists.directory / "moved.csv.minisig")
+    lists.subscribe("core")
+    lists.subscribe("bare")
+    lists.subscribe("moved")
+
+    result = podmod("check", "--json")
+
+    report = {c["check"]: c for c in json.loads(result.output)["checks"]}
+    assert report["list core"]["status"] == "ok"
+    assert "signature valid, signed" in report["list core"]["detail"]
+    assert report["list bare"]["status"] == "warn"
+    assert "signed without a timestamp" in report["list bare"]["detail"]
+    assert report["list moved"]["status"] == "fail"
+    assert "for the file other.csv, not moved.csv" in report["list moved"]["detail"]
+
+
 def test_a_malformed_list_is_refused_with_line_numbers_unless_told_to_skip(lists, pod):
     pod.person("one", "far.example")
     lists.write("core", ["account,one@far.example,,", "bogus,thing,,", "account,not a handle,,"])
@@ -432,7 +618,7 @@ def test_publish_then_sync_then_match_with_podmod_alone(lists, pod, tmp_path):
     public_key = keys.output.split("public_key): ")[1].split()[0]
     source = tmp_path / "source.csv"
     source.write_text(HEADER + "account,Spammer@Far.Example,spam,placeholder\n")
-    published = podmod(
+    publish = (
         "lists",
         "publish",
         "--from-csv",
@@ -442,6 +628,7 @@ def test_publish_then_sync_then_match_with_podmod_alone(lists, pod, tmp_path):
         "--output",
         str(lists.directory / "shared.csv"),
     )
+    published = podmod(*publish)
     assert published.exit_code == 0, published.output
     lists.subscribe("shared", signed=False, public_key=public_key)
 
@@ -449,6 +636,14 @@ def test_publish_then_sync_then_match_with_podmod_alone(lists, pod, tmp_path):
 
     [signal] = list_signals()
     assert signal["entry"] == "account:spammer@far.example"
+    comment = (lists.directory / "shared.csv.minisig").read_text().splitlines()[2]
+    assert comment.startswith("trusted comment: timestamp:")
+    assert comment.endswith("\tfile:shared.csv\thashed")
+    # Published again at once (within the same second): still a newer version for subscribers.
+    source.write_text(HEADER + "account,spammer@far.example,spam,\naccount,other@far.example,,\n")
+    assert podmod(*publish).exit_code == 0
+    code, output = sync()
+    assert code == 0 and "version 2 applied" in output, output
 
 
 def test_publish_from_decisions_lists_accounts_still_locked(lists, pod, tmp_path, state):
@@ -506,3 +701,49 @@ def test_over_https_a_server_that_is_not_trusted_fails_cleanly(lists, pod, tmp_p
     assert code == 1
     assert "core: FAILED" in output
     assert cases_json() == []
+
+
+def test_upgrading_reads_the_signed_time_and_file_of_versions_stored_before(state):
+    """Migration 0006 reads each stored trusted comment as minisign.TrustedComment does, so the
+    version in force guards against replays from the first sync after the upgrade on."""
+    from podmod import store
+
+    comments = [
+        "timestamp:1700000000\tfile:core.csv\thashed",
+        "timestamp:1700000000\tfile:core.csv",
+        "release 42\ttimestamp:1700000001\tnote:x:y",
+        "file:core.csv\tv42",
+        "timestamp:soon\ttimestamp:1700000002",
+        "timestamp:99999999999999999999",
+        "timestamp:253402300800",
+        "timestamp:\u0661\u0667",
+        "file:\tfile:other.csv",
+        "v42",
+        "",
+    ]
+    state.execute(
+        "INSERT INTO podmod.lists (name, url, policy) VALUES ('core', 'file:///x', 'review')"
+    )
+    for number, comment in enumerate(comments, start=1):
+        state.execute(
+            "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
+            " removed, format, signed_comment) SELECT id, %s, 'x', 'superseded', 0, 0, 0,"
+            " 'podmod', %s FROM podmod.lists",
+            (number, comment),
+        )
+    state.execute(
+        "ALTER TABLE podmod.list_versions DROP COLUMN signed_at, DROP COLUMN signed_file;"
+        " DELETE FROM podmod.schema_migrations WHERE version = 6"
+    )
+    state.commit()
+
+    assert [m.version for m in store.migrate(state)] == [6]
+
+    rows = state.execute(
+        "SELECT signed_comment, signed_at, signed_file FROM podmod.list_versions ORDER BY number"
+    ).fetchall()
+    expected = [minisign.TrustedComment.parse(comment) for comment in comments]
+    assert [(r["signed_at"], r["signed_file"]) for r in rows] == [
+        (parsed.signed_at, parsed.file) for parsed in expected
+    ]
+    assert rows[0]["signed_at"] is not None and rows[0]["signed_file"] == "core.csv"

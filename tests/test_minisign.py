@@ -6,6 +6,7 @@ import base64
 import hashlib
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from podmod.errors import PodmodError
 from podmod.lists import minisign
-from podmod.lists.minisign import PublicKey, SecretKey, SignatureError, sign, verify
+from podmod.lists.minisign import (
+    PublicKey,
+    SecretKey,
+    SignatureError,
+    TrustedComment,
+    sign,
+    verify,
+)
 
 DATA = b"kind,value,label,comment\naccount,spam@pod.example,spam,\n"
 PASSWORD = "correct horse battery staple"
@@ -142,6 +150,56 @@ def test_legacy_signature_verifies() -> None:
     )
     with pytest.raises(SignatureError, match="does not verify"):
         verify(DATA, prehashed_as_legacy, secret.public_key)
+
+
+def test_the_trusted_comment_minisign_writes_gives_the_signed_time_and_file() -> None:
+    comment = TrustedComment.parse("timestamp:1700000000\tfile:core list.csv\thashed")
+    assert (comment.timestamp, comment.file) == (1700000000, "core list.csv")
+    assert comment.signed_at is not None and comment.signed_at.isoformat() == (
+        "2023-11-14T22:13:20+00:00"
+    )
+    legacy = TrustedComment.parse("timestamp:1700000000\tfile:core.csv")  # minisign < 0.10
+    assert (legacy.timestamp, legacy.file) == (1700000000, "core.csv")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "v42",
+        "signed on 2024-05-01 by the core team",
+        "timestamp:",
+        "timestamp:soon",
+        "timestamp:-5",
+        "timestamp:1e9",
+        "timestamp: 1700000000",
+        "timestamp:" + "9" * 5000,
+        "timestamp:99999999999999999999",  # after the year 9999
+        "at timestamp:1700000000",
+        "timestamp:\u0661\u0667",  # digits, but not ASCII ones
+        "file:",
+        "\t" * 1000 + ":",
+    ],
+)
+def test_any_other_trusted_comment_is_kept_as_text_without_a_time_or_file(text: str) -> None:
+    comment = TrustedComment.parse(text)
+    assert comment.timestamp is None and comment.signed_at is None and comment.file is None
+    assert comment.text == text
+
+
+def test_a_time_or_file_beside_other_text_is_still_read() -> None:
+    comment = TrustedComment.parse("release 42\ttimestamp:1700000000\tnote:x:y")
+    assert (comment.timestamp, comment.file) == (1700000000, None)
+    assert TrustedComment.parse("file:core.csv\tv42").file == "core.csv"
+
+
+def test_an_odd_file_name_is_kept_to_be_compared_never_dropped() -> None:
+    """A name that cannot be the list's (a path, 5,000 characters) still binds the signature:
+    dropping it would make the signature look unbound."""
+    assert TrustedComment.parse("file:lists/core.csv").file == "lists/core.csv"
+    assert TrustedComment.parse("file:" + "x" * 5000).file == "x" * 5000
+    odd = TrustedComment.parse("timestamp:\x00\tfile:\x00")
+    assert odd.file == "\ufffd" and odd.timestamp is None and "\x00" not in odd.text
 
 
 def test_comments_must_be_single_lines() -> None:
@@ -290,6 +348,22 @@ def test_python_key_pair_works_with_cli(tmp_path: Path) -> None:
     cli_ok("-R", "-s", tmp_path / "py.key", "-p", tmp_path / "recreated.pub")
     recreated = PublicKey.from_string((tmp_path / "recreated.pub").read_text())
     assert recreated == secret.public_key
+
+
+@requires_cli
+def test_the_cli_signs_with_its_time_and_the_files_name(tmp_path: Path) -> None:
+    cli_ok("-G", "-W", "-p", tmp_path / "cli.pub", "-s", tmp_path / "cli.key")
+    path = write_list(tmp_path)
+    before = int(time.time())
+    cli_ok("-S", "-s", tmp_path / "cli.key", "-m", path)
+    public = PublicKey.from_string((tmp_path / "cli.pub").read_text())
+
+    comment = TrustedComment.parse(
+        verify(DATA, (tmp_path / "list.csv.minisig").read_text(), public)
+    )
+
+    assert comment.file == "list.csv"
+    assert comment.timestamp is not None and before <= comment.timestamp <= time.time()
 
 
 @requires_cli

@@ -1166,9 +1166,9 @@ def test_the_web_benchmark_runs_at_a_small_size(services):
         assert 0 < figures[name]["p50_ms"] <= figures[name]["p95_ms"] <= figures[name]["max_ms"]
 
 
-def test_an_admin_approves_a_held_list_version_from_the_lists_page(
-    make_app, env, pod, admin, state, tmp_path
-):
+@pytest.fixture
+def held_version(env, pod, state, tmp_path) -> Person:
+    """List `core` with version 1 held for approval; the account its entry names."""
     listed = pod.person("listed", "far.example")
     list_file = tmp_path / "core.csv"
     list_file.write_text("kind,value,label,comment\n")
@@ -1187,6 +1187,12 @@ def test_an_admin_approves_a_held_list_version_from_the_lists_page(
         (b"kind,value,label,comment\naccount,listed@far.example,placeholder,\n",),
     )
     state.commit()
+    return listed
+
+
+def test_an_admin_approves_a_held_list_version_from_the_lists_page(
+    make_app, admin, state, held_version
+):
     client = signed_in(make_app().test_client(), "podmin")
     diff = html(client.get("/lists/core/versions/1"))
     assert "+ account:listed@far.example" in diff and "placeholder: held for the test" in diff
@@ -1197,10 +1203,70 @@ def test_an_admin_approves_a_held_list_version_from_the_lists_page(
     assert "approved by podmin@pod.example and applied" in html(client.get("/lists"))
     state.rollback()
     case = state.execute(
-        "SELECT list_match_count FROM podmod.cases WHERE person_id = %s", (listed.id,)
+        "SELECT list_match_count FROM podmod.cases WHERE person_id = %s", (held_version.id,)
     ).fetchone()
     assert case["list_match_count"] == 1
     assert audit_rows(state, "list_approve")[0]["actor"] == "podmin@pod.example"
+
+
+def test_a_moderator_who_may_lock_still_may_not_approve_a_held_version(
+    make_app, moderator, state, held_version
+):
+    client = signed_in(make_app(web_lock_roles="admin,moderator").test_client(), "moddy")
+    page = html(client.get("/lists"))
+    assert "held for approval" in page and ">Approve</button>" not in page
+    assert "A pod admin can approve it" in page
+    assert ">Approve</button>" not in html(client.get("/lists/core/versions/1"))
+
+    refused = post(client, "/lists/core/versions/1/approve")
+
+    assert refused.status_code == 403 and "web.approve_roles" in html(refused)
+    state.rollback()
+    status = state.execute("SELECT status FROM podmod.list_versions").fetchone()["status"]
+    assert status == "held"
+    assert audit_rows(state, "list_approve") == [] and decisions(state) == []
+    assert state.execute("SELECT count(*) AS n FROM podmod.cases").fetchone()["n"] == 0
+
+
+def test_moderators_approve_when_approve_roles_says_so(make_app, moderator, state, held_version):
+    client = signed_in(make_app(web_approve_roles="admin,moderator").test_client(), "moddy")
+    assert ">Approve</button>" in html(client.get("/lists"))
+
+    assert post(client, "/lists/core/versions/1/approve").status_code == 302
+
+    assert audit_rows(state, "list_approve")[0]["actor"] == "moddy@pod.example"
+
+
+def test_the_lists_page_shows_when_a_version_was_signed_and_warns_without_a_time(
+    client, admin, state
+):
+    state.execute(
+        "INSERT INTO podmod.lists (name, url, policy, current_version) VALUES"
+        " ('core', 'https://lists.example/core.csv', 'review', 1),"
+        " ('bare', 'https://lists.example/bare.csv', 'review', 1)"
+    )
+    state.execute(
+        "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
+        " removed, format, signed_comment, signed_at, signed_file)"
+        " SELECT id, 1, 'x', 'applied', 0, 0, 0, 'podmod', %s, %s, %s FROM podmod.lists"
+        " WHERE name = 'core'",
+        ("timestamp:1700000000\tfile:core.csv\thashed", "2023-11-14 22:13:20+00", "core.csv"),
+    )
+    state.execute(
+        "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
+        " removed, format, signed_comment) SELECT id, 1, 'x', 'applied', 0, 0, 0, 'podmod',"
+        " 'release 1' FROM podmod.lists WHERE name = 'bare'"
+    )
+    state.commit()
+    signed_in(client, "podmin")
+
+    page = html(client.get("/lists"))
+
+    bare_row = page.split("<strong>bare</strong>")[1].split("<strong>core</strong>")[0]
+    core_row = page.split("<strong>core</strong>")[1]
+    assert "signed 2023-11-14 22:13:20 UTC" in core_row and "WARN" not in core_row
+    assert "WARN: signed without a timestamp" in bare_row
+    assert "signed 2023-11-14 22:13:20 UTC" in html(client.get("/lists/core/versions/1"))
 
 
 def test_metrics_are_served_to_this_host_only(make_app, pod, config):

@@ -9,8 +9,10 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -28,6 +30,41 @@ UNTRUSTED, TRUSTED = "untrusted comment: ", "trusted comment: "
 
 class SignatureError(PodmodError):
     """A signature, key or key file is malformed or does not verify."""
+
+
+# A signed time podmod can hold: decimal unix seconds up to the end of the year 9999.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+LATEST_TIMESTAMP = 253402300799
+
+
+@dataclass(frozen=True)
+class TrustedComment:
+    """What a verified trusted comment says. minisign writes `timestamp:<unix>\tfile:<name>`
+    (and `\thashed`); other signers write other text, kept as it is, with neither."""
+
+    text: str
+    timestamp: int | None = None
+    file: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> TrustedComment:
+        """Read `timestamp:` and `file:` from the tab-separated fields (the first of each
+        decides); a timestamp that is not decimal seconds is no timestamp. Never raises."""
+        text = text.replace("\0", "\ufffd")  # PostgreSQL text holds no NUL
+        fields: dict[str, str] = {}
+        for part in text.split("\t"):
+            key, colon, value = part.partition(":")
+            if colon:
+                fields.setdefault(key, value)
+        stamp = fields.get("timestamp", "")
+        timestamp = int(stamp) if _TIMESTAMP.fullmatch(stamp) else None
+        if timestamp is not None and timestamp > LATEST_TIMESTAMP:
+            timestamp = None
+        return cls(text, timestamp, fields.get("file") or None)
+
+    @property
+    def signed_at(self) -> datetime | None:
+        return None if self.timestamp is None else datetime.fromtimestamp(self.timestamp, UTC)
 
 
 def _b64(text: str, length: int, what: str) -> bytes:
@@ -198,11 +235,14 @@ def sign(
     trusted_comment: str | None = None,
     untrusted_comment: str = "signature from podmod secret key",
     file_name: str | None = None,
+    timestamp: int | None = None,
 ) -> str:
-    """The .minisig text for `data` (prehashed `ED` signature, as minisign >= 0.10 makes)."""
+    """The .minisig text for `data` (prehashed `ED` signature, as minisign >= 0.10 makes); the
+    default trusted comment is minisign's, signed now (or at `timestamp`)."""
     if trusted_comment is None:
         named = f"\tfile:{file_name}" if file_name else ""
-        trusted_comment = f"timestamp:{int(time.time())}{named}\thashed"
+        signed = int(time.time()) if timestamp is None else timestamp
+        trusted_comment = f"timestamp:{signed}{named}\thashed"
     if any(c in trusted_comment + untrusted_comment for c in "\r\n"):
         raise SignatureError("A signature comment must be a single line.")
     private = Ed25519PrivateKey.from_private_bytes(secret.seed)

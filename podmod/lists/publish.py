@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,11 +150,31 @@ def publish(
     else:
         body, left_out = render(parsed)
         why = "noop entries and obfuscated domains known only by their digest"
-    signature = minisign.sign(body, secret, trusted_comment=trusted_comment, file_name=output.name)
-    output.write_bytes(body)
     signature_path = output.with_name(output.name + ".minisig")
+    signature = minisign.sign(
+        body,
+        secret,
+        trusted_comment=trusted_comment,
+        file_name=output.name,
+        timestamp=_next_timestamp(signature_path),
+    )
+    output.write_bytes(body)
     signature_path.write_text(signature, encoding="utf-8")
     return Published(output, signature_path, len(parsed.entries) - left_out, left_out, why)
+
+
+def _next_timestamp(signature_path: Path) -> int:
+    """Now, or a second after the signature this one replaces: subscribers refuse a version signed
+    in the same second as the one they hold (they cannot tell which is newer)."""
+    now = int(time.time())
+    try:
+        lines = signature_path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return now
+    if len(lines) < 3 or not lines[2].startswith(minisign.TRUSTED):
+        return now
+    previous = minisign.TrustedComment.parse(lines[2].removeprefix(minisign.TRUSTED)).timestamp
+    return now if previous is None else max(now, previous + 1)
 
 
 def keygen(directory: Path, name: str = "podmod", password: str | None = None) -> tuple[Path, Path]:

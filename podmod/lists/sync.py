@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 
@@ -46,15 +47,21 @@ class SyncOutcome:
         return dict(self.__dict__)
 
 
-def _fetch_verified(
-    config: Config, subscription: ListConfig, list_row: dict[str, Any], *, conditional: bool
-) -> tuple[fetch.FetchResult, str | None]:
+def fetch_verified(
+    config: Config,
+    subscription: ListConfig,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> tuple[fetch.FetchResult, minisign.TrustedComment | None]:
+    """Fetch a list and, when a public key is pinned, verify its signature and that it was signed
+    for this list's file; what the signature's trusted comment says (None: not signed)."""
     verify: bool | str = config["list_sync.ca_bundle"] or True
     result = fetch.fetch(
         subscription.url,
         name=subscription.name,
-        etag=list_row["etag"] if conditional else None,
-        last_modified=list_row["last_modified"] if conditional else None,
+        etag=etag,
+        last_modified=last_modified,
         max_bytes=config["list_sync.max_bytes"],
         timeout=config["list_sync.timeout"],
         verify=verify,
@@ -71,9 +78,31 @@ def _fetch_verified(
         comment = minisign.verify(
             result.body, signature, minisign.PublicKey.from_string(subscription.public_key)
         )
+        signed = minisign.TrustedComment.parse(comment)
+        _check_signed_file(subscription, signed)
     except minisign.SignatureError as error:
         raise minisign.SignatureError(f"List {subscription.name!r} was refused: {error}") from None
-    return result, comment
+    return result, signed
+
+
+def _check_signed_file(subscription: ListConfig, signed: minisign.TrustedComment) -> None:
+    """A signature names the file it was made for (minisign's `file:`): a file the same key
+    signed for another list, served at this list's URL, is refused."""
+    if signed.file is None:
+        return
+    expected = subscription.signed_file or unquote(urlsplit(subscription.url).path.split("/")[-1])
+    if signed.file == expected:
+        return
+    named = signed.file if len(signed.file) <= 100 else signed.file[:100] + "…"
+    if subscription.signed_file:
+        raise minisign.SignatureError(
+            f"its signature is for the file {named}, not {expected} (signed_file); correct "
+            "signed_file or ask the list's maintainers which file this is."
+        )
+    raise minisign.SignatureError(
+        f"its signature is for the file {named}, not {expected} (the last part of its URL); if the "
+        f'publisher serves it under another name, set signed_file = "{named}" for this list.'
+    )
 
 
 Progress = Callable[[str], None]
@@ -102,11 +131,12 @@ def sync_list(
             or any(setting in versions.READ_SETTINGS for setting in changed)
         )
         progress(f"{name}: fetching and verifying")
-        result, signed_comment = _fetch_verified(
+        conditional = latest is not None and not changed and not read_again
+        result, signed = fetch_verified(
             config,
             subscription,
-            list_row,
-            conditional=latest is not None and not changed and not read_again,
+            etag=list_row["etag"] if conditional else None,
+            last_modified=list_row["last_modified"] if conditional else None,
         )
         with state.transaction():
             progress(f"{name}: storing and applying")
@@ -116,7 +146,7 @@ def sync_list(
                 list_row,
                 None if read_again else latest,
                 result,
-                signed_comment,
+                signed,
                 pod,
                 state,
                 changed,
@@ -154,7 +184,7 @@ def _store(
     list_row: dict[str, Any],
     latest: dict[str, Any] | None,
     result: fetch.FetchResult,
-    signed_comment: str | None,
+    signed: minisign.TrustedComment | None,
     pod: psycopg.Connection,
     state: psycopg.Connection,
     changed: list[str],
@@ -183,6 +213,8 @@ def _store(
             matches_added=matched.added,
             matches_retracted=matched.retracted,
         )
+    if signed is not None:
+        versions.refuse_replay(state, list_row, signed, result.body)
     parsed = parse_list(
         result.body, skip_invalid=subscription.skip_invalid, format=subscription.format
     )
@@ -194,7 +226,7 @@ def _store(
             "version in force stays."
         )
     stored = versions.store_version(
-        config, state, list_row, subscription, parsed, result.body, signed_comment=signed_comment
+        config, state, list_row, subscription, parsed, result.body, signed=signed
     )
     reading = _reading(parsed)
     if stored.status == "held":
@@ -341,7 +373,9 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
                 subscription,
                 parsed,
                 body,
-                signed_comment=held["signed_comment"],
+                signed=minisign.TrustedComment.parse(held["signed_comment"])
+                if held["signed_comment"] is not None
+                else None,
                 approved_by=approved_by,
                 number=number,
             )

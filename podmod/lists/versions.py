@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
@@ -17,6 +18,7 @@ import psycopg
 
 from podmod.config import Config, ListConfig
 from podmod.errors import PodmodError
+from podmod.lists.minisign import SignatureError, TrustedComment
 from podmod.lists.parse import Entry, ParsedList
 
 # The version of podmod's reading of list files: a version read by an older podmod is fetched and
@@ -135,6 +137,56 @@ def latest_version(state: psycopg.Connection, list_id: int) -> dict[str, Any] | 
     ).fetchone()
 
 
+def refuse_replay(
+    state: psycopg.Connection, list_row: dict[str, Any], signed: TrustedComment, body: bytes
+) -> None:
+    """Refuse a file signed before the version in force: an old version with its own valid
+    signature, served again, would undo what came since (unlocks included). A file signed in
+    the same second with other content is refused too: which one is newer cannot be told."""
+    number = list_row["current_version"]
+    if signed.signed_at is None or number is None:
+        return
+    in_force = state.execute(
+        "SELECT signed_at, sha256 FROM podmod.list_versions WHERE list_id = %s AND number = %s",
+        (list_row["id"], number),
+    ).fetchone()
+    if in_force is None or in_force["signed_at"] is None:
+        return
+    when, before = signed_time(signed.signed_at), signed_time(in_force["signed_at"])
+    if signed.signed_at < in_force["signed_at"]:
+        raise SignatureError(
+            f"List {list_row['name']!r} was refused: it was signed at {when}, older than version "
+            f"{number} (signed at {before}) in force: a possible replay; version {number} stays."
+        )
+    if signed.signed_at == in_force["signed_at"] and in_force["sha256"] != sha256(body):
+        raise SignatureError(
+            f"List {list_row['name']!r} was refused: it was signed at {when}, the same second as "
+            f"version {number} in force, yet its content differs, so which is newer cannot be "
+            f"told (a possible replay); version {number} stays."
+        )
+
+
+def signed_time(moment: datetime) -> str:
+    """A signed time to the second, as minisign writes it: '2023-11-14 22:13:20 UTC'."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# A list whose signature has no `timestamp:` (the words `podmod check`, `lists show` and the lists
+# page give after WARN).
+UNTIMED = (
+    "signed without a timestamp: an older version served again would pass as new; ask the "
+    "list's maintainers to sign with minisign, which writes one"
+)
+
+
+def describe_signature(row: dict[str, Any]) -> str:
+    """When a version was signed, in words: "signed 2023-11-14 22:13:20 UTC"; the warning when
+    its signature has no time; "" when it is not signed."""
+    if row.get("signed_at"):
+        return f"signed {signed_time(row['signed_at'])}"
+    return f"WARN: {UNTIMED}" if row.get("signed_comment") is not None else ""
+
+
 def _stage(state: psycopg.Connection, parsed: ParsedList) -> None:
     state.execute(STAGE_SQL)
     with state.cursor().copy(
@@ -207,7 +259,7 @@ def store_version(
     parsed: ParsedList,
     body: bytes,
     *,
-    signed_comment: str | None,
+    signed: TrustedComment | None,
     approved_by: str | None = None,
     number: int | None = None,
 ) -> VersionOutcome:
@@ -248,7 +300,9 @@ def store_version(
         "removed": counts["removed"],
         "skipped": len(parsed.errors),
         "format": parsed.format,
-        "comment": signed_comment,
+        "comment": signed.text if signed else None,
+        "signed_at": signed.signed_at if signed else None,
+        "signed_file": signed.file if signed else None,
         "obfuscated": parsed.obfuscated,
         "unblocked": parsed.unblocked,
         "canaries": parsed.canaries,
@@ -261,11 +315,11 @@ def store_version(
         )
         state.execute(
             "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
-            " removed, skipped_rows, format, signed_comment, obfuscated_rows, unblocked_rows,"
-            " canaries, reader, held_reason, held_body) VALUES"
+            " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
+            " obfuscated_rows, unblocked_rows, canaries, reader, held_reason, held_body) VALUES"
             " (%(list)s, %(number)s, %(sha)s, 'held', %(entries)s, %(added)s, %(removed)s,"
-            " %(skipped)s, %(format)s, %(comment)s, %(obfuscated)s, %(unblocked)s, %(canaries)s,"
-            " %(reader)s, %(reason)s, %(body)s)",
+            " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
+            " %(obfuscated)s, %(unblocked)s, %(canaries)s, %(reader)s, %(reason)s, %(body)s)",
             common | {"reason": reason, "body": body},
         )
         return VersionOutcome(
@@ -276,11 +330,11 @@ def store_version(
             state.execute(statement, {"list": list_id, "number": number})
     state.execute(
         "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
-        " removed, skipped_rows, format, signed_comment, obfuscated_rows, unblocked_rows,"
-        " canaries, reader, applied_at, approved_by) VALUES"
+        " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
+        " obfuscated_rows, unblocked_rows, canaries, reader, applied_at, approved_by) VALUES"
         " (%(list)s, %(number)s, %(sha)s, 'applied', %(entries)s, %(added)s, %(removed)s,"
-        " %(skipped)s, %(format)s, %(comment)s, %(obfuscated)s, %(unblocked)s, %(canaries)s,"
-        " %(reader)s, now(), %(approved_by)s)"
+        " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
+        " %(obfuscated)s, %(unblocked)s, %(canaries)s, %(reader)s, now(), %(approved_by)s)"
         " ON CONFLICT (list_id, number) DO UPDATE SET status = 'applied', held_body = NULL,"
         " applied_at = now(), approved_by = excluded.approved_by",
         common | {"approved_by": approved_by},
@@ -312,6 +366,8 @@ def version_diff(
         "status": version["status"],
         "held_reason": version["held_reason"],
         "format": version["format"],
+        "signed": describe_signature(version),
+        "signed_at": version["signed_at"].isoformat() if version["signed_at"] else None,
         "added_count": version["added"],
         "removed_count": version["removed"],
     }
@@ -365,6 +421,7 @@ def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
         SELECT l.name, l.url, l.policy, l.origin, l.current_version AS version, l.kinds, l.labels,
                l.lock_labels, l.format AS format_setting, l.require_canary,
                v.format, v.obfuscated_rows, v.unblocked_rows, v.canaries, v.skipped_rows,
+               v.signed_comment, v.signed_at, v.signed_file,
                coalesce(e.entries, 0) AS entries, coalesce(e.suspend, 0) AS suspend,
                coalesce(e.silence, 0) AS silence, coalesce(e.noop, 0) AS noop,
                l.last_success_at, l.last_attempt_at, l.last_error, l.last_error_at,

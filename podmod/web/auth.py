@@ -52,10 +52,19 @@ class Staff:
     handle: str
     roles: tuple[str, ...]
     can_lock: bool
+    can_approve: bool  # apply list versions held for approval
+
+
+def _roles(key: str) -> set[str]:
+    return {r.strip() for r in services().config[key].split(",") if r.strip()}
 
 
 def lock_roles() -> set[str]:
-    return {r.strip() for r in services().config["web.lock_roles"].split(",") if r.strip()}
+    return _roles("web.lock_roles")
+
+
+def approve_roles() -> set[str]:
+    return _roles("web.approve_roles")
 
 
 def refusal(user: dict[str, Any] | None) -> str | None:
@@ -134,6 +143,7 @@ def load_staff() -> None:
         handle=user["handle"],
         roles=tuple(user["roles"]),
         can_lock=bool(lock_roles() & set(user["roles"])),
+        can_approve=bool(approve_roles() & set(user["roles"])),
     )
 
 
@@ -152,6 +162,15 @@ def require_lock_role() -> None:
     if not g.staff.can_lock:
         roles = " or ".join(sorted(lock_roles()))
         abort(403, f"Only a pod {roles} can lock or unlock accounts here (web.lock_roles).")
+
+
+def require_approve_role() -> None:
+    if not g.staff.can_approve:
+        roles = " or ".join(sorted(approve_roles()))
+        abort(
+            403,
+            f"Only a pod {roles} can approve list versions held for approval (web.approve_roles).",
+        )
 
 
 def audit_sign_in(actor: str, action: str, reason: str, user_id: int | None = None) -> None:

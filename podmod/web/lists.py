@@ -13,8 +13,20 @@ from podmod import actions
 from podmod.db import state_connection
 from podmod.errors import PodmodError
 from podmod.lists import local
-from podmod.lists.versions import ListStateError, describe_reading, lists_overview, version_diff
-from podmod.web.auth import action_details, actor, login_required, require_lock_role
+from podmod.lists.versions import (
+    ListStateError,
+    describe_reading,
+    describe_signature,
+    lists_overview,
+    version_diff,
+)
+from podmod.web.auth import (
+    action_details,
+    actor,
+    approve_roles,
+    login_required,
+    require_approve_role,
+)
 from podmod.web.services import services, state_conn
 
 bp = Blueprint("lists", __name__)
@@ -26,6 +38,7 @@ def index() -> str:
     rows = lists_overview(state_conn())
     for row in rows:
         row["reading"] = describe_reading(row) if row["version"] else ""
+        row["signed"] = describe_signature(row)
     synced = {row["name"] for row in rows}
     never_synced = [s for s in services().config.lists if s.name not in synced]
     subscribed = {s.name for s in services().config.lists}
@@ -36,6 +49,7 @@ def index() -> str:
         pod_list_entries=local.entries(state_conn()),
         never_synced=never_synced,
         subscribed=subscribed,
+        approve_roles_text=" or ".join(sorted(approve_roles())),
     )
 
 
@@ -76,7 +90,7 @@ def version(name: str, number: int) -> str:
 @bp.route("/lists/<name>/versions/<int:number>/approve", methods=["POST"])
 @login_required
 def approve(name: str, number: int) -> Response:
-    require_lock_role()
+    require_approve_role()
     from podmod.lists.sync import approve_version  # (fetching and signatures: loaded when used)
 
     try:
