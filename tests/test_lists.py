@@ -161,6 +161,48 @@ def test_a_removed_entry_retracts_its_signal_visibly_and_closes_the_case(lists, 
     assert [c["account"] for c in cases_json("open")] == ["two@far.example"]
 
 
+def entry_indexes(state) -> list[dict]:
+    """podmod.list_entries' indexes and constraints as the catalog defines them."""
+    state.rollback()
+    found = (
+        state.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'podmod'"
+            " AND tablename = 'list_entries' ORDER BY indexname"
+        ).fetchall()
+        + state.execute(
+            "SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint"
+            " WHERE conrelid = 'podmod.list_entries'::regclass ORDER BY conname"
+        ).fetchall()
+    )
+    state.rollback()
+    return found
+
+
+def test_a_first_list_into_the_empty_store_keeps_every_index_of_its_entries(lists, pod, state):
+    pod.person("one", "far.example")
+    migrated = entry_indexes(state)
+    lists.write("core", ["account,one@far.example,,", "pod,far.example,,", "pod,near.example,,"])
+    lists.subscribe("core")
+
+    assert sync()[0] == 0
+
+    assert entry_indexes(state) == migrated
+    state.rollback()
+    assert (
+        state.execute(
+            "SELECT count(*) AS n FROM podmod.list_entries WHERE removed_in IS NULL"
+        ).fetchone()["n"]
+        == 3
+    )
+    assert sorted(s["entry"] for s in list_signals()) == [
+        "account:one@far.example",
+        "pod:far.example",
+    ]
+    lists.write("other", ["account,one@far.example,,"])  # into the store that is not empty now
+    lists.subscribe("other")
+    assert sync("other")[0] == 0 and entry_indexes(state) == migrated
+
+
 def test_unchanged_list_costs_no_work(lists, pod):
     pod.person("one", "far.example")
     lists.write("core", ["account,one@far.example,,"])
