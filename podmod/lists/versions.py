@@ -24,7 +24,8 @@ from podmod.lists.parse import Entry, ParsedList
 # read again at the next sync (2: every published shape, subdomains, severities, labels, canaries).
 READER = 2
 
-ENTRY_COLUMNS = ("kind", "value", "label", "comment", "line", "severity", "labels", "published")
+# (in the order of the COPY rows: the columns after `line` repeat from row to row)
+ENTRY_COLUMNS = ("kind", "value", "line", "label", "comment", "severity", "labels", "published")
 
 STAGE_SQL = """
 CREATE TEMP TABLE incoming_entries (kind text, value text, label text, comment text, line integer,
@@ -146,7 +147,7 @@ def _stage(state: psycopg.Connection, parsed: ParsedList) -> None:
 
 
 _COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-COPY_BLOCK = 1 << 20
+COPY_BLOCK = 10_000  # rows
 
 
 def _copy_text(text: str) -> str:
@@ -172,26 +173,24 @@ def _write_entries(
 ) -> None:
     """Write entries as COPY text rows of ENTRY_COLUMNS (between `prefix` and `suffix`), formatted
     here and sent in blocks; `ordered`: sorted by (kind, value), so that an index on them grows at
-    its end."""
+    its end. A list's entries share a few label, comment and severity texts: each one's columns
+    are formatted once."""
     if ordered:
         entries = sorted(entries, key=attrgetter("kind", "value"))
-    arrays: dict[tuple[str, ...], str] = {}
+    tails: dict[tuple[str, str, str, tuple[str, ...], str], str] = {}
     block: list[str] = []
-    size = 0
     for entry in entries:
-        labels = arrays.get(entry.labels)
-        if labels is None:
-            labels = arrays[entry.labels] = _array_text(entry.labels)
-        line = (
-            f"{prefix}{entry.kind}\t{_copy_text(entry.value)}\t{_copy_text(entry.label)}\t"
-            f"{_copy_text(entry.comment)}\t{entry.line}\t{entry.severity}\t{labels}\t"
-            f"{_copy_text(entry.published)}{suffix}"
-        )
-        block.append(line)
-        size += len(line)
-        if size >= COPY_BLOCK:
+        key = (entry.label, entry.comment, entry.severity, entry.labels, entry.published)
+        tail = tails.get(key)
+        if tail is None:
+            tail = tails[key] = (
+                f"\t{_copy_text(entry.label)}\t{_copy_text(entry.comment)}\t{entry.severity}\t"
+                f"{_array_text(entry.labels)}\t{_copy_text(entry.published)}{suffix}"
+            )
+        block.append(f"{prefix}{entry.kind}\t{_copy_text(entry.value)}\t{entry.line}{tail}")
+        if len(block) == COPY_BLOCK:
             copy.write("".join(block))
-            block, size = [], 0
+            block = []
     if block:
         copy.write("".join(block))
 
