@@ -208,14 +208,32 @@ ORDER BY i.relname
 """
 
 
+def _store_is_empty(state: psycopg.Connection) -> bool:
+    return not state.execute("SELECT EXISTS (SELECT 1 FROM podmod.list_entries) AS any").fetchone()[
+        "any"
+    ]
+
+
+def _lock_empty_store(state: psycopg.Connection) -> bool:
+    """Whether podmod.list_entries is empty and now this transaction's alone until it ends. The
+    lock is taken only if nobody else has the table open (NOWAIT): a sync never waits on a reader,
+    however long its transaction stays open; it stores the entries the ordinary way instead."""
+    if not _store_is_empty(state):
+        return False
+    try:
+        with state.transaction():
+            state.execute("LOCK TABLE podmod.list_entries IN ACCESS EXCLUSIVE MODE NOWAIT")
+    except psycopg.errors.LockNotAvailable:
+        return False
+    return _store_is_empty(state)  # (still: nobody wrote to it before the lock)
+
+
 def _copy_entries(state: psycopg.Connection, list_id: int, number: int, parsed: ParsedList) -> int:
     """COPY the entries straight into podmod.list_entries as version `number`. Into the empty
     table (podmod's first list) they go unsorted with its indexes dropped, and the indexes are
-    built afterwards in bulk, in a third of the time a million rows take to maintain them (the
-    table is locked until the sync commits, which only a first sync pays)."""
-    empty = not state.execute(
-        "SELECT EXISTS (SELECT 1 FROM podmod.list_entries) AS any"
-    ).fetchone()["any"]
+    built afterwards in bulk, in a third of the time a million rows take to maintain them (readers
+    of the table wait until the sync commits, which only a first sync asks of them)."""
+    empty = _lock_empty_store(state)
     indexes = state.execute(ENTRY_INDEXES_SQL).fetchall() if empty else []
     for index in indexes:
         if index["constraint_name"]:
