@@ -231,7 +231,7 @@ def _lock_empty_store(state: psycopg.Connection) -> bool:
 def _copy_entries(state: psycopg.Connection, list_id: int, number: int, parsed: ParsedList) -> int:
     """COPY the entries straight into podmod.list_entries as version `number`. Into the empty
     table (podmod's first list) they go unsorted with its indexes dropped, and the indexes are
-    built afterwards in bulk, in a third of the time a million rows take to maintain them (readers
+    built afterwards in bulk, in about half the time a million rows take to maintain them (readers
     of the table wait until the sync commits, which only a first sync asks of them)."""
     empty = _lock_empty_store(state)
     indexes = state.execute(ENTRY_INDEXES_SQL).fetchall() if empty else []
