@@ -4,6 +4,9 @@ lock by policy — against real PostgreSQL, with list files served from disk or 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -167,6 +170,73 @@ def test_a_removed_entry_retracts_its_signal_visibly_and_closes_the_case(lists, 
     assert retracted["retracted_because"] == "removed from the list"
     assert case_of("one@far.example", "resolved")["status"] == "resolved"
     assert [c["account"] for c in cases_json("open")] == ["two@far.example"]
+
+
+def entry_indexes(state) -> list[dict]:
+    """podmod.list_entries' indexes and constraints as the catalog defines them."""
+    state.rollback()
+    found = (
+        state.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'podmod'"
+            " AND tablename = 'list_entries' ORDER BY indexname"
+        ).fetchall()
+        + state.execute(
+            "SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint"
+            " WHERE conrelid = 'podmod.list_entries'::regclass ORDER BY conname"
+        ).fetchall()
+    )
+    state.rollback()
+    return found
+
+
+def test_a_first_list_into_the_empty_store_keeps_every_index_of_its_entries(lists, pod, state):
+    pod.person("one", "far.example")
+    migrated = entry_indexes(state)
+    lists.write("core", ["account,one@far.example,,", "pod,far.example,,", "pod,near.example,,"])
+    lists.subscribe("core")
+
+    assert sync()[0] == 0
+
+    assert entry_indexes(state) == migrated
+    state.rollback()
+    assert (
+        state.execute(
+            "SELECT count(*) AS n FROM podmod.list_entries WHERE removed_in IS NULL"
+        ).fetchone()["n"]
+        == 3
+    )
+    assert sorted(s["entry"] for s in list_signals()) == [
+        "account:one@far.example",
+        "pod:far.example",
+    ]
+    lists.write("other", ["account,one@far.example,,"])  # into the store that is not empty now
+    lists.subscribe("other")
+    assert sync("other")[0] == 0 and entry_indexes(state) == migrated
+
+
+def test_a_first_list_neither_waits_for_nor_stops_a_reader_of_the_empty_store(lists, pod, state):
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    # A reader's transaction open on the entries (a web page's, a scan's): the sync must not wait
+    # on it to rebuild the store's indexes, however long it stays open.
+    state.execute("SELECT count(*) FROM podmod.list_entries")
+    try:
+        synced = subprocess.run(
+            [sys.executable, "-m", "podmod.cli", "lists", "sync"],
+            env=os.environ.copy(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        synced = None
+    finally:
+        state.rollback()
+
+    assert synced is not None, "the sync still waited after 60 s"
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert [s["entry"] for s in list_signals()] == ["account:one@far.example"]
 
 
 def test_unchanged_list_costs_no_work(lists, pod):

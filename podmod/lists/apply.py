@@ -67,16 +67,24 @@ FROM host_names WHERE strpos(name, ':') = 0
 """
 
 # Per list and host, the most specific pod entry that covers it (a longer name first; with its
-# port before without); then the noop ones, which limit nothing, are dropped.
+# port before without); then the noop ones, which limit nothing, are dropped. The entries naming
+# a host are found first, on their own: joined with the lists at once, the planner guesses the
+# lists' filters leave a few hundred of a million entries and hashes the entries, not the names
+# (0.53 s instead of 0.28 s at a million entries).
 HOST_MATCHES_SQL = f"""
 CREATE TEMP TABLE host_matches ON COMMIT DROP AS
-SELECT DISTINCT ON (e.list_id, hn.host)
-       e.list_id, {POLICY} AS policy, e.kind, e.value, e.label, e.severity, e.added_in, hn.host
-FROM podmod.list_entries e
+WITH named AS MATERIALIZED (
+    SELECT e.list_id, e.kind, e.value, e.label, e.severity, e.labels, e.added_in, hn.host,
+           hn.depth, hn.name
+    FROM podmod.list_entries e
+    JOIN host_names hn ON hn.name = e.value
+    WHERE e.removed_in IS NULL AND e.kind = 'pod')
+SELECT DISTINCT ON (e.list_id, e.host)
+       e.list_id, {POLICY} AS policy, e.kind, e.value, e.label, e.severity, e.added_in, e.host
+FROM named e
 JOIN podmod.lists l ON l.id = e.list_id AND l.policy <> 'ignore'
-JOIN host_names hn ON hn.name = e.value
-WHERE e.removed_in IS NULL AND e.kind = 'pod' AND {APPLIES}
-ORDER BY e.list_id, hn.host, hn.depth, length(hn.name) DESC;
+WHERE {APPLIES}
+ORDER BY e.list_id, e.host, e.depth, length(e.name) DESC;
 
 DELETE FROM host_matches WHERE severity = 'noop'
 """
