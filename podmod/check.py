@@ -5,9 +5,12 @@ Each check returns ok, warn or fail with one sentence; the command exits non-zer
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import redis
 
 from podmod import pod_db, queue, store
 from podmod.config import Config, load_config
@@ -103,7 +106,59 @@ def _backlog(config: Config) -> str:
 def _redis(config: Config) -> str:
     rconn = queue.redis_connection(config)
     depth = sum(q.count for q in queue.all_queues(config, rconn))
-    return f"reachable; not Sidekiq's database; {depth} jobs queued"
+    text = f"reachable; not Sidekiq's database; {depth} jobs queued"
+    if _needs_a_password(rconn):
+        return f"{text}; needs a password"
+    where = _listens_beyond_loopback(rconn)
+    if where == "":
+        return f"{text}; needs no password, but listens only on loopback or a Unix socket"
+    raise Warn(
+        f"{text}; but it takes commands with no password and "
+        f"{where or 'podmod cannot tell where it listens (CONFIG GET is refused)'}, so whoever "
+        "reaches it can queue work for podmod: set requirepass or an ACL user (password in "
+        'redis_url), or listen on loopback or a Unix socket only (README, "Redis access").'
+    )
+
+
+def _needs_a_password(rconn: redis.Redis) -> bool:
+    """Whether the same server refuses a client that does not authenticate."""
+    pool = rconn.connection_pool
+    anonymous = {
+        key: value
+        for key, value in pool.connection_kwargs.items()
+        if key not in ("username", "password", "credential_provider")
+    }
+    client = redis.Redis(
+        connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **anonymous)
+    )
+    try:
+        client.ping()
+    except (redis.AuthenticationError, redis.ResponseError):
+        return True
+    finally:
+        client.close()
+    return False
+
+
+def _listens_beyond_loopback(rconn: redis.Redis) -> str | None:
+    """Where Redis takes TCP connections from beyond this host ("listens on 0.0.0.0 port 6379"),
+    "" when only from loopback (or on a Unix socket only), None when it will not say."""
+    try:
+        settings = {**rconn.config_get("bind"), **rconn.config_get("port")}
+    except redis.ResponseError:
+        return None
+    if str(settings.get("port")) == "0":
+        return ""
+    addresses = [a.removeprefix("-") for a in str(settings.get("bind", "")).split()]
+    beyond = [a for a in addresses if not _is_loopback(a)] if addresses else ["every interface"]
+    return f"listens on {' '.join(beyond)} port {settings.get('port')}" if beyond else ""
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return address == "localhost" or ipaddress.ip_address(address).is_loopback
+    except ValueError:  # "*", "::*" or a host name
+        return False
 
 
 def _reader(config: Config) -> str:

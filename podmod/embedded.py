@@ -75,17 +75,21 @@ def free_port() -> int:
 
 @dataclass
 class EmbeddedRedis:
-    """A redis-server child process on 127.0.0.1 that keeps nothing on disk, or, `persistent`,
-    keeps every write in data_dir (AOF fsynced on each write, a snapshot at shutdown) as a
-    packaged Redis does, so that it comes back with its data when started again."""
+    """A redis-server child process on 127.0.0.1 (or `bind`) that keeps nothing on disk, or,
+    `persistent`, keeps every write in data_dir (AOF fsynced on each write, a snapshot at
+    shutdown) as a packaged Redis does, so that it comes back with its data when started again;
+    with `password`, it takes commands only after AUTH."""
 
     data_dir: Path
     port: int
     persistent: bool = False
+    bind: str = "127.0.0.1"
+    password: str | None = None
     process: subprocess.Popen | None = None
 
     def url(self, db: int = 1) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
 
     def start(self) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +100,8 @@ class EmbeddedRedis:
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                self.bind,
+                *(("--requirepass", self.password) if self.password else ()),
                 *(
                     ("--save", "3600 1", "--appendonly", "yes", "--appendfsync", "always")
                     if self.persistent
@@ -119,7 +124,7 @@ class EmbeddedRedis:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
                     conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
+                    if conn.recv(16).startswith((b"+PONG", b"-NOAUTH")):  # up, maybe locked
                         return self
             except OSError:
                 time.sleep(0.05)
@@ -141,6 +146,17 @@ class EmbeddedRedis:
 
 
 def start_redis(
-    data_dir: Path, port: int | None = None, *, persistent: bool = False
+    data_dir: Path,
+    port: int | None = None,
+    *,
+    persistent: bool = False,
+    bind: str = "127.0.0.1",
+    password: str | None = None,
 ) -> EmbeddedRedis:
-    return EmbeddedRedis(data_dir=data_dir, port=port or free_port(), persistent=persistent).start()
+    return EmbeddedRedis(
+        data_dir=data_dir,
+        port=port or free_port(),
+        persistent=persistent,
+        bind=bind,
+        password=password,
+    ).start()

@@ -1,26 +1,37 @@
-"""podmod's job queues on Redis (RQ): connecting, naming queues, enqueueing the intake job.
+"""podmod's job queues on Redis (RQ): connecting, naming queues, enqueueing the intake job, and
+the job and worker classes that run only podmod's own jobs.
 
 Redis only carries work. Every job is idempotent and its durable record lives in PostgreSQL, so an
-emptied or restarted Redis loses nothing: the reader enqueues again whatever is not done.
+emptied or restarted Redis loses nothing: the reader enqueues again whatever is not done. Jobs are
+JSON, never pickle: whoever can write to this Redis must not be able to run code as podmod.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import time
+from typing import Any
 
 import redis
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 
 from podmod.config import Config
 from podmod.errors import ConfigError, ServiceUnavailable
 
 QUEUE_NAMES = ("ingest", "scan", "lists")
 INGEST_JOB = "worker.jobs.ingest_report_batch"
+SCAN_BATCH_JOB = "worker.jobs.scan_content_batch"
+SCAN_RUN_JOB = "worker.jobs.scan_content_run"
+JOB_FUNCTIONS = (INGEST_JOB, SCAN_BATCH_JOB, SCAN_RUN_JOB)  # all a podmod worker will run
 # Sidekiq (diaspora's job runner) keeps these keys in its database; podmod must not share it.
 SIDEKIQ_KEYS = ("queues", "processes", "schedule")
 READER_HEARTBEAT_KEY = "podmod:reader:heartbeat"  # set by each reader pass, expires after 60 s
+
+log = logging.getLogger(__name__)
 
 
 def redis_connection(config: Config, *, check_sidekiq: bool = True) -> redis.Redis:
@@ -45,8 +56,98 @@ def queue_name(config: Config, name: str) -> str:
     return f"{config['queue_prefix']}-{name}"
 
 
+def _call_refusal(data: bytes) -> str | None:
+    """Why a job's serialized call is not one podmod enqueues, read with a plain JSON parse."""
+    try:
+        call = json.loads(data)
+    except (ValueError, RecursionError):
+        return (
+            "its call is not JSON (RQ's default pickle, written by someone else or by an older "
+            "podmod), so it was not read"
+        )
+    if not isinstance(call, list) or len(call) != 4:
+        return "its call is not [function, instance, args, kwargs]"
+    function, instance, args, kwargs = call
+    if function not in JOB_FUNCTIONS:
+        return f"{str(function)[:100]!r} is not one of podmod's job functions"
+    if instance is not None or kwargs != {} or not _one_id(args):
+        return "its arguments are not one id"
+    return None
+
+
+def _one_id(args: Any) -> bool:
+    return isinstance(args, list) and len(args) == 1 and type(args[0]) is int
+
+
+class PodmodJob(Job):
+    """An RQ job kept as JSON whatever the caller asks. Loading one from Redis reads no pickle and
+    imports nothing; `refusal` says why it is not a job podmod enqueued (then the callbacks it
+    names are dropped, so that not even RQ's cleanup of abandoned jobs calls them)."""
+
+    refusal: str | None = None
+
+    def __init__(self, id: str | None = None, connection: Any = None, serializer: Any = None):
+        super().__init__(id, connection=connection, serializer=JSONSerializer)
+
+    def restore(self, raw_data: Any) -> None:
+        try:
+            super().restore(raw_data)
+        except NoSuchJobError:
+            raise
+        except Exception as error:  # a record no RQ wrote: refused, not a crash of the worker
+            self.refusal = f"its record in Redis is damaged ({error})"
+        else:
+            self.refusal = _call_refusal(self.data)
+            if self.refusal is None and (self.webhooks or self._has_callbacks()):
+                self.refusal = "it names callbacks or webhooks, which podmod's jobs never have"
+        if self.refusal:
+            self._success_callback_name = self._failure_callback_name = None
+            self._stopped_callback_name = None
+            self.webhooks = []
+
+    def _has_callbacks(self) -> bool:
+        return bool(
+            self._success_callback_name
+            or self._failure_callback_name
+            or self._stopped_callback_name
+        )
+
+
+class RefusesForeignJobs:
+    """Mixed into an RQ worker class: JSON jobs only, and a job that is not podmod's (see
+    PodmodJob.refusal) is logged and removed as it is taken off its queue, never run or retried."""
+
+    job_class = PodmodJob
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, serializer=JSONSerializer, **kwargs)  # type: ignore[call-arg]
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[PodmodJob, Queue] | None:
+        while True:
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)  # type: ignore[misc]
+            if result is None or result[0].refusal is None:
+                return result
+            job, origin = result
+            log.warning(
+                "refused job %s from %s: %s; removed without running it (podmod's own jobs come "
+                "back from PostgreSQL; anything else means someone else can write to this Redis).",
+                job.id,
+                origin.name,
+                job.refusal,
+            )
+            job.delete(remove_from_queue=False)
+
+
+class PodmodWorker(RefusesForeignJobs, Worker):
+    """An RQ worker (a work horse forked for each job) that runs only podmod's jobs."""
+
+
 def get_queue(config: Config, name: str, conn: redis.Redis) -> Queue:
-    return Queue(queue_name(config, name), connection=conn)
+    return Queue(
+        queue_name(config, name), connection=conn, job_class=PodmodJob, serializer=JSONSerializer
+    )
 
 
 def all_queues(config: Config, conn: redis.Redis) -> list[Queue]:
@@ -113,7 +214,7 @@ def job_statuses(
     """
     out: list[tuple[JobStatus | None, Job | None]] = []
     in_queue: dict[str, set[str]] = {}
-    for job in Job.fetch_many(job_ids, connection=conn):
+    for job in PodmodJob.fetch_many(job_ids, connection=conn):
         status = job.get_status(refresh=False) if job is not None else None
         if job is not None and status == JobStatus.QUEUED:
             if job.origin not in in_queue:

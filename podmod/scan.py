@@ -33,7 +33,6 @@ from urllib.parse import urlsplit
 import psycopg
 import redis
 from psycopg.rows import tuple_row
-from rq import Worker
 from rq.job import JobStatus
 
 from podmod import pod_db, queue
@@ -55,9 +54,7 @@ BATCHES_PER_PASS = 100
 MAX_GAP = 1000  # a larger hole in ids is history (deleted rows), not transactions in flight
 PHOTOS_PER_STEP = 100  # a run step over photos: each may need a download and a hash
 SNAPSHOT_CHARS = 5000
-BATCH_JOB = "worker.jobs.scan_content_batch"
-RUN_JOB = "worker.jobs.scan_content_run"
-SCAN_JOBS = (BATCH_JOB, RUN_JOB)
+SCAN_JOBS = (queue.SCAN_BATCH_JOB, queue.SCAN_RUN_JOB)
 PROFILE_EDITS = "scan:profile_edits"  # watermark: microseconds since 1970 of the last edit seen
 MATCHING_POLICIES = ("review", "lock")  # `lock` lists' content matches are for review, too
 
@@ -210,9 +207,10 @@ def matcher_for(
     return matcher
 
 
-class ScanWorker(Worker):
-    """podmod's RQ worker: before a scan job is forked off, the compiled entries are brought up to
-    date in the worker itself, so that every job (a child process) starts with them at no cost."""
+class ScanWorker(queue.PodmodWorker):
+    """podmod's RQ worker (it runs only podmod's jobs): before a scan job is forked off, the
+    compiled entries are brought up to date in the worker itself, so that every job (a child
+    process) starts with them at no cost."""
 
     def execute_job(self, job: Any, queue: Any) -> Any:
         if job.func_name in SCAN_JOBS:
@@ -1327,7 +1325,7 @@ def enqueue_pending(config: Config, state: psycopg.Connection, rconn: redis.Redi
                 config,
                 rconn,
                 "scan",
-                BATCH_JOB,
+                queue.SCAN_BATCH_JOB,
                 batch_id,
                 job_id=batch_job_id(config, batch_id),
                 description=f"scan new content batch {batch_id}",
@@ -1348,7 +1346,7 @@ def enqueue_pending(config: Config, state: psycopg.Connection, rconn: redis.Redi
                 config,
                 rconn,
                 "scan",
-                RUN_JOB,
+                queue.SCAN_RUN_JOB,
                 run_id,
                 job_id=run_job_id(config, run_id),
                 description=f"scan content for list entries (run {run_id})",

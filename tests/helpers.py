@@ -22,10 +22,14 @@ def read_once(config: Config) -> intake.PassResult:
         return intake.read_pass(config, pod, state, rconn, reconcile_now=True)
 
 
+class InProcessWorker(queue.RefusesForeignJobs, SimpleWorker):
+    """podmod's worker, running each job in this process."""
+
+
 def drain(config: Config) -> None:
     """Run every queued job in this process, as `podmod worker --burst` would."""
     rconn = queue.redis_connection(config)
-    SimpleWorker(queue.all_queues(config, rconn), connection=rconn).work(burst=True)
+    InProcessWorker(queue.all_queues(config, rconn), connection=rconn).work(burst=True)
 
 
 def intake_all(config: Config) -> None:

@@ -162,3 +162,41 @@ def test_a_service_lost_mid_command_is_one_sentence_and_other_errors_are_not_hid
     assert message.startswith("Redis stopped answering while this command ran (")
     assert message.endswith("(the work it carries is kept in PostgreSQL).")
     assert lost_service_message(ValueError("a bug")) is None  # a bug still shows its traceback
+
+
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 (the exposure these tests make podmod check find)
+
+
+def check_redis_against(server, monkeypatch) -> dict[str, str]:
+    """`podmod check`'s redis line with redis_url pointing at `server` (stopped afterwards)."""
+    monkeypatch.setenv("PODMOD_REDIS_URL", server.url())
+    try:
+        report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    finally:
+        server.stop()
+    return report["redis"]
+
+
+def test_check_warns_when_redis_needs_no_password_and_listens_beyond_loopback(
+    env, tmp_path, monkeypatch
+):
+    """Anyone who can write to podmod's Redis decides what podmod's workers get to do."""
+    from podmod.embedded import start_redis
+
+    open_server = start_redis(tmp_path / "open", bind=EVERY_INTERFACE)
+    redis_line = check_redis_against(open_server, monkeypatch)
+    assert redis_line["status"] == "warn", redis_line
+    assert "no password" in redis_line["detail"] and EVERY_INTERFACE in redis_line["detail"]
+    assert "requirepass" in redis_line["detail"] and "Unix socket" in redis_line["detail"]
+
+
+def test_check_is_content_with_a_redis_that_needs_a_password_or_listens_on_loopback(
+    env, tmp_path, monkeypatch
+):
+    from podmod.embedded import start_redis
+
+    locked_server = start_redis(tmp_path / "locked", bind=EVERY_INTERFACE, password="p w")
+    locked = check_redis_against(locked_server, monkeypatch)
+    local = check_redis_against(start_redis(tmp_path / "local"), monkeypatch)
+    assert locked["status"] == "ok" and "needs a password" in locked["detail"], locked
+    assert local["status"] == "ok" and "listens only on loopback" in local["detail"], local

@@ -380,7 +380,7 @@ def test_a_job_taken_off_its_queue_by_a_worker_that_died_is_enqueued_again(
     queue and marking it started: the job says "queued" and is in no queue. RQ cleans up only
     started jobs, so the reader must see it as lost and enqueue its batch again, though not
     before reader.restart_grace (a live worker marks the job started a moment later)."""
-    from rq.job import Job, JobStatus
+    from rq.job import JobStatus
 
     from podmod import queue
     from tests.helpers import drain, read_once
@@ -390,7 +390,7 @@ def test_a_job_taken_off_its_queue_by_a_worker_that_died_is_enqueued_again(
     assert first.enqueued == first.new_batches != []
     [job_id] = [queue.ingest_job_id(config, batch) for batch in first.enqueued]
     assert rconn.lpop(f"rq:queue:{queue.queue_name(config, 'ingest')}").decode() == job_id
-    assert Job.fetch(job_id, connection=rconn).get_status() == JobStatus.QUEUED
+    assert queue.PodmodJob.fetch(job_id, connection=rconn).get_status() == JobStatus.QUEUED
 
     assert read_once(config).enqueued == []  # within the grace: maybe a worker starting it
     time.sleep(config["reader.restart_grace"])
