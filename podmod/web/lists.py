@@ -14,6 +14,7 @@ from podmod.db import state_connection
 from podmod.errors import PodmodError
 from podmod.lists import local
 from podmod.lists.versions import ListStateError, describe_reading, lists_overview, version_diff
+from podmod.redact import masked_url
 from podmod.web.auth import action_details, actor, login_required, require_lock_role
 from podmod.web.services import services, state_conn
 
@@ -27,7 +28,11 @@ def index() -> str:
     for row in rows:
         row["reading"] = describe_reading(row) if row["version"] else ""
     synced = {row["name"] for row in rows}
-    never_synced = [s for s in services().config.lists if s.name not in synced]
+    never_synced = [
+        {"name": s.name, "policy": s.policy, "url": masked_url(s.url)}
+        for s in services().config.lists
+        if s.name not in synced
+    ]
     subscribed = {s.name for s in services().config.lists}
     return render_template(
         "lists.html",
