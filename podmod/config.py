@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from podmod.errors import ConfigError, PodmodError
+from podmod.redact import masked_url
 
 DEFAULT_CONFIG_PATH = Path("/etc/podmod/podmod.toml")
 
@@ -375,17 +376,23 @@ def _coerce(key: Key, raw: Any, origin: str) -> Any:
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"{key.name} ({origin}) must be true or false, not {raw!r}.")
+        raise ConfigError(
+            f"{key.name} ({origin}) must be true or false, not {masked_url(repr(raw))}."
+        )
     if isinstance(raw, bool) and key.type is not bool:
-        raise ConfigError(f"{key.name} ({origin}) must be a {_type_word(key.type)}, not {raw!r}.")
+        raise ConfigError(
+            f"{key.name} ({origin}) must be a {_type_word(key.type)}, not {masked_url(repr(raw))}."
+        )
     try:
         value = key.type(raw)
     except (TypeError, ValueError):
         raise ConfigError(
-            f"{key.name} ({origin}) must be a {_type_word(key.type)}, not {raw!r}."
+            f"{key.name} ({origin}) must be a {_type_word(key.type)}, not {masked_url(repr(raw))}."
         ) from None
     if key.type is int and isinstance(raw, float) and raw != value:
-        raise ConfigError(f"{key.name} ({origin}) must be a whole number, not {raw!r}.")
+        raise ConfigError(
+            f"{key.name} ({origin}) must be a whole number, not {masked_url(repr(raw))}."
+        )
     return value
 
 
@@ -444,7 +451,7 @@ def load_config(
         value = _coerce(key, raw, origin)
         problem = key.check(value) if key.check else None
         if problem:
-            raise ConfigError(f"{key.name} ({origin}) {problem}; it is {raw!r}.")
+            raise ConfigError(f"{key.name} ({origin}) {problem}; it is {masked_url(repr(raw))}.")
         values[key.name] = value
     return Config(values=values, source=source, lists=_load_lists(raw_lists, file_path))
 
@@ -482,7 +489,7 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
         ):
             raise ConfigError(
                 f"url of {where} must start with https:// (or file:/// for a local file); "
-                f"it is {url!r}."
+                f"it is {masked_url(repr(url))}."
             )
         policy = item.get("policy", "review")
         if policy not in LIST_POLICIES:

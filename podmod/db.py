@@ -10,26 +10,24 @@ import logging
 import time
 from collections.abc import Callable
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.rows import dict_row
 
 from podmod.config import Config
 from podmod.errors import ServiceUnavailable, first_line
+from podmod.redact import masked_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 def describe_url(url: str) -> str:
-    """The URL without its password, fit for an error message or a log line."""
+    """The URL without its password, fit for an error message or a log line (a libpq key=value
+    string, which may hold one anywhere, is not quoted at all)."""
     if "://" not in url:
         return "the configured database"
-    parts = urlsplit(url)
-    host = parts.hostname or "local socket"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    return masked_url(url)
 
 
 def connect(url: str, *, purpose: str, autocommit: bool = False) -> psycopg.Connection:

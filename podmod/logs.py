@@ -3,7 +3,8 @@
 Messages carry text from the pod, list servers and requests, so a line break or a terminal escape
 in them is written escaped (`\\n`, `\\x1b`): such text can neither forge a log line nor drive the
 podmin's terminal. A traceback, the only output of many lines, has every line after the first
-indented with `| `, so no line of it can pass for an event of its own.
+indented with `| `, so no line of it can pass for an event of its own. No line carries the
+password of a URL (podmod's own messages never do, a library's or an error's might).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+
+from podmod.redact import masked_url
 
 # C0 and C1 controls but tab, DEL, and the Unicode line and paragraph separators.
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
@@ -22,13 +25,14 @@ def escaped(text: str) -> str:
 
 
 class OneLineFormatter(logging.Formatter):
-    """podmod's log format: the message on one line, escaped; a traceback fenced below it."""
+    """podmod's log format: the message on one line, escaped; a traceback fenced below it; URLs'
+    passwords masked throughout."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return escaped(super().formatMessage(record))
 
     def format(self, record: logging.LogRecord) -> str:
-        head, *rest = super().format(record).split("\n")
+        head, *rest = masked_url(super().format(record)).split("\n")
         return "\n".join([head, *("  | " + line for line in rest)])
 
 

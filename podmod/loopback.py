@@ -79,13 +79,16 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 class LoopbackServer:
-    """Serve `directory` over HTTPS on 127.0.0.1 in a thread; use as a context manager."""
+    """Serve `directory` over HTTPS on 127.0.0.1 (or another loopback `address`, on a chosen
+    `port`) in a thread; use as a context manager."""
 
-    def __init__(self, directory: Path, certificate_dir: Path) -> None:
+    def __init__(
+        self, directory: Path, certificate_dir: Path, *, address: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.directory = directory
         self.cert_path, key_path = self_signed_certificate(certificate_dir)
         handler = partial(_Handler, directory=str(directory))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = http.server.ThreadingHTTPServer((address, port), handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.cert_path, key_path)
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
@@ -93,7 +96,7 @@ class LoopbackServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, name: str) -> str:
-        return f"https://127.0.0.1:{self.port}/{name}"
+        return f"https://{self.httpd.server_address[0]}:{self.port}/{name}"
 
     def __enter__(self) -> LoopbackServer:
         self.thread.start()

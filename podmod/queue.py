@@ -21,6 +21,7 @@ from rq.serializers import JSONSerializer
 
 from podmod.config import Config
 from podmod.errors import ConfigError, ServiceUnavailable
+from podmod.redact import masked_url
 
 QUEUE_NAMES = ("ingest", "scan", "lists")
 INGEST_JOB = "worker.jobs.ingest_report_batch"
@@ -41,7 +42,7 @@ def redis_connection(config: Config, *, check_sidekiq: bool = True) -> redis.Red
         conn.ping()
     except redis.RedisError as error:
         raise ServiceUnavailable(
-            f"Cannot reach Redis at {config.redis_url.split('@')[-1]} ({error}); check that Redis "
+            f"Cannot reach Redis at {masked_url(config.redis_url)} ({error}); check that Redis "
             "is running and redis_url is right."
         ) from None
     if check_sidekiq and conn.exists(*SIDEKIQ_KEYS):

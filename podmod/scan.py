@@ -18,17 +18,14 @@ and accounts on an allowlist are left out; entries that leave a list retract the
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 import redis
@@ -384,55 +381,17 @@ def _local_photo(config: Config, name: str) -> bytes:
         raise ImageError(f"the file {name} cannot be read ({error.strerror})") from None
 
 
-def _refuse_private(host: str) -> None:
-    """Refuse a host that resolves to a loopback, private, link-local or reserved address: a remote
-    pod must not make podmod fetch from this server's own network."""
-    try:
-        infos = socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)
-    except OSError:
-        raise ImageError(f"the host {host} could not be resolved") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise ImageError(f"the host {host} is on a private network ({address})")
-
-
 def _remote_photo(config: Config, url: str) -> bytes:
-    """A remote photo downloaded over HTTPS within the size and time limits; never kept."""
-    import requests
-
+    """A remote photo downloaded within the size and time limits (podmod.netguard: HTTPS only,
+    never from a private address, redirects included); never kept."""
     from podmod.lists import fetch
 
-    class GuardedSession(requests.Session):
-        """Every request, redirects included, only to hosts on the public internet."""
-
-        def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-            host = urlsplit(str(url)).hostname
-            if not host:
-                raise ImageError("the photo URL has no host")
-            _refuse_private(host)
-            return super().request(method, url, *args, **kwargs)
-
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise ImageError("only https:// photo URLs are fetched")
-    _refuse_private(parts.hostname)
-    with GuardedSession() as session:
-        try:
-            # The lists' downloader: HTTPS only (redirects too), one deadline, a size limit.
-            result = fetch._fetch(
-                url,
-                None,
-                None,
-                config["scan.photo_max_bytes"],
-                config["scan.photo_timeout"],
-                True,
-                session,
-            )
-        except fetch._Failure as failure:
-            raise ImageError(f"the download failed: {failure}") from None
-    assert result.body is not None
-    return result.body
+    try:
+        return fetch.download_public(
+            url, max_bytes=config["scan.photo_max_bytes"], timeout=config["scan.photo_timeout"]
+        )
+    except fetch.FetchError as error:
+        raise ImageError(f"the download failed: {error}") from None
 
 
 @dataclass

@@ -102,6 +102,39 @@ def test_bad_values_are_one_clear_sentence(tmp_path, content, environ, message):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("content", "environ", "shown"),
+    [
+        (
+            "",
+            {"PODMOD_DATABASE_URL": "mysql://podmod:placeholder-secret@db.example/pod"},
+            "podmod:***@db.example",
+        ),
+        (
+            f'database_url = "{DB}"\nredis_url = "http://:placeholder-secret@redis.example/1"\n',
+            {},
+            ":***@redis.example",
+        ),
+        (
+            'database_url = "postgres//alice:placeholder-secret@db.example/pod"\n',
+            {},
+            "postgres//alice:***@db.example",
+        ),
+        (
+            LIST.replace("https://l.example", "ftp://alice:placeholder-secret@l.example"),
+            {},
+            "alice:***@l.example",
+        ),
+    ],
+)
+def test_a_bad_url_is_named_without_its_password(tmp_path, content, environ, shown):
+    path = tmp_path / "podmod.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as error:
+        load_config(path, environ=environ)
+    assert "placeholder-secret" not in str(error.value) and shown in str(error.value)
+
+
 def test_explicit_config_file_that_does_not_exist_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(environ={"PODMOD_CONFIG": str(tmp_path / "missing.toml")})

@@ -164,6 +164,19 @@ class Handler(BaseHTTPRequestHandler):
     def route_loop(self, base: str) -> None:
         self.send(307, Location="/loop")
 
+    def route_redirect_loopback(self, base: str) -> None:
+        self.send(302, Location=f"https://127.0.0.1:{self.server.server_address[1]}/list.csv")
+
+    def route_escape_reason(self, base: str) -> None:
+        self.send_response(500, "Oops\x1b[2J\x1b]0;owned\x07\x9b31m")
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+    def route_escape_location(self, base: str) -> None:
+        self.send(302, Location="ftp://lists.example/\x1b[2J\x7f\x9bcore.csv")
+
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -308,6 +321,31 @@ def test_a_redirect_to_plain_http_is_refused(get: Client) -> None:
         get("/redirect-http")
 
 
+def test_a_redirect_to_another_host_on_a_private_address_is_refused(
+    https: Server, tls_files: tuple[Path, Path]
+) -> None:
+    """The host the podmin typed (here localhost, standing in for a public list server) is fetched
+    as typed; a redirect from it to an address on this server's own network is not followed."""
+    base = f"https://localhost:{https.server_address[1]}"
+    before = len(https.requests)
+    with pytest.raises(FetchError) as refused:
+        fetch(base + "/redirect-loopback", name="core", verify=str(tls_files[0]), timeout=5)
+    assert "redirected to https://127.0.0.1:" in str(refused.value)
+    assert "on a private network (127.0.0.1)" in str(refused.value)
+    assert [path for path, _ in https.requests[before:]] == ["/redirect-loopback"]
+
+
+@pytest.mark.parametrize("path", ["/escape-reason", "/escape-location"])
+def test_what_a_server_sends_back_is_quoted_without_control_characters(
+    get: Client, path: str
+) -> None:
+    with pytest.raises(FetchError) as refused:
+        get(path)
+    message = str(refused.value)
+    assert not [char for char in message if ord(char) < 32 or 0x7F <= ord(char) <= 0x9F], message
+    assert "[2J" in message  # the rest of the server's text is still there to read
+
+
 def test_endless_redirects_stop(get: Client) -> None:
     with pytest.raises(FetchError, match="redirected more than 5 times"):
         get("/loop")
@@ -352,6 +390,7 @@ def test_credentials_in_the_url_are_not_shown(get: Client) -> None:
     with pytest.raises(FetchError) as refused:
         fetch(url, name="core", verify=get.cert)
     assert "secret" not in str(refused.value) and "HTTP 404" in str(refused.value)
+    assert "https://me:***@127.0.0.1:" in str(refused.value)
 
 
 # file:// URLs

@@ -14,7 +14,13 @@ import pytest
 
 from podmod.config import load_config
 from podmod.lists import minisign
+from podmod.loopback import LoopbackServer
+from tests import test_list_fetch, test_web
 from tests.helpers import cases_json, drain, podmod, read_once
+from tests.test_web import audit_rows, html, signed_in
+
+https, tls_files = test_list_fetch.https, test_list_fetch.tls_files  # fixtures
+make_app, admin = test_web.make_app, test_web.admin  # fixtures
 
 HEADER = "kind,value,label,comment\n"
 
@@ -817,3 +823,56 @@ def test_upgrading_reads_the_signed_time_and_file_of_versions_stored_before(stat
         (parsed.signed_at, parsed.file) for parsed in expected
     ]
     assert rows[0]["signed_at"] is not None and rows[0]["signed_file"] == "core.csv"
+
+
+# What a list server sends back, and a list URL's password
+
+
+def control_characters(text: str) -> list[str]:
+    """Characters a terminal acts on (ESC, BEL, DEL, CSI ...), line ends and tabs aside."""
+    return [c for c in text if (ord(c) < 32 and c not in "\n\r\t") or 0x7F <= ord(c) <= 0x9F]
+
+
+def test_a_list_servers_control_characters_reach_neither_the_sync_log_nor_the_lists_page(
+    lists, pod, https, tls_files, make_app, admin
+):
+    lists.list_sync = {"ca_bundle": str(tls_files[0])}
+    url = f"https://127.0.0.1:{https.server_address[1]}/escape-reason"
+    lists.subscribe("core", signed=False, url=url)
+
+    code, output = sync()
+    shown = podmod("lists", "show").output
+    client = signed_in(make_app().test_client(), "podmin")
+    page = html(client.get("/lists"))
+
+    assert code == 1 and "HTTP 500 Oops[2J" in output, output
+    for text in (output, shown, page):
+        assert "Oops[2J" in text and control_characters(text) == [], text
+
+
+def test_a_list_urls_password_is_never_shown_logged_or_stored(
+    lists, pod, tmp_path, state, make_app, admin, monkeypatch
+):
+    monkeypatch.setenv("PODMOD_LOG_LEVEL", "DEBUG")
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,,"])
+    with LoopbackServer(lists.directory, tmp_path) as server:
+        lists.list_sync = {"ca_bundle": str(server.cert_path)}
+        url = server.url("core.csv").replace("https://", "https://alice:placeholder-secret@")
+        lists.subscribe("core", url=url)
+        code, output = sync()
+        lists.subscribe("core", url=url.replace("core.csv", "gone.csv"))
+        failed_code, failed_output = sync()
+
+    texts = {
+        "sync output": output + failed_output,
+        "lists show": podmod("lists", "show").output + podmod("lists", "show", "--json").output,
+        "lists page": html(signed_in(make_app().test_client(), "podmin").get("/lists")),
+        "audit details": json.dumps([row["details"] for row in audit_rows(state)]),
+        "stored lists": json.dumps(
+            state.execute("SELECT * FROM podmod.lists").fetchall(), default=str
+        ),
+    }
+    assert (code, failed_code) == (0, 1), output + failed_output
+    assert "alice:***@127.0.0.1" in texts["lists page"] and "alice:***@" in texts["audit details"]
+    assert [where for where, text in texts.items() if "placeholder-secret" in text] == []

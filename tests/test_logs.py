@@ -58,3 +58,11 @@ def test_a_request_path_with_crlf_cannot_forge_a_log_line(config, lines, monkeyp
     assert any("unexpected error on GET /lists/x\\r\\n" in line for line in logged), logged
     assert not any(line.startswith(FORGED) for line in logged), logged
     app.extensions["podmod"].close()
+
+
+def test_a_log_line_never_carries_a_urls_password(lines):
+    logging.getLogger("urllib3.example").info(
+        "Starting new HTTPS connection to %s", "https://alice:placeholder-secret@lists.example/"
+    )
+    (line,) = lines()
+    assert "placeholder-secret" not in line and "https://alice:***@lists.example/" in line

@@ -5,12 +5,15 @@ the hashes are kept, the images never."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import socket
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
-from podmod import scan
+from podmod import netguard
 from podmod.config import load_config
 from podmod.loopback import LoopbackServer
 from podmod.matching.images import hash_image
@@ -145,7 +148,7 @@ def test_a_remote_photo_is_downloaded_over_https_hashed_and_matched(
     listed = hash_image(encoded(picture(51)))
     author = pod.person("faraway", "far.example")
     monkeypatch.setenv("PODMOD_SCAN_FETCH_REMOTE_PHOTOS", "true")
-    monkeypatch.setattr(scan, "_refuse_private", lambda host: None)  # the test server is local
+    monkeypatch.setattr(netguard, "EXEMPT", frozenset({ipaddress.ip_address("127.0.0.1")}))
     with LoopbackServer(served, tmp_path) as server:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.cert_path))
         publish(lists, "images", [f"pdq,{listed.pdq_hex},,"])
@@ -161,15 +164,123 @@ def test_a_remote_photo_is_downloaded_over_https_hashed_and_matched(
     assert "404" in hashes[missing]["error"]
 
 
-def test_remote_photos_on_private_addresses_or_plain_http_are_refused(lists, pod, monkeypatch):
+def test_remote_photos_on_private_addresses_or_plain_http_are_refused(
+    lists, pod, monkeypatch, tmp_path
+):
     author = pod.person("inside", "far.example")
     monkeypatch.setenv("PODMOD_SCAN_FETCH_REMOTE_PHOTOS", "true")
     publish(lists, "images", [f"pdq,{'f' * 64},,"])
     settle()
     loopback = photo(pod, author, remote="https://127.0.0.1:6379/x.jpg")
     plain = photo(pod, author, remote="http://far.example/x.jpg")
+    local = photo(pod, author, remote=f"file://{tmp_path}/x.jpg")
+    (tmp_path / "x.jpg").write_bytes(encoded(picture(81)))
     settle()
 
     hashes = stored_hashes()
     assert "private network" in hashes[loopback]["error"]
-    assert "only https://" in hashes[plain]["error"]
+    assert "only https://" in hashes[plain]["error"] and "only https://" in hashes[local]["error"]
+
+
+def connections(server: LoopbackServer) -> list[object]:
+    """Every connection the server accepts, from now on (refused handshakes included)."""
+    accepted: list[object] = []
+    accept = server.httpd.get_request
+
+    def counted() -> tuple[Any, Any]:
+        accepted.append(None)
+        return accept()
+
+    server.httpd.get_request = counted  # type: ignore[method-assign]
+    return accepted
+
+
+def test_a_backslash_before_the_at_sign_does_not_smuggle_a_loopback_host(
+    lists, pod, tmp_path, monkeypatch
+):
+    """urllib.parse reads https://127.0.0.1:PORT\\@8.8.8.8/ as host 8.8.8.8, urllib3 as 127.0.0.1:
+    the photo is refused before anything is resolved or contacted."""
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "x.jpg").write_bytes(encoded(picture(61), "JPEG"))
+    author = pod.person("smuggler", "far.example")
+    monkeypatch.setenv("PODMOD_SCAN_FETCH_REMOTE_PHOTOS", "true")
+    publish(lists, "images", [f"pdq,{hash_image(encoded(picture(61))).pdq_hex},,"])
+    settle()
+    with LoopbackServer(served, tmp_path) as server:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.cert_path))
+        accepted = connections(server)
+        photo_id = photo(pod, author, remote=f"https://127.0.0.1:{server.port}\\@8.8.8.8/x.jpg")
+        settle()
+
+    assert accepted == [] and content_signals() == []
+    assert "backslash" in stored_hashes()[photo_id]["error"]
+
+
+EMBEDDED_LOOPBACK = [
+    "[64:ff9b::7f00:1]",  # NAT64
+    "[64:ff9b:1::7f00:1]",  # local-use NAT64
+    "[2002:7f00:1::1]",  # 6to4
+    "[::127.0.0.1]",  # IPv4-compatible
+    "[::ffff:127.0.0.1]",  # IPv4-mapped
+    "[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo
+    "[fec0::1]",  # site-local
+    "[ff0e::1]",  # multicast
+    "224.0.0.1",  # multicast
+]
+
+
+def test_remote_photos_on_private_addresses_inside_ipv6_forms_are_refused(lists, pod, monkeypatch):
+    author = pod.person("tunnel", "far.example")
+    monkeypatch.setenv("PODMOD_SCAN_FETCH_REMOTE_PHOTOS", "true")
+    publish(lists, "images", [f"pdq,{'f' * 64},,"])
+    settle()
+    photos = {
+        host: photo(pod, author, remote=f"https://{host}/x.jpg") for host in EMBEDDED_LOOPBACK
+    }
+    settle()
+
+    hashes = stored_hashes()
+    errors = {host: hashes[photo_id]["error"] for host, photo_id in photos.items()}
+    assert {host: "private network" in error for host, error in errors.items()} == dict.fromkeys(
+        EMBEDDED_LOOPBACK, True
+    ), errors
+
+
+def test_a_host_that_resolves_again_to_another_address_is_fetched_from_the_checked_one(
+    lists, pod, tmp_path, monkeypatch
+):
+    """DNS rebinding: the name answers an allowed address once, then an internal one. podmod
+    resolves once, checks, and connects to what it checked; the internal server never hears."""
+    served, internal, inside_tls = tmp_path / "served", tmp_path / "internal", tmp_path / "tls"
+    for folder in (served, internal, inside_tls):
+        folder.mkdir()
+    (served / "x.jpg").write_bytes(encoded(picture(71), "JPEG"))
+    (internal / "x.jpg").write_bytes(encoded(picture(72), "JPEG"))
+    author = pod.person("rebinder", "far.example")
+    monkeypatch.setenv("PODMOD_SCAN_FETCH_REMOTE_PHOTOS", "true")
+    monkeypatch.setattr(netguard, "EXEMPT", frozenset({ipaddress.ip_address("127.0.0.1")}))
+    publish(lists, "images", [f"pdq,{'f' * 64},,"])
+    settle()
+    with LoopbackServer(served, tmp_path) as server:
+        inside = LoopbackServer(internal, inside_tls, address="127.0.0.2", port=server.port)
+        with inside:
+            monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.cert_path))
+            lookups: list[str] = []
+            resolve = socket.getaddrinfo
+
+            def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+                if host == "localhost":
+                    lookups.append(host)
+                    host = "127.0.0.1" if len(lookups) == 1 else "127.0.0.2"
+                return resolve(host, port, *args, **kwargs)
+
+            monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+            to_inside = connections(inside)
+            photo_id = photo(pod, author, remote=f"https://localhost:{server.port}/x.jpg")
+            settle()
+
+    assert to_inside == [] and lookups == ["localhost"]
+    assert (
+        stored_hashes()[photo_id] | {"source": "remote", "error": None} == stored_hashes()[photo_id]
+    )

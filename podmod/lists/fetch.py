@@ -1,5 +1,6 @@
 """Downloading a list and its detached signature for `podmod lists sync`: HTTPS or a local file,
-conditional, size-limited and under one deadline, so a bad server can only make a sync fail."""
+conditional, size-limited and under one deadline, so a bad server can only make a sync fail; every
+request through podmod.netguard. Remote photos are downloaded the same way (download_public)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
 
+from podmod import netguard
 from podmod.errors import PodmodError
+from podmod.redact import masked_url, printable
 
 MAX_REDIRECTS = 5
 MAX_SIGNATURE_BYTES = 10_000
@@ -28,7 +31,8 @@ USER_AGENT = "podmod (diaspora* moderation; list sync)"
 
 
 class FetchError(PodmodError):
-    """A list (or its signature) could not be downloaded; the previous version stays in force."""
+    """A list (or its signature, or a photo) could not be downloaded; for a list, the previous
+    version stays in force."""
 
 
 @dataclass
@@ -40,14 +44,6 @@ class FetchResult:
     etag: str | None
     last_modified: str | None
     url: str  # after redirects
-
-
-def _shown(url: str) -> str:
-    """The URL for messages and logs, without any user name or password."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _size(count: int) -> str:
@@ -86,7 +82,7 @@ def fetch(
         return _fetch(url, etag, last_modified, max_bytes, timeout, verify, session)
     except _Failure as failure:
         raise FetchError(
-            f"List {name!r} could not be fetched from {_shown(url)}: {failure}; the previous"
+            f"List {name!r} could not be fetched from {masked_url(url)}: {failure}; the previous"
             " version stays in force and the next sync tries again."
         ) from None
 
@@ -108,16 +104,30 @@ def fetch_signature(
     except _Failure as failure:
         if failure.missing:
             raise FetchError(
-                f"List {name!r} has no signature at {_shown(url)}; the list is refused because a"
-                " public key is pinned for it."
+                f"List {name!r} has no signature at {masked_url(url)}; the list is refused because"
+                " a public key is pinned for it."
             ) from None
         reason = str(failure)
     except UnicodeDecodeError:
         reason = "the signature is not text (UTF-8)"
     raise FetchError(
-        f"The signature of list {name!r} could not be fetched from {_shown(url)}: {reason}; the"
+        f"The signature of list {name!r} could not be fetched from {masked_url(url)}: {reason}; the"
         " previous version stays in force and the next sync tries again."
     )
+
+
+def download_public(url: str, *, max_bytes: int, timeout: float) -> bytes:
+    """A file from the public internet, such as a photo on another pod: https:// only, no user
+    name in the URL, never an address on a private network, redirects included. Raises
+    FetchError with the reason alone."""
+    if urlsplit(url).scheme.lower() != "https":
+        raise FetchError("only https:// URLs are fetched")  # never file://, never plain http://
+    try:
+        result = _fetch(url, None, None, max_bytes, timeout, True, netguard.GuardedSession())
+    except _Failure as failure:
+        raise FetchError(str(failure)) from None
+    assert result.body is not None  # no validators were sent, so never not_modified
+    return result.body
 
 
 def _fetch(
@@ -140,7 +150,9 @@ def _fetch(
     if scheme != "https":
         raise _Failure("only https:// and file:/// URLs are supported")
     own = session is None
-    session = session or requests.Session()
+    # The host the podmin typed is fetched as typed (a list server on this machine or its
+    # network is their choice); a redirect to another host must lead to public addresses.
+    session = session or netguard.GuardedSession(trust_first_host=True)
     try:
         return _fetch_https(session, url, etag, last_modified, max_bytes, timeout, verify)
     finally:
@@ -264,8 +276,8 @@ def _fetch_https(
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    for _ in range(MAX_REDIRECTS + 1):
-        response = _request(session, url, headers, deadline, verify)
+    for hop in range(MAX_REDIRECTS + 1):
+        response = _request(session, url, headers, deadline, verify, redirected=hop > 0)
         with contextlib.closing(response):
             if response.status_code in REDIRECTS:
                 url = _redirect_target(url, response)
@@ -274,12 +286,12 @@ def _fetch_https(
                 return FetchResult(
                     True,
                     None,
-                    response.headers.get("ETag", etag),
-                    response.headers.get("Last-Modified", last_modified),
+                    _header(response, "ETag") or etag,
+                    _header(response, "Last-Modified") or last_modified,
                     url,
                 )
             if not 200 <= response.status_code < 300 or response.status_code == 206:
-                status = f"HTTP {response.status_code} {response.reason or ''}".strip()
+                status = f"HTTP {response.status_code} {printable(response.reason or '')}".strip()
                 raise _Failure(
                     f"the server answered {status}", missing=response.status_code in (404, 410)
                 )
@@ -287,11 +299,17 @@ def _fetch_https(
             return FetchResult(
                 False,
                 body,
-                response.headers.get("ETag"),
-                response.headers.get("Last-Modified"),
+                _header(response, "ETag"),
+                _header(response, "Last-Modified"),
                 url,
             )
     raise _Failure(f"the server redirected more than {MAX_REDIRECTS} times")
+
+
+def _header(response: requests.Response, name: str) -> str | None:
+    """A header the server sent, as podmod stores and shows it (see podmod.redact.printable)."""
+    value = response.headers.get(name)
+    return None if value is None else printable(value)
 
 
 class _Request(threading.Thread):
@@ -338,6 +356,8 @@ def _request(
     headers: dict[str, str],
     deadline: _Deadline,
     verify: bool | str,
+    *,
+    redirected: bool,
 ) -> requests.Response:
     left = deadline.remaining()
     request = _Request(
@@ -353,6 +373,10 @@ def _request(
     request.start()
     try:
         response = request.outcome(left)
+    except netguard.Refused as refusal:
+        if redirected:
+            raise _Failure(f"the server redirected to {masked_url(url)}, but {refusal}") from None
+        raise _Failure(str(refusal)) from None
     except requests.Timeout:
         raise deadline.failure() from None
     except (requests.RequestException, OSError) as error:
@@ -364,15 +388,17 @@ def _request(
 
 
 def _redirect_target(url: str, response: requests.Response) -> str:
-    location = response.headers.get("Location")
+    location = _header(response, "Location")
     if not location:
         raise _Failure(f"the server answered HTTP {response.status_code} without a Location")
     target = urljoin(url, location)
     scheme = urlsplit(target).scheme.lower()
     if scheme == "http":
-        raise _Failure(f"the server redirected to plain HTTP ({_shown(target)}), which is refused")
+        raise _Failure(
+            f"the server redirected to plain HTTP ({masked_url(target)}), which is refused"
+        )
     if scheme != "https":
-        raise _Failure(f"the server redirected to {_shown(target)}, which is not https://")
+        raise _Failure(f"the server redirected to {masked_url(target)}, which is not https://")
     return target
 
 

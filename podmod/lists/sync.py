@@ -20,6 +20,7 @@ from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
 from podmod.lists import apply, fetch, minisign, versions
 from podmod.lists.parse import ListFormatError, ParsedList, parse_list
+from podmod.redact import masked_url
 from podmod.store import record_audit
 
 log = logging.getLogger("podmod.lists")
@@ -297,7 +298,7 @@ def _audit_sync(state: psycopg.Connection, subscription: ListConfig, what: str, 
         action=f"list_{what}",
         source=f"list:{subscription.name}",
         reason=reason,
-        details={"list": subscription.name, "url": subscription.url},
+        details={"list": subscription.name, "url": masked_url(subscription.url)},
     )
 
 

@@ -21,6 +21,7 @@ from podmod.config import Config, ListConfig
 from podmod.errors import PodmodError
 from podmod.lists.minisign import SignatureError, TrustedComment
 from podmod.lists.parse import Entry, ParsedList
+from podmod.redact import masked_url
 
 # The version of podmod's reading of list files: a version read by an older podmod is fetched and
 # read again at the next sync (2: every published shape, subdomains, severities, labels, canaries).
@@ -125,7 +126,7 @@ def ensure_list(
         " url = excluded.url, policy = excluded.policy, kinds = excluded.kinds,"
         " labels = excluded.labels, lock_labels = excluded.lock_labels, format = excluded.format,"
         " require_canary = excluded.require_canary RETURNING *",
-        {"name": subscription.name, "url": subscription.url} | settings,
+        {"name": subscription.name, "url": masked_url(subscription.url)} | settings,
     ).fetchone()
     if before is None:
         return row, []

@@ -20,6 +20,7 @@ from podmod.lists.versions import (
     lists_overview,
     version_diff,
 )
+from podmod.redact import masked_url
 from podmod.web.auth import (
     action_details,
     actor,
@@ -40,7 +41,11 @@ def index() -> str:
         row["reading"] = describe_reading(row) if row["version"] else ""
         row["signed"] = describe_signature(row)
     synced = {row["name"] for row in rows}
-    never_synced = [s for s in services().config.lists if s.name not in synced]
+    never_synced = [
+        {"name": s.name, "policy": s.policy, "url": masked_url(s.url)}
+        for s in services().config.lists
+        if s.name not in synced
+    ]
     subscribed = {s.name for s in services().config.lists}
     return render_template(
         "lists.html",

@@ -1,0 +1,32 @@
+"""What podmod shows, logs or stores of text it did not write itself: URLs without their passwords,
+and a server's words without the control characters a terminal would act on."""
+
+from __future__ import annotations
+
+import re
+
+# The authority of a URL, with or without its scheme: greedy up to the last @ before the path, as
+# urllib.parse reads a password holding an @.
+_USERINFO = re.compile(r"//([^/?#\s]*)@")
+_PASSWORD_PARAMETER = re.compile(r"([?&](?:password|passwd|pass)=)[^&#\s]*", re.IGNORECASE)
+# C0 and C1 controls (ESC, BEL, CSI U+009B ...), DEL, and the line and direction marks that make
+# text read other than it is.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_BREAK = re.compile("[\t\n\r]+")
+
+
+def masked_url(text: str) -> str:
+    """`text` with the password of every URL in it masked (https://alice:***@lists.example/…), a
+    user name alone too, as it may be a token; `password=` in a query as well."""
+
+    def mask(match: re.Match[str]) -> str:
+        user, colon, _ = match.group(1).partition(":")
+        return f"//{user}:***@" if colon else "//***@"
+
+    return _PASSWORD_PARAMETER.sub(r"\1***", _USERINFO.sub(mask, text))
+
+
+def printable(text: str) -> str:
+    """A server's text (reason phrase, header, body excerpt) fit for a terminal, a log line and a
+    page: line breaks and tabs become a space, every other control character is dropped."""
+    return _CONTROL.sub("", _BREAK.sub(" ", text))
