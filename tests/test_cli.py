@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import psycopg
 
@@ -162,3 +163,20 @@ def test_a_service_lost_mid_command_is_one_sentence_and_other_errors_are_not_hid
     assert message.startswith("Redis stopped answering while this command ran (")
     assert message.endswith("(the work it carries is kept in PostgreSQL).")
     assert lost_service_message(ValueError("a bug")) is None  # a bug still shows its traceback
+
+
+def test_check_warns_on_a_config_file_others_can_read_and_a_short_secret_key(env, state):
+    config_file = Path(env["PODMOD_CONFIG"])
+    config_file.write_text('secret_key = "placeholder"\n')
+    config_file.chmod(0o644)
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    assert report["config file"]["status"] == "warn"
+    assert "chmod 600" in report["config file"]["detail"]
+    assert report["secret key"]["status"] == "warn"
+    assert "11 bytes" in report["secret key"]["detail"]
+
+    config_file.write_text(f'secret_key = "{"k" * 32}"\n')
+    config_file.chmod(0o600)
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    assert report["config file"]["status"] == "ok"
+    assert report["secret key"]["status"] == "ok"
