@@ -27,13 +27,11 @@ def open_session(
     the id for the cookie. Sessions older than `prune_after` seconds go at the same time."""
     token = secrets.token_urlsafe(32)
     state.execute(
-        "DELETE FROM podmod.web_sessions WHERE created_at < now() - make_interval(secs => %s)",
-        (prune_after,),
-    )
-    state.execute(
-        "INSERT INTO podmod.web_sessions (id_hash, user_id, password_salt, stage, next_path)"
+        "WITH pruned AS (DELETE FROM podmod.web_sessions"
+        " WHERE created_at < now() - make_interval(secs => %s))"
+        " INSERT INTO podmod.web_sessions (id_hash, user_id, password_salt, stage, next_path)"
         " VALUES (%s, %s, %s, %s, %s)",
-        (_hash(token), user["user_id"], user["password_salt"], stage, next_path),
+        (prune_after, _hash(token), user["user_id"], user["password_salt"], stage, next_path),
     )
     return token
 

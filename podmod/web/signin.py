@@ -157,6 +157,8 @@ class LoginLimiter:
         self.window = config["web.login_window"]
         self.per_account = config["web.login_max_failures"]
         self.per_ip = config["web.login_max_failures_per_ip"]
+        self.take = rconn.register_script(TAKE_SCRIPT)  # run by SHA once Redis has it
+        self.give = rconn.register_script(GIVE_BACK_SCRIPT)
 
     @staticmethod
     def _user_key(username: str) -> str:
@@ -167,7 +169,7 @@ class LoginLimiter:
         return f"{LIMIT_PREFIX}device:{nonce[:64]}"
 
     def _take(self, keys: list[str], limits: list[int]) -> Admission:
-        wait = int(self.rconn.eval(TAKE_SCRIPT, len(keys), *keys, self.window, *limits))
+        wait = int(self.take(keys=keys, args=[self.window, *limits]))
         return Admission(counted=() if wait else tuple(keys), wait=wait or None)
 
     def admit(self, username: str, ip: str, device: str | None) -> Admission:
@@ -185,7 +187,7 @@ class LoginLimiter:
     def give_back(self, admission: Admission) -> None:
         """The attempt was right: it does not count as a failure."""
         if admission.counted:
-            self.rconn.eval(GIVE_BACK_SCRIPT, len(admission.counted), *admission.counted)
+            self.give(keys=list(admission.counted))
 
     def succeeded(self, username: str, device: str | None) -> None:
         """Signed in: the account's failures, and this device's, are forgiven."""
