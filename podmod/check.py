@@ -37,6 +37,7 @@ class Warn(Exception):
 
 
 SECRET_KEY_BYTES = 32  # signs session and device cookies: 32 random bytes are beyond guessing
+
 # (privilege, object, column) that podmod needs on the pod's tables
 NEEDED = [("SELECT", table, None) for table in pod_db.REQUIRED_COLUMNS] + [
     ("UPDATE", "users", "locked_at"),
@@ -90,7 +91,7 @@ def _config_file(config: Config) -> str:
     if mode & 0o044:
         raise Warn(
             f"{config.source} can be read by other users of this server and holds secret_key and "
-            "the database passwords; chmod 600 it (or 640 with podmod's group)."
+            "the database passwords; chmod 600 it, owned by the user podmod runs as."
         )
     return f"readable by its owner only ({stat.filemode(mode)})"
 

@@ -219,11 +219,12 @@ def _start_session(user: dict[str, Any], next_path: str | None, device: str | No
     """A brand-new session for this user: nothing from the anonymous one survives. The browser
     gets a new device cookie for this account, so its next sign-ins pass a stranger's lockout."""
     end_session()
-    session["sid"] = open_session(state_conn(), user, "signed_in", prune_after=_lifetime())
+    with state_conn().transaction():  # the session and its audit row: one commit
+        session["sid"] = open_session(state_conn(), user, "signed_in", prune_after=_lifetime())
+        audit_sign_in(user["handle"], "sign_in", "signed in", user["user_id"])
     session.permanent = True
     csrf_token()
     _limiter().succeeded(user["username"], device)
-    audit_sign_in(user["handle"], "sign_in", "signed in", user["user_id"])
     response = _after_sign_in(next_path)
     response.set_cookie(
         DEVICE_COOKIE,
