@@ -885,6 +885,24 @@ def _timed_locks(
     return _percentiles(samples)
 
 
+def _timed_sign_ins(app, username: str, password: str, times: int) -> dict[str, float]:
+    """Server time of POST /login with the right password until its redirect, each from a new
+    browser (its own cookie jar), so every one is a whole sign-in."""
+    samples = []
+    for _ in range(times):
+        client = app.test_client()
+        client.get("/login")
+        with client.session_transaction() as session:
+            token = session["csrf"]
+        form = {"username": username, "password": password, "csrf_token": token}
+        begin = time.perf_counter()
+        response = client.post("/login", data=form)
+        samples.append(time.perf_counter() - begin)
+        if response.status_code != 302:
+            raise RuntimeError(f"bench sign-in failed ({response.status_code})")
+    return _percentiles(samples)
+
+
 def bench_web(
     server_url: str | None,
     redis_url: str | None,
@@ -893,9 +911,10 @@ def bench_web(
     signals: int = 1_000_000,
     requests: int = 200,
 ) -> dict[str, object]:
-    """Server time of the queue page (first and a deep keyset page), a case page and the lock
-    click (until users.locked_at is committed), with `cases` open cases and `signals` signals in
-    the store; requests go through the Flask app in this process (no network in the figures)."""
+    """Server time of the queue page (first and a deep keyset page), a case page, the lock click
+    (until users.locked_at is committed) and a sign-in (bcrypt cost 10, as diaspora*), with `cases`
+    open cases and `signals` signals in the store; requests go through the Flask app in this
+    process (no network in the figures)."""
     import bcrypt
 
     from podmod.config import DIASPORA_PEPPER, load_config
@@ -1002,6 +1021,9 @@ def bench_web(
             }
             figures["lock_click_to_locked_at_committed"] = _timed_locks(
                 client, sc.database_url, to_lock, lambda _person_id: {"csrf_token": token}
+            )
+            figures["sign_in"] = _timed_sign_ins(
+                app, f"user{people // 4}", password, max(requests // 4, 5)
             )
         finally:
             app.extensions["podmod"].close()

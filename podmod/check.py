@@ -6,9 +6,11 @@ Each check returns ok, warn or fail with one sentence; the command exits non-zer
 from __future__ import annotations
 
 import ipaddress
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 
@@ -36,6 +38,8 @@ class Check:
 class Warn(Exception):
     """A check that passed with a caveat the podmin should read."""
 
+
+SECRET_KEY_BYTES = 32  # signs session and device cookies: 32 random bytes are beyond guessing
 
 # (privilege, object, column) that podmod needs on the pod's tables
 NEEDED = [("SELECT", table, None) for table in pod_db.REQUIRED_COLUMNS] + [
@@ -83,6 +87,32 @@ def _privileges(config: Config) -> str:
 
 
 STUCK_AFTER = 300  # seconds: older undone work means the workers are not keeping up
+
+
+def _config_file(config: Config) -> str:
+    mode = Path(config.source).stat().st_mode
+    if mode & 0o044:
+        raise Warn(
+            f"{config.source} can be read by other users of this server and holds secret_key and "
+            "the database passwords; chmod 600 it, owned by the user podmod runs as."
+        )
+    return f"readable by its owner only ({stat.filemode(mode)})"
+
+
+def _secret_key(config: Config) -> str:
+    key = config["secret_key"]
+    if not key:
+        raise Warn(
+            "secret_key is not set, so every web session ends when podmod serve restarts; set it "
+            f"to {SECRET_KEY_BYTES} or more random bytes (e.g. `openssl rand -hex 32`)."
+        )
+    size = len(key.encode())
+    if size < SECRET_KEY_BYTES:
+        raise Warn(
+            f"secret_key is {size} bytes, short enough to guess and forge cookies with; set it to "
+            f"{SECRET_KEY_BYTES} or more random bytes (e.g. `openssl rand -hex 32`)."
+        )
+    return f"{size} bytes"
 
 
 def _backlog(config: Config) -> str:
@@ -220,6 +250,9 @@ def run_checks(config_loader: Callable[[], Config] = load_config) -> list[Check]
     if not step("config", config_ok):
         return results
     config = holder[0]
+    if config.source != "environment":
+        step("config file", lambda: _config_file(config))
+    step("secret key", lambda: _secret_key(config))
 
     def pod_ok() -> str:
         with pod_connection(config) as pod:

@@ -181,7 +181,7 @@ KEYS: tuple[Key, ...] = (
         "secret_key",
         str,
         None,
-        help="signs the web UI's session cookies; unset: a random one, sessions end on restart",
+        help="signs the web session and device cookies; unset: random, sessions end at restart",
     ),
     Key(
         "web.trusted_proxies",

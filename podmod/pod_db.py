@@ -197,8 +197,10 @@ def copy_remote_hosts(pod: psycopg.Connection, target: psycopg.Copy, *, above: i
 # The web UI: sign-in, the queue's account states, the case page; and the action path's one write
 # to reports. Only columns deploy/grants.sql grants are read from `users`.
 
+# password_salt: the bcrypt salt, as Devise's authenticatable_salt; it changes with the password.
 STAFF_SQL = """
-SELECT u.id AS user_id, u.username, u.encrypted_password, u.locked_at IS NOT NULL AS locked,
+SELECT u.id AS user_id, u.username, u.encrypted_password,
+       left(u.encrypted_password, 29) AS password_salt, u.locked_at IS NOT NULL AS locked,
        coalesce(u.otp_required_for_login, false) AS otp_required, u.plain_otp_secret,
        u.consumed_timestep, p.id AS person_id, lower(p.diaspora_handle) AS handle,
        coalesce(p.closed_account, false) AS closed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import psycopg
 
@@ -200,3 +201,20 @@ def test_check_is_content_with_a_redis_that_needs_a_password_or_listens_on_loopb
     local = check_redis_against(start_redis(tmp_path / "local"), monkeypatch)
     assert locked["status"] == "ok" and "needs a password" in locked["detail"], locked
     assert local["status"] == "ok" and "listens only on loopback" in local["detail"], local
+
+
+def test_check_warns_on_a_config_file_others_can_read_and_a_short_secret_key(env, state):
+    config_file = Path(env["PODMOD_CONFIG"])
+    config_file.write_text('secret_key = "placeholder"\n')
+    config_file.chmod(0o644)
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    assert report["config file"]["status"] == "warn"
+    assert "chmod 600" in report["config file"]["detail"]
+    assert report["secret key"]["status"] == "warn"
+    assert "11 bytes" in report["secret key"]["detail"]
+
+    config_file.write_text(f'secret_key = "{"k" * 32}"\n')
+    config_file.chmod(0o600)
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    assert report["config file"]["status"] == "ok"
+    assert report["secret key"]["status"] == "ok"

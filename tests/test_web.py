@@ -16,7 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from podmod import store
+from podmod import queue, store
 from podmod.config import Config, load_config
 from podmod.web import create_app
 from podmod.web.queue import Cursor
@@ -176,7 +176,7 @@ def test_a_wrong_password_is_refused_and_audited(client, admin, state):
     assert "Wrong username or password." in html(response)
     assert client.get("/").status_code == 302
     [row] = audit_rows(state, "sign_in_failed")
-    assert row["actor"] == "podmin" and row["reason"] == "wrong password"
+    assert row["actor"] == 'typed: "podmin"' and row["reason"] == "wrong password"
     assert row["details"]["ip"] == "127.0.0.1"
 
 
@@ -191,23 +191,32 @@ def test_an_account_without_admin_or_moderator_role_cannot_sign_in(client, pod, 
     pod.person("spotlit", password=PASSWORD, roles=("spotlight",))
     for username in ("ordinary", "spotlit"):
         response = login(client, username)
-        assert response.status_code == 403
-        assert "admins and moderators can sign in here." in html(response)
+        assert response.status_code == 401 and "Wrong username or password." in html(response)
     assert client.get("/").status_code == 302
-    assert len(audit_rows(state, "sign_in_failed")) == 2
+    assert [row["reason"] for row in audit_rows(state, "sign_in_failed")] == [
+        "Only the pod's admins and moderators can sign in here."
+    ] * 2
 
 
-def test_a_locked_staff_account_cannot_sign_in(client, pod, admin):
+def test_a_locked_staff_account_cannot_sign_in_and_is_not_told_its_password_was_right(
+    client, pod, admin, state
+):
     pod.conn.execute("UPDATE users SET locked_at = now() WHERE id = %s", (admin.user_id,))
-    response = login(client, "podmin")
-    assert response.status_code == 403 and "This account is locked." in html(response)
+    right = login(client, "podmin")
+    wrong = login(client, "podmin", "not the password")
+    assert right.status_code == wrong.status_code == 401
+    assert "Wrong username or password." in html(right)
+    assert "locked" not in html(right)
     assert client.get("/").status_code == 302
+    reasons = [row["reason"] for row in audit_rows(state, "sign_in_failed")]
+    assert reasons == ["This account is locked.", "wrong password"]  # the log keeps the truth
 
 
-def test_a_closed_staff_account_cannot_sign_in(client, pod, admin):
+def test_a_closed_staff_account_cannot_sign_in(client, pod, admin, state):
     pod.conn.execute("UPDATE people SET closed_account = true WHERE id = %s", (admin.id,))
     response = login(client, "podmin")
-    assert response.status_code == 403 and "This account is closed." in html(response)
+    assert response.status_code == 401 and "Wrong username or password." in html(response)
+    assert audit_rows(state, "sign_in_failed")[0]["reason"] == "This account is closed."
 
 
 def test_a_moderator_signs_in(client, moderator):
@@ -308,6 +317,96 @@ def test_failed_sign_ins_are_rate_limited_per_ip(make_app, admin):
     assert login(client, "podmin").status_code == 429
 
 
+def test_a_strangers_failures_do_not_lock_out_a_browser_that_signed_in_before(app, admin, state):
+    browser = signed_in(app.test_client(), "podmin")
+    assert browser.get_cookie("podmod_device") is not None
+    post(browser, "/logout")
+    stranger = app.test_client()
+    for _ in range(10):
+        login(stranger, "podmin", "a guess")
+    assert login(stranger, "podmin").status_code == 429  # unknown browsers are locked out
+    assert login(browser, "podmin").status_code == 302  # the podmin's own is not
+
+
+def test_a_device_cookie_counts_its_own_failures_and_at_the_limit_is_trusted_no_more(
+    app, admin, moderator
+):
+    browser = signed_in(app.test_client(), "podmin")
+    post(browser, "/logout")
+    for _ in range(5):
+        assert login(browser, "podmin", "mistyped").status_code == 401
+    other = app.test_client()
+    assert login(other, "podmin").status_code == 302  # the account is not locked by them
+    post(other, "/logout")
+    for _ in range(5):
+        assert login(browser, "podmin", "mistyped").status_code == 401  # now as unknown
+    assert login(browser, "podmin").status_code == 429
+    moddy = signed_in(app.test_client(), "moddy")  # a device cookie for another account
+    post(moddy, "/logout")
+    assert login(moddy, "podmin").status_code == 429
+
+
+def test_a_forged_device_cookie_is_an_unknown_browser(app, admin):
+    for _ in range(5):
+        login(app.test_client(), "podmin", "a guess")
+    forger = app.test_client()
+    forger.set_cookie("podmod_device", '["podmin","nonce"].forged.signature')
+    assert login(forger, "podmin").status_code == 429
+
+
+def test_parallel_wrong_guesses_get_no_more_password_checks_than_the_limit(app, pod, state):
+    pod.conn.execute(
+        "UPDATE users SET encrypted_password = %s WHERE id = %s",
+        (devise_hash(PASSWORD, cost=11), pod.person("podmin", roles=("admin",)).user_id),
+    )  # a slow hash, as on a real pod: many guesses would be checked at once if they could
+    guessers = 40
+    clients = [app.test_client() for _ in range(guessers)]
+    tokens = [csrf(c) for c in clients]
+    barrier = threading.Barrier(guessers)
+    statuses: list[int] = []
+
+    def guess(n: int) -> None:
+        barrier.wait(timeout=60)
+        form = {"username": "podmin", "password": f"guess {n}", "csrf_token": tokens[n]}
+        statuses.append(clients[n].post("/login", data=form).status_code)
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(guessers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    checked = [r for r in audit_rows(state, "sign_in_failed") if r["reason"] == "wrong password"]
+    assert len(statuses) == guessers, statuses
+    assert len(checked) <= 5 and statuses.count(401) == len(checked), sorted(statuses)
+    assert statuses.count(429) == guessers - len(checked)
+
+
+def test_ipv6_addresses_are_counted_per_64(make_app, admin):
+    client = make_app(web_login_max_failures_per_ip="3").test_client()
+
+    def attempt(ip: str, username: str, password: str) -> int:
+        form = {"username": username, "password": password, "csrf_token": csrf(client)}
+        return client.post("/login", data=form, environ_base={"REMOTE_ADDR": ip}).status_code
+
+    for n, ip in enumerate(["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"]):
+        assert attempt(ip, f"guess{n}", "wrong") == 401
+    assert attempt("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "podmin", PASSWORD) == 429
+    assert attempt("2001:db8:1:3::1", "podmin", PASSWORD) == 302  # the next /64 is another
+
+
+def test_a_rate_limited_name_is_audited_once_per_window_as_typed(app, admin, moderator, state):
+    client = app.test_client()
+    for _ in range(5):
+        login(client, "PodMin ", "wrong")
+    for _ in range(30):
+        assert login(client, "PodMin ", "wrong").status_code == 429
+    limited = [r for r in audit_rows(state, "sign_in_failed") if r["reason"].startswith("too")]
+    assert [r["actor"] for r in limited] == ['typed: "PodMin "']
+    page = html(signed_in(app.test_client(), "moddy").get("/audit?action=sign_in_failed"))
+    assert page.count("<td>typed: &#34;PodMin &#34;</td>") == 6
+    assert "<td>podmin@pod.example</td>" not in page
+
+
 def test_a_success_resets_the_account_counter(client, admin):
     for _ in range(4):
         login(client, "podmin", "wrong")
@@ -359,12 +458,39 @@ def test_sign_out_ends_the_session_for_good(client, admin):
     assert client.get("/").status_code == 302
 
 
-def test_sessions_expire(client, admin):
+def test_sessions_expire(client, admin, state):
     signed_in(client, "podmin")
-    with client.session_transaction() as session:
-        session["at"] = time.time() - 9 * 3600  # web.session_minutes is 480
+    state.execute("UPDATE podmod.web_sessions SET created_at = now() - interval '9 hours'")
+    state.commit()  # web.session_minutes is 480
     response = client.get("/")
     assert response.status_code == 302 and response.location.startswith("/login")
+
+
+def test_a_cookie_re_signed_with_another_uid_is_still_its_own_users(app, admin, moderator):
+    client = signed_in(app.test_client(), "moddy")
+    serializer = app.session_interface.get_signing_serializer(app)
+    forged = serializer.loads(client.get_cookie("podmod_session").value)
+    forged["uid"] = admin.user_id  # the app's own secret, another user's id
+    client.set_cookie("podmod_session", serializer.dumps(forged))
+    page = html(client.get("/"))
+    assert "moddy@pod.example (moderator)" in page and "podmin@pod.example" not in page
+
+
+def test_a_password_changed_in_diaspora_ends_the_session(client, pod, admin):
+    signed_in(client, "podmin")
+    assert client.get("/").status_code == 200
+    pod.conn.execute(
+        "UPDATE users SET encrypted_password = %s WHERE id = %s",
+        (devise_hash("placeholder password 2"), admin.user_id),
+    )
+    assert client.get("/").status_code == 302
+    assert "The password of this account was changed." in html(client.get("/login"))
+
+
+def test_emptying_redis_signs_nobody_out(client, admin, config):
+    signed_in(client, "podmin")
+    queue.redis_connection(config).flushdb()
+    assert client.get("/").status_code == 200
 
 
 def test_a_staff_member_locked_meanwhile_is_signed_out_on_the_next_click(client, pod, admin):
@@ -1162,6 +1288,7 @@ def test_the_web_benchmark_runs_at_a_small_size(services):
         "queue_deep_keyset_page",
         "case_page",
         "lock_click_to_locked_at_committed",
+        "sign_in",
     ):
         assert 0 < figures[name]["p50_ms"] <= figures[name]["p95_ms"] <= figures[name]["max_ms"]
 

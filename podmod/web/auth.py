@@ -1,16 +1,17 @@
 """Sign-in with the pod's own accounts (admins and moderators only), the second step for two-factor
 accounts, sign-out, and the checks every signed-in request passes.
 
-A session is a signed cookie naming a server-side session id kept in Redis, so that signing out or
-expiry ends it for good; each request also re-reads the account from the pod, so a staff member
-who is locked, closed or loses the role is signed out on their next click, as in diaspora*.
+The session cookie carries only a random session id; the user, the time of sign-in and the
+password's bcrypt salt are kept in podmod's schema (podmod.web.sessions). Each request re-reads the
+account from the pod, so a staff member who is locked, closed, loses the role or changes the
+password in diaspora* is signed out on their next click. Sign-in attempts are limited per device
+cookie, account and network (podmod.web.signin), so a stranger cannot lock out a known browser.
 """
 
 from __future__ import annotations
 
 import functools
-import secrets
-import time
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     g,
     redirect,
@@ -33,11 +35,21 @@ from podmod import pod_db
 from podmod.store import record_audit
 from podmod.web.security import csrf_token
 from podmod.web.services import pod_conn, redis_conn, services, state_conn
-from podmod.web.signin import LoginLimiter, consume_timestep, password_matches, totp_timestep
+from podmod.web.sessions import close_session, find_session, open_session
+from podmod.web.signin import (
+    DEVICE_SECONDS,
+    LoginLimiter,
+    consume_timestep,
+    device_cookie,
+    device_nonce,
+    password_matches,
+    totp_timestep,
+)
 
 bp = Blueprint("auth", __name__)
 
-SESSION_PREFIX = "podmod:session:"
+DEVICE_COOKIE = "podmod_device"
+WRONG_SIGN_IN = "Wrong username or password."
 CODE_STEP_SECONDS = 300  # the second step must follow the password within five minutes
 STAFF_ROLES = {"admin", "moderator"}
 
@@ -107,32 +119,40 @@ def _lifetime() -> int:
 
 
 def end_session(message: str | None = None) -> None:
-    sid = session.get("sid")
-    if sid:
-        redis_conn().delete(SESSION_PREFIX + sid)
+    """End this browser's session (and a pending TOTP step) server-side and in the cookie."""
+    for key in ("sid", "pending"):
+        if session.get(key):
+            close_session(state_conn(), session[key])
     session.clear()
     if message:
         flash(message, "error")
 
 
+def session_problem(user: dict[str, Any] | None, opened: dict[str, Any]) -> str | None:
+    """Why this session may not go on: the account's refusal, or a password changed in diaspora*
+    since sign-in (its bcrypt salt differs, as Devise checks), or None."""
+    problem = refusal(user)
+    if problem is None and user["password_salt"] != opened["password_salt"]:
+        problem = "The password of this account was changed."
+    return problem
+
+
 @bp.before_app_request
 def load_staff() -> None:
-    """g.staff: the signed-in admin or moderator, checked against Redis and the pod each time."""
+    """g.staff: the signed-in admin or moderator, checked against the session and the pod each
+    time; the cookie names only the session, so who it is comes from podmod's schema."""
     g.staff = None
     if request.endpoint in ("static", "health.healthz", "health.prometheus"):
         return
-    if "uid" not in session:
-        return
     sid = session.get("sid")
-    if (
-        not sid
-        or time.time() - session.get("at", 0) > _lifetime()
-        or not redis_conn().exists(SESSION_PREFIX + sid)
-    ):
+    if not sid:
+        return
+    opened = find_session(state_conn(), sid, "signed_in", _lifetime())
+    if opened is None:
         end_session("Your session has ended; sign in again.")
         return
-    user = pod_db.user_state(pod_conn(), session["uid"])
-    problem = refusal(user)
+    user = pod_db.user_state(pod_conn(), opened["user_id"])
+    problem = session_problem(user, opened)
     if problem:
         end_session(f"You were signed out: {problem}")
         return
@@ -187,25 +207,54 @@ def audit_sign_in(actor: str, action: str, reason: str, user_id: int | None = No
     )
 
 
+def typed_actor(typed: str) -> str:
+    """A name typed at the sign-in form, as the audit log shows it: quoted as typed, so that it
+    never reads as the account's handle (anyone can type any name)."""
+    return "typed: " + json.dumps(typed, ensure_ascii=False)
+
+
 def _limiter() -> LoginLimiter:
     return LoginLimiter(redis_conn(), services().config)
+
+
+def _device(username: str) -> str | None:
+    """The nonce of this browser's device cookie if it is valid for `username`."""
+    return device_nonce(current_app.secret_key, request.cookies.get(DEVICE_COOKIE), username)
 
 
 def _refuse(template: str, status: int, message: str, **context: Any) -> tuple[str, int]:
     return render_template(template, error=message, **context), status
 
 
-def _start_session(user: dict[str, Any], next_path: str | None) -> Response:
-    """A brand-new session for this user: nothing from the anonymous one survives."""
-    session.clear()
-    sid = secrets.token_urlsafe(32)
-    redis_conn().set(SESSION_PREFIX + sid, user["user_id"], ex=_lifetime())
-    session.update(sid=sid, uid=user["user_id"], at=time.time())
+def _too_many(template: str, actor: str, username: str, wait: int, **context: Any) -> Any:
+    """The limiter's refusal; the first one per window for this name and address is audited."""
+    if _limiter().first_refusal(username, client_ip(), wait):
+        audit_sign_in(actor, "sign_in_failed", "too many failed sign-ins")
+    message = f"Too many failed sign-ins. Try again in {max(wait // 60, 1)} minutes."
+    return _refuse(template, 429, message, **context)
+
+
+def _start_session(user: dict[str, Any], next_path: str | None, device: str | None) -> Response:
+    """A brand-new session for this user: nothing from the anonymous one survives. The browser
+    gets a new device cookie for this account, so its next sign-ins pass a stranger's lockout."""
+    end_session()
+    with state_conn().transaction():  # the session and its audit row: one commit
+        session["sid"] = open_session(state_conn(), user, "signed_in", prune_after=_lifetime())
+        audit_sign_in(user["handle"], "sign_in", "signed in", user["user_id"])
     session.permanent = True
     csrf_token()
-    _limiter().succeeded(user["username"])
-    audit_sign_in(user["handle"], "sign_in", "signed in", user["user_id"])
-    return _after_sign_in(next_path)
+    _limiter().succeeded(user["username"], device)
+    response = _after_sign_in(next_path)
+    response.set_cookie(
+        DEVICE_COOKIE,
+        device_cookie(current_app.secret_key, user["username"]),
+        max_age=DEVICE_SECONDS,
+        path=(request.script_root or "") + "/",
+        secure=request.is_secure,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -215,74 +264,70 @@ def login() -> Any:
         if g.staff is not None:
             return _after_sign_in(next_path)
         return render_template("login.html", next=next_path, error=None)
-    username = request.form.get("username", "").strip().lower()[:100]
+    typed = request.form.get("username", "")[:100]
+    username = typed.strip().lower()
     password = request.form.get("password", "")
+    device = _device(username)
     limiter = _limiter()
-    wait = limiter.retry_after(username, client_ip())
-    if wait:
-        audit_sign_in(username, "sign_in_failed", "too many failed sign-ins")
-        return _refuse(
-            "login.html",
-            429,
-            f"Too many failed sign-ins. Try again in {max(wait // 60, 1)} minutes.",
-            next=next_path,
-        )
+    admission = limiter.admit(username, client_ip(), device)
+    if admission.wait:
+        return _too_many("login.html", typed_actor(typed), username, admission.wait, next=next_path)
     user = pod_db.user_for_sign_in(pod_conn(), username) if username else None
     pepper = services().config["web.pepper"]
     if not password_matches(password, user["encrypted_password"] if user else None, pepper):
-        limiter.failed(username, client_ip())
-        audit_sign_in(username, "sign_in_failed", "wrong password" if user else "no such account")
-        return _refuse("login.html", 401, "Wrong username or password.", next=next_path)
+        reason = "wrong password" if user else "no such account"
+        audit_sign_in(typed_actor(typed), "sign_in_failed", reason)
+        return _refuse("login.html", 401, WRONG_SIGN_IN, next=next_path)
+    limiter.give_back(admission)
     problem = refusal(user)
     if problem:
-        audit_sign_in(username, "sign_in_failed", problem, user["user_id"])
-        return _refuse("login.html", 403, problem, next=next_path)
+        # The password was right, but saying why would confirm it to whoever typed it.
+        audit_sign_in(typed_actor(typed), "sign_in_failed", problem, user["user_id"])
+        return _refuse("login.html", 401, WRONG_SIGN_IN, next=next_path)
     if user["otp_required"]:
-        session.clear()
-        session["otp"] = {"uid": user["user_id"], "at": time.time(), "next": next_path}
+        end_session()
+        session["pending"] = open_session(
+            state_conn(), user, "code", next_path=next_path, prune_after=_lifetime()
+        )
         csrf_token()
         return redirect(url_for("auth.code"))
-    return _start_session(user, next_path)
+    return _start_session(user, next_path, device)
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
 def code() -> Any:
-    pending = session.get("otp")
-    if not pending or time.time() - pending["at"] > CODE_STEP_SECONDS:
-        session.pop("otp", None)
+    pending = session.get("pending")
+    opened = pending and find_session(state_conn(), pending, "code", CODE_STEP_SECONDS)
+    if not opened:
+        session.pop("pending", None)
         flash("Sign in again: the code must follow the password within five minutes.", "error")
         return redirect(url_for("auth.login"))
     if request.method == "GET":
         return render_template("login_code.html", error=None)
-    user = pod_db.user_state(pod_conn(), pending["uid"])
+    user = pod_db.user_state(pod_conn(), opened["user_id"])
     username = user["username"] if user else ""
-    limiter = _limiter()
-    wait = limiter.retry_after(username, client_ip())
-    if wait:
-        audit_sign_in(username, "sign_in_failed", "too many failed sign-ins")
-        return _refuse(
-            "login_code.html",
-            429,
-            f"Too many failed sign-ins. Try again in {max(wait // 60, 1)} minutes.",
-        )
-    problem = refusal(user)
+    problem = session_problem(user, opened)
     if problem:
-        session.pop("otp", None)
-        audit_sign_in(username, "sign_in_failed", problem, pending["uid"])
+        close_session(state_conn(), session.pop("pending"))
+        audit_sign_in(username, "sign_in_failed", problem, opened["user_id"])
         return _refuse("login.html", 403, problem, next=None)
+    device = _device(username)
+    limiter = _limiter()
+    admission = limiter.admit(username, client_ip(), device)
+    if admission.wait:
+        return _too_many("login_code.html", user["handle"], username, admission.wait)
     step = totp_timestep(user["plain_otp_secret"] or "", request.form.get("code", ""))
     if step is None:
-        limiter.failed(username, client_ip())
         audit_sign_in(user["handle"], "sign_in_failed", "wrong code", user["user_id"])
         return _refuse("login_code.html", 401, "Wrong code.")
     replayed = step <= (user["consumed_timestep"] or -1) or not consume_timestep(
         state_conn(), user["user_id"], step
     )
     if replayed:
-        limiter.failed(username, client_ip())
         audit_sign_in(user["handle"], "sign_in_failed", "code used before", user["user_id"])
         return _refuse("login_code.html", 401, "This code was used already; wait for the next one.")
-    return _start_session(user, pending.get("next"))
+    limiter.give_back(admission)
+    return _start_session(user, opened["next_path"], device)
 
 
 @bp.route("/logout", methods=["POST"])

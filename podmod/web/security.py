@@ -18,8 +18,9 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, with the Secure flag whenever the request came over HTTPS
-    (plain http://127.0.0.1 still works) and the cookie limited to the app's path prefix."""
+    """Flask's signed-cookie session, holding only the session id (the rest is server-side, in
+    podmod.web.sessions) and the CSRF token; Secure whenever the request came over HTTPS (plain
+    http://127.0.0.1 still works) and limited to the app's path prefix."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure
