@@ -3,7 +3,8 @@
 Each action writes the pod row, the decision and the audit row in one transaction (one connection
 when podmod's schema lives in the pod's database, the default), and refuses what it must: remote
 accounts cannot be locked from this pod, and admins or moderators only with an explicit
-confirmation. Two moderators acting at once give one lock and one "already locked".
+confirmation. Two moderators acting at once give one lock and one "already locked". Lock and
+close finishes a case in one step: the lock, its reports reviewed and the case resolved as locked.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from podmod import pod_db
 from podmod.config import Config
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
-from podmod.store import INGEST_LOCK, record_audit, resolve_cases_without_pending
+from podmod.store import INGEST_LOCK, outcome, record_audit, resolve_cases_without_pending
 
 
 class ActionRefused(PodmodError):
@@ -150,6 +151,42 @@ def _record(
     )
 
 
+def _refuse_unless_lockable(
+    account: Account, *, lock: bool, confirm_staff: bool, actor_person_id: int | None
+) -> None:
+    """Remote accounts are never (un)locked here; staff and oneself only with a confirmation."""
+    if not account.local:
+        raise ActionRefused(
+            f"{account.handle} is a remote account: only its own pod can lock it. Ask the "
+            f"admin of {account.handle.split('@', 1)[1]}, or add it to a local list so "
+            "podmod keeps flagging it here."
+        )
+    if lock and (account.staff or account.person_id == actor_person_id) and not confirm_staff:
+        who = (
+            "yourself"
+            if account.person_id == actor_person_id
+            else (f"{account.handle}, who holds the role {'/'.join(sorted(account.roles))}")
+        )
+        raise ActionRefused(
+            f"Locking {who} needs an explicit confirmation; repeat the action with it."
+        )
+
+
+def _write_lock(pod: psycopg.Connection, account: Account, *, lock: bool) -> bool:
+    """Set or clear users.locked_at; False when it was so already (the row decides, not a read
+    before it, so two moderators at once give one change)."""
+    if lock:
+        sql = (
+            "UPDATE users SET locked_at = (now() AT TIME ZONE 'UTC')"
+            " WHERE id = %s AND locked_at IS NULL RETURNING id"
+        )
+    else:
+        sql = (
+            "UPDATE users SET locked_at = NULL WHERE id = %s AND locked_at IS NOT NULL RETURNING id"
+        )
+    return pod.execute(sql, (account.user_id,)).fetchone() is not None
+
+
 def _set_lock(
     config: Config,
     *,
@@ -167,34 +204,11 @@ def _set_lock(
     action = "lock" if lock else "unlock"
     with _connections(config) as (pod, state):
         account = find_account(pod, handle=handle, person_id=person_id)
-        if not account.local:
-            raise ActionRefused(
-                f"{account.handle} is a remote account: only its own pod can lock it. Ask the "
-                f"admin of {account.handle.split('@', 1)[1]}, or add it to a local list so "
-                "podmod keeps flagging it here."
-            )
-        if lock and (account.staff or account.person_id == actor_person_id) and not confirm_staff:
-            who = (
-                "yourself"
-                if account.person_id == actor_person_id
-                else (f"{account.handle}, who holds the role {'/'.join(sorted(account.roles))}")
-            )
-            raise ActionRefused(
-                f"Locking {who} needs an explicit confirmation; repeat the action with it."
-            )
+        _refuse_unless_lockable(
+            account, lock=lock, confirm_staff=confirm_staff, actor_person_id=actor_person_id
+        )
         case_id = case_id or _open_case_id(state, account.person_id)
-        if lock:
-            changed = pod.execute(
-                "UPDATE users SET locked_at = (now() AT TIME ZONE 'UTC')"
-                " WHERE id = %s AND locked_at IS NULL RETURNING id",
-                (account.user_id,),
-            ).fetchone()
-        else:
-            changed = pod.execute(
-                "UPDATE users SET locked_at = NULL WHERE id = %s AND locked_at IS NOT NULL"
-                " RETURNING id",
-                (account.user_id,),
-            ).fetchone()
+        changed = _write_lock(pod, account, lock=lock)
         if pod is not state:
             pod.commit()  # separate databases: the pod row first, then podmod's record of it
         if changed:
@@ -213,7 +227,7 @@ def _set_lock(
         message = f"{account.handle} is now {'locked' if lock else 'unlocked'}."
     else:
         message = f"{account.handle} was already {'locked' if lock else 'unlocked'}."
-    return ActionResult(action, account.handle, bool(changed), message, case_id)
+    return ActionResult(action, account.handle, changed, message, case_id)
 
 
 def record_refusal(
@@ -312,7 +326,7 @@ class CaseNotFound(PodmodError):
 def _case_for_update(state: psycopg.Connection, case_id: int) -> dict[str, Any]:
     state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
     row = state.execute(
-        "SELECT id, subject, person_id, account, local, status FROM podmod.cases"
+        "SELECT id, subject, person_id, account, local, status, resolution FROM podmod.cases"
         " WHERE id = %s FOR UPDATE",
         (case_id,),
     ).fetchone()
@@ -382,6 +396,21 @@ def _who(case: dict[str, Any]) -> str:
     return case["account"] or f"case {case['id']}"
 
 
+def _reports(report_ids: list[int]) -> str:
+    return f"{len(report_ids)} report{'' if len(report_ids) == 1 else 's'}"
+
+
+def _already_closed(action: str, case: dict[str, Any]) -> ActionResult:
+    return ActionResult(
+        action,
+        _who(case),
+        False,
+        f"Case {case['id']} ({_who(case)}) was already closed: "
+        f"{outcome(case['status'], case['resolution'])}.",
+        case["id"],
+    )
+
+
 def mark_reviewed(
     config: Config,
     *,
@@ -428,11 +457,13 @@ def mark_reviewed(
             details={**(details or {}), "reports": report_ids},
         )
         state.commit()
-    message = f"{_who(case)}: {len(report_ids)} reports marked reviewed in diaspora*"
+    message = f"{_who(case)}: {_reports(report_ids)} marked reviewed in diaspora*"
     if status == "open":
-        message += "; the case stays open for its list matches (Dismiss closes it)."
+        message += (
+            f"; case {case_id} stays open for its list or content matches (Dismiss closes it)."
+        )
     else:
-        message += "; the case is resolved."
+        message += f"; case {case_id} is closed: {outcome(status, 'reviewed')}."
     return ActionResult("mark_reviewed", _who(case), True, message, case_id)
 
 
@@ -451,13 +482,7 @@ def dismiss_case(
         case = _case_for_update(state, case_id)
         if case["status"] != "open":
             state.rollback()
-            return ActionResult(
-                "dismiss",
-                _who(case),
-                False,
-                f"Case {case_id} was already {case['status']}.",
-                case_id,
-            )
+            return _already_closed("dismiss", case)
         report_ids, _ = _review_reports(pod, state, case_id, actor)
         if pod is not state:
             pod.commit()
@@ -476,7 +501,85 @@ def dismiss_case(
             details={**(details or {}), "reports": report_ids},
         )
         state.commit()
-    return ActionResult("dismiss", _who(case), True, f"Case {case_id} is dismissed.", case_id)
+    return ActionResult(
+        "dismiss", _who(case), True, f"Case {case_id} ({_who(case)}) is dismissed.", case_id
+    )
+
+
+def lock_and_close(
+    config: Config,
+    *,
+    actor: str,
+    source: str,
+    case_id: int | None = None,
+    handle: str | None = None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+    confirm_staff: bool = False,
+    actor_person_id: int | None = None,
+) -> ActionResult:
+    """Finish a case of a local account in one step: lock the account, mark the case's reports
+    reviewed (in the pod too) and resolve the case as `locked`, in one transaction with one
+    decision, audited as a lock. The case is `case_id`, or the open case of `handle`. When the
+    account was locked already, the decision is `close`, so one lock is never two. Two people at
+    once give one lock; the others hear that the case is closed."""
+    with _connections(config) as (pod, state):
+        if case_id is None:
+            account = find_account(pod, handle=handle)
+            case_id = _open_case_id(state, account.person_id)
+            if case_id is None:
+                raise ActionRefused(
+                    f"{account.handle} has no open case to close; lock it without --close."
+                )
+        case = _case_for_update(state, case_id)
+        if case["status"] != "open":
+            state.rollback()
+            return _already_closed("lock", case)
+        if case["person_id"] is None:
+            raise ActionRefused(
+                f"The author of case {case_id} is unknown (the item was deleted), so there is "
+                "nothing to lock; dismiss the case instead."
+            )
+        account = find_account(pod, person_id=case["person_id"])
+        _refuse_unless_lockable(
+            account, lock=True, confirm_staff=confirm_staff, actor_person_id=actor_person_id
+        )
+        locked_now = _write_lock(pod, account, lock=True)
+        report_ids, touched = _review_reports(pod, state, case_id, actor)
+        if pod is not state:
+            pod.commit()  # separate databases: the pod rows first, then podmod's record of them
+        state.execute(
+            "UPDATE podmod.cases SET status = 'resolved', resolution = 'locked',"
+            " closed_at = now(), updated_at = now() WHERE id = %s",
+            (case_id,),
+        )
+        resolve_cases_without_pending(  # other cases of the same items, if any
+            state,
+            [other for other in touched if other != case_id],
+            resolution="reviewed",
+            actor=actor,
+            source=source,
+            reason="every report on the case was marked reviewed",
+        )
+        _record(
+            state,
+            account,
+            "lock" if locked_now else "close",
+            actor=actor,
+            source=source,
+            reason=reason,
+            case_id=case_id,
+            details={**(details or {}), "outcome": "locked", "reports": report_ids},
+        )
+        state.commit()
+    closed = (
+        f"case {case_id} is closed: locked ({_reports(report_ids)} marked reviewed in diaspora*)."
+    )
+    if locked_now:
+        message = f"{account.handle} is now locked and {closed}"
+    else:
+        message = f"{account.handle} was already locked; {closed}"
+    return ActionResult("lock", account.handle, True, message, case_id)
 
 
 def reopen_case(

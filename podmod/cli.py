@@ -287,14 +287,22 @@ def cli_actor() -> str:
 @click.argument("handle")
 @click.option("--reason", required=True, help="Why; kept in the decision and the audit log.")
 @click.option("--confirm", is_flag=True, help="Confirm locking an admin or a moderator.")
+@click.option(
+    "--close",
+    is_flag=True,
+    help="Also mark the reports of its open case reviewed and close the case as locked.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @podmin_errors
-def lock(ctx: click.Context, handle: str, reason: str, confirm: bool, as_json: bool) -> None:
+def lock(
+    ctx: click.Context, handle: str, reason: str, confirm: bool, close: bool, as_json: bool
+) -> None:
     """Lock a local account (diaspora* signs it out on its next request)."""
     from podmod import actions
 
-    result = actions.lock_account(
+    action = actions.lock_and_close if close else actions.lock_account
+    result = action(
         get_config(ctx),
         handle=handle,
         actor=cli_actor(),
@@ -319,6 +327,192 @@ def unlock(ctx: click.Context, handle: str, reason: str, as_json: bool) -> None:
         get_config(ctx), handle=handle, actor=cli_actor(), source="cli", reason=reason
     )
     click.echo(json.dumps(result.__dict__) if as_json else result.message)
+
+
+@main.group()
+def case() -> None:
+    """One case, as its page in the web UI shows it and with the same actions: show, review,
+    dismiss, reopen, note (lock with `podmod lock HANDLE --close`)."""
+
+
+CASE_SIGNALS = 500  # as many as the case page shows
+CASE_ARGUMENT = click.argument("case_id", metavar="CASE", type=click.IntRange(1, 2**63 - 1))
+REASON_OPTION = click.option(
+    "--reason", required=True, help="Why; kept in the decision and the audit log."
+)
+JSON_OPTION = click.option("--json", "as_json", is_flag=True)
+
+
+@case.command("show")
+@CASE_ARGUMENT
+@click.option("--json", "as_json", is_flag=True, help="The case, its signals and decisions.")
+@click.pass_context
+@podmin_errors
+def case_show(ctx: click.Context, case_id: int, as_json: bool) -> None:
+    """Print a case: its account, every signal and every decision."""
+    from podmod import pod_db, store
+    from podmod.actions import CaseNotFound
+    from podmod.db import pod_connection, state_connection
+
+    config = get_config(ctx)
+    with state_connection(config) as state:
+        store.require_current_schema(state)
+        page = store.case_page(state, case_id, max_signals=CASE_SIGNALS)
+    if page is None:
+        raise CaseNotFound(f"There is no case {case_id}; see `podmod cases`.")
+    row = page["case"]
+    account = None
+    if row["person_id"] is not None:
+        with pod_connection(config) as pod:
+            account = pod_db.account_details(pod, row["person_id"])
+    if as_json:
+        shown = store.Case(
+            **{name: row[name] for name in store.CASE_COLUMNS.split(", ")},
+            signals=page["signals"],
+        ).as_json()
+        shown["account_state"] = account and {
+            "locked": account["locked_at"] is not None,
+            "closed": account["closed"],
+            "roles": account["roles"],
+        }
+        shown["decisions"] = [
+            {
+                "id": d["id"],
+                "case_id": d["case_id"],
+                "action": d["action"],
+                "actor": d["actor"],
+                "source": d["source"],
+                "reason": d["reason"],
+                "details": d["details"],
+                "at": d["created_at"].isoformat(),
+            }
+            for d in page["decisions"]
+        ]
+        click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+        return
+    click.echo("\n".join(_case_text(page, account)))
+
+
+def _case_text(page: dict[str, Any], account: dict[str, Any] | None) -> list[str]:
+    """The case page as lines of text."""
+    from podmod.store import outcome
+
+    case = page["case"]
+    where = "local" if case["local"] else "remote"
+    state = outcome(case["status"], case["resolution"])
+    lines = [
+        f"Case {case['id']}: {case['account'] or 'author unknown'} ({where}), "
+        + (f"closed: {state}" if state else "open"),
+        f"Priority {case['priority']} · {case['pending_report_count']} pending of "
+        f"{case['report_count']} reports · {case['reporter_count']} reporters · "
+        f"{case['list_match_count']} list matches · {case['content_match_count']} content "
+        f"matches · first signal {_when(case['first_signal_at'])} · newest "
+        f"{_when(case['last_signal_at'])}",
+    ]
+    if account is not None:
+        facts = [f"locked since {_when(account['locked_at'])}"] if account["locked_at"] else []
+        facts += ["closed"] if account["closed"] else []
+        facts += [f"roles {', '.join(account['roles'])}"] if account["roles"] else []
+        lines.append(
+            f"Account: {', '.join(facts) or 'active'} · {account['name'] or 'no name'} · "
+            f"{account['local_contacts']} local users have it as a contact"
+        )
+    elif case["person_id"] is not None:
+        lines.append("Account: no longer in the pod's database")
+    else:
+        lines.append("Account: unknown (the reported item was deleted before podmod read it)")
+    lines += ["", f"Signals ({page['signal_total']}):"]
+    for row in page["signals"]:
+        lines += [f"  {line}" for line in _signal_text(row)]
+    lines += ["", f"Decisions ({len(page['decisions'])}):"]
+    for decision in page["decisions"]:
+        elsewhere = "" if decision["case_id"] == case["id"] else f" (case {decision['case_id']})"
+        lines.append(
+            f"  {_when(decision['created_at'])}  {decision['action']}{elsewhere} by "
+            f"{decision['actor']} ({decision['source']})"
+            + (f": {decision['reason']}" if decision["reason"] else "")
+        )
+    return lines
+
+
+def _signal_text(signal: dict[str, Any]) -> list[str]:
+    details = signal["details"]
+    done = "retracted" if signal["retracted_at"] else "active"
+    item = (signal["item_type"] or "item").lower()
+    if signal["kind"] == "report":
+        state = f"reviewed by {signal['reviewed_by']}" if signal["reviewed"] else "pending"
+        return [
+            f"report {signal['id']} of a {item} by {signal['reporter'] or 'unknown reporter'}, "
+            f"{_when(signal['occurred_at'])}, {state}",
+            f"  reason: {signal['reason'] or '-'}",
+            f"  text: {signal['snapshot'] if signal['snapshot'] is not None else '(no text)'}",
+        ]
+    entry = details.get("entry") or f"{signal['entry_kind']}:{signal['entry_value']}"
+    listed = f"list {signal['list_name'] or details.get('list')} version {details.get('version')}"
+    if signal["kind"] == "list":
+        return [f"list match {signal['id']}: {listed}, entry {entry}, {done}"]
+    return [
+        f"content match {signal['id']}: {item} {signal['item_id']} matches {listed}, entry "
+        f"{entry}, {done}",
+        f"  text: {signal['snapshot'] if signal['snapshot'] is not None else '(no text)'}",
+    ]
+
+
+def _case_action(
+    ctx: click.Context, action_name: str, case_id: int, as_json: bool, **arguments: Any
+) -> None:
+    """Run one of podmod.actions' case actions as the CLI's actor."""
+    from podmod import actions
+
+    result = getattr(actions, action_name)(
+        get_config(ctx), case_id=case_id, actor=cli_actor(), source="cli", **arguments
+    )
+    click.echo(json.dumps(result.__dict__) if as_json else result.message)
+
+
+@case.command("review")
+@CASE_ARGUMENT
+@REASON_OPTION
+@JSON_OPTION
+@click.pass_context
+@podmin_errors
+def case_review(ctx: click.Context, case_id: int, reason: str, as_json: bool) -> None:
+    """Mark the case's pending reports reviewed (in diaspora* too); it closes unless a list or
+    content match still holds it."""
+    _case_action(ctx, "mark_reviewed", case_id, as_json, reason=reason)
+
+
+@case.command("dismiss")
+@CASE_ARGUMENT
+@REASON_OPTION
+@JSON_OPTION
+@click.pass_context
+@podmin_errors
+def case_dismiss(ctx: click.Context, case_id: int, reason: str, as_json: bool) -> None:
+    """Close the case with no action needed; its pending reports become reviewed."""
+    _case_action(ctx, "dismiss_case", case_id, as_json, reason=reason)
+
+
+@case.command("reopen")
+@CASE_ARGUMENT
+@REASON_OPTION
+@JSON_OPTION
+@click.pass_context
+@podmin_errors
+def case_reopen(ctx: click.Context, case_id: int, reason: str, as_json: bool) -> None:
+    """Put a closed case back in the queue."""
+    _case_action(ctx, "reopen_case", case_id, as_json, reason=reason)
+
+
+@case.command("note")
+@CASE_ARGUMENT
+@click.argument("text")
+@JSON_OPTION
+@click.pass_context
+@podmin_errors
+def case_note(ctx: click.Context, case_id: int, text: str, as_json: bool) -> None:
+    """Add a note to the case, kept with its decisions and in the audit log."""
+    _case_action(ctx, "add_note", case_id, as_json, text=text)
 
 
 @main.group()

@@ -22,6 +22,24 @@ MIGRATION_LOCK = 0x706F646D  # "podm": advisory lock key held while migrating
 INGEST_LOCK = 0x706D696E  # case and signal writes are serialised: no duplicate cases, ever
 CASE_STATUSES = ("open", "resolved", "dismissed")
 
+# How a closed case ended (cases.resolution, written by the action that closed it), in the words
+# the case page, the queue and `podmod case show` use.
+OUTCOMES = {
+    "locked": "locked",
+    "reviewed": "reviewed, no action",
+    "reviewed_in_pod": "reviewed in diaspora*, no action",
+    "dismissed": "dismissed",
+    "not_a_match": "not a match",
+    "retracted": "its matches were retracted",
+}
+
+
+def outcome(status: str, resolution: str | None) -> str | None:
+    """A closed case's outcome in words; None while it is open."""
+    if status == "open":
+        return None
+    return OUTCOMES.get(resolution or "", resolution or status)
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -168,6 +186,7 @@ class Case:
             "local": self.local,
             "status": self.status,
             "resolution": self.resolution,
+            "outcome": outcome(self.status, self.resolution),
             "priority": self.priority,
             "person_id": self.person_id,
             "reports": self.report_count,
@@ -216,6 +235,43 @@ CASE_COLUMNS = (
     "id, account, local, status, priority, report_count, pending_report_count, reporter_count,"
     " list_match_count, content_match_count, person_id, resolution, created_at, last_signal_at"
 )
+
+
+def case_page(conn: psycopg.Connection, case_id: int, max_signals: int) -> dict[str, Any] | None:
+    """What the case page and `podmod case show` show of podmod's own state: the case, its first
+    `max_signals` signals (with their list's name) and their total, the decisions on the case or
+    its account, and the account's other cases. None when there is no such case."""
+    case = conn.execute("SELECT * FROM podmod.cases WHERE id = %s", (case_id,)).fetchone()
+    if case is None:
+        return None
+    signals = conn.execute(
+        "SELECT s.*, l.name AS list_name FROM podmod.signals s"
+        " LEFT JOIN podmod.lists l ON l.id = s.list_id"
+        " WHERE s.case_id = %s ORDER BY s.id LIMIT %s",
+        (case_id, max_signals),
+    ).fetchall()
+    signal_total = len(signals)
+    if signal_total == max_signals:
+        signal_total = conn.execute(
+            "SELECT count(*) AS n FROM podmod.signals WHERE case_id = %s", (case_id,)
+        ).fetchone()["n"]
+    decisions = conn.execute(
+        "SELECT * FROM podmod.decisions WHERE case_id = %s"
+        " OR (person_id = %s AND %s::integer IS NOT NULL) ORDER BY id DESC LIMIT 200",
+        (case_id, case["person_id"], case["person_id"]),
+    ).fetchall()
+    other_cases = conn.execute(
+        "SELECT id, status, resolution, created_at, closed_at FROM podmod.cases"
+        " WHERE subject = %s AND id <> %s ORDER BY id DESC LIMIT 20",
+        (case["subject"], case_id),
+    ).fetchall()
+    return {
+        "case": case,
+        "signals": signals,
+        "signal_total": signal_total,
+        "decisions": decisions,
+        "other_cases": other_cases,
+    }
 
 
 def list_cases(

@@ -65,7 +65,8 @@ def assert_cases_consistent(state) -> None:
     assert orphans == 0, f"{orphans} signals point at a missing case"
     rows = state.execute(
         """
-        SELECT c.*, s.signals, s.reports, s.pending, s.reporters, s.list_matches, s.silenced,
+        SELECT c.*, s.signals, s.reports, s.pending, s.reporters, s.pending_reporters,
+               s.list_matches, s.silenced,
                s.content_matches, s.first_at, s.last_at,
                EXISTS (SELECT 1 FROM podmod.decisions d
                        WHERE d.case_id = c.id AND d.action = 'reopen') AS reopened
@@ -73,8 +74,9 @@ def assert_cases_consistent(state) -> None:
             SELECT case_id, count(*) AS signals,
                    count(*) FILTER (WHERE kind = 'report') AS reports,
                    count(*) FILTER (WHERE kind = 'report' AND NOT reviewed) AS pending,
+                   count(DISTINCT reporter_user_id) FILTER (WHERE kind = 'report') AS reporters,
                    count(DISTINCT reporter_user_id)
-                       FILTER (WHERE kind = 'report' AND NOT reviewed) AS reporters,
+                       FILTER (WHERE kind = 'report' AND NOT reviewed) AS pending_reporters,
                    count(*) FILTER (WHERE kind = 'list' AND retracted_at IS NULL) AS list_matches,
                    count(*) FILTER (WHERE kind = 'list' AND retracted_at IS NULL
                                     AND details ->> 'severity' = 'silence') AS silenced,
@@ -103,8 +105,8 @@ def assert_cases_consistent(state) -> None:
             "content_match_count": case["content_matches"],
             "first_signal_at": case["first_at"],
             "last_signal_at": case["last_at"],
-            "priority": 10 * case["reporters"]
-            + 2 * (case["pending"] - case["reporters"])
+            "priority": 10 * case["pending_reporters"]
+            + 2 * (case["pending"] - case["pending_reporters"])
             + 30 * (case["list_matches"] - case["silenced"])
             + 15 * case["silenced"]
             + 15 * case["content_matches"]

@@ -131,3 +131,95 @@ def test_sql_looking_handles_are_data_not_code(config, state, pod):
     result = podmod("lock", f"{hostile}@pod.example", "--reason", "x")
     assert result.exit_code == 4 and "No account" in result.output
     assert pod.conn.execute("SELECT count(*) AS n FROM users").fetchone()["n"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Lock and close: one action that locks, marks the reports reviewed and resolves the case.
+
+
+def reported_case(config, pod, author_name: str = "spammer", host: str = "pod.example") -> int:
+    from tests.helpers import cases_json, intake_all
+
+    author = pod.person(author_name, host)
+    post_id = pod.post(author, "A placeholder post.")
+    for n in range(2):
+        pod.report(pod.person(f"reporter{n}"), "Post", post_id, "Placeholder: spam")
+    intake_all(config)
+    [case] = [c for c in cases_json("open") if c["account"] == f"{author_name}@{host}"]
+    return case["id"]
+
+
+def test_lock_and_close_locks_reviews_and_resolves_the_case_as_locked_in_one_decision(
+    config, state, pod
+):
+    from tests.helpers import assert_cases_consistent
+
+    case_id = reported_case(config, pod)
+
+    result = actions.lock_and_close(
+        config, case_id=case_id, actor="podmin@pod.example", source="web", reason="spam"
+    )
+
+    assert result.changed and result.action == "lock"
+    assert result.message == (
+        f"spammer@pod.example is now locked and case {case_id} is closed: locked "
+        "(2 reports marked reviewed in diaspora*)."
+    )
+    assert locked_at(pod, "spammer") is not None
+    assert pod.conn.execute("SELECT bool_and(reviewed) AS b FROM reports").fetchone()["b"]
+    case = state.execute("SELECT * FROM podmod.cases WHERE id = %s", (case_id,)).fetchone()
+    assert (case["status"], case["resolution"]) == ("resolved", "locked")
+    assert case["reporter_count"] == 2 and case["pending_report_count"] == 0
+    [decision] = state.execute("SELECT * FROM podmod.decisions").fetchall()
+    assert (decision["action"], decision["case_id"], decision["reason"]) == (
+        "lock",
+        case_id,
+        "spam",
+    )
+    assert decision["details"]["outcome"] == "locked" and len(decision["details"]["reports"]) == 2
+    audit = [r["action"] for r in state.execute("SELECT action FROM podmod.audit ORDER BY id")]
+    assert audit == ["lock"]
+    assert_cases_consistent(state)
+
+
+def test_lock_and_close_refuses_a_remote_account_and_changes_nothing(config, state, pod):
+    case_id = reported_case(config, pod, "faraway", "far.example")
+    try:
+        actions.lock_and_close(config, case_id=case_id, actor="mod", source="web")
+    except actions.ActionRefused as refusal:
+        message = str(refusal)
+    assert message.startswith("faraway@far.example is a remote account: only its own pod can")
+    assert not pod.conn.execute("SELECT bool_or(reviewed) AS b FROM reports").fetchone()["b"]
+    case = state.execute("SELECT status FROM podmod.cases WHERE id = %s", (case_id,)).fetchone()
+    assert case["status"] == "open"
+    assert state.execute("SELECT count(*) AS n FROM podmod.decisions").fetchone()["n"] == 0
+
+
+def test_two_admins_lock_and_close_at_once_give_one_lock_and_one_decision(config, state, pod):
+    case_id = reported_case(config, pod)
+
+    def lock_and_close(n: int) -> actions.ActionResult:
+        return actions.lock_and_close(config, case_id=case_id, actor=f"admin{n}", source="web")
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lock_and_close, range(4)))
+
+    assert sorted(r.changed for r in results) == [False, False, False, True]
+    assert {r.message for r in results if not r.changed} == {
+        f"Case {case_id} (spammer@pod.example) was already closed: locked."
+    }
+    rows = state.execute("SELECT action FROM podmod.decisions").fetchall()
+    assert rows == [{"action": "lock"}]
+
+
+def test_lock_and_close_of_an_account_locked_already_closes_the_case_as_locked(config, state, pod):
+    case_id = reported_case(config, pod)
+    actions.lock_account(config, handle="spammer", actor="mod", source="cli", reason="x")
+
+    result = actions.lock_and_close(config, case_id=case_id, actor="mod", source="web")
+
+    assert result.changed and result.message.startswith("spammer@pod.example was already locked;")
+    case = state.execute("SELECT * FROM podmod.cases WHERE id = %s", (case_id,)).fetchone()
+    assert (case["status"], case["resolution"]) == ("resolved", "locked")
+    rows = state.execute("SELECT action FROM podmod.decisions ORDER BY id").fetchall()
+    assert [r["action"] for r in rows] == ["lock", "close"]  # one lock, never two

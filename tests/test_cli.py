@@ -218,3 +218,110 @@ def test_check_warns_on_a_config_file_others_can_read_and_a_short_secret_key(env
     report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
     assert report["config file"]["status"] == "ok"
     assert report["secret key"]["status"] == "ok"
+
+
+# ---------------------------------------------------------------------------------------------
+# `podmod case` and `podmod lock --close`: all the case page does, from a script.
+
+
+def reported(config, pod, author_name: str = "spammer", host: str = "pod.example") -> int:
+    author = pod.person(author_name, host)
+    post_id = pod.post(author, "A placeholder post about widgets.")
+    for n in range(2):
+        pod.report(pod.person(f"reporter{n}"), "Post", post_id, "Placeholder: spam")
+    podmod("read", "--once")
+    drain(config)
+    [case] = json.loads(podmod("cases", "--json").output)
+    return case["id"]
+
+
+def decision_actions(state) -> list[str]:
+    state.rollback()
+    return [r["action"] for r in state.execute("SELECT action FROM podmod.decisions ORDER BY id")]
+
+
+def test_case_show_prints_what_the_case_page_shows(config, state, pod):
+    case_id = reported(config, pod)
+    podmod("case", "note", str(case_id), "Placeholder: asked the author to stop.")
+
+    text = podmod("case", "show", str(case_id))
+
+    assert text.exit_code == 0, text.output
+    lines = text.output.splitlines()
+    assert lines[0] == f"Case {case_id}: spammer@pod.example (local), open"
+    assert "2 pending of 2 reports · 2 reporters · 0 list matches" in lines[1]
+    assert "Account: active" in text.output
+    assert text.output.count("Placeholder: spam") == 2
+    assert "A placeholder post about widgets." in text.output
+    assert "note by cli:" in text.output and "Placeholder: asked the author to stop." in text.output
+
+    shown = json.loads(podmod("case", "show", str(case_id), "--json").output)
+    assert shown["id"] == case_id and shown["status"] == "open" and shown["outcome"] is None
+    assert shown["reporters"] == 2 and len(shown["signals"]) == 2
+    assert shown["account_state"] == {"locked": False, "closed": False, "roles": []}
+    assert [d["action"] for d in shown["decisions"]] == ["note"]
+
+
+def test_case_review_dismiss_reopen_and_note_from_the_cli(config, state, pod):
+    case_id = reported(config, pod)
+
+    reviewed = podmod("case", "review", str(case_id), "--reason", "placeholder: read it")
+    assert reviewed.exit_code == 0, reviewed.output
+    assert f"case {case_id} is closed: reviewed, no action" in reviewed.output
+    assert pod.conn.execute("SELECT bool_and(reviewed) AS b FROM reports").fetchone()["b"]
+    assert f"Case {case_id}: spammer@pod.example (local), closed: reviewed, no action" in (
+        podmod("case", "show", str(case_id)).output
+    )
+
+    reopened = podmod("case", "reopen", str(case_id), "--reason", "placeholder: second look")
+    assert reopened.output.strip() == f"Case {case_id} is open again."
+    dismissed = podmod("case", "dismiss", str(case_id), "--reason", "placeholder: not spam")
+    assert dismissed.output.strip() == f"Case {case_id} (spammer@pod.example) is dismissed."
+    again = podmod("case", "dismiss", str(case_id), "--reason", "x", "--json")
+    assert json.loads(again.output)["changed"] is False
+    noted = podmod("case", "note", str(case_id), "Placeholder: a note.")
+    assert noted.exit_code == 0 and noted.output.strip() == "Note added."
+
+    assert decision_actions(state) == ["mark_reviewed", "reopen", "dismiss", "note"]
+    state.rollback()
+    actors = {r["actor"] for r in state.execute("SELECT actor FROM podmod.decisions")}
+    assert len(actors) == 1 and actors.pop().startswith("cli:")
+
+
+def test_case_commands_refuse_bad_input_in_one_sentence(config, state, pod):
+    case_id = reported(config, pod)
+    missing = podmod("case", "show", "999999")
+    assert missing.exit_code == 4
+    assert missing.output.strip() == "podmod: There is no case 999999; see `podmod cases`."
+    empty = podmod("case", "note", str(case_id), "   ")
+    assert empty.exit_code == 5 and "The note is empty" in empty.output
+    assert podmod("case", "review", str(case_id)).exit_code == 2  # --reason is required
+    assert decision_actions(state) == []
+
+
+def test_lock_close_locks_and_closes_the_accounts_open_case(config, state, pod):
+    case_id = reported(config, pod)
+
+    result = podmod("lock", "spammer", "--reason", "placeholder spam", "--close")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == (
+        f"spammer@pod.example is now locked and case {case_id} is closed: locked "
+        "(2 reports marked reviewed in diaspora*)."
+    )
+    assert decision_actions(state) == ["lock"]
+    assert pod.conn.execute("SELECT bool_and(reviewed) AS b FROM reports").fetchone()["b"]
+    shown = json.loads(podmod("case", "show", str(case_id), "--json").output)
+    assert (shown["status"], shown["outcome"]) == ("resolved", "locked")
+    assert shown["reporters"] == 2 and shown["account_state"]["locked"] is True
+
+
+def test_lock_close_without_an_open_case_refuses_and_locks_nothing(config, state, pod):
+    pod.person("quiet")
+    result = podmod("lock", "quiet", "--reason", "x", "--close")
+    assert result.exit_code == 5
+    assert result.output.strip() == (
+        "podmod: quiet@pod.example has no open case to close; lock it without --close."
+    )
+    assert pod.conn.execute("SELECT locked_at FROM users").fetchone()["locked_at"] is None
+    assert decision_actions(state) == []

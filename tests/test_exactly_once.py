@@ -185,3 +185,35 @@ def test_reader_and_worker_run_again_change_nothing(config, state, pod, restart_
     assert cases_json() == before
     assert_each_report_once(ids)
     assert_cases_consistent(state)
+
+
+def test_lock_and_close_run_twice_and_intake_again_double_nothing(config, state, pod):
+    from podmod import actions
+
+    spammer = pod.person("spammer")
+    post_id = pod.post(spammer, "A placeholder post.")
+    reporters = [pod.person(f"reporter{n}") for n in range(2)]
+    for reporter in reporters:
+        pod.report(reporter, "Post", post_id)
+    read_once(config)
+    drain(config)
+    [case] = cases_json("open")
+
+    first = actions.lock_and_close(config, case_id=case["id"], actor="mod", source="web")
+    second = actions.lock_and_close(config, case_id=case["id"], actor="mod", source="web")
+    after = cases_json("all")
+    read_once(config)  # the reader sees the reports reviewed in diaspora*: nothing to do
+    drain(config)
+
+    assert first.changed and not second.changed
+    decisions = state.execute("SELECT action FROM podmod.decisions").fetchall()
+    assert decisions == [{"action": "lock"}]
+    assert cases_json("all") == after
+    [closed] = after
+    assert (closed["id"], closed["status"], closed["resolution"]) == (
+        case["id"],
+        "resolved",
+        "locked",
+    )
+    assert closed["reporters"] == 2
+    assert_cases_consistent(state)

@@ -1485,3 +1485,159 @@ def test_the_503_page_names_hosts_only_to_this_host(make_app):
     assert "does not answer" in html(response)
     local = login(app.test_client(), "podmin")
     assert local.status_code == 503 and "secretdb" in html(local)
+
+
+# Finishing a case: lock and close, the next case, outcomes
+
+
+def flash_of(page: str) -> str:
+    return re.search(r'<p class="flash \w+" role="status">(.*?)</p>', page, re.S)[1]
+
+
+def three_cases(pod: DiasporaPod, config: Config, state: psycopg.Connection) -> dict[str, int]:
+    """Three local cases in queue order: top (3 reporters), spammer (2), next (1)."""
+    for name, reporters in (("top", 3), ("spammer", 2), ("next", 1)):
+        report(pod, pod.person(name), f"A placeholder post by {name}.", reporters=reporters)
+    intake_all(config)
+    return {name: case_id_of(state, f"{name}@pod.example") for name in ("top", "spammer", "next")}
+
+
+def test_lock_and_close_locks_closes_and_goes_to_the_next_case_with_a_link_back(
+    client, pod, config, admin, state
+):
+    cases = three_cases(pod, config, state)
+    signed_in(client, "podmin")
+    page = html(client.get(f"/cases/{cases['spammer']}"))
+    assert ">Lock and close</button>" in page
+
+    response = post(client, f"/cases/{cases['spammer']}/lock-and-close", reason="spam")
+
+    assert response.status_code == 302 and response.location == f"/cases/{cases['next']}"
+    flash = flash_of(html(client.get(response.location)))
+    assert f"spammer@pod.example is now locked and case {cases['spammer']} is closed" in flash
+    assert f'<a href="/cases/{cases["spammer"]}">Back to case {cases["spammer"]}</a>' in flash
+    assert [(d["action"], d["case_id"]) for d in decisions(state)] == [("lock", cases["spammer"])]
+    assert [a["action"] for a in audit_rows(state) if a["action"] != "sign_in"] == ["lock"]
+    closed = html(client.get(f"/cases/{cases['spammer']}"))
+    assert "closed: locked" in closed and "2 reporters" in closed
+    assert ">Reopen</button>" in closed and ">Lock and close</button>" not in closed
+
+
+def test_the_last_case_closed_goes_back_to_the_queue(client, pod, config, admin, state):
+    cases = three_cases(pod, config, state)
+    signed_in(client, "podmin")
+    response = post(client, f"/cases/{cases['next']}/dismiss")
+    assert response.status_code == 302 and response.location == "/"
+    assert f"Case {cases['next']} (next@pod.example) is dismissed." in flash_of(
+        html(client.get("/"))
+    )
+
+
+@pytest.mark.parametrize("action", ["review", "dismiss"])
+def test_every_closing_action_offers_the_next_case(client, pod, config, admin, state, action):
+    cases = three_cases(pod, config, state)
+    signed_in(client, "podmin")
+    response = post(client, f"/cases/{cases['top']}/{action}")
+    assert response.status_code == 302 and response.location == f"/cases/{cases['spammer']}"
+    assert f"Back to case {cases['top']}" in flash_of(html(client.get(response.location)))
+
+
+def test_two_admins_clicking_lock_and_close_at_once_give_one_lock(app, pod, config, state):
+    cases = three_cases(pod, config, state)
+    clients = []
+    for name in ("admin1", "admin2", "admin3"):
+        pod.person(name, password=PASSWORD, roles=("admin",))
+        clients.append(signed_in(app.test_client(), name))
+    barrier = threading.Barrier(len(clients))
+    messages: list[str] = []
+
+    def click(client: FlaskClient) -> None:
+        token = csrf(client)
+        barrier.wait()
+        response = client.post(
+            f"/cases/{cases['spammer']}/lock-and-close", data={"csrf_token": token}
+        )
+        messages.append(flash_of(html(client.get(response.location))).split(" <a")[0])
+
+    threads = [threading.Thread(target=click, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    closed = f"Case {cases['spammer']} (spammer@pod.example) was already closed: locked."
+    assert sorted(messages) == [
+        closed,
+        closed,
+        f"spammer@pod.example is now locked and case {cases['spammer']} is closed: locked"
+        " (2 reports marked reviewed in diaspora*).",
+    ]
+    assert [d["action"] for d in decisions(state)] == ["lock"]
+
+
+def test_lock_and_close_of_an_admin_asks_for_the_confirmation_first(
+    client, pod, config, admin, state
+):
+    other = pod.person("othermod", roles=("moderator",))
+    report(pod, other)
+    intake_all(config)
+    case_id = case_id_of(state, "othermod@pod.example")
+    signed_in(client, "podmin")
+    page = html(post(client, f"/cases/{case_id}/lock-and-close"))
+    assert f'action="/cases/{case_id}/lock-and-close"' in page
+    assert 'name="confirm" value="yes" required' in page and locked_at(pod, other) is None
+    assert post(client, f"/cases/{case_id}/lock-and-close", confirm="yes").status_code == 302
+    assert locked_at(pod, other) is not None
+    state.rollback()
+    row = state.execute("SELECT resolution FROM podmod.cases WHERE id = %s", (case_id,)).fetchone()
+    assert row["resolution"] == "locked"
+
+
+def test_a_closed_case_names_its_outcome_once_and_keeps_its_reporters(
+    client, pod, admin, local_case, state
+):
+    _, case_id = local_case
+    signed_in(client, "podmin")
+    post(client, f"/cases/{case_id}/dismiss")
+    page = html(client.get(f"/cases/{case_id}"))
+    assert "closed: dismissed" in page and "dismissed (dismissed)" not in page
+    assert "0 pending of 2 reports · 2 reporters" in " ".join(page.split())
+    queue = html(client.get("/?status=all"))
+    row = queue[queue.index("spammer@pod.example") :]
+    assert "<th>Outcome</th>" in queue and "dismissed" in row.split("</tr>")[0]
+
+
+def test_mark_reviewed_is_offered_only_when_a_report_is_pending(client, pod, config, admin, state):
+    listed = pod.person("listed")
+    report(pod, listed)
+    intake_all(config)
+    case_id = case_id_of(state, "listed@pod.example")
+    signed_in(client, "podmin")
+    page = html(client.get(f"/cases/{case_id}"))
+    assert ">Mark reviewed</button>" in page
+    assert "content match" in page[page.index(">Mark reviewed</button>") :].split("</form>")[0]
+    pod.conn.execute("UPDATE reports SET reviewed = true")
+    state.execute("UPDATE podmod.signals SET reviewed = true WHERE case_id = %s", (case_id,))
+    state.execute("SELECT podmod.refresh_cases(ARRAY[%s]::bigint[])", (case_id,))
+    state.commit()  # (a reopened case with nothing pending)
+    assert ">Mark reviewed</button>" not in html(client.get(f"/cases/{case_id}"))
+
+
+def test_the_case_page_says_what_lock_does_and_how_to_undo_it(client, admin, local_case):
+    _, case_id = local_case
+    signed_in(client, "podmin")
+    page = html(client.get(f"/cases/{case_id}"))
+    text = page[page.index('class="lock-help"') :].split("</p>")[0]
+    assert "signs the account out on its next request" in text
+    assert "API" in text and "keep working" in text  # diaspora* does not check locks on tokens
+    assert "Unlock account" in text and "podmod unlock" in text
+
+
+def test_the_dashboard_counts_accounts_locked_not_lock_actions(client, pod, config, admin):
+    from podmod import actions
+
+    pod.person("spammer")
+    for action in (actions.lock_account, actions.unlock_account, actions.lock_account):
+        action(config, handle="spammer", actor="mod", source="cli", reason="x")
+    signed_in(client, "podmin")
+    page = html(client.get("/dashboard"))
+    assert re.search(r"<strong>1</strong> accounts locked in 30 days", page)

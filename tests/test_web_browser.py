@@ -187,3 +187,43 @@ def test_every_page_fits_a_390_px_phone_without_scrolling_sideways(
         pages[path] = page.evaluate(WIDEST)
     too_wide = {path: widths for path, widths in pages.items() if widths and widths[0] > widths[1]}
     assert too_wide == {}, f"pages wider than the phone (scroll width, screen width): {too_wide}"
+
+
+def test_lock_and_close_in_chromium_lands_on_the_next_case(
+    browser, live_server, pod: DiasporaPod, config, state: psycopg.Connection
+):
+    pod.person("podmin", password=PASSWORD, roles=("admin",))
+    spammer = pod.person("spammer")
+    spam = pod.post(spammer, "A placeholder post.")
+    for n in range(2):
+        pod.report(pod.person(f"reporter{n}"), "Post", spam, "Placeholder: spam")
+    pod.report(pod.person("reporter9"), "Post", pod.post(pod.person("quiet", "far.example")))
+    intake_all(config)
+    cases = {
+        row["account"]: row["id"]
+        for row in state.execute("SELECT id, account FROM podmod.cases").fetchall()
+    }
+    state.rollback()
+
+    page = browser.new_page()
+    page.goto(live_server + "/login")
+    page.get_by_label("Username", exact=True).fill("podmin")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server + "/")
+    page.locator("table.queue tbody tr").first.locator("a").click()
+    page.wait_for_url(f"{live_server}/cases/{cases['spammer@pod.example']}")
+
+    page.get_by_role("button", name="Lock and close").click()
+
+    page.wait_for_url(f"{live_server}/cases/{cases['quiet@far.example']}")
+    flash = page.locator(".flash").inner_text()
+    assert "spammer@pod.example is now locked and case" in flash
+    back = page.get_by_role("link", name=f"Back to case {cases['spammer@pod.example']}")
+    back.click()
+    page.wait_for_url(f"{live_server}/cases/{cases['spammer@pod.example']}")
+    assert "closed: locked" in page.locator("h1").inner_text()
+    locked = pod.conn.execute(
+        "SELECT locked_at FROM users WHERE id = %s", (spammer.user_id,)
+    ).fetchone()["locked_at"]
+    assert locked is not None

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from podmod import actions, pod_db
+from podmod import actions, pod_db, store
 from podmod.errors import PodmodError
 from podmod.web.auth import (
     action_details,
@@ -20,6 +20,7 @@ from podmod.web.auth import (
     login_required,
     require_lock_role,
 )
+from podmod.web.queue import Cursor, QueueFilter, queue_page
 from podmod.web.services import pod_conn, services, state_conn
 
 bp = Blueprint("cases", __name__)
@@ -62,29 +63,10 @@ def pod_list_entries(handle: str) -> dict[str, Any]:
 @bp.route("/cases/<int:case_id>")
 @login_required
 def show(case_id: int) -> str:
-    case = load_case(case_id)
-    state = state_conn()
-    signals = state.execute(
-        "SELECT s.*, l.name AS list_name FROM podmod.signals s"
-        " LEFT JOIN podmod.lists l ON l.id = s.list_id"
-        " WHERE s.case_id = %s ORDER BY s.id LIMIT %s",
-        (case_id, MAX_SIGNALS),
-    ).fetchall()
-    signal_total = len(signals)
-    if signal_total == MAX_SIGNALS:
-        signal_total = state.execute(
-            "SELECT count(*) AS n FROM podmod.signals WHERE case_id = %s", (case_id,)
-        ).fetchone()["n"]
-    decisions = state.execute(
-        "SELECT * FROM podmod.decisions WHERE case_id = %s"
-        " OR (person_id = %s AND %s::integer IS NOT NULL) ORDER BY id DESC LIMIT 200",
-        (case_id, case["person_id"], case["person_id"]),
-    ).fetchall()
-    other_cases = state.execute(
-        "SELECT id, status, resolution, created_at, closed_at FROM podmod.cases"
-        " WHERE subject = %s AND id <> %s ORDER BY id DESC LIMIT 20",
-        (case["subject"], case_id),
-    ).fetchall()
+    page = store.case_page(state_conn(), case_id, MAX_SIGNALS) if case_id < 2**63 else None
+    if page is None:
+        abort(404, f"There is no case {case_id}.")
+    case = page["case"]
     account = posts = comments = None
     if case["person_id"] is not None:
         pod = pod_conn()
@@ -94,14 +76,10 @@ def show(case_id: int) -> str:
             comments = pod_db.recent_comments(pod, case["person_id"], RECENT_ITEMS)
     return render_template(
         "case.html",
-        case=case,
+        **page,
         account=account,
-        signals=signals,
-        signal_total=signal_total,
         posts=posts,
         comments=comments,
-        decisions=decisions,
-        other_cases=other_cases,
         pod_list=pod_list_entries(account["handle"]) if account and not account["local"] else None,
         is_staff_account=bool(account and ({"admin", "moderator"} & set(account["roles"]))),
         is_self=bool(account and account["person_id"] == g.staff.person_id),
@@ -114,9 +92,23 @@ def _reason() -> str | None:
     return text or None
 
 
-def _done(case_id: int, result: actions.ActionResult) -> Response:
-    flash(result.message, "ok" if result.changed else "info")
-    return redirect(url_for("cases.show", case_id=case_id))
+def _done(case: dict[str, Any], result: actions.ActionResult) -> Response:
+    """Back to the case; or, when this action closed it, on to the next open case in queue order
+    (the queue when there is none), with a link back to this one."""
+    category = "ok" if result.changed else "info"
+    status = (
+        state_conn()
+        .execute("SELECT status FROM podmod.cases WHERE id = %s", (case["id"],))
+        .fetchone()["status"]
+    )
+    if case["status"] != "open" or status == "open":
+        flash(result.message, category)
+        return redirect(url_for("cases.show", case_id=case["id"]))
+    flash({"text": result.message, "back_to_case": case["id"]}, category)
+    after, _ = queue_page(state_conn(), QueueFilter(), Cursor.of(case), 1)
+    if after:
+        return redirect(url_for("cases.show", case_id=after[0]["id"]))
+    return redirect(url_for("queue.index"))
 
 
 def _refused(case_id: int, error: PodmodError) -> Response:
@@ -129,6 +121,17 @@ def _refused(case_id: int, error: PodmodError) -> Response:
 @bp.route("/cases/<int:case_id>/lock", methods=["POST"])
 @login_required
 def lock(case_id: int) -> Any:
+    return _lock(case_id, close=False)
+
+
+@bp.route("/cases/<int:case_id>/lock-and-close", methods=["POST"])
+@login_required
+def lock_and_close(case_id: int) -> Any:
+    """Lock the account, mark the case's reports reviewed and close it as locked: one decision."""
+    return _lock(case_id, close=True)
+
+
+def _lock(case_id: int, *, close: bool) -> Any:
     require_lock_role()
     case = load_case(case_id)
     if case["person_id"] is None:
@@ -151,22 +154,27 @@ def lock(case_id: int) -> Any:
                 account=account,
                 reason=_reason() or "",
                 is_self=account["person_id"] == g.staff.person_id,
+                close=close,
             )
+    arguments = {
+        "actor": actor(),
+        "source": "web",
+        "reason": _reason(),
+        "case_id": case_id,
+        "details": action_details(),
+        "confirm_staff": confirmed,
+        "actor_person_id": g.staff.person_id,
+    }
     try:
-        result = actions.lock_account(
-            services().config,
-            person_id=case["person_id"],
-            actor=actor(),
-            source="web",
-            reason=_reason(),
-            case_id=case_id,
-            details=action_details(),
-            confirm_staff=confirmed,
-            actor_person_id=g.staff.person_id,
-        )
+        if close:
+            result = actions.lock_and_close(services().config, **arguments)
+        else:
+            result = actions.lock_account(
+                services().config, person_id=case["person_id"], **arguments
+            )
     except PodmodError as error:
         return _refused(case_id, error)
-    return _done(case_id, result)
+    return _done(case, result)
 
 
 @bp.route("/cases/<int:case_id>/unlock", methods=["POST"])
@@ -188,11 +196,11 @@ def unlock(case_id: int) -> Response:
         )
     except PodmodError as error:
         return _refused(case_id, error)
-    return _done(case_id, result)
+    return _done(case, result)
 
 
 def _case_action(case_id: int, action: Any) -> Response:
-    load_case(case_id)
+    case = load_case(case_id)
     try:
         result = action(
             services().config,
@@ -204,7 +212,7 @@ def _case_action(case_id: int, action: Any) -> Response:
         )
     except PodmodError as error:
         return _refused(case_id, error)
-    return _done(case_id, result)
+    return _done(case, result)
 
 
 @bp.route("/cases/<int:case_id>/review", methods=["POST"])
@@ -228,7 +236,7 @@ def reopen(case_id: int) -> Response:
 @bp.route("/cases/<int:case_id>/note", methods=["POST"])
 @login_required
 def note(case_id: int) -> Response:
-    load_case(case_id)
+    case = load_case(case_id)
     try:
         result = actions.add_note(
             services().config,
@@ -240,14 +248,14 @@ def note(case_id: int) -> Response:
         )
     except PodmodError as error:
         return _refused(case_id, error)
-    return _done(case_id, result)
+    return _done(case, result)
 
 
 @bp.route("/cases/<int:case_id>/signals/<int:signal_id>/not-a-match", methods=["POST"])
 @login_required
 def not_a_match(case_id: int, signal_id: int) -> Response:
     """A content match is a false positive: retract it and keep it from coming back."""
-    load_case(case_id)
+    case = load_case(case_id)
     if signal_id >= 2**63:
         abort(404, f"There is no signal {signal_id}.")
     owner = (
@@ -269,13 +277,12 @@ def not_a_match(case_id: int, signal_id: int) -> Response:
         )
     except PodmodError as error:
         return _refused(case_id, error)
-    return _done(case_id, result)
+    return _done(case, result)
 
 
-def _pod_list_value(case_id: int) -> str:
+def _pod_list_value(case: dict[str, Any]) -> str:
     """The remote account of the case, or its pod, as the form chose: never a value from the form
     itself, so a case page can only flag what it shows."""
-    case = load_case(case_id)
     account = (
         pod_db.account_details(pod_conn(), case["person_id"])
         if case["person_id"] is not None
@@ -304,7 +311,8 @@ def remove_from_pod_list(case_id: int) -> Response:
 
 
 def _pod_list_action(case_id: int, action: Any, **extra: Any) -> Response:
-    value = _pod_list_value(case_id)
+    case = load_case(case_id)
+    value = _pod_list_value(case)
     try:
         result = action(
             services().config,
@@ -318,4 +326,4 @@ def _pod_list_action(case_id: int, action: Any, **extra: Any) -> Response:
         )
     except PodmodError as error:
         return _refused(case_id, error)
-    return _done(case_id, result)
+    return _done(case, result)

@@ -51,7 +51,7 @@ SELECT (SELECT count(*) FROM podmod.cases WHERE status = 'open') AS open_cases,
            AS pending_reports,
        (SELECT count(*) FROM podmod.cases WHERE status = 'open' AND list_match_count > 0)
            AS open_listed,
-       (SELECT count(*) FROM podmod.decisions
+       (SELECT count(DISTINCT person_id) FROM podmod.decisions
         WHERE action = 'lock' AND created_at >= %(since)s) AS locks
 """
 

@@ -1,4 +1,5 @@
-"""Jinja filters for the pages: ages, UTC times, hosts of handles, numbers, and links to the pod."""
+"""Jinja filters for the pages: ages, UTC times, hosts of handles, numbers, how a case ended, and
+links to the pod."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from flask import Flask
 
+from podmod.store import outcome
 from podmod.web.services import services
 
 
@@ -113,6 +115,12 @@ def details_text(details: dict[str, Any] | None, skip: tuple[str, ...] = HIDDEN_
     return "; ".join(parts)
 
 
+def case_state(case: dict[str, Any]) -> str:
+    """'open', or how the case ended: 'closed: locked', 'closed: dismissed', ..."""
+    ended = outcome(case["status"], case["resolution"])
+    return "open" if ended is None else f"closed: {ended}"
+
+
 def pod_link(path: str) -> str:
     """A link to a page of diaspora* itself (web.pod_url, or the same host)."""
     base = services().config["web.pod_url"].rstrip("/")
@@ -128,5 +136,6 @@ def init_app(app: Flask) -> None:
         counted=counted,
         snippet=snippet,
         details_text=details_text,
+        case_state=case_state,
     )
     app.jinja_env.globals.update(pod_link=pod_link, why=why)
