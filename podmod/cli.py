@@ -286,14 +286,17 @@ def lock(ctx: click.Context, handle: str, reason: str, confirm: bool, as_json: b
     """Lock a local account (diaspora* signs it out on its next request)."""
     from podmod import actions
 
-    result = actions.lock_account(
-        get_config(ctx),
-        handle=handle,
-        actor=cli_actor(),
-        source="cli",
-        reason=reason,
-        confirm_staff=confirm,
-    )
+    try:
+        result = actions.lock_account(
+            get_config(ctx),
+            handle=handle,
+            actor=cli_actor(),
+            source="cli",
+            reason=reason,
+            confirm_staff=confirm,
+        )
+    except actions.ConfirmationNeeded as refusal:
+        raise actions.ConfirmationNeeded(refusal.who, "repeat the command with --confirm") from None
     click.echo(json.dumps(result.__dict__) if as_json else result.message)
 
 
@@ -346,11 +349,15 @@ def lists_sync(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> Non
         click.echo(json.dumps([o.as_json() for o in outcomes], indent=2))
     else:
         for outcome in outcomes:
-            mark = "FAILED" if outcome.failed else outcome.status
-            click.echo(f"{outcome.name}: {mark}: {outcome.message}")
+            mark = "FAILED: " if outcome.failed else ""
+            click.echo(f"{outcome.name}: {mark}{outcome.message}")
             for handle in outcome.locked:
                 click.echo(f"{outcome.name}: locked {handle} (policy lock)")
-    sys.exit(1 if any(o.failed for o in outcomes) else 0)
+    # cron mails the podmin on a non-zero exit (deploy/podmod.cron): a failed list, or one that
+    # waits for `podmod lists approve`.
+    if any(o.failed for o in outcomes):
+        sys.exit(1)
+    sys.exit(4 if any(o.status == "held" for o in outcomes) else 0)
 
 
 @lists.command("show")
@@ -677,7 +684,11 @@ def scan(
     with state_connection(config) as state:
         store.require_current_schema(state)
     if show_status:
-        click.echo(json.dumps(scanning.status(config), indent=2, default=str))
+        waiting = scanning.status(config)
+        if as_json:
+            click.echo(json.dumps(waiting, indent=2, default=str))
+        else:
+            _echo_scan_status(waiting)
         return
     if backfill and list_name:
         fail("Give --backfill or --list NAME, not both.", 2)
@@ -731,6 +742,26 @@ def scan(
             f"scan run {r.run_id}: {r.items} items in {r.seconds:.1f} s "
             f"({rate:,.0f}/s), {r.matched} new matches; "
             f"{'done' if r.done else 'not done yet (run the command again)'}."
+        )
+
+
+def _echo_scan_status(waiting: dict[str, Any]) -> None:
+    """`podmod scan --status` for a person: what waits, then each recent run's progress."""
+    matches = waiting["active_matches"]
+    click.echo(
+        f"{waiting['pending_items']} new items waiting in {waiting['pending_batches']} scan "
+        f"batches; {matches} active content match{'es' if matches != 1 else ''} "
+        f"({waiting['matches']} ever)."
+    )
+    for run in waiting["runs"]:
+        what = f"list {run['list']} version {run['version']}" if run["version"] else run["list"]
+        tables = ", ".join(
+            f"{name} {table['items']} scanned, {table['matched']} matched"
+            for name, table in run["tables"].items()
+        )
+        click.echo(
+            f"  run {run['id']} ({run['reason']}, {what or 'everything'}, {run['created_at']}): "
+            f"{'done' if run['done'] else 'running'}{'; ' + tables if tables else ''}"
         )
 
 

@@ -45,6 +45,17 @@ def test_unreachable_database_is_one_sentence(env, monkeypatch):
     assert "127.0.0.1:1" in result.output
 
 
+def test_a_database_that_does_not_exist_is_not_blamed_on_postgresql_being_down(
+    env, pod_url, monkeypatch
+):
+    monkeypatch.setenv("PODMOD_DATABASE_URL", pod_url.rsplit("/", 1)[0] + "/no_such_database")
+    result = podmod("cases")
+    assert result.exit_code == 3
+    assert "no_such_database" in result.output and "does not exist" in result.output
+    assert "check that PostgreSQL is running" not in result.output
+    assert "database_url" in result.output
+
+
 def test_redis_holding_sidekiq_keys_is_refused(env, state, rconn):
     rconn.sadd("queues", "default")  # what diaspora*'s Sidekiq leaves in its database
     result = podmod("read", "--once")
