@@ -5,9 +5,12 @@ Each check returns ok, warn or fail with one sentence; the command exits non-zer
 
 from __future__ import annotations
 
+import getpass
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from podmod import pod_db, queue, store
 from podmod.config import Config, load_config
@@ -151,6 +154,25 @@ def _list(config: Config, name: str) -> Callable[[], str]:
     return check_list
 
 
+def _uploads(config: Config) -> str:
+    folder = Path(config["scan.uploads_dir"])
+    if not folder.is_dir():
+        raise PodmodError(
+            f"scan.uploads_dir {folder} does not exist or is hidden from podmod (a unit with "
+            "ProtectHome=true hides /home; see deploy/podmod-worker@.service): set it to the "
+            "pod's public/uploads/images folder, or unset it."
+        )
+    try:
+        with os.scandir(folder) as entries:
+            next(entries, None)
+    except PermissionError:
+        raise PodmodError(
+            f"scan.uploads_dir {folder} is not readable by {getpass.getuser()}: let it read the "
+            "folder (diaspora* makes it world-readable for nginx)."
+        ) from None
+    return f"{folder} readable: local photos are hashed from there"
+
+
 def run_checks(config_loader: Callable[[], Config] = load_config) -> list[Check]:
     """Every check, in order; later ones are skipped when what they need failed."""
     results: list[Check] = []
@@ -192,6 +214,8 @@ def run_checks(config_loader: Callable[[], Config] = load_config) -> list[Check]
     if step("redis", lambda: _redis(config)):
         step("reader", lambda: _reader(config))
         step("workers", lambda: _workers(config))
+    if config["scan.uploads_dir"]:
+        step("uploads_dir", lambda: _uploads(config))
     for subscription in config.lists:
         step(f"list {subscription.name}", _list(config, subscription.name))
     return results

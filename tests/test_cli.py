@@ -173,3 +173,24 @@ def test_a_service_lost_mid_command_is_one_sentence_and_other_errors_are_not_hid
     assert message.startswith("Redis stopped answering while this command ran (")
     assert message.endswith("(the work it carries is kept in PostgreSQL).")
     assert lost_service_message(ValueError("a bug")) is None  # a bug still shows its traceback
+
+
+def test_check_verifies_the_uploads_dir_that_local_photos_are_hashed_from(
+    env, state, tmp_path, monkeypatch
+):
+    def uploads_check() -> dict:
+        report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+        return report["uploads_dir"]
+
+    assert "uploads_dir" not in {
+        c["check"] for c in json.loads(podmod("check", "--json").output)["checks"]
+    }  # unset: local photos are not hashed, nothing to check
+    missing = tmp_path / "public" / "uploads" / "images"
+    monkeypatch.setenv("PODMOD_SCAN_UPLOADS_DIR", str(missing))
+    check = uploads_check()
+    assert check["status"] == "fail" and str(missing) in check["detail"]
+    assert "ProtectHome" in check["detail"] or "does not exist" in check["detail"]
+    missing.mkdir(parents=True)
+    (missing / "photo.jpg").write_bytes(b"placeholder")
+    check = uploads_check()
+    assert check["status"] == "ok" and "readable" in check["detail"], check
