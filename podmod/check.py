@@ -117,6 +117,15 @@ def _reader(config: Config) -> str:
     return f"alive (last pass {time.time() - float(seen):.0f} s ago)"
 
 
+def _web_proxy(config: Config) -> str:
+    prefix = queue.redis_connection(config).get(queue.UNTRUSTED_PROXY_KEY)
+    if prefix and not config["web.trusted_proxies"]:
+        from podmod.web import untrusted_proxy_advice
+
+        raise Warn(untrusted_proxy_advice(prefix.decode()))
+    return "no proxy header refused in the last day"
+
+
 def _workers(config: Config) -> str:
     from rq import Worker
 
@@ -214,6 +223,7 @@ def run_checks(config_loader: Callable[[], Config] = load_config) -> list[Check]
     if step("redis", lambda: _redis(config)):
         step("reader", lambda: _reader(config))
         step("workers", lambda: _workers(config))
+        step("web proxy", lambda: _web_proxy(config))
     if config["scan.uploads_dir"]:
         step("uploads_dir", lambda: _uploads(config))
     for subscription in config.lists:

@@ -21,6 +21,8 @@ INGEST_JOB = "worker.jobs.ingest_report_batch"
 # Sidekiq (diaspora's job runner) keeps these keys in its database; podmod must not share it.
 SIDEKIQ_KEYS = ("queues", "processes", "schedule")
 READER_HEARTBEAT_KEY = "podmod:reader:heartbeat"  # set by each reader pass, expires after 60 s
+# set by podmod serve for a day when a proxy sends X-Forwarded-Prefix it is told not to believe
+UNTRUSTED_PROXY_KEY = "podmod:web:untrusted_proxy_prefix"
 
 
 def redis_connection(config: Config, *, check_sidekiq: bool = True) -> redis.Redis:

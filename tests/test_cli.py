@@ -106,6 +106,7 @@ def test_check_names_what_is_missing_and_exits_1(config, state):
         "podmod schema",
         "backlog",
         "redis",
+        "web proxy",
     ]
     assert report["backlog"]["detail"].startswith("0 reports in 0 intake batches")
     assert report["privileges"]["status"] == "warn"  # the test role is a superuser

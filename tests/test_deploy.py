@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -111,3 +114,97 @@ def test_the_logrotate_file_parses_and_rotates_the_sync_log(tmp_path):
     )
     assert result.returncode == 0 and "error" not in result.stderr.lower(), result.stderr
     assert "/var/log/podmod/lists.log" in result.stderr
+
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+
+
+@pytest.fixture
+def nginx_in_front(tmp_path, env):
+    """The shipped nginx block in a real nginx on loopback, in front of a real `podmod serve`
+    started with the web.trusted_proxies the test gives."""
+    import requests
+
+    from podmod.embedded import free_port
+
+    running: list[subprocess.Popen] = []
+
+    def start(trusted_proxies: int) -> str:
+        podmod_port, nginx_port = free_port(), free_port()
+        serve = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "podmod.cli",
+                "serve",
+                "--host=127.0.0.1",
+                f"--port={podmod_port}",
+            ],
+            env={**os.environ, "PODMOD_WEB_TRUSTED_PROXIES": str(trusted_proxies)},
+            stdout=(tmp_path / "serve.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        running.append(serve)
+        block = (EXAMPLE.parent / "nginx-podmod.conf").read_text().replace("8790", str(podmod_port))
+        (tmp_path / "nginx.conf").write_text(
+            f"daemon off; master_process off; pid {tmp_path}/nginx.pid;\n"
+            f"error_log {tmp_path}/error.log;\nevents {{}}\nhttp {{\n"
+            f"  access_log off; client_body_temp_path {tmp_path}; proxy_temp_path {tmp_path};\n"
+            f"  server {{\n    listen 127.0.0.1:{nginx_port};\n{block}\n  }}\n}}\n"
+        )
+        running.append(
+            subprocess.Popen([NGINX, "-e", f"{tmp_path}/error.log", "-c", f"{tmp_path}/nginx.conf"])
+        )
+        base = f"http://127.0.0.1:{nginx_port}"
+        deadline, seen = time.monotonic() + 60, None
+        while time.monotonic() < deadline and serve.poll() is None:
+            try:
+                seen = requests.get(f"{base}/podmod/login", timeout=2).status_code
+                if seen != 502:
+                    return base
+            except requests.RequestException as error:
+                seen = error
+            time.sleep(0.2)
+        log = (tmp_path / "serve.log").read_text()
+        raise AssertionError(f"podmod serve behind nginx did not answer within 60 s: {seen}; {log}")
+
+    yield start
+    for process in running:
+        process.terminate()
+        process.wait(15)
+
+
+@pytest.mark.skipif(not NGINX, reason="nginx is not installed (.ci/run installs nginx-light)")
+def test_behind_the_shipped_nginx_block_podmod_redirects_styles_and_signs_in_under_podmod(
+    nginx_in_front, pod, state
+):
+    import requests
+
+    pod.person("podmin", password="placeholder password 1", roles=("admin",))
+    base = nginx_in_front(trusted_proxies=1)
+    browser = requests.Session()
+    first = browser.get(f"{base}/podmod/", allow_redirects=False, timeout=30)
+    assert first.status_code == 302 and first.headers["Location"].startswith("/podmod/login")
+    login = browser.get(base + first.headers["Location"], timeout=30)
+    [css] = re.findall(r'href="(/podmod/static/[^"]+\.css)"', login.text)
+    assert browser.get(base + css, timeout=30).status_code == 200
+    [token] = re.findall(r'name="csrf_token" value="([^"]+)"', login.text)
+    signed = browser.post(
+        f"{base}/podmod/login",
+        data={"username": "podmin", "password": "placeholder password 1", "csrf_token": token},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert signed.status_code == 302 and signed.headers["Location"].startswith("/podmod/")
+    queue = browser.get(base + signed.headers["Location"], timeout=30)
+    assert queue.status_code == 200 and "podmin" in queue.text and queue.url.startswith(base)
+    assert browser.get(f"{base}/podmod/metrics", timeout=30).status_code == 403
+
+
+@pytest.mark.skipif(not NGINX, reason="nginx is not installed (.ci/run installs nginx-light)")
+def test_behind_nginx_without_trusted_proxies_the_page_says_what_to_set(nginx_in_front, state):
+    import requests
+
+    base = nginx_in_front(trusted_proxies=0)
+    page = requests.get(f"{base}/podmod/", allow_redirects=False, timeout=30)
+    assert page.status_code == 500 and "trusted_proxies = 1" in page.text
