@@ -615,18 +615,22 @@ def lists_keygen(directory: Path, name: str, password_env: str | None) -> None:
     click.echo(f"wrote {public_path} and {secret_path} (keep the secret key private)")
 
 
+def _demo_directory() -> Path:
+    from podmod.demo import default_directory
+
+    return default_directory()
+
+
 @main.command()
 @click.option(
     "--dir",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
-    default=lambda: (
-        Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "podmod-demo"
-    ),
-    show_default="~/.local/share/podmod-demo",
+    default=lambda: _demo_directory(),
+    show_default="~/.local/share/podmod-demo; as root /var/lib/podmod-demo",
     help="Where the demo's databases and files live.",
 )
-@click.option("--port", type=int, help="Port of the web UI (default: a free one).")
+@click.option("--port", type=int, help="Port of the web UI (default: 8790, or the next free one).")
 @click.option(
     "--keep", is_flag=True, help="Keep the previous demo's data instead of starting fresh."
 )
@@ -639,15 +643,16 @@ def demo(directory: Path, port: int | None, keep: bool) -> None:
     stopping: list[int] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: stopping.append(number))
+    failure = None
     try:
-        while not stopping:
-            if any(p.poll() is not None for p in running.processes):
-                click.echo("a podmod process exited; see the log. Stopping.", err=True)
-                break
+        while not stopping and not failure:
+            failure = running.failure()
             time.sleep(0.5)
     finally:
         demo_module.stop(running)
         click.echo("podmod demo stopped.")
+    if failure:
+        fail(f"{failure}; the demo stopped (see {running.directory / 'podmod.log'}).")
 
 
 @main.command()
