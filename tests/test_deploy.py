@@ -208,3 +208,26 @@ def test_behind_nginx_without_trusted_proxies_the_page_says_what_to_set(nginx_in
     base = nginx_in_front(trusted_proxies=0)
     page = requests.get(f"{base}/podmod/", allow_redirects=False, timeout=30)
     assert page.status_code == 500 and "trusted_proxies = 1" in page.text
+
+
+def readme_section(title: str) -> str:
+    text = (EXAMPLE.parent.parent / "README.md").read_text()
+    return text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_install_steps_are_true_as_written_on_a_plain_debian():
+    steps = readme_section("Install on a real pod")
+    assert "sudo " not in steps  # Debian 12 has no sudo unless installed
+    assert "psql -v ON_ERROR_STOP=1 -d diaspora_production < deploy/grants.sql" in steps
+    step3 = steps.split("3. ", 1)[1].split("\n4. ", 1)[0]
+    assert "trusted_proxies = 1" in step3
+    step4 = steps.split("\n4. ", 1)[1].split("\n5. ", 1)[0]
+    assert "FAIL" in step4 and "reader" in step4 and "workers" in step4
+    for shipped in ("uninstall.sql", "podmod.logrotate", "podmod.cron"):
+        assert f"deploy/{shipped}" in steps and (EXAMPLE.parent / shipped).exists()
+    assert "PostgreSQL" in steps.split("1. ", 1)[0]  # what a pod needs, before step 1
+
+
+def test_the_demo_command_installs_only_what_the_demo_needs():
+    commands = readme_section("The two commands")
+    assert "pip install -e '.[embedded]' && podmod demo" in commands
