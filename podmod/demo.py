@@ -92,12 +92,13 @@ REPORTERS = ("alice", "bob", "carol", "dave", "erin")
 
 def history() -> list[tuple[str, str, int, list[str], bool]]:
     """Four weeks of earlier reports, oldest first: (account, host, hours ago, reporters,
-    reviewed); the older half was already reviewed in diaspora*'s own page, as on a real pod."""
+    reviewed); most of the older half was already reviewed in diaspora*'s own page, as on a pod."""
     rows = []
     for n in range(HISTORY_ACCOUNTS):
         hours = HISTORY_DAYS * 24 - n * (HISTORY_DAYS * 24 - 2) // HISTORY_ACCOUNTS
         reporters = [REPORTERS[(n + k) % len(REPORTERS)] for k in range(1 + n % 3)]
-        rows.append((f"member{n:02d}", HISTORY_HOSTS[n % 4], hours, reporters, n < 26 and n % 3))
+        reviewed = n < HISTORY_ACCOUNTS // 2 and n % 3 != 0
+        rows.append((f"member{n:02d}", HISTORY_HOSTS[n % 4], hours, reporters, reviewed))
     return rows
 
 
@@ -172,7 +173,7 @@ def build_community(url: str, password: str) -> None:
                     "INSERT INTO reports (item_id, item_type, reviewed, text, created_at,"
                     " updated_at, user_id) VALUES (%s, 'Post', %s, 'Placeholder: unwanted post',"
                     " now() - make_interval(hours => %s - 1), now(), %s)",
-                    (post, bool(reviewed), hours, users[reporter]),
+                    (post, reviewed, hours, users[reporter]),
                 )
 
 
@@ -261,8 +262,10 @@ def start(directory: Path, *, port: int | None, keep: bool, echo=print) -> Demo:
     lock = _lock(directory)
     if not keep:
         for child in directory.iterdir():
-            if child.name != "demo.lock":
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+            if child.is_dir():
+                shutil.rmtree(child)
+            elif child.name != "demo.lock":
+                child.unlink()
     fresh = not (directory / "pg").exists()
     if os.geteuid() == 0:
         opened = folders_opened_as_root(directory / "pg")
