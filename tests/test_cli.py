@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -48,7 +49,8 @@ def test_unreachable_database_is_one_sentence(env, monkeypatch):
 def test_a_database_that_does_not_exist_is_not_blamed_on_postgresql_being_down(
     env, pod_url, monkeypatch
 ):
-    monkeypatch.setenv("PODMOD_DATABASE_URL", pod_url.rsplit("/", 1)[0] + "/no_such_database")
+    missing = urlunsplit(urlsplit(pod_url)._replace(path="/no_such_database"))
+    monkeypatch.setenv("PODMOD_DATABASE_URL", missing)
     result = podmod("cases")
     assert result.exit_code == 3
     assert "no_such_database" in result.output and "does not exist" in result.output
