@@ -1,5 +1,5 @@
 -- A least-privilege PostgreSQL role for podmod. Run once, as the database owner or postgres, in the
--- pod's database:   sudo -u postgres psql -d diaspora_production -f deploy/grants.sql
+-- pod's database:   runuser -u postgres -- psql -v ON_ERROR_STOP=1 -d diaspora_production < deploy/grants.sql
 -- then give it a password:   ALTER ROLE podmod PASSWORD '...';   (or use peer/trust on a socket)
 --
 -- podmod may READ the diaspora* tables it needs, WRITE exactly users.locked_at and

@@ -30,6 +30,14 @@ class ActionRefused(PodmodError):
     exit_code = 5
 
 
+class ConfirmationNeeded(ActionRefused):
+    """Locking staff or oneself: done only when asked again with a confirmation."""
+
+    def __init__(self, who: str, how: str = "repeat the action with it") -> None:
+        super().__init__(f"Locking {who} needs an explicit confirmation; {how}.")
+        self.who = who
+
+
 class AccountNotFound(PodmodError):
     exit_code = 4
 
@@ -167,9 +175,7 @@ def _refuse_unless_lockable(
             if account.person_id == actor_person_id
             else (f"{account.handle}, who holds the role {'/'.join(sorted(account.roles))}")
         )
-        raise ActionRefused(
-            f"Locking {who} needs an explicit confirmation; repeat the action with it."
-        )
+        raise ConfirmationNeeded(who)
 
 
 def _write_lock(pod: psycopg.Connection, account: Account, *, lock: bool) -> bool:

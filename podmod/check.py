@@ -5,7 +5,9 @@ Each check returns ok, warn or fail with one sentence; the command exits non-zer
 
 from __future__ import annotations
 
+import getpass
 import ipaddress
+import os
 import stat
 import time
 from collections.abc import Callable
@@ -199,6 +201,15 @@ def _reader(config: Config) -> str:
     return f"alive (last pass {time.time() - float(seen):.0f} s ago)"
 
 
+def _web_proxy(config: Config) -> str:
+    prefix = queue.redis_connection(config).get(queue.UNTRUSTED_PROXY_KEY)
+    if prefix and not config["web.trusted_proxies"]:
+        from podmod.web import untrusted_proxy_advice
+
+        raise Warn(untrusted_proxy_advice(prefix.decode()))
+    return "no proxy header refused in the last day"
+
+
 def _workers(config: Config) -> str:
     from rq import Worker
 
@@ -225,6 +236,25 @@ def _list(config: Config, name: str) -> Callable[[], str]:
         return f"{size}; signature valid, signed {signed_time(signed.signed_at)}"
 
     return check_list
+
+
+def _uploads(config: Config) -> str:
+    folder = Path(config["scan.uploads_dir"])
+    if not folder.is_dir():
+        raise PodmodError(
+            f"scan.uploads_dir {folder} does not exist or is hidden from podmod (a unit with "
+            "ProtectHome=true hides /home; see deploy/podmod-worker@.service): set it to the "
+            "pod's public/uploads/images folder, or unset it."
+        )
+    try:
+        with os.scandir(folder) as entries:
+            next(entries, None)
+    except PermissionError:
+        raise PodmodError(
+            f"scan.uploads_dir {folder} is not readable by {getpass.getuser()}: let it read the "
+            "folder (diaspora* makes it world-readable for nginx)."
+        ) from None
+    return f"{folder} readable: local photos are hashed from there"
 
 
 def run_checks(config_loader: Callable[[], Config] = load_config) -> list[Check]:
@@ -271,6 +301,9 @@ def run_checks(config_loader: Callable[[], Config] = load_config) -> list[Check]
     if step("redis", lambda: _redis(config)):
         step("reader", lambda: _reader(config))
         step("workers", lambda: _workers(config))
+        step("web proxy", lambda: _web_proxy(config))
+    if config["scan.uploads_dir"]:
+        step("uploads_dir", lambda: _uploads(config))
     for subscription in config.lists:
         step(f"list {subscription.name}", _list(config, subscription.name))
     return results

@@ -302,14 +302,17 @@ def lock(
     from podmod import actions
 
     action = actions.lock_and_close if close else actions.lock_account
-    result = action(
-        get_config(ctx),
-        handle=handle,
-        actor=cli_actor(),
-        source="cli",
-        reason=reason,
-        confirm_staff=confirm,
-    )
+    try:
+        result = action(
+            get_config(ctx),
+            handle=handle,
+            actor=cli_actor(),
+            source="cli",
+            reason=reason,
+            confirm_staff=confirm,
+        )
+    except actions.ConfirmationNeeded as refusal:
+        raise actions.ConfirmationNeeded(refusal.who, "repeat the command with --confirm") from None
     click.echo(json.dumps(result.__dict__) if as_json else result.message)
 
 
@@ -548,11 +551,15 @@ def lists_sync(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> Non
         click.echo(json.dumps([o.as_json() for o in outcomes], indent=2))
     else:
         for outcome in outcomes:
-            mark = "FAILED" if outcome.failed else outcome.status
-            click.echo(f"{outcome.name}: {mark}: {outcome.message}")
+            mark = "FAILED: " if outcome.failed else ""
+            click.echo(f"{outcome.name}: {mark}{outcome.message}")
             for handle in outcome.locked:
                 click.echo(f"{outcome.name}: locked {handle} (policy lock)")
-    sys.exit(1 if any(o.failed for o in outcomes) else 0)
+    # cron mails the podmin on a non-zero exit (deploy/podmod.cron): a failed list, or one that
+    # waits for `podmod lists approve`.
+    if any(o.failed for o in outcomes):
+        sys.exit(1)
+    sys.exit(4 if any(o.status == "held" for o in outcomes) else 0)
 
 
 @lists.command("show")
@@ -815,18 +822,22 @@ def lists_keygen(directory: Path, name: str, password_env: str | None) -> None:
     click.echo(f"wrote {public_path} and {secret_path} (keep the secret key private)")
 
 
+def _demo_directory() -> Path:
+    from podmod.demo import default_directory
+
+    return default_directory()
+
+
 @main.command()
 @click.option(
     "--dir",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
-    default=lambda: (
-        Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "podmod-demo"
-    ),
-    show_default="~/.local/share/podmod-demo",
+    default=lambda: _demo_directory(),
+    show_default="~/.local/share/podmod-demo; as root /var/lib/podmod-demo",
     help="Where the demo's databases and files live.",
 )
-@click.option("--port", type=int, help="Port of the web UI (default: a free one).")
+@click.option("--port", type=int, help="Port of the web UI (default: 8790, or the next free one).")
 @click.option(
     "--keep", is_flag=True, help="Keep the previous demo's data instead of starting fresh."
 )
@@ -839,15 +850,16 @@ def demo(directory: Path, port: int | None, keep: bool) -> None:
     stopping: list[int] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: stopping.append(number))
+    failure = None
     try:
-        while not stopping:
-            if any(p.poll() is not None for p in running.processes):
-                click.echo("a podmod process exited; see the log. Stopping.", err=True)
-                break
+        while not stopping and not failure:
+            failure = running.failure()
             time.sleep(0.5)
     finally:
         demo_module.stop(running)
         click.echo("podmod demo stopped.")
+    if failure:
+        fail(f"{failure}; the demo stopped (see {running.directory / 'podmod.log'}).")
 
 
 @main.command()
@@ -884,7 +896,11 @@ def scan(
     with state_connection(config) as state:
         store.require_current_schema(state)
     if show_status:
-        click.echo(json.dumps(scanning.status(config), indent=2, default=str))
+        waiting = scanning.status(config)
+        if as_json:
+            click.echo(json.dumps(waiting, indent=2, default=str))
+        else:
+            _echo_scan_status(waiting)
         return
     if backfill and list_name:
         fail("Give --backfill or --list NAME, not both.", 2)
@@ -938,6 +954,26 @@ def scan(
             f"scan run {r.run_id}: {r.items} items in {r.seconds:.1f} s "
             f"({rate:,.0f}/s), {r.matched} new matches; "
             f"{'done' if r.done else 'not done yet (run the command again)'}."
+        )
+
+
+def _echo_scan_status(waiting: dict[str, Any]) -> None:
+    """`podmod scan --status` for a person: what waits, then each recent run's progress."""
+    matches = waiting["active_matches"]
+    click.echo(
+        f"{waiting['pending_items']} new items waiting in {waiting['pending_batches']} scan "
+        f"batches; {matches} active content match{'es' if matches != 1 else ''} "
+        f"({waiting['matches']} ever)."
+    )
+    for run in waiting["runs"]:
+        what = f"list {run['list']} version {run['version']}" if run["version"] else run["list"]
+        tables = ", ".join(
+            f"{name} {table['items']} scanned, {table['matched']} matched"
+            for name, table in run["tables"].items()
+        )
+        click.echo(
+            f"  run {run['id']} ({run['reason']}, {what or 'everything'}, {run['created_at']}): "
+            f"{'done' if run['done'] else 'running'}{'; ' + tables if tables else ''}"
         )
 
 

@@ -42,11 +42,17 @@ def connect(url: str, *, purpose: str, autocommit: bool = False) -> psycopg.Conn
         )
     except psycopg.OperationalError as error:
         first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "no answer"
+        refused = _refused_for_good(error)
+        advice = (  # a server that answered and refused is running: only the URL can be wrong
+            "check the URL in the config (database_url or state_database_url)"
+            if refused
+            else "check that PostgreSQL is running and the URL in the config is right"
+        )
         unavailable = ServiceUnavailable(
             f"Cannot connect to the {purpose} database at {describe_url(url)} ({first_line}); "
-            "check that PostgreSQL is running and the URL in the config is right."
+            f"{advice}."
         )
-        unavailable.transient = not _refused_for_good(error)
+        unavailable.transient = not refused
         raise unavailable from None
 
 

@@ -8,6 +8,7 @@ production, each a process of its own.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
@@ -17,11 +18,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import bcrypt
 import psycopg
 
-from podmod.embedded import free_port, start_postgres, start_redis
+from podmod.embedded import folders_opened_as_root, free_port, start_postgres, start_redis
+from podmod.errors import PodmodError
 from podmod.fixtures import diaspora_schema_sql
 
 PEPPER = (
@@ -79,6 +82,24 @@ DEMO_LIST = [
     "pod,mirror.example,campaign,placeholder mirror pod",
     "account,spamvendor@demo.pod.example,spam,placeholder spam account",
 ]
+
+
+HISTORY_DAYS = 28
+HISTORY_ACCOUNTS = 55  # with the scripted ones above, about 60 cases
+HISTORY_HOSTS = ("friendly.example", "press.example", "noisy.example", "far.example")
+REPORTERS = ("alice", "bob", "carol", "dave", "erin")
+
+
+def history() -> list[tuple[str, str, int, list[str], bool]]:
+    """Four weeks of earlier reports, oldest first: (account, host, hours ago, reporters,
+    reviewed); most of the older half was already reviewed in diaspora*'s own page, as on a pod."""
+    rows = []
+    for n in range(HISTORY_ACCOUNTS):
+        hours = HISTORY_DAYS * 24 - n * (HISTORY_DAYS * 24 - 2) // HISTORY_ACCOUNTS
+        reporters = [REPORTERS[(n + k) % len(REPORTERS)] for k in range(1 + n % 3)]
+        reviewed = n < HISTORY_ACCOUNTS // 2 and n % 3 != 0
+        rows.append((f"member{n:02d}", HISTORY_HOSTS[n % 4], hours, reporters, reviewed))
+    return rows
 
 
 def devise_hash(password: str) -> str:
@@ -139,6 +160,21 @@ def build_community(url: str, password: str) -> None:
             " %s)",
             (comment, users["alice"]),
         )
+        for username, host, hours, reporters, reviewed in history():
+            person = _person(conn, f"{username}@{host}")
+            post = conn.execute(
+                "INSERT INTO posts (author_id, public, guid, type, text, created_at, updated_at)"
+                " VALUES (%s, true, %s, 'StatusMessage', %s, now() - make_interval(hours => %s),"
+                " now()) RETURNING id",
+                (person, secrets.token_hex(16), f"Placeholder post by {username}.", hours),
+            ).fetchone()[0]
+            for reporter in reporters:
+                conn.execute(
+                    "INSERT INTO reports (item_id, item_type, reviewed, text, created_at,"
+                    " updated_at, user_id) VALUES (%s, 'Post', %s, 'Placeholder: unwanted post',"
+                    " now() - make_interval(hours => %s - 1), now(), %s)",
+                    (post, reviewed, hours, users[reporter]),
+                )
 
 
 def _person(
@@ -166,6 +202,46 @@ class Demo:
     password: str
     processes: list[subprocess.Popen]
     servers: list
+    lock: TextIO
+
+    def failure(self) -> str | None:
+        """What died, if anything did: one of the demo's servers (which the podmod processes
+        that need it follow), or a podmod process."""
+        redis_server, postgres = self.servers
+        if not redis_server.running():
+            return "The demo's Redis stopped"
+        if not postgres.running():
+            return "The demo's PostgreSQL stopped"
+        for process in self.processes:
+            if process.poll() is not None:
+                return f"`podmod {process.args[3]}` exited"  # type: ignore[index]
+        return None
+
+
+DEFAULT_PORT = 8790  # the port of deploy/podmod-web.service
+
+
+def default_directory() -> Path:
+    """Where the demo lives by default. As root, not under /root: the embedded PostgreSQL runs as
+    the OS user `pgserver` there and would open every folder above its data to all users."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/podmod-demo")
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "podmod-demo"
+
+
+def _lock(directory: Path) -> TextIO:
+    """Hold the directory for this demo; a second demo on it is refused, not let to delete it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = (directory / "demo.lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise PodmodError(
+            f"A podmod demo is already running in {directory}; stop it first (Ctrl-C in its "
+            "terminal) or give this one another --dir."
+        ) from None
+    return handle
 
 
 def _podmod(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
@@ -183,10 +259,25 @@ def _podmod(*args: str, env: dict[str, str], check: bool = True) -> subprocess.C
 
 def start(directory: Path, *, port: int | None, keep: bool, echo=print) -> Demo:
     """Start everything; returns once the web UI answers (or, without it, once intake ran)."""
-    if directory.exists() and not keep:
-        shutil.rmtree(directory)
+    lock = _lock(directory)
+    if not keep:
+        for child in directory.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+            elif child.name != "demo.lock":
+                child.unlink()
     fresh = not (directory / "pg").exists()
-    directory.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        opened = folders_opened_as_root(directory / "pg")
+        echo(
+            "Running as root: the embedded PostgreSQL runs as the OS user `pgserver` (created "
+            "now if it does not exist)"
+            + (
+                f" and makes {', '.join(map(str, opened))} readable by every user."
+                if opened
+                else "."
+            )
+        )
     postgres = start_postgres(directory / "pg")
     redis_server = start_redis(directory / "redis")
     servers = [redis_server, postgres]
@@ -201,9 +292,9 @@ def start(directory: Path, *, port: int | None, keep: bool, echo=print) -> Demo:
     password = password_file.read_text().strip()
     lists_dir = directory / "lists"
     config_path = directory / "podmod.toml"
-    port = port or free_port()
+    port = port or free_port(DEFAULT_PORT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PODMOD_")}
-    env.update(PODMOD_CONFIG=str(config_path), PODMOD_LOG_LEVEL="WARNING")
+    env.update(PODMOD_CONFIG=str(config_path), PODMOD_LOG_LEVEL="INFO")
     if fresh:
         lists_dir.mkdir(exist_ok=True)
         (lists_dir / "source.csv").write_text("\n".join(DEMO_LIST) + "\n")
@@ -252,7 +343,7 @@ def start(directory: Path, *, port: int | None, keep: bool, echo=print) -> Demo:
         )
         for command in commands
     ]
-    demo = Demo(directory, port, password, processes, servers)
+    demo = Demo(directory, port, password, processes, servers, lock)
     if web:
         _wait_for_http(f"http://127.0.0.1:{port}/healthz", demo)
     echo("podmod demo is running.")
@@ -304,3 +395,4 @@ def stop(demo: Demo) -> None:
             process.wait()
     for server in demo.servers:
         server.stop()
+    demo.lock.close()

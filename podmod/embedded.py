@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import stat
 import subprocess
 import time
 import warnings
@@ -31,8 +32,20 @@ class EmbeddedPostgres:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@/{database}?host={quote(self.socket_dir)}"
 
+    def running(self) -> bool:
+        info = self.server.get_postmaster_info()  # type: ignore[attr-defined]
+        return info.process is not None and info.process.is_running()
+
     def stop(self) -> None:
         self.server.cleanup()  # type: ignore[attr-defined]
+
+
+def folders_opened_as_root(data_dir: Path) -> list[Path]:
+    """The folders above data_dir that pgserver, run as root, makes readable and traversable by
+    every user (g+rx, o+rx) so that its OS user `pgserver` reaches the data: those lacking it."""
+    wanted = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+    existing = next(p for p in (data_dir, *data_dir.parents) if p.exists())
+    return [p for p in (existing, *existing.parents) if p.stat().st_mode & wanted != wanted]
 
 
 def start_postgres(data_dir: Path) -> EmbeddedPostgres:
@@ -67,10 +80,16 @@ def redis_binary() -> str:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port(first: int = 0) -> int:
+    """A port free on 127.0.0.1: `first` or the next free one after it (any, without `first`)."""
+    for port in range(first, 65536) if first else (0,):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise EmbeddedUnavailable(f"No free port on 127.0.0.1 from {first} up.")
 
 
 @dataclass
@@ -129,6 +148,9 @@ class EmbeddedRedis:
             except OSError:
                 time.sleep(0.05)
         raise EmbeddedUnavailable("The embedded Redis did not answer within 10 s.")
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def stop(self, *, crash: bool = False) -> None:
         """SIGTERM (Redis writes its data and exits), or with `crash` SIGKILL, as an OOM kill or

@@ -31,6 +31,8 @@ JOB_FUNCTIONS = (INGEST_JOB, SCAN_BATCH_JOB, SCAN_RUN_JOB)  # all a podmod worke
 # Sidekiq (diaspora's job runner) keeps these keys in its database; podmod must not share it.
 SIDEKIQ_KEYS = ("queues", "processes", "schedule")
 READER_HEARTBEAT_KEY = "podmod:reader:heartbeat"  # set by each reader pass, expires after 60 s
+# set by podmod serve for a day when a proxy sends X-Forwarded-Prefix it is told not to believe
+UNTRUSTED_PROXY_KEY = "podmod:web:untrusted_proxy_prefix"
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -44,6 +45,18 @@ def test_unreachable_database_is_one_sentence(env, monkeypatch):
     assert result.exit_code == 3
     assert result.output.startswith("podmod: Cannot connect to the state database at")
     assert "127.0.0.1:1" in result.output
+
+
+def test_a_database_that_does_not_exist_is_not_blamed_on_postgresql_being_down(
+    env, pod_url, monkeypatch
+):
+    missing = urlunsplit(urlsplit(pod_url)._replace(path="/no_such_database"))
+    monkeypatch.setenv("PODMOD_DATABASE_URL", missing)
+    result = podmod("cases")
+    assert result.exit_code == 3
+    assert "no_such_database" in result.output and "does not exist" in result.output
+    assert "check that PostgreSQL is running" not in result.output
+    assert "database_url" in result.output
 
 
 def test_redis_holding_sidekiq_keys_is_refused(env, state, rconn):
@@ -96,6 +109,7 @@ def test_check_names_what_is_missing_and_exits_1(config, state):
         "podmod schema",
         "backlog",
         "redis",
+        "web proxy",
     ]
     assert report["backlog"]["detail"].startswith("0 reports in 0 intake batches")
     assert report["privileges"]["status"] == "warn"  # the test role is a superuser
@@ -325,3 +339,24 @@ def test_lock_close_without_an_open_case_refuses_and_locks_nothing(config, state
     )
     assert pod.conn.execute("SELECT locked_at FROM users").fetchone()["locked_at"] is None
     assert decision_actions(state) == []
+
+
+def test_check_verifies_the_uploads_dir_that_local_photos_are_hashed_from(
+    env, state, tmp_path, monkeypatch
+):
+    def uploads_check() -> dict:
+        report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+        return report["uploads_dir"]
+
+    assert "uploads_dir" not in {
+        c["check"] for c in json.loads(podmod("check", "--json").output)["checks"]
+    }  # unset: local photos are not hashed, nothing to check
+    missing = tmp_path / "public" / "uploads" / "images"
+    monkeypatch.setenv("PODMOD_SCAN_UPLOADS_DIR", str(missing))
+    check = uploads_check()
+    assert check["status"] == "fail" and str(missing) in check["detail"]
+    assert "ProtectHome" in check["detail"] or "does not exist" in check["detail"]
+    missing.mkdir(parents=True)
+    (missing / "photo.jpg").write_bytes(b"placeholder")
+    check = uploads_check()
+    assert check["status"] == "ok" and "readable" in check["detail"], check

@@ -12,6 +12,7 @@ from podmod.config import load_config
 from tests.helpers import cases_json, drain, podmod
 
 GRANTS = Path(__file__).parent.parent / "deploy" / "grants.sql"
+UNINSTALL = GRANTS.with_name("uninstall.sql")
 
 
 def as_role(url: str, role: str) -> str:
@@ -98,3 +99,36 @@ def test_the_two_writable_columns_are_writable(podmod_role, pod):
     with psycopg.connect(podmod_role) as conn:
         conn.execute("UPDATE users SET locked_at = now() WHERE id = 1")
         conn.execute("UPDATE reports SET reviewed = true WHERE id = 1")
+
+
+def test_uninstall_sql_removes_everything_grants_sql_and_init_made(
+    tmp_path, redis_url, monkeypatch
+):
+    """On a PostgreSQL of its own: role podmod is cluster-wide, and other tests' databases hold
+    grants to it on a shared server."""
+    from podmod.embedded import start_postgres
+    from podmod.fixtures import diaspora_schema_sql
+
+    server = start_postgres(tmp_path / "pg")
+    try:
+        with psycopg.connect(server.url(), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE diaspora_production")
+        pod_url = server.url("diaspora_production")
+        with psycopg.connect(pod_url, autocommit=True) as admin:
+            admin.execute(diaspora_schema_sql())
+            admin.execute(GRANTS.read_text())
+        monkeypatch.setenv("PODMOD_DATABASE_URL", as_role(pod_url, "podmod"))
+        monkeypatch.setenv("PODMOD_REDIS_URL", redis_url)
+        monkeypatch.setenv("PODMOD_CONFIG", str(tmp_path / "none.toml"))
+        (tmp_path / "none.toml").write_text("")
+        assert podmod("init").exit_code == 0
+
+        with psycopg.connect(pod_url, autocommit=True) as admin:
+            admin.execute(UNINSTALL.read_text())
+            assert admin.execute("SELECT to_regnamespace('podmod')").fetchone() == (None,)
+            roles = admin.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'podmod'")
+            assert roles.fetchone() == (0,)
+            assert admin.execute("SELECT count(*) FROM reports").fetchone() == (0,)
+            admin.execute(UNINSTALL.read_text())  # a second run changes nothing and says nothing
+    finally:
+        server.stop()

@@ -557,7 +557,9 @@ def test_lists_read_by_an_older_podmod_are_read_again(lists, pod, state):
     code, output = sync()
 
     assert code == 0 and "version 2 applied (domain-csv)" in output
-    assert "unchanged; version 2 stays in force" in sync()[1]
+    assert (
+        "old: unchanged (not modified since the last sync); version 2 stays in force" in sync()[1]
+    )
 
 
 def test_this_pods_own_list_from_the_command_line(lists, pod, state):

@@ -517,7 +517,9 @@ def test_podmod_scan_runs_what_list_versions_queued_and_scans_one_list_on_demand
 
     again = podmod("scan", "--list", "words", "--json")
     assert json.loads(again.output)[0]["matched"] == 0
-    status = json.loads(podmod("scan", "--status").output)
+    status = json.loads(podmod("scan", "--status", "--json").output)
+    shown = podmod("scan", "--status").output
+    assert "0 new items waiting" in shown and "1 active content match" in shown
     assert status["active_matches"] == 1 and status["pending_batches"] == 0
     assert {run["reason"] for run in status["runs"]} == {"list_version", "list"}
     assert podmod("scan", "--list", "nothing").exit_code == 2

@@ -4,6 +4,7 @@ defences (CSRF, Origin, CSP, cookies, escaping, redirects, rate limits)."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -1064,8 +1065,23 @@ def test_behind_the_pods_nginx_the_prefix_and_https_are_honoured_when_trusted(ma
     )
     assert "Path=/podmod/" in cookie and "Secure" in cookie
 
+
+def test_a_proxy_prefix_that_podmod_does_not_believe_is_explained_on_the_page_and_in_check(
+    make_app, admin, rconn
+):
+    """Without web.trusted_proxies, podmod behind the shipped nginx block would redirect into
+    diaspora*'s URL space and load no CSS: the page says so instead, and so does `podmod check`."""
+    from tests.helpers import podmod
+
     ignoring = make_app(web_trusted_proxies="0").test_client()
-    assert ignoring.get("/", headers=headers).location == "/login?next=/"
+    for path in ("/", "/login"):
+        response = ignoring.get(path, headers={"X-Forwarded-Prefix": "/podmod"})
+        assert response.status_code == 500 and response.location is None
+        assert "web.trusted_proxies" in html(response) and "/podmod" in html(response)
+    assert ignoring.get("/login").status_code == 200  # no proxy header: served as before
+    report = podmod("check", "--json").output
+    [proxy] = [c for c in json.loads(report)["checks"] if c["check"] == "web proxy"]
+    assert proxy["status"] == "warn" and "trusted_proxies = 1" in proxy["detail"]
 
 
 def test_the_ip_from_a_trusted_proxy_is_what_the_audit_log_records(make_app, admin, state):

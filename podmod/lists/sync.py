@@ -197,8 +197,9 @@ def _store(
     )
     if unchanged and not changed:
         status = "not_modified" if result.not_modified else "unchanged"
+        how = " (not modified since the last sync)" if result.not_modified else ""
         return SyncOutcome(
-            name, status, f"unchanged; version {current} stays in force", version=current
+            name, status, f"unchanged{how}; version {current} stays in force", version=current
         )
     if unchanged:
         matched = apply.match_people(config, pod, state, full=True)

@@ -7,6 +7,7 @@ the same app for gunicorn or any other WSGI server.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from datetime import timedelta
@@ -20,8 +21,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from podmod.config import Config, load_config
 from podmod.errors import SchemaOutOfDate, ServiceUnavailable
+from podmod.queue import UNTRUSTED_PROXY_KEY
 from podmod.web import formatting, security
-from podmod.web.services import Services, release_connections
+from podmod.web.services import Services, redis_conn, release_connections
 
 log = logging.getLogger("podmod.web")
 
@@ -70,6 +72,8 @@ def create_app(config: Config | None = None) -> Flask:
     _register_error_pages(app)
 
     proxies = config["web.trusted_proxies"]
+    if not proxies:
+        app.before_request(_refuse_an_unbelieved_proxy)
     if proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app,
@@ -96,6 +100,26 @@ def _refuse_nul() -> None:
         ]
     if any("\x00" in text for text in texts):
         abort(400, "The request holds a NUL character (%00), which podmod does not accept.")
+
+
+def _refuse_an_unbelieved_proxy() -> Any:
+    """A proxy that sends X-Forwarded-Prefix while web.trusted_proxies is 0 (the shipped nginx
+    block before step 3 of the install): every link and redirect would leave the prefix, so
+    explain instead of serving a page that cannot work, and leave a note for `podmod check`."""
+    prefix = request.headers.get("X-Forwarded-Prefix")
+    if prefix is None or request.endpoint in ("health.healthz", "health.prometheus"):
+        return None
+    with contextlib.suppress(redis.RedisError):  # without Redis the page still says it all
+        redis_conn().set(UNTRUSTED_PROXY_KEY, prefix, ex=24 * 3600)
+    return _error_page(500, "podmod does not believe its proxy", untrusted_proxy_advice(prefix))
+
+
+def untrusted_proxy_advice(prefix: str) -> str:
+    return (
+        f"A proxy serves podmod under {prefix} (X-Forwarded-Prefix), but web.trusted_proxies is "
+        "0, so podmod would build its links and redirects without that prefix: set [web] "
+        "trusted_proxies = 1 in podmod.toml and restart podmod serve."
+    )
 
 
 def _error_page(code: int, title: str, message: str) -> tuple[str, int]:
