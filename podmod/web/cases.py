@@ -105,9 +105,9 @@ def _done(case: dict[str, Any], result: actions.ActionResult) -> Response:
         flash(result.message, category)
         return redirect(url_for("cases.show", case_id=case["id"]))
     flash({"text": result.message, "back_to_case": case["id"]}, category)
-    after, _ = queue_page(state_conn(), QueueFilter(), Cursor.of(case), 1)
-    if after:
-        return redirect(url_for("cases.show", case_id=after[0]["id"]))
+    following = queue_page(state_conn(), QueueFilter(), Cursor.of(case), 1, with_total=False)
+    if following.rows:
+        return redirect(url_for("cases.show", case_id=following.rows[0]["id"]))
     return redirect(url_for("queue.index"))
 
 

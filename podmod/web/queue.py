@@ -119,7 +119,7 @@ def _conditions(queue_filter: QueueFilter) -> tuple[list[str], dict[str, Any]]:
 @dataclass(frozen=True)
 class QueuePage:
     rows: list[dict[str, Any]]
-    total: int  # cases of this filter, on every page
+    total: int | None  # cases of this filter, on every page (None when not asked for)
     next: Cursor | None  # where the next page starts, None on the last
     previous: Cursor | None  # the page before starts after this, None when it is the first
     at_start: bool  # this is the first page
@@ -139,6 +139,7 @@ def queue_page(
     limit: int,
     *,
     before: Cursor | None = None,
+    with_total: bool = True,
 ) -> QueuePage:
     """One page of cases in queue order: the one after `after`, or the one before `before`.
 
@@ -166,9 +167,10 @@ def queue_page(
     rows = state.execute(
         f"SELECT * FROM {source} WHERE {where} ORDER BY {order} LIMIT %(limit)s", params
     ).fetchall()
+    total = None
     if rows and queue_filter.search:
         total = rows[0]["total"]
-    else:
+    elif with_total:
         total = state.execute(
             f"SELECT count(*) AS n FROM podmod.cases WHERE {' AND '.join(conditions) or 'true'}",
             params,
