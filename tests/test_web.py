@@ -996,6 +996,26 @@ def test_a_post_without_or_with_a_wrong_csrf_token_is_refused_and_changes_nothin
     )
 
 
+def test_a_note_sent_with_an_out_of_date_token_is_shown_back_not_lost(
+    client, admin, local_case, state
+):
+    _, case_id = local_case
+    signed_in(client, "podmin")
+    note = "Placeholder: checked <b>three</b> posts,\nall spam."
+    refused = client.post(f"/cases/{case_id}/note", data={"csrf_token": "stale", "note": note})
+    assert refused.status_code == 400 and "security token" in html(refused)
+    assert "Placeholder: checked &lt;b&gt;three&lt;/b&gt; posts,\nall spam.</textarea>" in html(
+        refused
+    )
+    assert decisions(state) == []
+
+
+def test_a_failed_sign_in_keeps_the_typed_username(client, admin):
+    page = html(login(client, "PodMin", "not the password"))
+    assert 'value="PodMin"' in page
+    assert re.search(r'id="password"[^>]*autofocus', page)
+
+
 def test_a_post_from_another_origin_is_refused(client, pod, admin, local_case, state):
     author, case_id = local_case
     signed_in(client, "podmin")

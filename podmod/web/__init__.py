@@ -125,7 +125,11 @@ def untrusted_proxy_advice(prefix: str) -> str:
 def _error_page(code: int, title: str, message: str) -> tuple[str, int]:
     if "staff" not in g:
         g.staff = None
-    return render_template("error.html", code=code, title=title, message=message), code
+    kept = g.get("kept_text") or None
+    return (
+        render_template("error.html", code=code, title=title, message=message, kept=kept),
+        code,
+    )
 
 
 def _register_error_pages(app: Flask) -> None:

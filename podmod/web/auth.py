@@ -271,19 +271,21 @@ def login() -> Any:
     limiter = _limiter()
     admission = limiter.admit(username, client_ip(), device)
     if admission.wait:
-        return _too_many("login.html", typed_actor(typed), username, admission.wait, next=next_path)
+        return _too_many(
+            "login.html", typed_actor(typed), username, admission.wait, next=next_path, typed=typed
+        )
     user = pod_db.user_for_sign_in(pod_conn(), username) if username else None
     pepper = services().config["web.pepper"]
     if not password_matches(password, user["encrypted_password"] if user else None, pepper):
         reason = "wrong password" if user else "no such account"
         audit_sign_in(typed_actor(typed), "sign_in_failed", reason)
-        return _refuse("login.html", 401, WRONG_SIGN_IN, next=next_path)
+        return _refuse("login.html", 401, WRONG_SIGN_IN, next=next_path, typed=typed)
     limiter.give_back(admission)
     problem = refusal(user)
     if problem:
         # The password was right, but saying why would confirm it to whoever typed it.
         audit_sign_in(typed_actor(typed), "sign_in_failed", problem, user["user_id"])
-        return _refuse("login.html", 401, WRONG_SIGN_IN, next=next_path)
+        return _refuse("login.html", 401, WRONG_SIGN_IN, next=next_path, typed=typed)
     if user["otp_required"]:
         end_session()
         session["pending"] = open_session(

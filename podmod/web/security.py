@@ -7,7 +7,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import Flask, Response, abort, request, session
+from flask import Flask, Response, abort, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 CONTENT_SECURITY_POLICY = (
@@ -15,6 +15,7 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+KEPT_FIELDS = ("note", "reason")  # the free text of the case page's forms
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -56,6 +57,10 @@ def check_post() -> None:
     sent = request.form.get("csrf_token", "")
     expected = session.get("csrf", "")
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        # What the moderator wrote is not lost with the refused form: the page shows it to copy.
+        g.kept_text = "\n\n".join(
+            request.form[name].strip() for name in KEPT_FIELDS if request.form.get(name, "").strip()
+        )
         abort(
             400,
             "The form's security token is missing or out of date (the session may have ended); "
