@@ -996,6 +996,27 @@ def test_a_post_without_or_with_a_wrong_csrf_token_is_refused_and_changes_nothin
     )
 
 
+def test_the_case_page_shows_a_reported_text_once_and_its_priority_in_words(
+    client, pod, config, admin, state
+):
+    author = pod.person("repeated")
+    text = "A placeholder post reported by three people."
+    report(pod, author, text, "Placeholder: spam", reporters=3)
+    pod.post(author, "An unreported placeholder post.")
+    intake_all(config)
+    signed_in(client, "podmin")
+
+    page = html(client.get(f"/cases/{case_id_of(state, author.handle)}"))
+    assert page.count(text) == 1, page.count(text)
+    assert page.count("the report above") == 2
+    assert "An unreported placeholder post." in page
+    assert "Reported: its text is under Signals above." in page
+    summary = page[page.index('<p class="summary">') :]
+    summary = summary[: summary.index("</p>")]
+    assert "3 reporters · local" in summary and "3 reports" in summary
+    assert "0 list matches" in summary and "0 content matches" in summary
+
+
 def test_a_note_sent_with_an_out_of_date_token_is_shown_back_not_lost(
     client, admin, local_case, state
 ):

@@ -20,7 +20,7 @@ from podmod.web.auth import (
     login_required,
     require_lock_role,
 )
-from podmod.web.queue import Cursor, QueueFilter, queue_page
+from podmod.web.queue import Cursor, QueueFilter, case_facts, queue_page
 from podmod.web.services import pod_conn, services, state_conn
 
 bp = Blueprint("cases", __name__)
@@ -74,9 +74,22 @@ def show(case_id: int) -> str:
         if account is not None:
             posts = pod_db.recent_posts(pod, case["person_id"], RECENT_ITEMS)
             comments = pod_db.recent_comments(pod, case["person_id"], RECENT_ITEMS)
+    first_report: dict[tuple[str, int], int] = {}  # item -> the first report signal shown of it
+    repeats: dict[int, int] = {}  # a later report of the same item -> that first one
+    for signal in page["signals"]:
+        if signal["kind"] == "report" and signal["item_id"] is not None:
+            item = (signal["item_type"], signal["item_id"])
+            if item in first_report:
+                repeats[signal["id"]] = first_report[item]
+            else:
+                first_report[item] = signal["id"]
     return render_template(
         "case.html",
         **page,
+        facts=case_facts(state_conn(), [case["id"]]).get(case["id"]),
+        repeats=repeats,
+        reported_posts={item_id for kind, item_id in first_report if kind == "Post"},
+        reported_comments={item_id for kind, item_id in first_report if kind == "Comment"},
         account=account,
         posts=posts,
         comments=comments,
