@@ -105,10 +105,15 @@ def _reason() -> str | None:
     return text or None
 
 
-def _done(case: dict[str, Any], result: actions.ActionResult) -> Response:
+def _done(
+    case: dict[str, Any], result: actions.ActionResult, *, may_close: bool = True
+) -> Response:
     """Back to the case; or, when this action closed it, on to the next open case in queue order
     (the queue when there is none), with a link back to this one."""
     category = "ok" if result.changed else "info"
+    if not may_close:  # a lock, unlock or note leaves the case as it was: no need to ask
+        flash(result.message, category)
+        return redirect(url_for("cases.show", case_id=case["id"]))
     status = (
         state_conn()
         .execute("SELECT status FROM podmod.cases WHERE id = %s", (case["id"],))
@@ -187,7 +192,7 @@ def _lock(case_id: int, *, close: bool) -> Any:
             )
     except PodmodError as error:
         return _refused(case_id, error)
-    return _done(case, result)
+    return _done(case, result, may_close=close)
 
 
 @bp.route("/cases/<int:case_id>/unlock", methods=["POST"])
@@ -209,7 +214,7 @@ def unlock(case_id: int) -> Response:
         )
     except PodmodError as error:
         return _refused(case_id, error)
-    return _done(case, result)
+    return _done(case, result, may_close=False)
 
 
 def _case_action(case_id: int, action: Any) -> Response:
@@ -261,7 +266,7 @@ def note(case_id: int) -> Response:
         )
     except PodmodError as error:
         return _refused(case_id, error)
-    return _done(case, result)
+    return _done(case, result, may_close=False)
 
 
 @bp.route("/cases/<int:case_id>/signals/<int:signal_id>/not-a-match", methods=["POST"])
