@@ -94,6 +94,32 @@ def test_the_excerpt_shows_the_match_in_context():
     assert len(hit.excerpt) < 100
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Text: a  PlaceHolder\n\tNEEDLE here.", "Text: a PlaceHolder NEEDLE here."),
+        ("Ünïcode Café — PLACEHOLDER Needle ok", "Ünïcode Café — PLACEHOLDER Needle ok"),
+        ("ﬁne ＰＬＡＣＥＨＯＬＤＥＲ needle", "ﬁne ＰＬＡＣＥＨＯＬＤＥＲ needle"),
+    ],
+)
+def test_the_excerpt_is_in_the_text_as_written_not_its_folded_form(text, shown):
+    matcher = Matcher.build([entry("phrase", "placeholder needle")])
+
+    [hit] = matcher.match_text(text)
+
+    assert hit.excerpt == shown
+
+
+def test_an_excerpt_that_cannot_be_traced_to_the_text_falls_back_to_the_folded_form():
+    """Hangul jamo written apart are one syllable once NFKC joins them, so the folded text has
+    fewer characters than the text: the excerpt is the folded one, never a shifted window."""
+    matcher = Matcher.build([entry("phrase", "placeholder needle")])
+
+    [hit] = matcher.match_text("\u1100\u1161 PLACEHOLDER needle")
+
+    assert hit.excerpt == "\uac00 placeholder needle"
+
+
 def test_folding_keeps_ascii_fast_and_equal_to_the_slow_path():
     assert fold("Hello   World\n") == "hello world "
     assert fold("ＡＢＣ Straße") == "abc strasse"

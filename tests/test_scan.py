@@ -121,7 +121,7 @@ def test_a_new_post_with_a_listed_phrase_becomes_a_content_signal_on_its_authors
         }
         == signal
     )
-    assert "placeholder offer" in signal["excerpt"]
+    assert "Get the PLACEHOLDER OFFER today!" in signal["excerpt"]  # as written, not folded
     assert signal["snapshot"].endswith("Get the PLACEHOLDER OFFER today!")
     assert signal["item_guid"]
 

@@ -111,7 +111,7 @@ class Matcher:
         seen: set[Entry] = set()
         folded = textform.fold(text) if text else ""
         if self.automaton is not None and folded:
-            self._phrases(folded, field, hits, seen)
+            self._phrases(folded, field, hits, seen, text or "")
         if self.hashtags and (tags or "#" in folded):
             found = {textform.tag_key(tag) for tag in tags} | textform.hashtags(folded)
             for tag in sorted(found):
@@ -124,7 +124,9 @@ class Matcher:
                 self._link(link, field, hits, seen)
         return hits
 
-    def _phrases(self, folded: str, field: str, hits: list[Hit], seen: set[Entry]) -> None:
+    def _phrases(
+        self, folded: str, field: str, hits: list[Hit], seen: set[Entry], text: str
+    ) -> None:
         size = len(folded)
         for end, number in self.automaton.iter(folded):  # type: ignore[union-attr]
             phrase = self.phrases[number]
@@ -136,7 +138,8 @@ class Matcher:
             for entry in phrase.entries:
                 if entry not in seen:
                     seen.add(entry)
-                    hits.append(Hit(entry, field, excerpt=textform.excerpt(folded, start, end + 1)))
+                    shown = textform.excerpt(folded, start, end + 1, text=text)
+                    hits.append(Hit(entry, field, excerpt=shown))
 
     def _link(self, link: str, field: str, hits: list[Hit], seen: set[Entry]) -> None:
         host, target = textform.split_url(link)

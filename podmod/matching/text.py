@@ -151,12 +151,39 @@ def path_matches(prefix: str, target: str) -> bool:
     return target[len(prefix)] in "/?&#"
 
 
-def excerpt(folded: str, start: int, end: int, context: int = 40) -> str:
-    """The match with some context around it, in folded form, '…' where cut."""
+def excerpt(folded: str, start: int, end: int, context: int = 40, text: str | None = None) -> str:
+    """The match with some context around it, '…' where cut: in the text as it was written (its
+    case, accents and spacing) when `text` is given and its characters can be traced, else in
+    folded form."""
+    span = _traced(text, folded, start, end) if text is not None else None
+    source, (start, end) = (text, span) if span and text is not None else (folded, (start, end))
     left = max(start - context, 0)
-    right = min(end + context, len(folded))
+    right = min(end + context, len(source))
     return (
         ("…" if left > 0 else "")
-        + folded[left:right].strip()
-        + ("…" if right < len(folded) else "")
+        + _collapse(source[left:right].strip())
+        + ("…" if right < len(source) else "")
     )
+
+
+def _traced(text: str, folded: str, start: int, end: int) -> tuple[int, int] | None:
+    """Where folded[start:end] was in `text`: each character folded on its own (a run of white
+    space as one space), its place kept; None when that does not give `folded` back (NFKC joined
+    characters across a boundary), so that an excerpt never shows the wrong words."""
+    origin: list[int] = []  # origin[k]: the index in text of folded[k]
+    pieces: list[str] = []
+    space = False
+    for index, char in enumerate(text):
+        if char.isspace():
+            if not space:
+                pieces.append(" ")
+                origin.append(index)
+            space = True
+            continue
+        space = False
+        piece = char.lower() if char.isascii() else fold(char)
+        pieces.append(piece)
+        origin += [index] * len(piece)
+    if "".join(pieces) != folded or end > len(origin) or start >= end:
+        return None
+    return origin[start], origin[end - 1] + 1
