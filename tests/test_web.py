@@ -774,6 +774,7 @@ def test_a_moderator_cannot_lock_but_can_mark_reviewed(client, pod, moderator, l
     signed_in(client, "moddy")
     page = html(client.get(f"/cases/{case_id}"))
     assert ">Lock account</button>" not in page and "Only a pod admin can lock" in page
+    assert "<strong>Unlock account</strong> here" not in page and "by a pod admin here" in page
     refused = post(client, f"/cases/{case_id}/lock")
     assert refused.status_code == 403 and "web.lock_roles" in html(refused)
     assert post(client, f"/cases/{case_id}/unlock").status_code == 403
