@@ -10,18 +10,15 @@ password of a URL (podmod's own messages never do, a library's or an error's mig
 from __future__ import annotations
 
 import logging
-import re
 import sys
 
-from podmod.redact import masked_url
-
-# C0 and C1 controls but tab, DEL, and the Unicode line and paragraph separators.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+from podmod.redact import CONTROL, masked_url
 
 
 def escaped(text: str) -> str:
-    """The text with control characters written as escapes, on one line."""
-    return _CONTROL.sub(lambda match: match[0].encode("unicode_escape").decode("ascii"), text)
+    """The text with control characters (redact.CONTROL: line breaks, escapes, direction marks)
+    written as escapes, on one line."""
+    return CONTROL.sub(lambda match: match[0].encode("unicode_escape").decode("ascii"), text)
 
 
 class OneLineFormatter(logging.Formatter):

@@ -11,7 +11,7 @@ _USERINFO = re.compile(r"//([^/?#\s]*)@")
 _PASSWORD_PARAMETER = re.compile(r"([?&](?:password|passwd|pass)=)[^&#\s]*", re.IGNORECASE)
 # C0 and C1 controls (ESC, BEL, CSI U+009B ...), DEL, and the line and direction marks that make
 # text read other than it is.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _BREAK = re.compile("[\t\n\r]+")
 
 
@@ -29,4 +29,4 @@ def masked_url(text: str) -> str:
 def printable(text: str) -> str:
     """A server's text (reason phrase, header, body excerpt) fit for a terminal, a log line and a
     page: line breaks and tabs become a space, every other control character is dropped."""
-    return _CONTROL.sub("", _BREAK.sub(" ", text))
+    return CONTROL.sub("", _BREAK.sub(" ", text))

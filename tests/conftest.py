@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -71,15 +72,22 @@ def template_database(services: dict[str, str]) -> Iterator[str]:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@contextmanager
+def database_from(server_url: str, template: str) -> Iterator[str]:
+    """A fresh database copied from `template`, dropped afterwards; its URL."""
+    name = f"podmod_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield database_url(server_url, name)
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def pod_url(services: dict[str, str], template_database: str) -> Iterator[str]:
     """A fresh diaspora* database for this test."""
-    name = f"podmod_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(services["postgres"], autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_database}")
-    yield database_url(services["postgres"], name)
-    with psycopg.connect(services["postgres"], autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with database_from(services["postgres"], template_database) as url:
+        yield url
 
 
 @pytest.fixture

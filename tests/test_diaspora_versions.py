@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import database_url
+from tests.conftest import database_from, database_url
 from tests.test_intake import (  # noqa: F401 (collected again here)
     test_report_of_a_comment_goes_to_the_comment_author_not_the_post_author,
     test_report_of_a_post_opens_a_case_for_its_author_with_a_snapshot,
@@ -67,12 +67,8 @@ def version_templates(services: dict[str, str]) -> Iterator[dict[str, str]]:
 @pytest.fixture(params=VERSIONS)
 def pod_url(request, services: dict[str, str], version_templates: dict[str, str]) -> Iterator[str]:
     """A fresh database of this diaspora* version's complete schema (the suite's pod_url)."""
-    name = f"podmod_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(services["postgres"], autocommit=True) as server:
-        server.execute(f"CREATE DATABASE {name} TEMPLATE {version_templates[request.param]}")
-    yield database_url(services["postgres"], name)
-    with psycopg.connect(services["postgres"], autocommit=True) as server:
-        server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with database_from(services["postgres"], version_templates[request.param]) as url:
+        yield url
 
 
 def test_each_test_here_runs_on_the_complete_schema_of_its_version(pod, request):

@@ -122,6 +122,14 @@ def test_redis_restarted_empty_in_the_middle_of_intake(env, state, pod, tmp_path
     assert_cases_consistent(state)
 
 
+def waiting_on_a_lock(conn) -> int:
+    """How many of podmod's connections to this test's database wait on a lock held here."""
+    return conn.execute(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND application_name LIKE 'podmod-%%' AND datname = current_database()"
+    ).fetchone()["n"]
+
+
 def terminate_podmod_backends(conn) -> int:
     """What a PostgreSQL restart or a network cut does to podmod's connections (to this test's
     database only: other tests share the server)."""
@@ -175,13 +183,7 @@ def test_a_worker_whose_start_up_is_cut_tries_again_and_then_works(env, state, p
             worker = spawn("worker")
             processes.append(worker)
             deadline = time.monotonic() + 60
-            while (
-                time.monotonic() < deadline
-                and not pod.conn.execute(
-                    "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND application_name LIKE 'podmod-%%' AND datname = current_database()"
-                ).fetchone()["n"]
-            ):
+            while time.monotonic() < deadline and not waiting_on_a_lock(pod.conn):
                 assert worker.poll() is None, output_of([worker])
                 time.sleep(0.05)
             assert terminate_podmod_backends(pod.conn) >= 1, (
@@ -221,13 +223,7 @@ def test_connection_cut_during_a_lock_leaves_nothing_half_done_and_says_so(env, 
             text=True,
         )
         deadline = time.monotonic() + 20
-        while (
-            time.monotonic() < deadline
-            and not pod.conn.execute(
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND application_name LIKE 'podmod-%%' AND datname = current_database()"
-            ).fetchone()["n"]
-        ):
+        while time.monotonic() < deadline and not waiting_on_a_lock(pod.conn):
             time.sleep(0.02)
         assert terminate_podmod_backends(pod.conn) >= 1, "the lock never reached its update"
         stdout, stderr = lock.communicate(timeout=20)

@@ -155,8 +155,10 @@ def excerpt(folded: str, start: int, end: int, context: int = 40, text: str | No
     """The match with some context around it, '…' where cut: in the text as it was written (its
     case, accents and spacing) when `text` is given and its characters can be traced, else in
     folded form."""
+    source = folded
     span = _traced(text, folded, start, end) if text is not None else None
-    source, (start, end) = (text, span) if span and text is not None else (folded, (start, end))
+    if text is not None and span is not None:
+        source, (start, end) = text, span
     left = max(start - context, 0)
     right = min(end + context, len(source))
     return (

@@ -74,7 +74,7 @@ def create_app(config: Config | None = None) -> Flask:
     proxies = config["web.trusted_proxies"]
     if not proxies:
         app.before_request(_refuse_an_unbelieved_proxy)
-    if proxies:
+    else:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app,
             x_for=proxies,

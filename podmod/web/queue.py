@@ -73,9 +73,7 @@ class QueueFilter:
         if status not in (*CASE_STATUSES, "all") or where not in ("all", "local", "remote"):
             abort(400, "Unknown filter; use the queue page's own links and buttons.")
         search = args.get("q", "").strip().lower()[:200]
-        if (
-            search.startswith("@") and "@" in search[1:]
-        ):  # "@alice@pod.example", as diaspora* writes
+        if search.startswith("@") and "@" in search[1:]:  # "@alice@pod.example", as in diaspora*
             search = search[1:]
         return cls(status, where, args.get("listed") == "1", search)
 
