@@ -21,7 +21,13 @@ from podmod import pod_db
 from podmod.config import Config
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
-from podmod.store import INGEST_LOCK, outcome, record_audit, resolve_cases_without_pending
+from podmod.store import (
+    INGEST_LOCK,
+    locked_on_case,
+    outcome,
+    record_audit,
+    resolve_cases_without_pending,
+)
 
 
 class ActionRefused(PodmodError):
@@ -450,9 +456,10 @@ def mark_reviewed(
             source=source,
             reason="every report on the case was marked reviewed",
         )
-        status = state.execute(
-            "SELECT status FROM podmod.cases WHERE id = %s", (case_id,)
-        ).fetchone()["status"]
+        closed = state.execute(
+            "SELECT status, resolution FROM podmod.cases WHERE id = %s", (case_id,)
+        ).fetchone()
+        status = closed["status"]
         _record_on_case(
             state,
             case,
@@ -469,7 +476,7 @@ def mark_reviewed(
             f"; case {case_id} stays open for its list or content matches (Dismiss closes it)."
         )
     else:
-        message += f"; case {case_id} is closed: {outcome(status, 'reviewed')}."
+        message += f"; case {case_id} is closed: {outcome(status, closed['resolution'])}."
     return ActionResult("mark_reviewed", _who(case), True, message, case_id)
 
 
@@ -492,24 +499,31 @@ def dismiss_case(
         report_ids, _ = _review_reports(pod, state, case_id, actor)
         if pod is not state:
             pod.commit()
+        # An account locked on this case (and not unlocked) was acted on: the case closes as
+        # locked, recorded as a close, never as "no action needed".
+        locked = locked_on_case(state, case_id)
+        status, resolution = ("resolved", "locked") if locked else ("dismissed", "dismissed")
         state.execute(
-            "UPDATE podmod.cases SET status = 'dismissed', resolution = 'dismissed',"
+            "UPDATE podmod.cases SET status = %s, resolution = %s,"
             " closed_at = now(), updated_at = now() WHERE id = %s",
-            (case_id,),
+            (status, resolution, case_id),
         )
         _record_on_case(
             state,
             case,
-            "dismiss",
+            "close" if locked else "dismiss",
             actor=actor,
             source=source,
             reason=reason,
-            details={**(details or {}), "reports": report_ids},
+            details={**(details or {}), "reports": report_ids}
+            | ({"outcome": "locked"} if locked else {}),
         )
         state.commit()
-    return ActionResult(
-        "dismiss", _who(case), True, f"Case {case_id} ({_who(case)}) is dismissed.", case_id
-    )
+    if locked:
+        message = f"Case {case_id} ({_who(case)}) is closed: locked (its account was locked on it)."
+    else:
+        message = f"Case {case_id} ({_who(case)}) is dismissed."
+    return ActionResult("dismiss", _who(case), True, message, case_id)
 
 
 def lock_and_close(
@@ -585,7 +599,7 @@ def lock_and_close(
         message = f"{account.handle} is now locked and {closed}"
     else:
         message = f"{account.handle} was already locked; {closed}"
-    return ActionResult("lock", account.handle, True, message, case_id)
+    return ActionResult("lock" if locked_now else "close", account.handle, True, message, case_id)
 
 
 def reopen_case(

@@ -92,14 +92,73 @@ REPORTERS = ("alice", "bob", "carol", "dave", "erin")
 
 def history() -> list[tuple[str, str, int, list[str], bool]]:
     """Four weeks of earlier reports, oldest first: (account, host, hours ago, reporters,
-    reviewed); most of the older half was already reviewed in diaspora*'s own page, as on a pod."""
+    reviewed); most of the older half was already reviewed in diaspora*'s own page, as on a pod.
+    Every ninth account is one of this pod's own."""
     rows = []
     for n in range(HISTORY_ACCOUNTS):
         hours = HISTORY_DAYS * 24 - n * (HISTORY_DAYS * 24 - 2) // HISTORY_ACCOUNTS
         reporters = [REPORTERS[(n + k) % len(REPORTERS)] for k in range(1 + n % 3)]
         reviewed = n < HISTORY_ACCOUNTS // 2 and n % 3 != 0
-        rows.append((f"member{n:02d}", HISTORY_HOSTS[n % 4], hours, reporters, reviewed))
+        host = HOST if n % 9 == 4 else HISTORY_HOSTS[n % 4]
+        rows.append((f"member{n:02d}", host, hours, reporters, reviewed))
     return rows
+
+
+DECIDED_AFTER_HOURS = 3  # how long after its first report the demo's moderator decided a case
+DECIDED_BEFORE_DAYS = 5  # cases newer than this are still waiting in the queue
+
+# The history's podmod side, dated as it would have happened: each case opened when its first
+# report came, each report recorded then, each closed case closed (decision, audit row, reports
+# reviewed, the lock in the pod) a few hours later. Runs once, on the demo's fresh database.
+BACKDATE_SQL = """
+UPDATE podmod.signals SET created_at = occurred_at
+WHERE kind = 'report' AND occurred_at < created_at;
+UPDATE podmod.cases c SET created_at = f.first_at
+FROM (SELECT case_id, min(occurred_at) AS first_at FROM podmod.signals GROUP BY case_id) f
+WHERE f.case_id = c.id AND f.first_at < c.created_at - interval '1 day';
+CREATE TEMP TABLE decided ON COMMIT DROP AS
+SELECT id AS case_id, created_at + make_interval(hours => %(after)s) AS at FROM podmod.cases
+WHERE closed_at IS NOT NULL AND created_at < now() - interval '1 day';
+UPDATE podmod.cases c SET closed_at = d.at, updated_at = d.at FROM decided d WHERE d.case_id = c.id;
+UPDATE podmod.signals s SET reviewed_at = d.at
+FROM decided d WHERE d.case_id = s.case_id AND s.reviewed;
+UPDATE podmod.decisions x SET created_at = d.at FROM decided d WHERE d.case_id = x.case_id;
+UPDATE podmod.audit a SET at = d.at FROM decided d WHERE d.case_id = a.case_id;
+UPDATE users u SET locked_at = d.at, updated_at = d.at
+FROM decided d JOIN podmod.decisions x ON x.case_id = d.case_id AND x.action = 'lock'
+JOIN people p ON p.id = x.person_id WHERE u.id = p.owner_id;
+"""
+
+
+def play_history(config_path: Path) -> None:
+    """The demo's moderator at work over the four weeks: of the older cases still open after
+    the first read, this pod's accounts are locked and closed, the others reviewed or dismissed
+    through the action path; then every row is dated as it would have been."""
+    from podmod import actions
+    from podmod.config import load_config
+    from podmod.db import state_connection
+
+    config = load_config(config_path, environ={})
+    moderator = f"moderator@{HOST}"
+    with state_connection(config) as state:
+        open_cases = {
+            row["account"]: row["id"]
+            for row in state.execute("SELECT id, account FROM podmod.cases WHERE status = 'open'")
+        }
+        state.rollback()
+    for n, (username, host, hours, _, _) in enumerate(history()):
+        case_id = open_cases.get(f"{username}@{host}")
+        if case_id is None or hours < DECIDED_BEFORE_DAYS * 24:
+            continue
+        decide = {"config": config, "case_id": case_id, "actor": moderator, "source": "web"}
+        if host == HOST:
+            actions.lock_and_close(**decide, reason="Placeholder: spam account")
+        elif n % 2:
+            actions.dismiss_case(**decide, reason="Placeholder: within the pod's rules")
+        else:
+            actions.mark_reviewed(**decide)
+    with state_connection(config) as state, state.transaction():
+        psycopg.ClientCursor(state).execute(BACKDATE_SQL, {"after": DECIDED_AFTER_HOURS})
 
 
 def devise_hash(password: str) -> str:
@@ -160,8 +219,17 @@ def build_community(url: str, password: str) -> None:
             " %s)",
             (comment, users["alice"]),
         )
+        unusable = devise_hash(secrets.token_urlsafe(16))  # history's own accounts never sign in
         for username, host, hours, reporters, reviewed in history():
-            person = _person(conn, f"{username}@{host}")
+            owner = None
+            if host == HOST:
+                owner = conn.execute(
+                    "INSERT INTO users (username, email, encrypted_password, created_at,"
+                    " updated_at, getting_started) VALUES (%s, %s, %s,"
+                    " now() - make_interval(days => 60), now(), false) RETURNING id",
+                    (username, f"{username}@mail.example", unusable),
+                ).fetchone()[0]
+            person = _person(conn, f"{username}@{host}", owner_id=owner)
             post = conn.execute(
                 "INSERT INTO posts (author_id, public, guid, type, text, created_at, updated_at)"
                 " VALUES (%s, true, %s, 'StatusMessage', %s, now() - make_interval(hours => %s),"
@@ -244,7 +312,10 @@ def _lock(directory: Path) -> TextIO:
     return handle
 
 
-def _podmod(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+def _podmod(
+    *args: str, env: dict[str, str], check: bool = True, log: Path | None = None
+) -> subprocess.CompletedProcess:
+    """Run a podmod command to its end; with `log`, its log lines are appended there too."""
     result = subprocess.run(
         [sys.executable, "-m", "podmod.cli", *args],
         env=env,
@@ -252,6 +323,9 @@ def _podmod(*args: str, env: dict[str, str], check: bool = True) -> subprocess.C
         text=True,
         timeout=300,
     )
+    if log is not None:
+        with log.open("a") as out:
+            out.write(result.stdout + result.stderr)
     if check and result.returncode != 0:
         raise RuntimeError(f"podmod {' '.join(args)} failed: {result.stdout}{result.stderr}")
     return result
@@ -329,6 +403,10 @@ def start(directory: Path, *, port: int | None, keep: bool, echo=print) -> Demo:
         config_path.write_text("\n".join(text) + "\n")
     _podmod("init", env=env)
     _podmod("lists", "sync", env=env)
+    if fresh:  # the four weeks of history, read and decided before anyone signs in
+        _podmod("read", "--once", env=env, log=directory / "podmod.log")
+        _podmod("worker", "--burst", env=env, log=directory / "podmod.log")
+        play_history(config_path)
     log = (directory / "podmod.log").open("a")
     commands = [["read", "--wait"], ["worker"]]
     web = _has_web()

@@ -128,6 +128,21 @@ def record_audit(
     )
 
 
+# The case `c`'s account was locked while the case was open and is not unlocked since: closing
+# such a case, however it is closed, records the outcome `locked`, not "no action".
+LOCKED_ON_CASE = (
+    "coalesce((SELECT d.action = 'lock' FROM podmod.decisions d WHERE d.case_id = c.id"
+    " AND d.action IN ('lock', 'unlock') ORDER BY d.id DESC LIMIT 1), false)"
+)
+
+
+def locked_on_case(state: psycopg.Connection, case_id: int) -> bool:
+    """Whether the case's account was locked on this case and not unlocked since."""
+    return state.execute(
+        f"SELECT {LOCKED_ON_CASE} AS locked FROM podmod.cases c WHERE c.id = %s", (case_id,)
+    ).fetchone()["locked"]
+
+
 def resolve_cases_without_pending(
     state: psycopg.Connection,
     case_ids: list[int],
@@ -138,9 +153,11 @@ def resolve_cases_without_pending(
     reason: str = "every report on the case was marked reviewed in diaspora*",
 ) -> int:
     """Close open cases among these that have no pending report and no active list or content
-    match; each closure is audited. Runs inside the caller's transaction."""
+    match, as `resolution` (as `locked` where the account was locked on the case); each closure
+    is audited. Runs inside the caller's transaction."""
     rows = state.execute(
-        "UPDATE podmod.cases SET status = 'resolved', resolution = %s,"
+        "UPDATE podmod.cases c SET status = 'resolved',"
+        f" resolution = CASE WHEN {LOCKED_ON_CASE} THEN 'locked' ELSE %s END,"
         " closed_at = now(), updated_at = now()"
         " WHERE id = ANY(%s) AND status = 'open' AND pending_report_count = 0"
         " AND list_match_count = 0 AND content_match_count = 0 RETURNING id, account",

@@ -224,3 +224,59 @@ def test_lock_and_close_of_an_account_locked_already_closes_the_case_as_locked(c
     assert (case["status"], case["resolution"]) == ("resolved", "locked")
     rows = state.execute("SELECT action FROM podmod.decisions ORDER BY id").fetchall()
     assert [r["action"] for r in rows] == ["lock", "close"]  # one lock, never two
+    assert result.action == "close"
+
+
+def test_lock_then_mark_reviewed_closes_the_case_as_locked_not_as_no_action(config, state, pod):
+    case_id = reported_case(config, pod)
+    actions.lock_account(config, handle="spammer", actor="mod", source="web", reason="spam")
+
+    result = actions.mark_reviewed(config, case_id=case_id, actor="mod", source="web")
+
+    assert result.message.endswith(f"case {case_id} is closed: locked."), result.message
+    case = state.execute("SELECT * FROM podmod.cases WHERE id = %s", (case_id,)).fetchone()
+    assert (case["status"], case["resolution"]) == ("resolved", "locked")
+
+
+def test_lock_unlock_then_mark_reviewed_is_reviewed_with_no_action(config, state, pod):
+    case_id = reported_case(config, pod)
+    actions.lock_account(config, handle="spammer", actor="mod", source="web", reason="spam")
+    actions.unlock_account(config, handle="spammer", actor="mod", source="web", reason="mistake")
+
+    result = actions.mark_reviewed(config, case_id=case_id, actor="mod", source="web")
+
+    said = result.message
+    assert said.endswith(f"case {case_id} is closed: reviewed, no action."), said
+    case = state.execute("SELECT * FROM podmod.cases WHERE id = %s", (case_id,)).fetchone()
+    assert (case["status"], case["resolution"]) == ("resolved", "reviewed")
+
+
+def test_dismissing_a_case_whose_account_was_locked_on_it_records_locked_not_dismissed(
+    config, state, pod
+):
+    case_id = reported_case(config, pod)
+    actions.lock_account(config, handle="spammer", actor="mod", source="web", reason="spam")
+
+    result = actions.dismiss_case(config, case_id=case_id, actor="mod", source="web")
+
+    assert result.message == (
+        f"Case {case_id} (spammer@pod.example) is closed: locked (its account was locked on it)."
+    )
+    case = state.execute("SELECT * FROM podmod.cases WHERE id = %s", (case_id,)).fetchone()
+    assert (case["status"], case["resolution"]) == ("resolved", "locked")
+    rows = state.execute("SELECT action, details FROM podmod.decisions ORDER BY id").fetchall()
+    assert [r["action"] for r in rows] == ["lock", "close"]
+    assert rows[-1]["details"]["outcome"] == "locked"
+
+
+def test_a_lock_then_reports_reviewed_in_diaspora_close_the_case_as_locked(config, state, pod):
+    from tests.helpers import intake_all
+
+    case_id = reported_case(config, pod)
+    actions.lock_account(config, handle="spammer", actor="mod", source="cli", reason="spam")
+    pod.conn.execute("UPDATE reports SET reviewed = true")  # diaspora*'s own report page
+
+    intake_all(config)
+
+    case = state.execute("SELECT * FROM podmod.cases WHERE id = %s", (case_id,)).fetchone()
+    assert (case["status"], case["resolution"]) == ("resolved", "locked")

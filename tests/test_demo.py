@@ -110,7 +110,21 @@ def test_the_demo_shows_four_weeks_of_a_pod_and_a_second_demo_leaves_it_running(
         if s["kind"] == "report"
     ]
     assert (max(reported) - min(reported)).days >= 27
-    assert {"open", "resolved"} <= {case["status"] for case in shown}
+    assert {"open", "resolved", "dismissed"} <= {case["status"] for case in shown}
+    # The cases opened, and were decided, over the four weeks, not all today.
+    opened = [datetime.fromisoformat(case["created_at"]) for case in shown]
+    assert (max(opened) - min(opened)).days >= 27
+    [locked] = [
+        c for c in shown if c["outcome"] == "locked" and c["account"] == "member31@demo.pod.example"
+    ]
+    page = json.loads(running.podmod("case", "show", str(locked["id"]), "--json").stdout)
+    [decision] = page["decisions"]
+    assert decision["action"] == "lock" and decision["actor"] == "moderator@demo.pod.example"
+    decided = datetime.fromisoformat(decision["at"])
+    assert (datetime.now(decided.tzinfo) - decided).days >= 10
+    assert page["account_state"]["locked"]
+    still_open = [c for c in shown if c["status"] == "open"]
+    assert len(still_open) >= 10, [c["account"] for c in still_open]
 
     def logged_at_info() -> str | None:
         text = (running.directory / "podmod.log").read_text()

@@ -372,7 +372,16 @@ def test_lock_policy_locks_local_matches_never_staff_never_remote(lists, pod, st
         "list": "lockme",
         "version": "1",
         "entry": "account:spammer@pod.example",
+        "outcome": "locked",
+        "reports": [],
     }
+    # The list's policy decided the case: it is closed as locked, not left in the queue.
+    assert sorted((c["account"], c["status"]) for c in cases_json("all")) == [
+        ("boss@pod.example", "open"),
+        ("mod@pod.example", "open"),
+        ("remote@far.example", "open"),
+        ("spammer@pod.example", "resolved"),
+    ]
     # Another sync neither locks again nor repeats the refusals.
     assert "locked" not in sync()[1]
     assert (
@@ -381,6 +390,46 @@ def test_lock_policy_locks_local_matches_never_staff_never_remote(lists, pod, st
         ).fetchone()["n"]
         == 3
     )
+
+
+def test_lock_policy_closes_the_open_case_as_locked_and_marks_its_reports_reviewed(
+    lists, pod, state
+):
+    spammer = pod.person("spammer")
+    post = pod.post(spammer, "A placeholder post.")
+    pod.report(pod.person("reporter"), "Post", post, "Placeholder: spam")
+    read_once(load_config())
+    drain(load_config())
+    lists.write("lockme", ["account,spammer@pod.example,spam,"])
+    lists.subscribe("lockme", policy="lock")
+
+    assert "locked spammer@pod.example" in sync()[1]
+
+    [case] = state.execute("SELECT status, resolution FROM podmod.cases").fetchall()
+    assert (case["status"], case["resolution"]) == ("resolved", "locked")
+    assert pod.conn.execute("SELECT bool_and(reviewed) AS b FROM reports").fetchone()["b"]
+    assert [r["action"] for r in state.execute("SELECT action FROM podmod.decisions")] == ["lock"]
+
+
+def test_lock_policy_locks_an_account_whose_case_was_dismissed_and_leaves_the_case_closed(
+    lists, pod, state
+):
+    spammer = pod.person("spammer")
+    post = pod.post(spammer, "A placeholder post.")
+    pod.report(pod.person("reporter"), "Post", post, "Placeholder: spam")
+    read_once(load_config())
+    drain(load_config())
+    [case] = cases_json("open")
+    assert podmod("case", "dismiss", str(case["id"]), "--reason", "fine").exit_code == 0
+    lists.write("lockme", ["account,spammer@pod.example,spam,"])
+    lists.subscribe("lockme", policy="lock")
+
+    assert "locked spammer@pod.example" in sync()[1]
+
+    assert is_locked(pod, "spammer")
+    assert "locked" not in sync()[1]  # once
+    decisions = [r["action"] for r in state.execute("SELECT action FROM podmod.decisions")]
+    assert decisions == ["dismiss", "lock"]
 
 
 def test_lock_policy_respects_a_moderator_who_unlocked_the_account(lists, pod):

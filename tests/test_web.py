@@ -22,7 +22,7 @@ from podmod.config import Config, load_config
 from podmod.web import create_app
 from podmod.web.queue import Cursor
 from tests.diaspora_pod import DiasporaPod, Person, devise_hash
-from tests.helpers import intake_all
+from tests.helpers import intake_all, podmod
 
 PASSWORD = "placeholder password 1"
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
@@ -1580,6 +1580,23 @@ def test_lock_and_close_locks_closes_and_goes_to_the_next_case_with_a_link_back(
     closed = html(client.get(f"/cases/{cases['spammer']}"))
     assert "closed: locked" in closed and "2 reporters" in closed
     assert ">Reopen</button>" in closed and ">Lock and close</button>" not in closed
+
+
+def test_a_case_whose_account_is_locked_already_closes_as_locked_in_one_click(
+    client, pod, config, admin, state
+):
+    cases = three_cases(pod, config, state)
+    podmod("lock", "spammer@pod.example", "--reason", "placeholder spam")
+    signed_in(client, "podmin")
+    page = html(client.get(f"/cases/{cases['spammer']}"))
+    assert ">Close as locked</button>" in page and ">Lock and close</button>" not in page
+
+    response = post(client, f"/cases/{cases['spammer']}/lock-and-close")
+
+    assert response.status_code == 302 and response.location == f"/cases/{cases['next']}"
+    assert "spammer@pod.example was already locked" in flash_of(html(client.get(response.location)))
+    assert [d["action"] for d in decisions(state)] == ["lock", "close"]
+    assert "closed: locked" in html(client.get(f"/cases/{cases['spammer']}"))
 
 
 def test_the_last_case_closed_goes_back_to_the_queue(client, pod, config, admin, state):

@@ -306,7 +306,8 @@ def match_people(
 
 # A match locks when its list's policy is lock, or its entry has one of a review list's lock_labels.
 LOCK_CANDIDATES_SQL = """
-SELECT DISTINCT ON (s.person_id) s.person_id, s.case_id, s.created_at, l.name AS list,
+SELECT DISTINCT ON (s.person_id) s.person_id, s.case_id, c.status = 'open' AS case_open,
+       s.created_at, l.name AS list,
        s.details ->> 'version' AS version, s.details ->> 'entry' AS entry
 FROM podmod.signals s
 JOIN podmod.lists l ON l.id = s.list_id AND l.policy IN ('lock', 'review')
@@ -320,14 +321,16 @@ WHERE s.kind = 'list' AND s.retracted_at IS NULL
       SELECT 1 FROM podmod.decisions d
       WHERE d.person_id = s.person_id AND d.created_at >= s.created_at
         AND (d.action = 'unlock'
-             OR (d.action IN ('lock', 'lock_refused') AND d.source = 'list:' || l.name)))
+             OR (d.action IN ('lock', 'close', 'lock_refused') AND d.source = 'list:' || l.name)))
 ORDER BY s.person_id, s.id
 """
 
 
 def carry_out_lock_policies(config: Config, state: psycopg.Connection) -> list[str]:
     """Lock local accounts matched by a `lock` list, through the action path; never an admin or a
-    moderator. Returns the handles locked now."""
+    moderator. An open case of the account is closed as locked with its reports marked reviewed
+    (lock and close: the list's policy decided it); a closed one is left closed. Returns the
+    handles locked now."""
     candidates = state.execute(LOCK_CANDIDATES_SQL).fetchall()
     state.commit()
     locked = []
@@ -337,18 +340,20 @@ def carry_out_lock_policies(config: Config, state: psycopg.Connection) -> list[s
             "version": candidate["version"],
             "entry": candidate["entry"],
         }
+        arguments = {
+            "actor": f"list:{candidate['list']}",
+            "source": f"list:{candidate['list']}",
+            "case_id": candidate["case_id"],
+            "reason": f"matched {candidate['entry']} in list {candidate['list']} "
+            f"(version {candidate['version']}) whose policy is lock",
+            "details": details,
+            "confirm_staff": False,
+        }
         try:
-            result = actions.lock_account(
-                config,
-                person_id=candidate["person_id"],
-                actor=f"list:{candidate['list']}",
-                source=f"list:{candidate['list']}",
-                case_id=candidate["case_id"],
-                reason=f"matched {candidate['entry']} in list {candidate['list']} "
-                f"(version {candidate['version']}) whose policy is lock",
-                details=details,
-                confirm_staff=False,
-            )
+            if candidate["case_open"]:
+                result = actions.lock_and_close(config, **arguments)
+            else:
+                result = actions.lock_account(config, person_id=candidate["person_id"], **arguments)
         except actions.ActionRefused as refusal:
             # An admin, a moderator: never locked by a list. Recorded once, visibly.
             log.warning("lock policy of list %s not carried out: %s", candidate["list"], refusal)
@@ -363,6 +368,6 @@ def carry_out_lock_policies(config: Config, state: psycopg.Connection) -> list[s
                 details=details,
             )
             continue
-        if result.changed:
+        if result.action == "lock" and result.changed:
             locked.append(result.account)
     return locked
