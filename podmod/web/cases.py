@@ -6,6 +6,7 @@ the decision and the audit row are written in one transaction there, never here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
@@ -129,6 +130,29 @@ def _done(
     return redirect(url_for("queue.index"))
 
 
+def _act(
+    case: dict[str, Any],
+    action: Callable[..., actions.ActionResult],
+    *args: Any,
+    may_close: bool = True,
+    **arguments: Any,
+) -> Response:
+    """Carry out one action of the case page as the signed-in staff member, through the action
+    path: a refusal comes back as a message on the case, a result as `_done` says."""
+    try:
+        result = action(
+            services().config,
+            *args,
+            actor=actor(),
+            source="web",
+            details=action_details(),
+            **arguments,
+        )
+    except PodmodError as error:
+        return _refused(case["id"], error)
+    return _done(case, result, may_close=may_close)
+
+
 def _refused(case_id: int, error: PodmodError) -> Response:
     if isinstance(error, actions.CaseNotFound):
         abort(404, str(error))
@@ -175,24 +199,16 @@ def _lock(case_id: int, *, close: bool) -> Any:
                 close=close,
             )
     arguments = {
-        "actor": actor(),
-        "source": "web",
         "reason": _reason(),
         "case_id": case_id,
-        "details": action_details(),
         "confirm_staff": confirmed,
         "actor_person_id": g.staff.person_id,
     }
-    try:
-        if close:
-            result = actions.lock_and_close(services().config, **arguments)
-        else:
-            result = actions.lock_account(
-                services().config, person_id=case["person_id"], **arguments
-            )
-    except PodmodError as error:
-        return _refused(case_id, error)
-    return _done(case, result, may_close=close)
+    if close:
+        return _act(case, actions.lock_and_close, **arguments)
+    return _act(
+        case, actions.lock_account, may_close=False, person_id=case["person_id"], **arguments
+    )
 
 
 @bp.route("/cases/<int:case_id>/unlock", methods=["POST"])
@@ -202,35 +218,18 @@ def unlock(case_id: int) -> Response:
     case = load_case(case_id)
     if case["person_id"] is None:
         abort(400, "The author of this case is unknown; nothing to unlock.")
-    try:
-        result = actions.unlock_account(
-            services().config,
-            person_id=case["person_id"],
-            actor=actor(),
-            source="web",
-            reason=_reason(),
-            case_id=case_id,
-            details=action_details(),
-        )
-    except PodmodError as error:
-        return _refused(case_id, error)
-    return _done(case, result, may_close=False)
+    return _act(
+        case,
+        actions.unlock_account,
+        may_close=False,
+        person_id=case["person_id"],
+        reason=_reason(),
+        case_id=case_id,
+    )
 
 
-def _case_action(case_id: int, action: Any) -> Response:
-    case = load_case(case_id)
-    try:
-        result = action(
-            services().config,
-            case_id=case_id,
-            actor=actor(),
-            source="web",
-            reason=_reason(),
-            details=action_details(),
-        )
-    except PodmodError as error:
-        return _refused(case_id, error)
-    return _done(case, result)
+def _case_action(case_id: int, action: Callable[..., actions.ActionResult]) -> Response:
+    return _act(load_case(case_id), action, case_id=case_id, reason=_reason())
 
 
 @bp.route("/cases/<int:case_id>/review", methods=["POST"])
@@ -254,19 +253,13 @@ def reopen(case_id: int) -> Response:
 @bp.route("/cases/<int:case_id>/note", methods=["POST"])
 @login_required
 def note(case_id: int) -> Response:
-    case = load_case(case_id)
-    try:
-        result = actions.add_note(
-            services().config,
-            case_id=case_id,
-            actor=actor(),
-            source="web",
-            text=request.form.get("note", "")[:MAX_REASON],
-            details=action_details(),
-        )
-    except PodmodError as error:
-        return _refused(case_id, error)
-    return _done(case, result, may_close=False)
+    return _act(
+        load_case(case_id),
+        actions.add_note,
+        may_close=False,
+        case_id=case_id,
+        text=request.form.get("note", "")[:MAX_REASON],
+    )
 
 
 @bp.route("/cases/<int:case_id>/signals/<int:signal_id>/not-a-match", methods=["POST"])
@@ -283,19 +276,13 @@ def not_a_match(case_id: int, signal_id: int) -> Response:
     )
     if owner is None or owner["case_id"] != case_id:
         abort(404, f"Case {case_id} has no signal {signal_id}.")
-    try:
-        result = actions.mark_not_a_match(
-            services().config,
-            signal_id=signal_id,
-            actor=actor(),
-            source="web",
-            reason=_reason(),
-            whole_account=request.form.get("whole_account") == "yes",
-            details=action_details(),
-        )
-    except PodmodError as error:
-        return _refused(case_id, error)
-    return _done(case, result)
+    return _act(
+        case,
+        actions.mark_not_a_match,
+        signal_id=signal_id,
+        reason=_reason(),
+        whole_account=request.form.get("whole_account") == "yes",
+    )
 
 
 def _pod_list_value(case: dict[str, Any]) -> str:
@@ -328,20 +315,8 @@ def remove_from_pod_list(case_id: int) -> Response:
     return _pod_list_action(case_id, actions.remove_from_pod_list)
 
 
-def _pod_list_action(case_id: int, action: Any, **extra: Any) -> Response:
+def _pod_list_action(
+    case_id: int, action: Callable[..., actions.ActionResult], **extra: Any
+) -> Response:
     case = load_case(case_id)
-    value = _pod_list_value(case)
-    try:
-        result = action(
-            services().config,
-            value,
-            reason=_reason(),
-            actor=actor(),
-            source="web",
-            case_id=case_id,
-            details=action_details(),
-            **extra,
-        )
-    except PodmodError as error:
-        return _refused(case_id, error)
-    return _done(case, result)
+    return _act(case, action, _pod_list_value(case), reason=_reason(), case_id=case_id, **extra)
