@@ -15,7 +15,7 @@ Three ways content is scanned, each durable in PostgreSQL (podmod.durable) and s
 The modules, in the order content goes through them: `entries` (the matcher compiled from the
 entries in force), `items` (the pod's rows read and matched), `photos` (photo files and downloads
 hashed), `signals` (matches stored on cases, and retracted), `batches` and `runs` (the durable
-work and its jobs), `status` (what is waiting).
+work and its jobs), `overview` (what is waiting).
 
 A (list, entry, item) is one active signal (a unique index); what a moderator marked "not a match"
 and accounts on an allowlist are left out; entries that leave a list retract their signals.
@@ -32,6 +32,7 @@ from podmod.scan.batches import (
 )
 from podmod.scan.entries import ScanWorker, enabled_pairs, load_matcher, matcher_for
 from podmod.scan.items import ITEM_TYPES, Found, Scanned, match_rows, scan_items
+from podmod.scan.overview import status
 from podmod.scan.photos import hash_photos
 from podmod.scan.runs import (
     RUN_LOCK_CLASS,
@@ -47,7 +48,6 @@ from podmod.scan.runs import (
     scan_run,
 )
 from podmod.scan.signals import retract_stale, store_found
-from podmod.scan.status import status
 
 __all__ = [
     "BATCH_LOCK_CLASS",

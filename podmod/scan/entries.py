@@ -36,6 +36,7 @@ def enabled_pairs(config: Config) -> tuple[list[str], list[str]]:
 
 
 def tables_for(kinds: Iterable[str]) -> list[str]:
+    """The pod's tables that entries of these kinds are matched against."""
     kinds = set(kinds)
     tables: list[str] = []
     if kinds & set(TEXT_KINDS):
