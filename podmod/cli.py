@@ -149,7 +149,8 @@ def read(ctx: click.Context, once: bool, wait: bool) -> None:
 def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
     """Run an RQ worker for podmod's queues (start as many as you like, on any host)."""
     from podmod import queue, store
-    from podmod.db import state_connection, through_outages
+    from podmod.db import state_connection
+    from podmod.durable import through_outages
     from podmod.scan import ScanWorker
 
     config = get_config(ctx)

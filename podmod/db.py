@@ -7,19 +7,15 @@ is why no statement ever joins diaspora's tables with podmod's.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
-from typing import TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
 
 from podmod.config import Config
-from podmod.errors import ServiceUnavailable, first_line
+from podmod.errors import ServiceUnavailable
 from podmod.redact import masked_url
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def describe_url(url: str) -> str:
@@ -99,38 +95,3 @@ def connection_lost(error: BaseException) -> bool:
         return False
     sqlstate = getattr(error, "sqlstate", None)
     return sqlstate is None or sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
-
-
-def through_outages(
-    work: Callable[[], T],
-    *,
-    name: str,
-    give_up_after: float,
-    max_pause: float = 2.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """Run idempotent `work` (which opens its own connections) until it succeeds, starting it
-    again whenever the database connection is lost, with a pause growing from 0.5 s to `max_pause`;
-    after `give_up_after` seconds of outage the last error is raised. Other errors are raised at
-    once.
-
-    A job that fails on a lost connection would otherwise burn its retries (RQ waits 2, 10, then
-    60 s) and then the reader's back-off, so a backlog could sit idle for minutes after PostgreSQL
-    came back; this way it resumes within `max_pause` of the database answering again.
-    """
-    started = time.monotonic()
-    pause = 0.5
-    while True:
-        try:
-            return work()
-        except Exception as error:
-            if not connection_lost(error) or time.monotonic() - started >= give_up_after:
-                raise
-            log.warning(
-                "%s: the database connection was lost (%s); trying again in %.1f s",
-                name,
-                first_line(error),
-                pause,
-            )
-            sleep(pause)
-            pause = min(pause * 2, max_pause)

@@ -1,7 +1,7 @@
 """Report intake: the reader's pass (pod reports → durable batches → RQ jobs) and the ingest job
 (batch → cases and signals), plus the sync of reports marked reviewed in diaspora*'s own page.
 
-Exactly once, by construction:
+Exactly once, by construction (the mechanism is podmod.durable's, as for content scanning):
 - a batch is written to `podmod.intake_batches` (with the watermark) before its job is enqueued,
   and marked done in the same transaction that stores its signals;
 - each report is at most one signal (unique index), so a job that runs twice adds nothing;
@@ -16,13 +16,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import psycopg
 import redis
-from rq.job import JobStatus
 
-from podmod import pod_db, queue, scan
+from podmod import durable, pod_db, queue, scan
 from podmod.config import Config
 from podmod.errors import PodmodError, ServiceUnavailable
 from podmod.store import INGEST_LOCK, require_current_schema, resolve_cases_without_pending
@@ -32,8 +30,18 @@ log = logging.getLogger("podmod.intake")
 READER_LOCK = 0x706D7264  # one reader at a time (session advisory lock on the state database)
 BATCH_LOCK_CLASS = 0x706D62  # (class, batch id): held by the worker that is ingesting that batch
 WATERMARK = "reports"
-MAX_GAP = 1000  # a larger hole in report ids is history, not transactions still in flight
 BATCHES_PER_PASS = 100
+
+# The durable work of intake: batches of report ids, each stored by one ingest job.
+INTAKE_BATCHES = durable.Kind(
+    table="intake_batches",
+    lock_class=BATCH_LOCK_CLASS,
+    queue="ingest",
+    job_function=queue.INGEST_JOB,
+    job_id_prefix="ingest-batch",
+    description="ingest report batch {id}",
+)
+REPORTS = durable.Feed(WATERMARK, gap_table="intake_gaps", gap_column="report_id")
 
 
 @dataclass
@@ -67,21 +75,7 @@ def acquire_reader_lock(state: psycopg.Connection, *, wait: bool) -> bool:
 
 
 def _watermark(state: psycopg.Connection) -> int:
-    row = state.execute(
-        "SELECT value FROM podmod.watermarks WHERE name = %s", (WATERMARK,)
-    ).fetchone()
-    return row["value"] if row else 0
-
-
-def _holes(previous: int, ids: list[int]) -> list[int]:
-    """Ids between the old watermark and the highest id read that were not there."""
-    holes: list[int] = []
-    expected = previous + 1
-    for report_id in ids:
-        if report_id > expected and report_id - expected <= MAX_GAP:
-            holes.extend(range(expected, report_id))
-        expected = report_id + 1
-    return holes
+    return durable.watermark(state, WATERMARK) or 0
 
 
 def collect_new_reports(
@@ -92,43 +86,21 @@ def collect_new_reports(
     batch_size = config["reader.batch_size"]
     watermark = _watermark(state)
     new_ids = pod_db.report_ids_after(pod, watermark, batch_size * BATCHES_PER_PASS)
-    gap_ids = [
-        row["report_id"]
-        for row in state.execute("SELECT report_id FROM podmod.intake_gaps ORDER BY report_id")
-    ]
-    filled = pod_db.existing_report_ids(pod, gap_ids)
+    filled = pod_db.existing_report_ids(pod, durable.gaps(state, REPORTS))
     pod.rollback()  # never hold a snapshot open on the pod's database between passes
 
     with state.transaction():
-        holes = _holes(watermark, new_ids)
-        if holes:
-            state.execute(
-                "INSERT INTO podmod.intake_gaps (report_id) SELECT unnest(%s::integer[])"
-                " ON CONFLICT DO NOTHING",
-                (holes,),
-            )
-        if filled:
-            state.execute("DELETE FROM podmod.intake_gaps WHERE report_id = ANY(%s)", (filled,))
-        expired = state.execute(
-            "DELETE FROM podmod.intake_gaps WHERE first_seen_at < now() - make_interval(secs => %s)"
-            " RETURNING report_id",
-            (config["reader.gap_timeout"],),
-        ).fetchall()
+        durable.watch_gaps(state, REPORTS, durable.holes(watermark, new_ids))
+        durable.fill_gaps(state, REPORTS, filled)
+        expired = durable.expire_gaps(state, REPORTS.gap_table, config["reader.gap_timeout"])
         if expired:
-            log.info("gave up waiting for %d missing report ids", len(expired))
+            log.info("gave up waiting for %d missing report ids", expired)
         to_batch = filled + new_ids
-        for start in range(0, len(to_batch), batch_size):
-            chunk = to_batch[start : start + batch_size]
-            row = state.execute(
-                "INSERT INTO podmod.intake_batches (report_ids) VALUES (%s) RETURNING id", (chunk,)
-            ).fetchone()
-            result.new_batches.append(row["id"])
+        result.new_batches = durable.record_batches(
+            state, INTAKE_BATCHES, "report_ids", to_batch, batch_size
+        )
         if new_ids:
-            state.execute(
-                "INSERT INTO podmod.watermarks (name, value) VALUES (%s, %s)"
-                " ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = now()",
-                (WATERMARK, new_ids[-1]),
-            )
+            durable.set_watermark(state, WATERMARK, new_ids[-1])
         result.gaps_open = state.execute("SELECT count(*) AS n FROM podmod.intake_gaps").fetchone()[
             "n"
         ]
@@ -174,74 +146,13 @@ def reconcile(pod: psycopg.Connection, state: psycopg.Connection) -> int:
         above = up_to
     if missing:
         with state.transaction():
-            state.execute(
-                "INSERT INTO podmod.intake_gaps (report_id) SELECT unnest(%s::integer[])"
-                " ON CONFLICT DO NOTHING",
-                (missing,),
-            )
+            durable.watch_gaps(state, REPORTS, missing)
         log.warning(
             "reconcile: %d reports below the watermark had not reached podmod (late commits); "
             "ingesting them now",
             len(missing),
         )
     return len(missing)
-
-
-def enqueue_pending_batches(
-    config: Config, state: psycopg.Connection, rconn: redis.Redis
-) -> list[int]:
-    """Enqueue every undone batch whose job is missing, failed for good, or whose worker died."""
-    batches = state.execute(
-        "SELECT id, attempts, enqueued_at, now() - coalesce(enqueued_at, created_at) AS waited"
-        " FROM podmod.intake_batches WHERE done_at IS NULL ORDER BY id"
-    ).fetchall()
-    state.commit()
-    if not batches:
-        return []
-    grace = config["reader.restart_grace"]
-    statuses = queue.job_statuses(
-        rconn, [queue.ingest_job_id(config, b["id"]) for b in batches], grace=grace
-    )
-    to_enqueue = []
-    for batch, (status, job) in zip(batches, statuses, strict=True):
-        waited = batch["waited"].total_seconds()
-        if status in queue.LIVE_STATUSES:
-            continue
-        if status == JobStatus.STARTED:
-            started = job.started_at.replace(tzinfo=UTC) if job and job.started_at else None
-            running_for = (datetime.now(UTC) - started).total_seconds() if started else waited
-            if running_for < grace or _batch_is_being_worked(state, batch["id"]):
-                continue
-        elif status is not None and batch["enqueued_at"] is not None:
-            # Finished without marking the batch done, or failed after its retries: back off.
-            backoff = grace * 2 ** min(batch["attempts"], 8)
-            if waited < backoff:
-                continue
-        to_enqueue.append(batch["id"])
-    for batch_id in to_enqueue:
-        queue.enqueue_ingest(config, rconn, batch_id)
-    if to_enqueue:
-        state.execute(
-            "UPDATE podmod.intake_batches SET enqueued_at = now(), attempts = attempts + 1"
-            " WHERE id = ANY(%s)",
-            (to_enqueue,),
-        )
-        state.commit()
-    return to_enqueue
-
-
-def _batch_is_being_worked(state: psycopg.Connection, batch_id: int) -> bool:
-    row = state.execute(
-        "SELECT pg_try_advisory_lock(%s, %s) AS free", (BATCH_LOCK_CLASS, _lock_id(batch_id))
-    ).fetchone()
-    if row["free"]:
-        state.execute("SELECT pg_advisory_unlock(%s, %s)", (BATCH_LOCK_CLASS, _lock_id(batch_id)))
-    state.commit()
-    return not row["free"]
-
-
-def _lock_id(batch_id: int) -> int:
-    return batch_id % 2**31
 
 
 def sync_reviewed(pod: psycopg.Connection, state: psycopg.Connection) -> tuple[int, int]:
@@ -288,7 +199,7 @@ def read_pass(
     reconciled = reconcile(pod, state) if reconcile_now else 0
     result = collect_new_reports(config, pod, state)
     result.reconciled = reconciled
-    result.enqueued = enqueue_pending_batches(config, state, rconn)
+    result.enqueued = durable.enqueue_pending(config, state, rconn, INTAKE_BATCHES)
     with state.transaction():  # accounts new on the pod, checked against the lists in force
         result.new_people_matched = match_people(config, pod, state, full=False).added
     scan.reader_pass(config, pod, state, rconn)  # new posts, comments, profiles, photos
@@ -490,22 +401,14 @@ def ingest_batch(config: Config, batch_id: int) -> int:
     from podmod.db import pod_connection, state_connection
 
     with state_connection(config) as state, pod_connection(config) as pod:
-        state.execute("SELECT pg_advisory_lock(%s, %s)", (BATCH_LOCK_CLASS, _lock_id(batch_id)))
-        state.commit()
-        batch = state.execute(
-            "SELECT report_ids, done_at FROM podmod.intake_batches WHERE id = %s", (batch_id,)
-        ).fetchone()
-        state.commit()
-        if batch is None or batch["done_at"] is not None:
+        batch = durable.claim(state, INTAKE_BATCHES, batch_id, ("report_ids",))
+        if batch is None:
             return 0
         rows = pod_db.load_reports(pod, batch["report_ids"])
         pod.rollback()
         with state.transaction():
             stored = store_reports(state, rows)
-            state.execute(
-                "UPDATE podmod.intake_batches SET done_at = now(), ingested = %s WHERE id = %s",
-                (stored, batch_id),
-            )
+            durable.mark_done(state, INTAKE_BATCHES, batch_id, ingested=stored)
         log.info("ingested batch %d: %d reports, %d new signals", batch_id, len(rows), stored)
         return stored
 

@@ -1,5 +1,6 @@
-"""podmod's job queues on Redis (RQ): connecting, naming queues, enqueueing the intake job, and
-the job and worker classes that run only podmod's own jobs.
+"""podmod's job queues on Redis (RQ): connecting, naming queues, enqueueing the job of a unit of
+durable work (podmod.durable decides which), and the job and worker classes that run only
+podmod's own jobs.
 
 Redis only carries work. Every job is idempotent and its durable record lives in PostgreSQL, so an
 emptied or restarted Redis loses nothing: the reader enqueues again whatever is not done. Jobs are
@@ -158,10 +159,6 @@ def all_queues(config: Config, conn: redis.Redis) -> list[Queue]:
     return [get_queue(config, name, conn) for name in QUEUE_NAMES]
 
 
-def ingest_job_id(config: Config, batch_id: int) -> str:
-    return f"{config['queue_prefix']}-ingest-batch-{batch_id}"
-
-
 def enqueue_durable(
     config: Config,
     conn: redis.Redis,
@@ -172,8 +169,9 @@ def enqueue_durable(
     job_id: str,
     description: str,
 ) -> Job:
-    """Enqueue the job for one durable unit of work (a batch or run recorded in PostgreSQL),
-    replacing a dead job of that id; every such job is retried the same way."""
+    """Enqueue the job for one durable unit of work (a batch or run recorded in PostgreSQL; see
+    podmod.durable.enqueue), replacing a dead job of that id; every such job is retried the same
+    way."""
     return get_queue(config, queue, conn).enqueue(
         function,
         argument,
@@ -183,19 +181,6 @@ def enqueue_durable(
         result_ttl=3600,
         failure_ttl=7 * 24 * 3600,
         description=description,
-    )
-
-
-def enqueue_ingest(config: Config, conn: redis.Redis, batch_id: int) -> Job:
-    """Put the intake job for one batch on the ingest queue."""
-    return enqueue_durable(
-        config,
-        conn,
-        "ingest",
-        INGEST_JOB,
-        batch_id,
-        job_id=ingest_job_id(config, batch_id),
-        description=f"ingest report batch {batch_id}",
     )
 
 

@@ -378,13 +378,13 @@ def test_a_job_taken_off_its_queue_by_a_worker_that_died_is_enqueued_again(
     before reader.restart_grace (a live worker marks the job started a moment later)."""
     from rq.job import JobStatus
 
-    from podmod import queue
+    from podmod import intake, queue
     from tests.helpers import drain, read_once
 
     ids = build_backlog(pod, 30)
     first = read_once(config)
     assert first.enqueued == first.new_batches != []
-    [job_id] = [queue.ingest_job_id(config, batch) for batch in first.enqueued]
+    [job_id] = [intake.INTAKE_BATCHES.job_id(config, batch) for batch in first.enqueued]
     assert rconn.lpop(f"rq:queue:{queue.queue_name(config, 'ingest')}").decode() == job_id
     assert queue.PodmodJob.fetch(job_id, connection=rconn).get_status() == JobStatus.QUEUED
 
@@ -948,7 +948,8 @@ def test_the_list_server_dying_in_the_middle_of_a_download(env, state, pod, tmp_
 def test_a_job_starts_again_when_its_connection_is_lost_and_fails_at_once_on_other_errors(pod_url):
     import psycopg
 
-    from podmod.db import connect, through_outages
+    from podmod.db import connect
+    from podmod.durable import through_outages
 
     calls, pauses = [], []
 

@@ -15,7 +15,7 @@ from rq import Callback, Queue
 from rq.serializers import JSONSerializer
 
 import worker.jobs
-from podmod import queue
+from podmod import intake, queue
 from tests.helpers import drain, read_once
 
 
@@ -119,7 +119,7 @@ def test_a_job_pickled_by_an_older_podmod_is_refused_and_the_reader_enqueues_its
     refused job's batch comes back on the next reader pass as a JSON job and is stored."""
     reported_post(pod)
     [batch] = read_once(config).enqueued
-    job_id = queue.ingest_job_id(config, batch)
+    job_id = intake.INTAKE_BATCHES.job_id(config, batch)
     rconn.delete(f"rq:job:{job_id}", f"rq:queue:{queue.queue_name(config, 'ingest')}")
     Queue(queue.queue_name(config, "ingest"), connection=rconn).enqueue(
         queue.INGEST_JOB, batch, job_id=job_id
@@ -143,7 +143,7 @@ def test_the_reader_reads_job_statuses_without_unpickling_what_a_job_record_hold
     marker = tmp_path / "marker"
     reported_post(pod)
     [batch] = read_once(config).enqueued
-    job_key = f"rq:job:{queue.ingest_job_id(config, batch)}"
+    job_key = f"rq:job:{intake.INTAKE_BATCHES.job_id(config, batch)}"
     payload = pickle.dumps(WritesMarker(marker))
     rconn.hset(job_key, mapping={"meta": payload, "result": payload})
 

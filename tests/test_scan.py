@@ -236,7 +236,7 @@ def test_a_list_version_scans_what_is_already_on_the_pod_for_its_new_entries_onl
     second = pod.post(author, "An older placeholder beta post.")
     settle()
     compiled: list[list[str]] = []
-    load = scan.load_matcher
+    load = scan.entries.load_matcher
 
     def recording(config, state, **kwargs):
         matcher = load(config, state, **kwargs)
@@ -244,7 +244,7 @@ def test_a_list_version_scans_what_is_already_on_the_pod_for_its_new_entries_onl
             compiled.append(sorted(e.value for e in matcher.entries))
         return matcher
 
-    monkeypatch.setattr(scan, "load_matcher", recording)
+    monkeypatch.setattr(scan.entries, "load_matcher", recording)
 
     publish(lists, "words", ["phrase,placeholder alpha,,"])
     settle()

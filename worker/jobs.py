@@ -1,6 +1,6 @@
 """The functions RQ workers run. Each loads the configuration the worker was started with
 (PODMOD_CONFIG and PODMOD_* variables) and calls into podmod; each is idempotent, so each rides
-out a database outage by starting its work again (podmod.db.through_outages) for up to half of
+out a database outage by starting its work again (podmod.durable.through_outages) for up to half of
 worker.job_timeout before it fails and RQ's retries take over."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from podmod import intake
 from podmod.config import Config, load_config
-from podmod.db import through_outages
+from podmod.durable import through_outages
 
 T = TypeVar("T")
 

@@ -1,0 +1,223 @@
+"""Content signals: matches stored on their authors' cases (what a moderator marked "not a match"
+and allowlisted accounts left out), and retracted when their entries no longer apply."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from podmod import pod_db
+from podmod.config import Config
+from podmod.scan.entries import enabled_pairs
+from podmod.scan.items import Found, Scanned
+from podmod.scan.photos import store_photo_hashes
+from podmod.store import INGEST_LOCK, resolve_cases_without_pending
+
+HIT_COLUMNS = (
+    "list_id",
+    "entry_kind",
+    "entry_value",
+    "version",
+    "label",
+    "person_id",
+    "item_type",
+    "item_id",
+    "item_guid",
+    "occurred_at",
+    "field",
+    "excerpt",
+    "distance",
+    "orientation",
+    "snapshot",
+    "extra",
+    "account",
+    "local",
+)
+
+STORE_HITS_SQL = """
+UPDATE content_hits SET host = split_part(account, '@', 2);
+
+ANALYZE content_hits;
+
+-- What a moderator marked "not a match", for this item or for every item of this account.
+DELETE FROM content_hits h USING podmod.content_false_positives f
+WHERE f.entry_kind = h.entry_kind AND f.entry_value = h.entry_value
+  AND f.item_type = h.item_type AND f.item_id = h.item_id;
+
+DELETE FROM content_hits h USING podmod.content_false_positives f
+WHERE f.entry_kind = h.entry_kind AND f.entry_value = h.entry_value
+  AND f.person_id = h.person_id;
+
+-- Accounts on an allowlist (a list with policy `allow`: its account entries, and its pod
+-- entries for remote accounts), and accounts gone from the pod. (Each test is one index probe.)
+DELETE FROM content_hits h
+WHERE h.account IS NULL
+   OR EXISTS (
+       SELECT 1 FROM podmod.list_entries e
+       JOIN podmod.lists l ON l.id = e.list_id AND l.policy = 'allow'
+       WHERE e.removed_in IS NULL AND e.kind = 'account' AND e.value = h.account)
+   OR (NOT h.local AND EXISTS (
+       SELECT 1 FROM podmod.list_entries e
+       JOIN podmod.lists l ON l.id = e.list_id AND l.policy = 'allow'
+       WHERE e.removed_in IS NULL AND e.kind = 'pod'
+         AND e.value = ANY (podmod.host_names(h.host))));
+
+-- The entry must still be in force: a version may have removed it since the matcher was built.
+DELETE FROM content_hits h WHERE NOT EXISTS (
+    SELECT 1 FROM podmod.list_entries e
+    JOIN podmod.lists l ON l.id = e.list_id AND l.policy IN ('review', 'lock')
+    WHERE e.list_id = h.list_id AND e.kind = h.entry_kind AND e.value = h.entry_value
+      AND e.removed_in IS NULL AND (cardinality(l.labels) = 0 OR e.labels && l.labels));
+
+-- Matched before (the signal may sit on a closed case): nothing to add, no case to open.
+DELETE FROM content_hits h WHERE EXISTS (
+    SELECT 1 FROM podmod.signals s
+    WHERE s.kind = 'content' AND s.retracted_at IS NULL AND s.list_id = h.list_id
+      AND s.entry_kind = h.entry_kind AND s.entry_value = h.entry_value
+      AND s.item_type = h.item_type AND s.item_id = h.item_id);
+
+INSERT INTO podmod.cases (subject, person_id, account, local)
+SELECT DISTINCT ON (person_id) 'person:' || person_id, person_id, account, local
+FROM content_hits ORDER BY person_id
+ON CONFLICT (subject) WHERE status = 'open' DO NOTHING;
+
+INSERT INTO podmod.signals (case_id, kind, person_id, list_id, entry_kind, entry_value, item_type,
+                            item_id, item_guid, snapshot, details, occurred_at)
+SELECT c.id, 'content', h.person_id, h.list_id, h.entry_kind, h.entry_value, h.item_type,
+       h.item_id, h.item_guid, h.snapshot,
+       jsonb_strip_nulls(jsonb_build_object(
+           'list', l.name, 'version', h.version, 'entry', h.entry_kind || ':' || h.entry_value,
+           'label', h.label, 'policy', l.policy, 'field', h.field, 'excerpt', h.excerpt,
+           'distance', h.distance, 'orientation', h.orientation)) || h.extra,
+       h.occurred_at
+FROM content_hits h
+JOIN podmod.lists l ON l.id = h.list_id
+JOIN podmod.cases c ON c.subject = 'person:' || h.person_id AND c.status = 'open'
+ON CONFLICT DO NOTHING
+RETURNING case_id
+"""
+
+
+def store_found(pod: psycopg.Connection, state: psycopg.Connection, found: list[Found]) -> int:
+    """Store matches as content signals on their authors' cases, inside the caller's transaction.
+    Returns how many signals are new."""
+    if not found:
+        return 0
+    accounts = pod_db.people_accounts(pod, sorted({f.person_id for f in found}))
+    pod.rollback()
+    state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
+    state.execute(
+        "CREATE TEMP TABLE content_hits (list_id integer, entry_kind text, entry_value text,"
+        " version integer, label text, person_id integer, item_type text, item_id integer,"
+        " item_guid text, occurred_at timestamptz, field text, excerpt text, distance integer,"
+        " orientation text, snapshot text, extra jsonb, account text, local boolean, host text)"
+        " ON COMMIT DROP"
+    )
+    with state.cursor().copy(f"COPY content_hits ({', '.join(HIT_COLUMNS)}) FROM STDIN") as copy:
+        for f in found:
+            entry = f.hit.entry
+            account, local = accounts.get(f.person_id, (None, False))
+            copy.write_row(
+                (
+                    entry.list_id,
+                    entry.kind,
+                    entry.value,
+                    entry.version,
+                    entry.label,
+                    f.person_id,
+                    f.item_type,
+                    f.item_id,
+                    f.item_guid,
+                    f.occurred_at,
+                    f.hit.field,
+                    f.hit.excerpt,
+                    f.hit.distance,
+                    f.hit.orientation,
+                    f.snapshot,
+                    json.dumps(f.extra),
+                    account,
+                    local,
+                )
+            )
+    *prepare, insert = STORE_HITS_SQL.split(";\n\n")
+    state.execute(";\n\n".join(prepare))
+    inserted = state.execute(insert).fetchall()
+    state.execute("DROP TABLE content_hits")
+    touched = sorted({row["case_id"] for row in inserted})
+    if touched:
+        state.execute("SELECT podmod.refresh_cases(%s)", (touched,))
+    return len(inserted)
+
+
+def store_scanned(pod: psycopg.Connection, state: psycopg.Connection, scanned: Scanned) -> int:
+    store_photo_hashes(state, scanned.photo_hashes)
+    return store_found(pod, state, scanned.found)
+
+
+# Retraction: entries gone from a list, lists that no longer apply, kinds switched off, accounts
+# now on an allowlist.
+
+RETRACT_SQL = """
+UPDATE podmod.signals s
+SET retracted_at = now(),
+    details = s.details || jsonb_build_object(
+        'retracted_because',
+        CASE WHEN NOT EXISTS (
+                 SELECT 1 FROM podmod.list_entries e
+                 WHERE e.list_id = s.list_id AND e.kind = s.entry_kind
+                   AND e.value = s.entry_value AND e.removed_in IS NULL)
+             THEN 'removed from the list'
+             WHEN l.policy NOT IN ('review', 'lock')
+             THEN 'the list no longer applies (policy ' || l.policy || ')'
+             WHEN (l.name, s.entry_kind) NOT IN (
+                 SELECT * FROM unnest(%(names)s::text[], %(kinds)s::text[]))
+             THEN 'the list''s ' || s.entry_kind || ' entries are switched off'
+             WHEN cardinality(l.labels) > 0 AND NOT EXISTS (
+                 SELECT 1 FROM podmod.list_entries e
+                 WHERE e.list_id = s.list_id AND e.kind = s.entry_kind
+                   AND e.value = s.entry_value AND e.removed_in IS NULL
+                   AND e.labels && l.labels)
+             THEN 'the list applies only the labels ' || array_to_string(l.labels, ', ')
+             ELSE 'the account is on an allowlist' END,
+        'retracted_in_version', l.current_version)
+FROM podmod.lists l, podmod.cases c
+WHERE s.kind = 'content' AND s.retracted_at IS NULL AND l.id = s.list_id AND c.id = s.case_id
+  AND (l.policy NOT IN ('review', 'lock')
+       OR (l.name, s.entry_kind) NOT IN (SELECT * FROM unnest(%(names)s::text[], %(kinds)s::text[]))
+       OR NOT EXISTS (
+           SELECT 1 FROM podmod.list_entries e
+           WHERE e.list_id = s.list_id AND e.kind = s.entry_kind AND e.value = s.entry_value
+             AND e.removed_in IS NULL
+             AND (cardinality(l.labels) = 0 OR e.labels && l.labels))
+       OR EXISTS (
+           SELECT 1 FROM podmod.list_entries e
+           JOIN podmod.lists a ON a.id = e.list_id AND a.policy = 'allow'
+           WHERE e.removed_in IS NULL AND e.kind = 'account' AND e.value = c.account)
+       OR (NOT c.local AND EXISTS (
+           SELECT 1 FROM podmod.list_entries e
+           JOIN podmod.lists a ON a.id = e.list_id AND a.policy = 'allow'
+           WHERE e.removed_in IS NULL AND e.kind = 'pod'
+             AND e.value = ANY (podmod.host_names(split_part(c.account, '@', 2))))))
+RETURNING s.case_id
+"""
+
+
+def retract_stale(config: Config, state: psycopg.Connection) -> int:
+    """Retract content signals whose entry is no longer in force for content matching, inside the
+    caller's transaction; cases left with nothing close (audited). Returns the signals retracted."""
+    names, kinds = enabled_pairs(config)
+    state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
+    rows = state.execute(RETRACT_SQL, {"names": names, "kinds": kinds}).fetchall()
+    touched = sorted({row["case_id"] for row in rows})
+    if touched:
+        state.execute("SELECT podmod.refresh_cases(%s)", (touched,))
+        resolve_cases_without_pending(
+            state,
+            touched,
+            resolution="retracted",
+            actor="podmod",
+            source="scan",
+            reason="its content matches were retracted and nothing else is pending",
+        )
+    return len(rows)
