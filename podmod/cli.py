@@ -77,6 +77,13 @@ def get_config(ctx: click.Context) -> Config:
     return obj["config"]
 
 
+# Options several commands share, made once (as rq's cli/helpers.py shares its own).
+JSON_OPTION = click.option("--json", "as_json", is_flag=True)
+REASON_OPTION = click.option(
+    "--reason", required=True, help="Why; kept in the decision and the audit log."
+)
+
+
 @click.group()
 @click.option(
     "--config",
@@ -203,7 +210,7 @@ def _age(now: datetime, then: datetime | None) -> str:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 def check(as_json: bool) -> None:
     """Check config, databases, privileges, schema, Redis, reader, workers and every list."""
     from podmod.check import run_checks
@@ -265,14 +272,14 @@ def cli_actor() -> str:
 
 @main.command()
 @click.argument("handle")
-@click.option("--reason", required=True, help="Why; kept in the decision and the audit log.")
+@REASON_OPTION
 @click.option("--confirm", is_flag=True, help="Confirm locking an admin or a moderator.")
 @click.option(
     "--close",
     is_flag=True,
     help="Also mark the reports of its open case reviewed and close the case as locked.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def lock(
@@ -298,8 +305,8 @@ def lock(
 
 @main.command()
 @click.argument("handle")
-@click.option("--reason", required=True, help="Why; kept in the decision and the audit log.")
-@click.option("--json", "as_json", is_flag=True)
+@REASON_OPTION
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def unlock(ctx: click.Context, handle: str, reason: str, as_json: bool) -> None:
@@ -320,10 +327,6 @@ def case() -> None:
 
 CASE_SIGNALS = 500  # as many as the case page shows
 CASE_ARGUMENT = click.argument("case_id", metavar="CASE", type=click.IntRange(1, 2**63 - 1))
-REASON_OPTION = click.option(
-    "--reason", required=True, help="Why; kept in the decision and the audit log."
-)
-JSON_OPTION = click.option("--json", "as_json", is_flag=True)
 
 
 @case.command("show")
@@ -453,12 +456,15 @@ def _case_action(
     click.echo(json.dumps(result.__dict__) if as_json else result.message)
 
 
+def case_decision(command: Callable[..., Any]) -> Callable[..., Any]:
+    """What a decision on a case (review, dismiss, reopen) takes: CASE, --reason and --json."""
+    for decorate in (podmin_errors, click.pass_context, JSON_OPTION, REASON_OPTION, CASE_ARGUMENT):
+        command = decorate(command)
+    return command
+
+
 @case.command("review")
-@CASE_ARGUMENT
-@REASON_OPTION
-@JSON_OPTION
-@click.pass_context
-@podmin_errors
+@case_decision
 def case_review(ctx: click.Context, case_id: int, reason: str, as_json: bool) -> None:
     """Mark the case's pending reports reviewed (in diaspora* too); it closes unless a list or
     content match still holds it."""
@@ -466,22 +472,14 @@ def case_review(ctx: click.Context, case_id: int, reason: str, as_json: bool) ->
 
 
 @case.command("dismiss")
-@CASE_ARGUMENT
-@REASON_OPTION
-@JSON_OPTION
-@click.pass_context
-@podmin_errors
+@case_decision
 def case_dismiss(ctx: click.Context, case_id: int, reason: str, as_json: bool) -> None:
     """Close the case with no action needed; its pending reports become reviewed."""
     _case_action(ctx, "dismiss_case", case_id, as_json, reason=reason)
 
 
 @case.command("reopen")
-@CASE_ARGUMENT
-@REASON_OPTION
-@JSON_OPTION
-@click.pass_context
-@podmin_errors
+@case_decision
 def case_reopen(ctx: click.Context, case_id: int, reason: str, as_json: bool) -> None:
     """Put a closed case back in the queue."""
     _case_action(ctx, "reopen_case", case_id, as_json, reason=reason)
@@ -505,7 +503,7 @@ def lists() -> None:
 
 @lists.command("sync")
 @click.option("--name", "names", multiple=True, help="Only this list (repeatable).")
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def lists_sync(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
@@ -543,7 +541,7 @@ def lists_sync(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> Non
 
 
 @lists.command("show")
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def lists_show(ctx: click.Context, as_json: bool) -> None:
@@ -605,7 +603,7 @@ def _list_settings_text(row: dict[str, Any]) -> str:
 @click.option(
     "--case", "case_id", type=int, help="The case this comes from (its history shows it)."
 )
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def lists_add(
@@ -635,7 +633,7 @@ def lists_add(
 @lists.command("remove")
 @click.argument("entry", metavar="HANDLE|HOST")
 @click.option("--reason", required=True, help="Why; kept in the audit log.")
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def lists_remove(ctx: click.Context, entry: str, reason: str, as_json: bool) -> None:
@@ -656,7 +654,7 @@ def _when(moment: datetime | None) -> str:
 @click.argument("name")
 @click.option("--version", "number", type=int, help="Default: the newest version.")
 @click.option("--limit", default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def lists_diff(
@@ -856,7 +854,7 @@ def demo(directory: Path, port: int | None, keep: bool) -> None:
     help="Scan everything already on the pod against one list's content entries.",
 )
 @click.option("--status", "show_status", is_flag=True, help="Only show what is waiting.")
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def scan(
@@ -966,7 +964,7 @@ def _echo_scan_status(waiting: dict[str, Any]) -> None:
     is_flag=True,
     help="The entry matches nothing of this account, not only this item.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def not_a_match(
