@@ -11,7 +11,6 @@ import functools
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -23,8 +22,6 @@ import click
 
 from podmod.config import Config, load_config
 from podmod.errors import PodmodError, ServiceUnavailable, first_line
-
-WAIT_AT_START_UP = 600.0  # seconds a starting worker waits for its database before it gives up
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -78,6 +75,13 @@ def get_config(ctx: click.Context) -> Config:
 
         setup_logging(obj["config"]["log.level"])
     return obj["config"]
+
+
+# Options several commands share, made once (as rq's cli/helpers.py shares its own).
+JSON_OPTION = click.option("--json", "as_json", is_flag=True)
+REASON_OPTION = click.option(
+    "--reason", required=True, help="Why; kept in the decision and the audit log."
+)
 
 
 @click.group()
@@ -148,27 +152,9 @@ def read(ctx: click.Context, once: bool, wait: bool) -> None:
 @podmin_errors
 def worker(ctx: click.Context, burst: bool, name: str | None) -> None:
     """Run an RQ worker for podmod's queues (start as many as you like, on any host)."""
-    from podmod import queue, store
-    from podmod.db import state_connection
-    from podmod.durable import through_outages
-    from podmod.scan import ScanWorker
+    from podmod.queue import run_worker
 
-    config = get_config(ctx)
-
-    def check_schema() -> None:
-        with state_connection(config) as state:
-            store.require_current_schema(state)
-
-    # A database that is down or cut at start-up is waited for, as the reader does: a worker that
-    # exited here stayed gone wherever nothing restarts it, and the backlog with it.
-    through_outages(check_schema, name="worker start-up", give_up_after=WAIT_AT_START_UP)
-    rconn = queue.redis_connection(config)
-    worker = ScanWorker(  # an rq Worker that keeps the compiled content entries between jobs
-        queue.all_queues(config, rconn),
-        connection=rconn,
-        name=name or f"podmod-{socket.gethostname()}-{os.getpid()}",
-    )
-    worker.work(burst=burst, with_scheduler=True, logging_level=config["log.level"])
+    run_worker(get_config(ctx), burst=burst, name=name)
 
 
 @main.command()
@@ -224,7 +210,7 @@ def _age(now: datetime, then: datetime | None) -> str:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 def check(as_json: bool) -> None:
     """Check config, databases, privileges, schema, Redis, reader, workers and every list."""
     from podmod.check import run_checks
@@ -286,14 +272,14 @@ def cli_actor() -> str:
 
 @main.command()
 @click.argument("handle")
-@click.option("--reason", required=True, help="Why; kept in the decision and the audit log.")
+@REASON_OPTION
 @click.option("--confirm", is_flag=True, help="Confirm locking an admin or a moderator.")
 @click.option(
     "--close",
     is_flag=True,
     help="Also mark the reports of its open case reviewed and close the case as locked.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def lock(
@@ -319,8 +305,8 @@ def lock(
 
 @main.command()
 @click.argument("handle")
-@click.option("--reason", required=True, help="Why; kept in the decision and the audit log.")
-@click.option("--json", "as_json", is_flag=True)
+@REASON_OPTION
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def unlock(ctx: click.Context, handle: str, reason: str, as_json: bool) -> None:
@@ -341,10 +327,6 @@ def case() -> None:
 
 CASE_SIGNALS = 500  # as many as the case page shows
 CASE_ARGUMENT = click.argument("case_id", metavar="CASE", type=click.IntRange(1, 2**63 - 1))
-REASON_OPTION = click.option(
-    "--reason", required=True, help="Why; kept in the decision and the audit log."
-)
-JSON_OPTION = click.option("--json", "as_json", is_flag=True)
 
 
 @case.command("show")
@@ -474,12 +456,15 @@ def _case_action(
     click.echo(json.dumps(result.__dict__) if as_json else result.message)
 
 
+def case_decision(command: Callable[..., Any]) -> Callable[..., Any]:
+    """What a decision on a case (review, dismiss, reopen) takes: CASE, --reason and --json."""
+    for decorate in (podmin_errors, click.pass_context, JSON_OPTION, REASON_OPTION, CASE_ARGUMENT):
+        command = decorate(command)
+    return command
+
+
 @case.command("review")
-@CASE_ARGUMENT
-@REASON_OPTION
-@JSON_OPTION
-@click.pass_context
-@podmin_errors
+@case_decision
 def case_review(ctx: click.Context, case_id: int, reason: str, as_json: bool) -> None:
     """Mark the case's pending reports reviewed (in diaspora* too); it closes unless a list or
     content match still holds it."""
@@ -487,22 +472,14 @@ def case_review(ctx: click.Context, case_id: int, reason: str, as_json: bool) ->
 
 
 @case.command("dismiss")
-@CASE_ARGUMENT
-@REASON_OPTION
-@JSON_OPTION
-@click.pass_context
-@podmin_errors
+@case_decision
 def case_dismiss(ctx: click.Context, case_id: int, reason: str, as_json: bool) -> None:
     """Close the case with no action needed; its pending reports become reviewed."""
     _case_action(ctx, "dismiss_case", case_id, as_json, reason=reason)
 
 
 @case.command("reopen")
-@CASE_ARGUMENT
-@REASON_OPTION
-@JSON_OPTION
-@click.pass_context
-@podmin_errors
+@case_decision
 def case_reopen(ctx: click.Context, case_id: int, reason: str, as_json: bool) -> None:
     """Put a closed case back in the queue."""
     _case_action(ctx, "reopen_case", case_id, as_json, reason=reason)
@@ -526,7 +503,7 @@ def lists() -> None:
 
 @lists.command("sync")
 @click.option("--name", "names", multiple=True, help="Only this list (repeatable).")
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def lists_sync(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
@@ -564,7 +541,7 @@ def lists_sync(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> Non
 
 
 @lists.command("show")
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def lists_show(ctx: click.Context, as_json: bool) -> None:
@@ -626,7 +603,7 @@ def _list_settings_text(row: dict[str, Any]) -> str:
 @click.option(
     "--case", "case_id", type=int, help="The case this comes from (its history shows it)."
 )
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def lists_add(
@@ -656,7 +633,7 @@ def lists_add(
 @lists.command("remove")
 @click.argument("entry", metavar="HANDLE|HOST")
 @click.option("--reason", required=True, help="Why; kept in the audit log.")
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def lists_remove(ctx: click.Context, entry: str, reason: str, as_json: bool) -> None:
@@ -677,7 +654,7 @@ def _when(moment: datetime | None) -> str:
 @click.argument("name")
 @click.option("--version", "number", type=int, help="Default: the newest version.")
 @click.option("--limit", default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def lists_diff(
@@ -877,7 +854,7 @@ def demo(directory: Path, port: int | None, keep: bool) -> None:
     help="Scan everything already on the pod against one list's content entries.",
 )
 @click.option("--status", "show_status", is_flag=True, help="Only show what is waiting.")
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def scan(
@@ -987,7 +964,7 @@ def _echo_scan_status(waiting: dict[str, Any]) -> None:
     is_flag=True,
     help="The entry matches nothing of this account, not only this item.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@JSON_OPTION
 @click.pass_context
 @podmin_errors
 def not_a_match(
@@ -1008,6 +985,7 @@ def not_a_match(
 
 
 def bench_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--server-url, --redis-url and --json, which every benchmark but pdq takes."""
     command = click.option(
         "--server-url",
         envvar="PODMOD_BENCH_DATABASE_URL",
@@ -1018,28 +996,43 @@ def bench_options(command: Callable[..., Any]) -> Callable[..., Any]:
         envvar="PODMOD_BENCH_REDIS_URL",
         help="Redis database the run may flush (default: an embedded Redis).",
     )(command)
-    return click.option("--json", "as_json", is_flag=True)(command)
+    return JSON_OPTION(command)
 
 
-def _size_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    import dataclasses
+class SizedCommand(click.Command):
+    """A benchmark command whose size flags are the fields of a dataclass in podmod.bench.sizes,
+    made when its command line is first read: importing this module imports no benchmark."""
 
-    from podmod.bench_sizes import Sizes
+    def __init__(self, *args: Any, sizes: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sizes = sizes
+        self.sized = False
 
-    for size in reversed(dataclasses.fields(Sizes)):
-        command = click.option(
-            "--" + size.name.replace("_", "-"),
-            size.name,
-            default=size.default,
-            show_default=True,
-            type=type(size.default),
-            help=size.metadata["help"],
-        )(command)
-    return command
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not self.sized:
+            import dataclasses
+
+            from podmod.bench import sizes
+
+            self.params[:0] = [
+                click.Option(
+                    ["--" + size.name.replace("_", "-"), size.name],
+                    default=size.default,
+                    show_default=True,
+                    type=type(size.default),
+                    help=size.metadata["help"],
+                )
+                for size in dataclasses.fields(getattr(sizes, self.sizes))
+            ]
+            self.sized = True
+        return super().get_params(ctx)
 
 
-@main.group(invoke_without_command=True)
-@_size_options
+class SizedGroup(SizedCommand, click.Group):
+    """`podmod bench` itself: every figure in one run, sized by podmod.bench.sizes.Sizes."""
+
+
+@main.group(cls=SizedGroup, sizes="Sizes", invoke_without_command=True)
 @bench_options
 @click.pass_context
 @podmin_errors
@@ -1055,13 +1048,13 @@ def bench(
     benchmark each, at the sizes the targets name."""
     if ctx.invoked_subcommand is not None:
         return
-    from podmod import bench as benchmarks
+    from podmod.bench import Sizes, format_table, run_all
 
     def progress(message: str) -> None:
         click.echo(f"… {message}", err=True)
 
-    result = benchmarks.run_all(server_url, redis_url, benchmarks.Sizes(**sizes), progress=progress)
-    click.echo(json.dumps(result, indent=2) if as_json else benchmarks.format_table(result))
+    result = run_all(server_url, redis_url, Sizes(**sizes), progress=progress)
+    click.echo(json.dumps(result, indent=2) if as_json else format_table(result))
 
 
 def print_figures(figures: dict[str, Any], as_json: bool) -> None:
@@ -1079,40 +1072,19 @@ def print_figures(figures: dict[str, Any], as_json: bool) -> None:
         click.echo(f"{name:<{width}}  {value}")
 
 
-@bench.command("intake")
-@click.option("--reports", default=100_000, show_default=True)
-@click.option("--posts", default=200_000, show_default=True)
-@click.option("--workers", default=1, show_default=True)
+@bench.command("intake", cls=SizedCommand, sizes="IntakeSizes")
 @bench_options
 @podmin_errors
 def bench_intake(
-    reports: int,
-    posts: int,
-    workers: int,
-    server_url: str | None,
-    redis_url: str | None,
-    as_json: bool,
+    server_url: str | None, redis_url: str | None, as_json: bool, **sizes: int
 ) -> None:
     """Time to ingest a backlog of reports into cases, reader and workers as processes."""
-    from podmod import bench as benchmarks
+    from podmod.bench import intake
 
-    print_figures(
-        benchmarks.bench_intake(
-            server_url, redis_url, reports=reports, posts=posts, workers=workers
-        ),
-        as_json,
-    )
+    print_figures(intake.bench_intake(server_url, redis_url, **sizes), as_json)
 
 
-@bench.command("lists")
-@click.option("--entries", default=1_000_000, show_default=True)
-@click.option("--people", default=1_000_000, show_default=True)
-@click.option(
-    "--matches",
-    default=10_000,
-    show_default=True,
-    help="About how many people on the synthetic pod the list names.",
-)
+@bench.command("lists", cls=SizedCommand, sizes="ListSizes")
 @click.option(
     "--shape",
     type=click.Choice(["podmod", "mastodon", "both"]),
@@ -1123,150 +1095,69 @@ def bench_intake(
 @bench_options
 @podmin_errors
 def bench_lists(
-    entries: int,
-    people: int,
-    matches: int,
-    shape: str,
-    server_url: str | None,
-    redis_url: str | None,
-    as_json: bool,
+    shape: str, server_url: str | None, redis_url: str | None, as_json: bool, **sizes: int
 ) -> None:
     """Sync and apply a signed list served over loopback HTTPS, then re-sync it unchanged; beside
     the floor (COPY, index, join of the same rows) and the apply by a naive loop."""
-    from podmod import bench as benchmarks
+    from podmod.bench import lists
 
-    shapes = tuple(benchmarks.SHAPES) if shape == "both" else (shape,)
-    print_figures(
-        benchmarks.bench_lists(
-            server_url, redis_url, entries=entries, people=people, matches=matches, shapes=shapes
-        ),
-        as_json,
-    )
+    shapes = tuple(lists.SHAPES) if shape == "both" else (shape,)
+    print_figures(lists.bench_lists(server_url, redis_url, shapes=shapes, **sizes), as_json)
 
 
-@bench.command("web")
-@click.option("--cases", default=100_000, show_default=True, help="Open cases in the store.")
-@click.option("--signals", default=1_000_000, show_default=True, help="Signals in the store.")
-@click.option("--requests", default=200, show_default=True, help="Timed requests per figure.")
+@bench.command("web", cls=SizedCommand, sizes="WebSizes")
 @bench_options
 @podmin_errors
-def bench_web(
-    cases: int,
-    signals: int,
-    requests: int,
-    server_url: str | None,
-    redis_url: str | None,
-    as_json: bool,
-) -> None:
+def bench_web(server_url: str | None, redis_url: str | None, as_json: bool, **sizes: int) -> None:
     """Server time of the queue, case page and lock click with a large store."""
-    from podmod import bench as benchmarks
+    from podmod.bench import web
 
-    print_figures(
-        benchmarks.bench_web(
-            server_url, redis_url, cases=cases, signals=signals, requests=requests
-        ),
-        as_json,
-    )
+    print_figures(web.bench_web(server_url, redis_url, **sizes), as_json)
 
 
-@bench.command("scan")
-@click.option(
-    "--posts",
-    default=200_000,
-    show_default=True,
-    help="Posts on the synthetic pod (plus a quarter as many comments).",
-)
-@click.option("--phrases", default=100_000, show_default=True)
-@click.option("--hashtags", default=10_000, show_default=True)
-@click.option("--urls", default=10_000, show_default=True)
-@click.option(
-    "--pdq",
-    "pdq_hashes",
-    default=1_000_000,
-    show_default=True,
-    help="PDQ hashes in the list too (they weigh on memory, not on text).",
-)
+@bench.command("scan", cls=SizedCommand, sizes="ScanSizes")
 @bench_options
 @podmin_errors
-def bench_scan(
-    posts: int,
-    phrases: int,
-    hashtags: int,
-    urls: int,
-    pdq_hashes: int,
-    server_url: str | None,
-    redis_url: str | None,
-    as_json: bool,
-) -> None:
+def bench_scan(server_url: str | None, redis_url: str | None, as_json: bool, **sizes: int) -> None:
     """`podmod scan --backfill` throughput and worker memory with large lists loaded."""
-    from podmod import bench as benchmarks
+    from podmod.bench import scan
 
-    print_figures(
-        benchmarks.bench_scan(
-            server_url,
-            redis_url,
-            posts=posts,
-            phrases=phrases,
-            hashtags=hashtags,
-            urls=urls,
-            pdq=pdq_hashes,
-        ),
-        as_json,
-    )
+    print_figures(scan.bench_scan(server_url, redis_url, **sizes), as_json)
 
 
-@bench.command("pdq")
-@click.option("--hashes", default=1_000_000, show_default=True, help="List PDQ hashes.")
-@click.option("--lookups", default=400, show_default=True)
-@click.option("--images", default=30, show_default=True, help="1-megapixel images hashed.")
-@click.option("--json", "as_json", is_flag=True)
+@bench.command("pdq", cls=SizedCommand, sizes="PdqSizes")
+@JSON_OPTION
 @podmin_errors
-def bench_pdq(hashes: int, lookups: int, images: int, as_json: bool) -> None:
+def bench_pdq(as_json: bool, **sizes: int) -> None:
     """PDQ lookup among a million list hashes, and hashing a 1-megapixel photo (no database)."""
-    from podmod import bench as benchmarks
+    from podmod.bench import pdq
 
-    print_figures(benchmarks.bench_pdq(hashes=hashes, lookups=lookups, images=images), as_json)
+    print_figures(pdq.bench_pdq(**sizes), as_json)
 
 
-@bench.command("outage")
-@click.option("--reports", default=20_000, show_default=True, help="Reports in the backlog.")
-@click.option("--outage", default=15.0, show_default=True, help="Seconds every connection is cut.")
+@bench.command("outage", cls=SizedCommand, sizes="OutageSizes")
 @bench_options
 @podmin_errors
 def bench_outage(
-    reports: int, outage: float, server_url: str | None, redis_url: str | None, as_json: bool
+    server_url: str | None, redis_url: str | None, as_json: bool, **sizes: float
 ) -> None:
     """Seconds from the end of a database outage to the backlog done, beside a worker whose jobs
     leave a lost connection to RQ's retries."""
-    from podmod import bench as benchmarks
+    from podmod.bench import intake
 
-    print_figures(
-        benchmarks.compare_outage(server_url, redis_url, reports=reports, outage=outage),
-        as_json,
-    )
+    print_figures(intake.compare_outage(server_url, redis_url, **sizes), as_json)
 
 
-@bench.command("latency")
-@click.option("--rate", default=20.0, show_default=True, help="Reports inserted per second.")
-@click.option("--seconds", default=15.0, show_default=True)
-@click.option("--posts", default=200_000, show_default=True)
+@bench.command("latency", cls=SizedCommand, sizes="LatencySizes")
 @bench_options
 @podmin_errors
 def bench_latency(
-    rate: float,
-    seconds: float,
-    posts: int,
-    server_url: str | None,
-    redis_url: str | None,
-    as_json: bool,
+    server_url: str | None, redis_url: str | None, as_json: bool, **sizes: float
 ) -> None:
     """Report-to-case latency while the reader and a worker run."""
-    from podmod import bench as benchmarks
+    from podmod.bench import latency
 
-    print_figures(
-        benchmarks.bench_latency(server_url, redis_url, rate=rate, seconds=seconds, posts=posts),
-        as_json,
-    )
+    print_figures(latency.bench_latency(server_url, redis_url, **sizes), as_json)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
 from typing import Any
 
@@ -221,3 +223,30 @@ def job_statuses(
                     status = None
         out.append((status, job))
     return out
+
+
+WAIT_AT_START_UP = 600.0  # seconds a starting worker waits for its database before it gives up
+
+
+def run_worker(config: Config, *, burst: bool = False, name: str | None = None) -> None:
+    """Run an RQ worker on podmod's queues (what `podmod worker` does), once the database answers
+    and podmod's schema is current."""
+    from podmod import store
+    from podmod.db import state_connection
+    from podmod.durable import through_outages
+    from podmod.scan import ScanWorker
+
+    def check_schema() -> None:
+        with state_connection(config) as state:
+            store.require_current_schema(state)
+
+    # A database that is down or cut at start-up is waited for, as the reader does: a worker that
+    # exited here stayed gone wherever nothing restarts it, and the backlog with it.
+    through_outages(check_schema, name="worker start-up", give_up_after=WAIT_AT_START_UP)
+    rconn = redis_connection(config)
+    worker = ScanWorker(  # an rq Worker that keeps the compiled content entries between jobs
+        all_queues(config, rconn),
+        connection=rconn,
+        name=name or f"podmod-{socket.gethostname()}-{os.getpid()}",
+    )
+    worker.work(burst=burst, with_scheduler=True, logging_level=config["log.level"])

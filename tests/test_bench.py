@@ -109,3 +109,27 @@ def test_podmod_bench_outage_measures_both_workers_through_the_same_outage(servi
     assert 0 < result["naive_resumed_seconds"] <= result["naive_recovery_seconds"]
     expected = result["naive_recovery_seconds"] / result["recovery_seconds"]
     assert result["times_sooner"] == pytest.approx(expected, rel=0.05, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    ("module", "may_load"),
+    [
+        ("podmod.cli", set()),
+        # The baselines' processes: their memory is a figure, so they load no other benchmark.
+        ("podmod.bench.intake_naive", {"podmod.bench", "podmod.bench.sizes"}),
+        ("podmod.bench.web_naive", {"podmod.bench", "podmod.bench.sizes"}),
+    ],
+)
+def test_importing_the_command_line_or_a_baseline_loads_no_benchmark(module, may_load):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, {module}; print(*(m for m in sys.modules if m.startswith('podmod.b')))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert set(done.stdout.split()) - {module} == may_load, done.stdout

@@ -363,7 +363,7 @@ def test_a_large_picture_hashed_reduced_is_within_a_few_bits_of_its_full_size_ha
 def test_a_49_megapixel_photo_is_hashed_in_bounded_memory(fmt, limit_mib):
     """A small file of 7000x7000 pixels (a PNG of one colour is 160 kB): hashed at full size, the
     hasher's float buffers took 1.3 GB; PDQ needs 64x64, so podmod decodes reduced."""
-    from podmod.bench import large_photo_cost
+    from podmod.bench.pdq import large_photo_cost
 
     cost = large_photo_cost(fmt)
     assert cost["grew_mib"] < limit_mib, f"hashing a 49-megapixel {fmt}: {cost}"

@@ -1335,23 +1335,6 @@ def test_serve_refuses_to_start_before_podmod_init(env, pod):
     assert result.exit_code == 2 and "run `podmod init`" in result.output
 
 
-def test_the_web_benchmark_runs_at_a_small_size(services):
-    from podmod import bench
-
-    figures = bench.bench_web(
-        services["postgres"], services["redis"], cases=300, signals=3000, requests=5
-    )
-    assert figures["open_cases"] == 300 and figures["signals"] == 3015
-    for name in (
-        "queue_first_page",
-        "queue_deep_keyset_page",
-        "case_page",
-        "lock_click_to_locked_at_committed",
-        "sign_in",
-    ):
-        assert 0 < figures[name]["p50_ms"] <= figures[name]["p95_ms"] <= figures[name]["max_ms"]
-
-
 @pytest.fixture
 def held_version(env, pod, state, tmp_path) -> Person:
     """List `core` with version 1 held for approval; the account its entry names."""

@@ -1,0 +1,356 @@
+"""`podmod bench lists`: a signed list served over loopback HTTPS, synced and applied by `podmod
+lists sync` as a process; beside it the floor (COPY, index and join of the same rows), the apply by
+the naive loop over people (podmod.bench.lists_naive) and exact-host matching."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from podmod import store
+from podmod.bench.scratch import run_measured, scratch
+from podmod.db import connect
+from podmod.fixtures import diaspora_schema_sql
+
+# The list benchmarks' pod: people only (a quarter local), the remote ones on `hosts` pods that are
+# subdomains of an apex of their own (`s1.d7.example`; one host in fifty on port 8443), as many
+# diaspora* pods are (`social.example.org`).
+LIST_POD_SQL = """
+INSERT INTO users (id, username, email, created_at, updated_at, getting_started)
+SELECT n, 'user' || n, 'user' || n || '@mail.example', now(), now(), false
+FROM generate_series(1, %(local)s) n;
+INSERT INTO people (id, guid, diaspora_handle, serialized_public_key, owner_id, created_at,
+                    updated_at)
+SELECT n, md5('person' || n),
+       CASE WHEN n <= %(local)s THEN 'user' || n || '@bench.example'
+            ELSE 'remote' || n || '@' || podmod_bench_host(n %% %(hosts)s) END,
+       'placeholder key', CASE WHEN n <= %(local)s THEN n END, now(), now()
+FROM generate_series(1, %(people)s) n;
+SELECT setval('users_id_seq', %(local)s);
+SELECT setval('people_id_seq', %(people)s);
+"""
+LIST_HOST_SQL = """
+CREATE FUNCTION podmod_bench_host(h integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT 's' || (h % 3) || '.d' || h || '.example' || CASE WHEN h % 50 = 0 THEN ':8443' ELSE ''
+    END
+$$
+"""
+
+
+def bench_host(h: int) -> str:
+    """The host of the list pod's remote people with `n % hosts == h` (as podmod_bench_host)."""
+    return f"s{h % 3}.d{h}.example" + (":8443" if h % 50 == 0 else "")
+
+
+@dataclass
+class ListPod:
+    people: int
+    local: int
+    hosts: int
+
+    def remote_person(self, n: int) -> tuple[int, str]:
+        """The id and handle of the n-th remote person (0-based)."""
+        person = self.local + 1 + n
+        return person, f"remote{person}@{bench_host(person % self.hosts)}"
+
+
+def build_list_pod(url: str, *, people: int) -> ListPod:
+    pod = ListPod(people=people, local=max(people // 4, 1), hosts=max(people // 30, 10))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(diaspora_schema_sql())
+        conn.execute(LIST_HOST_SQL)
+        psycopg.ClientCursor(conn).execute(
+            LIST_POD_SQL, {"local": pod.local, "people": people, "hosts": pod.hosts}
+        )
+        conn.execute("DROP FUNCTION podmod_bench_host(integer)")
+        conn.execute("VACUUM ANALYZE")
+        with connect(url, purpose="state") as state:
+            store.migrate(state)
+    return pod
+
+
+FloorRows = list[tuple[str, str, str]]
+
+
+def write_account_list(path: Path, pod: ListPod, *, entries: int, matches: int) -> FloorRows:
+    """podmod's format: `matches` entries name remote people of the pod, the rest nobody here.
+    Returns the entry rows (value, label, comment) for the floor."""
+    rows: FloorRows = []
+    with path.open("w", encoding="utf-8") as out:
+        out.write("kind,value,label,comment\n")
+        for n in range(entries):
+            handle = (
+                pod.remote_person(n)[1] if n < matches else f"absent{n}@nowhere{n % 1000}.example"
+            )
+            out.write(f"account,{handle},bench,\n")
+            rows.append((handle, "bench", ""))
+    return rows
+
+
+SEVERITIES = ("suspend",) * 7 + ("silence",) * 2 + ("noop",)
+COMMENTS = ("", "spam", "iftas:hate-speech;spam", "placeholder reason, harassment")
+
+
+def write_mastodon_list(path: Path, pod: ListPod, *, entries: int, matches: int) -> FloorRows:
+    """Mastodon's domain-block export of `entries` rows: severities suspend, silence and noop
+    7:2:1; one row in ten obfuscated (`d12**.ex**ple`, skipped); a third of the rows apex domains
+    whose subdomains are pods (`d7.example` over `s1.d7.example`): the first of them the apexes of
+    this pod's hosts, enough to cover about `matches` people, the others of pods elsewhere; the
+    rest hosts named exactly. Returns the entry rows (value, severity, comment) for the floor."""
+    remote = pod.people - pod.local
+    per_host = max(remote // pod.hosts, 1)
+    covered = min(max(matches // per_host, 1), pod.hosts)
+    rows: FloorRows = []
+    apexes = 0
+    with path.open("w", encoding="utf-8") as out:
+        out.write("#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n")
+        for n in range(entries):
+            severity = SEVERITIES[(n * 3) % 10]
+            comment = COMMENTS[n % 4]
+            if n % 10 == 9:
+                out.write(f'd{n}**.ex**ple,{severity},false,false,"{comment}",true\n')
+                continue
+            if n % 3 == 0:
+                h = apexes if apexes < covered else pod.hosts + apexes
+                apexes += 1
+                domain = f"d{h}.example"
+            else:
+                domain = f"e{n}.other{n % 1000}.example"
+            out.write(f'{domain},{severity},false,false,"{comment}",false\n')
+            rows.append((domain, severity, comment))
+    return rows
+
+
+def measure_floor(database_url: str, rows: FloorRows, *, join_on: str) -> dict[str, float]:
+    """What any store of these entry rows costs at least, on the same server in the same run: the
+    COPY of the rows (formatted by the client) into a table, an index on the value, and the join
+    against the pod's people (`join_on`: the people's expression equal to the value)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute("CREATE TABLE bench_floor (value text, second text, third text)")
+        conn.commit()
+        try:
+            started = time.perf_counter()
+            with conn.cursor().copy("COPY bench_floor (value, second, third) FROM STDIN") as copy:
+                block: list[str] = []
+                for value, second, third in rows:
+                    block.append(f"{value}\t{second}\t{third}\n")
+                    if len(block) == 20_000:
+                        copy.write("".join(block))
+                        block = []
+                copy.write("".join(block))
+            copied = time.perf_counter()
+            conn.execute("CREATE INDEX ON bench_floor (value)")
+            indexed = time.perf_counter()
+            conn.execute("ANALYZE bench_floor")
+            joined_rows = conn.execute(
+                f"SELECT count(*) FROM bench_floor f JOIN people p ON {join_on} = f.value"
+            ).fetchone()[0]
+            joined = time.perf_counter()
+            conn.commit()
+        finally:
+            conn.rollback()
+            conn.execute("DROP TABLE bench_floor")
+            conn.commit()
+    return {
+        "floor_seconds": round(joined - started, 3),
+        "floor_copy_seconds": round(copied - started, 3),
+        "floor_index_seconds": round(indexed - copied, 3),
+        "floor_join_seconds": round(joined - indexed, 3),
+        "floor_join_rows": joined_rows,
+    }
+
+
+SHAPES = {
+    # shape: (file name, writer, the people's expression the floor joins on)
+    "podmod": ("accounts.csv", write_account_list, "lower(p.diaspora_handle)"),
+    "mastodon": (
+        "domains.csv",
+        write_mastodon_list,
+        "split_part(lower(p.diaspora_handle), '@', 2)",
+    ),
+}
+
+
+def bench_list_sync(
+    server_url: str | None,
+    redis_url: str | None,
+    *,
+    shape: str,
+    entries: int,
+    people: int,
+    matches: int,
+) -> dict[str, Any]:
+    """A signed list of `entries` rows in `shape`, served over loopback HTTPS, synced and applied
+    on a pod of `people` people by `podmod lists sync` as a process, then re-synced unchanged;
+    beside it the floor, and the apply again by podmod and by the naive baseline."""
+    from podmod.lists import minisign
+    from podmod.loopback import LoopbackServer
+
+    file_name, write, join_on = SHAPES[shape]
+    with scratch(server_url, redis_url) as sc, tempfile.TemporaryDirectory() as tmp:
+        pod = build_list_pod(sc.database_url, people=people)
+        workdir = Path(tmp)
+        served = workdir / "served"
+        served.mkdir()
+        list_path = served / file_name
+        floor_rows = write(list_path, pod, entries=entries, matches=matches)
+        secret = minisign.SecretKey.generate()
+        body = list_path.read_bytes()
+        (served / f"{file_name}.minisig").write_text(minisign.sign(body, secret))
+        with LoopbackServer(served, workdir) as server:
+            config_path = workdir / "podmod.toml"
+            config_path.write_text(
+                f'[list_sync]\nca_bundle = "{server.cert_path}"\nmax_bytes = {len(body) + 1}\n'
+                f'[[lists]]\nname = "bench"\nurl = "{server.url(file_name)}"\n'
+                f'public_key = "{secret.public_key.to_string()}"\npolicy = "review"\n'
+            )
+            env = sc.env(PODMOD_CONFIG=str(config_path))
+            timings, peaks = {}, {}
+            for run in ("first", "unchanged"):
+                code, out, err, timings[run], peaks[run] = run_measured(
+                    [sys.executable, "-m", "podmod.cli", "lists", "sync", "--json"], env
+                )
+                if code != 0:
+                    raise RuntimeError(f"lists sync failed: {out}{err}"[-2000:])
+                if run == "first":
+                    outcome = json.loads(out)[0]
+        with psycopg.connect(sc.database_url) as conn:
+            signals = conn.execute(
+                "SELECT count(*) FROM podmod.signals WHERE kind = 'list'"
+            ).fetchone()[0]
+        floor = measure_floor(sc.database_url, floor_rows, join_on=join_on)
+        apply = compare_apply(sc.database_url, config_path, env, exact=shape == "mastodon")
+    sync_seconds = round(timings["first"], 2)
+    return {
+        "shape": shape,
+        "entries": len(floor_rows),
+        "rows": entries,
+        "people": people,
+        "hosts": pod.hosts,
+        "list_bytes": len(body),
+        "matches": signals,
+        "status": outcome["status"],
+        "format": outcome["format"],
+        "sync_and_apply_seconds": sync_seconds,
+        "unchanged_resync_seconds": round(timings["unchanged"], 2),
+        "peak_memory_mib": round(peaks["first"] / 1024, 1),
+        **floor,
+        "times_the_floor": round(sync_seconds / floor["floor_seconds"], 2),
+        **apply,
+    }
+
+
+def bench_lists(
+    server_url: str | None,
+    redis_url: str | None,
+    *,
+    entries: int,
+    people: int,
+    matches: int,
+    shapes: tuple[str, ...] = tuple(SHAPES),
+) -> dict[str, Any]:
+    """The list sync benchmark in podmod's own format and as a Mastodon domain-block export."""
+    return {
+        shape: bench_list_sync(
+            server_url, redis_url, shape=shape, entries=entries, people=people, matches=matches
+        )
+        for shape in shapes
+    }
+
+
+# Exact-host matching, for the cost of subdomain matching on the same data: each host answers only
+# to its own name (with and without its port), as podmod matched before it covered subdomains.
+EXACT_HOST_NAMES_SQL = """
+CREATE TEMP TABLE host_names ON COMMIT DROP AS
+SELECT h.host, split_part(h.host, ':', 1) AS name, 1 AS depth FROM pod_hosts h
+UNION ALL
+SELECT h.host, h.host, 1 FROM pod_hosts h WHERE strpos(h.host, ':') > 0
+"""
+
+
+def _timed_apply(config: Any, database_url: str, forget: str) -> tuple[int, float, float]:
+    """(matches added, seconds for the whole apply, seconds until the pod entries' matches were
+    found: the hosts streamed, their names made, the entries joined)."""
+    from podmod.lists import apply
+
+    found_at: list[float] = []
+    execute_all = apply._execute_all
+
+    def noting(state: Any, script: str, params: Any = None) -> None:
+        execute_all(state, script, params)
+        if script is apply.HOST_MATCHES_SQL:
+            found_at.append(time.perf_counter())
+
+    with (
+        connect(database_url, purpose="state") as state,
+        connect(database_url, purpose="pod") as pod,
+    ):
+        state.execute(forget)
+        apply._execute_all = noting
+        try:
+            started = time.perf_counter()
+            added = apply.match_people(config, pod, state, full=True).added
+            seconds = time.perf_counter() - started
+        finally:
+            apply._execute_all = execute_all
+        state.rollback()
+        pod.rollback()
+    return added, seconds, (found_at[0] - started) if found_at else seconds
+
+
+def compare_apply(
+    database_url: str, config_path: Path, env: dict[str, str], *, exact: bool = False
+) -> dict[str, float]:
+    """Apply the version in force again from scratch (its list signals deleted, in a transaction
+    rolled back afterwards): podmod's set-based match_people against a Python loop over people;
+    with `exact`, also podmod with exact-host matching instead of subdomains."""
+    from podmod.bench import lists_naive
+    from podmod.config import load_config
+    from podmod.lists import apply
+
+    config = load_config(config_path, environ=env)
+    forget = "DELETE FROM podmod.signals WHERE kind = 'list'"
+    podmod_added, podmod_seconds, podmod_finding = _timed_apply(config, database_url, forget)
+    result: dict[str, float] = {}
+    if exact:
+        subdomains = apply.HOST_NAMES_SQL
+        apply.HOST_NAMES_SQL = EXACT_HOST_NAMES_SQL
+        try:
+            exact_added, exact_seconds, exact_finding = _timed_apply(config, database_url, forget)
+        finally:
+            apply.HOST_NAMES_SQL = subdomains
+        result = {
+            "exact_host_apply_matches": exact_added,
+            "exact_host_apply_seconds": round(exact_seconds, 3),
+            # the whole apply: subdomain matching also stores the matches only it finds
+            "subdomain_cost": round(podmod_seconds / exact_seconds, 2),
+            # finding the matches (hosts, their names, the join with the entries)
+            "subdomain_finding_seconds": round(podmod_finding, 3),
+            "exact_host_finding_seconds": round(exact_finding, 3),
+            "subdomain_finding_cost": round(podmod_finding / exact_finding, 2),
+        }
+    with psycopg.connect(database_url) as state, psycopg.connect(database_url) as pod:
+        state.execute(forget)
+        started = time.perf_counter()
+        naive_added = lists_naive.apply_by_python_loop(pod, state)
+        naive_seconds = time.perf_counter() - started
+        state.rollback()
+        pod.rollback()
+    if naive_added != podmod_added:
+        raise RuntimeError(
+            f"the baseline found {naive_added} list matches and podmod {podmod_added}: "
+            "they must do the same work to be compared"
+        )
+    return {
+        "apply_matches": podmod_added,
+        "apply_seconds": round(podmod_seconds, 3),
+        "naive_apply_seconds": round(naive_seconds, 3),
+        **result,
+    }
