@@ -14,7 +14,6 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg
 
-from podmod import scan
 from podmod.config import Config, ListConfig
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
@@ -179,6 +178,14 @@ def sync_list(
     return outcome
 
 
+def _after_list_change(config: Config, state: psycopg.Connection, **change: Any) -> None:
+    """Queue the content scans a list change asks for (podmod.scan, imported only then: it brings
+    numpy and the queue, a second of an unchanged sync's start on a busy machine)."""
+    from podmod import scan
+
+    scan.after_list_change(config, state, **change)
+
+
 def _store(
     config: Config,
     subscription: ListConfig,
@@ -203,7 +210,7 @@ def _store(
         )
     if unchanged:
         matched = apply.match_people(config, pod, state, full=True)
-        scan.after_list_change(config, state, list_id=list_row["id"], version=None, reason="list")
+        _after_list_change(config, state, list_id=list_row["id"], version=None, reason="list")
         settings = versions.list_settings(subscription)
         what = ", ".join(f"{setting} {_setting_text(settings[setting])}" for setting in changed)
         _audit_sync(state, subscription, "settings", f"settings changed: {what}")
@@ -253,7 +260,7 @@ def _store(
             format=parsed.format,
         )
     matched = apply.match_people(config, pod, state, full=True)
-    scan.after_list_change(
+    _after_list_change(
         config, state, list_id=list_row["id"], version=stored.number, reason="list_version"
     )
     message = (
@@ -314,7 +321,7 @@ def retire_unsubscribed(config: Config, pod: psycopg.Connection, state: psycopg.
         ).fetchall()
         if retired:
             apply.match_people(config, pod, state, full=True)
-            scan.after_list_change(config, state, list_id=None, version=None, reason="list")
+            _after_list_change(config, state, list_id=None, version=None, reason="list")
             for row in retired:
                 record_audit(
                     state,
@@ -382,7 +389,7 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
                 number=number,
             )
             matched = apply.match_people(config, pod, state, full=True)
-            scan.after_list_change(
+            _after_list_change(
                 config, state, list_id=list_row["id"], version=number, reason="list_version"
             )
             message = (
