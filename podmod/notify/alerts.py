@@ -96,7 +96,7 @@ def alert_failing_lists(config: Config, state: psycopg.Connection) -> int:
     return recorded
 
 
-def _recipients(config: Config, pod: psycopg.Connection) -> list[dict[str, Any]]:
+def staff_recipients(config: Config, pod: psycopg.Connection) -> list[dict[str, Any]]:
     """alerts.to, else every local admin and moderator at users.email (with users.language)."""
     if config["alerts.to"]:
         return [{"email": address, "language": None} for address in config["alerts.to"]]
@@ -194,7 +194,7 @@ def mail_staff(config: Config, state: psycopg.Connection, pod: psycopg.Connectio
             ).fetchone()
             if recent:
                 return 0
-        recipients = _recipients(config, pod)
+        recipients = staff_recipients(config, pod)
         if not recipients:
             log.warning(
                 "staff mail: no local admin or moderator has a mail address, and alerts.to is "
