@@ -203,6 +203,7 @@ def _lock_event(
         "case_id": case_id,
         "account": account.handle,
         "facts": {"by": by, "source": source, "reason": reason},
+        "tell_user_id": account.user_id,
     }
 
 

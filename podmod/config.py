@@ -331,7 +331,7 @@ KEYS: tuple[Key, ...] = (
         "notify.locked_accounts",
         bool,
         False,
-        help="tell a locked local account why, and how to appeal",
+        help="tell a locked local account why (the moderator's reason or the list), by mail",
     ),
     Key("log.level", str, "INFO", _log_level, help="DEBUG, INFO, WARNING or ERROR"),
     # Content matching (podmod.scan): the lists' hashtag, phrase, url, pdq and sha256 entries.

@@ -251,6 +251,17 @@ def staff_contacts(conn: psycopg.Connection) -> list[dict[str, Any]]:
     ).fetchall()
 
 
+def user_contacts(conn: psycopg.Connection, user_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Where to tell these local accounts: {users.id: {email, language, locked}}."""
+    if not user_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT id, email, language, locked_at IS NOT NULL AS locked FROM users WHERE id = ANY(%s)",
+        (user_ids,),
+    ).fetchall()
+    return {row["id"]: row for row in rows}
+
+
 ACCOUNT_DETAILS_SQL = """
 SELECT p.id AS person_id, p.guid, lower(p.diaspora_handle) AS handle,
        p.owner_id IS NOT NULL AS local, coalesce(p.closed_account, false) AS closed,

@@ -495,3 +495,72 @@ def test_nothing_is_recorded_for_mail_when_no_smtp_server_is_configured(env, sta
     assert outbox(state) == []
     with pytest.raises(AssertionError):
         assert outbox(state)
+
+
+def test_a_locked_account_is_told_why_once_in_its_language(env, state, pod, smtp_server):
+    configure(
+        env,
+        smtp_url=smtp_server.url(),
+        extra='[notify]\nlocked_accounts = true\n[alerts]\nto = ["team@pod.example"]\n',
+    )
+    author = pod.person("author")
+    pod.conn.execute("UPDATE users SET language = 'de' WHERE id = %s", (author.user_id,))
+    assert (
+        podmod("lock", "author@pod.example", "--reason", "Placeholder: spam links").exit_code == 0
+    )
+    run_deliver()
+    run_deliver()
+    [message] = smtp_server.messages
+    assert message["To"] == "author@mail.example"
+    assert message["Subject"] == "Dein Konto author@pod.example wurde gesperrt"
+    text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "Ihre Begründung:\n  Placeholder: spam links" in text, text
+    assert "schreib an team@pod.example" in text
+    assert "cli:" not in text and "staff" not in text  # never who the moderator was
+    assert message["Auto-Submitted"] == "auto-generated"
+
+
+def test_an_account_locked_by_a_list_is_told_the_list(env, state, pod, smtp_server, tmp_path):
+    target = pod.person("campaign")
+    listed = tmp_path / "core.csv"
+    listed.write_text(f"kind,value,label,comment\naccount,{target.handle},spam,\n")
+    lists = f'[[lists]]\nname = "core"\nurl = "{listed.as_uri()}"\npolicy = "lock"\n'
+    configure(env, smtp_url=smtp_server.url(), extra="[notify]\nlocked_accounts = true\n" + lists)
+    assert podmod("lists", "sync").exit_code == 0
+    run_deliver()
+    [message] = [m for m in smtp_server.messages if m["To"] == "campaign@mail.example"]
+    text = message.get_body(("plain",)).get_content()
+    assert "It is on the shared blocklist core, which this pod follows." in text
+    assert "write to the pod's admins" in text
+
+
+def test_an_account_unlocked_before_delivery_or_with_the_setting_off_is_told_nothing(
+    env, state, pod, smtp_server
+):
+    configure(env, smtp_url=smtp_server.url(), extra="[notify]\nlocked_accounts = true\n")
+    pod.person("author")
+    podmod("lock", "author@pod.example", "--reason", "x")
+    podmod("unlock", "author@pod.example", "--reason", "a mistake")
+    run_deliver()
+    configure(env, smtp_url=smtp_server.url())  # locked_accounts = false
+    podmod("lock", "author@pod.example", "--reason", "x")
+    run_deliver()
+    assert smtp_server.messages == []
+
+
+def test_the_german_catalog_translates_every_string_of_the_built_in_templates():
+    from importlib import resources
+
+    from podmod.notify.mail import catalog, environment
+
+    env = environment(None, "en")
+    german = catalog(None, "de")
+    assert german is not None
+    folder = resources.files("podmod.notify").joinpath("templates")
+    wanted = {
+        message if isinstance(message, str) else message[0]
+        for template in folder.iterdir()
+        for _line, _function, message in env.extract_translations(template.read_text())
+    }
+    assert len(wanted) > 20
+    assert sorted(wanted - set(german.messages)) == []

@@ -13,10 +13,14 @@ CREATE TABLE podmod.events (
     facts jsonb NOT NULL DEFAULT '{}',       -- never reported content
     staff_mail boolean NOT NULL DEFAULT false,  -- goes into the staff's next mail
     digest_id bigint,                        -- the staff mail that carried it; NULL: still waiting
+    tell_user_id integer,                    -- users.id of a local account told of it by mail
+    told_at timestamptz,                     -- when its mail was written to the outbox
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX events_waiting_for_staff_mail ON podmod.events (created_at)
     WHERE staff_mail AND digest_id IS NULL;
+CREATE INDEX events_waiting_for_account_mail ON podmod.events (created_at)
+    WHERE tell_user_id IS NOT NULL AND told_at IS NULL;
 
 -- One staff mail (to each recipient) carrying every event waiting for it: alerts.digest_minutes
 -- apart at least.

@@ -226,3 +226,66 @@ def mail_staff(config: Config, state: psycopg.Connection, pod: psycopg.Connectio
             ],
         )
     return len(waiting)
+
+
+def mail_accounts(config: Config, state: psycopg.Connection, pod: psycopg.Connection) -> int:
+    """Write the mail of each event waiting to be told to its local account (a locked account:
+    why, and whom to ask) to the outbox, in its users.language; an account unlocked since, or
+    without an address, is told nothing. Returns how many mails it wrote."""
+    if not events.mail_configured(config):
+        return 0
+    with state.transaction():
+        waiting = state.execute(
+            "SELECT id, type, account, case_id, facts, tell_user_id FROM podmod.events"
+            " WHERE tell_user_id IS NOT NULL AND told_at IS NULL ORDER BY created_at, id"
+            " LIMIT 500 FOR UPDATE SKIP LOCKED"
+        ).fetchall()
+        if not waiting:
+            return 0
+        try:
+            with pod.transaction():
+                contacts = pod_db.user_contacts(pod, [e["tell_user_id"] for e in waiting])
+        except psycopg.errors.InsufficientPrivilege:
+            raise PodmodError(
+                "podmod may not read users.email and users.language in the pod's database, so "
+                "it cannot tell locked accounts: run deploy/grants.sql again."
+            ) from None
+        written = 0
+        domain = domain_of(config)
+        for event in waiting:
+            contact = contacts.get(event["tell_user_id"])
+            if not contact or not contact["locked"] or not mail_address(contact["email"] or ""):
+                continue  # unlocked since, gone, or no address: nothing to tell
+            state.execute(
+                "INSERT INTO podmod.outbox (channel, target, event_type, event_id, language,"
+                " payload, message_id) VALUES ('mail', %s, %s, %s, %s, %s, %s)",
+                (
+                    contact["email"],
+                    event["type"],
+                    event["id"],
+                    contact["language"],
+                    json.dumps(account_payload(config, event)),
+                    f"<podmod.{event['id'].hex}@{domain}>",
+                ),
+            )
+            written += 1
+        state.execute(
+            "UPDATE podmod.events SET told_at = now() WHERE id = ANY(%s)",
+            ([event["id"] for event in waiting],),
+        )
+    return written
+
+
+def account_payload(config: Config, event: dict[str, Any]) -> dict[str, Any]:
+    """What a locked account's mail says: the account, the moderator's reason or the list that
+    locked it, the pod and whom to write to (never who the moderator was)."""
+    facts = event["facts"]
+    by = str(facts.get("by", ""))
+    return {
+        "account": event["account"],
+        "reason": facts.get("reason") if not by.startswith("list:") else None,
+        "list": by.removeprefix("list:") if by.startswith("list:") else None,
+        "pod": event["account"].rpartition("@")[2],
+        "pod_url": config["web.pod_url"] or "https://" + event["account"].rpartition("@")[2],
+        "contact": config["alerts.to"][0] if config["alerts.to"] else None,
+    }

@@ -148,6 +148,7 @@ class PassResult:
     cases_alerted: int = 0
     lists_failing: int = 0
     events_mailed: int = 0
+    accounts_mailed: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
     waiting: int = 0  # rows left for a later attempt
     staff_mail_error: str | None = None
@@ -160,6 +161,7 @@ class PassResult:
             "cases_alerted": self.cases_alerted,
             "lists_failing": self.lists_failing,
             "events_mailed": self.events_mailed,
+            "accounts_mailed": self.accounts_mailed,
             "delivered": self.count("delivered"),
             "failed": self.count("failed"),
             "gave_up": self.count("gave_up"),
@@ -179,6 +181,7 @@ def deliver_pass(config: Config, *, limit: int = 1000) -> PassResult:
         try:
             with pod_connection(config) as pod:
                 result.events_mailed = alerts.mail_staff(config, state, pod)
+                result.accounts_mailed = alerts.mail_accounts(config, state, pod)
         except PodmodError as error:
             result.staff_mail_error = str(error)
             log.error("notify: %s", error)

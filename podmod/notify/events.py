@@ -16,6 +16,8 @@ from podmod.config import EVENT_TYPES, Config
 # Facts kept for podmod's own mail (a moderator's reason, for the locked account's notice) that a
 # webhook never carries.
 PRIVATE_FACTS = ("reason",)
+# Events a local account may be told of by mail, and the setting that says whether.
+ACCOUNT_MAIL = {"account.locked": "notify.locked_accounts"}
 
 
 def mail_configured(config: Config) -> bool:
@@ -108,18 +110,24 @@ def record(
     list_name: str | None = None,
     facts: dict[str, Any] | None = None,
     key: str | None = None,
+    tell_user_id: int | None = None,
 ) -> UUID | None:
     """Write an event and one outbox row per webhook subscribed to it, inside the caller's
     transaction; the staff's mail is made from waiting events by `podmod notify deliver`.
-    With `key`, an event recorded before under the same key is not recorded again (None)."""
+    With `key`, an event recorded before under the same key is not recorded again (None).
+    `tell_user_id`: the local account (users.id) the event concerns, mailed when its setting in
+    ACCOUNT_MAIL is on."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     facts = facts or {}
     event_id, created_at = uuid4(), datetime.now(UTC)
     staff_mail = mail_configured(config) and for_staff(event_type, facts)
+    setting = ACCOUNT_MAIL.get(event_type)
+    if not (setting and config[setting] and mail_configured(config)):
+        tell_user_id = None
     recorded = state.execute(
         "INSERT INTO podmod.events (id, type, key, case_id, account, list_name, facts,"
-        " staff_mail, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " staff_mail, tell_user_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (key) DO NOTHING RETURNING id",
         (
             event_id,
@@ -130,6 +138,7 @@ def record(
             list_name,
             json.dumps(facts),
             staff_mail,
+            tell_user_id,
             created_at,
         ),
     ).fetchone()
