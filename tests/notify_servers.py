@@ -97,6 +97,7 @@ class Delivery:
     headers: dict[str, str]
     body: bytes
     signed: bool
+    at: float = field(default_factory=time.time)  # when it arrived
 
     @property
     def json(self) -> dict[str, Any]:

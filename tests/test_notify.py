@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from podmod import actions
 from podmod.config import load_config
 from podmod.notify import deliver
 from tests.helpers import intake_all, podmod
@@ -564,3 +565,19 @@ def test_the_german_catalog_translates_every_string_of_the_built_in_templates():
     }
     assert len(wanted) > 20
     assert sorted(wanted - set(german.messages)) == []
+
+
+def test_lock_and_close_posts_one_account_locked_and_a_refused_one_nothing(
+    env, state, pod, receiver
+):
+    configure(env, hooks=[(receiver.url, ["account.locked"])])
+    author = pod.person("author")
+    pod.report(pod.person("reporter"), "Post", pod.post(author))
+    intake_all(load_config())
+    assert podmod("lock", "author@pod.example", "--close", "--reason", "x").exit_code == 0
+    with pytest.raises(actions.ActionRefused):  # no open case left: refused, nothing told
+        actions.lock_and_close(load_config(), handle="author@pod.example", actor="t", source="t")
+    run_deliver()
+    assert [d.json["type"] for d in receiver.deliveries] == ["account.locked"]
+    state.rollback()
+    assert state.execute("SELECT count(*) AS n FROM podmod.events").fetchone()["n"] == 1
