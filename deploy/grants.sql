@@ -19,9 +19,11 @@ GRANT USAGE ON SCHEMA public TO podmod;
 -- What podmod reads.
 GRANT SELECT ON reports, posts, comments, people, profiles, roles, pods, photos, tags, taggings,
     contacts, blocks, mentions, account_deletions, account_migrations TO podmod;
--- Of users, only what sign-in, locking and the case page need (no e-mail, no tokens, no keys).
+-- Of users, only what sign-in, locking, the case page and podmod's mail need (no tokens, no keys):
+-- email and language address the staff's alerts (README, "Notifications").
 GRANT SELECT (id, username, encrypted_password, locked_at, otp_required_for_login,
-    plain_otp_secret, consumed_timestep, created_at, last_seen, sign_in_count) ON users TO podmod;
+    plain_otp_secret, consumed_timestep, created_at, last_seen, sign_in_count, email, language)
+    ON users TO podmod;
 
 -- What podmod writes in diaspora*'s tables: these two columns, nothing else.
 GRANT UPDATE (locked_at) ON users TO podmod;

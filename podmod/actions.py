@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from podmod import pod_db
+from podmod import notify, pod_db
 from podmod.config import Config
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
@@ -199,6 +199,20 @@ def _write_lock(pod: psycopg.Connection, account: Account, *, lock: bool) -> boo
     return pod.execute(sql, (account.user_id,)).fetchone() is not None
 
 
+def _lock_event(
+    account: Account, case_id: int | None, *, actor: str, source: str, reason: str | None
+) -> dict[str, Any]:
+    """What an account.locked or account.unlocked event says: who (a list, or the staff: a
+    webhook never names the moderator), from where and why."""
+    by = actor if actor.startswith("list:") else "staff"
+    return {
+        "case_id": case_id,
+        "account": account.handle,
+        "facts": {"by": by, "source": source, "reason": reason},
+        "tell_user_id": account.user_id,
+    }
+
+
 def _set_lock(
     config: Config,
     *,
@@ -233,6 +247,12 @@ def _set_lock(
                 reason=reason,
                 case_id=case_id,
                 details=details or {},
+            )
+            notify.record(
+                config,
+                state,
+                "account.locked" if lock else "account.unlocked",
+                **_lock_event(account, case_id, actor=actor, source=source, reason=reason),
             )
         state.commit()
     if changed:
@@ -591,6 +611,13 @@ def lock_and_close(
             case_id=case_id,
             details={**(details or {}), "outcome": "locked", "reports": report_ids},
         )
+        if locked_now:
+            notify.record(
+                config,
+                state,
+                "account.locked",
+                **_lock_event(account, case_id, actor=actor, source=source, reason=reason),
+            )
         state.commit()
     closed = (
         f"case {case_id} is closed: locked ({_reports(report_ids)} marked reviewed in diaspora*)."

@@ -135,6 +135,45 @@ def _backlog(config: Config) -> str:
     return text
 
 
+def _notifications(config: Config) -> str:
+    """The SMTP server answers and takes the password, the staff can be addressed, and the outbox
+    is neither stuck nor failing."""
+    from podmod.notify import alerts, smtp
+    from podmod.notify.status import outbox_status
+
+    parts = []
+    if config["mail.smtp_url"]:
+        parts.append("mail: " + smtp.check_server(config))
+        with pod_connection(config) as pod:
+            staff = len(alerts.staff_recipients(config, pod))
+        if not staff:
+            raise PodmodError(
+                "No local admin or moderator has a mail address and alerts.to is empty, so staff "
+                "alerts reach nobody: set alerts.to or the staff's addresses in diaspora*."
+            )
+        parts.append(f"alerts to {staff} address{'' if staff == 1 else 'es'}")
+    else:
+        parts.append("no mail (mail.smtp_url is not set)")
+    parts.append(f"{len(config.webhooks)} webhooks")
+    with state_connection(config) as state:
+        status = outbox_status(state)
+    parts.append(f"{status['waiting']} deliveries waiting")
+    text = "; ".join(parts)
+    failure = status["last_failure"]
+    if failure and failure["delivered_at"] is None:
+        how = "given up" if failure["gave_up_at"] else "retrying"
+        raise Warn(
+            f"{text}; the last delivery failed ({how}; see the deliveries page): "
+            f"{failure['last_error']}"
+        )
+    if status["oldest_seconds"] and status["oldest_seconds"] > STUCK_AFTER:
+        raise Warn(
+            f"{text}; the oldest has waited {status['oldest_seconds']:.0f} s: check that "
+            "`podmod notify deliver` runs (deploy/podmod.cron)."
+        )
+    return text
+
+
 def _redis(config: Config) -> str:
     rconn = queue.redis_connection(config)
     depth = sum(q.count for q in queue.all_queues(config, rconn))
@@ -298,6 +337,7 @@ def run_checks(config_loader: Callable[[], Config] = load_config) -> list[Check]
         step("privileges", lambda: _privileges(config))
     if step("podmod schema", schema_ok):
         step("backlog", lambda: _backlog(config))
+        step("notifications", lambda: _notifications(config))
     if step("redis", lambda: _redis(config)):
         step("reader", lambda: _reader(config))
         step("workers", lambda: _workers(config))

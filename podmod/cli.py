@@ -497,6 +497,55 @@ def case_note(ctx: click.Context, case_id: int, text: str, as_json: bool) -> Non
 
 
 @main.group()
+def notify() -> None:
+    """Notifications: staff alerts by mail and signed webhooks (README, "Notifications")."""
+
+
+@notify.command("deliver")
+@click.option(
+    "--limit", default=1000, show_default=True, type=click.IntRange(min=1), help="Rows per pass."
+)
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0.1),
+    help="Repeat every this many seconds until stopped (default: one pass, for cron).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@podmin_errors
+def notify_deliver(ctx: click.Context, limit: int, every: float | None, as_json: bool) -> None:
+    """Alert the staff of what is new and deliver every mail and webhook due now."""
+    from podmod import store
+    from podmod.db import state_connection
+    from podmod.notify.deliver import deliver_pass
+
+    config = get_config(ctx)
+    with state_connection(config) as state:
+        store.require_current_schema(state)
+    while True:
+        result = deliver_pass(config, limit=limit)
+        if as_json:
+            click.echo(json.dumps(result.as_json(), indent=2))
+        else:
+            for outcome in result.outcomes:
+                if outcome.status in ("failed", "gave_up"):
+                    word = "will retry" if outcome.status == "failed" else "gave up"
+                    click.echo(f"outbox {outcome.outbox_id} ({word}): {outcome.detail}", err=True)
+            click.echo(
+                f"{result.cases_alerted} cases alerted, {result.events_mailed} events mailed to "
+                f"the staff, {result.accounts_mailed} accounts told; "
+                f"{result.count('delivered')} delivered, {result.count('failed')} "
+                f"failed (retried later), {result.count('gave_up')} given up; "
+                f"{result.waiting} waiting."
+            )
+        if result.staff_mail_error:
+            fail(result.staff_mail_error)
+        if every is None:
+            return
+        time.sleep(every)
+
+
+@main.group()
 def lists() -> None:
     """Shared blocklists: sync, show, diff, approve, publish; this pod's own list: add, remove."""
 

@@ -7,11 +7,13 @@ names the key, where it came from and what to do. `[reader] batch_size` in the f
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,6 +76,57 @@ def _web_url(value: str) -> str | None:
     if value == "" or urlsplit(value).scheme in ("https", "http"):
         return None
     return "must be the pod's URL, such as https://pod.example (or empty)"
+
+
+SMTP_SCHEMES = ("smtp", "smtps", "smtp+starttls")
+
+
+def _smtp_url(value: str) -> str | None:
+    if value == "":
+        return None
+    parts = urlsplit(value)
+    advice = (
+        "must be an SMTP URL such as smtp://127.0.0.1:25, smtps://user:password@mail.example:465 "
+        "or smtp+starttls://mail.example:587 (or empty for no mail)"
+    )
+    if parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+        return advice
+    try:
+        parts.port  # noqa: B018 (raises for a port that is not a number)
+    except ValueError:
+        return "has a port that is not a number from 0 to 65535"
+    if parts.path not in ("", "/") or parts.query:
+        return advice
+    return None
+
+
+def mail_address(value: str) -> str | None:
+    """The bare address of `value` ("podmod <podmod@pod.example>" or "podmod@pod.example"), or
+    None when it is not one address."""
+    _name, address = parseaddr(value)
+    local, at, domain = address.rpartition("@")
+    if not at or not local or "." not in domain or re.search(r"[\s\x00-\x1f\x7f,;]", address):
+        return None
+    return address
+
+
+def _mail_from(value: str) -> str | None:
+    if value == "" or mail_address(value):
+        return None
+    return 'must be a mail address such as podmod@pod.example or "podmod <podmod@pod.example>"'
+
+
+def _addresses(value: tuple[str, ...]) -> str | None:
+    wrong = [address for address in value if not mail_address(address)]
+    if wrong:
+        return f'holds {wrong[0]!r}, which is not a mail address such as "admin@pod.example"'
+    return None
+
+
+def _public_url(value: str) -> str | None:
+    if value == "" or (urlsplit(value).scheme in ("https", "http") and urlsplit(value).hostname):
+        return None
+    return "must be podmod's own address, such as https://pod.example/podmod/ (or empty)"
 
 
 # config.pepper in diaspora*'s config/initializers/devise.rb: the same string on every pod.
@@ -229,6 +282,57 @@ KEYS: tuple[Key, ...] = (
         help="the pod's public URL, for links to diaspora's own pages (default: same host)",
     ),
     Key("web.page_size", int, 50, _positive, help="rows per page in the web UI"),
+    Key(
+        "web.public_url",
+        str,
+        "",
+        _public_url,
+        help="podmod's own address, for links in mails and webhooks (https://pod.example/podmod/)",
+    ),
+    # Notifications (podmod.notify): mail to staff and accounts, signed webhooks.
+    Key(
+        "mail.smtp_url",
+        str,
+        "",
+        _smtp_url,
+        help="SMTP server: smtp://, smtps:// or smtp+starttls://host:port, user:password@ "
+        "allowed; empty: podmod sends no mail",
+    ),
+    Key("mail.from", str, "", _mail_from, help="the From address of podmod's mail"),
+    Key(
+        "mail.templates_dir",
+        str,
+        None,
+        help="folder whose mail templates and message catalogs override the built-in ones",
+    ),
+    Key(
+        "alerts.min_priority",
+        int,
+        30,
+        _positive,
+        help="a case reaching this priority alerts the staff (again only if it rises further)",
+    ),
+    Key(
+        "alerts.to",
+        tuple,
+        (),
+        _addresses,
+        help="addresses of staff alerts; empty: every local admin and moderator at users.email",
+    ),
+    Key(
+        "alerts.digest_minutes",
+        int,
+        0,
+        _not_negative,
+        help="0: alert at once; N: one mail per N minutes with everything new",
+    ),
+    Key("notify.reporters", bool, False, help="tell local reporters what became of their report"),
+    Key(
+        "notify.locked_accounts",
+        bool,
+        False,
+        help="tell a locked local account why (the moderator's reason or the list), by mail",
+    ),
     Key("log.level", str, "INFO", _log_level, help="DEBUG, INFO, WARNING or ERROR"),
     # Content matching (podmod.scan): the lists' hashtag, phrase, url, pdq and sha256 entries.
     Key("scan.batch_size", int, 1000, _positive, help="new items per content scan batch and job"),
@@ -334,13 +438,36 @@ class ListConfig:
     signed_file: str | None = None  # the `file:` its signature names, if not the URL's last part
 
 
+# What podmod tells (podmod.notify): the names a [[webhooks]] table subscribes to.
+EVENT_TYPES = (
+    "case.alert",
+    "account.locked",
+    "account.unlocked",
+    "list.held",
+    "list.failing",
+    "appeal.received",
+)
+WEBHOOK_KEYS = ("url", "secret", "events")
+WEBHOOK_SECRET_MIN = 16  # characters: an HMAC key shorter than this is guessable
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """One `[[webhooks]]` receiver: where, the secret signing its bodies, the events it gets."""
+
+    url: str
+    secret: str = field(repr=False)
+    events: tuple[str, ...] = EVENT_TYPES
+
+
 @dataclass(frozen=True)
 class Config:
-    """Validated settings: `config["reader.batch_size"]`, and the list subscriptions."""
+    """Validated settings: `config["reader.batch_size"]`, the list subscriptions and webhooks."""
 
     values: Mapping[str, Any]
     source: str
     lists: tuple[ListConfig, ...] = ()
+    webhooks: tuple[WebhookConfig, ...] = ()
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -370,6 +497,15 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _coerce(key: Key, raw: Any, origin: str) -> Any:
+    if key.type is tuple:
+        if isinstance(raw, str):  # from the environment: "a@pod.example, b@pod.example"
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+            return tuple(raw)
+        raise ConfigError(
+            f'{key.name} ({origin}) must be a list of strings, such as ["admin@pod.example"], '
+            f"not {masked_url(repr(raw))}."
+        )
     if key.type is bool and isinstance(raw, str):
         lowered = raw.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
@@ -406,6 +542,7 @@ def load_config(
     """Read the TOML file (if any) and the PODMOD_* environment, and validate every key."""
     env = os.environ if environ is None else environ
     raw_lists: Any = []
+    raw_webhooks: Any = []
     explicit = path is not None or "PODMOD_CONFIG" in env
     file_path = Path(path if path is not None else env.get("PODMOD_CONFIG", DEFAULT_CONFIG_PATH))
     from_file: dict[str, Any] = {}
@@ -414,6 +551,7 @@ def load_config(
             with file_path.open("rb") as handle:
                 document = tomllib.load(handle)
             raw_lists = document.pop("lists", [])
+            raw_webhooks = document.pop("webhooks", [])
             from_file = _flatten(document)
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{file_path} is not valid TOML ({error}); fix the file.") from None
@@ -453,7 +591,92 @@ def load_config(
         if problem:
             raise ConfigError(f"{key.name} ({origin}) {problem}; it is {masked_url(repr(raw))}.")
         values[key.name] = value
-    return Config(values=values, source=source, lists=_load_lists(raw_lists, file_path))
+    webhooks = _load_webhooks(raw_webhooks, file_path)
+    _check_notifications(values, webhooks, file_path)
+    return Config(
+        values=values,
+        source=source,
+        lists=_load_lists(raw_lists, file_path),
+        webhooks=webhooks,
+    )
+
+
+def _is_loopback_host(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _load_webhooks(raw: Any, file_path: Path) -> tuple[WebhookConfig, ...]:
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        raise ConfigError(
+            f"In {file_path}, webhooks must be [[webhooks]] tables, one per receiver."
+        )
+    webhooks = []
+    for number, item in enumerate(raw, start=1):
+        where = f"[[webhooks]] number {number} in {file_path}"
+        unknown = sorted(set(item) - set(WEBHOOK_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"Unknown key {unknown[0]!r} in {where}; allowed: {', '.join(WEBHOOK_KEYS)}."
+            )
+        url = item.get("url")
+        parts = urlsplit(url) if isinstance(url, str) else None
+        loopback = parts is not None and _is_loopback_host(parts.hostname or "")
+        if parts is None or not parts.hostname or parts.scheme not in ("https", "http"):
+            raise ConfigError(
+                f"url of {where} must be an https:// address (http:// only to loopback); it is "
+                f"{masked_url(repr(url))}."
+            )
+        if parts.scheme != "https" and not loopback:
+            raise ConfigError(
+                f"url of {where} must use https:// (plain http:// is allowed only to loopback, "
+                f"such as a chat bridge on 127.0.0.1); it is {masked_url(repr(url))}."
+            )
+        secret = item.get("secret")
+        if not isinstance(secret, str) or len(secret) < WEBHOOK_SECRET_MIN:
+            raise ConfigError(
+                f"secret of {where} must be a string of {WEBHOOK_SECRET_MIN} or more characters "
+                "that the receiver also knows (e.g. `openssl rand -hex 32`)."
+            )
+        events = item.get("events", list(EVENT_TYPES))
+        if not (isinstance(events, list) and events and all(isinstance(e, str) for e in events)):
+            raise ConfigError(
+                f'events of {where} must be a list of event names, such as ["case.alert"].'
+            )
+        unknown_events = [event for event in events if event not in EVENT_TYPES]
+        if unknown_events:
+            raise ConfigError(
+                f"events of {where} names the unknown event {unknown_events[0]!r}; use some of "
+                f"{', '.join(EVENT_TYPES)}."
+            )
+        webhooks.append(
+            WebhookConfig(
+                url=url, secret=secret, events=tuple(e for e in EVENT_TYPES if e in events)
+            )
+        )
+    return tuple(webhooks)
+
+
+def _check_notifications(
+    values: dict[str, Any], webhooks: tuple[WebhookConfig, ...], file_path: Path
+) -> None:
+    """What notifications need together: a From address to mail, podmod's address for links."""
+    if values["mail.smtp_url"] and not values["mail.from"]:
+        raise ConfigError(
+            "mail.smtp_url is set but mail.from is not: set mail.from (PODMOD_MAIL_FROM) to the "
+            f"address podmod's mail comes from, such as podmod@pod.example, in {file_path}."
+        )
+    if (values["mail.smtp_url"] or webhooks) and not values["web.public_url"]:
+        raise ConfigError(
+            "Mail or webhooks are configured but web.public_url is not, so their links would "
+            "lead nowhere: set web.public_url (PODMOD_WEB_PUBLIC_URL) to podmod's address, such "
+            f"as https://pod.example/podmod/, in {file_path}."
+        )
+    url = values["web.public_url"]
+    if url and not url.endswith("/"):
+        values["web.public_url"] = url + "/"
 
 
 def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:

@@ -37,3 +37,13 @@ class SchemaOutOfDate(PodmodError):
     """podmod's own schema is missing or older than this version of podmod."""
 
     exit_code = 2
+
+
+class DeliveryFailed(PodmodError):
+    """A mail or webhook was not delivered; the message says why in one sentence. `permanent`:
+    trying again cannot help (the server refused the address for good)."""
+
+    def __init__(self, message: str, *, permanent: bool = False, status: int | None = None):
+        super().__init__(message)
+        self.permanent = permanent
+        self.status = status

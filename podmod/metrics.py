@@ -1,5 +1,6 @@
 """Prometheus metrics (`/metrics`): queue depth, job failures, cases by status, intake backlog and
-latency, list sync age and failures, reader heartbeat. Plain text exposition format, no library."""
+latency, list sync age and failures, the notification outbox, reader heartbeat. Plain text
+exposition format, no library."""
 
 from __future__ import annotations
 
@@ -38,6 +39,42 @@ class Exposition:
 
     def render(self) -> str:
         return "\n".join(self.lines) + "\n"
+
+
+def _notifications(out: Exposition, state: psycopg.Connection) -> None:
+    """The outbox: deliveries waiting by channel, the oldest one's age, given-up rows in the
+    last week, and when each channel last failed."""
+    from podmod.notify.status import last_failure_by_channel, outbox_status, waiting_by_channel
+
+    waiting = waiting_by_channel(state)
+    status = outbox_status(state)
+    out.family(
+        "podmod_outbox_waiting",
+        "gauge",
+        "Mails and webhooks waiting to be delivered (new or retried).",
+        [({"channel": channel}, waiting.get(channel, 0)) for channel in ("mail", "webhook")],
+    )
+    out.family(
+        "podmod_outbox_oldest_waiting_seconds",
+        "gauge",
+        "Age of the oldest delivery waiting.",
+        [({}, round(status["oldest_seconds"] or 0, 1))],
+    )
+    out.family(
+        "podmod_outbox_given_up",
+        "gauge",
+        "Deliveries of the last week given up after a day of failures.",
+        [({}, status["given_up"])],
+    )
+    out.family(
+        "podmod_outbox_last_failure_timestamp_seconds",
+        "gauge",
+        "When a delivery last failed, by channel (Unix time; absent: never).",
+        [
+            ({"channel": channel}, round(at, 3))
+            for channel, at in last_failure_by_channel(state).items()
+        ],
+    )
 
 
 def collect(config: Config, state: psycopg.Connection, rconn: redis.Redis) -> str:
@@ -177,6 +214,7 @@ def collect(config: Config, state: psycopg.Connection, rconn: redis.Redis) -> st
         "Decisions taken, by action.",
         [({"action": r["action"]}, r["n"]) for r in decisions],
     )
+    _notifications(out, state)
     seen = rconn.get(queue.READER_HEARTBEAT_KEY)
     out.family(
         "podmod_reader_heartbeat_age_seconds",

@@ -239,6 +239,29 @@ def account_states(conn: psycopg.Connection, person_ids: list[int]) -> dict[int,
     return {row["person_id"]: row for row in rows}
 
 
+def staff_contacts(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Where the staff's alerts go: every local admin and moderator that is neither locked nor
+    closed and has a mail address, as {email, language}; one row per address."""
+    return conn.execute(
+        "SELECT DISTINCT ON (lower(u.email)) u.email, u.language FROM users u"
+        " JOIN people p ON p.owner_id = u.id"
+        " JOIN roles r ON r.person_id = p.id AND r.name IN ('admin', 'moderator')"
+        " WHERE u.locked_at IS NULL AND NOT coalesce(p.closed_account, false)"
+        " AND coalesce(u.email, '') <> '' ORDER BY lower(u.email), u.id"
+    ).fetchall()
+
+
+def user_contacts(conn: psycopg.Connection, user_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Where to tell these local accounts: {users.id: {email, language, locked}}."""
+    if not user_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT id, email, language, locked_at IS NOT NULL AS locked FROM users WHERE id = ANY(%s)",
+        (user_ids,),
+    ).fetchall()
+    return {row["id"]: row for row in rows}
+
+
 ACCOUNT_DETAILS_SQL = """
 SELECT p.id AS person_id, p.guid, lower(p.diaspora_handle) AS handle,
        p.owner_id IS NOT NULL AS local, coalesce(p.closed_account, false) AS closed,

@@ -28,6 +28,8 @@ from podmod.config import Config, load_config
 from podmod.fixtures import diaspora_schema_sql
 from tests.diaspora_pod import DiasporaPod
 
+pytest_plugins = ["tests.notify_servers"]  # smtp_server, receiver: real servers on loopback
+
 
 def database_url(server_url: str, database: str) -> str:
     """The same server, another database."""

@@ -108,6 +108,7 @@ def test_check_names_what_is_missing_and_exits_1(config, state):
         "pod database",
         "podmod schema",
         "backlog",
+        "notifications",
         "redis",
         "web proxy",
     ]

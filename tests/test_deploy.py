@@ -37,7 +37,7 @@ def test_example_config_documents_every_key():
 
 def test_example_list_subscriptions_load_when_uncommented(tmp_path):
     text = EXAMPLE.read_text()
-    lists_part = text.split("# Shared blocklists")[1]
+    lists_part = text.split("# Shared blocklists")[1].split("# Signed webhooks")[0]
     uncommented = "\n".join(
         line[2:] for line in lists_part.splitlines() if re.match(r"^# (\[\[lists|\w+ = )", line)
     )
@@ -54,6 +54,20 @@ def test_example_list_subscriptions_load_when_uncommented(tmp_path):
     assert config.lists[0].lock_labels == ("campaign",)
     assert config.lists[1].labels == ("hate-speech", "harassment")
     assert config.lists[1].require_canary == "dni.invalid"
+
+
+def test_example_webhook_loads_when_uncommented(tmp_path):
+    hooks_part = EXAMPLE.read_text().split("# Signed webhooks")[1]
+    uncommented = "\n".join(
+        line[2:] for line in hooks_part.splitlines() if re.match(r"^# (\[\[webhooks|\w+ = )", line)
+    )
+    path = tmp_path / "podmod.toml"
+    path.write_text(
+        'database_url = "postgresql://podmod@localhost/diaspora_production"\n'
+        '[web]\npublic_url = "https://pod.example/podmod/"\n' + uncommented + "\n"
+    )
+    [hook] = load_config(path, environ={}).webhooks
+    assert hook.events == ("case.alert", "account.locked", "list.held")
 
 
 UNITS = sorted((EXAMPLE.parent).glob("*.service"))

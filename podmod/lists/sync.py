@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg
 
+from podmod import notify
 from podmod.config import Config, ListConfig
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
@@ -247,6 +248,8 @@ def _store(
             f"{stored.held_reason}; approve it with `podmod lists approve {name} "
             f"{stored.number}`",
         )
+        facts = {"version": stored.number, "held_reason": stored.held_reason}
+        notify.record(config, state, "list.held", list_name=name, facts=facts)
         return SyncOutcome(
             name,
             "held",

@@ -56,7 +56,7 @@ def create_app(config: Config | None = None) -> Flask:
     formatting.init_app(app)
     app.teardown_appcontext(release_connections)
 
-    from podmod.web import audit, auth, cases, dashboard, health, lists
+    from podmod.web import audit, auth, cases, dashboard, deliveries, health, lists
     from podmod.web import queue as queue_pages
 
     for blueprint in (
@@ -66,6 +66,7 @@ def create_app(config: Config | None = None) -> Flask:
         lists.bp,
         audit.bp,
         dashboard.bp,
+        deliveries.bp,
         health.bp,
     ):
         app.register_blueprint(blueprint)

@@ -1,0 +1,291 @@
+"""Staff alerts: cases reaching alerts.min_priority (once per case, again only above the priority
+it last alerted at), lists failing for over an hour, and the staff's mail carrying every waiting
+event, at most one per alerts.digest_minutes. Set-based passes, run by `podmod notify deliver`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+
+from podmod import pod_db
+from podmod.config import Config, mail_address
+from podmod.errors import PodmodError
+from podmod.notify import events
+from podmod.notify.mail import domain_of
+
+log = logging.getLogger(__name__)
+
+NOTIFY_LOCK = 0x706E6F74  # "pnot": one alert pass and one staff mail at a time
+LISTED = 50  # cases (and locks) named in one mail or webhook; the rest are counted
+FAILING_AFTER = "1 hour"
+
+# Open cases at or above the threshold that never alerted or rose above the priority they last
+# alerted at: marked at their priority now, and returned.
+ALERT_CASES_SQL = """
+WITH due AS (
+    SELECT c.id, c.account, c.priority, a.priority AS previous
+    FROM podmod.cases c
+    LEFT JOIN podmod.case_alerts a ON a.case_id = c.id
+    WHERE c.status = 'open' AND c.priority >= %(min)s
+      AND (a.priority IS NULL OR c.priority > a.priority)
+), marked AS (
+    INSERT INTO podmod.case_alerts (case_id, priority)
+    SELECT id, priority FROM due
+    ON CONFLICT (case_id) DO UPDATE SET priority = excluded.priority, alerted_at = now()
+)
+SELECT id, account, priority, previous FROM due ORDER BY priority DESC, id
+"""
+
+# Subscribed lists whose last success (or creation) is over an hour old and whose newest attempt
+# failed: one event per list and failure (the key names the last success it follows).
+FAILING_LISTS_SQL = f"""
+SELECT name, last_error, last_error_at, last_success_at,
+       coalesce(last_success_at, created_at) AS since
+FROM podmod.lists
+WHERE origin = 'subscription' AND last_error_at IS NOT NULL
+  AND (last_success_at IS NULL OR last_error_at > last_success_at)
+  AND coalesce(last_success_at, created_at) < now() - interval '{FAILING_AFTER}'
+ORDER BY name
+"""
+
+
+def alert_cases(config: Config, state: psycopg.Connection) -> int:
+    """Record one case.alert event for every case due an alert now, in one transaction; returns
+    how many cases it names."""
+    with state.transaction():
+        state.execute("SELECT pg_advisory_xact_lock(%s)", (NOTIFY_LOCK,))
+        due = state.execute(ALERT_CASES_SQL, {"min": config["alerts.min_priority"]}).fetchall()
+        if due:
+            events.record(
+                config,
+                state,
+                "case.alert",
+                case_id=due[0]["id"] if len(due) == 1 else None,
+                account=due[0]["account"] if len(due) == 1 else None,
+                facts={
+                    "count": len(due),
+                    "min_priority": config["alerts.min_priority"],
+                    "cases": [dict(row) for row in due[:LISTED]],
+                },
+            )
+    return len(due)
+
+
+def alert_failing_lists(config: Config, state: psycopg.Connection) -> int:
+    """Record list.failing once for each list failing for over an hour; returns how many now."""
+    recorded = 0
+    with state.transaction():
+        state.execute("SELECT pg_advisory_xact_lock(%s)", (NOTIFY_LOCK,))
+        for row in state.execute(FAILING_LISTS_SQL).fetchall():
+            since = row["since"].isoformat()
+            recorded += (
+                events.record(
+                    config,
+                    state,
+                    "list.failing",
+                    list_name=row["name"],
+                    facts={"since": since, "error": row["last_error"]},
+                    key=f"list.failing:{row['name']}:{row['last_success_at'] or 'never'}",
+                )
+                is not None
+            )
+    return recorded
+
+
+def staff_recipients(config: Config, pod: psycopg.Connection) -> list[dict[str, Any]]:
+    """alerts.to, else every local admin and moderator at users.email (with users.language)."""
+    if config["alerts.to"]:
+        return [{"email": address, "language": None} for address in config["alerts.to"]]
+    try:
+        with pod.transaction():
+            rows = pod_db.staff_contacts(pod)
+    except psycopg.errors.InsufficientPrivilege:
+        raise PodmodError(
+            "podmod may not read users.email and users.language in the pod's database, so it "
+            "cannot mail the staff: run deploy/grants.sql again, or set alerts.to."
+        ) from None
+    wrong = [row["email"] for row in rows if not mail_address(row["email"])]
+    for address in wrong:
+        log.warning("staff mail: %r is not a mail address; it gets no alert", address)
+    return [row for row in rows if row["email"] not in wrong]
+
+
+def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the staff's mail says of these events: the cases by priority (the first LISTED named),
+    accounts locked by lists, held versions and failing lists, each with links."""
+    cases: dict[int, dict[str, Any]] = {}  # the named ones; a case that rose twice is one
+    counted = named_twice = 0
+    locked, held, failing = [], [], []
+    for event in waiting:
+        facts = event["facts"]
+        if event["type"] == "case.alert":
+            counted += facts["count"]
+            for case in facts["cases"]:
+                named_twice += case["id"] in cases
+                cases[case["id"]] = {**case, "url": events.case_url(config, case["id"])}
+        elif event["type"] == "account.locked":
+            locked.append(
+                {
+                    "account": event["account"],
+                    "by": facts.get("by", ""),
+                    "case_url": events.case_url(config, event["case_id"])
+                    if event["case_id"]
+                    else None,
+                }
+            )
+        elif event["type"] == "list.held":
+            held.append(
+                {
+                    "list": event["list_name"],
+                    "version": facts.get("version"),
+                    "reason": facts.get("held_reason", ""),
+                    "url": events.list_url(config, event["list_name"], facts.get("version")),
+                }
+            )
+        elif event["type"] == "list.failing":
+            failing.append(
+                {
+                    "list": event["list_name"],
+                    "since": facts.get("since"),
+                    "error": facts.get("error", ""),
+                    "url": events.list_url(config, event["list_name"]),
+                }
+            )
+    named = sorted(cases.values(), key=lambda c: (-c["priority"], c["id"]))
+    return {
+        "case_count": counted - named_twice,
+        "cases": named[:LISTED],
+        "min_priority": config["alerts.min_priority"],
+        "locked_count": len(locked),
+        "locked": locked[:LISTED],
+        "held_count": len(held),
+        "held": held,
+        "failing_count": len(failing),
+        "failing": failing,
+        "queue_url": config["web.public_url"],
+        "lists_url": events.list_url(config, ""),
+    }
+
+
+def mail_staff(config: Config, state: psycopg.Connection, pod: psycopg.Connection) -> int:
+    """Put every event waiting for the staff's mail into one mail to each recipient (outbox rows
+    of one digest), unless alerts.digest_minutes have not passed since the last one; returns how
+    many events it carried. The events, the digest and its rows commit together."""
+    if not events.mail_configured(config):
+        return 0
+    with state.transaction():
+        state.execute("SELECT pg_advisory_xact_lock(%s)", (NOTIFY_LOCK,))
+        waiting = state.execute(
+            "SELECT id, type, case_id, account, list_name, facts, created_at FROM podmod.events"
+            " WHERE staff_mail AND digest_id IS NULL ORDER BY created_at, id"
+        ).fetchall()
+        if not waiting:
+            return 0
+        minutes = config["alerts.digest_minutes"]
+        if minutes:
+            recent = state.execute(
+                "SELECT 1 FROM podmod.digests WHERE created_at > now() - make_interval(mins => %s)"
+                " LIMIT 1",
+                (minutes,),
+            ).fetchone()
+            if recent:
+                return 0
+        recipients = staff_recipients(config, pod)
+        if not recipients:
+            log.warning(
+                "staff mail: no local admin or moderator has a mail address, and alerts.to is "
+                "empty; %d events go unmailed",
+                len(waiting),
+            )
+        digest_id = state.execute(
+            "INSERT INTO podmod.digests (events, recipients) VALUES (%s, %s) RETURNING id",
+            (len(waiting), len(recipients)),
+        ).fetchone()["id"]
+        state.execute(
+            "UPDATE podmod.events SET digest_id = %s WHERE id = ANY(%s)",
+            (digest_id, [event["id"] for event in waiting]),
+        )
+        payload = json.dumps(digest_payload(config, waiting))
+        domain = domain_of(config)
+        state.cursor().executemany(
+            "INSERT INTO podmod.outbox (channel, target, event_type, digest_id, language, payload,"
+            " message_id) VALUES ('mail', %s, 'digest', %s, %s, %s, %s)",
+            [
+                (
+                    row["email"],
+                    digest_id,
+                    row["language"],
+                    payload,
+                    f"<podmod.{digest_id}.{uuid4().hex}@{domain}>",
+                )
+                for row in recipients
+            ],
+        )
+    return len(waiting)
+
+
+def mail_accounts(config: Config, state: psycopg.Connection, pod: psycopg.Connection) -> int:
+    """Write the mail of each event waiting to be told to its local account (a locked account:
+    why, and whom to ask) to the outbox, in its users.language; an account unlocked since, or
+    without an address, is told nothing. Returns how many mails it wrote."""
+    if not events.mail_configured(config):
+        return 0
+    with state.transaction():
+        waiting = state.execute(
+            "SELECT id, type, account, case_id, facts, tell_user_id FROM podmod.events"
+            " WHERE tell_user_id IS NOT NULL AND told_at IS NULL ORDER BY created_at, id"
+            " LIMIT 500 FOR UPDATE SKIP LOCKED"
+        ).fetchall()
+        if not waiting:
+            return 0
+        try:
+            with pod.transaction():
+                contacts = pod_db.user_contacts(pod, [e["tell_user_id"] for e in waiting])
+        except psycopg.errors.InsufficientPrivilege:
+            raise PodmodError(
+                "podmod may not read users.email and users.language in the pod's database, so "
+                "it cannot tell locked accounts: run deploy/grants.sql again."
+            ) from None
+        written = 0
+        domain = domain_of(config)
+        for event in waiting:
+            contact = contacts.get(event["tell_user_id"])
+            if not contact or not contact["locked"] or not mail_address(contact["email"] or ""):
+                continue  # unlocked since, gone, or no address: nothing to tell
+            state.execute(
+                "INSERT INTO podmod.outbox (channel, target, event_type, event_id, language,"
+                " payload, message_id) VALUES ('mail', %s, %s, %s, %s, %s, %s)",
+                (
+                    contact["email"],
+                    event["type"],
+                    event["id"],
+                    contact["language"],
+                    json.dumps(account_payload(config, event)),
+                    f"<podmod.{event['id'].hex}@{domain}>",
+                ),
+            )
+            written += 1
+        state.execute(
+            "UPDATE podmod.events SET told_at = now() WHERE id = ANY(%s)",
+            ([event["id"] for event in waiting],),
+        )
+    return written
+
+
+def account_payload(config: Config, event: dict[str, Any]) -> dict[str, Any]:
+    """What a locked account's mail says: the account, the moderator's reason or the list that
+    locked it, the pod and whom to write to (never who the moderator was)."""
+    facts = event["facts"]
+    by = str(facts.get("by", ""))
+    return {
+        "account": event["account"],
+        "reason": facts.get("reason") if not by.startswith("list:") else None,
+        "list": by.removeprefix("list:") if by.startswith("list:") else None,
+        "pod": event["account"].rpartition("@")[2],
+        "pod_url": config["web.pod_url"] or "https://" + event["account"].rpartition("@")[2],
+        "contact": config["alerts.to"][0] if config["alerts.to"] else None,
+    }

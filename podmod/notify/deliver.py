@@ -1,0 +1,197 @@
+"""Delivering the outbox exactly once: `deliver(config, outbox_id)` sends one row and records it,
+`due(state, limit)` lists the rows due now, `deliver_pass` is what `podmod notify deliver` runs.
+
+A deliverer holds a PostgreSQL advisory lock on the row while it sends, so two deliverers of one
+row give one delivery, and a deliverer that dies lets go of it with its connection. A delivered row
+is never sent again; a crash after the server accepted a mail and before the row was marked may
+send it once more, with the same Message-ID. Failures are retried with growing pauses for a day,
+then given up, visibly (last_error, the deliveries page, `podmod check`, /metrics).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+
+from podmod.config import Config
+from podmod.db import pod_connection, state_connection
+from podmod.errors import DeliveryFailed, PodmodError
+from podmod.notify import alerts, mail, smtp, webhooks
+
+log = logging.getLogger(__name__)
+
+OUTBOX_LOCK = 0x706F7574  # "pout": advisory lock space of outbox rows (the row id is the key)
+RETRY_FOR = timedelta(days=1)
+FIRST_PAUSE = 30.0  # seconds before the second attempt; doubled each time, at most MAX_PAUSE
+MAX_PAUSE = 3600.0
+
+
+@dataclass
+class Outcome:
+    outbox_id: int
+    status: str  # delivered, failed (retried later), gave_up, busy, done, not_due, missing
+    detail: str = ""
+
+
+def pause_after(attempts: int) -> float:
+    """Seconds to wait after the `attempts`-th failed attempt: 30 s, 1, 2, 4 ... min, hourly."""
+    return min(FIRST_PAUSE * 2 ** (attempts - 1), MAX_PAUSE)
+
+
+def due(state: psycopg.Connection, limit: int) -> list[int]:
+    """Ids of outbox rows to deliver now (not delivered, not given up, their time come), oldest
+    first."""
+    rows = state.execute(
+        "SELECT id FROM podmod.outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL"
+        " AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return [row["id"] for row in rows]
+
+
+def _send(config: Config, row: dict[str, Any]) -> int | None:
+    """Send one row; the webhook's HTTP status, None for a mail."""
+    if row["channel"] == "webhook":
+        return webhooks.post(config, row["target"], row["payload"], delivery=row["id"])
+    if not config["mail.smtp_url"]:
+        raise DeliveryFailed(
+            "mail.smtp_url is not set, so this mail waits; set it (and mail.from) to send it."
+        )
+    smtp.send(config, mail.compose(config, row))
+    return None
+
+
+def _record_failure(
+    state: psycopg.Connection, row: dict[str, Any], failure: DeliveryFailed
+) -> Outcome:
+    attempts = row["attempts"] + 1
+    expired = row["created_at"] + RETRY_FOR <= _now(state)
+    what = f"{row['channel']} {row['id']} ({row['event_type']}) to {_target_name(row)}"
+    if failure.permanent or expired:
+        how = "for good" if failure.permanent else f"after {attempts} attempts over a day"
+        state.execute(
+            "UPDATE podmod.outbox SET gave_up_at = now(), last_error = %s, last_error_at = now(),"
+            " response_status = %s WHERE id = %s",
+            (str(failure), failure.status, row["id"]),
+        )
+        log.error("notify: gave up %s %s: %s", what, how, failure)
+        return Outcome(row["id"], "gave_up", str(failure))
+    pause = pause_after(attempts)
+    state.execute(
+        "UPDATE podmod.outbox SET next_attempt_at = now() + make_interval(secs => %s),"
+        " last_error = %s, last_error_at = now(), response_status = %s WHERE id = %s",
+        (pause, str(failure), failure.status, row["id"]),
+    )
+    log.warning(
+        "notify: %s failed (attempt %d, next in %.0f s): %s", what, attempts, pause, failure
+    )
+    return Outcome(row["id"], "failed", str(failure))
+
+
+def _now(state: psycopg.Connection) -> Any:
+    return state.execute("SELECT now() AS now").fetchone()["now"]
+
+
+def _target_name(row: dict[str, Any]) -> str:
+    if row["channel"] == "webhook":
+        return webhooks.receiver_name(row["target"])
+    return row["target"]
+
+
+def deliver(config: Config, outbox_id: int) -> Outcome:
+    """Deliver one outbox row if it is due and nobody else is delivering it; idempotent."""
+    with state_connection(config, autocommit=True) as state:
+        locked = state.execute(
+            "SELECT pg_try_advisory_lock(%s, %s) AS got", (OUTBOX_LOCK, outbox_id % 2**31)
+        ).fetchone()["got"]
+        if not locked:
+            return Outcome(outbox_id, "busy", "another deliverer is sending it")
+        try:
+            return _deliver_locked(config, state, outbox_id)
+        finally:
+            if not state.closed and not state.broken:
+                state.execute("SELECT pg_advisory_unlock(%s, %s)", (OUTBOX_LOCK, outbox_id % 2**31))
+
+
+def _deliver_locked(config: Config, state: psycopg.Connection, outbox_id: int) -> Outcome:
+    row = state.execute(
+        "SELECT *, next_attempt_at > now() AS later FROM podmod.outbox WHERE id = %s",
+        (outbox_id,),
+    ).fetchone()
+    if row is None:
+        return Outcome(outbox_id, "missing", "no such outbox row")
+    if row["delivered_at"] is not None or row["gave_up_at"] is not None:
+        return Outcome(outbox_id, "done", "delivered or given up before")
+    if row["later"]:
+        return Outcome(outbox_id, "not_due", "its next attempt is later")
+    state.execute(
+        "UPDATE podmod.outbox SET attempts = attempts + 1, last_attempt_at = now() WHERE id = %s",
+        (outbox_id,),
+    )
+    try:
+        status = _send(config, row)
+    except DeliveryFailed as failure:
+        return _record_failure(state, row, failure)
+    state.execute(
+        "UPDATE podmod.outbox SET delivered_at = now(), response_status = %s WHERE id = %s",
+        (status, outbox_id),
+    )
+    return Outcome(outbox_id, "delivered")
+
+
+@dataclass
+class PassResult:
+    cases_alerted: int = 0
+    lists_failing: int = 0
+    events_mailed: int = 0
+    accounts_mailed: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+    waiting: int = 0  # rows left for a later attempt
+    staff_mail_error: str | None = None
+
+    def count(self, status: str) -> int:
+        return sum(outcome.status == status for outcome in self.outcomes)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "cases_alerted": self.cases_alerted,
+            "lists_failing": self.lists_failing,
+            "events_mailed": self.events_mailed,
+            "accounts_mailed": self.accounts_mailed,
+            "delivered": self.count("delivered"),
+            "failed": self.count("failed"),
+            "gave_up": self.count("gave_up"),
+            "waiting": self.waiting,
+            "staff_mail_error": self.staff_mail_error,
+            "outcomes": [asdict(outcome) for outcome in self.outcomes],
+        }
+
+
+def deliver_pass(config: Config, *, limit: int = 1000) -> PassResult:
+    """One pass: alert cases and failing lists, make the staff's mail of waiting events, then
+    deliver up to `limit` due rows, in this process."""
+    result = PassResult()
+    with state_connection(config) as state:
+        result.cases_alerted = alerts.alert_cases(config, state)
+        result.lists_failing = alerts.alert_failing_lists(config, state)
+        try:
+            with pod_connection(config) as pod:
+                result.events_mailed = alerts.mail_staff(config, state, pod)
+                result.accounts_mailed = alerts.mail_accounts(config, state, pod)
+        except PodmodError as error:
+            result.staff_mail_error = str(error)
+            log.error("notify: %s", error)
+        ids = due(state, limit)
+        state.rollback()
+    for outbox_id in ids:
+        result.outcomes.append(deliver(config, outbox_id))
+    with state_connection(config) as state:
+        result.waiting = state.execute(
+            "SELECT count(*) AS n FROM podmod.outbox WHERE delivered_at IS NULL"
+            " AND gave_up_at IS NULL"
+        ).fetchone()["n"]
+    return result

@@ -1,0 +1,149 @@
+"""Composing podmod's mail: a text and an HTML part from Jinja templates, with Message-ID, Date,
+From, To and `Auto-Submitted: auto-generated`.
+
+Templates are looked up first in `mail.templates_dir`, then among the built-in ones
+(podmod/notify/templates): `<name>.subject.txt`, `<name>.txt` and `<name>.html`. Their strings are
+English, translated by the message catalog of the recipient's users.language
+(`catalogs/<language>.toml` in mail.templates_dir, then podmod/notify/catalogs).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import format_datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from podmod.config import Config, mail_address
+from podmod.errors import DeliveryFailed
+
+DEFAULT_LANGUAGE = "en"
+LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")  # "de", "pt-BR": never a path
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """English text to another language: `"msgid" = "translation"`; a plural's msgid is its
+    singular and its translation a pair [singular, plural] (the first is for exactly one)."""
+
+    language: str
+    messages: dict[str, Any] = field(default_factory=dict)
+
+    def gettext(self, text: str) -> str:
+        found = self.messages.get(text)
+        return found if isinstance(found, str) else text
+
+    def ngettext(self, singular: str, plural: str, number: int) -> str:
+        found = self.messages.get(singular)
+        if isinstance(found, list) and len(found) == 2:
+            return found[0] if number == 1 else found[1]
+        return singular if number == 1 else plural
+
+
+def _catalog_text(templates_dir: str | None, language: str) -> str | None:
+    if templates_dir:
+        own = Path(templates_dir) / "catalogs" / f"{language}.toml"
+        if own.is_file():
+            return own.read_text(encoding="utf-8")
+    built_in = resources.files("podmod.notify").joinpath("catalogs", f"{language}.toml")
+    return built_in.read_text(encoding="utf-8") if built_in.is_file() else None
+
+
+@functools.lru_cache(maxsize=32)
+def catalog(templates_dir: str | None, language: str) -> Catalog | None:
+    """The catalog of `language` ("de"), or None when there is none."""
+    if language == DEFAULT_LANGUAGE or not LANGUAGE.fullmatch(language):
+        return None
+    text = _catalog_text(templates_dir, language)
+    if text is None:
+        return None
+    try:
+        return Catalog(language, tomllib.loads(text))
+    except tomllib.TOMLDecodeError as error:
+        raise DeliveryFailed(
+            f"The message catalog {language}.toml is not valid TOML ({error}); correct it."
+        ) from None
+
+
+def choose_language(templates_dir: str | None, wanted: str | None) -> str:
+    """The language to write in for a users.language such as "de", "pt-BR" or "de_DE": the
+    catalog of exactly that, else of its first part, else English."""
+    if not wanted:
+        return DEFAULT_LANGUAGE
+    exact = wanted.strip().replace("_", "-")
+    for language in (exact, exact.split("-")[0].lower()):
+        if language == DEFAULT_LANGUAGE or catalog(templates_dir, language) is not None:
+            return language
+    return DEFAULT_LANGUAGE
+
+
+@functools.lru_cache(maxsize=32)
+def environment(templates_dir: str | None, language: str) -> jinja2.Environment:
+    loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader("podmod.notify", "templates")]
+    if templates_dir:
+        loaders.insert(0, jinja2.FileSystemLoader(templates_dir))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        keep_trailing_newline=True,
+    )
+    found = catalog(templates_dir, language)
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        found.gettext if found else (lambda text: text),
+        found.ngettext if found else (lambda s, p, n: s if n == 1 else p),
+        newstyle=True,
+    )
+    return env
+
+
+def render(config: Config, name: str, language: str, context: dict[str, Any]) -> dict[str, str]:
+    """The subject, text and html of template `name` in `language`."""
+    env = environment(config["mail.templates_dir"], language)
+    parts = {}
+    for part, suffix in (("subject", ".subject.txt"), ("text", ".txt"), ("html", ".html")):
+        try:
+            parts[part] = env.get_template(name + suffix).render(context)
+        except jinja2.TemplateError as error:
+            raise DeliveryFailed(
+                f"The mail template {name}{suffix} cannot be used ({error}); correct it "
+                "(mail.templates_dir) or remove it to use the built-in one."
+            ) from None
+    parts["subject"] = " ".join(parts["subject"].split())  # one line, whatever the template did
+    return parts
+
+
+def domain_of(config: Config) -> str:
+    """The domain of mail.from, for Message-IDs."""
+    return (mail_address(config["mail.from"]) or "podmod.invalid").rpartition("@")[2]
+
+
+def compose(config: Config, row: dict[str, Any]) -> EmailMessage:
+    """The mail of one outbox row: the same Message-ID and Date on every attempt."""
+    language = choose_language(config["mail.templates_dir"], row["language"])
+    parts = render(config, row["event_type"], language, {**row["payload"], "language": language})
+    message = EmailMessage()
+    try:
+        message["Subject"] = parts["subject"]
+        message["From"] = config["mail.from"]
+        message["To"] = row["target"]
+        message["Date"] = format_datetime(row["created_at"])
+        message["Message-ID"] = row["message_id"]
+        message["Auto-Submitted"] = "auto-generated"
+        message["X-Auto-Response-Suppress"] = "All"
+    except ValueError as error:  # a line break in an address from the pod's database
+        raise DeliveryFailed(
+            f"The mail to {row['target']!r} cannot be written ({error}).", permanent=True
+        ) from None
+    message.set_content(parts["text"])
+    message.add_alternative(parts["html"], subtype="html")
+    message["Content-Language"] = language  # (set_content drops Content-* headers)
+    return message
