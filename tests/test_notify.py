@@ -404,7 +404,9 @@ def test_a_lock_list_locking_accounts_mails_the_staff_and_a_held_version_too(
     run_deliver()
 
     [message] = smtp_server.messages
-    assert message["Subject"] == "podmod: 3 cases to look at, 3 accounts locked by lists"
+    # The lock list decided their cases (closed as locked): the staff hear of the locks, with
+    # no case left to look at.
+    assert message["Subject"] == "podmod: 3 accounts locked by lists"
     text = message.get_body(("plain",)).get_content()
     assert "campaign0@pod.example (list:core)" in text
     assert sorted(d.json["account"]["handle"] for d in receiver.deliveries) == sorted(
