@@ -10,8 +10,9 @@ and marks the row done in the transaction that stores its results (`mark_done`),
 twice or at once in two workers adds nothing. Jobs ride out a database outage by starting again
 (`through_outages`).
 
-Ids read from a pod table above a watermark (a `Feed`) may commit out of order: ids missing below
-the watermark are watched as gaps (`note_holes`, `fill_gaps`, `expire_gaps`) until they appear or
+Ids read from a pod table above a watermark (a `Feed`; the marks are `store.watermark` and
+`store.set_watermark`, which never moves one down) may commit out of order: ids missing below
+the watermark are watched as gaps (`watch_gaps`, `fill_gaps`, `expire_gaps`) until they appear or
 reader.gap_timeout passes.
 
 A new kind of work plugs in with a `Kind` (a notification outbox, say):
@@ -287,22 +288,6 @@ class Feed:
         if self.scope_column is None:
             return sql.SQL("true"), ()
         return sql.SQL("{} = %s").format(sql.Identifier(self.scope_column)), (self.scope,)
-
-
-def watermark(state: psycopg.Connection, name: str) -> int | None:
-    """A watermark's value; None before it is first set."""
-    row = state.execute("SELECT value FROM podmod.watermarks WHERE name = %s", (name,)).fetchone()
-    return row["value"] if row else None
-
-
-def set_watermark(state: psycopg.Connection, name: str, value: int) -> None:
-    """Move a watermark up to `value` (never down), inside the caller's transaction."""
-    state.execute(
-        "INSERT INTO podmod.watermarks (name, value) VALUES (%s, %s) ON CONFLICT (name)"
-        " DO UPDATE SET value = greatest(podmod.watermarks.value, excluded.value),"
-        " updated_at = now()",
-        (name, value),
-    )
 
 
 def holes(previous: int, ids: list[int]) -> list[int]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import psycopg
 import redis
 
-from podmod import durable, pod_db, queue, scan
+from podmod import durable, pod_db, queue, scan, store
 from podmod.config import Config
 from podmod.errors import PodmodError, ServiceUnavailable
 from podmod.store import INGEST_LOCK, require_current_schema, resolve_cases_without_pending
@@ -75,7 +75,7 @@ def acquire_reader_lock(state: psycopg.Connection, *, wait: bool) -> bool:
 
 
 def _watermark(state: psycopg.Connection) -> int:
-    return durable.watermark(state, WATERMARK) or 0
+    return store.watermark(state, WATERMARK) or 0
 
 
 def collect_new_reports(
@@ -100,7 +100,7 @@ def collect_new_reports(
             state, INTAKE_BATCHES, "report_ids", to_batch, batch_size
         )
         if new_ids:
-            durable.set_watermark(state, WATERMARK, new_ids[-1])
+            store.set_watermark(state, WATERMARK, new_ids[-1])
         result.gaps_open = state.execute("SELECT count(*) AS n FROM podmod.intake_gaps").fetchone()[
             "n"
         ]

@@ -128,6 +128,22 @@ def record_audit(
     )
 
 
+def watermark(state: psycopg.Connection, name: str) -> int | None:
+    """A watermark's value; None before it is first set."""
+    row = state.execute("SELECT value FROM podmod.watermarks WHERE name = %s", (name,)).fetchone()
+    return row["value"] if row else None
+
+
+def set_watermark(state: psycopg.Connection, name: str, value: int) -> None:
+    """Move a watermark up to `value` (never down), inside the caller's transaction."""
+    state.execute(
+        "INSERT INTO podmod.watermarks (name, value) VALUES (%s, %s) ON CONFLICT (name)"
+        " DO UPDATE SET value = greatest(podmod.watermarks.value, excluded.value),"
+        " updated_at = now()",
+        (name, value),
+    )
+
+
 # The case `c`'s account was locked while the case was open and is not unlocked since: closing
 # such a case, however it is closed, records the outcome `locked`, not "no action".
 LOCKED_ON_CASE = (

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.notify_servers import wait_for
+from tests.helpers import wait_for
 from tests.test_notify import configure, run_deliver
 
 CASES = 20

@@ -4,6 +4,8 @@ and the `podmod` command itself."""
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from click.testing import CliRunner, Result
@@ -13,6 +15,20 @@ from podmod import intake, queue
 from podmod.cli import main
 from podmod.config import Config
 from podmod.db import pod_connection, state_connection
+
+
+def wait_for(
+    condition: Callable[[], Any], what: str, timeout: float = 30.0, interval: float = 0.05
+) -> Any:
+    """Wait until `condition()` is true, at most `timeout` seconds; its value, or fail saying what
+    was awaited and what was last seen."""
+    deadline, seen = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        seen = condition()
+        if seen:
+            return seen
+        time.sleep(interval)
+    raise AssertionError(f"{what} within {timeout:.0f} s; last saw {seen!r}")
 
 
 def read_once(config: Config) -> intake.PassResult:

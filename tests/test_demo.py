@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -21,18 +20,13 @@ import requests
 
 from podmod.demo import DEFAULT_PORT, default_directory
 from podmod.embedded import folders_opened_as_root
+from tests import helpers
 
 STARTUP = 300  # seconds: initdb, the pod, a signed list and three processes on a busy machine
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 120) -> object:
-    deadline, seen = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        seen = condition()
-        if seen:
-            return seen
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout:.0f} s; last saw {seen!r}")
+    return helpers.wait_for(condition, what, timeout, interval=0.5)
 
 
 class RunningDemo:

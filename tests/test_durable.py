@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from podmod import durable, queue
+from podmod import durable, queue, store
 
 OUTBOX = durable.Kind(
     table="test_outbox",
@@ -120,7 +120,7 @@ def test_ids_missing_below_a_watermark_are_watched_as_gaps_of_their_own_feed(sta
     assert durable.gaps(state, posts) == durable.gaps(state, comments) == []
 
     with state.transaction():
-        durable.set_watermark(state, posts.watermark, 20)
-        durable.set_watermark(state, posts.watermark, 5)  # never down
-    assert durable.watermark(state, posts.watermark) == 20
-    assert durable.watermark(state, comments.watermark) is None
+        store.set_watermark(state, posts.watermark, 20)
+        store.set_watermark(state, posts.watermark, 5)  # never down
+    assert store.watermark(state, posts.watermark) == 20
+    assert store.watermark(state, comments.watermark) is None

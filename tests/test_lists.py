@@ -17,6 +17,7 @@ from podmod.lists import minisign
 from podmod.loopback import LoopbackServer
 from tests import test_list_fetch, test_web
 from tests.helpers import cases_json, drain, podmod, read_once
+from tests.test_actions import reported_case
 from tests.test_web import audit_rows, html, signed_in
 
 https, tls_files = test_list_fetch.https, test_list_fetch.tls_files  # fixtures
@@ -395,11 +396,7 @@ def test_lock_policy_locks_local_matches_never_staff_never_remote(lists, pod, st
 def test_lock_policy_closes_the_open_case_as_locked_and_marks_its_reports_reviewed(
     lists, pod, state
 ):
-    spammer = pod.person("spammer")
-    post = pod.post(spammer, "A placeholder post.")
-    pod.report(pod.person("reporter"), "Post", post, "Placeholder: spam")
-    read_once(load_config())
-    drain(load_config())
+    reported_case(load_config(), pod)
     lists.write("lockme", ["account,spammer@pod.example,spam,"])
     lists.subscribe("lockme", policy="lock")
 
@@ -414,13 +411,8 @@ def test_lock_policy_closes_the_open_case_as_locked_and_marks_its_reports_review
 def test_lock_policy_locks_an_account_whose_case_was_dismissed_and_leaves_the_case_closed(
     lists, pod, state
 ):
-    spammer = pod.person("spammer")
-    post = pod.post(spammer, "A placeholder post.")
-    pod.report(pod.person("reporter"), "Post", post, "Placeholder: spam")
-    read_once(load_config())
-    drain(load_config())
-    [case] = cases_json("open")
-    assert podmod("case", "dismiss", str(case["id"]), "--reason", "fine").exit_code == 0
+    case_id = reported_case(load_config(), pod)
+    assert podmod("case", "dismiss", str(case_id), "--reason", "fine").exit_code == 0
     lists.write("lockme", ["account,spammer@pod.example,spam,"])
     lists.subscribe("lockme", policy="lock")
 
@@ -430,6 +422,31 @@ def test_lock_policy_locks_an_account_whose_case_was_dismissed_and_leaves_the_ca
     assert "locked" not in sync()[1]  # once
     decisions = [r["action"] for r in state.execute("SELECT action FROM podmod.decisions")]
     assert decisions == ["dismiss", "lock"]
+
+
+def test_an_unchanged_resync_loads_neither_the_content_scan_nor_numpy(lists, pod):
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    script = (
+        "import sys\n"
+        "from podmod.cli import main\n"
+        "try:\n"
+        "    main(['lists', 'sync'], standalone_mode=False)\n"
+        "finally:\n"  # the command may end by SystemExit
+        "    heavy = ('podmod.scan', 'numpy', 'rq')\n"
+        "    print('loaded:', *sorted(m for m in heavy if m in sys.modules))\n"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    *said, loaded = done.stdout.splitlines()
+    assert "core: unchanged" in "\n".join(said), done.stdout
+    assert loaded == "loaded:", f"an unchanged re-sync {loaded}"
 
 
 def test_lock_policy_respects_a_moderator_who_unlocked_the_account(lists, pod):

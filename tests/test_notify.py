@@ -13,8 +13,8 @@ import pytest
 from podmod import actions
 from podmod.config import load_config
 from podmod.notify import deliver
-from tests.helpers import intake_all, podmod
-from tests.notify_servers import WEBHOOK_SECRET, wait_for
+from tests.helpers import intake_all, podmod, wait_for
+from tests.notify_servers import WEBHOOK_SECRET
 
 PUBLIC_URL = "https://pod.example/podmod/"
 
@@ -266,6 +266,24 @@ def test_a_receiver_answering_500_then_200_is_delivered_once_after_a_pause(
     [row] = outbox(state)
     assert row["delivered_at"] is not None and row["response_status"] == 200
     assert row["attempts"] == 2
+
+
+def test_an_unreachable_receiver_is_one_sentence_that_hides_the_token_in_its_path(env, state, pod):
+    from tests.notify_servers import free_port
+
+    port = free_port()  # nothing listens there
+    configure(env, hooks=[(f"http://127.0.0.1:{port}/hook/placeholdertoken42", ["account.locked"])])
+    pod.person("author")
+    podmod("lock", "author@pod.example", "--reason", "x")
+
+    run_deliver()
+
+    [row] = outbox(state)
+    assert row["delivered_at"] is None
+    said = row["last_error"]
+    assert said.startswith(f"Cannot reach the webhook receiver http://127.0.0.1:{port}/… ("), said
+    assert said.endswith("check that it is running and its url in [[webhooks]]."), said
+    assert "placeholdertoken42" not in said, said
 
 
 def test_a_delivery_failing_for_a_day_is_given_up_visibly(env, state, pod, receiver):

@@ -24,7 +24,7 @@ import psycopg
 
 from podmod import actions, pod_db
 from podmod.config import Config
-from podmod.store import INGEST_LOCK, resolve_cases_without_pending
+from podmod.store import INGEST_LOCK, resolve_cases_without_pending, set_watermark, watermark
 
 log = logging.getLogger("podmod.lists")
 
@@ -186,22 +186,6 @@ class ApplyResult:
     locked: list[str] = field(default_factory=list)
 
 
-def _watermark(state: psycopg.Connection) -> int | None:
-    row = state.execute(
-        "SELECT value FROM podmod.watermarks WHERE name = %s", (PEOPLE_WATERMARK,)
-    ).fetchone()
-    return row["value"] if row else None
-
-
-def _set_watermark(state: psycopg.Connection, value: int) -> None:
-    state.execute(
-        "INSERT INTO podmod.watermarks (name, value) VALUES (%s, %s) ON CONFLICT (name)"
-        " DO UPDATE SET value = greatest(podmod.watermarks.value, excluded.value),"
-        " updated_at = now()",
-        (PEOPLE_WATERMARK, value),
-    )
-
-
 def _execute_all(state: psycopg.Connection, script: str, params: dict | None = None) -> None:
     for statement in script.split(";\n\n"):
         state.execute(statement, params)
@@ -262,11 +246,11 @@ def match_people(
     result = ApplyResult()
     state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
     top = pod_db.max_person_id(pod)
-    watermark = _watermark(state)
-    above = 0 if full or watermark is None else watermark
+    marked = watermark(state, PEOPLE_WATERMARK)
+    above = 0 if full or marked is None else marked
     in_force = state.execute(KINDS_IN_FORCE_SQL).fetchone()
     if above >= top or not (full or in_force["account"] or in_force["pod"]):
-        _set_watermark(state, top)  # nothing new, or nothing to match against
+        set_watermark(state, PEOPLE_WATERMARK, top)  # nothing new, or nothing to match against
         return result
     result.people_scanned = _load_people(
         pod,
@@ -300,7 +284,7 @@ def match_people(
             source="lists",
             reason="its list matches were retracted and no report is pending",
         )
-    _set_watermark(state, top)
+    set_watermark(state, PEOPLE_WATERMARK, top)
     return result
 
 

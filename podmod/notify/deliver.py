@@ -19,6 +19,7 @@ import psycopg
 
 from podmod.config import Config
 from podmod.db import pod_connection, state_connection
+from podmod.durable import lock_key
 from podmod.errors import DeliveryFailed, PodmodError
 from podmod.notify import alerts, mail, smtp, webhooks
 
@@ -106,7 +107,7 @@ def deliver(config: Config, outbox_id: int) -> Outcome:
     """Deliver one outbox row if it is due and nobody else is delivering it; idempotent."""
     with state_connection(config, autocommit=True) as state:
         locked = state.execute(
-            "SELECT pg_try_advisory_lock(%s, %s) AS got", (OUTBOX_LOCK, outbox_id % 2**31)
+            "SELECT pg_try_advisory_lock(%s, %s) AS got", (OUTBOX_LOCK, lock_key(outbox_id))
         ).fetchone()["got"]
         if not locked:
             return Outcome(outbox_id, "busy", "another deliverer is sending it")
@@ -114,7 +115,9 @@ def deliver(config: Config, outbox_id: int) -> Outcome:
             return _deliver_locked(config, state, outbox_id)
         finally:
             if not state.closed and not state.broken:
-                state.execute("SELECT pg_advisory_unlock(%s, %s)", (OUTBOX_LOCK, outbox_id % 2**31))
+                state.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)", (OUTBOX_LOCK, lock_key(outbox_id))
+                )
 
 
 def _deliver_locked(config: Config, state: psycopg.Connection, outbox_id: int) -> Outcome:

@@ -37,6 +37,15 @@ def receiver_name(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{port}/…"
 
 
+def _without_path(text: str, url: str) -> str:
+    """An error's text with the receiver's path and query hidden (requests quotes them: "Max
+    retries exceeded with url: /hook/<token>"), as receiver_name hides them."""
+    parts = urlsplit(url)
+    secret = parts.path + (f"?{parts.query}" if parts.query else "")
+    text = printable(text)
+    return text.replace(secret, "/…") if len(secret) > 1 else text
+
+
 def find_webhook(config: Config, url: str) -> WebhookConfig:
     for hook in config.webhooks:
         if hook.url == url:
@@ -72,11 +81,10 @@ def post(config: Config, url: str, payload: dict[str, Any], *, delivery: int) ->
             f"The webhook receiver {where} did not answer within {TIMEOUT[1]:.0f} s."
         ) from None
     except requests.exceptions.SSLError as error:
-        raise DeliveryFailed(
-            f"TLS with the webhook receiver {where} failed ({printable(str(error))[:200]})."
-        ) from None
+        reason = _without_path(str(error), url)[:200]
+        raise DeliveryFailed(f"TLS with the webhook receiver {where} failed ({reason}).") from None
     except requests.RequestException as error:
-        reason = printable(str(error.__context__ or error))[:200]
+        reason = _without_path(str(error.__context__ or error), url)[:200]
         raise DeliveryFailed(
             f"Cannot reach the webhook receiver {where} ({reason}); check that it is running "
             "and its url in [[webhooks]]."

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import psycopg
 import redis
 
-from podmod import durable, pod_db, queue
+from podmod import durable, pod_db, queue, store
 from podmod.config import Config
 from podmod.scan.entries import enabled_pairs, matcher_for, tables_for
 from podmod.scan.items import ITEM_TYPES, scan_items, watermark_name
@@ -116,14 +116,14 @@ def collect_new_content(
             durable.fill_gaps(state, ids_feed, filled)
             if mark is None or top <= mark or item_type not in wanted:
                 if mark is None or top > mark:
-                    durable.set_watermark(state, ids_feed.watermark, top)
+                    store.set_watermark(state, ids_feed.watermark, top)
                 if filled and item_type in wanted:
                     _record_batches(state, item_type, filled, size, result)
                 continue
             ids = pod_db.content_ids_after(pod, item_type, mark, size * BATCHES_PER_PASS)
             if ids:
                 durable.watch_gaps(state, ids_feed, durable.holes(mark, ids))
-                durable.set_watermark(state, ids_feed.watermark, ids[-1])
+                store.set_watermark(state, ids_feed.watermark, ids[-1])
             if filled or ids:
                 _record_batches(state, item_type, filled + ids, size, result)
         if "Profile" in wanted:
@@ -145,7 +145,7 @@ def _sweep_profile_edits(
         "SELECT value, updated_at FROM podmod.watermarks WHERE name = %s", (PROFILE_EDITS,)
     ).fetchone()
     if last is None:
-        durable.set_watermark(state, PROFILE_EDITS, int(now.timestamp() * 1_000_000))
+        store.set_watermark(state, PROFILE_EDITS, int(now.timestamp() * 1_000_000))
         return
     if (now - last["updated_at"]).total_seconds() < config["scan.profile_sweep_interval"]:
         return
@@ -156,7 +156,7 @@ def _sweep_profile_edits(
     if ids:
         _record_batches(state, "Profile", ids, config["scan.batch_size"], result)
     newest = max((row[1] for row in edited), default=since)
-    durable.set_watermark(state, PROFILE_EDITS, int(newest.timestamp() * 1_000_000))
+    store.set_watermark(state, PROFILE_EDITS, int(newest.timestamp() * 1_000_000))
 
 
 def enqueue_pending(config: Config, state: psycopg.Connection, rconn: redis.Redis) -> ScanPass:
