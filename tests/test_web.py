@@ -1573,6 +1573,7 @@ def test_a_case_whose_account_is_locked_already_closes_as_locked_in_one_click(
     signed_in(client, "podmin")
     page = html(client.get(f"/cases/{cases['spammer']}"))
     assert ">Close as locked</button>" in page and ">Lock and close</button>" not in page
+    assert ">Dismiss</button>" not in page  # "no action needed" would not be true of it
 
     response = post(client, f"/cases/{cases['spammer']}/lock-and-close")
 
