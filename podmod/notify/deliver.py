@@ -174,20 +174,26 @@ class PassResult:
         }
 
 
+def prepare(config: Config, state: psycopg.Connection, result: PassResult) -> None:
+    """Turn what happened into outbox rows, each step in its own transaction: alert the cases due
+    an alert and the lists failing, then write the staff's mail and the mails to local accounts."""
+    result.cases_alerted = alerts.alert_cases(config, state)
+    result.lists_failing = alerts.alert_failing_lists(config, state)
+    try:
+        with pod_connection(config) as pod:
+            result.events_mailed = alerts.mail_staff(config, state, pod)
+            result.accounts_mailed = alerts.mail_accounts(config, state, pod)
+    except PodmodError as error:
+        result.staff_mail_error = str(error)
+        log.error("notify: %s", error)
+
+
 def deliver_pass(config: Config, *, limit: int = 1000) -> PassResult:
     """One pass: alert cases and failing lists, make the staff's mail of waiting events, then
     deliver up to `limit` due rows, in this process."""
     result = PassResult()
     with state_connection(config) as state:
-        result.cases_alerted = alerts.alert_cases(config, state)
-        result.lists_failing = alerts.alert_failing_lists(config, state)
-        try:
-            with pod_connection(config) as pod:
-                result.events_mailed = alerts.mail_staff(config, state, pod)
-                result.accounts_mailed = alerts.mail_accounts(config, state, pod)
-        except PodmodError as error:
-            result.staff_mail_error = str(error)
-            log.error("notify: %s", error)
+        prepare(config, state, result)
         ids = due(state, limit)
         state.rollback()
     for outbox_id in ids:
