@@ -119,10 +119,7 @@ UPDATE podmod.signals s
 SET retracted_at = now(),
     details = s.details || jsonb_build_object(
         'retracted_because',
-        CASE WHEN NOT EXISTS (
-                SELECT 1 FROM podmod.list_entries e
-                WHERE e.list_id = s.list_id AND e.kind = s.entry_kind
-                  AND e.value = s.entry_value AND e.removed_in IS NULL)
+        CASE WHEN NOT podmod.entry_listed(s.list_id, s.entry_kind, s.entry_value)
              THEN 'removed from the list'
              ELSE 'no longer a match (allowlist, threshold, severity, labels, kinds or policy)'
         END,
