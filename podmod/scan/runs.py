@@ -43,6 +43,21 @@ class ScanError(PodmodError):
     exit_code = 2
 
 
+# The enabled content kinds that the chosen entries hold: asked kind by kind, each answered by the
+# first entry of that kind the index finds, so that a list of a million pod entries and no content
+# costs nothing here (reading its entries took 2.2 s of a million-row Mastodon list's first sync).
+CONTENT_KINDS_PRESENT_SQL = """
+SELECT DISTINCT enabled.kind
+FROM unnest(%(names)s::text[], %(kinds)s::text[]) AS enabled (name, kind)
+JOIN podmod.lists l ON l.name = enabled.name AND l.policy IN ('review', 'lock')
+WHERE (%(list_id)s::integer IS NULL OR l.id = %(list_id)s)
+  AND EXISTS (
+      SELECT 1 FROM podmod.list_entries e
+      WHERE e.kind = enabled.kind AND e.list_id = l.id AND e.removed_in IS NULL
+        AND (%(version)s::integer IS NULL OR e.added_in = %(version)s))
+"""
+
+
 def create_run(
     config: Config,
     state: psycopg.Connection,
@@ -59,13 +74,7 @@ def create_run(
     present = [
         row["kind"]
         for row in state.execute(
-            "SELECT DISTINCT e.kind FROM podmod.list_entries e"
-            " JOIN podmod.lists l ON l.id = e.list_id AND l.policy IN ('review', 'lock')"
-            " JOIN unnest(%(names)s::text[], %(kinds)s::text[]) AS enabled (name, kind)"
-            "   ON enabled.name = l.name AND enabled.kind = e.kind"
-            " WHERE e.removed_in IS NULL"
-            "   AND (%(list_id)s::integer IS NULL OR e.list_id = %(list_id)s)"
-            "   AND (%(version)s::integer IS NULL OR e.added_in = %(version)s)",
+            CONTENT_KINDS_PRESENT_SQL,
             {"names": names, "kinds": kinds, "list_id": list_id, "version": version},
         )
     ]
