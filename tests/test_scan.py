@@ -402,6 +402,32 @@ def test_an_allowlisted_account_gets_no_content_signals(lists, pod):
     assert [s["person_id"] for s in active(content_signals())] == [other.id]
 
 
+def test_a_pod_on_an_allowlist_covers_its_subdomains_for_content_and_retracts_their_matches(
+    lists, pod
+):
+    trusted = pod.person("trusted", "social.far.example")
+    local = pod.person("local")  # a local account is never covered by a pod entry
+    publish(lists, "words", ["phrase,placeholder iota,,"])
+    pod.post(trusted, "placeholder iota")
+    pod.post(local, "placeholder iota")
+    settle()
+    assert sorted(s["person_id"] for s in active(content_signals())) == sorted(
+        [trusted.id, local.id]
+    )
+
+    publish(lists, "ours", ["pod,far.example,,"], policy="allow", signed=False)
+    settle()
+    assert [s["person_id"] for s in active(content_signals())] == [local.id]
+    retracted = [s for s in content_signals() if s["retracted"]]
+    assert [(s["person_id"], s["retracted_because"]) for s in retracted] == [
+        (trusted.id, "the account is on an allowlist")
+    ]
+
+    pod.post(trusted, "placeholder iota again")
+    settle()
+    assert [s["person_id"] for s in active(content_signals())] == [local.id]
+
+
 def test_a_kind_switched_off_for_a_list_gives_no_matches_and_retracts_old_ones(lists, pod):
     author = pod.person("mixed", "far.example")
     pod.post(author, "placeholder theta at https://spam.example/")

@@ -36,8 +36,6 @@ HIT_COLUMNS = (
 )
 
 STORE_HITS_SQL = """
-UPDATE content_hits SET host = split_part(account, '@', 2);
-
 ANALYZE content_hits;
 
 -- What a moderator marked "not a match", for this item or for every item of this account.
@@ -49,19 +47,8 @@ DELETE FROM content_hits h USING podmod.content_false_positives f
 WHERE f.entry_kind = h.entry_kind AND f.entry_value = h.entry_value
   AND f.person_id = h.person_id;
 
--- Accounts on an allowlist (a list with policy `allow`: its account entries, and its pod
--- entries for remote accounts), and accounts gone from the pod. (Each test is one index probe.)
-DELETE FROM content_hits h
-WHERE h.account IS NULL
-   OR EXISTS (
-       SELECT 1 FROM podmod.list_entries e
-       JOIN podmod.lists l ON l.id = e.list_id AND l.policy = 'allow'
-       WHERE e.removed_in IS NULL AND e.kind = 'account' AND e.value = h.account)
-   OR (NOT h.local AND EXISTS (
-       SELECT 1 FROM podmod.list_entries e
-       JOIN podmod.lists l ON l.id = e.list_id AND l.policy = 'allow'
-       WHERE e.removed_in IS NULL AND e.kind = 'pod'
-         AND e.value = ANY (podmod.host_names(h.host))));
+-- Accounts gone from the pod, and accounts on an allowlist.
+DELETE FROM content_hits h WHERE h.account IS NULL OR podmod.allowlisted(h.account, h.local);
 
 -- The entry must still be in force: a version may have removed it since the matcher was built.
 DELETE FROM content_hits h WHERE NOT EXISTS (
@@ -111,7 +98,7 @@ def store_found(pod: psycopg.Connection, state: psycopg.Connection, found: list[
         "CREATE TEMP TABLE content_hits (list_id integer, entry_kind text, entry_value text,"
         " version integer, label text, person_id integer, item_type text, item_id integer,"
         " item_guid text, occurred_at timestamptz, field text, excerpt text, distance integer,"
-        " orientation text, snapshot text, extra jsonb, account text, local boolean, host text)"
+        " orientation text, snapshot text, extra jsonb, account text, local boolean)"
         " ON COMMIT DROP"
     )
     with state.cursor().copy(f"COPY content_hits ({', '.join(HIT_COLUMNS)}) FROM STDIN") as copy:
@@ -187,15 +174,7 @@ WHERE s.kind = 'content' AND s.retracted_at IS NULL AND l.id = s.list_id AND c.i
            WHERE e.list_id = s.list_id AND e.kind = s.entry_kind AND e.value = s.entry_value
              AND e.removed_in IS NULL
              AND (cardinality(l.labels) = 0 OR e.labels && l.labels))
-       OR EXISTS (
-           SELECT 1 FROM podmod.list_entries e
-           JOIN podmod.lists a ON a.id = e.list_id AND a.policy = 'allow'
-           WHERE e.removed_in IS NULL AND e.kind = 'account' AND e.value = c.account)
-       OR (NOT c.local AND EXISTS (
-           SELECT 1 FROM podmod.list_entries e
-           JOIN podmod.lists a ON a.id = e.list_id AND a.policy = 'allow'
-           WHERE e.removed_in IS NULL AND e.kind = 'pod'
-             AND e.value = ANY (podmod.host_names(split_part(c.account, '@', 2))))))
+       OR podmod.allowlisted(c.account, c.local))
 RETURNING s.case_id
 """
 
