@@ -141,7 +141,8 @@ def test_retry_now_on_a_delivered_row_or_without_a_token_changes_nothing(
     assert response.status_code == 302
     page = html(client.get("/deliveries"))
     assert f"Delivery {done['id']} was delivered already; nothing to retry." in page
-    assert html(post(client, "/deliveries/999999/retry", show="x")) != ""
+    unknown = post(client, "/deliveries/999999/retry", show="no-such-filter")
+    assert unknown.headers["Location"].endswith("/deliveries?show=all")
     assert "There is no delivery 999999." in html(client.get("/deliveries"))
     assert retry_rows(state) == before
     assert (

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def reader_step(config: Config, state: psycopg.Connection, rconn: redis.Redis) -> list[int]:
     """Prepare the outbox and enqueue the rows due; returns the ids enqueued. A failing prepare
-    (a template that does not render, say) is logged and leaves intake running; the next pass
+    (a podmod table it cannot read, say) is logged and leaves intake running; the next pass
     tries again. A lost database is the reader's to handle, like every other step's."""
     try:
         deliver.prepare(config, state, deliver.PassResult())

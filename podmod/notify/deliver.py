@@ -6,10 +6,10 @@ each row due and not done (podmod.notify.carry) and a worker delivers it
 (worker.jobs.deliver_outbox); `podmod notify deliver` delivers in the foreground through the same
 `deliver`. A deliverer holds the row's advisory lock while it sends (`durable.claim`), so two
 deliverers of one row give one delivery, and a deliverer that dies lets go of it with its
-connection. A delivered row is never
-sent again; a crash after the server accepted a mail and before the row was marked may send it
-once more, with the same Message-ID. Failures are retried with growing pauses for a day, then
-given up, visibly (last_error, the deliveries page, `podmod check`, /metrics).
+connection. A delivered row is never sent again; a crash after the server accepted a mail and
+before the row was marked may send it once more, with the same Message-ID. Failures are retried
+with growing pauses for a day, then given up, visibly (last_error, the deliveries page, `podmod
+check`, /metrics).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ def retry_now(
     changes nothing."""
     with state.transaction():
         row = state.execute(
-            "SELECT channel, delivered_at, gave_up_at, last_error_at FROM podmod.outbox"
+            "SELECT delivered_at, gave_up_at, last_error_at FROM podmod.outbox"
             " WHERE id = %s FOR UPDATE",
             (outbox_id,),
         ).fetchone()
