@@ -169,7 +169,7 @@ def _notifications(config: Config) -> str:
     if status["oldest_seconds"] and status["oldest_seconds"] > STUCK_AFTER:
         raise Warn(
             f"{text}; the oldest has waited {status['oldest_seconds']:.0f} s: check that "
-            "`podmod notify deliver` runs (deploy/podmod.cron)."
+            "`podmod read` and `podmod worker` run (they deliver the outbox)."
         )
     return text
 

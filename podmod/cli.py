@@ -508,13 +508,15 @@ def notify() -> None:
 @click.option(
     "--every",
     type=click.FloatRange(min=0.1),
-    help="Repeat every this many seconds until stopped (default: one pass, for cron).",
+    help="Repeat every this many seconds until stopped (default: one pass).",
 )
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @podmin_errors
 def notify_deliver(ctx: click.Context, limit: int, every: float | None, as_json: bool) -> None:
-    """Alert the staff of what is new and deliver every mail and webhook due now."""
+    """Alert the staff of what is new and deliver every mail and webhook due now, in the
+    foreground (`podmod read` and `podmod worker` do this on their own; this is for a one-off run
+    or a setup without workers)."""
     from podmod import store
     from podmod.db import state_connection
     from podmod.notify.deliver import deliver_pass

@@ -17,8 +17,9 @@ reader.gap_timeout passes.
 
 A new kind of work plugs in with a `Kind` (a notification outbox, say):
 - a table in schema podmod with `id bigserial`, `created_at`, `enqueued_at`, `attempts integer
-  NOT NULL DEFAULT 0` and `done_at` (plus its own columns), and an index on id WHERE done_at IS
-  NULL;
+  NOT NULL DEFAULT 0` (the enqueues, for the back-off; another name where the table's own
+  `attempts` means something else: `Kind.attempts_column`) and `done_at` (plus its own columns),
+  and an index on id WHERE done_at IS NULL;
 - an advisory lock class of its own (a constant no other kind uses);
 - a job function in worker/jobs.py, listed in queue.JOB_FUNCTIONS (the worker runs nothing
   else), that calls `claim`, does the work, and `mark_done`s the row in the same transaction;
@@ -67,6 +68,7 @@ class Kind:
     pending_condition: str = "true"
     # The job works for a while and may finish with the unit not done: the next job carries on.
     hands_over: bool = False
+    attempts_column: str = "attempts"  # counts the unit's enqueues, for the back-off
 
     def job_id(self, config: Config, unit_id: int) -> str:
         return f"{config['queue_prefix']}-{self.job_id_prefix}-{unit_id}"
@@ -105,9 +107,14 @@ def enqueue_pending(
     or started by a worker that died. Returns the ids enqueued."""
     rows = state.execute(
         sql.SQL(
-            "SELECT id, attempts, enqueued_at, now() - coalesce(enqueued_at, created_at) AS waited"
+            "SELECT id, {attempts} AS attempts, enqueued_at,"
+            " now() - coalesce(enqueued_at, created_at) AS waited"
             " FROM {table} WHERE done_at IS NULL AND ({condition}) ORDER BY id"
-        ).format(table=kind._table(), condition=sql.SQL(kind.pending_condition))
+        ).format(
+            attempts=sql.Identifier(kind.attempts_column),
+            table=kind._table(),
+            condition=sql.SQL(kind.pending_condition),
+        )
     ).fetchall()
     state.commit()
     if not rows:
@@ -118,8 +125,9 @@ def enqueue_pending(
     if chosen:
         state.execute(
             sql.SQL(
-                "UPDATE {table} SET enqueued_at = now(), attempts = attempts + 1 WHERE id = ANY(%s)"
-            ).format(table=kind._table()),
+                "UPDATE {table} SET enqueued_at = now(), {attempts} = {attempts} + 1"
+                " WHERE id = ANY(%s)"
+            ).format(table=kind._table(), attempts=sql.Identifier(kind.attempts_column)),
             (chosen,),
         )
         state.commit()

@@ -23,6 +23,7 @@ import redis
 from podmod import durable, pod_db, queue, scan, store
 from podmod.config import Config
 from podmod.errors import PodmodError, ServiceUnavailable
+from podmod.notify import carry
 from podmod.store import INGEST_LOCK, require_current_schema, resolve_cases_without_pending
 
 log = logging.getLogger("podmod.intake")
@@ -57,6 +58,7 @@ class PassResult:
     cases_resolved: int = 0
     new_people_matched: int = 0
     reconciled: int = 0
+    deliveries_enqueued: list[int] = field(default_factory=list)  # outbox rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,6 +207,7 @@ def read_pass(
     scan.reader_pass(config, pod, state, rconn)  # new posts, comments, profiles, photos
     if sync_reviewed_now:
         result.reviewed_synced, result.cases_resolved = sync_reviewed(pod, state)
+    result.deliveries_enqueued = carry.reader_step(config, state, rconn)  # mails and webhooks
     return result
 
 
@@ -279,12 +282,19 @@ def _reader_loop(
             last_reviewed_sync = now
         if reconcile_due:
             last_reconcile = now
-        if result.new_reports or result.enqueued or result.reviewed_synced:
+        if (
+            result.new_reports
+            or result.enqueued
+            or result.reviewed_synced
+            or result.deliveries_enqueued
+        ):
             log.info(
-                "reader pass: reports=%d batches=%d enqueued=%d gaps=%d reviewed=%d resolved=%d",
+                "reader pass: reports=%d batches=%d enqueued=%d deliveries=%d gaps=%d reviewed=%d"
+                " resolved=%d",
                 result.new_reports,
                 len(result.new_batches),
                 len(result.enqueued),
+                len(result.deliveries_enqueued),
                 result.gaps_open,
                 result.reviewed_synced,
                 result.cases_resolved,

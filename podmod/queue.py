@@ -26,11 +26,13 @@ from podmod.config import Config
 from podmod.errors import ConfigError, ServiceUnavailable
 from podmod.redact import masked_url
 
-QUEUE_NAMES = ("ingest", "scan", "lists")
+QUEUE_NAMES = ("ingest", "notify", "scan", "lists")
 INGEST_JOB = "worker.jobs.ingest_report_batch"
 SCAN_BATCH_JOB = "worker.jobs.scan_content_batch"
 SCAN_RUN_JOB = "worker.jobs.scan_content_run"
-JOB_FUNCTIONS = (INGEST_JOB, SCAN_BATCH_JOB, SCAN_RUN_JOB)  # all a podmod worker will run
+DELIVER_JOB = "worker.jobs.deliver_outbox"
+# all a podmod worker will run
+JOB_FUNCTIONS = (INGEST_JOB, SCAN_BATCH_JOB, SCAN_RUN_JOB, DELIVER_JOB)
 # Sidekiq (diaspora's job runner) keeps these keys in its database; podmod must not share it.
 SIDEKIQ_KEYS = ("queues", "processes", "schedule")
 READER_HEARTBEAT_KEY = "podmod:reader:heartbeat"  # set by each reader pass, expires after 60 s
@@ -157,7 +159,8 @@ def get_queue(config: Config, name: str, conn: redis.Redis) -> Queue:
 
 
 def all_queues(config: Config, conn: redis.Redis) -> list[Queue]:
-    """podmod's queues in the order a worker should serve them (intake first)."""
+    """podmod's queues in the order a worker should serve them (intake first, then the outbox,
+    whose rows someone waits for, before scans and list work)."""
     return [get_queue(config, name, conn) for name in QUEUE_NAMES]
 
 

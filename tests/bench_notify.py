@@ -1,7 +1,7 @@
 """Benchmark (run it on purpose: `python -m pytest -s tests/bench_notify.py`; not part of the
 suite): a case reaching alerts.min_priority to its alert mail accepted by the SMTP server and its
-webhook received, with `podmod read`, `podmod worker` and `podmod notify deliver --every 0.5`
-running as processes; and 10,000 cases arriving at once with digest_minutes = 5."""
+webhook received, with `podmod read` and `podmod worker` running as processes (they deliver the
+outbox; no `podmod notify deliver`); and 10,000 cases arriving at once with digest_minutes = 5."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+from podmod.config import load_config
 from tests.helpers import wait_for
-from tests.test_notify import configure, run_deliver
+from tests.test_notify import configure
+from tests.test_notify_durable import pass_and_drain
 
 CASES = 20
-SPACING = 1.0  # seconds between reports: one case per delivery pass
+SPACING = 1.0  # seconds between reports: each case alerted on its own
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -34,7 +36,7 @@ def spawn(tmp_path: Path, name: str, *args: str) -> subprocess.Popen:
         )
 
 
-def test_alert_latency_with_reader_worker_and_deliverer_running(
+def test_alert_latency_with_reader_and_worker_running(
     env, state, pod, smtp_server, receiver, tmp_path
 ):
     configure(
@@ -57,7 +59,6 @@ def test_alert_latency_with_reader_worker_and_deliverer_running(
     processes = [
         spawn(tmp_path, "reader", "read"),
         spawn(tmp_path, "worker", "worker"),
-        spawn(tmp_path, "deliver", "notify", "deliver", "--every", "0.5"),
     ]
     try:
         time.sleep(3)  # let them start
@@ -98,7 +99,9 @@ def test_alert_latency_with_reader_worker_and_deliverer_running(
 def test_ten_thousand_cases_at_once_with_digest_minutes_5_are_at_most_2_mails(
     env, state, pod, smtp_server
 ):
+    """Each pass is a reader pass and the jobs it enqueued, run by a worker in this process."""
     configure(env, smtp_url=smtp_server.url(), extra="[alerts]\ndigest_minutes = 5\n")
+    config = load_config()
     pod.person("admin", roles=("admin",))
     started = time.monotonic()
     for first in range(1, 10_001, 1000):  # arriving over ten passes
@@ -109,11 +112,11 @@ def test_ten_thousand_cases_at_once_with_digest_minutes_5_are_at_most_2_mails(
             (first, first + 999),
         )
         state.commit()
-        run_deliver()
+        pass_and_drain(config)
     state.execute("UPDATE podmod.digests SET created_at = created_at - interval '5 minutes'")
     state.commit()
-    run_deliver()
-    run_deliver()
+    pass_and_drain(config)
+    pass_and_drain(config)
     print(
         f"\n10,000 cases over 10 passes, digest_minutes = 5: {len(smtp_server.messages)} mails "
         f"({[m['Subject'] for m in smtp_server.messages]}) in {time.monotonic() - started:.1f} s"

@@ -101,6 +101,8 @@ class WebhookReceiver:
     answers: list[int] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     secret: str = WEBHOOK_SECRET
+    arrived: threading.Event = field(default_factory=threading.Event)
+    hold: threading.Event | None = None  # set: a POST is recorded, then waits for it to answer
 
     def __post_init__(self) -> None:
         receiver = self
@@ -113,6 +115,9 @@ class WebhookReceiver:
                 )
                 signed = hmac.compare_digest(self.headers.get("X-Hub-Signature", ""), expected)
                 receiver.deliveries.append(Delivery(dict(self.headers), body, signed))
+                receiver.arrived.set()
+                if receiver.hold is not None:
+                    receiver.hold.wait(60)
                 status = receiver.answers.pop(0) if receiver.answers else 200
                 self.send_response(status)
                 self.end_headers()
@@ -130,6 +135,8 @@ class WebhookReceiver:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/hook/token-part"
 
     def close(self) -> None:
+        if self.hold is not None:
+            self.hold.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

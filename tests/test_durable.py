@@ -11,6 +11,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from podmod import durable, queue, store
+from tests.helpers import wait_for
 
 OUTBOX = durable.Kind(
     table="test_outbox",
@@ -75,8 +76,12 @@ def test_a_unit_is_claimed_by_one_worker_and_done_once(config, state, rconn, out
         assert not durable.held_elsewhere(state, OUTBOX, second)
         with worker.transaction():
             durable.mark_done(worker, OUTBOX, first, delivered_to="placeholder@pod.example")
-    # The worker's connection is gone, and its lock with it: a second run finds the unit done.
-    assert not durable.held_elsewhere(state, OUTBOX, first)
+    # The worker's connection is gone, and its lock with it (once the server has seen it close):
+    # a second run finds the unit done.
+    wait_for(
+        lambda: not durable.held_elsewhere(state, OUTBOX, first),
+        "the closed connection's lock to be let go",
+    )
     with psycopg.connect(config.state_database_url, row_factory=dict_row) as again:
         assert durable.claim(again, OUTBOX, first, ("message",)) is None
     row = state.execute(

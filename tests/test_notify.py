@@ -293,7 +293,8 @@ def test_a_delivery_failing_for_a_day_is_given_up_visibly(env, state, pod, recei
     podmod("lock", "author@pod.example", "--reason", "x")
     run_deliver()
     state.execute(
-        "UPDATE podmod.outbox SET created_at = now() - interval '1 day', next_attempt_at = now()"
+        "UPDATE podmod.outbox SET created_at = now() - interval '1 day',"
+        " retrying_since = now() - interval '1 day', next_attempt_at = now()"
     )
     state.commit()
     run_deliver()
@@ -302,6 +303,15 @@ def test_a_delivery_failing_for_a_day_is_given_up_visibly(env, state, pod, recei
     assert "answered HTTP 503" in row["last_error"]
     run_deliver()
     assert len(receiver.deliveries) == 2
+
+
+def lock_waiters(state) -> int:
+    """Sessions waiting for an advisory lock (a deliverer waiting for a row another one sends)."""
+    waiting = state.execute(
+        "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    ).fetchone()["n"]
+    state.rollback()
+    return waiting
 
 
 def test_two_deliverers_of_one_row_at_once_send_one_mail(env, state, pod, smtp_server):
@@ -317,13 +327,17 @@ def test_two_deliverers_of_one_row_at_once_send_one_mail(env, state, pod, smtp_s
     first = threading.Thread(target=lambda: outcomes.append(deliver.deliver(config, row["id"])))
     first.start()
     wait_for(smtp_server.arrived.is_set, "the first deliverer to reach DATA")
-    second = deliver.deliver(config, row["id"])
+    waiting: list[deliver.Outcome] = []
+    second = threading.Thread(target=lambda: waiting.append(deliver.deliver(config, row["id"])))
+    second.start()
+    wait_for(lambda: lock_waiters(state), "the second deliverer to wait for the row's lock")
     smtp_server.hold.set()
     first.join(30)
+    second.join(30)
     third = deliver.deliver(config, row["id"])
 
-    assert second.status == "busy", second
     assert [o.status for o in outcomes] == ["delivered"]
+    assert [o.status for o in waiting] == ["done"], waiting
     assert third.status == "done", third
     assert len(smtp_server.messages) == 1
 

@@ -88,4 +88,7 @@ def test_check_warns_when_deliveries_wait_too_long(env, state, pod, receiver):
     state.commit()
     check = notifications_check()
     assert check["status"] == "warn"
-    assert "the oldest has waited 600 s: check that `podmod notify deliver` runs" in check["detail"]
+    assert (
+        "the oldest has waited 600 s: check that `podmod read` and `podmod worker` run"
+        in check["detail"]
+    )

@@ -41,3 +41,14 @@ def scan_content_run(run_id: int) -> bool:
     from podmod import scan
 
     return _run(f"scan run {run_id}", lambda config: scan.scan_run(config, run_id))
+
+
+def deliver_outbox(outbox_id: int) -> str:
+    """Deliver one outbox row (a mail or a webhook) if it is due and not done; returns how it went
+    (podmod.notify.deliver.Outcome's status)."""
+    from podmod.notify import deliver
+
+    return _run(
+        f"outbox row {outbox_id}",
+        lambda config: deliver.deliver(config, outbox_id).status,
+    )

@@ -1,11 +1,15 @@
 """Delivering the outbox exactly once: `deliver(config, outbox_id)` sends one row and records it,
 `due(state, limit)` lists the rows due now, `deliver_pass` is what `podmod notify deliver` runs.
 
-A deliverer holds a PostgreSQL advisory lock on the row while it sends, so two deliverers of one
-row give one delivery, and a deliverer that dies lets go of it with its connection. A delivered row
-is never sent again; a crash after the server accepted a mail and before the row was marked may
-send it once more, with the same Message-ID. Failures are retried with growing pauses for a day,
-then given up, visibly (last_error, the deliveries page, `podmod check`, /metrics).
+The outbox is a kind of durable work (`OUTBOX`, podmod.durable): the reader enqueues a job for
+each row due and not done (podmod.notify.carry) and a worker delivers it
+(worker.jobs.deliver_outbox); `podmod notify deliver` delivers in the foreground through the same
+`deliver`. A deliverer holds the row's advisory lock while it sends (`durable.claim`), so two
+deliverers of one row give one delivery, and a deliverer that dies lets go of it with its
+connection. A delivered row is never sent again; a crash after the server accepted a mail and
+before the row was marked may send it once more, with the same Message-ID. Failures are retried
+with growing pauses for a day, then given up, visibly (last_error, the deliveries page, `podmod
+check`, /metrics).
 """
 
 from __future__ import annotations
@@ -17,15 +21,42 @@ from typing import Any
 
 import psycopg
 
+from podmod import durable, queue
 from podmod.config import Config
 from podmod.db import pod_connection, state_connection
-from podmod.durable import lock_key
 from podmod.errors import DeliveryFailed, PodmodError
 from podmod.notify import alerts, mail, smtp, webhooks
 
 log = logging.getLogger(__name__)
 
-OUTBOX_LOCK = 0x706F7574  # "pout": advisory lock space of outbox rows (the row id is the key)
+# The outbox's rows as durable work. A row waiting for its next attempt is left alone until then;
+# a job that finished with its row not done failed one attempt (the row says when the next is),
+# so the row's time, not durable's back-off, decides when its next job goes. `attempts` counts the
+# sends, so the enqueues are counted in `enqueues`.
+OUTBOX = durable.Kind(
+    table="outbox",
+    lock_class=0x706F7574,  # "pout"
+    queue="notify",
+    job_function=queue.DELIVER_JOB,
+    job_id_prefix="outbox",
+    description="deliver outbox row {id}",
+    pending_condition="next_attempt_at <= now()",
+    hands_over=True,
+    attempts_column="enqueues",
+)
+COLUMNS = (
+    "id",
+    "channel",
+    "target",
+    "event_type",
+    "language",
+    "payload",
+    "message_id",
+    "created_at",
+    "attempts",
+    "next_attempt_at",
+    "retrying_since",
+)
 RETRY_FOR = timedelta(days=1)
 FIRST_PAUSE = 30.0  # seconds before the second attempt; doubled each time, at most MAX_PAUSE
 MAX_PAUSE = 3600.0
@@ -34,7 +65,7 @@ MAX_PAUSE = 3600.0
 @dataclass
 class Outcome:
     outbox_id: int
-    status: str  # delivered, failed (retried later), gave_up, busy, done, not_due, missing
+    status: str  # delivered, failed (retried later), gave_up, done (or missing), not_due
     detail: str = ""
 
 
@@ -70,13 +101,13 @@ def _record_failure(
     state: psycopg.Connection, row: dict[str, Any], failure: DeliveryFailed
 ) -> Outcome:
     attempts = row["attempts"] + 1
-    expired = row["created_at"] + RETRY_FOR <= _now(state)
+    expired = row["retrying_since"] + RETRY_FOR <= _now(state)
     what = f"{row['channel']} {row['id']} ({row['event_type']}) to {_target_name(row)}"
     if failure.permanent or expired:
         how = "for good" if failure.permanent else f"after {attempts} attempts over a day"
         state.execute(
-            "UPDATE podmod.outbox SET gave_up_at = now(), last_error = %s, last_error_at = now(),"
-            " response_status = %s WHERE id = %s",
+            "UPDATE podmod.outbox SET gave_up_at = now(), done_at = now(), last_error = %s,"
+            " last_error_at = now(), response_status = %s WHERE id = %s",
             (str(failure), failure.status, row["id"]),
         )
         log.error("notify: gave up %s %s: %s", what, how, failure)
@@ -104,46 +135,29 @@ def _target_name(row: dict[str, Any]) -> str:
 
 
 def deliver(config: Config, outbox_id: int) -> Outcome:
-    """Deliver one outbox row if it is due and nobody else is delivering it; idempotent."""
+    """Deliver one outbox row if it is due and not done; idempotent. While another deliverer sends
+    the row this waits for its lock, then finds the row done (or failed, and not due)."""
     with state_connection(config, autocommit=True) as state:
-        locked = state.execute(
-            "SELECT pg_try_advisory_lock(%s, %s) AS got", (OUTBOX_LOCK, lock_key(outbox_id))
-        ).fetchone()["got"]
-        if not locked:
-            return Outcome(outbox_id, "busy", "another deliverer is sending it")
+        row = durable.claim(state, OUTBOX, outbox_id, COLUMNS)
+        if row is None:
+            return Outcome(outbox_id, "done", "delivered or given up before, or no such row")
+        if row["next_attempt_at"] > _now(state):
+            return Outcome(outbox_id, "not_due", "its next attempt is later")
+        state.execute(
+            "UPDATE podmod.outbox SET attempts = attempts + 1, last_attempt_at = now()"
+            " WHERE id = %s",
+            (outbox_id,),
+        )
         try:
-            return _deliver_locked(config, state, outbox_id)
-        finally:
-            if not state.closed and not state.broken:
-                state.execute(
-                    "SELECT pg_advisory_unlock(%s, %s)", (OUTBOX_LOCK, lock_key(outbox_id))
-                )
-
-
-def _deliver_locked(config: Config, state: psycopg.Connection, outbox_id: int) -> Outcome:
-    row = state.execute(
-        "SELECT *, next_attempt_at > now() AS later FROM podmod.outbox WHERE id = %s",
-        (outbox_id,),
-    ).fetchone()
-    if row is None:
-        return Outcome(outbox_id, "missing", "no such outbox row")
-    if row["delivered_at"] is not None or row["gave_up_at"] is not None:
-        return Outcome(outbox_id, "done", "delivered or given up before")
-    if row["later"]:
-        return Outcome(outbox_id, "not_due", "its next attempt is later")
-    state.execute(
-        "UPDATE podmod.outbox SET attempts = attempts + 1, last_attempt_at = now() WHERE id = %s",
-        (outbox_id,),
-    )
-    try:
-        status = _send(config, row)
-    except DeliveryFailed as failure:
-        return _record_failure(state, row, failure)
-    state.execute(
-        "UPDATE podmod.outbox SET delivered_at = now(), response_status = %s WHERE id = %s",
-        (status, outbox_id),
-    )
-    return Outcome(outbox_id, "delivered")
+            status = _send(config, row)
+        except DeliveryFailed as failure:
+            return _record_failure(state, row, failure)
+        state.execute(
+            "UPDATE podmod.outbox SET delivered_at = now(), done_at = now(), response_status = %s"
+            " WHERE id = %s",
+            (status, outbox_id),
+        )
+        return Outcome(outbox_id, "delivered")
 
 
 @dataclass

@@ -6,11 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, abort, g, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
+from podmod.errors import PodmodError
+from podmod.notify.retry import retry_now
 from podmod.notify.status import outbox_status
 from podmod.notify.webhooks import receiver_name
-from podmod.web.auth import login_required
+from podmod.web.auth import action_details, actor, login_required
 from podmod.web.services import services, state_conn
 
 bp = Blueprint("deliveries", __name__)
@@ -35,13 +38,17 @@ def state_text(row: dict[str, Any]) -> str:
     return "retrying" if row["last_error_at"] is not None else "waiting"
 
 
-@bp.route("/deliveries")
-@login_required
-def index() -> str:
+def require_admin() -> None:
     if "admin" not in g.staff.roles:
         abort(
             403, "Only a pod admin can see podmod's deliveries (they hold the staff's addresses)."
         )
+
+
+@bp.route("/deliveries")
+@login_required
+def index() -> str:
+    require_admin()
     shown = request.args.get("show", "all")
     if shown not in SHOWN:
         abort(400, "Unknown filter; use the deliveries page's own links.")
@@ -81,3 +88,22 @@ def index() -> str:
         mail_configured=bool(services().config["mail.smtp_url"]),
         webhooks=len(services().config.webhooks),
     )
+
+
+@bp.route("/deliveries/<int:outbox_id>/retry", methods=["POST"])
+@login_required
+def retry(outbox_id: int) -> Response:
+    """Retry now: the row is due at once; the reader's next pass enqueues it for a worker."""
+    require_admin()
+    if outbox_id >= 2**63:
+        abort(404, f"There is no delivery {outbox_id}.")
+    try:
+        message = retry_now(
+            state_conn(), outbox_id, actor=actor(), source="web", details=action_details()
+        )
+    except PodmodError as error:
+        flash(str(error), "error")
+    else:
+        flash(message, "ok")
+    shown = request.form.get("show", "all")
+    return redirect(url_for("deliveries.index", show=shown if shown in SHOWN else "all"))
