@@ -14,7 +14,7 @@ from podmod import actions
 from podmod.config import load_config
 from podmod.db import pod_connection
 from podmod.notify import links, reporters
-from tests import test_web
+from tests import test_web, test_web_browser
 from tests.helpers import intake_all, podmod, read_once
 from tests.test_notify import PUBLIC_URL, configure, outbox, run_deliver
 from tests.test_web import html
@@ -22,6 +22,8 @@ from tests.test_web import html
 make_app = test_web.make_app
 app = test_web.app
 client = test_web.client
+browser = test_web_browser.browser
+live_server = test_web_browser.live_server
 
 ON = "[notify]\nreporters = true\n"
 MODERATOR = "moddy@pod.example"
@@ -345,6 +347,20 @@ def test_the_opt_out_page_asks_then_records_once_and_audits_without_an_address(
     assert audit["actor"] == f"reporter:{reporter.user_id}" and audit["source"] == "web"
     assert "mail.example" not in str(audit)
     assert "send you no more mails" in html(client.get(f"/opt-out/{token}"))
+
+
+def test_a_reporter_opts_out_in_chromium_on_a_phone_without_signing_in(
+    browser, live_server, env, state, pod
+):
+    reporter = pod.person("reporter")
+    page = browser.new_page(viewport=test_web_browser.PHONE)
+    page.goto(f"{live_server}/opt-out/{token_for(state, reporter.user_id)}")
+    widths = page.evaluate(test_web_browser.WIDEST)
+    assert widths[0] <= widths[1], f"wider than the phone (scroll width, screen width): {widths}"
+    page.get_by_role("button", name="Send me no more of these mails").click()
+    page.get_by_text("this pod will send you no more mails").wait_for()
+    assert opted_out(state) == [reporter.user_id]
+    assert page.context.cookies() == []  # no session was needed, none was made
 
 
 def test_a_one_click_post_from_a_mail_client_opts_out(env, state, pod, client):
