@@ -83,6 +83,7 @@ WHERE g.result = 'mailed'
 
 
 def enabled(config: Config) -> bool:
+    """Whether reporters are told: notify.reporters is on and there is a mail server to tell by."""
     return bool(config["notify.reporters"]) and events.mail_configured(config)
 
 
