@@ -535,7 +535,8 @@ def notify_deliver(ctx: click.Context, limit: int, every: float | None, as_json:
                     click.echo(f"outbox {outcome.outbox_id} ({word}): {outcome.detail}", err=True)
             click.echo(
                 f"{result.cases_alerted} cases alerted, {result.events_mailed} events mailed to "
-                f"the staff, {result.accounts_mailed} accounts told; "
+                f"the staff, {result.accounts_mailed} accounts told, {result.reporters_mailed} "
+                f"reporters told; "
                 f"{result.count('delivered')} delivered, {result.count('failed')} "
                 f"failed (retried later), {result.count('gave_up')} given up; "
                 f"{result.waiting} waiting."

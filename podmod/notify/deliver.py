@@ -25,7 +25,7 @@ from podmod import durable, queue
 from podmod.config import Config
 from podmod.db import pod_connection, state_connection
 from podmod.errors import DeliveryFailed, PodmodError
-from podmod.notify import alerts, mail, smtp, webhooks
+from podmod.notify import alerts, mail, reporters, smtp, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +166,7 @@ class PassResult:
     lists_failing: int = 0
     events_mailed: int = 0
     accounts_mailed: int = 0
+    reporters_mailed: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
     waiting: int = 0  # rows left for a later attempt
     staff_mail_error: str | None = None
@@ -179,6 +180,7 @@ class PassResult:
             "lists_failing": self.lists_failing,
             "events_mailed": self.events_mailed,
             "accounts_mailed": self.accounts_mailed,
+            "reporters_mailed": self.reporters_mailed,
             "delivered": self.count("delivered"),
             "failed": self.count("failed"),
             "gave_up": self.count("gave_up"),
@@ -190,13 +192,15 @@ class PassResult:
 
 def prepare(config: Config, state: psycopg.Connection, result: PassResult) -> None:
     """Turn what happened into outbox rows, each step in its own transaction: alert the cases due
-    an alert and the lists failing, then write the staff's mail and the mails to local accounts."""
+    an alert and the lists failing, then write the staff's mail, the mails to local accounts and to
+    reporters whose reports were decided."""
     result.cases_alerted = alerts.alert_cases(config, state)
     result.lists_failing = alerts.alert_failing_lists(config, state)
     try:
         with pod_connection(config) as pod:
             result.events_mailed = alerts.mail_staff(config, state, pod)
             result.accounts_mailed = alerts.mail_accounts(config, state, pod)
+            result.reporters_mailed = reporters.mail_reporters(config, state, pod)
     except PodmodError as error:
         result.staff_mail_error = str(error)
         log.error("notify: %s", error)

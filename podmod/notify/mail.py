@@ -139,6 +139,9 @@ def compose(config: Config, row: dict[str, Any]) -> EmailMessage:
         message["Message-ID"] = row["message_id"]
         message["Auto-Submitted"] = "auto-generated"
         message["X-Auto-Response-Suppress"] = "All"
+        if row["payload"].get("opt_out_url"):  # a reporter's mail: one-click opt-out, RFC 8058
+            message["List-Unsubscribe"] = f"<{row['payload']['opt_out_url']}>"
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     except ValueError as error:  # a line break in an address from the pod's database
         raise DeliveryFailed(
             f"The mail to {row['target']!r} cannot be written ({error}).", permanent=True

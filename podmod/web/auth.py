@@ -142,8 +142,8 @@ def load_staff() -> None:
     """g.staff: the signed-in admin or moderator, checked against the session and the pod each
     time; the cookie names only the session, so who it is comes from podmod's schema."""
     g.staff = None
-    if request.endpoint in ("static", "health.healthz", "health.prometheus"):
-        return
+    if request.endpoint in ("static", "health.healthz", "health.prometheus", "opt_out.page"):
+        return  # a reporter's opt-out link is for anyone holding it, signed in or not
     sid = session.get("sid")
     if not sid:
         return

@@ -45,6 +45,11 @@ def check_post() -> None:
     """Refuse a state-changing request from another origin, or without this session's token."""
     if request.method in SAFE_METHODS:
         return
+    if request.endpoint == "opt_out.page":
+        # A reporter's opt-out: the POST of RFC 8058's one-click comes from a mail client, with no
+        # session and no token of ours. No cookie grants it anything: the signed token in its URL
+        # names the one reporter it opts out, so it is its own proof (podmod.web.opt_out).
+        return
     origin = request.headers.get("Origin")
     if origin is not None and origin != own_origin():
         abort(
