@@ -446,6 +446,7 @@ EVENT_TYPES = (
     "list.held",
     "list.failing",
     "appeal.received",
+    "appeal.decided",
 )
 WEBHOOK_KEYS = ("url", "secret", "events")
 WEBHOOK_SECRET_MIN = 16  # characters: an HMAC key shorter than this is guessable
