@@ -177,6 +177,8 @@ def test_an_appeal_reopens_the_lock_case_at_the_top_of_the_queue(visitor, state,
     assert signal["case_id"] == case_id and signal["reason"] == STATEMENT
     [row] = appeals(state)
     assert row["outcome"] is None and row["user_id"] == author.user_id
+    shown = podmod("case", "show", str(case_id)).output
+    assert "waiting for a decision" in shown and f"statement: {STATEMENT}" in shown, shown
     assert [(a["actor"], a["case_id"]) for a in audit_rows(state, "reopen")] == [
         ("appeal", case_id)
     ]
