@@ -86,8 +86,8 @@ def text_of(message) -> str:
 def mailed_token(smtp_server, person: Person) -> str:
     """The appeal link's token from the account's lock notice (delivered now)."""
     run_deliver()
-    [notice] = [m for m in mails_to(smtp_server, person) if "was locked" in m["Subject"]]
-    return LINK.search(text_of(notice))[1]
+    [link] = [LINK.search(text_of(m)) for m in mails_to(smtp_server, person)]
+    return link[1]
 
 
 def appeal(visitor, token: str, statement: str = STATEMENT, **environ: str):
@@ -118,7 +118,8 @@ def appeal_signals(state: psycopg.Connection) -> list[dict]:
 
 
 def decision_mails(smtp_server, person: Person) -> list:
-    return [m for m in mails_to(smtp_server, person) if "was locked" not in m["Subject"]]
+    """The account's mails but its lock notices (which carry the appeal link)."""
+    return [m for m in mails_to(smtp_server, person) if not LINK.search(text_of(m))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,13 +325,15 @@ def test_an_unlocked_appeal_is_mailed_once_though_the_account_is_no_longer_locke
     visitor, state, pod, smtp_server
 ):
     author, _ = locked_with_case(pod)
+    pod.conn.execute("UPDATE users SET language = 'de' WHERE id = %s", (author.user_id,))
     assert appeal(visitor, mailed_token(smtp_server, author)).status_code == 302
     assert podmod("unlock", author.handle, "--reason", "placeholder").exit_code == 0
     assert podmod("lock", author.handle, "--reason", "placeholder").exit_code == 0
     assert podmod("unlock", author.handle, "--reason", "placeholder").exit_code == 0
     run_deliver()
     [decision] = decision_mails(smtp_server, author)
-    assert decision["Subject"] == "Your account author@pod.example is unlocked"
+    assert decision["Subject"] == "Dein Konto author@pod.example ist entsperrt"
+    assert "Du kannst dich wieder anmelden." in text_of(decision)
     assert [row["outcome"] for row in appeals(state)] == ["unlocked"]
 
 
