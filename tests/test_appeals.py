@@ -295,6 +295,46 @@ def test_appeals_are_rate_limited_per_address_and_per_account(visitor, state, po
     assert len(appeals(state)) == 1
 
 
+def test_the_appeal_page_is_the_only_one_open_without_sign_in(visitor):
+    """Every GET route of the app but sign-in, health, static files and the appeal page sends a
+    visitor to sign in; a new route that forgets @login_required fails here."""
+    public = {"auth.login", "auth.code", "static", "health.healthz", "health.prometheus"}
+    app = visitor.application
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint in public:
+            continue
+        url = rule.build({name: 1 for name in rule.arguments}, append_unknown=False)[1]
+        answer = visitor.get(url)
+        if rule.endpoint.startswith("appeal."):
+            assert answer.status_code == 404 and "not one this pod sent" in html(answer)
+        else:
+            assert answer.status_code == 302, (rule.endpoint, answer.status_code)
+            assert answer.location.startswith("/login"), (rule.endpoint, answer.location)
+
+
+def test_webhooks_hear_of_the_appeal_and_its_decision_never_its_statement(
+    env,
+    make_app,  # noqa: F811
+    state,
+    pod,
+    smtp_server,
+    receiver,
+):
+    hooks = [(receiver.url, ["appeal.received", "appeal.decided"])]
+    configure(env, smtp_url=smtp_server.url(), hooks=hooks, extra=NOTIFY)
+    author, case_id = locked_with_case(pod)
+    assert appeal(make_app().test_client(), mailed_token(smtp_server, author)).status_code == 302
+    assert podmod("unlock", author.handle, "--reason", "placeholder").exit_code == 0
+    run_deliver()
+    bodies = [delivery.json for delivery in receiver.deliveries]
+    assert [(b["type"], b["case"]["id"], b["details"]) for b in bodies] == [
+        ("appeal.received", case_id, {}),
+        ("appeal.decided", case_id, {"outcome": "unlocked"}),
+    ]
+    assert all(delivery.signed for delivery in receiver.deliveries)
+    assert not any(STATEMENT.encode() in delivery.body for delivery in receiver.deliveries)
+
+
 # ---------------------------------------------------------------------------------------------
 # The decision
 
