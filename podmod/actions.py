@@ -21,6 +21,7 @@ from podmod import notify, pod_db
 from podmod.config import Config
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
+from podmod.notify import appeals
 from podmod.store import (
     INGEST_LOCK,
     locked_on_case,
@@ -200,15 +201,25 @@ def _write_lock(pod: psycopg.Connection, account: Account, *, lock: bool) -> boo
 
 
 def _lock_event(
-    account: Account, case_id: int | None, *, actor: str, source: str, reason: str | None
+    account: Account,
+    case_id: int | None,
+    *,
+    actor: str,
+    source: str,
+    reason: str | None,
+    details: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """What an account.locked or account.unlocked event says: who (a list, or the staff: a
-    webhook never names the moderator), from where and why."""
+    webhook never names the moderator), from where and why (for a list, the labels of the entry
+    that locked)."""
     by = actor if actor.startswith("list:") else "staff"
+    facts = {"by": by, "source": source, "reason": reason}
+    if by != "staff" and (details or {}).get("labels"):
+        facts["labels"] = details["labels"]
     return {
         "case_id": case_id,
         "account": account.handle,
-        "facts": {"by": by, "source": source, "reason": reason},
+        "facts": facts,
         "tell_user_id": account.user_id,
     }
 
@@ -252,8 +263,19 @@ def _set_lock(
                 config,
                 state,
                 "account.locked" if lock else "account.unlocked",
-                **_lock_event(account, case_id, actor=actor, source=source, reason=reason),
+                **_lock_event(
+                    account, case_id, actor=actor, source=source, details=details, reason=reason
+                ),
             )
+            if not lock:
+                appeals.decide(
+                    config,
+                    state,
+                    outcome="unlocked",
+                    actor=actor,
+                    source=source,
+                    person_id=account.person_id,
+                )
         state.commit()
     if changed:
         message = f"{account.handle} is now {'locked' if lock else 'unlocked'}."
@@ -475,6 +497,7 @@ def mark_reviewed(
             actor=actor,
             source=source,
             reason="every report on the case was marked reviewed",
+            deciding=case_id,
         )
         closed = state.execute(
             "SELECT status, resolution FROM podmod.cases WHERE id = %s", (case_id,)
@@ -489,6 +512,10 @@ def mark_reviewed(
             reason=reason,
             details={**(details or {}), "reports": report_ids},
         )
+        if status != "open":
+            appeals.decide(
+                config, state, outcome="upheld", actor=actor, source=source, case_id=case_id
+            )
         state.commit()
     message = f"{_who(case)}: {_reports(report_ids)} marked reviewed in diaspora*"
     if status == "open":
@@ -538,6 +565,7 @@ def dismiss_case(
             details={**(details or {}), "reports": report_ids}
             | ({"outcome": "locked"} if locked else {}),
         )
+        appeals.decide(config, state, outcome="upheld", actor=actor, source=source, case_id=case_id)
         state.commit()
     if locked:
         message = f"Case {case_id} ({_who(case)}) is closed: locked (its account was locked on it)."
@@ -616,8 +644,11 @@ def lock_and_close(
                 config,
                 state,
                 "account.locked",
-                **_lock_event(account, case_id, actor=actor, source=source, reason=reason),
+                **_lock_event(
+                    account, case_id, actor=actor, source=source, reason=reason, details=details
+                ),
             )
+        appeals.decide(config, state, outcome="upheld", actor=actor, source=source, case_id=case_id)
         state.commit()
     closed = (
         f"case {case_id} is closed: locked ({_reports(report_ids)} marked reviewed in diaspora*)."
@@ -655,16 +686,30 @@ def reopen_case(
             raise ActionRefused(
                 f"{_who(case)} already has an open case ({other['id']}); work on that one."
             )
-        state.execute(
-            "UPDATE podmod.cases SET status = 'open', resolution = NULL, closed_at = NULL,"
-            " updated_at = now() WHERE id = %s",
-            (case_id,),
-        )
-        _record_on_case(
-            state, case, "reopen", actor=actor, source=source, reason=reason, details=details or {}
-        )
+        reopen_in(state, case, actor=actor, source=source, reason=reason, details=details or {})
         state.commit()
     return ActionResult("reopen", _who(case), True, f"Case {case_id} is open again.", case_id)
+
+
+def reopen_in(
+    state: psycopg.Connection,
+    case: dict[str, Any],
+    *,
+    actor: str,
+    source: str,
+    reason: str | None,
+    details: dict[str, Any],
+) -> None:
+    """Put a closed case (locked by _case_for_update, its account without an open case) back in
+    the queue, with its decision and audit row, inside the caller's transaction."""
+    state.execute(
+        "UPDATE podmod.cases SET status = 'open', resolution = NULL, closed_at = NULL,"
+        " updated_at = now() WHERE id = %s",
+        (case["id"],),
+    )
+    _record_on_case(
+        state, case, "reopen", actor=actor, source=source, reason=reason, details=details
+    )
 
 
 def add_note(

@@ -433,6 +433,12 @@ def _signal_text(signal: dict[str, Any]) -> list[str]:
             f"  reason: {signal['reason'] or '-'}",
             f"  text: {signal['snapshot'] if signal['snapshot'] is not None else '(no text)'}",
         ]
+    if signal["kind"] == "appeal":
+        state = "decided" if signal["reviewed"] else "waiting for a decision"
+        return [
+            f"appeal {signal['id']} from the account, {_when(signal['occurred_at'])}, {state}",
+            f"  statement: {signal['reason']}",
+        ]
     entry = details.get("entry") or f"{signal['entry_kind']}:{signal['entry_value']}"
     listed = f"list {signal['list_name'] or details.get('list')} version {details.get('version')}"
     if signal["kind"] == "list":

@@ -331,7 +331,8 @@ KEYS: tuple[Key, ...] = (
         "notify.locked_accounts",
         bool,
         False,
-        help="tell a locked local account why (the moderator's reason or the list), by mail",
+        help="tell a locked local account why (the moderator's reason or the list), with a link "
+        "to appeal, and the decision on its appeal, by mail",
     ),
     Key("log.level", str, "INFO", _log_level, help="DEBUG, INFO, WARNING or ERROR"),
     # Content matching (podmod.scan): the lists' hashtag, phrase, url, pdq and sha256 entries.
@@ -446,6 +447,7 @@ EVENT_TYPES = (
     "list.held",
     "list.failing",
     "appeal.received",
+    "appeal.decided",
 )
 WEBHOOK_KEYS = ("url", "secret", "events")
 WEBHOOK_SECRET_MIN = 16  # characters: an HMAC key shorter than this is guessable

@@ -167,17 +167,22 @@ def resolve_cases_without_pending(
     actor: str = "diaspora*",
     source: str = "reader",
     reason: str = "every report on the case was marked reviewed in diaspora*",
+    deciding: int | None = None,
 ) -> int:
     """Close open cases among these that have no pending report and no active list or content
     match, as `resolution` (as `locked` where the account was locked on the case); each closure
-    is audited. Runs inside the caller's transaction."""
+    is audited. A case with an undecided appeal waits for a moderator's decision: it closes only
+    when it is the case `deciding`, the one a moderator acts on. Runs inside the caller's
+    transaction."""
     rows = state.execute(
         "UPDATE podmod.cases c SET status = 'resolved',"
         f" resolution = CASE WHEN {LOCKED_ON_CASE} THEN 'locked' ELSE %s END,"
         " closed_at = now(), updated_at = now()"
         " WHERE id = ANY(%s) AND status = 'open' AND pending_report_count = 0"
-        " AND list_match_count = 0 AND content_match_count = 0 RETURNING id, account",
-        (resolution, case_ids),
+        " AND list_match_count = 0 AND content_match_count = 0"
+        " AND (id = %s OR NOT EXISTS (SELECT 1 FROM podmod.appeals a"
+        "  WHERE a.case_id = c.id AND a.outcome IS NULL)) RETURNING id, account",
+        (resolution, case_ids, deciding),
     ).fetchall()
     for row in rows:
         record_audit(
@@ -249,6 +254,12 @@ def signal_as_json(row: dict[str, Any]) -> dict[str, Any]:
             reviewed=row["reviewed"],
             reviewed_by=row["reviewed_by"],
             reported_at=row["occurred_at"].isoformat() if row["occurred_at"] else None,
+        )
+    elif row["kind"] == "appeal":
+        base.update(
+            statement=row["reason"],
+            appealed_at=row["occurred_at"].isoformat() if row["occurred_at"] else None,
+            decided=row["reviewed"],
         )
     elif row["kind"] == "content":  # details add list, version, entry, field, excerpt, distance
         base.update(

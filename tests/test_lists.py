@@ -373,6 +373,7 @@ def test_lock_policy_locks_local_matches_never_staff_never_remote(lists, pod, st
         "list": "lockme",
         "version": "1",
         "entry": "account:spammer@pod.example",
+        "labels": ["spam"],
         "outcome": "locked",
         "reports": [],
     }

@@ -289,7 +289,7 @@ def match_people(
 LOCK_CANDIDATES_SQL = """
 SELECT DISTINCT ON (s.person_id) s.person_id, s.case_id, c.status = 'open' AS case_open,
        s.created_at, l.name AS list,
-       s.details ->> 'version' AS version, s.details ->> 'entry' AS entry
+       s.details ->> 'version' AS version, s.details ->> 'entry' AS entry, e.labels
 FROM podmod.signals s
 JOIN podmod.lists l ON l.id = s.list_id AND l.policy IN ('lock', 'review')
 JOIN podmod.list_entries e ON e.list_id = s.list_id AND e.kind = s.entry_kind
@@ -320,6 +320,7 @@ def carry_out_lock_policies(config: Config, state: psycopg.Connection) -> list[s
             "list": candidate["list"],
             "version": candidate["version"],
             "entry": candidate["entry"],
+            "labels": candidate["labels"],
         }
         arguments = {
             "actor": f"list:{candidate['list']}",

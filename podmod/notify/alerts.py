@@ -14,7 +14,7 @@ import psycopg
 from podmod import pod_db
 from podmod.config import Config, mail_address
 from podmod.errors import PodmodError
-from podmod.notify import events
+from podmod.notify import appeals, events
 from podmod.notify.mail import domain_of
 
 log = logging.getLogger(__name__)
@@ -116,10 +116,10 @@ def staff_recipients(config: Config, pod: psycopg.Connection) -> list[dict[str, 
 
 def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, Any]:
     """What the staff's mail says of these events: the cases by priority (the first LISTED named),
-    accounts locked by lists, held versions and failing lists, each with links."""
+    accounts locked by lists, held versions, failing lists and appeals, each with links."""
     cases: dict[int, dict[str, Any]] = {}  # the named ones; a case that rose twice is one
     counted = named_twice = 0
-    locked, held, failing = [], [], []
+    locked, held, failing, appealed = [], [], [], []
     for event in waiting:
         facts = event["facts"]
         if event["type"] == "case.alert":
@@ -146,6 +146,10 @@ def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, A
                     "url": events.list_url(config, event["list_name"], facts.get("version")),
                 }
             )
+        elif event["type"] == "appeal.received":
+            appealed.append(
+                {"account": event["account"], "case_url": events.case_url(config, event["case_id"])}
+            )
         elif event["type"] == "list.failing":
             failing.append(
                 {
@@ -166,6 +170,8 @@ def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, A
         "held": held,
         "failing_count": len(failing),
         "failing": failing,
+        "appeal_count": len(appealed),
+        "appeals": appealed[:LISTED],
         "queue_url": config["web.public_url"],
         "lists_url": events.list_url(config, ""),
     }
@@ -230,8 +236,9 @@ def mail_staff(config: Config, state: psycopg.Connection, pod: psycopg.Connectio
 
 def mail_accounts(config: Config, state: psycopg.Connection, pod: psycopg.Connection) -> int:
     """Write the mail of each event waiting to be told to its local account (a locked account:
-    why, and whom to ask) to the outbox, in its users.language; an account unlocked since, or
-    without an address, is told nothing. Returns how many mails it wrote."""
+    why, whom to ask and its appeal link; an appeal's decision) to the outbox, in its
+    users.language; an account unlocked since its lock, or without an address, is told nothing of
+    the lock. Returns how many mails it wrote."""
     if not events.mail_configured(config):
         return 0
     with state.transaction():
@@ -254,8 +261,10 @@ def mail_accounts(config: Config, state: psycopg.Connection, pod: psycopg.Connec
         domain = domain_of(config)
         for event in waiting:
             contact = contacts.get(event["tell_user_id"])
-            if not contact or not contact["locked"] or not mail_address(contact["email"] or ""):
-                continue  # unlocked since, gone, or no address: nothing to tell
+            if not contact or not mail_address(contact["email"] or ""):
+                continue  # gone, or no address: nothing to tell
+            if event["type"] == "account.locked" and not contact["locked"]:
+                continue  # unlocked since: the lock is no news (an appeal's decision still is)
             state.execute(
                 "INSERT INTO podmod.outbox (channel, target, event_type, event_id, language,"
                 " payload, message_id) VALUES ('mail', %s, %s, %s, %s, %s, %s)",
@@ -264,7 +273,9 @@ def mail_accounts(config: Config, state: psycopg.Connection, pod: psycopg.Connec
                     event["type"],
                     event["id"],
                     contact["language"],
-                    json.dumps(account_payload(config, event)),
+                    json.dumps(
+                        account_payload(config, event) | appeals.mail_facts(config, state, event)
+                    ),
                     f"<podmod.{event['id'].hex}@{domain}>",
                 ),
             )
@@ -285,6 +296,7 @@ def account_payload(config: Config, event: dict[str, Any]) -> dict[str, Any]:
         "account": event["account"],
         "reason": facts.get("reason") if not by.startswith("list:") else None,
         "list": by.removeprefix("list:") if by.startswith("list:") else None,
+        "labels": facts.get("labels", []),
         "pod": event["account"].rpartition("@")[2],
         "pod_url": config["web.pod_url"] or "https://" + event["account"].rpartition("@")[2],
         "contact": config["alerts.to"][0] if config["alerts.to"] else None,

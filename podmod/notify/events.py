@@ -17,7 +17,10 @@ from podmod.config import EVENT_TYPES, Config
 # webhook never carries.
 PRIVATE_FACTS = ("reason",)
 # Events a local account may be told of by mail, and the setting that says whether.
-ACCOUNT_MAIL = {"account.locked": "notify.locked_accounts"}
+ACCOUNT_MAIL = {
+    "account.locked": "notify.locked_accounts",
+    "appeal.decided": "notify.locked_accounts",
+}
 
 
 def mail_configured(config: Config) -> bool:

@@ -56,7 +56,17 @@ def create_app(config: Config | None = None) -> Flask:
     formatting.init_app(app)
     app.teardown_appcontext(release_connections)
 
-    from podmod.web import audit, auth, cases, dashboard, deliveries, health, lists, opt_out
+    from podmod.web import (
+        appeal,
+        audit,
+        auth,
+        cases,
+        dashboard,
+        deliveries,
+        health,
+        lists,
+        opt_out,
+    )
     from podmod.web import queue as queue_pages
 
     for blueprint in (
@@ -69,6 +79,7 @@ def create_app(config: Config | None = None) -> Flask:
         deliveries.bp,
         health.bp,
         opt_out.bp,
+        appeal.bp,
     ):
         app.register_blueprint(blueprint)
     _register_error_pages(app)

@@ -67,10 +67,10 @@ ENTRY_KIND_WORDS = {
 
 
 def why(case: dict[str, Any], facts: dict[str, Any] | None) -> str:
-    """What lifts a case in the queue, in words: '3 reporters · list core · phrase match · local'
-    (the terms of its priority, README "Priority")."""
+    """What lifts a case in the queue, in words: 'appealed · 3 reporters · list core · phrase
+    match · local' (the terms of its priority, README "Priority")."""
     facts = facts or {}
-    parts = []
+    parts = ["appealed"] if facts.get("appealed") else []
     if case["reporter_count"]:
         parts.append(counted(case["reporter_count"], "reporter"))
     elif case["pending_report_count"]:

@@ -195,7 +195,8 @@ def queue_page(
 
 def case_facts(state: Any, case_ids: list[int]) -> dict[int, dict[str, Any]]:
     """Per case of a page, what its row says besides the counts: the lists and the kinds of content
-    entries that match it now, and its newest report (pending first) with the reported text."""
+    entries that match it now, its newest report (pending first) with the reported text, and
+    whether it has an undecided appeal."""
     if not case_ids:
         return {}
     facts: dict[int, dict[str, Any]] = {case_id: {} for case_id in case_ids}
@@ -217,6 +218,12 @@ def case_facts(state: Any, case_ids: list[int]) -> dict[int, dict[str, Any]]:
         {"ids": case_ids},
     ):
         facts[row["case_id"]]["report"] = row
+    for row in state.execute(
+        "SELECT DISTINCT case_id FROM podmod.signals WHERE case_id = ANY (%(ids)s)"
+        " AND kind = 'appeal' AND NOT reviewed",
+        {"ids": case_ids},
+    ):
+        facts[row["case_id"]]["appealed"] = True
     return facts
 
 

@@ -15,7 +15,7 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-KEPT_FIELDS = ("note", "reason")  # the free text of the case page's forms
+KEPT_FIELDS = ("note", "reason", "statement")  # the free text of the case and appeal forms
 
 
 class SessionInterface(SecureCookieSessionInterface):
