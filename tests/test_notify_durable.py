@@ -131,23 +131,21 @@ def test_redis_emptied_with_rows_pending_still_delivers_each_once(
     assert len(smtp_server.messages) == 1 and len(receiver.deliveries) == 1
 
 
-def test_a_worker_killed_inside_the_send_leaves_one_more_mail_with_the_same_message_id(
-    env, state, pod, smtp_server
-):
-    configure(env, smtp_url=smtp_server.url())
-    staff(pod)
-    new_case(state)
+def kill_a_worker_inside_the_send(state, server) -> dict:
+    """Start a worker, SIGKILL it while `server` (the SMTP server or the webhook receiver) holds
+    what it was sent, let the server take it, then let a second worker deliver the row; returns
+    the row as it was after the kill (not delivered)."""
     config = load_config()
-    smtp_server.hold = threading.Event()  # the SMTP server stalls inside DATA
+    server.hold = threading.Event()  # the server has the mail or POST and is slow to answer
     worker = spawn_worker()
     try:
         read_once(config)
-        wait_for(smtp_server.arrived.is_set, "the worker to be inside the send", 60)
+        wait_for(server.arrived.is_set, "the worker to be inside the send", 60)
         kill_hard(worker)
     finally:
         if worker.poll() is None:
             worker.kill()
-    smtp_server.hold.set()  # the server accepts what it was sent: the crash came after that
+    server.hold.set()  # the server accepts what it was sent: the crash came after that
     [row] = outbox(state)
     assert row["delivered_at"] is None
 
@@ -162,6 +160,16 @@ def test_a_worker_killed_inside_the_send_leaves_one_more_mail_with_the_same_mess
         second.terminate()
         second.wait(30)
     pass_and_drain(config)
+    return row
+
+
+def test_a_worker_killed_inside_the_send_leaves_one_more_mail_with_the_same_message_id(
+    env, state, pod, smtp_server
+):
+    configure(env, smtp_url=smtp_server.url())
+    staff(pod)
+    new_case(state)
+    row = kill_a_worker_inside_the_send(state, smtp_server)
     # The server had the mail when the worker died, so it is sent once more: no more, and with the
     # same Message-ID (a mail client shows one).
     ids = {message["Message-ID"] for message in smtp_server.messages}
@@ -174,31 +182,7 @@ def test_a_worker_killed_while_the_receiver_answers_leaves_one_more_post_of_the_
 ):
     configure(env, hooks=[(receiver.url, ["case.alert"])])
     new_case(state)
-    config = load_config()
-    receiver.hold = threading.Event()  # the receiver has the POST and is slow to answer
-    worker = spawn_worker()
-    try:
-        read_once(config)
-        wait_for(receiver.arrived.is_set, "the worker to be inside the POST", 60)
-        kill_hard(worker)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-    receiver.hold.set()
-    [row] = outbox(state)
-    assert row["delivered_at"] is None
-
-    second = spawn_worker()
-    try:
-        wait_for(
-            lambda: read_once(config) and delivered(state),
-            "the row delivered by the second worker",
-            90,
-        )
-    finally:
-        second.terminate()
-        second.wait(30)
-    pass_and_drain(config)
+    row = kill_a_worker_inside_the_send(state, receiver)
     # Once more, no more, with the same X-Podmod-Delivery (a receiver can tell it has it).
     ids = {d.headers["X-Podmod-Delivery"] for d in receiver.deliveries}
     assert len(receiver.deliveries) == 2 and ids == {str(row["id"])}, ids
