@@ -465,6 +465,33 @@ def _already_closed(action: str, case: dict[str, Any]) -> ActionResult:
     )
 
 
+def _decide_appeal_on_close(
+    config: Config,
+    pod: psycopg.Connection,
+    state: psycopg.Connection,
+    case: dict[str, Any],
+    *,
+    actor: str,
+    source: str,
+) -> None:
+    """Decide the case's undecided appeal, if any, as the case closes without a lock: upheld
+    while the account stays locked, unlocked when it was unlocked in diaspora* itself meanwhile
+    (so that the account's mail says what is true)."""
+    waiting = state.execute(
+        "SELECT 1 FROM podmod.appeals WHERE case_id = %s AND outcome IS NULL", (case["id"],)
+    ).fetchone()
+    if not waiting:
+        return
+    outcome = "upheld"
+    if case["person_id"] is not None:
+        try:
+            if not find_account(pod, person_id=case["person_id"]).locked:
+                outcome = "unlocked"
+        except AccountNotFound:
+            pass  # gone from the pod: nothing to unlock, the decision stands
+    appeals.decide(config, state, outcome=outcome, actor=actor, source=source, case_id=case["id"])
+
+
 def mark_reviewed(
     config: Config,
     *,
@@ -513,9 +540,7 @@ def mark_reviewed(
             details={**(details or {}), "reports": report_ids},
         )
         if status != "open":
-            appeals.decide(
-                config, state, outcome="upheld", actor=actor, source=source, case_id=case_id
-            )
+            _decide_appeal_on_close(config, pod, state, case, actor=actor, source=source)
         state.commit()
     message = f"{_who(case)}: {_reports(report_ids)} marked reviewed in diaspora*"
     if status == "open":
@@ -565,7 +590,7 @@ def dismiss_case(
             details={**(details or {}), "reports": report_ids}
             | ({"outcome": "locked"} if locked else {}),
         )
-        appeals.decide(config, state, outcome="upheld", actor=actor, source=source, case_id=case_id)
+        _decide_appeal_on_close(config, pod, state, case, actor=actor, source=source)
         state.commit()
     if locked:
         message = f"Case {case_id} ({_who(case)}) is closed: locked (its account was locked on it)."

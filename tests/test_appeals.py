@@ -379,6 +379,21 @@ def test_an_unlocked_appeal_is_mailed_once_though_the_account_is_no_longer_locke
     assert [row["outcome"] for row in appeals(state)] == ["unlocked"]
 
 
+def test_an_appeal_of_an_account_unlocked_in_diaspora_meanwhile_is_decided_unlocked(
+    visitor, state, pod, smtp_server
+):
+    author, case_id = locked_with_case(pod)
+    assert appeal(visitor, mailed_token(smtp_server, author)).status_code == 302
+    # A podmin unlocks the account in diaspora*'s own admin pages, then a moderator closes the
+    # case in podmod: the mail must not say that the account stays locked.
+    pod.conn.execute("UPDATE users SET locked_at = NULL WHERE id = %s", (author.user_id,))
+    assert podmod("case", "dismiss", str(case_id), "--reason", "placeholder").exit_code == 0
+    run_deliver()
+    [decision] = decision_mails(smtp_server, author)
+    assert "unlocked" in decision["Subject"], decision["Subject"]
+    assert [row["outcome"] for row in appeals(state)] == ["unlocked"]
+
+
 def test_an_appealed_case_waits_for_a_moderator_when_nothing_else_is_pending(
     visitor, state, pod, smtp_server
 ):
