@@ -422,9 +422,15 @@ def test_an_appeal_in_chromium_from_the_mailed_link_to_the_reopened_case(
     [notice] = mails_to(smtp_server, author)
     link = LINK.search(text_of(notice))[0].replace(PUBLIC_URL, live_server + "/")
 
-    page = browser.new_page()
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone, where mail is read
     page.goto(link)
     assert page.url == link  # no sign-in asked
+    label = page.locator("label[for=statement]").bounding_box()
+    box = page.locator("#statement").bounding_box()
+    form = page.locator(".appeal-page form").bounding_box()
+    assert label["y"] + label["height"] <= box["y"], (label, box)  # the label stands above the box
+    assert box["width"] >= 0.95 * form["width"], (box, form)  # and the box takes the whole width
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.get_by_label("Your statement").fill(STATEMENT)
     page.get_by_role("button", name="Send appeal").click()
     page.wait_for_url(link)
