@@ -221,6 +221,62 @@ def test_a_first_list_into_the_empty_store_keeps_every_index_of_its_entries(list
     assert sync("other")[0] == 0 and entry_indexes(state) == migrated
 
 
+def stored_entries(state) -> int:
+    state.rollback()
+    return state.execute("SELECT count(*) AS n FROM podmod.list_entries").fetchone()["n"]
+
+
+def test_a_first_list_refused_once_read_stores_nothing_and_keeps_the_indexes(lists, pod, state):
+    # The rows of a first version stream into the empty store while the file is read, with its
+    # indexes dropped: a file refused only at its end (a bad row, CSV past repair, no canary)
+    # must leave the store as it was.
+    pod.person("one", "far.example")
+    migrated = entry_indexes(state)
+    good = [f"account,user{n}@far.example,," for n in range(50)]
+    refused = {
+        "a bad last row": ([*good, "bogus,thing,,"], {}, "1 invalid row: line 52"),
+        "CSV past repair": (
+            [*good, 'phrase,"' + "x" * 200_000 + '",,'],
+            {"skip_invalid": True},
+            "Line 52 of the list cannot be read as CSV",
+        ),
+        "no canary": (good, {"require_canary": "core.invalid"}, "has no canary row core.invalid"),
+    }
+    for why, (rows, settings, message) in refused.items():
+        lists.write("core", rows)
+        lists.subscribe("core", **settings)
+
+        code, output = sync()
+
+        assert code == 1 and message in output, (why, output)
+        assert stored_entries(state) == 0, why
+        assert entry_indexes(state) == migrated, why
+        assert json.loads(podmod("lists", "show", "--json").output)[0]["version"] is None, why
+
+    lists.write("core", ["account,one@far.example,,", "pod,near.example,,"])
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    assert stored_entries(state) == 2 and entry_indexes(state) == migrated
+    assert [s["entry"] for s in list_signals()] == ["account:one@far.example"]
+
+
+def test_a_pod_entry_matches_handles_the_pod_wrote_in_capitals(lists, pod, state):
+    # The people on a listed host are found by their handles' hosts as the pod wrote them: one in
+    # capitals is still that host.
+    person = pod.person("someone", "sub.far.example")
+    pod.conn.execute(
+        "UPDATE people SET diaspora_handle = 'Someone@Sub.FAR.example' WHERE id = %s",
+        (person.id,),
+    )
+    pod.person("other", "near.example")
+    lists.write("core", ["pod,far.example,,"])
+    lists.subscribe("core")
+
+    assert sync()[0] == 0
+
+    assert [c["account"] for c in cases_json("open")] == ["someone@sub.far.example"]
+
+
 def test_a_first_list_neither_waits_for_nor_stops_a_reader_of_the_empty_store(lists, pod, state):
     pod.person("one", "far.example")
     lists.write("core", ["account,one@far.example,,"])

@@ -213,8 +213,10 @@ def _load_people(
             pod_db.copy_people(pod, target, above=above, up_to=up_to)
         state.execute("INSERT INTO pod_hosts SELECT DISTINCT host FROM pod_people WHERE NOT local")
     elif pods:
+        written = pod_db.remote_hosts(pod, above=above, up_to=up_to)
         with state.cursor().copy("COPY pod_hosts (host) FROM STDIN") as target:
-            pod_db.copy_remote_hosts(pod, target, above=above, up_to=up_to)
+            for host in {host for _, host in written}:
+                target.write_row((host,))
     state.execute("ANALYZE pod_hosts")
     _execute_all(state, HOST_NAMES_SQL)
     if digests:
@@ -222,7 +224,8 @@ def _load_people(
     state.execute("ANALYZE host_names")
     _execute_all(state, HOST_MATCHES_SQL)
     if pods and not accounts:
-        hosts = [row["host"] for row in state.execute("SELECT DISTINCT host FROM host_matches")]
+        matched = {row["host"] for row in state.execute("SELECT DISTINCT host FROM host_matches")}
+        hosts = [spelling for spelling, host in written if host in matched]
         if hosts:
             with people.copy(copy_people) as target:
                 pod_db.copy_people(pod, target, above=above, up_to=up_to, remote_hosts=hosts)

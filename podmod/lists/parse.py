@@ -85,39 +85,29 @@ class Entry:
     published: str = ""
 
 
-class _NewEntry:
-    """Makes an Entry at a quarter of the cost of Entry(...), whose frozen __init__ sets each field
-    with object.__setattr__ (0.9 µs an entry, the largest part of reading a million rows): the
-    fields are set on an object of this plain class, which has Entry's very slots, and the object
-    then becomes what it is built as, an ordinary frozen Entry."""
+class Details(NamedTuple):
+    """What an entry says besides its kind, value and line: rows share one (a list repeats a
+    handful of labels, comments and severities), so a million rows carry a few of these."""
 
-    __slots__ = Entry.__slots__  # type: ignore[attr-defined]
-
-    def __init__(
-        self,
-        kind: str,
-        value: str,
-        label: str,
-        comment: str,
-        line: int,
-        severity: str,
-        labels: tuple[str, ...],
-        published: str,
-    ) -> None:
-        self.kind = kind
-        self.value = value
-        self.label = label
-        self.comment = comment
-        self.line = line
-        self.severity = severity
-        self.labels = labels
-        self.published = published
-        self.__class__ = Entry  # type: ignore[assignment]
+    label: str = ""
+    comment: str = ""
+    severity: str = ""
+    labels: tuple[str, ...] = ()
+    published: str = ""
 
 
-# (typed as what it returns)
-_entry: Callable[[str, str, str, str, int, str, tuple[str, ...], str], Entry]
-_entry = _NewEntry  # type: ignore[assignment]
+NO_DETAILS = Details()
+
+# One valid row as the readers give it: (kind, value, line, details). A tuple, not an Entry: a
+# million rows streamed into COPY are made and formatted at a fraction of an object's cost.
+Row = tuple[str, str, int, Details]
+
+
+def entry_of(row: Row) -> Entry:
+    """The Entry of a row."""
+    kind, value, line, details = row
+    label, comment, severity, labels, published = details
+    return Entry(kind, value, label, comment, line, severity, labels, published)
 
 
 @dataclass
@@ -586,13 +576,14 @@ def detect_format(data: bytes) -> str:
 
 
 class ListReader:
-    """A list file read entry by entry, for a caller that streams the entries on (into COPY).
+    """A list file read row by row, for a caller that streams the rows on (into COPY).
 
     Its shape is told (or the forced `format` checked) when it is made, and a file of none is
-    refused then, with ListFormatError. Iterate it once for the valid entries in file order;
-    `errors`, `duplicates`, `obfuscated`, `canaries` and `unblocked` fill as it goes and are
-    complete when the iteration ends. A file whose rows cannot be read at all (CSV past repair)
-    raises ListFormatError while it is iterated."""
+    refused then, with ListFormatError. Read it once, with rows() or by iterating it for Entry
+    objects: the valid rows in file order; `errors`, `duplicates`, `obfuscated`, `canaries`,
+    `unblocked` and `kinds` fill as it goes and are complete when the reading ends; then check()
+    refuses the file for its invalid rows or a missing canary. A file whose rows cannot be read at
+    all (CSV past repair) raises ListFormatError while it is read."""
 
     def __init__(self, data: bytes, *, format: str | None = None) -> None:
         self.errors: list[RowError] = []
@@ -600,10 +591,12 @@ class ListReader:
         self.obfuscated = 0
         self.canaries: list[str] = []
         self.unblocked = 0
+        self.seen: dict[str, set[str]] = {kind: set() for kind in KINDS}  # the values read
         self.format, self._content, self._start = _open(_decode(data), format)
         self._read = False
 
-    def __iter__(self) -> Iterator[Entry]:
+    def rows(self) -> Iterator[Row]:
+        """The valid rows, (kind, value, line, details), in file order."""
         if self._read:
             raise RuntimeError("A ListReader reads its list once; make another to read it again.")
         self._read = True
@@ -612,6 +605,33 @@ class ListReader:
         from podmod.lists import shapes  # (shapes builds on this module)
 
         return shapes.read(self, self._content, self._start)
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kinds of the rows read, in the order of KINDS."""
+        return [kind for kind, values in self.seen.items() if values]
+
+    def __iter__(self) -> Iterator[Entry]:
+        return map(entry_of, self.rows())
+
+    def check(
+        self,
+        *,
+        skip_invalid: bool = False,
+        require_canary: str | None = None,
+        max_errors_shown: int = 5,
+    ) -> None:
+        """Once read: refuse the file (ListFormatError) for its invalid rows, unless
+        `skip_invalid`, and when `require_canary` names a canary row it lacks."""
+        if self.errors and not skip_invalid:
+            raise _refuse(self.errors, max_errors_shown)
+        if require_canary and require_canary not in self.canaries:
+            found = f" (it has {', '.join(self.canaries)})" if self.canaries else ""
+            raise ListFormatError(
+                f"The file has no canary row {require_canary}{found}, which require_canary asks"
+                " for: it may be cut short or not the publisher's list; the version in force"
+                " stays."
+            )
 
     def parsed(self, entries: list[Entry]) -> ParsedList:
         """The ParsedList of these entries and of what the reading counted."""
@@ -642,22 +662,24 @@ def parse_list(
     *,
     skip_invalid: bool = False,
     format: str | None = None,
+    require_canary: str | None = None,
     max_errors_shown: int = 5,
 ) -> ParsedList:
     """Parse and validate a list file of any shape in FORMATS (told from its content unless
     `format` names one); ListFormatError when it is refused as a whole."""
-    with _collector_paused():
+    with collector_paused():
         reader = ListReader(data, format=format)
         result = reader.parsed(list(reader))
-    if result.errors and not skip_invalid:
-        raise _refuse(result.errors, max_errors_shown)
+    reader.check(
+        skip_invalid=skip_invalid, require_canary=require_canary, max_errors_shown=max_errors_shown
+    )
     return result
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: a million entries hold no cycles, and collections
-    triggered by their allocation alone would double the parse time."""
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a million rows hold no cycles, and collections
+    triggered by their allocation alone would double the time to read them."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -667,15 +689,18 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _read_podmod(reader: ListReader, lines: list[str], start: int) -> Iterator[Entry]:
+_DETAILS_KEPT = 10_000  # distinct (label, comment) pairs a reading remembers the details of
+
+
+def _read_podmod(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
     """podmod's own format: kind,value,label,comment (the label and comment may be left out)."""
     errors = reader.errors
-    seen: dict[str, set[str]] = {kind: set() for kind in KINDS}
+    seen = reader.seen
     # Lists repeat a handful of labels: each is checked and split once, and its first copy shared.
     labels: dict[str, tuple[str, str | None, tuple[str, ...]]] = {}
+    shared: dict[tuple[str, str], Details] = {}  # and each (label, comment)'s details
     fast = _ACCOUNT_FAST.fullmatch
     kinds = {kind: kind for kind in KINDS}  # one shared string per kind, not one per row
-    entry = _entry
     for line, row in _rows(lines, start):
         width = len(row)
         if width == 2:
@@ -747,4 +772,9 @@ def _read_podmod(reader: ListReader, lines: list[str], start: int) -> Iterator[E
             reader.duplicates += 1
             continue
         values.add(value)
-        yield entry(kind, value, label, comment, line, "", tokens, "")
+        details = shared.get((label, comment))
+        if details is None:
+            details = Details(label, comment, "", tokens, "")
+            if len(shared) < _DETAILS_KEPT:
+                shared[label, comment] = details
+        yield kind, value, line, details

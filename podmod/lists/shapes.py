@@ -17,11 +17,11 @@ from podmod.lists.parse import (
     _FAST_MAX,
     _HEX64,
     _HOST_FAST,
-    Entry,
+    Details,
+    Row,
     RowError,
     _check_comment,
     _control_message,
-    _entry,
     _header_cells,
     _QuotedRows,
     _show,
@@ -61,16 +61,17 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # (only JSON's \u escapes can write 
 # A public comment as entries carry it: (comment, labels, label, problem, is a canary's).
 _Comment = tuple[str, tuple[str, ...], str, "str | None", bool]
 # What a row says besides its domain: (nothing but an entry: no problem and no canary, a problem
-# with its columns, severity, comment, labels, label, a problem with its severity or comment, is a
-# canary's, digest).
-_Tail = tuple[bool, "str | None", str, str, tuple[str, ...], str, "str | None", bool, str]
+# with its columns, the entry's details, a problem with its severity or comment, is a canary's,
+# digest).
+_Tail = tuple[bool, "str | None", Details, "str | None", bool, str]
+_NO_TAIL = (False, None, Details(), None, False, "")
 _TAILS_KEPT = 10_000  # distinct texts after the domain a CSV's reading remembers
 # An already-normal host, and not a canary's (the common row, accepted as it is).
 _PLAIN_HOST = re.compile(_HOST_FAST.pattern + rf"(?<!{re.escape(CANARY_DOMAIN)})")
 
 
-def read(reader: ListReader, content: Any, start: int) -> Iterator[Entry]:
-    """The entries of a list in a domain shape (reader.format): `content` is the file's lines
+def read(reader: ListReader, content: Any, start: int) -> Iterator[Row]:
+    """The rows of a list in a domain shape (reader.format): `content` is the file's lines
     (rows from lines[start] on) or its JSON value."""
     if reader.format == "domains":
         return _read_domains(reader, content, start)
@@ -90,9 +91,11 @@ class _Domains:
         self.reader = reader
         self.unit = unit
         self.spreadsheet = spreadsheet  # CSV: undo csv_safe() on comments
-        self.seen: set[str] = set()
+        self.seen = reader.seen["pod"]
         self.severities = dict(SEVERITIES)  # and each spelling met, such as "Suspend"
         self.comments: dict[str, _Comment] = {}
+        # one Details for each (label, comment, severity, labels) met
+        self.details: dict[tuple[str, str, str, tuple[str, ...]], Details] = {}
 
     def error(self, line: int, message: str) -> None:
         self.reader.errors.append(RowError(line, message, self.unit))
@@ -114,11 +117,16 @@ class _Domains:
         if not level:
             problem = f"the severity {_show(severity.strip())} is not suspend, silence or noop"
         clean = not problem and not canary
-        return clean, None, level, text, labels, label, problem, canary, digest
+        details = self.details.get((label, text, level, labels))
+        if details is None:
+            details = Details(label, text, level, labels, "")
+            if len(self.details) < _COMMENTS_KEPT:
+                self.details[label, text, level, labels] = details
+        return clean, None, details, problem, canary, digest
 
-    def add(self, line: int, domain: str, tail: _Tail) -> Entry | None:
-        """The entry of one row, or None for a row that is none (counted, or an error)."""
-        _, columns_problem, severity, comment, labels, label, problem, canary, digest = tail
+    def add(self, line: int, domain: str, tail: _Tail) -> Row | None:
+        """The row of one row of the file, or None for one that is none (counted, or an error)."""
+        _, columns_problem, details, problem, canary, digest = tail
         if columns_problem:
             self.error(line, columns_problem)
             return None
@@ -141,7 +149,7 @@ class _Domains:
             self.reader.duplicates += 1
             return None
         self.seen.add(value)
-        return _entry("pod", value, label, comment, line, severity, labels, published)
+        return "pod", value, line, details._replace(published=published) if published else details
 
     def domain(self, line: int, domain: str, digest: str) -> tuple[str, str] | None:
         """(value, published) of a domain that is not already a plain host name; None when it is
@@ -216,7 +224,7 @@ class _Columns:
             cells = _trimmed(cells)
             if len(cells) > width:
                 problem = f"the row has {len(cells)} columns; the header names {width}"
-                return "", (False, problem, "", "", (), "", None, False, "")
+                return "", (False, problem, *_NO_TAIL[2:])
             cells += [""] * (width - len(cells))
         cells.append("")
         domain, severity, comment, digest = self.pick(cells)
@@ -264,7 +272,7 @@ class _Columns:
         return tail
 
 
-def _read_csv(reader: ListReader, lines: list[str], start: int) -> Iterator[Entry]:
+def _read_csv(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
     """Mastodon's export (#domain,#severity,…) or FediBlockHole's CSV (domain,severity,…): the
     columns in any order, unknown ones ignored."""
     columns = _Columns(_header_cells(lines[start - 1].strip()))
@@ -280,14 +288,13 @@ def _read_csv(reader: ListReader, lines: list[str], start: int) -> Iterator[Entr
         tail = tails.get(rest) if domain_first else None
         if tail is None or '"' in domain:
             domain, tail = columns.row(line, raw, domain, rest, domains, quoted)
-        clean, _, severity, comment, labels, label, _, _, _ = tail
-        if clean and len(domain) <= _FAST_MAX and plain(domain):
+        if tail[0] and len(domain) <= _FAST_MAX and plain(domain):
             # The common row, a plain host with nothing to say but an entry (the rest of add()).
             if domain in seen:
                 reader.duplicates += 1
             else:
                 seen.add(domain)
-                yield _entry("pod", domain, label, comment, line, severity, labels, "")
+                yield "pod", domain, line, tail[2]
         elif domain.strip() or not _BLANK_LINE.fullmatch(raw):  # (blank rows are skipped)
             entry = domains.add(line, domain, tail)
             if entry is not None:
@@ -313,7 +320,7 @@ def _misplaced_comment(comment: str, flags: tuple[str, ...]) -> str:
     return texts[0] if len(texts) == 1 else comment
 
 
-def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[Entry]:
+def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
     """One domain per line, each a suspension; blank lines and # comments skipped."""
     domains = _Domains(reader)
     plain = domains.tail("", "")  # a suspension, no comment
@@ -335,7 +342,7 @@ def _text(item: dict[str, Any], name: str) -> str | None:
     return None
 
 
-def _read_mastodon_json(reader: ListReader, items: list[Any]) -> Iterator[Entry]:
+def _read_mastodon_json(reader: ListReader, items: list[Any]) -> Iterator[Row]:
     """Mastodon's admin API domain blocks (public_comment), its public API's (comment), or
     FediBlockHole's export of them; private_comment is never read."""
     domains = _Domains(reader, unit="item")
@@ -359,7 +366,7 @@ def _read_mastodon_json(reader: ListReader, items: list[Any]) -> Iterator[Entry]
                 yield entry
 
 
-def _read_rapidblock_json(reader: ListReader, value: dict[str, Any]) -> Iterator[Entry]:
+def _read_rapidblock_json(reader: ListReader, value: dict[str, Any]) -> Iterator[Row]:
     """RapidBlock v1: {"blocks": {"host": {"isBlocked": true, "reason": "…", "tags": […]}}}, each
     block a suspension; isBlocked false blocks nothing (counted in `unblocked`)."""
     domains = _Domains(reader, unit="item")

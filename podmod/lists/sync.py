@@ -19,7 +19,7 @@ from podmod.config import Config, ListConfig
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
 from podmod.lists import apply, fetch, minisign, versions
-from podmod.lists.parse import ListFormatError, ParsedList, parse_list
+from podmod.lists.parse import ListReader
 from podmod.redact import masked_url
 from podmod.store import record_audit
 
@@ -225,20 +225,11 @@ def _store(
         )
     if signed is not None:
         versions.refuse_replay(state, list_row, signed, result.body)
-    parsed = parse_list(
-        result.body, skip_invalid=subscription.skip_invalid, format=subscription.format
-    )
-    if subscription.require_canary and subscription.require_canary not in parsed.canaries:
-        found = f" (it has {', '.join(parsed.canaries)})" if parsed.canaries else ""
-        raise ListFormatError(
-            f"The file has no canary row {subscription.require_canary}{found}, which "
-            "require_canary asks for: it may be cut short or not the publisher's list; the "
-            "version in force stays."
-        )
+    reader = ListReader(result.body, format=subscription.format)
     stored = versions.store_version(
-        config, state, list_row, subscription, parsed, result.body, signed=signed
+        config, state, list_row, subscription, reader, result.body, signed=signed
     )
-    reading = _reading(parsed)
+    reading = _reading(reader)
     if stored.status == "held":
         _audit_sync(
             state,
@@ -260,7 +251,7 @@ def _store(
             entries=stored.entries,
             added=stored.added,
             removed=stored.removed,
-            format=parsed.format,
+            format=reader.format,
         )
     matched = apply.match_people(config, pod, state, full=True)
     _after_list_change(
@@ -281,19 +272,19 @@ def _store(
         removed=stored.removed,
         matches_added=matched.added,
         matches_retracted=matched.retracted,
-        format=parsed.format,
+        format=reader.format,
     )
 
 
-def _reading(parsed: ParsedList) -> str:
+def _reading(reader: ListReader) -> str:
     """How a file was read, for the sync log: "mastodon-csv, 130 obfuscated rows skipped"."""
     notes = versions.skipped_notes(
-        obfuscated=parsed.obfuscated,
-        unblocked=parsed.unblocked,
-        invalid=len(parsed.errors),
-        canaries=parsed.canaries,
+        obfuscated=reader.obfuscated,
+        unblocked=reader.unblocked,
+        invalid=len(reader.errors),
+        canaries=reader.canaries,
     )
-    return ", ".join([parsed.format, *notes])
+    return ", ".join([reader.format, *notes])
 
 
 def _setting_text(value: Any) -> str:
@@ -377,13 +368,12 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
                     f"(it is {state_word}); see `podmod lists show`."
                 )
             body = bytes(held["held_body"])
-            parsed = parse_list(body, skip_invalid=subscription.skip_invalid, format=held["format"])
             stored = versions.store_version(
                 config,
                 state,
                 list_row,
                 subscription,
-                parsed,
+                ListReader(body, format=held["format"]),
                 body,
                 signed=minisign.TrustedComment.parse(held["signed_comment"])
                 if held["signed_comment"] is not None

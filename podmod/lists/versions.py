@@ -9,9 +9,10 @@ allowed share of the entries in force is held, with its file, until a podmin app
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -20,7 +21,7 @@ from psycopg import sql
 from podmod.config import Config, ListConfig
 from podmod.errors import PodmodError
 from podmod.lists.minisign import SignatureError, TrustedComment
-from podmod.lists.parse import Entry, ParsedList
+from podmod.lists.parse import Details, ListReader, Row, collector_paused
 from podmod.redact import masked_url
 
 # The version of podmod's reading of list files: a version read by an older podmod is fetched and
@@ -190,13 +191,15 @@ def describe_signature(row: dict[str, Any]) -> str:
     return f"WARN: {UNTIMED}" if row.get("signed_comment") is not None else ""
 
 
-def _stage(state: psycopg.Connection, parsed: ParsedList) -> None:
+def _stage(state: psycopg.Connection, rows: Iterable[Row]) -> int:
+    """COPY the rows into `incoming_entries` as they are read (it has no index to grow)."""
     state.execute(STAGE_SQL)
     with state.cursor().copy(
         f"COPY incoming_entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN"
     ) as copy:
-        _write_entries(copy, parsed.entries, ordered=False)  # (no index to grow)
+        count = _write_rows(copy, rows)
     state.execute("ANALYZE incoming_entries")
+    return count
 
 
 _COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -216,36 +219,44 @@ def _array_text(labels: tuple[str, ...]) -> str:
     return _copy_text("{" + ",".join(quoted) + "}")
 
 
-def _write_entries(
-    copy: psycopg.Copy,
-    entries: list[Entry],
-    *,
-    prefix: str = "",
-    suffix: str = "\n",
-    ordered: bool = True,
-) -> None:
-    """Write entries as COPY text rows of ENTRY_COLUMNS (between `prefix` and `suffix`), formatted
-    here and sent in blocks; `ordered`: sorted by (kind, value), so that an index on them grows at
-    its end. A list's entries share a few label, comment and severity texts: each one's columns
-    are formatted once."""
-    if ordered:
-        entries = sorted(entries, key=attrgetter("kind", "value"))
-    tails: dict[tuple[str, str, str, tuple[str, ...], str], str] = {}
+# Kinds whose normalised values hold only [a-z0-9._@:-] (podmod.lists.parse.normalise): written
+# into COPY as they are.
+_PLAIN_KINDS = frozenset(("account", "pod", "pdq", "sha256"))
+_TAILS_KEPT = 10_000  # distinct details whose COPY text a writing remembers
+_BY_KIND_VALUE = itemgetter(0, 1)
+
+
+def _write_rows(
+    copy: psycopg.Copy, rows: Iterable[Row], *, prefix: str = "", suffix: str = "\n"
+) -> int:
+    """Write rows as COPY text rows of ENTRY_COLUMNS (between `prefix` and `suffix`), formatted
+    here and sent in blocks as they come, so that the server stores them while the file is still
+    being read. Rows share a few Details: each one's columns are formatted once. Returns the
+    number of rows written."""
+    tails: dict[int, tuple[Details, str]] = {}  # by id(), the Details kept alive beside it
     block: list[str] = []
-    for entry in entries:
-        key = (entry.label, entry.comment, entry.severity, entry.labels, entry.published)
-        tail = tails.get(key)
-        if tail is None:
-            tail = tails[key] = (
-                f"\t{_copy_text(entry.label)}\t{_copy_text(entry.comment)}\t{entry.severity}\t"
-                f"{_array_text(entry.labels)}\t{_copy_text(entry.published)}{suffix}"
+    count = 0
+    for kind, value, line, details in rows:
+        known = tails.get(id(details))
+        if known is None or known[0] is not details:
+            label, comment, severity, labels, published = details
+            known = (
+                details,
+                f"\t{_copy_text(label)}\t{_copy_text(comment)}\t{severity}\t"
+                f"{_array_text(labels)}\t{_copy_text(published)}{suffix}",
             )
-        block.append(f"{prefix}{entry.kind}\t{_copy_text(entry.value)}\t{entry.line}{tail}")
+            if len(tails) < _TAILS_KEPT:
+                tails[id(details)] = known
+        if kind not in _PLAIN_KINDS:
+            value = _copy_text(value)
+        block.append(f"{prefix}{kind}\t{value}\t{line}{known[1]}")
         if len(block) == COPY_BLOCK:
             copy.write("".join(block))
+            count += COPY_BLOCK
             block = []
     if block:
         copy.write("".join(block))
+    return count + len(block)
 
 
 # podmod.list_entries' B-tree indexes over every row, and the constraint each backs (its primary
@@ -295,12 +306,15 @@ def _lock_empty_store(state: psycopg.Connection) -> bool:
     return _store_is_empty(state)  # (still: nobody wrote to it before the lock)
 
 
-def _copy_entries(state: psycopg.Connection, list_id: int, number: int, parsed: ParsedList) -> int:
-    """COPY the entries straight into podmod.list_entries as version `number`. Into the empty
-    table (podmod's first list) they go unsorted with its indexes dropped, and the indexes are
-    built afterwards in bulk, in about half the time a million rows take to maintain them (readers
-    of the table wait until the sync commits, which only a first sync asks of them)."""
+def _copy_entries(state: psycopg.Connection, list_id: int, number: int, rows: Iterable[Row]) -> int:
+    """COPY the rows straight into podmod.list_entries as version `number`. Into the empty table
+    (podmod's first list) they stream as they are read, with its indexes dropped, and the indexes
+    are built afterwards in bulk, in about half the time a million rows take to maintain them
+    (readers of the table wait until the sync commits, which only a first sync asks of them).
+    Into a table that holds other lists they go sorted, so that its indexes grow at their end."""
     empty = _lock_empty_store(state)
+    if not empty:
+        rows = sorted(rows, key=_BY_KIND_VALUE)
     indexes = state.execute(ENTRY_INDEXES_SQL).fetchall() if empty else []
     if indexes:
         state.execute("SELECT set_config('maintenance_work_mem', %s, true)", (INDEX_BUILD_MEMORY,))
@@ -315,13 +329,7 @@ def _copy_entries(state: psycopg.Connection, list_id: int, number: int, parsed: 
             state.execute(sql.SQL("DROP INDEX podmod.{}").format(sql.Identifier(index["name"])))
     columns = ", ".join(("list_id", *ENTRY_COLUMNS, "added_in"))
     with state.cursor().copy(f"COPY podmod.list_entries ({columns}) FROM STDIN") as copy:
-        _write_entries(
-            copy,
-            parsed.entries,
-            prefix=f"{list_id}\t",
-            suffix=f"\t{number}\n",
-            ordered=not empty,
-        )
+        count = _write_rows(copy, rows, prefix=f"{list_id}\t", suffix=f"\t{number}\n")
     for index in indexes:
         if index["constraint_name"]:
             state.execute(
@@ -332,7 +340,7 @@ def _copy_entries(state: psycopg.Connection, list_id: int, number: int, parsed: 
             )
         else:
             state.execute(index["index_definition"])
-    return len(parsed.entries)
+    return count
 
 
 def store_version(
@@ -340,15 +348,18 @@ def store_version(
     state: psycopg.Connection,
     list_row: dict[str, Any],
     subscription: ListConfig,
-    parsed: ParsedList,
+    reading: ListReader,
     body: bytes,
     *,
     signed: TrustedComment | None,
     approved_by: str | None = None,
     number: int | None = None,
 ) -> VersionOutcome:
-    """Store `parsed` as the list's next version inside the caller's transaction: applied (entries
-    updated), or held when it removes too much and nobody approved it."""
+    """Store the list file `reading` reads (not read yet: its rows stream into the database as
+    they are read) as the list's next version inside the caller's transaction: applied (entries
+    updated), or held when it removes too much and nobody approved it. A file refused for its
+    rows (ListFormatError, by the subscription's skip_invalid and require_canary) is refused once
+    read; the caller rolls the transaction back."""
     list_id = list_row["id"]
     if number is None:
         latest = latest_version(state, list_id)
@@ -358,14 +369,19 @@ def store_version(
         " AND removed_in IS NULL) AS any",
         (list_id,),
     ).fetchone()["any"]
-    if not in_force:
-        # A first version (or one after an empty one) removes nothing and cannot be held: its
-        # entries go straight into the table, in index order, with no staging and no anti-join.
-        total = _copy_entries(state, list_id, number, parsed)
-        counts = {"current": 0, "removed": 0, "added": total, "total": total}
-    else:
-        state.execute(ANALYZE_ENTRIES_SQL)  # plans below must see its real size
-        _stage(state, parsed)
+    with collector_paused():
+        if not in_force:
+            # A first version (or one after an empty one) removes nothing and cannot be held:
+            # its entries go straight into the table, with no staging and no anti-join.
+            total = _copy_entries(state, list_id, number, reading.rows())
+            counts = {"current": 0, "removed": 0, "added": total, "total": total}
+        else:
+            state.execute(ANALYZE_ENTRIES_SQL)  # plans below must see its real size
+            _stage(state, reading.rows())
+    reading.check(
+        skip_invalid=subscription.skip_invalid, require_canary=subscription.require_canary
+    )
+    if in_force:
         counts = state.execute(COUNT_SQL, {"list": list_id}).fetchone()
     share = subscription.max_removal_share or config["list_sync.max_removal_share"]
     removal = counts["removed"] / counts["current"] if counts["current"] else 0.0
@@ -382,14 +398,14 @@ def store_version(
         "entries": counts["total"],
         "added": counts["added"],
         "removed": counts["removed"],
-        "skipped": len(parsed.errors),
-        "format": parsed.format,
+        "skipped": len(reading.errors),
+        "format": reading.format,
         "comment": signed.text if signed else None,
         "signed_at": signed.signed_at if signed else None,
         "signed_file": signed.file if signed else None,
-        "obfuscated": parsed.obfuscated,
-        "unblocked": parsed.unblocked,
-        "canaries": parsed.canaries,
+        "obfuscated": reading.obfuscated,
+        "unblocked": reading.unblocked,
+        "canaries": reading.canaries,
         "reader": READER,
     }
     if removal > share and approved_by is None:
@@ -466,12 +482,7 @@ def version_diff(
                 )
             ]
     elif version["status"] == "held":
-        from podmod.lists.parse import parse_list
-
-        _stage(
-            state,
-            parse_list(bytes(version["held_body"]), skip_invalid=True, format=version["format"]),
-        )
+        _stage(state, ListReader(bytes(version["held_body"]), format=version["format"]).rows())
         out["added"] = [
             entry_text(r["kind"], r["value"], r["published"])
             for r in state.execute(

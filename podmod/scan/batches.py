@@ -13,7 +13,7 @@ import redis
 
 from podmod import durable, pod_db, queue, store
 from podmod.config import Config
-from podmod.scan.entries import enabled_pairs, matcher_for, tables_for
+from podmod.scan.entries import kinds_present, matcher_for, tables_for
 from podmod.scan.items import ITEM_TYPES, scan_items, watermark_name
 from podmod.scan.runs import SCAN_RUNS
 from podmod.scan.signals import store_scanned
@@ -64,22 +64,6 @@ def _watermarks(state: psycopg.Connection) -> dict[str, int]:
     }
 
 
-def _kinds_in_force(config: Config, state: psycopg.Connection) -> set[str]:
-    names, kinds = enabled_pairs(config)
-    return {
-        row["kind"]
-        for row in state.execute(
-            "SELECT k.kind FROM unnest(%(kinds)s::text[]) AS k (kind) WHERE EXISTS ("
-            " SELECT 1 FROM podmod.list_entries e"
-            " JOIN podmod.lists l ON l.id = e.list_id AND l.policy IN ('review', 'lock')"
-            " JOIN unnest(%(names)s::text[], %(kinds)s::text[]) AS enabled (name, kind)"
-            "   ON enabled.name = l.name AND enabled.kind = e.kind"
-            " WHERE e.kind = k.kind AND e.removed_in IS NULL)",
-            {"names": names, "kinds": kinds},
-        )
-    }
-
-
 def _record_batches(
     state: psycopg.Connection, item_type: str, ids: list[int], size: int, result: ScanPass
 ) -> None:
@@ -105,7 +89,7 @@ def collect_new_content(
     pod.rollback()
     with state.transaction():
         marks = _watermarks(state)
-        wanted = set(tables_for(_kinds_in_force(config, state)))
+        wanted = set(tables_for(kinds_present(config, state)))
         expired = durable.expire_gaps(state, "scan_gaps", config["reader.gap_timeout"])
         if expired:
             log.debug("gave up waiting for %d missing content ids", expired)

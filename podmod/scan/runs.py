@@ -16,7 +16,7 @@ from podmod import durable, pod_db, queue
 from podmod.config import Config
 from podmod.errors import PodmodError
 from podmod.matching import Matcher
-from podmod.scan.entries import enabled_pairs, matcher_for, tables_for
+from podmod.scan.entries import kinds_present, matcher_for, tables_for
 from podmod.scan.items import IMAGE_ITEM_TYPES, ITEM_TYPES, Scanned, scan_items, watermark_name
 from podmod.scan.signals import retract_stale, store_scanned
 
@@ -43,21 +43,6 @@ class ScanError(PodmodError):
     exit_code = 2
 
 
-# The enabled content kinds that the chosen entries hold: asked kind by kind, each answered by the
-# first entry of that kind the index finds, so that a list of a million pod entries and no content
-# costs nothing here (reading its entries took 2.2 s of a million-row Mastodon list's first sync).
-CONTENT_KINDS_PRESENT_SQL = """
-SELECT DISTINCT enabled.kind
-FROM unnest(%(names)s::text[], %(kinds)s::text[]) AS enabled (name, kind)
-JOIN podmod.lists l ON l.name = enabled.name AND l.policy IN ('review', 'lock')
-WHERE (%(list_id)s::integer IS NULL OR l.id = %(list_id)s)
-  AND EXISTS (
-      SELECT 1 FROM podmod.list_entries e
-      WHERE e.kind = enabled.kind AND e.list_id = l.id AND e.removed_in IS NULL
-        AND (%(version)s::integer IS NULL OR e.added_in = %(version)s))
-"""
-
-
 def create_run(
     config: Config,
     state: psycopg.Connection,
@@ -70,15 +55,7 @@ def create_run(
     """Record a run over the content already on the pod for the entries chosen (all in force, a
     list's, or a list version's), inside the caller's transaction; None when none of them is a
     content entry that applies."""
-    names, kinds = enabled_pairs(config)
-    present = [
-        row["kind"]
-        for row in state.execute(
-            CONTENT_KINDS_PRESENT_SQL,
-            {"names": names, "kinds": kinds, "list_id": list_id, "version": version},
-        )
-    ]
-    tables = tables_for(present)
+    tables = tables_for(kinds_present(config, state, list_id=list_id, version=version))
     if not tables:
         return None
     run_id = state.execute(
