@@ -228,6 +228,36 @@ def test_a_pod_entry_covers_its_host_and_every_subdomain_on_label_boundaries_and
     ]
 
 
+def test_the_matching_names_a_host_as_the_database_function_does(state):
+    # The many-people matching names the pod's hosts in Python; one-host probes (the allowlist
+    # check of a case) ask podmod.host_names() in SQL: the two must agree on every host.
+    from podmod.lists.apply import host_names
+
+    hosts = [
+        "pod.example",
+        "x.y.alpha.example",
+        "x.alpha.example:8443",
+        "localhost",
+        "localhost:3000",
+        "a.example:",
+        "a.example:1:2",
+        "a..b.example",
+        ".lead.example",
+        "trail.example.",
+        "",
+        ":80",
+        "xn--bcher-kva.example",
+        "bücher.example",
+        "s0.d0.example:8443",
+        "a.b.c.d.e.f.g.h.i.j.example",
+    ]
+    for host in hosts:
+        [row] = state.execute("SELECT podmod.host_names(%s) AS names", (host,)).fetchall()
+        assert [name for name, _ in host_names(host)] == row["names"], host
+        depths = [depth for _, depth in host_names(host)]
+        assert depths == sorted(depths) and depths[0] == 1, host
+
+
 def test_a_pod_entry_with_a_port_covers_that_port_only(lists, pod):
     pod.person("a", "beta.example:8443")
     pod.person("b", "x.beta.example:8443")

@@ -267,12 +267,9 @@ def bench_lists(
 
 # Exact-host matching, for the cost of subdomain matching on the same data: each host answers only
 # to its own name (with and without its port), as podmod matched before it covered subdomains.
-EXACT_HOST_NAMES_SQL = """
-CREATE TEMP TABLE host_names ON COMMIT DROP AS
-SELECT h.host, split_part(h.host, ':', 1) AS name, 1 AS depth FROM pod_hosts h
-UNION ALL
-SELECT h.host, h.host, 1 FROM pod_hosts h WHERE strpos(h.host, ':') > 0
-"""
+def exact_host_names(host: str) -> list[tuple[str, int]]:
+    names = [(host.split(":")[0], 1)]
+    return [*names, (host, 1)] if ":" in host else names
 
 
 def _timed_apply(config: Any, database_url: str, forget: str) -> tuple[int, float, float]:
@@ -320,12 +317,11 @@ def compare_apply(
     podmod_added, podmod_seconds, podmod_finding = _timed_apply(config, database_url, forget)
     result: dict[str, float] = {}
     if exact:
-        subdomains = apply.HOST_NAMES_SQL
-        apply.HOST_NAMES_SQL = EXACT_HOST_NAMES_SQL
+        apply.names_of = exact_host_names
         try:
             exact_added, exact_seconds, exact_finding = _timed_apply(config, database_url, forget)
         finally:
-            apply.HOST_NAMES_SQL = subdomains
+            apply.names_of = apply.host_names
         result = {
             "exact_host_apply_matches": exact_added,
             "exact_host_apply_seconds": round(exact_seconds, 3),

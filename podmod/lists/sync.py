@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -226,9 +227,15 @@ def _store(
     if signed is not None:
         versions.refuse_replay(state, list_row, signed, result.body)
     reader = ListReader(result.body, format=subscription.format)
-    stored = versions.store_version(
-        config, state, list_row, subscription, reader, result.body, signed=signed
-    )
+    with ThreadPoolExecutor(1) as aside:
+        # A domain list's entries are pods: the pod's hosts are read on the pod's connection
+        # meanwhile, which nothing else uses until the matching.
+        ahead = aside.submit(apply.prefetch, pod) if reader.format != "podmod" else None
+        stored = versions.store_version(
+            config, state, list_row, subscription, reader, result.body, signed=signed
+        )
+        hosts = ahead.result() if ahead is not None else None
+    pod.rollback()  # (the hosts are read; no transaction stays open on the pod)
     reading = _reading(reader)
     if stored.status == "held":
         _audit_sync(
@@ -253,7 +260,7 @@ def _store(
             removed=stored.removed,
             format=reader.format,
         )
-    matched = apply.match_people(config, pod, state, full=True)
+    matched = apply.match_people(config, pod, state, full=True, ahead=hosts)
     _after_list_change(
         config, state, list_id=list_row["id"], version=stored.number, reason="list_version"
     )
