@@ -4,6 +4,7 @@ the naive loop over people (podmod.bench.lists_naive) and exact-host matching.""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import sys
@@ -84,11 +85,11 @@ def settle(url: str) -> None:
     """Write out what the steps before left dirty (the pod's million rows, the sync's entries)
     before the next step is timed, so that neither pays for the other's checkpoint. Skipped when
     the server does not let this role checkpoint."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        try:
-            conn.execute("CHECKPOINT")
-        except psycopg.errors.InsufficientPrivilege:
-            pass
+    with (
+        psycopg.connect(url, autocommit=True) as conn,
+        contextlib.suppress(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute("CHECKPOINT")
 
 
 def write_account_list(path: Path, pod: ListPod, *, entries: int, matches: int) -> FloorRows:
