@@ -568,6 +568,32 @@ def versions_of(state, name: str) -> list[tuple[int, str]]:
     return [(row["number"], row["status"]) for row in rows]
 
 
+def test_a_file_signed_far_in_the_future_is_refused_so_later_versions_are_not(lists, pod, state):
+    # In force, a version signed a year ahead (a publisher's clock set wrong) would make every
+    # later version, signed at the right time, look older and be refused as a replay.
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    ahead = int(time.time()) + 365 * 86400
+    lists.write(
+        "core",
+        ["account,one@far.example,,", "account,two@far.example,,"],
+        trusted_comment=f"timestamp:{ahead}\tfile:core.csv\thashed",
+    )
+
+    code, output = sync()
+
+    assert code == 1, output
+    assert f"it was signed at {utc(ahead)}, more than a day ahead of this server's clock" in output
+    assert "the version in force stays" in output
+    assert versions_of(state, "core") == [(1, "applied")]
+
+    lists.write("core", ["account,one@far.example,,", "account,two@far.example,,"])
+    code, output = sync()
+    assert code == 0 and "version 2 applied" in output, output
+
+
 def is_locked(pod, username: str) -> bool:
     row = pod.conn.execute("SELECT locked_at FROM users WHERE username = %s", (username,))
     return row.fetchone()["locked_at"] is not None

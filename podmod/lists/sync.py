@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -82,6 +83,7 @@ def fetch_verified(
         )
         signed = minisign.TrustedComment.parse(comment)
         _check_signed_file(subscription, signed)
+        _check_signed_time(signed)
     except minisign.SignatureError as error:
         raise minisign.SignatureError(f"List {subscription.name!r} was refused: {error}") from None
     return result, signed
@@ -104,6 +106,25 @@ def _check_signed_file(subscription: ListConfig, signed: minisign.TrustedComment
     raise minisign.SignatureError(
         f"its signature is for the file {named}, not {expected} (the last part of its URL); if the "
         f'publisher serves it under another name, set signed_file = "{named}" for this list.'
+    )
+
+
+# How far ahead of this server's clock a signature's time may be (clocks that disagree by minutes,
+# or a time zone set wrong, still pass).
+SIGNED_AHEAD = timedelta(days=1)
+
+
+def _check_signed_time(signed: minisign.TrustedComment) -> None:
+    """A file signed well in the future is refused: in force, it would make every later version,
+    signed at the right time, look older than it, and be refused as a replay."""
+    now = datetime.now(UTC)
+    if signed.signed_at is None or signed.signed_at <= now + SIGNED_AHEAD:
+        return
+    raise minisign.SignatureError(
+        f"it was signed at {versions.signed_time(signed.signed_at)}, more than a day ahead of "
+        f"this server's clock ({versions.signed_time(now)}): in force, it would make every later "
+        "version look older and be refused. Ask the list's maintainers to check their clock (or "
+        "check this server's); the version in force stays."
     )
 
 
