@@ -82,8 +82,8 @@ def _name_hosts(state: psycopg.Connection, hosts: Iterable[str]) -> None:
                 copy.write_row((host, name, depth))
 
 
-# ... and, when an entry known only by its digest is in force, the SHA-256 digest of each
-# portless name.
+# When an entry known only by its digest is in force, the hosts also answer to the SHA-256 digest
+# of each of their portless names.
 DIGEST_NAMES_SQL = """
 INSERT INTO host_names
 SELECT host, 'sha256:' || encode(sha256(convert_to(name, 'UTF8')), 'hex'), depth
@@ -242,7 +242,8 @@ def _load_people(
 ) -> int:
     """Fill `pod_people` (and, for pod entries, `host_matches`) with the people of the pod who may
     match: everyone in the id range when account entries apply; otherwise only the remote people
-    on hosts some pod entry covers (the pod's hosts are streamed first, then those people)."""
+    on hosts some pod entry covers (the pod's distinct hosts are read first, or taken from
+    `ahead`, then those people are streamed)."""
     state.execute(
         "CREATE TEMP TABLE pod_people (person_id integer, account text, host text,"
         " local boolean) ON COMMIT DROP"
