@@ -580,8 +580,8 @@ class ListReader:
 
     Its shape is told (or the forced `format` checked) when it is made, and a file of none is
     refused then, with ListFormatError. Read it once, with rows() or by iterating it for Entry
-    objects: the valid rows in file order; `errors`, `duplicates`, `obfuscated`, `canaries`,
-    `unblocked` and `kinds` fill as it goes and are complete when the reading ends; then check()
+    objects: the valid rows in file order; `errors`, `duplicates`, `obfuscated`, `canaries` and
+    `unblocked` fill as it goes and are complete when the reading ends; then check()
     refuses the file for its invalid rows or a missing canary. A file whose rows cannot be read at
     all (CSV past repair) raises ListFormatError while it is read."""
 
@@ -605,11 +605,6 @@ class ListReader:
         from podmod.lists import shapes  # (shapes builds on this module)
 
         return shapes.read(self, self._content, self._start)
-
-    @property
-    def kinds(self) -> list[str]:
-        """The kinds of the rows read, in the order of KINDS."""
-        return [kind for kind, values in self.seen.items() if values]
 
     def __iter__(self) -> Iterator[Entry]:
         return map(entry_of, self.rows())
@@ -662,7 +657,6 @@ def parse_list(
     *,
     skip_invalid: bool = False,
     format: str | None = None,
-    require_canary: str | None = None,
     max_errors_shown: int = 5,
 ) -> ParsedList:
     """Parse and validate a list file of any shape in FORMATS (told from its content unless
@@ -670,9 +664,7 @@ def parse_list(
     with collector_paused():
         reader = ListReader(data, format=format)
         result = reader.parsed(list(reader))
-    reader.check(
-        skip_invalid=skip_invalid, require_canary=require_canary, max_errors_shown=max_errors_shown
-    )
+    reader.check(skip_invalid=skip_invalid, max_errors_shown=max_errors_shown)
     return result
 
 

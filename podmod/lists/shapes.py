@@ -17,6 +17,7 @@ from podmod.lists.parse import (
     _FAST_MAX,
     _HEX64,
     _HOST_FAST,
+    NO_DETAILS,
     Details,
     Row,
     RowError,
@@ -64,7 +65,6 @@ _Comment = tuple[str, tuple[str, ...], str, "str | None", bool]
 # with its columns, the entry's details, a problem with its severity or comment, is a canary's,
 # digest).
 _Tail = tuple[bool, "str | None", Details, "str | None", bool, str]
-_NO_TAIL = (False, None, Details(), None, False, "")
 _TAILS_KEPT = 10_000  # distinct texts after the domain a CSV's reading remembers
 # An already-normal host, and not a canary's (the common row, accepted as it is).
 _PLAIN_HOST = re.compile(_HOST_FAST.pattern + rf"(?<!{re.escape(CANARY_DOMAIN)})")
@@ -224,7 +224,7 @@ class _Columns:
             cells = _trimmed(cells)
             if len(cells) > width:
                 problem = f"the row has {len(cells)} columns; the header names {width}"
-                return "", (False, problem, *_NO_TAIL[2:])
+                return "", (False, problem, NO_DETAILS, None, False, "")
             cells += [""] * (width - len(cells))
         cells.append("")
         domain, severity, comment, digest = self.pick(cells)

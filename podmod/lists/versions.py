@@ -191,15 +191,14 @@ def describe_signature(row: dict[str, Any]) -> str:
     return f"WARN: {UNTIMED}" if row.get("signed_comment") is not None else ""
 
 
-def _stage(state: psycopg.Connection, rows: Iterable[Row]) -> int:
+def _stage(state: psycopg.Connection, rows: Iterable[Row]) -> None:
     """COPY the rows into `incoming_entries` as they are read (it has no index to grow)."""
     state.execute(STAGE_SQL)
     with state.cursor().copy(
         f"COPY incoming_entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN"
     ) as copy:
-        count = _write_rows(copy, rows)
+        _write_rows(copy, rows)
     state.execute("ANALYZE incoming_entries")
-    return count
 
 
 _COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
