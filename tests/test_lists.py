@@ -821,6 +821,41 @@ def test_list_matches_and_reports_share_one_case(lists, pod):
     assert case["priority"] == 10 + 30
 
 
+CASE_COUNTS = (
+    "SELECT id, account, priority, list_match_count, report_count, first_signal_at,"
+    " last_signal_at FROM podmod.cases ORDER BY id"
+)
+
+
+def test_cases_a_sync_opens_carry_the_counts_and_priority_their_signals_give(lists, pod, state):
+    """A sync writes the cases it opens with their counts at once; podmod.refresh_cases() must
+    find nothing to change in them (suspend 30, silence 15, local +5: README, Priority)."""
+    local = pod.person("here")
+    pod.person("two", "s1.muted.example")  # suspended (its host's own entry, the nearest)
+    pod.person("one", "muted.example")  # silenced
+    (lists.directory / "masto.csv").write_text(
+        "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n"
+        "muted.example,silence,false,false,,false\n"
+        "s1.muted.example,suspend,false,false,,false\n"
+    )
+    lists.subscribe("masto", signed=False)
+    lists.write("core", [f"account,{local.handle},spam,"])
+    lists.subscribe("core")
+
+    assert sync()[0] == 0
+
+    written = state.execute(CASE_COUNTS).fetchall()
+    by_account = {row["account"]: (row["list_match_count"], row["priority"]) for row in written}
+    assert by_account == {
+        local.handle: (1, 30 + 5),
+        "two@s1.muted.example": (1, 30),
+        "one@muted.example": (1, 15),
+    }, written
+    state.execute("SELECT podmod.refresh_cases(%s)", ([row["id"] for row in written],))
+    assert state.execute(CASE_COUNTS).fetchall() == written
+    state.rollback()
+
+
 def test_a_list_removed_from_the_config_stops_applying(lists, pod):
     pod.person("one", "far.example")
     lists.write("core", ["account,one@far.example,,"])
