@@ -224,9 +224,9 @@ LEFT JOIN opened_cases o ON o.id = a.case_id
 """
 
 
-# The statements below are costed as large, and a server with JIT (Debian's and Ubuntu's packages)
-# compiles them first: 4 s of a sync opening 300,000 cases, where the work itself takes 1.3 s. Off
-# for the rest of the caller's transaction.
+# The matching's statements (MATCH_SQL, ADD_SQL) are costed as large, and a server with JIT
+# (Debian's and Ubuntu's packages) compiles them first: 4 s of a sync opening 300,000 cases, where
+# the work itself takes 1.3 s. match_people() turns it off for the rest of the caller's transaction.
 NO_JIT_SQL = "SELECT set_config('jit', 'off', true)"
 
 
