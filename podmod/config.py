@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from podmod.errors import ConfigError, PodmodError
+from podmod.kinds import KINDS
 from podmod.redact import masked_url
 
 DEFAULT_CONFIG_PATH = Path("/etc/podmod/podmod.toml")
@@ -405,8 +406,8 @@ LIST_KEYS = (
     "require_canary",
     "signed_file",
 )
-# The entry kinds a list may carry (podmod.lists.parse.KINDS); `kinds` switches some of them off.
-ENTRY_KINDS = ("account", "pod", "hashtag", "phrase", "url", "pdq", "sha256")
+# The entry kinds a list may carry; `kinds` switches some of them off.
+ENTRY_KINDS = KINDS
 # The shapes of list files podmod reads (podmod.lists.parse.FORMATS); "auto" detects the shape.
 LIST_FORMATS = (
     "auto",

@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 from urllib.parse import SplitResult, urlsplit
 
 from podmod.errors import PodmodError
+from podmod.kinds import KINDS
 
-KINDS = ("account", "pod", "hashtag", "phrase", "url", "pdq", "sha256")
 ACCOUNT = KINDS[0]
 HEADER = ("kind", "value", "label", "comment")
 MASTODON_DOMAIN = "#domain"

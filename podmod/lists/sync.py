@@ -23,6 +23,7 @@ from podmod.errors import PodmodError
 from podmod.lists import apply, fetch, minisign, versions
 from podmod.lists.parse import ListReader
 from podmod.redact import masked_url
+from podmod.scan import changes
 from podmod.store import record_audit
 
 log = logging.getLogger("podmod.lists")
@@ -202,11 +203,8 @@ def sync_list(
 
 
 def _after_list_change(config: Config, state: psycopg.Connection, **change: Any) -> None:
-    """Queue the content scans a list change asks for (podmod.scan, imported only then: it brings
-    numpy and the queue, a second of an unchanged sync's start on a busy machine)."""
-    from podmod import scan
-
-    scan.after_list_change(config, state, **change)
+    """Record the content scans a list change asks for, and retract what it ends."""
+    changes.after_list_change(config, state, **change)
 
 
 def _store(

@@ -9,6 +9,7 @@ tables for hashtags, URL hosts and file hashes, a numpy index for PDQ hashes); `
 
 from __future__ import annotations
 
-from podmod.matching.matcher import CONTENT_KINDS, IMAGE_KINDS, TEXT_KINDS, Entry, Hit, Matcher
+from podmod.kinds import CONTENT_KINDS, IMAGE_KINDS, TEXT_KINDS
+from podmod.matching.matcher import Entry, Hit, Matcher
 
 __all__ = ["CONTENT_KINDS", "IMAGE_KINDS", "TEXT_KINDS", "Entry", "Hit", "Matcher"]

@@ -20,10 +20,6 @@ import numpy as np
 from podmod.matching import text as textform
 from podmod.matching.images import ORIENTATIONS, ImageHashes, PdqIndex, hex_to_words, pdq_to_hex
 
-TEXT_KINDS = ("hashtag", "phrase", "url")
-IMAGE_KINDS = ("pdq", "sha256")
-CONTENT_KINDS = TEXT_KINDS + IMAGE_KINDS
-
 
 @dataclass(frozen=True, slots=True)
 class Entry:

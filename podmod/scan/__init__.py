@@ -14,71 +14,70 @@ Three ways content is scanned, each durable in PostgreSQL (podmod.durable) and s
 
 The modules, in the order content goes through them: `entries` (the matcher compiled from the
 entries in force), `items` (the pod's rows read and matched), `photos` (photo files and downloads
-hashed), `signals` (matches stored on cases, and retracted), `batches` and `runs` (the durable
-work and its jobs), `overview` (what is waiting).
+hashed), `signals` (matches stored on cases), `changes` (what a list change asks: stale matches
+retracted, a run for its new entries), `batches` and `runs` (the durable work and its jobs),
+`overview` (what is waiting).
 
 A (list, entry, item) is one active signal (a unique index); what a moderator marked "not a match"
 and accounts on an allowlist are left out; entries that leave a list retract their signals.
+
+Importing the package loads none of its modules: each name below loads its module when first
+asked for (`podmod lists sync` needs only `changes`, without the matcher and the queue).
 """
 
-from podmod.scan.batches import (
-    BATCH_LOCK_CLASS,
-    SCAN_BATCHES,
-    ScanPass,
-    collect_new_content,
-    enqueue_pending,
-    reader_pass,
-    scan_batch,
-)
-from podmod.scan.entries import ScanWorker, enabled_pairs, load_matcher, matcher_for
-from podmod.scan.items import ITEM_TYPES, Found, Scanned, match_rows, scan_items
-from podmod.scan.overview import status
-from podmod.scan.photos import hash_photos
-from podmod.scan.runs import (
-    RUN_LOCK_CLASS,
-    SCAN_RUNS,
-    RunProgress,
-    ScanError,
-    after_list_change,
-    backfill,
-    create_run,
-    process_pending_runs,
-    process_run,
-    scan_list,
-    scan_run,
-)
-from podmod.scan.signals import retract_stale, store_found
+from __future__ import annotations
 
-__all__ = [
-    "BATCH_LOCK_CLASS",
-    "ITEM_TYPES",
-    "RUN_LOCK_CLASS",
-    "SCAN_BATCHES",
-    "SCAN_RUNS",
-    "Found",
-    "RunProgress",
-    "ScanError",
-    "ScanPass",
-    "ScanWorker",
-    "Scanned",
-    "after_list_change",
-    "backfill",
-    "collect_new_content",
-    "create_run",
-    "enabled_pairs",
-    "enqueue_pending",
-    "hash_photos",
-    "load_matcher",
-    "match_rows",
-    "matcher_for",
-    "process_pending_runs",
-    "process_run",
-    "reader_pass",
-    "retract_stale",
-    "scan_batch",
-    "scan_items",
-    "scan_list",
-    "scan_run",
-    "status",
-    "store_found",
-]
+import importlib
+from typing import Any
+
+from podmod.kinds import ITEM_TYPES
+
+# Each name the package offers, and its module.
+_MODULES = {
+    "batches": (
+        "BATCH_LOCK_CLASS",
+        "SCAN_BATCHES",
+        "ScanPass",
+        "collect_new_content",
+        "enqueue_pending",
+        "reader_pass",
+        "scan_batch",
+    ),
+    "changes": (
+        "after_list_change",
+        "create_run",
+        "enabled_pairs",
+        "kinds_present",
+        "retract_stale",
+    ),
+    "entries": ("ScanWorker", "load_matcher", "matcher_for"),
+    "items": ("Found", "Scanned", "match_rows", "scan_items"),
+    "overview": ("status",),
+    "photos": ("hash_photos",),
+    "runs": (
+        "RUN_LOCK_CLASS",
+        "SCAN_RUNS",
+        "RunProgress",
+        "ScanError",
+        "backfill",
+        "process_pending_runs",
+        "process_run",
+        "scan_list",
+        "scan_run",
+    ),
+    "signals": ("store_found",),
+}
+_HOMES = {name: module for module, names in _MODULES.items() for name in names}
+__all__ = ["ITEM_TYPES", *sorted(_HOMES)]
+
+
+def __getattr__(name: str) -> Any:
+    """A name of a module of the package (or the module itself), loaded when first asked for."""
+    if name in _MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    module = _HOMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -13,8 +13,10 @@ import redis
 
 from podmod import durable, pod_db, queue, store
 from podmod.config import Config
-from podmod.scan.entries import kinds_present, matcher_for, tables_for
-from podmod.scan.items import ITEM_TYPES, scan_items, watermark_name
+from podmod.kinds import ITEM_TYPES, tables_for
+from podmod.scan.changes import kinds_present
+from podmod.scan.entries import matcher_for
+from podmod.scan.items import scan_items, watermark_name
 from podmod.scan.runs import SCAN_RUNS
 from podmod.scan.signals import store_scanned
 

@@ -5,81 +5,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import tuple_row
 
 from podmod import queue
 from podmod.config import Config
-from podmod.matching import CONTENT_KINDS, IMAGE_KINDS, TEXT_KINDS, Matcher
+from podmod.matching import Matcher
 from podmod.matching.matcher import MatcherBuilder
-from podmod.scan.items import IMAGE_ITEM_TYPES, TEXT_ITEM_TYPES
+from podmod.scan.changes import enabled_pairs
 
 log = logging.getLogger("podmod.scan")
 
 SCAN_JOBS = (queue.SCAN_BATCH_JOB, queue.SCAN_RUN_JOB)
 MATCHING_POLICIES = ("review", "lock")  # `lock` lists' content matches are for review, too
-
-
-def enabled_pairs(config: Config) -> tuple[list[str], list[str]]:
-    """(list names, kinds): every content kind each configured list has switched on."""
-    names: list[str] = []
-    kinds: list[str] = []
-    for subscription in config.lists:
-        for kind in subscription.kinds:
-            if kind in CONTENT_KINDS:
-                names.append(subscription.name)
-                kinds.append(kind)
-    return names, kinds
-
-
-# Whether a list that has switched the kind on holds an entry of it in force (of one list, or
-# added by one version). Asked kind by kind, the kind a constant in the text: then the planner
-# asks the BRIN on the kind (list_entries_kinds), so that a list of a million pod entries and no
-# content costs nothing here. With the kind a join column it guesses every entry is of it and
-# reads them all, 0.2 s a kind at a million, on every scan pass of the reader.
-KIND_PRESENT_SQL = """
-SELECT EXISTS (
-    SELECT 1 FROM podmod.list_entries e
-    JOIN podmod.lists l ON l.id = e.list_id AND l.policy IN ('review', 'lock')
-    WHERE e.kind = {kind} AND e.removed_in IS NULL AND l.name = ANY (%(names)s::text[])
-      AND (%(list_id)s::integer IS NULL OR e.list_id = %(list_id)s)
-      AND (%(version)s::integer IS NULL OR e.added_in = %(version)s)) AS present
-"""
-
-
-def kinds_present(
-    config: Config,
-    state: psycopg.Connection,
-    *,
-    list_id: int | None = None,
-    version: int | None = None,
-) -> list[str]:
-    """The content kinds switched on whose entries are in force (all, a list's, or those a list
-    version added)."""
-    names, kinds = enabled_pairs(config)
-    present = []
-    for kind in dict.fromkeys(kinds):
-        listed = [name for name, each in zip(names, kinds, strict=True) if each == kind]
-        statement = sql.SQL(KIND_PRESENT_SQL).format(kind=sql.Literal(kind))
-        wanted = {"names": listed, "list_id": list_id, "version": version}
-        if state.execute(statement, wanted).fetchone()["present"]:
-            present.append(kind)
-    return present
-
-
-def tables_for(kinds: Iterable[str]) -> list[str]:
-    """The pod's tables that entries of these kinds are matched against."""
-    kinds = set(kinds)
-    tables: list[str] = []
-    if kinds & set(TEXT_KINDS):
-        tables += TEXT_ITEM_TYPES
-    if kinds & set(IMAGE_KINDS):
-        tables += IMAGE_ITEM_TYPES
-    return tables
 
 
 ENTRIES_SQL = """

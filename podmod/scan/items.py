@@ -11,13 +11,11 @@ import psycopg
 
 from podmod import pod_db
 from podmod.config import Config
+from podmod.kinds import IMAGE_ITEM_TYPES
 from podmod.matching import Hit, Matcher
 from podmod.matching.images import ImageHashes
 from podmod.scan.photos import PhotoHash, hash_photos
 
-ITEM_TYPES = ("Post", "Comment", "Profile", "Photo")
-TEXT_ITEM_TYPES = ("Post", "Comment", "Profile")
-IMAGE_ITEM_TYPES = ("Photo",)
 SNAPSHOT_CHARS = 5000
 
 

@@ -15,10 +15,12 @@ import psycopg
 from podmod import durable, pod_db, queue
 from podmod.config import Config
 from podmod.errors import PodmodError
+from podmod.kinds import IMAGE_ITEM_TYPES, ITEM_TYPES
 from podmod.matching import Matcher
-from podmod.scan.entries import kinds_present, matcher_for, tables_for
-from podmod.scan.items import IMAGE_ITEM_TYPES, ITEM_TYPES, Scanned, scan_items, watermark_name
-from podmod.scan.signals import retract_stale, store_scanned
+from podmod.scan.changes import create_run, retract_stale
+from podmod.scan.entries import matcher_for
+from podmod.scan.items import Scanned, scan_items, watermark_name
+from podmod.scan.signals import store_scanned
 
 log = logging.getLogger("podmod.scan")
 
@@ -41,33 +43,6 @@ SCAN_RUNS = durable.Kind(
 
 class ScanError(PodmodError):
     exit_code = 2
-
-
-def create_run(
-    config: Config,
-    state: psycopg.Connection,
-    *,
-    reason: str,
-    created_by: str,
-    list_id: int | None = None,
-    version: int | None = None,
-) -> int | None:
-    """Record a run over the content already on the pod for the entries chosen (all in force, a
-    list's, or a list version's), inside the caller's transaction; None when none of them is a
-    content entry that applies."""
-    tables = tables_for(kinds_present(config, state, list_id=list_id, version=version))
-    if not tables:
-        return None
-    run_id = state.execute(
-        "INSERT INTO podmod.scan_runs (reason, list_id, version, created_by)"
-        " VALUES (%s, %s, %s, %s) RETURNING id",
-        (reason, list_id, version, created_by),
-    ).fetchone()["id"]
-    state.execute(
-        "INSERT INTO podmod.scan_run_tables (run_id, item_type) SELECT %s, unnest(%s::text[])",
-        (run_id, tables),
-    )
-    return run_id
 
 
 @dataclass
@@ -312,30 +287,6 @@ def scan_list(config: Config, name: str, *, created_by: str) -> int | None:
             raise ScanError(f"There is no list named {name!r}; see `podmod lists show`.")
         retract_stale(config, state)
         return create_run(config, state, reason="list", created_by=created_by, list_id=row["id"])
-
-
-def after_list_change(
-    config: Config,
-    state: psycopg.Connection,
-    *,
-    list_id: int | None,
-    version: int | None,
-    reason: str,
-) -> int | None:
-    """Called by list sync inside the transaction that applies a version (or a policy change, or
-    retires lists): retract content signals whose entries are gone, and record a run that scans the
-    content already on the pod for the new entries (the workers take it up). Returns the run."""
-    retracted = retract_stale(config, state)  # (store_version analysed the new entries)
-    run_id = None
-    if list_id is not None:
-        run_id = create_run(
-            config, state, reason=reason, created_by="lists", list_id=list_id, version=version
-        )
-    if retracted or run_id:
-        log.info(
-            "content: %d matches retracted; scan run %s for the new entries", retracted, run_id
-        )
-    return run_id
 
 
 def scan_run(config: Config, run_id: int) -> bool:

@@ -8,11 +8,9 @@ import json
 import psycopg
 
 from podmod import pod_db
-from podmod.config import Config
-from podmod.scan.entries import enabled_pairs
 from podmod.scan.items import Found, Scanned
 from podmod.scan.photos import store_photo_hashes
-from podmod.store import INGEST_LOCK, resolve_cases_without_pending
+from podmod.store import INGEST_LOCK
 
 HIT_COLUMNS = (
     "list_id",
@@ -140,60 +138,3 @@ def store_found(pod: psycopg.Connection, state: psycopg.Connection, found: list[
 def store_scanned(pod: psycopg.Connection, state: psycopg.Connection, scanned: Scanned) -> int:
     store_photo_hashes(state, scanned.photo_hashes)
     return store_found(pod, state, scanned.found)
-
-
-# Retraction: entries gone from a list, lists that no longer apply, kinds switched off, accounts
-# now on an allowlist.
-
-RETRACT_SQL = """
-UPDATE podmod.signals s
-SET retracted_at = now(),
-    details = s.details || jsonb_build_object(
-        'retracted_because',
-        CASE WHEN NOT podmod.entry_listed(s.list_id, s.entry_kind, s.entry_value)
-             THEN 'removed from the list'
-             WHEN l.policy NOT IN ('review', 'lock')
-             THEN 'the list no longer applies (policy ' || l.policy || ')'
-             WHEN (l.name, s.entry_kind) NOT IN (
-                 SELECT * FROM unnest(%(names)s::text[], %(kinds)s::text[]))
-             THEN 'the list''s ' || s.entry_kind || ' entries are switched off'
-             WHEN cardinality(l.labels) > 0 AND NOT EXISTS (
-                 SELECT 1 FROM podmod.list_entries e
-                 WHERE e.list_id = s.list_id AND e.kind = s.entry_kind
-                   AND e.value = s.entry_value AND e.removed_in IS NULL
-                   AND e.labels && l.labels)
-             THEN 'the list applies only the labels ' || array_to_string(l.labels, ', ')
-             ELSE 'the account is on an allowlist' END,
-        'retracted_in_version', l.current_version)
-FROM podmod.lists l, podmod.cases c
-WHERE s.kind = 'content' AND s.retracted_at IS NULL AND l.id = s.list_id AND c.id = s.case_id
-  AND (l.policy NOT IN ('review', 'lock')
-       OR (l.name, s.entry_kind) NOT IN (SELECT * FROM unnest(%(names)s::text[], %(kinds)s::text[]))
-       OR NOT EXISTS (
-           SELECT 1 FROM podmod.list_entries e
-           WHERE e.list_id = s.list_id AND e.kind = s.entry_kind AND e.value = s.entry_value
-             AND e.removed_in IS NULL
-             AND (cardinality(l.labels) = 0 OR e.labels && l.labels))
-       OR podmod.allowlisted(c.account, c.local))
-RETURNING s.case_id
-"""
-
-
-def retract_stale(config: Config, state: psycopg.Connection) -> int:
-    """Retract content signals whose entry is no longer in force for content matching, inside the
-    caller's transaction; cases left with nothing close (audited). Returns the signals retracted."""
-    names, kinds = enabled_pairs(config)
-    state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
-    rows = state.execute(RETRACT_SQL, {"names": names, "kinds": kinds}).fetchall()
-    touched = sorted({row["case_id"] for row in rows})
-    if touched:
-        state.execute("SELECT podmod.refresh_cases(%s)", (touched,))
-        resolve_cases_without_pending(
-            state,
-            touched,
-            resolution="retracted",
-            actor="podmod",
-            source="scan",
-            reason="its content matches were retracted and nothing else is pending",
-        )
-    return len(rows)
