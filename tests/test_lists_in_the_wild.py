@@ -228,6 +228,73 @@ def test_a_pod_entry_covers_its_host_and_every_subdomain_on_label_boundaries_and
     ]
 
 
+@pytest.mark.parametrize("lookup_cost", [0, 10**9], ids=["names-looked-up", "entries-hashed"])
+def test_the_entries_naming_a_host_are_the_same_looked_up_or_hashed(
+    lists, pod, monkeypatch, lookup_cost
+):
+    # A pod whose host names are far fewer than the entries has each name looked up in the index
+    # (a first sync of a big list); otherwise the entries are hashed against the names. Forced
+    # here one way and the other, on every rule of a pod entry at once: both find the same.
+    from podmod.lists import apply
+
+    monkeypatch.setattr(apply, "LOOKUP_COST", lookup_cost)
+    for username, host in [
+        ("apex", "alpha.example"),
+        ("deep", "x.y.alpha.example"),
+        ("ported", "x.alpha.example:8443"),
+        ("lookalike", "notalpha.example"),
+        ("quiet", "ok.alpha.example"),
+        ("hidden", "sub.hidden.example"),
+        ("porthost", "beta.example:8443"),
+        ("otherport", "beta.example:9000"),
+        ("silenced", "gamma.example"),
+        ("labelled", "delta.example"),
+    ]:
+        pod.person(username, host)
+    pod.person("local")
+    digest = hashlib.sha256(b"hidden.example").hexdigest()
+    serve(
+        lists,
+        "big",
+        json.dumps(
+            [
+                {"domain": "alpha.example", "severity": "suspend"},
+                {"domain": "ok.alpha.example", "severity": "noop"},
+                {"domain": "hid***.example", "digest": digest, "severity": "suspend"},
+                {"domain": "beta.example:8443", "severity": "suspend"},
+                {"domain": "gamma.example", "severity": "silence"},
+                *({"domain": f"elsewhere{n}.example", "severity": "suspend"} for n in range(50)),
+            ]
+        ),
+        suffix=".json",
+    )
+    serve(
+        lists,
+        "labelled",
+        MASTODON_HEADER
+        + "delta.example,suspend,false,false,iftas:spam,false\n"
+        + "alpha.example,suspend,false,false,iftas:other,false\n",
+        labels=["spam"],
+    )
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert open_accounts() == [
+        "apex@alpha.example",
+        "deep@x.y.alpha.example",
+        "hidden@sub.hidden.example",
+        "labelled@delta.example",
+        "ported@x.alpha.example:8443",
+        "porthost@beta.example:8443",
+        "silenced@gamma.example",
+    ]
+    entries = {(s["list"], s["entry"], s["severity"]) for s in list_signals()}
+    assert ("labelled", "pod:alpha.example", "suspend") not in entries
+    assert ("big", "pod:gamma.example", "silence") in entries
+    assert ("big", f"pod:sha256:{digest}", "suspend") in entries
+
+
 def test_the_matching_names_a_host_as_the_database_function_does(state):
     # The many-people matching names the pod's hosts in Python; one-host probes (the allowlist
     # check of a case) ask podmod.host_names() in SQL: the two must agree on every host.

@@ -302,7 +302,7 @@ def _timed_apply(config: Any, database_url: str, forget: str) -> tuple[int, floa
 
     def noting(state: Any, script: str, params: Any = None) -> None:
         execute_all(state, script, params)
-        if script is apply.HOST_MATCHES_SQL:
+        if script in (apply.HOST_MATCHES_SQL, apply.HOST_LOOKUP_SQL):
             found_at.append(time.perf_counter())
 
     with (
