@@ -25,6 +25,7 @@ import psycopg
 
 from podmod import actions, pod_db
 from podmod.config import Config
+from podmod.lists.versions import copy_text
 from podmod.store import INGEST_LOCK, resolve_cases_without_pending, set_watermark, watermark
 
 log = logging.getLogger("podmod.lists")
@@ -76,13 +77,15 @@ def _name_hosts(state: psycopg.Connection, hosts: Iterable[str]) -> int:
     state.execute(
         "CREATE TEMP TABLE host_names (host text, name text, depth integer) ON COMMIT DROP"
     )
-    count = 0
+    rows = [
+        f"{spelled}\t{copy_text(name)}\t{depth}\n"
+        for host in hosts
+        for spelled in (copy_text(host),)
+        for name, depth in names_of(host)
+    ]
     with state.cursor().copy("COPY host_names (host, name, depth) FROM STDIN") as copy:
-        for host in hosts:
-            for name, depth in names_of(host):
-                copy.write_row((host, name, depth))
-                count += 1
-    return count
+        copy.write("".join(rows))
+    return len(rows)
 
 
 # When an entry known only by its digest is in force, the hosts also answer to the SHA-256 digest

@@ -205,7 +205,7 @@ _COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 COPY_BLOCK = 10_000  # rows
 
 
-def _copy_text(text: str) -> str:
+def copy_text(text: str) -> str:
     """A text field of COPY's text format (labels and comments may hold a backslash or a tab)."""
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
         return text.translate(_COPY_SPECIAL)
@@ -215,7 +215,7 @@ def _copy_text(text: str) -> str:
 def _array_text(labels: tuple[str, ...]) -> str:
     """A text[] literal as a COPY text field."""
     quoted = ('"' + label.replace("\\", "\\\\").replace('"', '\\"') + '"' for label in labels)
-    return _copy_text("{" + ",".join(quoted) + "}")
+    return copy_text("{" + ",".join(quoted) + "}")
 
 
 # Kinds whose normalised values hold only [a-z0-9._@:-] (podmod.lists.parse.normalise): written
@@ -241,13 +241,13 @@ def _write_rows(
             label, comment, severity, labels, published = details
             known = (
                 details,
-                f"\t{_copy_text(label)}\t{_copy_text(comment)}\t{severity}\t"
-                f"{_array_text(labels)}\t{_copy_text(published)}{suffix}",
+                f"\t{copy_text(label)}\t{copy_text(comment)}\t{severity}\t"
+                f"{_array_text(labels)}\t{copy_text(published)}{suffix}",
             )
             if len(tails) < _TAILS_KEPT:
                 tails[id(details)] = known
         if kind not in _PLAIN_KINDS:
-            value = _copy_text(value)
+            value = copy_text(value)
         block.append(f"{prefix}{kind}\t{value}\t{line}{known[1]}")
         if len(block) == COPY_BLOCK:
             copy.write("".join(block))
@@ -287,6 +287,23 @@ INDEX_BUILD_MEMORY = "256MB"
 ANALYZE_ENTRIES_SQL = (
     "ANALYZE podmod.list_entries (list_id, kind, value, removed_in, severity, published)"
 )
+# The plans of a sync need the table's size and the rough shape of those columns (a few lists,
+# kinds and severities; values all distinct): a sample of 3,000 rows tells them as well as the
+# server's default of 30,000, in a tenth of the time (0.014 s instead of 0.12 s at 900,000
+# entries). Autovacuum's analyses, later, keep the server's setting.
+SYNC_STATISTICS_TARGET = "10"
+
+
+def _analyze_entries(state: psycopg.Connection) -> None:
+    """ANALYZE the columns the plans use, on a small sample (SYNC_STATISTICS_TARGET)."""
+    previous = state.execute(
+        "SELECT current_setting('default_statistics_target') AS target"
+    ).fetchone()["target"]
+    state.execute(
+        "SELECT set_config('default_statistics_target', %s, true)", (SYNC_STATISTICS_TARGET,)
+    )
+    state.execute(ANALYZE_ENTRIES_SQL)
+    state.execute("SELECT set_config('default_statistics_target', %s, true)", (previous,))
 
 
 def _store_is_empty(state: psycopg.Connection) -> bool:
@@ -379,7 +396,7 @@ def store_version(
             total = _copy_entries(state, list_id, number, reading.rows())
             counts = {"current": 0, "removed": 0, "added": total, "total": total}
         else:
-            state.execute(ANALYZE_ENTRIES_SQL)  # plans below must see its real size
+            _analyze_entries(state)  # plans below must see its real size
             _stage(state, reading.rows())
     reading.check(
         skip_invalid=subscription.skip_invalid, require_canary=subscription.require_canary
@@ -444,7 +461,7 @@ def store_version(
         common | {"approved_by": approved_by},
     )
     state.execute("UPDATE podmod.lists SET current_version = %s WHERE id = %s", (number, list_id))
-    state.execute(ANALYZE_ENTRIES_SQL)  # a version may bring a million rows at once
+    _analyze_entries(state)  # a version may bring a million rows at once
     return VersionOutcome(number, "applied", counts["total"], counts["added"], counts["removed"])
 
 
