@@ -814,12 +814,8 @@ def test_any_bytes_parse_or_are_refused_cleanly(data: bytes) -> None:
                 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    st.permutations(["domain", "severity", "public_comment", "obfuscate", "digest", "x"]),
-    st.lists(st.tuples(domain_cells, other_cells, other_cells, other_cells), max_size=8),
-)
-def test_any_domain_csv_rows_give_sound_entries(header: list[str], rows: list[tuple]) -> None:
+def _domain_csv(header: list[str], rows: list[tuple]) -> str:
+    """A domain CSV of these columns; each row's domain, severity, comment and obfuscate."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)
@@ -827,14 +823,78 @@ def test_any_domain_csv_rows_give_sound_entries(header: list[str], rows: list[tu
         cells = dict(zip(["severity", "public_comment", "obfuscate"], rest, strict=True))
         cells["domain"] = domain
         writer.writerow([cells.get(name, "") for name in header])
+    return out.getvalue()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.permutations(["domain", "severity", "public_comment", "obfuscate", "digest", "x"]),
+    st.lists(st.tuples(domain_cells, other_cells, other_cells, other_cells), max_size=8),
+)
+def test_any_domain_csv_rows_give_sound_entries(header: list[str], rows: list[tuple]) -> None:
     try:
-        parsed = parse_list(out.getvalue().encode(), skip_invalid=True)
+        parsed = parse_list(_domain_csv(header, rows).encode(), skip_invalid=True)
     except ListFormatError:
         return
     _entries_are_sound(parsed.entries)
     assert len(parsed.entries) + len(parsed.errors) + parsed.duplicates + parsed.obfuscated <= len(
         rows
     )
+
+
+def _text_both_ways(data: bytes) -> tuple[tuple, tuple]:
+    """A domain CSV's rows as COPY text written by the reading itself (ListReader.text), and by
+    formatting the rows it reads; each with what its reading counted."""
+    from podmod.lists.versions import CopyRows
+
+    def read(write) -> tuple:
+        reader = ListReader(data)
+        text = write(reader, CopyRows(prefix="7\t", suffix="\t3\n"))
+        counts = (reader.errors, reader.duplicates, reader.obfuscated, reader.canaries)
+        return text, counts
+
+    return (
+        read(lambda reader, rows: "".join(reader.text(rows))),
+        read(lambda reader, rows: "".join(rows.row(*row) for row in reader.rows())),
+    )
+
+
+def test_a_csv_written_as_text_while_read_is_its_rows_formatted() -> None:
+    # Over more than one block, with rows read whole (a comment over two lines, refused) whose
+    # first lines read alike, a repeat, an obfuscated row and a canary.
+    rows = [f"h{i}.example,{['suspend', 'silence'][i % 2]},c{i % 3},false" for i in range(25_000)]
+    rows[10] = 'multi.example,suspend,"first part'
+    rows[11] = 'of it",false'
+    rows[12] = 'other.example,suspend,"first part'
+    rows[13] = 'not the same",false'
+    rows += ["h5.example,suspend,c2,false", "ex**le.org,noop,,true", "aud.invalid,suspend,,false"]
+    data = csv_file("#domain,#severity,#public_comment,#obfuscate", *rows)
+
+    by_text, by_rows = _text_both_ways(data)
+
+    assert by_text == by_rows
+    text, (errors, duplicates, obfuscated, canaries) = by_text
+    assert text.count("\n") == 25_000 - 4
+    assert '7\tpod\th24999.example\t25001\tc0\tc0\tsilence\t{"c0"}\t\t3\n' in text
+    assert [error.line for error in errors] == [12, 14]
+    assert (duplicates, obfuscated, canaries) == (1, 1, ["aud.invalid"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.permutations(["domain", "severity", "public_comment", "obfuscate", "digest", "x"]),
+    st.lists(st.tuples(domain_cells, other_cells, other_cells, other_cells), max_size=8),
+    st.lists(st.text(alphabet='a.,"\n\r\\\t*x', max_size=12), max_size=4),
+)
+def test_any_domain_csv_written_as_text_while_read_is_its_rows_formatted(
+    header: list[str], rows: list[tuple], raw: list[str]
+) -> None:
+    data = (_domain_csv(header, rows) + "\n".join(raw)).encode()
+    try:
+        by_text, by_rows = _text_both_ways(data)
+    except ListFormatError:
+        return
+    assert by_text == by_rows
 
 
 @settings(max_examples=500, deadline=None)

@@ -18,9 +18,11 @@ from podmod.lists.parse import (
     _HEX64,
     _HOST_FAST,
     NO_DETAILS,
+    TEXT_BLOCK,
     Details,
     Row,
     RowError,
+    RowText,
     _check_comment,
     _control_message,
     _header_cells,
@@ -79,7 +81,7 @@ def read(reader: ListReader, content: Any, start: int) -> Iterator[Row]:
         return _read_mastodon_json(reader, content)
     if reader.format == "rapidblock-json":
         return _read_rapidblock_json(reader, content)
-    return _read_csv(reader, content, start)
+    return read_csv(reader, content, start)
 
 
 class _Domains:
@@ -272,9 +274,12 @@ class _Columns:
         return tail
 
 
-def _read_csv(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
+def read_csv(
+    reader: ListReader, lines: list[str], start: int, text: RowText | None = None
+) -> Iterator[Any]:
     """Mastodon's export (#domain,#severity,…) or FediBlockHole's CSV (domain,severity,…): the
-    columns in any order, unknown ones ignored."""
+    columns in any order, unknown ones ignored. Its rows, or with `text` their text in blocks of
+    TEXT_BLOCK rows (ListReader.text)."""
     columns = _Columns(_header_cells(lines[start - 1].strip()))
     domains = _Domains(reader, spreadsheet=True)
     plain = _PLAIN_HOST.fullmatch
@@ -283,22 +288,45 @@ def _read_csv(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]
     domain_first = columns.domain == 0
     numbered = enumerate(lines[start:], start + 1)
     quoted = _QuotedRows(numbered)
+    # With `text`: the text around a plain row's domain, by the text after the domain, for the
+    # rows whose tail was remembered by that text.
+    around: dict[str, tuple[str, str]] = {}
+    block: list[str] = []
     for line, raw in numbered:
         domain, _, rest = raw.partition(",")
         tail = tails.get(rest) if domain_first else None
+        remembered = tail is not None
         if tail is None or '"' in domain:
             domain, tail = columns.row(line, raw, domain, rest, domains, quoted)
+            remembered = False
         if tail[0] and len(domain) <= _FAST_MAX and plain(domain):
             # The common row, a plain host with nothing to say but an entry (the rest of add()).
-            if domain in seen:
+            known = len(seen)
+            seen.add(domain)
+            if len(seen) == known:
                 reader.duplicates += 1
-            else:
-                seen.add(domain)
+            elif text is None:
                 yield "pod", domain, line, tail[2]
+            else:
+                before_after = around.get(rest) if remembered else None
+                if before_after is None:
+                    before_after = text.plain("pod", tail[2])
+                    if remembered and len(around) < _TAILS_KEPT:
+                        around[rest] = before_after
+                block.append(f"{before_after[0]}{domain}\t{line}{before_after[1]}")
         elif domain.strip() or not _BLANK_LINE.fullmatch(raw):  # (blank rows are skipped)
             entry = domains.add(line, domain, tail)
-            if entry is not None:
+            if entry is None:
+                continue
+            if text is None:
                 yield entry
+            else:
+                block.append(text.row(*entry))
+        if len(block) >= TEXT_BLOCK:
+            yield "".join(block)
+            block = []
+    if block:
+        yield "".join(block)
 
 
 def _picker(indexes: list[int]) -> Callable[[list[str]], tuple[str, ...]] | None:

@@ -21,7 +21,7 @@ from psycopg import sql
 from podmod.config import Config, ListConfig
 from podmod.errors import PodmodError
 from podmod.lists.minisign import SignatureError, TrustedComment
-from podmod.lists.parse import Details, ListReader, Row, collector_paused
+from podmod.lists.parse import Details, ListReader, collector_paused, text_blocks
 from podmod.redact import masked_url
 
 # The version of podmod's reading of list files: a version read by an older podmod is fetched and
@@ -191,18 +191,17 @@ def describe_signature(row: dict[str, Any]) -> str:
     return f"WARN: {UNTIMED}" if row.get("signed_comment") is not None else ""
 
 
-def _stage(state: psycopg.Connection, rows: Iterable[Row]) -> None:
+def _stage(state: psycopg.Connection, reading: ListReader) -> None:
     """COPY the rows into `incoming_entries` as they are read (it has no index to grow)."""
     state.execute(STAGE_SQL)
     with state.cursor().copy(
         f"COPY incoming_entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN"
     ) as copy:
-        _write_rows(copy, rows)
+        _write_text(copy, reading.text(CopyRows()))
     state.execute("ANALYZE incoming_entries")
 
 
 _COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-COPY_BLOCK = 10_000  # rows
 
 
 def copy_text(text: str) -> str:
@@ -225,37 +224,47 @@ _TAILS_KEPT = 10_000  # distinct details whose COPY text a writing remembers
 _IN_INDEX_ORDER = itemgetter(1, 0)  # (value, kind): list_entries_active's order
 
 
-def _write_rows(
-    copy: psycopg.Copy, rows: Iterable[Row], *, prefix: str = "", suffix: str = "\n"
-) -> int:
-    """Write rows as COPY text rows of ENTRY_COLUMNS (between `prefix` and `suffix`), formatted
-    here and sent in blocks as they come, so that the server stores them while the file is still
-    being read. Rows share a few Details: each one's columns are formatted once. Returns the
-    number of rows written."""
-    tails: dict[int, tuple[Details, str]] = {}  # by id(), the Details kept alive beside it
-    block: list[str] = []
-    count = 0
-    for kind, value, line, details in rows:
-        known = tails.get(id(details))
+class CopyRows:
+    """Rows as COPY text rows of ENTRY_COLUMNS, between `prefix` and `suffix` (a RowText: the
+    readers write their rows so as they read them). Rows share a few Details: each one's columns
+    are formatted once."""
+
+    def __init__(self, *, prefix: str = "", suffix: str = "\n") -> None:
+        self.prefix = prefix
+        self.suffix = suffix
+        self._tails: dict[int, tuple[Details, str]] = {}  # by id(), the Details kept alive
+
+    def _tail(self, details: Details) -> str:
+        """The text after a row's line number."""
+        known = self._tails.get(id(details))
         if known is None or known[0] is not details:
             label, comment, severity, labels, published = details
             known = (
                 details,
                 f"\t{copy_text(label)}\t{copy_text(comment)}\t{severity}\t"
-                f"{_array_text(labels)}\t{copy_text(published)}{suffix}",
+                f"{_array_text(labels)}\t{copy_text(published)}{self.suffix}",
             )
-            if len(tails) < _TAILS_KEPT:
-                tails[id(details)] = known
+            if len(self._tails) < _TAILS_KEPT:
+                self._tails[id(details)] = known
+        return known[1]
+
+    def row(self, kind: str, value: str, line: int, details: Details) -> str:
         if kind not in _PLAIN_KINDS:
             value = copy_text(value)
-        block.append(f"{prefix}{kind}\t{value}\t{line}{known[1]}")
-        if len(block) == COPY_BLOCK:
-            copy.write("".join(block))
-            count += COPY_BLOCK
-            block = []
-    if block:
-        copy.write("".join(block))
-    return count + len(block)
+        return f"{self.prefix}{kind}\t{value}\t{line}{self._tail(details)}"
+
+    def plain(self, kind: str, details: Details) -> tuple[str, str]:
+        return f"{self.prefix}{kind}\t", self._tail(details)
+
+
+def _write_text(copy: psycopg.Copy, blocks: Iterable[str]) -> int:
+    """Send blocks of COPY text rows as they come, so that the server stores them while the file
+    is still being read; how many rows."""
+    count = 0
+    for block in blocks:
+        copy.write(block)
+        count += block.count("\n")
+    return count
 
 
 # podmod.list_entries' B-tree indexes over every row, and the constraint each backs (its primary
@@ -326,15 +335,18 @@ def _lock_empty_store(state: psycopg.Connection) -> bool:
     return _store_is_empty(state)  # (still: nobody wrote to it before the lock)
 
 
-def _copy_entries(state: psycopg.Connection, list_id: int, number: int, rows: Iterable[Row]) -> int:
+def _copy_entries(state: psycopg.Connection, list_id: int, number: int, reading: ListReader) -> int:
     """COPY the rows straight into podmod.list_entries as version `number`. Into the empty table
     (podmod's first list) they stream as they are read, with its indexes dropped, and the indexes
     are built afterwards in bulk, in about half the time a million rows take to maintain them
     (readers of the table wait until the sync commits, which only a first sync asks of them).
     Into a table that holds other lists they go sorted, so that its indexes grow at their end."""
     empty = _lock_empty_store(state)
-    if not empty:
-        rows = sorted(rows, key=_IN_INDEX_ORDER)
+    text = CopyRows(prefix=f"{list_id}\t", suffix=f"\t{number}\n")
+    if empty:
+        blocks = reading.text(text)
+    else:
+        blocks = text_blocks(iter(sorted(reading.rows(), key=_IN_INDEX_ORDER)), text)
     indexes = state.execute(ENTRY_INDEXES_SQL).fetchall() if empty else []
     if indexes:
         state.execute("SELECT set_config('maintenance_work_mem', %s, true)", (INDEX_BUILD_MEMORY,))
@@ -349,7 +361,7 @@ def _copy_entries(state: psycopg.Connection, list_id: int, number: int, rows: It
             state.execute(sql.SQL("DROP INDEX podmod.{}").format(sql.Identifier(index["name"])))
     columns = ", ".join(("list_id", *ENTRY_COLUMNS, "added_in"))
     with state.cursor().copy(f"COPY podmod.list_entries ({columns}) FROM STDIN") as copy:
-        count = _write_rows(copy, rows, prefix=f"{list_id}\t", suffix=f"\t{number}\n")
+        count = _write_text(copy, blocks)
     for index in indexes:
         if index["constraint_name"]:
             state.execute(
@@ -393,11 +405,11 @@ def store_version(
         if not in_force:
             # A first version (or one after an empty one) removes nothing and cannot be held:
             # its entries go straight into the table, with no staging and no anti-join.
-            total = _copy_entries(state, list_id, number, reading.rows())
+            total = _copy_entries(state, list_id, number, reading)
             counts = {"current": 0, "removed": 0, "added": total, "total": total}
         else:
             _analyze_entries(state)  # plans below must see its real size
-            _stage(state, reading.rows())
+            _stage(state, reading)
     reading.check(
         skip_invalid=subscription.skip_invalid, require_canary=subscription.require_canary
     )
@@ -503,7 +515,7 @@ def version_diff(
                 )
             ]
     elif version["status"] == "held":
-        _stage(state, ListReader(bytes(version["held_body"]), format=version["format"]).rows())
+        _stage(state, ListReader(bytes(version["held_body"]), format=version["format"]))
         out["added"] = [
             entry_text(r["kind"], r["value"], r["published"])
             for r in state.execute(
