@@ -9,7 +9,7 @@ import gc
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -122,7 +122,7 @@ class RowText(Protocol):
 TEXT_BLOCK = 10_000  # rows in each block of text a reading gives
 
 
-def text_blocks(rows: Iterator[Row], text: RowText) -> Iterator[str]:
+def text_blocks(rows: Iterable[Row], text: RowText) -> Iterator[str]:
     """Rows written as text, in blocks of TEXT_BLOCK rows."""
     write = text.row
     block: list[str] = []

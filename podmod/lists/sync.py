@@ -203,7 +203,8 @@ def sync_list(
 
 
 def _after_list_change(config: Config, state: psycopg.Connection, **change: Any) -> None:
-    """Record the content scans a list change asks for, and retract what it ends."""
+    """Retract the content matches a list change ends, and record the scan of the content already
+    on the pod that it asks for (podmod.scan.changes)."""
     changes.after_list_change(config, state, **change)
 
 

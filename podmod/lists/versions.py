@@ -259,7 +259,8 @@ class CopyRows:
 
 def _write_text(copy: psycopg.Copy, blocks: Iterable[str]) -> int:
     """Send blocks of COPY text rows as they come, so that the server stores them while the file
-    is still being read; how many rows."""
+    is still being read; how many rows (each ends with the one newline a row has: copy_text()
+    escapes those in values)."""
     count = 0
     for block in blocks:
         copy.write(block)
@@ -346,7 +347,7 @@ def _copy_entries(state: psycopg.Connection, list_id: int, number: int, reading:
     if empty:
         blocks = reading.text(text)
     else:
-        blocks = text_blocks(iter(sorted(reading.rows(), key=_IN_INDEX_ORDER)), text)
+        blocks = text_blocks(sorted(reading.rows(), key=_IN_INDEX_ORDER), text)
     indexes = state.execute(ENTRY_INDEXES_SQL).fetchall() if empty else []
     if indexes:
         state.execute("SELECT set_config('maintenance_work_mem', %s, true)", (INDEX_BUILD_MEMORY,))
