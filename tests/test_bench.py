@@ -21,6 +21,7 @@ TINY = {
     "entries": 2000,
     "people": 1500,
     "matches": 30,
+    "list-syncs": 2,
     "cases": 200,
     "signals": 2000,
     "requests": 8,
@@ -63,6 +64,10 @@ def test_podmod_bench_measures_every_figure_beside_its_baseline(services):
     assert mastodon["entries"] == TINY["entries"] * 9 // 10  # one row in ten is obfuscated
     for shape in (own, mastodon):
         assert shape["floor_seconds"] > 0 and shape["times_the_floor"] > 0
+        # each sync anew on a fresh schema: each stored the whole list and matched again
+        assert len(shape["runs"]) == TINY["list-syncs"], shape["runs"]
+        assert all(seconds > 0 and floor > 0 for seconds, floor, _ in shape["runs"])
+        assert shape["status"] == "applied"
     assert details["web"]["open_cases"] == TINY["cases"]
     assert details["web"]["memory"]["requests"] == 2 + TINY["requests"]
 

@@ -87,7 +87,12 @@ def run_all(server_url: str | None, redis_url: str | None, sizes: Sizes, progres
             f"lists: {sizes.entries:,} entries on {sizes.people:,} people",
             "lists",
             bench_lists,
-            {"entries": sizes.entries, "people": sizes.people, "matches": sizes.matches},
+            {
+                "entries": sizes.entries,
+                "people": sizes.people,
+                "matches": sizes.matches,
+                "syncs": sizes.list_syncs,
+            },
         ),
         (
             f"web: {sizes.cases:,} open cases, {sizes.signals:,} signals",

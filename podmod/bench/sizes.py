@@ -26,6 +26,7 @@ class Sizes:
     entries: int = _size(100_000, "Rows of each signed list (podmod's format; a Mastodon export).")
     people: int = _size(50_000, "People on the list pods.")
     matches: int = _size(1_000, "About how many people on the pod each list names.")
+    list_syncs: int = _size(3, "Times each list is synced anew, the floor beside each (medians).")
     cases: int = _size(5_000, "Open cases for the web figures.")
     signals: int = _size(50_000, "Signals for the web figures.")
     requests: int = _size(50, "Timed requests per web figure.")
@@ -59,6 +60,11 @@ class ListSizes:
     entries: int = _size(1_000_000)
     people: int = _size(1_000_000)
     matches: int = _size(10_000, "About how many people on the synthetic pod the list names.")
+    syncs: int = _size(
+        3,
+        "Times each list is synced anew (podmod's schema made again), the floor measured beside"
+        " each: the figures are their medians.",
+    )
 
 
 @dataclass
