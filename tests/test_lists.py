@@ -93,6 +93,50 @@ def case_of(account: str, status: str = "open") -> dict:
     return case
 
 
+def test_a_version_keeps_ends_changes_and_adds_entries_as_ranges_over_versions(lists, pod, state):
+    pod.person("kept", "far.example")
+    pod.person("relabelled", "far.example")
+    lists.write(
+        "core",
+        [
+            "account,kept@far.example,spam,",
+            "account,relabelled@far.example,spam,",
+            "account,gone@far.example,spam,",
+        ],
+    )
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write(
+        "core",
+        [
+            "account,kept@far.example,spam,",
+            "account,relabelled@far.example,harassment,",
+            "account,new@far.example,spam,",
+        ],
+    )
+
+    code, output = sync()
+
+    # the relabelled entry is neither added nor removed: its row ends and a new one starts
+    assert code == 0 and "version 2 applied (podmod): 3 entries (+1 -1)" in output, output
+    state.rollback()
+    rows = state.execute(
+        "SELECT value, label, added_in, removed_in FROM podmod.list_entries ORDER BY value, id"
+    ).fetchall()
+    assert [tuple(row.values()) for row in rows] == [
+        ("gone@far.example", "spam", 1, 2),
+        ("kept@far.example", "spam", 1, None),
+        ("new@far.example", "spam", 2, None),
+        ("relabelled@far.example", "spam", 1, 2),
+        ("relabelled@far.example", "harassment", 2, None),
+    ]
+    labels = {s["entry"]: s["label"] for s in list_signals("open")}
+    assert labels == {
+        "account:kept@far.example": "spam",
+        "account:relabelled@far.example": "harassment",
+    }
+
+
 def test_account_entries_open_cases_for_local_and_remote_accounts(lists, pod):
     pod.person("spammer")
     pod.person("Remote_One", "far.example")
@@ -258,6 +302,53 @@ def test_a_first_list_refused_once_read_stores_nothing_and_keeps_the_indexes(lis
     assert sync()[0] == 0
     assert stored_entries(state) == 2 and entry_indexes(state) == migrated
     assert [s["entry"] for s in list_signals()] == ["account:one@far.example"]
+
+
+def _plan_nodes(plan: dict) -> list[dict]:
+    return [plan, *(node for child in plan.get("Plans", []) for node in _plan_nodes(child))]
+
+
+def test_the_retraction_never_scans_the_matches_once_per_signal_whatever_the_statistics(state):
+    # Signals added since the table was last analysed (a first sync's thousands, the next
+    # version's sync minutes later, before autovacuum) are guessed at a row: a NOT EXISTS over
+    # `matched` then ran as a nested loop reading every match for each signal (6 s at 8,875
+    # matches, quadratic). The retraction's plan must not hinge on that guess.
+    from podmod.lists.apply import RETRACT_SQL
+
+    state.execute(
+        "INSERT INTO podmod.lists (name, url, policy) VALUES ('core', 'file:///core.csv', 'review')"
+    )
+    state.execute(
+        "INSERT INTO podmod.cases (subject, person_id, account)"
+        " SELECT 'person:' || n, n, 'p' || n || '@far.example' FROM generate_series(1, 3000) n"
+    )
+    state.execute(
+        "INSERT INTO podmod.signals (case_id, kind, report_id) SELECT id, 'report', id"
+        " FROM podmod.cases WHERE person_id <= 50"
+    )
+    state.execute("ANALYZE podmod.signals")  # as it was: a few report signals, no list signal
+    state.execute(
+        "INSERT INTO podmod.signals (case_id, kind, person_id, list_id, entry_kind, entry_value)"
+        " SELECT c.id, 'list', c.person_id, l.id, 'pod', 'far.example'"
+        " FROM podmod.cases c, podmod.lists l"
+    )
+    state.execute(
+        "CREATE TEMP TABLE matched AS SELECT list_id, entry_kind AS kind, entry_value AS value,"
+        " person_id FROM podmod.signals WHERE kind = 'list' AND person_id > 10"
+    )
+    state.execute("ANALYZE matched")
+
+    [row] = state.execute("EXPLAIN (FORMAT JSON) " + RETRACT_SQL).fetchall()
+    nodes = _plan_nodes(row["QUERY PLAN"][0]["Plan"])
+    loops_over_matches = [
+        node
+        for node in nodes
+        if node["Node Type"] == "Nested Loop"
+        and any(child.get("Relation Name") == "matched" for child in node.get("Plans", []))
+    ]
+    assert not loops_over_matches, row["QUERY PLAN"]
+    assert len(state.execute(RETRACT_SQL).fetchall()) == 10
+    state.rollback()
 
 
 def test_a_pod_entry_matches_handles_the_pod_wrote_in_capitals(lists, pod, state):

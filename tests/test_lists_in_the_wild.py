@@ -295,6 +295,32 @@ def test_the_entries_naming_a_host_are_the_same_looked_up_or_hashed(
     assert ("big", f"pod:sha256:{digest}", "suspend") in entries
 
 
+def test_a_sync_that_adds_many_matches_leaves_the_cases_and_signals_analysed(lists, pod, state):
+    # As after any bulk load: the next sync (and the queue page) must not plan on the few rows
+    # the tables held when autovacuum last looked (see the retraction's test in test_lists).
+    pod_id = pod._pod_id("many.example")
+    pod.conn.execute(
+        "INSERT INTO people (guid, diaspora_handle, serialized_public_key, created_at, updated_at,"
+        " pod_id) SELECT md5('many' || n), 'p' || n || '@many.example', 'placeholder key', now(),"
+        " now(), %s FROM generate_series(1, 1100) n",
+        (pod_id,),
+    )
+    serve(lists, "dni", "many.example\n", suffix=".txt")
+
+    code, output = sync()
+
+    assert code == 0 and "1100 new matches" in output, output
+    state.rollback()
+    rows = {
+        row["name"]: row["reltuples"]
+        for row in state.execute(
+            "SELECT relname AS name, reltuples FROM pg_class WHERE oid IN"
+            " ('podmod.signals'::regclass, 'podmod.cases'::regclass)"
+        )
+    }
+    assert rows == {"signals": 1100, "cases": 1100}, rows
+
+
 def test_the_matching_names_a_host_as_the_database_function_does(state):
     # The many-people matching names the pod's hosts in Python; one-host probes (the allowlist
     # check of a case) ask podmod.host_names() in SQL: the two must agree on every host.

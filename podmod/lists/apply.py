@@ -166,7 +166,17 @@ DELETE FROM matched WHERE person_id IN (
 ANALYZE matched
 """
 
+# The active list signals no longer matched are told apart by EXCEPT, which hashes or sorts both
+# sides whatever the planner believes of them: written as NOT EXISTS, a signals table grown since
+# it was last analysed (a first sync's 8,875 signals, the next version's sync minutes later) was
+# guessed at one row and anti-joined by a nested loop over `matched`: 6 s, and quadratic in the
+# matches. Each signal is then found by signals_one_active_list_match.
 RETRACT_SQL = """
+WITH gone AS MATERIALIZED (
+    SELECT list_id, entry_kind, entry_value, person_id FROM podmod.signals
+    WHERE kind = 'list' AND retracted_at IS NULL
+    EXCEPT
+    SELECT list_id, kind, value, person_id FROM matched)
 UPDATE podmod.signals s
 SET retracted_at = now(),
     details = s.details || jsonb_build_object(
@@ -176,11 +186,9 @@ SET retracted_at = now(),
              ELSE 'no longer a match (allowlist, threshold, severity, labels, kinds or policy)'
         END,
         'retracted_in_version', (SELECT current_version FROM podmod.lists WHERE id = s.list_id))
-WHERE s.kind = 'list' AND s.retracted_at IS NULL
-  AND NOT EXISTS (
-      SELECT 1 FROM matched m
-      WHERE m.list_id = s.list_id AND m.kind = s.entry_kind AND m.value = s.entry_value
-        AND m.person_id = s.person_id)
+FROM gone g
+WHERE s.kind = 'list' AND s.retracted_at IS NULL AND s.list_id = g.list_id
+  AND s.entry_kind = g.entry_kind AND s.entry_value = g.entry_value AND s.person_id = g.person_id
 RETURNING s.case_id
 """
 
@@ -251,6 +259,9 @@ FROM added a
 LEFT JOIN opened_cases o ON o.id = a.case_id
 """
 
+
+# Matches added at once after which the cases and signals are analysed in the sync's transaction.
+ANALYZE_AFTER = 1_000
 
 # The matching's statements (MATCH_SQL, ADD_SQL) are costed as large, and a server with JIT
 # (Debian's and Ubuntu's packages) compiles them first: 4 s of a sync opening 300,000 cases, where
@@ -394,6 +405,11 @@ def match_people(
     added = state.execute(insert).fetchone()
     result.added = added["added"]
     touched.update(added["joined"])
+    if result.added >= ANALYZE_AFTER:
+        # As after any bulk load: the statements after these and the next sync plan on the tables'
+        # real size, not on what they held when autovacuum last analysed them.
+        state.execute("ANALYZE podmod.signals")
+        state.execute("ANALYZE podmod.cases")
     if touched:
         ids = sorted(touched)
         state.execute("SELECT podmod.refresh_cases(%s)", (ids,))

@@ -32,45 +32,41 @@ READER = 2
 ENTRY_COLUMNS = ("kind", "value", "line", "label", "comment", "severity", "labels", "published")
 
 STAGE_SQL = """
-CREATE TEMP TABLE incoming_entries (kind text, value text, label text, comment text, line integer,
-                                    severity text, labels text[], published text)
+CREATE TEMP TABLE incoming_entries (kind text, value text COLLATE "C", label text, comment text,
+                                    line integer, severity text, labels text[], published text)
     ON COMMIT DROP
 """
 
-COUNT_SQL = """
-SELECT
-  (SELECT count(*) FROM podmod.list_entries WHERE list_id = %(list)s AND removed_in IS NULL)
-      AS current,
-  (SELECT count(*) FROM podmod.list_entries e WHERE e.list_id = %(list)s AND e.removed_in IS NULL
-      AND NOT EXISTS (SELECT 1 FROM incoming_entries i WHERE i.kind = e.kind
-                      AND i.value = e.value)) AS removed,
-  (SELECT count(*) FROM incoming_entries i WHERE NOT EXISTS (
-      SELECT 1 FROM podmod.list_entries e WHERE e.list_id = %(list)s AND e.removed_in IS NULL
-      AND e.kind = i.kind AND e.value = i.value)) AS added,
-  (SELECT count(*) FROM incoming_entries) AS total
+# The entries in force beside the incoming rows of the same kind and value, in one pass over both
+# (a full join): kept only where they differ. An entry with no incoming row is removed; an incoming
+# row with no entry is added; one whose label, comment, severity, labels or published text changed
+# ends its entry and starts a new one. (Counted and applied by four anti-joins over both, a version
+# changing 1% of a million entries took 4.7 s; this, about a second.)
+CHANGES_SQL = """
+CREATE TEMP TABLE entry_changes ON COMMIT DROP AS
+SELECT e.id AS current_id, i.*
+FROM (SELECT id, kind, value, label, comment, severity, labels, published
+      FROM podmod.list_entries WHERE list_id = %(list)s AND removed_in IS NULL) e
+FULL JOIN incoming_entries i ON i.kind = e.kind AND i.value = e.value
+WHERE e.id IS NULL OR i.value IS NULL
+   OR (i.label, i.comment, i.severity, i.labels, i.published)
+      IS DISTINCT FROM (e.label, e.comment, e.severity, e.labels, e.published)
+"""
+CHANGE_COUNTS_SQL = """
+SELECT count(*) FILTER (WHERE value IS NULL) AS removed,
+       count(*) FILTER (WHERE current_id IS NULL) AS added
+FROM entry_changes
 """
 
-# Entries gone, or whose label, comment, severity or labels changed, end at this version; new ones
-# start at it.
+# The entries ended and started by this version.
 APPLY_ENTRIES_SQL = """
 UPDATE podmod.list_entries e SET removed_in = %(number)s
-WHERE e.list_id = %(list)s AND e.removed_in IS NULL
-  AND NOT EXISTS (SELECT 1 FROM incoming_entries i WHERE i.kind = e.kind AND i.value = e.value
-                  AND i.label = e.label AND i.comment = e.comment AND i.severity = e.severity
-                  AND i.labels = e.labels AND i.published = e.published);
-
--- Chosen first, inserted second: an anti-join against the table the same statement inserts into
--- rescans the new pages for every row when the planner picks a nested loop.
-CREATE TEMP TABLE new_entries ON COMMIT DROP AS
-SELECT i.*
-FROM incoming_entries i
-WHERE NOT EXISTS (SELECT 1 FROM podmod.list_entries e WHERE e.list_id = %(list)s
-                  AND e.removed_in IS NULL AND e.kind = i.kind AND e.value = i.value);
+FROM entry_changes c WHERE e.id = c.current_id;
 
 INSERT INTO podmod.list_entries (list_id, kind, value, label, comment, line, severity, labels,
                                  published, added_in)
 SELECT %(list)s, kind, value, label, comment, line, severity, labels, published, %(number)s
-FROM new_entries ORDER BY value, kind
+FROM entry_changes WHERE value IS NOT NULL ORDER BY value, kind
 """
 
 
@@ -191,14 +187,31 @@ def describe_signature(row: dict[str, Any]) -> str:
     return f"WARN: {UNTIMED}" if row.get("signed_comment") is not None else ""
 
 
-def _stage(state: psycopg.Connection, reading: ListReader) -> None:
-    """COPY the rows into `incoming_entries` as they are read (it has no index to grow)."""
+def _stage(state: psycopg.Connection, reading: ListReader) -> int:
+    """COPY the rows into `incoming_entries` as they are read (it has no index to grow); how
+    many."""
     state.execute(STAGE_SQL)
     with state.cursor().copy(
         f"COPY incoming_entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN"
     ) as copy:
-        _write_text(copy, reading.text(CopyRows()))
-    state.execute("ANALYZE incoming_entries")
+        count = _write_text(copy, reading.text(CopyRows()))
+    _analyze(state, "ANALYZE incoming_entries")
+    return count
+
+
+def _compare(state: psycopg.Connection, list_id: int, incoming: int) -> dict[str, int]:
+    """What the staged rows change in the list's entries in force (entry_changes), counted as
+    store_version reports them: every incoming row is kept, changed or added, every entry in
+    force kept, changed or removed."""
+    state.execute(CHANGES_SQL, {"list": list_id})
+    state.execute("ANALYZE entry_changes")  # (a few changes: their entries ended by id lookups)
+    changes = state.execute(CHANGE_COUNTS_SQL).fetchone()
+    return {
+        "current": incoming - changes["added"] + changes["removed"],
+        "removed": changes["removed"],
+        "added": changes["added"],
+        "total": incoming,
+    }
 
 
 _COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -304,15 +317,15 @@ ANALYZE_ENTRIES_SQL = (
 SYNC_STATISTICS_TARGET = "10"
 
 
-def _analyze_entries(state: psycopg.Connection) -> None:
-    """ANALYZE the columns the plans use, on a small sample (SYNC_STATISTICS_TARGET)."""
+def _analyze(state: psycopg.Connection, statement: str = ANALYZE_ENTRIES_SQL) -> None:
+    """ANALYZE (the entries' columns the plans use), on a small sample (SYNC_STATISTICS_TARGET)."""
     previous = state.execute(
         "SELECT current_setting('default_statistics_target') AS target"
     ).fetchone()["target"]
     state.execute(
         "SELECT set_config('default_statistics_target', %s, true)", (SYNC_STATISTICS_TARGET,)
     )
-    state.execute(ANALYZE_ENTRIES_SQL)
+    state.execute(statement)
     state.execute("SELECT set_config('default_statistics_target', %s, true)", (previous,))
 
 
@@ -409,13 +422,13 @@ def store_version(
             total = _copy_entries(state, list_id, number, reading)
             counts = {"current": 0, "removed": 0, "added": total, "total": total}
         else:
-            _analyze_entries(state)  # plans below must see its real size
-            _stage(state, reading)
+            _analyze(state)  # plans below must see its real size
+            incoming = _stage(state, reading)
     reading.check(
         skip_invalid=subscription.skip_invalid, require_canary=subscription.require_canary
     )
     if in_force:
-        counts = state.execute(COUNT_SQL, {"list": list_id}).fetchone()
+        counts = _compare(state, list_id, incoming)
     share = subscription.max_removal_share or config["list_sync.max_removal_share"]
     removal = counts["removed"] / counts["current"] if counts["current"] else 0.0
     # Older held versions give way to this one, whatever becomes of it.
@@ -474,7 +487,7 @@ def store_version(
         common | {"approved_by": approved_by},
     )
     state.execute("UPDATE podmod.lists SET current_version = %s WHERE id = %s", (number, list_id))
-    _analyze_entries(state)  # a version may bring a million rows at once
+    _analyze(state)  # a version may bring a million rows at once
     return VersionOutcome(number, "applied", counts["total"], counts["added"], counts["removed"])
 
 
