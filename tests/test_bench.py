@@ -68,11 +68,14 @@ def test_podmod_bench_measures_every_figure_beside_its_baseline(services):
         assert len(shape["runs"]) == TINY["list-syncs"], shape["runs"]
         assert all(seconds > 0 and floor > 0 for seconds, floor, _ in shape["runs"])
         assert shape["status"] == "applied"
+        # the next version: of every 100 rows one removed, one changed, one added
+        step = TINY["entries"] // 100
+        assert shape["changed_version"] == {"status": "applied", "added": step, "removed": step}
     assert details["web"]["open_cases"] == TINY["cases"]
     assert details["web"]["memory"]["requests"] == 2 + TINY["requests"]
 
     figures = {figure["name"]: figure for figure in result["figures"]}
-    assert len(figures) == 16
+    assert len(figures) == 17
     for figure in figures.values():
         assert figure["podmod"] > 0, figure
         assert figure["baseline"] > 0 and figure["baseline_name"], figure
@@ -138,3 +141,21 @@ def test_importing_the_command_line_or_a_baseline_loads_no_benchmark(module, may
         check=True,
     )
     assert set(done.stdout.split()) - {module} == may_load, done.stdout
+
+
+def test_a_measured_command_is_reported_at_its_own_peak_memory_not_the_benchmarks():
+    # The benchmark holds a million floor rows and two versions of a list when it starts a sync:
+    # a child it forks itself was reported at the benchmark's size (496 MiB for a 363 MiB sync).
+    import os
+    import sys
+
+    from podmod.bench.scratch import run_measured
+
+    ballast = b"x" * (400 * 2**20)  # (resident: written, not only allocated)
+    code, out, err, seconds, peak_kib = run_measured(
+        [sys.executable, "-c", "print(len(b'y' * (120 * 2**20)))"], dict(os.environ)
+    )
+
+    assert len(ballast) and code == 0 and out.strip() == str(120 * 2**20), err
+    assert 120 * 1024 <= peak_kib < 250 * 1024, peak_kib
+    assert 0 < seconds < 60

@@ -245,6 +245,15 @@ def list_figures(lists: dict, sizes: Sizes) -> list[Figure]:
             target="< 2× the floor",
         ),
         Figure(
+            f"list sync of the next version (1% of rows changed, 1% removed, 1% added), Mastodon"
+            f" export, {size}",
+            "s",
+            mastodon["changed_resync_seconds"],
+            mastodon["sync_and_apply_seconds"],
+            "the first sync of the same list",
+            relation="the first sync",
+        ),
+        Figure(
             "subdomain matching: finding the matches, Mastodon export",
             "s",
             mastodon["subdomain_finding_seconds"],

@@ -142,6 +142,31 @@ def write_mastodon_list(path: Path, pod: ListPod, *, entries: int, matches: int)
     return rows
 
 
+def changed_version(body: bytes, shape: str) -> bytes:
+    """The list's next version, as publishers change theirs: of every 100 rows, one removed, one
+    changed (a suspension becomes a silence and back; an account's label), one added after."""
+    lines = body.decode().splitlines(keepends=True)
+    out = [lines[0]]
+    for n, line in enumerate(lines[1:]):
+        if n % 100 == 1:
+            continue
+        if n % 100 == 2:
+            if shape == "podmod":
+                line = line.replace(",bench,", ",changed,", 1)
+            elif ",suspend," in line:
+                line = line.replace(",suspend,", ",silence,", 1)
+            else:
+                line = line.replace(",silence,", ",suspend,", 1).replace(",noop,", ",suspend,", 1)
+        out.append(line)
+        if n % 100 == 3:
+            out.append(
+                f"account,new{n}@added.example,bench,\n"
+                if shape == "podmod"
+                else f'new{n}.added.example,suspend,false,false,"",false\n'
+            )
+    return "".join(out).encode()
+
+
 def measure_floor(database_url: str, rows: FloorRows, *, join_on: str) -> dict[str, float]:
     """What any store of these entry rows costs at least, on the same server in the same run: the
     COPY of the rows (formatted by the client) into a table, an index on the value, and the join
@@ -204,6 +229,16 @@ def _median(values: list[float]) -> float:
     return round(statistics.median(values), 3)
 
 
+def _sync(env: dict[str, str]) -> tuple[float, int, dict[str, Any]]:
+    """`podmod lists sync` as a process: (seconds, peak KiB, its outcome)."""
+    code, out, err, seconds, peak = run_measured(
+        [sys.executable, "-m", "podmod.cli", "lists", "sync", "--json"], env
+    )
+    if code != 0:
+        raise RuntimeError(f"lists sync failed: {out}{err}"[-2000:])
+    return seconds, peak, json.loads(out)[0]
+
+
 def bench_list_sync(
     server_url: str | None,
     redis_url: str | None,
@@ -215,10 +250,11 @@ def bench_list_sync(
     syncs: int = 1,
 ) -> dict[str, Any]:
     """A signed list of `entries` rows in `shape`, served over loopback HTTPS, synced and applied
-    on a pod of `people` people by `podmod lists sync` as a process, then re-synced unchanged, and
-    the floor measured; `syncs` times, podmod's schema made again before each (a machine's noise
-    moves one run by a fifth: the figures are the medians, each run kept). Then the apply again by
-    podmod and by the naive baseline."""
+    on a pod of `people` people by `podmod lists sync` as a process, re-synced unchanged, the floor
+    measured, then its next version synced (changed_version); `syncs` times, podmod's schema made
+    again before each (a machine's noise moves one run by a fifth: the figures are the medians,
+    each run kept). Before the last next version, the apply again by podmod and by the naive
+    baseline."""
     from podmod.lists import minisign
     from podmod.loopback import LoopbackServer
 
@@ -236,11 +272,12 @@ def bench_list_sync(
         gc.freeze()
         secret = minisign.SecretKey.generate()
         body = list_path.read_bytes()
-        (served / f"{file_name}.minisig").write_text(minisign.sign(body, secret))
+        signature = minisign.sign(body, secret)
+        changed = changed_version(body, shape)
         with LoopbackServer(served, workdir) as server:
             config_path = workdir / "podmod.toml"
             config_path.write_text(
-                f'[list_sync]\nca_bundle = "{server.cert_path}"\nmax_bytes = {len(body) + 1}\n'
+                f'[list_sync]\nca_bundle = "{server.cert_path}"\nmax_bytes = {2 * len(body)}\n'
                 f'[[lists]]\nname = "bench"\nurl = "{server.url(file_name)}"\n'
                 f'public_key = "{secret.public_key.to_string()}"\npolicy = "review"\n'
             )
@@ -249,24 +286,31 @@ def bench_list_sync(
             for attempt in range(max(syncs, 1)):
                 if attempt:
                     _state_anew(sc.database_url)
-                timings, peaks = {}, {}
+                list_path.write_bytes(body)
+                (served / f"{file_name}.minisig").write_text(signature)
+                timings, peaks, outcomes = {}, {}, {}
                 settle(sc.database_url)
                 for run in ("first", "unchanged"):
-                    code, out, err, timings[run], peaks[run] = run_measured(
-                        [sys.executable, "-m", "podmod.cli", "lists", "sync", "--json"], env
-                    )
-                    if code != 0:
-                        raise RuntimeError(f"lists sync failed: {out}{err}"[-2000:])
-                    if run == "first":
-                        outcome = json.loads(out)[0]
+                    timings[run], peaks[run], outcomes[run] = _sync(env)
+                outcome = outcomes["first"]
                 settle(sc.database_url)
                 floor = measure_floor(sc.database_url, floor_rows, join_on=join_on)
+                if attempt == max(syncs, 1) - 1:  # (the first version in force)
+                    with psycopg.connect(sc.database_url) as conn:
+                        signals = conn.execute(
+                            "SELECT count(*) FROM podmod.signals WHERE kind = 'list'"
+                        ).fetchone()[0]
+                    apply = compare_apply(
+                        sc.database_url, config_path, env, exact=shape == "mastodon"
+                    )
+                # The next version, signed a second later.
+                list_path.write_bytes(changed)
+                (served / f"{file_name}.minisig").write_text(
+                    minisign.sign(changed, secret, timestamp=int(time.time()) + 1)
+                )
+                settle(sc.database_url)
+                timings["changed"], _, changed_outcome = _sync(env)
                 runs.append({"timings": timings, "peak": peaks["first"], "floor": floor})
-        with psycopg.connect(sc.database_url) as conn:
-            signals = conn.execute(
-                "SELECT count(*) FROM podmod.signals WHERE kind = 'list'"
-            ).fetchone()[0]
-        apply = compare_apply(sc.database_url, config_path, env, exact=shape == "mastodon")
     gc.unfreeze()
     first = [run["timings"]["first"] for run in runs]
     floors = {key: _median([run["floor"][key] for run in runs]) for key in runs[0]["floor"]}
@@ -283,6 +327,8 @@ def bench_list_sync(
         "format": outcome["format"],
         "sync_and_apply_seconds": sync_seconds,
         "unchanged_resync_seconds": _median([run["timings"]["unchanged"] for run in runs]),
+        "changed_resync_seconds": _median([run["timings"]["changed"] for run in runs]),
+        "changed_version": {key: changed_outcome[key] for key in ("status", "added", "removed")},
         "peak_memory_mib": round(max(run["peak"] for run in runs) / 1024, 1),
         **floors,
         "times_the_floor": round(sync_seconds / floors["floor_seconds"], 2),

@@ -4,8 +4,10 @@ started and stopped, and their time and peak memory measured."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -201,22 +203,34 @@ def stopping(processes: list[subprocess.Popen]) -> Iterator[list[subprocess.Pope
 def run_measured(
     args: list[str], env: dict[str, str], timeout: float = 900
 ) -> tuple[int, str, str, float, int]:
-    """Run a command: (exit code, stdout, stderr, seconds, its own peak resident KiB), the peak
-    from wait4() of that one child, not the largest of every child this process ever had."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(args, env=env, stdout=out, stderr=err, text=True)
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
+    """Run a command: (exit code, stdout, stderr, seconds, its own peak resident KiB), measured by
+    podmod.bench.measure, whose small process starts it: started by this one, the command would
+    be reported at least at this process's size."""
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        report = Path(tmp) / "measured.json"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "podmod.bench.measure", str(report), *args],
+            env=env,
+            stdout=out,
+            stderr=err,
+            text=True,
+            start_new_session=True,  # (a group: a command past its time is killed with it)
+        )
         try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            timer.cancel()
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
         out.seek(0)
         err.seek(0)
-        return process.returncode, out.read(), err.read(), seconds, usage.ru_maxrss
+        if not report.exists():
+            return process.returncode or 1, out.read(), err.read(), float(timeout), 0
+        measured = json.loads(report.read_text())
+        return measured["code"], out.read(), err.read(), measured["seconds"], measured["peak_kib"]
 
 
 class MemoryWatch:
