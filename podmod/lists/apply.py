@@ -113,10 +113,11 @@ ORDER BY e.list_id, e.host, e.depth, length(e.name) DESC;
 
 DELETE FROM host_matches WHERE severity = 'noop'
 """
+# What `named` holds of each entry naming a host (both ways of finding them give the same).
+_ENTRY = "e.list_id, e.kind, e.value, e.label, e.severity, e.labels, e.added_in"
 # The entries naming a host, by a hash join: every entry is read once.
-NAMED_BY_JOIN = """
-    SELECT e.list_id, e.kind, e.value, e.label, e.severity, e.labels, e.added_in, hn.host,
-           hn.depth, hn.name
+NAMED_BY_JOIN = f"""
+    SELECT {_ENTRY}, hn.host, hn.depth, hn.name
     FROM podmod.list_entries e
     JOIN host_names hn ON hn.name = e.value
     WHERE e.removed_in IS NULL AND e.kind = 'pod'"""
@@ -124,13 +125,11 @@ NAMED_BY_JOIN = """
 # into the join), for names far fewer than the entries. The planner never chooses it on its own,
 # pricing each lookup as reads from disk: 33,333 hosts' 68,000 names among 900,000 entries are
 # looked up in 0.10 s, joined in 0.25-0.40 s.
-NAMED_BY_LOOKUP = """
-    SELECT e.list_id, e.kind, e.value, e.label, e.severity, e.labels, e.added_in, hn.host,
-           hn.depth, hn.name
+NAMED_BY_LOOKUP = f"""
+    SELECT {_ENTRY}, hn.host, hn.depth, hn.name
     FROM host_names hn
     CROSS JOIN LATERAL (
-        SELECT e.list_id, e.kind, e.value, e.label, e.severity, e.labels, e.added_in
-        FROM podmod.list_entries e
+        SELECT {_ENTRY} FROM podmod.list_entries e
         WHERE e.value = hn.name AND e.kind = 'pod' AND e.removed_in IS NULL OFFSET 0) e"""
 HOST_MATCHES_SQL = _HOST_MATCHES.format(named=NAMED_BY_JOIN)
 HOST_LOOKUP_SQL = _HOST_MATCHES.format(named=NAMED_BY_LOOKUP)

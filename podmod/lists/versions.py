@@ -204,7 +204,7 @@ def _compare(state: psycopg.Connection, list_id: int, incoming: int) -> dict[str
     store_version reports them: every incoming row is kept, changed or added, every entry in
     force kept, changed or removed."""
     state.execute(CHANGES_SQL, {"list": list_id})
-    state.execute("ANALYZE entry_changes")  # (a few changes: their entries ended by id lookups)
+    _analyze(state, "ANALYZE entry_changes")  # (a few changes: their entries ended by id)
     changes = state.execute(CHANGE_COUNTS_SQL).fetchone()
     return {
         "current": incoming - changes["added"] + changes["removed"],
