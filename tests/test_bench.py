@@ -64,6 +64,9 @@ def test_podmod_bench_measures_every_figure_beside_its_baseline(services):
     assert mastodon["entries"] == TINY["entries"] * 9 // 10  # one row in ten is obfuscated
     for shape in (own, mastodon):
         assert shape["floor_seconds"] > 0 and shape["times_the_floor"] > 0
+        # PostgreSQL alone storing the rows podmod's reading wrote: all of them, every index built
+        assert shape["store_rows"] == shape["entries"] and shape["store_index_seconds"] > 0
+        assert shape["store_times_the_floor"] > 0
         # each sync anew on a fresh schema: each stored the whole list and matched again
         assert len(shape["runs"]) == TINY["list-syncs"], shape["runs"]
         assert all(seconds > 0 and floor > 0 for seconds, floor, _ in shape["runs"])
@@ -75,7 +78,7 @@ def test_podmod_bench_measures_every_figure_beside_its_baseline(services):
     assert details["web"]["memory"]["requests"] == 2 + TINY["requests"]
 
     figures = {figure["name"]: figure for figure in result["figures"]}
-    assert len(figures) == 17
+    assert len(figures) == 18
     for figure in figures.values():
         assert figure["podmod"] > 0, figure
         assert figure["baseline"] > 0 and figure["baseline_name"], figure

@@ -245,6 +245,14 @@ def list_figures(lists: dict, sizes: Sizes) -> list[Figure]:
             target="< 2× the floor",
         ),
         Figure(
+            f"PostgreSQL alone storing the entries as podmod stores them, Mastodon export, {size}",
+            "s",
+            mastodon["store_seconds"],
+            mastodon["floor_seconds"],
+            floor,
+            relation="the floor",
+        ),
+        Figure(
             f"list sync of the next version (1% of rows changed, 1% removed, 1% added), Mastodon"
             f" export, {size}",
             "s",

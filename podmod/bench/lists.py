@@ -11,6 +11,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,17 @@ def changed_version(body: bytes, shape: str) -> bytes:
     return "".join(out).encode()
 
 
+@contextlib.contextmanager
+def dropped_after(conn: psycopg.Connection, table: str) -> Iterator[None]:
+    """Measure on a scratch table, then drop it, whatever the measure left uncommitted."""
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.execute(f"DROP TABLE {table}")
+        conn.commit()
+
+
 def measure_floor(database_url: str, rows: FloorRows, *, join_on: str) -> dict[str, float]:
     """What any store of these entry rows costs at least, on the same server in the same run: the
     COPY of the rows (formatted by the client) into a table, an index on the value, and the join
@@ -174,7 +186,7 @@ def measure_floor(database_url: str, rows: FloorRows, *, join_on: str) -> dict[s
     with psycopg.connect(database_url) as conn:
         conn.execute("CREATE TABLE bench_floor (value text, second text, third text)")
         conn.commit()
-        try:
+        with dropped_after(conn, "bench_floor"):
             started = time.perf_counter()
             with conn.cursor().copy("COPY bench_floor (value, second, third) FROM STDIN") as copy:
                 block: list[str] = []
@@ -193,16 +205,74 @@ def measure_floor(database_url: str, rows: FloorRows, *, join_on: str) -> dict[s
             ).fetchone()[0]
             joined = time.perf_counter()
             conn.commit()
-        finally:
-            conn.rollback()
-            conn.execute("DROP TABLE bench_floor")
-            conn.commit()
     return {
         "floor_seconds": round(joined - started, 3),
         "floor_copy_seconds": round(copied - started, 3),
         "floor_index_seconds": round(indexed - copied, 3),
         "floor_join_seconds": round(joined - indexed, 3),
         "floor_join_rows": joined_rows,
+    }
+
+
+# podmod.list_entries' indexes defined again on bench_store (each named bench_ and its name), and
+# whether a first version's COPY builds it afterwards (podmod.lists.versions.ENTRY_INDEXES_SQL).
+STORE_INDEXES_SQL = """
+SELECT regexp_replace(pg_get_indexdef(x.indexrelid),
+                      '^CREATE (UNIQUE )?INDEX \\S+ ON podmod\\.list_entries ',
+                      'CREATE \\1INDEX bench_' || i.relname || ' ON bench_store ') AS definition,
+       i.relname IN (SELECT name FROM (%s) built) AS built_after
+FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+WHERE x.indrelid = 'podmod.list_entries'::regclass
+ORDER BY i.relname
+"""
+
+
+def measure_store(database_url: str, body: bytes) -> dict[str, float]:
+    """What PostgreSQL alone takes to store a list's entries as podmod stores a first version, in
+    the same run as the floor: the rows as podmod's reading writes them for COPY (formatted before
+    the clock starts), copied into a table of podmod.list_entries' columns with the indexes a
+    first COPY keeps, the others built afterwards and the kinds' BRIN summarised, as
+    podmod.lists.versions does into the empty store. Beside the floor, it tells how much of a
+    sync is the shape of podmod's store, and how much its own work (process, fetch, signature,
+    reading the file, matching)."""
+    from podmod.lists import versions
+    from podmod.lists.parse import ListReader, collector_paused
+
+    with collector_paused():
+        blocks = list(ListReader(body).text(versions.CopyRows(prefix="1\t", suffix="\t1\n")))
+    columns = ", ".join(("list_id", *versions.ENTRY_COLUMNS, "added_in"))
+    with psycopg.connect(database_url) as conn:
+        conn.execute("CREATE TABLE bench_store (LIKE podmod.list_entries INCLUDING DEFAULTS)")
+        indexes = conn.execute(
+            STORE_INDEXES_SQL.replace("%s", versions.ENTRY_INDEXES_SQL)
+        ).fetchall()
+        for definition, built_after in indexes:
+            if not built_after:
+                conn.execute(definition)
+        conn.commit()
+        with dropped_after(conn, "bench_store"):
+            started = time.perf_counter()
+            conn.execute(
+                "SELECT set_config('maintenance_work_mem', %s, true)",
+                (versions.INDEX_BUILD_MEMORY,),
+            )
+            cursor = conn.cursor()
+            with cursor.copy(f"COPY bench_store ({columns}) FROM STDIN") as copy:
+                for block in blocks:
+                    copy.write(block)
+            copied = time.perf_counter()
+            for definition, built_after in indexes:
+                if built_after:
+                    conn.execute(definition)
+            summary = versions.KINDS_SUMMARY_SQL.replace("podmod.list_", "bench_list_")
+            conn.execute(summary)
+            conn.commit()
+            finished = time.perf_counter()
+    return {
+        "store_seconds": round(finished - started, 3),
+        "store_copy_seconds": round(copied - started, 3),
+        "store_index_seconds": round(finished - copied, 3),
+        "store_rows": cursor.rowcount,
     }
 
 
@@ -295,6 +365,8 @@ def bench_list_sync(
                 outcome = outcomes["first"]
                 settle(sc.database_url)
                 floor = measure_floor(sc.database_url, floor_rows, join_on=join_on)
+                settle(sc.database_url)
+                floor |= measure_store(sc.database_url, body)
                 if attempt == max(syncs, 1) - 1:  # (the first version in force)
                     with psycopg.connect(sc.database_url) as conn:
                         signals = conn.execute(
@@ -332,6 +404,8 @@ def bench_list_sync(
         "peak_memory_mib": round(max(run["peak"] for run in runs) / 1024, 1),
         **floors,
         "times_the_floor": round(sync_seconds / floors["floor_seconds"], 2),
+        # PostgreSQL storing the rows as podmod stores them, beside the same floor
+        "store_times_the_floor": round(floors["store_seconds"] / floors["floor_seconds"], 2),
         # each run: (sync + apply, its floor, the one over the other)
         "runs": [
             (
