@@ -227,19 +227,26 @@ ORDER BY i.relname
 """
 
 
-def measure_store(database_url: str, body: bytes) -> dict[str, float]:
+def store_text(body: bytes) -> list[str]:
+    """A list's entry rows as podmod's reading writes them for COPY into podmod.list_entries (list
+    1, version 1), for measure_store: formatted once, before any clock starts."""
+    from podmod.lists import versions
+    from podmod.lists.parse import ListReader, collector_paused
+
+    with collector_paused():
+        return list(ListReader(body).text(versions.CopyRows(prefix="1\t", suffix="\t1\n")))
+
+
+def measure_store(database_url: str, blocks: list[str]) -> dict[str, float]:
     """What PostgreSQL alone takes to store a list's entries as podmod stores a first version, in
-    the same run as the floor: the rows as podmod's reading writes them for COPY (formatted before
-    the clock starts), copied into a table of podmod.list_entries' columns with the indexes a
+    the same run as the floor: the rows as podmod's reading writes them for COPY (store_text),
+    copied into a table of podmod.list_entries' columns with the indexes a
     first COPY keeps, the others built afterwards and the kinds' BRIN summarised, as
     podmod.lists.versions does into the empty store. Beside the floor, it tells how much of a
     sync is the shape of podmod's store, and how much its own work (process, fetch, signature,
     reading the file, matching)."""
     from podmod.lists import versions
-    from podmod.lists.parse import ListReader, collector_paused
 
-    with collector_paused():
-        blocks = list(ListReader(body).text(versions.CopyRows(prefix="1\t", suffix="\t1\n")))
     columns = ", ".join(("list_id", *versions.ENTRY_COLUMNS, "added_in"))
     with psycopg.connect(database_url) as conn:
         conn.execute("CREATE TABLE bench_store (LIKE podmod.list_entries INCLUDING DEFAULTS)")
@@ -344,6 +351,7 @@ def bench_list_sync(
         body = list_path.read_bytes()
         signature = minisign.sign(body, secret)
         changed = changed_version(body, shape)
+        stored_rows = store_text(body)  # (the same rows each run)
         with LoopbackServer(served, workdir) as server:
             config_path = workdir / "podmod.toml"
             config_path.write_text(
@@ -366,7 +374,7 @@ def bench_list_sync(
                 settle(sc.database_url)
                 floor = measure_floor(sc.database_url, floor_rows, join_on=join_on)
                 settle(sc.database_url)
-                floor |= measure_store(sc.database_url, body)
+                floor |= measure_store(sc.database_url, stored_rows)
                 if attempt == max(syncs, 1) - 1:  # (the first version in force)
                     with psycopg.connect(sc.database_url) as conn:
                         signals = conn.execute(
