@@ -294,6 +294,7 @@ def test_private_comments_of_the_samples_are_never_read() -> None:
         (b"domain,private_comment\n", "domain-csv"),
         (b"x.example\n", "domains"),
         (b"x.example,\n", "domains"),
+        (b"x.example,Silence\n", "domains"),
         (b"# a comment\n\n# another\nx.example\n", "domains"),
         ("bücher.example\n".encode(), "domains"),
         (b"*.wild.example\n", "domains"),
@@ -639,6 +640,46 @@ def test_a_file_of_one_domain_per_line_skips_comments_and_blank_lines() -> None:
     assert (parsed.obfuscated, parsed.canaries, parsed.duplicates) == (1, ["aud.invalid"], 1)
     assert [(e.line, e.message) for e in parsed.errors] == [
         (11, "'not valid' is not a valid host name such as pod.example")
+    ]
+
+
+def test_a_domain_per_line_may_carry_its_severity_after_a_comma() -> None:
+    # Oliphant's first published file: `domain,severity` rows without a header.
+    data = b"one.example,suspend\ntwo.example, Silence\nthree.example\nfour.example,noop,\n"
+    data += b"five.example,bogus\n.tk,silence\n"
+    parsed = parse_list(data, skip_invalid=True)
+    assert parsed.format == "domains"
+    assert parsed.entries == [
+        pod("one.example", 1),
+        pod("two.example", 2, "silence"),
+        pod("three.example", 3),
+        pod("four.example", 4, "noop"),
+        pod("tk", 6, "silence"),
+    ]
+    assert [(e.line, e.message) for e in parsed.errors] == [
+        (5, "the severity 'bogus' is not suspend, silence or noop")
+    ]
+
+
+def test_whole_top_level_domains_and_ip_addresses_are_entries_as_mastodon_exports_write_them():
+    # Rows of real exports that a reading of two-label hosts refused, and so the whole list with
+    # them: a top-level domain with or without its dot, names of one label, a bare IP v6 address.
+    data = (
+        b"domain,severity,public_comment\n.cf,silence,\ncf,suspend,\nonelabel,suspend,\n"
+        b"2001:db8:140:2113::2,suspend,\n198.51.100.4,silence,\n2001:db8:140:2113:,suspend,\n"
+        b"..tk,suspend,\n"
+    )
+    parsed = parse_list(data, skip_invalid=True)
+    assert parsed.entries == [
+        pod("cf", 2, "silence"),
+        pod("onelabel", 4),
+        pod("[2001:db8:140:2113::2]", 5),
+        pod("198.51.100.4", 6, "silence"),
+    ]
+    assert parsed.duplicates == 1  # cf, the same domain as .cf
+    assert [(e.line, e.message) for e in parsed.errors] == [
+        (7, "'2001:db8:140:2113:' is not a valid IP v6 address"),
+        (8, "'..tk' is not a valid host name such as pod.example"),
     ]
 
 

@@ -343,12 +343,88 @@ def test_the_matching_names_a_host_as_the_database_function_does(state):
         "bücher.example",
         "s0.d0.example:8443",
         "a.b.c.d.e.f.g.h.i.j.example",
+        "cf",
+        "1.2.3.4",
+        "1.2.3.4:8080",
+        "1.2.3",
+        "[2001:db8::2]",
+        "[2001:db8::2]:8443",
+        "[2001:db8::2]:1:2",
+        "[2001:db8::2",
+        "[2001:db8::2]x",
+        "2001:db8::2",
     ]
     for host in hosts:
         [row] = state.execute("SELECT podmod.host_names(%s) AS names", (host,)).fetchall()
         assert [name for name, _ in host_names(host)] == row["names"], host
         depths = [depth for _, depth in host_names(host)]
         assert depths == sorted(depths) and depths[0] == 1, host
+
+
+def test_a_whole_top_level_domain_covers_every_host_under_it(lists, pod, state):
+    # Real lists block top-level domains, written `.tk` or `tk` (Oliphant's unified tiers,
+    # Mastodon exports): each covers every host under it, as Mastodon's rule_for reads it.
+    for username, host in [
+        ("apex", "pod.test"),
+        ("deep", "x.y.test:8443"),
+        ("second", "test.example"),
+        ("longer", "pod.testing"),
+        ("other", "pod.example"),
+    ]:
+        pod.person(username, host)
+    serve(
+        lists,
+        "tiers",
+        "domain,severity,reject_media,reject_reports,public_comment,obfuscate\n"
+        ".test,silence,False,False,,False\n"
+        "invalid-looking-but-one-label,suspend,False,False,,False\n"
+        "test,suspend,False,False,,False\n",
+    )
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert entries_of(state, "tiers") == pods(
+        ("test", "silence"), ("invalid-looking-but-one-label", "suspend")
+    )
+    assert open_accounts() == ["apex@pod.test", "deep@x.y.test:8443"]
+
+
+def test_ip_addresses_are_read_as_addresses_and_cover_only_themselves(lists, pod, state):
+    for username, host in [
+        ("six", "[2001:db8::2]"),
+        ("sixport", "[2001:db8::2]:8443"),
+        ("four", "192.0.2.1"),
+        ("fourport", "192.0.2.1:3000"),
+        ("near", "198.51.100.1"),
+    ]:
+        pod.person(username, host)
+    # A bare IP v6 address is not read as a host and a port (`2001:db8:0:0:0:0:0` and `2`); a
+    # domain its last labels could spell (51.100.1) never covers an address.
+    serve(
+        lists,
+        "addresses",
+        MASTODON_HEADER + "2001:DB8:0:0:0:0:0:2,suspend,false,false,,false\n"
+        "[2001:db8::3]:8443,suspend,false,false,,false\n"
+        "192.0.2.1,suspend,false,false,,false\n"
+        "51.100.1,suspend,false,false,,false\n",
+    )
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert entries_of(state, "addresses") == pods(
+        ("[2001:db8::2]", "suspend"),
+        ("[2001:db8::3]:8443", "suspend"),
+        ("192.0.2.1", "suspend"),
+        ("51.100.1", "suspend"),
+    )
+    assert open_accounts() == [
+        "four@192.0.2.1",
+        "fourport@192.0.2.1:3000",
+        "six@[2001:db8::2]",
+        "sixport@[2001:db8::2]:8443",
+    ]
 
 
 def test_a_pod_entry_with_a_port_covers_that_port_only(lists, pod):

@@ -14,12 +14,12 @@ import psycopg
 
 def host_names(host: str) -> dict[str, tuple[int, int]]:
     """Every name a host answers to, with how specific it is (lower first): itself and its parent
-    domains, each with its port (if any) and without, and the SHA-256 digests of the portless
-    names (as specific as the name)."""
+    domains down to its top-level domain, each with its port (if any) and without, and the SHA-256
+    digests of the portless names (as specific as the name)."""
     name, _, port = host.partition(":")
     labels = name.split(".")
     names: dict[str, tuple[int, int]] = {}
-    for depth in range(max(len(labels) - 1, 1)):
+    for depth in range(len(labels)):
         parent = ".".join(labels[depth:])
         names[parent] = (depth, -len(parent))
         names["sha256:" + hashlib.sha256(parent.encode()).hexdigest()] = (depth, -len(parent))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import ipaddress
 import json
 import re
 import unicodedata
@@ -39,6 +40,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_NOT_TAB = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 _HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"(?:{_HOST_LABEL}\.)+{_HOST_LABEL}|localhost")
+# A pod entry may be one label: lists block whole top-level domains (`cf` covers every host under
+# .cf), as Mastodon's do.
+_DOMAIN = re.compile(rf"(?:{_HOST_LABEL}\.)*{_HOST_LABEL}")
 _PORT = re.compile(r"[0-9]{1,5}")
 _USERNAME = re.compile(r"[a-z0-9_.-]+")
 # Already-normalised ASCII hosts and handles without a port, the common case, accepted as they are
@@ -59,8 +63,12 @@ _LABEL_SPECIAL = re.compile(r"[;,:]|\s\s|[^\S ]")
 _BLANK_LINE = re.compile(r'[\s,"]*')
 _FIRST_CHARACTER = re.compile(r"\s*(\S)")
 # One domain on the first line of a file of one domain per line (a URL or a port is let through:
-# normalise() reads them); at least one dot, or letters beyond ASCII.
-_HOST_LIKE = re.compile(r"(?:[Hh][Tt][Tt][Pp][Ss]?://)?([\w*.-]+)(?::[0-9]{1,5})?/?\s*,?")
+# normalise() reads them); at least one dot, or letters beyond ASCII. Its severity may follow after
+# a comma (`pod.example,silence`: Oliphant's first published file had no header).
+_HOST_LIKE = re.compile(
+    r"(?:[Hh][Tt][Tt][Pp][Ss]?://)?([\w*.-]+)(?::[0-9]{1,5})?/?\s*"
+    r"(?:,\s*(?i:suspend|silence|noop)\s*)?,?"
+)
 
 
 class ListFormatError(PodmodError):
@@ -171,8 +179,9 @@ def _show(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def _host(text: str) -> str:
-    """A host name, lower-case, internationalised names in punycode; ValueError when invalid."""
+def _host(text: str, pattern: re.Pattern[str] = _HOST) -> str:
+    """A host name, lower-case, internationalised names in punycode; ValueError when invalid
+    (`pattern`: _DOMAIN for a pod entry, which may be one label)."""
     host = text.lower()
     if host.endswith("."):
         host = host[:-1]
@@ -181,15 +190,39 @@ def _host(text: str) -> str:
             host = host.encode("idna").decode("ascii").lower()
         except UnicodeError:
             raise ValueError(f"{_show(text)} is not a valid host name") from None
-    if len(host) > MAX_HOST or not _HOST.fullmatch(host):
+    if len(host) > MAX_HOST or not pattern.fullmatch(host):
         raise ValueError(f"{_show(text)} is not a valid host name such as pod.example")
     return host
 
 
-def _host_port(text: str, *, default_port: int | None = None) -> str:
-    """`host` or `host:port`, normalised; a port equal to `default_port` is dropped."""
-    host, colon, port = text.rpartition(":") if ":" in text else (text, "", "")
-    normal = _host(host)
+def _ipv6(text: str, written: str) -> str:
+    """An IP v6 address in brackets, compressed: `[2001:db8::2]`."""
+    try:
+        address = ipaddress.IPv6Address(text)
+    except ValueError:
+        address = None
+    if address is None or address.scope_id:
+        raise ValueError(f"{_show(written)} is not a valid IP v6 address")
+    return f"[{address.compressed}]"
+
+
+def _host_port(
+    text: str, *, default_port: int | None = None, pattern: re.Pattern[str] = _HOST
+) -> str:
+    """`host` or `host:port`, normalised (the host by `pattern`); a port equal to `default_port`
+    is dropped. An IP v6 address is written in brackets when it has a port
+    (`[2001:db8::2]:8443`), and may be bare without one (`2001:db8::2`): either way it is kept in
+    brackets."""
+    if text.startswith("["):
+        address, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{_show(text)} is not a valid host name such as pod.example")
+        normal, colon, port = _ipv6(address, text), rest[:1], rest[1:]
+    elif text.count(":") > 1:
+        return _ipv6(text, text)
+    else:
+        host, colon, port = text.rpartition(":") if ":" in text else (text, "", "")
+        normal = _host(host, pattern)
     if not colon:
         return normal
     if not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535:
@@ -235,10 +268,14 @@ def _pod(value: str) -> str:
         if "@" in parts.netloc:
             raise ValueError(f"{_show(value)} is a URL with a user name; give only the host")
         default = 443 if parts.scheme.lower() == "https" else 80
-        return _host_port(parts.netloc, default_port=default)
+        return _host_port(parts.netloc, default_port=default, pattern=_DOMAIN)
     if "/" in text or "@" in text:
         raise ValueError(f"{_show(value)} is not a pod host such as pod.example")
-    return _host_port(text)
+    if text.startswith(".") and not text.startswith(".."):
+        # `.cf`: the domain and everything under it, as list authors write it (what every pod
+        # entry covers anyway).
+        text = text[1:]
+    return _host_port(text, pattern=_DOMAIN)
 
 
 def _fixpoint(text: str, step: Callable[[str], str]) -> str:

@@ -349,13 +349,20 @@ def _misplaced_comment(comment: str, flags: tuple[str, ...]) -> str:
 
 
 def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
-    """One domain per line, each a suspension; blank lines and # comments skipped."""
+    """One domain per line, each a suspension unless its severity follows after a comma
+    (`pod.example,silence`); blank lines and # comments skipped."""
     domains = _Domains(reader)
-    plain = domains.tail("", "")  # a suspension, no comment
+    tails = {"": domains.tail("", "")}  # by the severity as written (none: a suspension)
     for line, raw in enumerate(lines[start:], start + 1):
         text = raw.strip().rstrip(", \t")
         if text and not text.startswith("#"):
-            entry = domains.add(line, text, plain)
+            domain, _, severity = text.partition(",")
+            tail = tails.get(severity)
+            if tail is None:
+                tail = domains.tail(severity, "")
+                if len(tails) < _COMMENTS_KEPT:
+                    tails[severity] = tail
+            entry = domains.add(line, domain, tail)
             if entry is not None:
                 yield entry
 

@@ -25,8 +25,9 @@ from podmod.lists.parse import Details, ListReader, collector_paused, text_block
 from podmod.redact import masked_url
 
 # The version of podmod's reading of list files: a version read by an older podmod is fetched and
-# read again at the next sync (2: every published shape, subdomains, severities, labels, canaries).
-READER = 2
+# read again at the next sync (2: every published shape, subdomains, severities, labels, canaries;
+# 3: whole top-level domains, `.cf`, IP v6 addresses, `domain,severity` lines without a header).
+READER = 3
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)
 ENTRY_COLUMNS = ("kind", "value", "line", "label", "comment", "severity", "labels", "published")
