@@ -667,16 +667,19 @@ def test_whole_top_level_domains_and_ip_addresses_are_entries_as_mastodon_export
     data = (
         b"domain,severity,public_comment\n.cf,silence,\ncf,suspend,\nonelabel,suspend,\n"
         b"2001:db8:140:2113::2,suspend,\n198.51.100.4,silence,\n2001:db8:140:2113:,suspend,\n"
-        b"..tk,suspend,\n"
+        b"..tk,suspend,\n.tk,silence,\n"
     )
     parsed = parse_list(data, skip_invalid=True)
+    # `.cf` and `cf` are one domain: the row written plainly is the one that counts, as in
+    # Mastodon, where `.cf` names no host (a dotted row alone is read: `.tk` below).
     assert parsed.entries == [
-        pod("cf", 2, "silence"),
+        pod("cf", 3),
         pod("onelabel", 4),
         pod("[2001:db8:140:2113::2]", 5),
         pod("198.51.100.4", 6, "silence"),
+        pod("tk", 9, "silence"),
     ]
-    assert parsed.duplicates == 1  # cf, the same domain as .cf
+    assert parsed.duplicates == 1
     assert [(e.line, e.message) for e in parsed.errors] == [
         (7, "'2001:db8:140:2113:' is not a valid IP v6 address"),
         (8, "'..tk' is not a valid host name such as pod.example"),
@@ -825,7 +828,11 @@ def test_a_list_reader_streams_entries_and_counts_as_it_goes() -> None:
 # Properties: whatever the input, a result or a ListFormatError, and no entry of text with '*'.
 
 domain_cells = st.text(alphabet=st.characters(codec="utf-8"), max_size=20) | st.sampled_from(
-    ["a.example", "*.b.example", "ex**le.org", "aud.invalid", "bücher.example", "", '"', ",", "#"]
+    [
+        *("a.example", "*.b.example", "ex**le.org", "aud.invalid", "bücher.example", "", '"', ","),
+        *("#", ".a.example", "example", ".example", "..example", ".aud.invalid", "2001:db8::2"),
+        "[::1]:80",
+    ]
 )
 other_cells = st.text(max_size=12) | st.sampled_from(
     ["suspend", "Silence", "noop", "limit", "TRUE", "false", "iftas:canary", "spam, bots", '"']

@@ -98,6 +98,7 @@ class _Domains:
         self.comments: dict[str, _Comment] = {}
         # one Details for each (label, comment, severity, labels) met
         self.details: dict[tuple[str, str, str, tuple[str, ...]], Details] = {}
+        self.dotted: list[tuple[int, str, _Tail]] = []  # rows read last (dotted_rows())
 
     def error(self, line: int, message: str) -> None:
         self.reader.errors.append(RowError(line, message, self.unit))
@@ -127,7 +128,24 @@ class _Domains:
         return clean, None, details, problem, canary, digest
 
     def add(self, line: int, domain: str, tail: _Tail) -> Row | None:
-        """The row of one row of the file, or None for one that is none (counted, or an error)."""
+        """The row of one row of the file, or None for one that is none (counted, or an error, or
+        a domain written with a leading dot, kept for dotted_rows())."""
+        if domain.lstrip().startswith("."):
+            self.dotted.append((line, domain, tail))
+            return None
+        return self._add(line, domain, tail)
+
+    def dotted_rows(self) -> Iterator[Row]:
+        """The rows whose domain was written with a leading dot (`.cf`), read once the others
+        are: a domain also written plainly (`cf`) is that row's, as in Mastodon, where `.cf`
+        names no host; alone, it is the domain the author means."""
+        rows, self.dotted = self.dotted, []
+        for line, domain, tail in rows:
+            entry = self._add(line, domain, tail)
+            if entry is not None:
+                yield entry
+
+    def _add(self, line: int, domain: str, tail: _Tail) -> Row | None:
         _, columns_problem, details, problem, canary, digest = tail
         if columns_problem:
             self.error(line, columns_problem)
@@ -325,6 +343,11 @@ def read_csv(
         if len(block) >= TEXT_BLOCK:
             yield "".join(block)
             block = []
+    for entry in domains.dotted_rows():
+        if text is None:
+            yield entry
+        else:
+            block.append(text.row(*entry))
     if block:
         yield "".join(block)
 
@@ -365,6 +388,7 @@ def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[
             entry = domains.add(line, domain, tail)
             if entry is not None:
                 yield entry
+    yield from domains.dotted_rows()
 
 
 def _text(item: dict[str, Any], name: str) -> str | None:
@@ -399,6 +423,7 @@ def _read_mastodon_json(reader: ListReader, items: list[Any]) -> Iterator[Row]:
             entry = domains.add(number, fields["domain"] or "", tail)
             if entry is not None:
                 yield entry
+    yield from domains.dotted_rows()
 
 
 def _read_rapidblock_json(reader: ListReader, value: dict[str, Any]) -> Iterator[Row]:
@@ -430,3 +455,4 @@ def _read_rapidblock_json(reader: ListReader, value: dict[str, Any]) -> Iterator
             entry = domains.add(number, host, domains.tail("suspend", reason, tags=tags))
             if entry is not None:
                 yield entry
+    yield from domains.dotted_rows()
