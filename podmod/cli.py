@@ -561,10 +561,16 @@ def lists() -> None:
 
 @lists.command("sync")
 @click.option("--name", "names", multiple=True, help="Only this list (repeatable).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Tell what the sync would do (versions, matches, locks) and keep nothing: each list is "
+    "stored and matched, then rolled back; nobody is locked, nothing is sent.",
+)
 @JSON_OPTION
 @click.pass_context
 @podmin_errors
-def lists_sync(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
+def lists_sync(ctx: click.Context, names: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
     """Fetch, verify, store and apply every subscribed list (meant for cron)."""
     from podmod import store
     from podmod.db import state_connection
@@ -582,20 +588,32 @@ def lists_sync(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> Non
         item_show_func=lambda stage: stage,
         file=sys.stderr,
     ) as bar:
-        outcomes = sync_lists(config, list(names), progress=lambda stage: bar.update(1, stage))
+        outcomes = sync_lists(
+            config, list(names), progress=lambda stage: bar.update(1, stage), dry_run=dry_run
+        )
     if as_json:
-        click.echo(json.dumps([o.as_json() for o in outcomes], indent=2))
+        click.echo(
+            json.dumps(
+                [o.as_json() | ({"dry_run": True} if dry_run else {}) for o in outcomes], indent=2
+            )
+        )
     else:
+        said, locked = ("(dry run) ", "would lock") if dry_run else ("", "locked")
         for outcome in outcomes:
             mark = "FAILED: " if outcome.failed else ""
-            click.echo(f"{outcome.name}: {mark}{outcome.message}")
+            click.echo(f"{outcome.name}: {said}{mark}{outcome.message}")
             for handle in outcome.locked:
-                click.echo(f"{outcome.name}: locked {handle} (policy lock)")
+                click.echo(f"{outcome.name}: {said}{locked} {handle} (policy lock)")
+        if dry_run:
+            click.echo(
+                "Dry run: nothing above was kept; no account was locked, nothing was sent. "
+                "Run `podmod lists sync` to do it."
+            )
     # cron mails the podmin on a non-zero exit (deploy/podmod.cron): a failed list, or one that
     # waits for `podmod lists approve`.
     if any(o.failed for o in outcomes):
         sys.exit(1)
-    sys.exit(4 if any(o.status == "held" for o in outcomes) else 0)
+    sys.exit(4 if not dry_run and any(o.status == "held" for o in outcomes) else 0)
 
 
 @lists.command("show")

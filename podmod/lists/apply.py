@@ -455,6 +455,25 @@ ORDER BY s.person_id, s.id
 """
 
 
+def lock_preview(
+    pod: psycopg.Connection, state: psycopg.Connection, list_name: str
+) -> tuple[list[str], list[str]]:
+    """The local accounts carry_out_lock_policies() would lock now for this list's matches (not
+    locked already), and those it would refuse to lock (admins and moderators); nothing is
+    locked. Asked inside the transaction that stored the list's version."""
+    would, refused = [], []
+    for candidate in state.execute(LOCK_CANDIDATES_SQL).fetchall():
+        if candidate["list"] != list_name:
+            continue
+        account = actions.find_account(pod, person_id=candidate["person_id"])
+        if account.staff:
+            refused.append(account.handle)
+        elif not account.locked:
+            would.append(account.handle)
+    pod.rollback()
+    return sorted(would), sorted(refused)
+
+
 def carry_out_lock_policies(config: Config, state: psycopg.Connection) -> list[str]:
     """Lock local accounts matched by a `lock` list, through the action path; never an admin or a
     moderator. An open case of the account is closed as locked with its reports marked reviewed

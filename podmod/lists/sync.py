@@ -147,33 +147,12 @@ def sync_list(
             "UPDATE podmod.lists SET last_attempt_at = now() WHERE id = %s", (list_row["id"],)
         )
     try:
-        latest = versions.latest_version(state, list_row["id"])
-        # The file is read again when podmod reads files differently now, or a setting about
-        # reading it changed; its entries are applied again when any setting changed.
-        read_again = latest is not None and (
-            latest["reader"] < versions.READER
-            or any(setting in versions.READ_SETTINGS for setting in changed)
-        )
         progress(f"{name}: fetching and verifying")
-        conditional = latest is not None and not changed and not read_again
-        result, signed = fetch_verified(
-            config,
-            subscription,
-            etag=list_row["etag"] if conditional else None,
-            last_modified=list_row["last_modified"] if conditional else None,
-        )
+        latest, result, signed = _fetch(config, subscription, list_row, changed, state)
         with state.transaction():
             progress(f"{name}: storing and applying")
             outcome = _store(
-                config,
-                subscription,
-                list_row,
-                None if read_again else latest,
-                result,
-                signed,
-                pod,
-                state,
-                changed,
+                config, subscription, list_row, latest, result, signed, pod, state, changed
             )
             state.execute(
                 "UPDATE podmod.lists SET etag = %s, last_modified = %s, last_success_at = now(),"
@@ -199,6 +178,69 @@ def sync_list(
     if outcome.status == "applied" or subscription.policy == "lock":
         outcome.locked = apply.carry_out_lock_policies(config, state)
     log.info("list %s: %s", name, outcome.message)
+    return outcome
+
+
+def _fetch(
+    config: Config,
+    subscription: ListConfig,
+    list_row: dict[str, Any] | None,
+    changed: list[str],
+    state: psycopg.Connection,
+) -> tuple[dict[str, Any] | None, fetch.FetchResult, minisign.TrustedComment | None]:
+    """The list's file fetched and verified, and the version in force it is compared with: none
+    when the file is to be read again (podmod reads files differently now, or a setting about
+    reading it changed), so that the same bytes are read anew. The file is asked for only if
+    changed (ETag, Last-Modified) when nothing about the list changed."""
+    latest = versions.latest_version(state, list_row["id"]) if list_row else None
+    # No transaction stays open during the download, and the store after it is a transaction of
+    # its own (begun inside an open one, it would be a savepoint whose work a later list's
+    # failure rolled back with that list's: a held version and its notification lost).
+    state.commit()
+    read_again = latest is not None and (
+        latest["reader"] < versions.READER
+        or any(setting in versions.READ_SETTINGS for setting in changed)
+    )
+    conditional = list_row is not None and latest is not None and not changed and not read_again
+    result, signed = fetch_verified(
+        config,
+        subscription,
+        etag=list_row["etag"] if conditional else None,
+        last_modified=list_row["last_modified"] if conditional else None,
+    )
+    return None if read_again else latest, result, signed
+
+
+def preview_list(
+    config: Config,
+    subscription: ListConfig,
+    pod: psycopg.Connection,
+    state: psycopg.Connection,
+    progress: Progress = lambda stage: None,
+) -> SyncOutcome:
+    """What syncing one list would do, done and then undone: the file fetched and verified, then
+    read, stored and matched inside a transaction that is rolled back, and the accounts its lock
+    policy would lock named, not locked. Nothing is kept: no version, match, case, audit entry,
+    notification or lock, not even the time of the attempt."""
+    name = subscription.name
+    list_row, changed = versions.list_state(state, subscription)
+    try:
+        progress(f"{name}: fetching and verifying")
+        latest, result, signed = _fetch(config, subscription, list_row, changed, state)
+        with state.transaction(force_rollback=True):
+            progress(f"{name}: storing and applying, to be undone")
+            row, _ = versions.ensure_list(state, subscription)
+            outcome = _store(config, subscription, row, latest, result, signed, pod, state, changed)
+            outcome.locked, refused = apply.lock_preview(pod, state, name)
+    except PodmodError as error:
+        state.rollback()
+        pod.rollback()
+        version = list_row["current_version"] if list_row else None
+        return SyncOutcome(name, "failed", str(error), version=version)
+    if refused:
+        outcome.message += (
+            f"; would not lock {', '.join(refused)} (an admin or a moderator: a list never does)"
+        )
     return outcome
 
 
@@ -355,9 +397,14 @@ def retire_unsubscribed(config: Config, pod: psycopg.Connection, state: psycopg.
 
 
 def sync_lists(
-    config: Config, names: list[str] | None = None, progress: Progress = lambda stage: None
+    config: Config,
+    names: list[str] | None = None,
+    progress: Progress = lambda stage: None,
+    *,
+    dry_run: bool = False,
 ) -> list[SyncOutcome]:
-    """Sync every subscribed list (or the named ones), each on its own."""
+    """Sync every subscribed list (or the named ones), each on its own; with `dry_run`, tell
+    what each sync would do and keep nothing (preview_list)."""
     wanted = [s for s in config.lists if not names or s.name in names]
     unknown = sorted(set(names or []) - {s.name for s in config.lists})
     if unknown:
@@ -368,10 +415,11 @@ def sync_lists(
     # A connection lost mid-sync (psycopg.OperationalError) is the CLI's one sentence: each step
     # is one transaction, so what did not commit is rolled back and the next sync carries on.
     with state_connection(config) as state, pod_connection(config) as pod:
-        if not names:
+        if not names and not dry_run:
             retire_unsubscribed(config, pod, state)
         for subscription in wanted:
-            outcomes.append(sync_list(config, subscription, pod, state, progress))
+            sync = preview_list if dry_run else sync_list
+            outcomes.append(sync(config, subscription, pod, state, progress))
             progress(f"{subscription.name}: done")
     return outcomes
 

@@ -106,17 +106,27 @@ def list_settings(subscription: ListConfig) -> dict[str, Any]:
     }
 
 
+def list_state(
+    state: psycopg.Connection, subscription: ListConfig
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The list's row as the last sync left it (None for a new list) and the names of the
+    settings the config has changed since (none for a new list); nothing is written."""
+    before = state.execute(
+        "SELECT * FROM podmod.lists WHERE name = %s", (subscription.name,)
+    ).fetchone()
+    if before is None:
+        return None, []
+    settings = list_settings(subscription)
+    return before, [name for name in SETTINGS if before[name] != settings[name]]
+
+
 def ensure_list(
     state: psycopg.Connection, subscription: ListConfig
 ) -> tuple[dict[str, Any], list[str]]:
     """The list's row, created or brought in line with the config, and the names of the settings
     that changed since the last sync (none for a new list)."""
+    _, changed = list_state(state, subscription)
     settings = list_settings(subscription)
-    before = state.execute(
-        "SELECT policy, kinds, labels, lock_labels, format, require_canary FROM podmod.lists"
-        " WHERE name = %s",
-        (subscription.name,),
-    ).fetchone()
     row = state.execute(
         "INSERT INTO podmod.lists (name, url, policy, kinds, labels, lock_labels, format,"
         " require_canary) VALUES (%(name)s, %(url)s, %(policy)s, %(kinds)s, %(labels)s,"
@@ -126,9 +136,7 @@ def ensure_list(
         " require_canary = excluded.require_canary RETURNING *",
         {"name": subscription.name, "url": masked_url(subscription.url)} | settings,
     ).fetchone()
-    if before is None:
-        return row, []
-    return row, [name for name in SETTINGS if before[name] != settings[name]]
+    return row, changed
 
 
 def latest_version(state: psycopg.Connection, list_id: int) -> dict[str, Any] | None:
