@@ -90,6 +90,10 @@ def collect_new_reports(
     new_ids = pod_db.report_ids_after(pod, watermark, batch_size * BATCHES_PER_PASS)
     filled = pod_db.existing_report_ids(pod, durable.gaps(state, REPORTS))
     pod.rollback()  # never hold a snapshot open on the pod's database between passes
+    # The reads above opened a transaction: ended here, the block below is a transaction of its
+    # own that commits at its end (inside one, it would be a savepoint, kept only by a later
+    # commit and undone by any later rollback).
+    state.commit()
 
     with state.transaction():
         durable.watch_gaps(state, REPORTS, durable.holes(watermark, new_ids))

@@ -342,3 +342,24 @@ def test_a_report_inside_a_hole_too_wide_to_watch_is_reconciled(config, state, p
     assert result.reconciled == 1
     ids = sorted(s["report_id"] for s in report_signals(cases_json()))
     assert ids == [first, late, far]
+
+
+def test_a_pass_commits_its_batches_and_watermark_whatever_comes_after(config, state, pod):
+    # The batches and the watermark are a transaction of their own, committed when written:
+    # nothing the reader does next (a rollback after an error) can undo them.
+    from podmod.db import pod_connection, state_connection
+
+    reporter = pod.person("reporter")
+    post = pod.post(pod.person("author", "remote.example"))
+    pod.report(reporter, "Post", post)
+    with state_connection(config) as reading, pod_connection(config) as pod_reading:
+        reading.execute("SELECT 1")  # (as the reader's connection is after a pass)
+        reading.rollback()
+        result = intake.collect_new_reports(config, pod_reading, reading)
+        reading.rollback()
+
+    assert result.new_reports == 1
+    state.rollback()
+    batches = state.execute("SELECT count(*) AS n FROM podmod.intake_batches").fetchone()["n"]
+    assert batches == 1
+    assert intake._watermark(state) > 0
