@@ -948,8 +948,10 @@ def _pod_list_change(
             )
         state.commit()
     if adding:
+        whole = entry.kind == "pod" and "." not in entry.value and ":" not in entry.value
         message = (
-            f"Added {entry.text} to this pod's list (version {number}): "
+            f"Added {entry.text} to this pod's list (version {number})"
+            f"{f', a whole top-level domain: every pod under .{entry.value}' if whole else ''}: "
             f"{matched.added} new {'match' if matched.added == 1 else 'matches'}."
         )
     else:

@@ -807,6 +807,21 @@ def test_this_pods_own_list_from_the_command_line(lists, pod, state):
     assert_cases_consistent(state)
 
 
+def test_this_pods_list_says_when_an_entry_is_a_whole_top_level_domain(lists, pod):
+    pod.person("a", "pod.test")
+    pod.person("b", "far.example")
+
+    whole = podmod("lists", "add", ".TEST", "--reason", "a placeholder reason")
+    apex = podmod("lists", "add", "far.example", "--reason", "a placeholder reason")
+
+    assert whole.exit_code == 0, whole.output
+    assert (
+        "Added pod:test to this pod's list (version 1), a whole top-level domain: every pod under"
+        " .test: 1 new match." in whole.output
+    )
+    assert "top-level" not in apex.output and "(version 2): 1 new match" in apex.output
+
+
 def test_the_name_of_this_pods_list_is_not_a_subscription_name(lists):
     lists.subscribe("this-pod")
     result = podmod("lists", "sync")

@@ -231,7 +231,9 @@ def preview_list(
             progress(f"{name}: storing and applying, to be undone")
             row, _ = versions.ensure_list(state, subscription)
             outcome = _store(config, subscription, row, latest, result, signed, pod, state, changed)
-            outcome.locked, refused = apply.lock_preview(pod, state, name)
+            refused = []
+            if outcome.status == "applied" or subscription.policy == "lock":  # (as sync_list)
+                outcome.locked, refused = apply.lock_preview(pod, state, name)
     except PodmodError as error:
         state.rollback()
         pod.rollback()
