@@ -610,10 +610,11 @@ def lists_sync(ctx: click.Context, names: tuple[str, ...], dry_run: bool, as_jso
                 "Run `podmod lists sync` to do it."
             )
     # cron mails the podmin on a non-zero exit (deploy/podmod.cron): a failed list, or one that
-    # waits for `podmod lists approve`.
+    # waits for `podmod lists approve` or `podmod lists lock`.
     if any(o.failed for o in outcomes):
         sys.exit(1)
-    sys.exit(4 if not dry_run and any(o.status == "held" for o in outcomes) else 0)
+    waits = any(o.status == "held" or o.locks_held for o in outcomes)
+    sys.exit(4 if waits and not dry_run else 0)
 
 
 @lists.command("show")
@@ -770,6 +771,23 @@ def lists_approve(ctx: click.Context, name: str, version: int) -> None:
 
     outcome = approve_version(get_config(ctx), name, version, approved_by=cli_actor())
     click.echo(f"{name}: {outcome.message}")
+
+
+@lists.command("lock")
+@click.argument("name")
+@click.pass_context
+@podmin_errors
+def lists_lock(ctx: click.Context, name: str) -> None:
+    """Lock the accounts a list's lock policy holds back, once you have checked them: more than
+    list_sync.max_locks at once are never locked by a sync on its own."""
+    from podmod.lists.sync import confirm_locks
+
+    locks = confirm_locks(get_config(ctx), name, by=cli_actor())
+    for list_name, handle in locks.locked:
+        confirmed = ", confirmed" if list_name == name else ""
+        click.echo(f"{list_name}: locked {handle} (policy lock{confirmed})")
+    count = sum(list_name == name for list_name, _ in locks.locked)
+    click.echo(f"{name}: {count} {'account' if count == 1 else 'accounts'} locked.")
 
 
 @lists.command("publish")

@@ -228,6 +228,14 @@ KEYS: tuple[Key, ...] = (
         _share,
         help="a new version removing more than this share of entries is held for approval",
     ),
+    Key(
+        "list_sync.max_locks",
+        int,
+        20,
+        _positive,
+        help="most accounts a list's lock policy locks at once on its own; more wait for "
+        "`podmod lists lock NAME`",
+    ),
     Key("list_sync.max_bytes", int, 50_000_000, _positive, help="largest list file accepted"),
     Key("list_sync.timeout", float, 60.0, _positive, help="seconds one list download may take"),
     Key("list_sync.ca_bundle", str, None, help="CA bundle for list servers (default: system)"),

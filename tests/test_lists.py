@@ -1269,3 +1269,75 @@ def test_a_dry_run_of_a_version_that_would_be_held_or_refused_keeps_nothing(list
     assert "held for approval: it removes 3 of 4 entries (75%)" in outcomes["core"]["message"]
     assert outcomes["other"]["status"] == "failed"
     assert _podmod_state(state) == before  # not even the error or the time of the attempt
+
+
+def _locked(pod) -> list[str]:
+    rows = pod.conn.execute("SELECT username FROM users WHERE locked_at IS NOT NULL").fetchall()
+    return sorted(row["username"] for row in rows)
+
+
+def test_a_lock_list_locking_more_than_max_locks_at_once_waits_for_a_podmin(lists, pod, state):
+    # A signed list that suddenly names many of this pod's accounts (a publisher's mistake, a
+    # stolen key) locks none of them on its own: they wait as open cases until a podmin confirms.
+    for n in range(3):
+        pod.person(f"spam{n}")
+    pod.person("boss", roles=("admin",))
+    lists.list_sync["max_locks"] = 2
+    rows = [f"account,spam{n}@pod.example,," for n in range(3)] + ["account,boss@pod.example,,"]
+    lists.write("lockme", rows)
+    lists.subscribe("lockme", policy="lock")
+
+    code, output = sync()
+
+    assert code == 4, output  # (cron mails the podmin)
+    assert (
+        "3 accounts match its lock policy, more than list_sync.max_locks (2) at once: none was"
+        " locked, they wait as open cases; check them, then lock them all with `podmod lists lock"
+        " lockme`" in output
+    )
+    assert _locked(pod) == []
+    assert len(cases_json("open")) == 4
+    code, output = sync()  # said again each sync, recorded and told once
+    assert code == 4 and "none was locked" in output
+    state.rollback()
+    audit = state.execute("SELECT count(*) AS n FROM podmod.audit WHERE action = 'list_locks_held'")
+    assert audit.fetchone()["n"] == 1
+    told = state.execute("SELECT facts FROM podmod.events WHERE type = 'list.held'").fetchall()
+    assert [row["facts"]["locks_held"] for row in told] == [3]
+    state.rollback()
+    preview = podmod("lists", "sync", "--dry-run")
+    assert "none was locked" in preview.output and "would lock" not in preview.output
+
+    confirmed = podmod("lists", "lock", "lockme")
+
+    assert confirmed.exit_code == 0, confirmed.output
+    assert "lockme: locked spam0@pod.example (policy lock, confirmed)" in confirmed.output
+    assert "lockme: 3 accounts locked." in confirmed.output
+    assert _locked(pod) == ["spam0", "spam1", "spam2"]
+    locks = state.execute(
+        "SELECT action, account, details FROM podmod.audit WHERE action LIKE 'lock%'"
+        " ORDER BY account"
+    ).fetchall()
+    assert [(row["action"], row["account"]) for row in locks] == [
+        ("lock_refused", "boss@pod.example"),
+        ("lock", "spam0@pod.example"),
+        ("lock", "spam1@pod.example"),
+        ("lock", "spam2@pod.example"),
+    ]
+    assert all(row["details"]["confirmed_by"].startswith("cli:") for row in locks[1:])
+    assert sync()[0] == 0
+
+
+def test_a_lock_list_locks_up_to_max_locks_at_once_on_its_own(lists, pod):
+    for n in range(2):
+        pod.person(f"spam{n}")
+    lists.list_sync["max_locks"] = 2
+    lists.write("lockme", [f"account,spam{n}@pod.example,," for n in range(2)])
+    lists.subscribe("lockme", policy="lock")
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert _locked(pod) == ["spam0", "spam1"]
+    review = podmod("lists", "lock", "other")
+    assert review.exit_code == 2 and "No list named 'other'" in review.output

@@ -24,10 +24,17 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from podmod import actions, pod_db
+from podmod import actions, notify, pod_db
 from podmod.config import Config
+from podmod.db import pod_connection
 from podmod.lists.versions import copy_text
-from podmod.store import INGEST_LOCK, resolve_cases_without_pending, set_watermark, watermark
+from podmod.store import (
+    INGEST_LOCK,
+    record_audit,
+    resolve_cases_without_pending,
+    set_watermark,
+    watermark,
+)
 
 log = logging.getLogger("podmod.lists")
 
@@ -455,46 +462,83 @@ ORDER BY s.person_id, s.id
 """
 
 
-def lock_preview(
-    pod: psycopg.Connection, state: psycopg.Connection, list_name: str
-) -> tuple[list[str], list[str]]:
-    """The local accounts carry_out_lock_policies() would lock now for this list's matches (not
-    locked already), and those it would refuse to lock (admins and moderators); nothing is
-    locked. Asked inside the transaction that stored the list's version."""
-    would, refused = [], []
-    for candidate in state.execute(LOCK_CANDIDATES_SQL).fetchall():
-        if candidate["list"] != list_name:
-            continue
+@dataclass
+class LockPlan:
+    """What the lock policies owe, per list: the accounts a lock would change (local, not locked
+    already, neither admin nor moderator) and those it would refuse (admins, moderators)."""
+
+    candidates: list[dict] = field(default_factory=list)
+    to_lock: dict[str, list[str]] = field(default_factory=dict)
+    refused: dict[str, list[str]] = field(default_factory=dict)
+
+    def held(self, config: Config, confirmed: str | None = None) -> dict[str, int]:
+        """The lists whose lock policy would lock more accounts at once than
+        list_sync.max_locks (all but `confirmed`), with how many: they lock none on their own."""
+        cap = config["list_sync.max_locks"]
+        return {
+            name: len(handles)
+            for name, handles in self.to_lock.items()
+            if len(handles) > cap and name != confirmed
+        }
+
+
+def lock_plan(pod: psycopg.Connection, state: psycopg.Connection) -> LockPlan:
+    """What the lock policies owe now (LOCK_CANDIDATES_SQL), each account looked up on the pod;
+    nothing is locked."""
+    plan = LockPlan(state.execute(LOCK_CANDIDATES_SQL).fetchall())
+    for candidate in plan.candidates:
         account = actions.find_account(pod, person_id=candidate["person_id"])
         if account.staff:
-            refused.append(account.handle)
-        elif not account.locked:
-            would.append(account.handle)
+            plan.refused.setdefault(candidate["list"], []).append(account.handle)
+        elif account.local and not account.locked:
+            plan.to_lock.setdefault(candidate["list"], []).append(account.handle)
     pod.rollback()
-    return sorted(would), sorted(refused)
+    return plan
 
 
-def carry_out_lock_policies(config: Config, state: psycopg.Connection) -> list[str]:
+@dataclass
+class Locks:
+    locked: list[tuple[str, str]] = field(default_factory=list)  # (list, handle) locked now
+    held: dict[str, int] = field(default_factory=dict)  # list: accounts waiting (over the cap)
+
+
+def carry_out_lock_policies(
+    config: Config, state: psycopg.Connection, *, confirmed: str | None = None, by: str = ""
+) -> Locks:
     """Lock local accounts matched by a `lock` list, through the action path; never an admin or a
     moderator. An open case of the account is closed as locked with its reports marked reviewed
-    (lock and close: the list's policy decided it); a closed one is left closed. Returns the
-    handles locked now."""
-    candidates = state.execute(LOCK_CANDIDATES_SQL).fetchall()
+    (lock and close: the list's policy decided it); a closed one is left closed. A list whose
+    policy would lock more accounts at once than list_sync.max_locks locks none of them: they
+    stay open cases, and the list waits (audited and told once per version and count) until a
+    podmin confirms (`confirmed`: that list's name; `by`: who, as the locks record)."""
+    with pod_connection(config) as pod:
+        plan = lock_plan(pod, state)
     state.commit()
+    held = plan.held(config, confirmed)
+    for name, count in held.items():
+        _hold_locks(config, state, name, count)
     locked = []
-    for candidate in candidates:
+    for candidate in plan.candidates:
+        if candidate["list"] in held:
+            continue
         details = {
             "list": candidate["list"],
             "version": candidate["version"],
             "entry": candidate["entry"],
             "labels": candidate["labels"],
         }
+        reason = (
+            f"matched {candidate['entry']} in list {candidate['list']} "
+            f"(version {candidate['version']}) whose policy is lock"
+        )
+        if confirmed == candidate["list"] and by:
+            details["confirmed_by"] = by
+            reason += f"; confirmed by {by}"
         arguments = {
             "actor": f"list:{candidate['list']}",
             "source": f"list:{candidate['list']}",
             "case_id": candidate["case_id"],
-            "reason": f"matched {candidate['entry']} in list {candidate['list']} "
-            f"(version {candidate['version']}) whose policy is lock",
+            "reason": reason,
             "details": details,
             "confirm_staff": False,
         }
@@ -518,5 +562,42 @@ def carry_out_lock_policies(config: Config, state: psycopg.Connection) -> list[s
             )
             continue
         if result.action == "lock" and result.changed:
-            locked.append(result.account)
-    return locked
+            locked.append((candidate["list"], result.account))
+    return Locks(locked, held)
+
+
+def locks_held_text(config: Config, name: str, count: int) -> str:
+    """Why a list's lock policy locked nobody, and what to do: one sentence."""
+    return (
+        f"{count} accounts match its lock policy, more than list_sync.max_locks "
+        f"({config['list_sync.max_locks']}) at once: none was locked, they wait as open cases; "
+        f"check them, then lock them all with `podmod lists lock {name}` (or one by one in the "
+        "queue)"
+    )
+
+
+def _hold_locks(config: Config, state: psycopg.Connection, name: str, count: int) -> None:
+    """Record (audit) and tell (list.held) the staff once per list version and count that the
+    list's lock policy waits for a podmin."""
+    version = state.execute(
+        "SELECT current_version FROM podmod.lists WHERE name = %s", (name,)
+    ).fetchone()["current_version"]
+    told = state.execute(
+        "SELECT EXISTS (SELECT 1 FROM podmod.audit WHERE action = 'list_locks_held'"
+        " AND source = %s AND details ->> 'version' = %s AND details ->> 'count' = %s) AS told",
+        (f"list:{name}", str(version), str(count)),
+    ).fetchone()["told"]
+    if not told:
+        reason = locks_held_text(config, name, count)
+        log.warning("list %s: %s", name, reason)
+        record_audit(
+            state,
+            actor="podmod",
+            action="list_locks_held",
+            source=f"list:{name}",
+            reason=reason,
+            details={"list": name, "version": str(version), "count": str(count)},
+        )
+        facts = {"version": version, "held_reason": reason, "locks_held": count}
+        notify.record(config, state, "list.held", list_name=name, facts=facts)
+    state.commit()

@@ -42,6 +42,7 @@ class SyncOutcome:
     matches_retracted: int = 0
     locked: list[str] = field(default_factory=list)
     format: str | None = None
+    locks_held: int = 0  # accounts its lock policy waits to lock (more than list_sync.max_locks)
 
     @property
     def failed(self) -> bool:
@@ -176,9 +177,17 @@ def sync_list(
     # Not only after a new version: a sync cut short after storing one owes its locks, and the
     # next sync finds the list unchanged. Each match locks at most once, so this is cheap.
     if outcome.status == "applied" or subscription.policy == "lock":
-        outcome.locked = apply.carry_out_lock_policies(config, state)
+        _locks_said(config, outcome, apply.carry_out_lock_policies(config, state))
     log.info("list %s: %s", name, outcome.message)
     return outcome
+
+
+def _locks_said(config: Config, outcome: SyncOutcome, locks: apply.Locks) -> None:
+    """The locks a list's policy carried out, or why it waits, told in its outcome."""
+    outcome.locked = [handle for _, handle in locks.locked]
+    outcome.locks_held = locks.held.get(outcome.name, 0)
+    if outcome.locks_held:
+        outcome.message += "; " + apply.locks_held_text(config, outcome.name, outcome.locks_held)
 
 
 def _fetch(
@@ -231,9 +240,17 @@ def preview_list(
             progress(f"{name}: storing and applying, to be undone")
             row, _ = versions.ensure_list(state, subscription)
             outcome = _store(config, subscription, row, latest, result, signed, pod, state, changed)
-            refused = []
+            refused: list[str] = []
             if outcome.status == "applied" or subscription.policy == "lock":  # (as sync_list)
-                outcome.locked, refused = apply.lock_preview(pod, state, name)
+                plan = apply.lock_plan(pod, state)
+                refused = sorted(plan.refused.get(name, []))
+                outcome.locks_held = plan.held(config).get(name, 0)
+                if outcome.locks_held:
+                    outcome.message += "; " + apply.locks_held_text(
+                        config, name, outcome.locks_held
+                    )
+                else:
+                    outcome.locked = sorted(plan.to_lock.get(name, []))
     except PodmodError as error:
         state.rollback()
         pod.rollback()
@@ -475,8 +492,8 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
                 reason=message,
                 details={"list": name, "version": number},
             )
-        locked = apply.carry_out_lock_policies(config, state)
-    return SyncOutcome(
+        locks = apply.carry_out_lock_policies(config, state)
+    outcome = SyncOutcome(
         name,
         "applied",
         message,
@@ -486,5 +503,21 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
         removed=stored.removed,
         matches_added=matched.added,
         matches_retracted=matched.retracted,
-        locked=locked,
     )
+    _locks_said(config, outcome, locks)
+    return outcome
+
+
+def confirm_locks(config: Config, name: str, *, by: str) -> apply.Locks:
+    """Carry out the locks a list's policy holds back (more than list_sync.max_locks at once),
+    which `by` has checked: `podmod lists lock NAME`."""
+    subscription = next((s for s in config.lists if s.name == name), None)
+    if subscription is None:
+        raise versions.ListStateError(f"No list named {name!r} in the configuration.")
+    if subscription.policy != "lock" and not subscription.lock_labels:
+        raise versions.ListStateError(
+            f"List {name!r} locks nobody: its policy is {subscription.policy!r} and it has no "
+            "lock_labels."
+        )
+    with state_connection(config) as state:
+        return apply.carry_out_lock_policies(config, state, confirmed=name, by=by)
