@@ -1341,3 +1341,20 @@ def test_a_lock_list_locks_up_to_max_locks_at_once_on_its_own(lists, pod):
     assert _locked(pod) == ["spam0", "spam1"]
     review = podmod("lists", "lock", "other")
     assert review.exit_code == 2 and "No list named 'other'" in review.output
+
+
+def test_held_locks_skip_an_account_gone_from_the_pod_since_it_matched(lists, pod):
+    gone = pod.person("spam0")
+    pod.person("spam1")
+    lists.list_sync["max_locks"] = 1
+    lists.write("lockme", ["account,spam0@pod.example,,", "account,spam1@pod.example,,"])
+    lists.subscribe("lockme", policy="lock")
+    assert sync()[0] == 4
+    pod.conn.execute("DELETE FROM profiles WHERE person_id = %s", (gone.id,))
+    pod.conn.execute("DELETE FROM people WHERE id = %s", (gone.id,))
+
+    confirmed = podmod("lists", "lock", "lockme")
+
+    assert confirmed.exit_code == 0, confirmed.output
+    assert "lockme: 1 account locked." in confirmed.output
+    assert _locked(pod) == ["spam1"]

@@ -467,7 +467,7 @@ class LockPlan:
     """What the lock policies owe, per list: the accounts a lock would change (local, not locked
     already, neither admin nor moderator) and those it would refuse (admins, moderators)."""
 
-    candidates: list[dict] = field(default_factory=list)
+    candidates: list[dict] = field(default_factory=list)  # (those still on the pod)
     to_lock: dict[str, list[str]] = field(default_factory=dict)
     refused: dict[str, list[str]] = field(default_factory=dict)
 
@@ -485,9 +485,13 @@ class LockPlan:
 def lock_plan(pod: psycopg.Connection, state: psycopg.Connection) -> LockPlan:
     """What the lock policies owe now (LOCK_CANDIDATES_SQL), each account looked up on the pod;
     nothing is locked."""
-    plan = LockPlan(state.execute(LOCK_CANDIDATES_SQL).fetchall())
-    for candidate in plan.candidates:
-        account = actions.find_account(pod, person_id=candidate["person_id"])
+    plan = LockPlan()
+    for candidate in state.execute(LOCK_CANDIDATES_SQL).fetchall():
+        try:
+            account = actions.find_account(pod, person_id=candidate["person_id"])
+        except actions.AccountNotFound:
+            continue  # (gone from the pod since it was matched: nobody to lock)
+        plan.candidates.append(candidate)
         if account.staff:
             plan.refused.setdefault(candidate["list"], []).append(account.handle)
         elif account.local and not account.locked:
