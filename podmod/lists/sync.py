@@ -244,13 +244,9 @@ def preview_list(
             if outcome.status == "applied" or subscription.policy == "lock":  # (as sync_list)
                 plan = apply.lock_plan(pod, state)
                 refused = sorted(plan.refused.get(name, []))
-                outcome.locks_held = plan.held(config).get(name, 0)
-                if outcome.locks_held:
-                    outcome.message += "; " + apply.locks_held_text(
-                        config, name, outcome.locks_held
-                    )
-                else:
-                    outcome.locked = sorted(plan.to_lock.get(name, []))
+                held = plan.held(config)
+                would = [] if name in held else sorted(plan.to_lock.get(name, []))
+                _locks_said(config, outcome, apply.Locks([(name, h) for h in would], held))
     except PodmodError as error:
         state.rollback()
         pod.rollback()
