@@ -21,7 +21,7 @@ from tests.test_actions import reported_case
 from tests.test_web import audit_rows, html, signed_in
 
 https, tls_files = test_list_fetch.https, test_list_fetch.tls_files  # fixtures
-make_app, admin = test_web.make_app, test_web.admin  # fixtures
+make_app, admin, moderator = test_web.make_app, test_web.admin, test_web.moderator  # fixtures
 
 HEADER = "kind,value,label,comment\n"
 
@@ -1292,8 +1292,8 @@ def test_a_lock_list_locking_more_than_max_locks_at_once_waits_for_a_podmin(list
     assert code == 4, output  # (cron mails the podmin)
     assert (
         "3 accounts match its lock policy, more than list_sync.max_locks (2) at once: none was"
-        " locked, they wait as open cases; check them, then lock them all with `podmod lists lock"
-        " lockme`" in output
+        " locked, they wait as open cases; check them, then lock them all on podmod's lists page"
+        " or with `podmod lists lock lockme`" in output
     )
     assert _locked(pod) == []
     assert len(cases_json("open")) == 4
@@ -1358,3 +1358,168 @@ def test_held_locks_skip_an_account_gone_from_the_pod_since_it_matched(lists, po
     assert confirmed.exit_code == 0, confirmed.output
     assert "lockme: 1 account locked." in confirmed.output
     assert _locked(pod) == ["spam1"]
+
+
+def _held_lock_list(lists, pod, accounts: int = 3, cap: int = 2) -> None:
+    """List `lockme` (policy lock) naming `accounts` local accounts spam0…, over a cap of `cap`,
+    synced: its locks are held back."""
+    for n in range(accounts):
+        pod.person(f"spam{n}")
+    lists.list_sync["max_locks"] = cap
+    lists.write("lockme", [f"account,spam{n}@pod.example,placeholder,," for n in range(accounts)])
+    lists.subscribe("lockme", policy="lock")
+    code, output = sync()
+    assert code == 4, output
+
+
+def _seen(page: str) -> str:
+    import re
+
+    found = re.search(r'name="seen" value="([0-9a-f]+)"', page)
+    assert found, f"no confirmation form on the page: {page[-1500:]}"
+    return found.group(1)
+
+
+def test_an_admin_checks_a_lists_held_locks_on_the_web_and_locks_them_all(
+    lists, pod, state, make_app, admin
+):
+    _held_lock_list(lists, pod)
+    lists.write(
+        "lockme",
+        [f"account,spam{n}@pod.example,placeholder,," for n in range(3)]
+        + ["account,podmin@pod.example,placeholder,,"],
+    )
+    assert sync()[0] == 4
+    client = signed_in(make_app().test_client(), "podmin")
+
+    overview = html(client.get("/lists"))
+    said = "<strong>3 accounts</strong> match the lock policy of <strong>lockme</strong>"
+    assert said in overview
+    assert 'href="/lists/lockme/locks">Check them and lock them</a>' in overview
+    page = html(client.get("/lists/lockme/locks"))
+    assert "more than <code>list_sync.max_locks</code> (2) at once, so none was locked" in page
+    state.rollback()
+    cases = {
+        row["account"]: row["id"]
+        for row in state.execute("SELECT id, account FROM podmod.cases WHERE status = 'open'")
+    }
+    for n in range(3):
+        handle = f"spam{n}@pod.example"
+        assert f'<a href="/cases/{cases[handle]}">{handle}</a>' in page
+    assert "(a pod admin or moderator): podmin@pod.example." in page
+    assert ">Lock them all</button>" in page
+
+    unticked = test_web.post(client, "/lists/lockme/locks", seen=_seen(page))
+    assert unticked.status_code == 302 and _locked(pod) == []
+    assert "tick the box" in html(client.get("/lists/lockme/locks"))
+
+    confirmed = test_web.post(client, "/lists/lockme/locks", seen=_seen(page), confirm="yes")
+
+    assert confirmed.status_code == 302 and confirmed.location.endswith("/lists")
+    after = html(client.get("/lists"))
+    assert "lockme: 3 accounts locked." in after and "Check them and lock them" not in after
+    assert _locked(pod) == ["spam0", "spam1", "spam2"]
+    locks = audit_rows(state, "lock")
+    assert sorted(row["account"] for row in locks) == [f"spam{n}@pod.example" for n in range(3)]
+    assert {row["details"]["confirmed_by"] for row in locks} == {"podmin@pod.example"}
+    [confirmation] = audit_rows(state, "list_locks_confirm")
+    assert confirmation["actor"] == "podmin@pod.example"
+    assert confirmation["details"]["locked"] == 3 and confirmation["details"]["ip"]
+    assert [row["account"] for row in audit_rows(state, "lock_refused")] == ["podmin@pod.example"]
+    assert sync()[0] == 0  # nothing waits now
+
+
+def test_held_locks_confirmed_on_the_web_lock_nothing_once_the_accounts_changed(
+    lists, pod, state, make_app, admin
+):
+    # The podmin checked three accounts; meanwhile the list's next version names a fourth. Their
+    # confirmation must not lock one they never saw.
+    _held_lock_list(lists, pod)
+    client = signed_in(make_app().test_client(), "podmin")
+    seen = _seen(html(client.get("/lists/lockme/locks")))
+    pod.person("spam3")
+    lists.write("lockme", [f"account,spam{n}@pod.example,placeholder,," for n in range(4)])
+    assert sync()[0] == 4
+
+    refused = test_web.post(client, "/lists/lockme/locks", seen=seen, confirm="yes")
+
+    assert refused.location.endswith("/lists/lockme/locks")
+    page = html(client.get("/lists/lockme/locks"))
+    assert (
+        "The accounts list lockme would lock changed since they were shown (it would lock 4 now):"
+        " nothing was locked; look at them again, then confirm." in page
+    )
+    assert _locked(pod) == [] and audit_rows(state, "list_locks_confirm") == []
+    assert test_web.post(client, "/lists/lockme/locks", seen=_seen(page), confirm="yes").status_code
+    assert _locked(pod) == ["spam0", "spam1", "spam2", "spam3"]
+
+
+def test_a_moderator_sees_held_locks_but_only_who_may_lock_and_approve_locks_them_all(
+    lists, pod, state, make_app, moderator
+):
+    _held_lock_list(lists, pod)
+    client = signed_in(make_app(web_lock_roles="admin,moderator").test_client(), "moddy")
+    page = html(client.get("/lists/lockme/locks"))
+    assert "spam0@pod.example" in page and ">Lock them all</button>" not in page
+    assert "A pod admin can lock them all here." in page
+
+    refused = test_web.post(client, "/lists/lockme/locks", seen=_seen_of(state), confirm="yes")
+
+    assert refused.status_code == 403
+    assert "web.lock_roles and web.approve_roles" in html(refused)
+    assert _locked(pod) == [] and audit_rows(state, "list_locks_confirm") == []
+    assert client.get("/lists/nothere/locks").status_code == 404
+
+
+def _seen_of(state) -> str:
+    """The token of what the held-locks page shows now, as the app computes it."""
+    from podmod.db import pod_connection
+    from podmod.lists.apply import lock_plan
+
+    config = load_config()
+    with pod_connection(config) as pod_conn:
+        state.rollback()
+        return lock_plan(pod_conn, state).seen("lockme")
+
+
+def test_two_syncs_at_once_tell_the_staff_of_held_locks_once(lists, pod, state):
+    import threading
+
+    from podmod.db import state_connection
+    from podmod.lists import apply
+
+    _held_lock_list(lists, pod)
+    state.execute("DELETE FROM podmod.audit WHERE action = 'list_locks_held'")
+    state.execute("DELETE FROM podmod.events WHERE type = 'list.held'")
+    state.commit()
+    config = load_config()
+    # This sync is telling (it holds the list's lock); the other gets there meanwhile.
+    state.execute("SELECT pg_advisory_xact_lock(%s, hashtext('lockme'))", (apply.HOLD_LOCK,))
+    errors: list[BaseException] = []
+
+    def other_sync() -> None:
+        try:
+            with state_connection(config) as other:
+                apply._hold_locks(config, other, "lockme", 3)
+        except BaseException as error:  # (reported by the test)
+            errors.append(error)
+
+    thread = threading.Thread(target=other_sync)
+    thread.start()
+    waiting = []
+    for _ in range(300):
+        waiting = state.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchall()
+        if waiting or not thread.is_alive():
+            break
+        time.sleep(0.1)
+    done = not thread.is_alive()
+    assert waiting, f"the other sync did not wait for the list's lock (done: {done})"
+    apply._hold_locks(config, state, "lockme", 3)  # (commits: the other goes on)
+    thread.join(60)
+
+    assert not thread.is_alive() and errors == []
+    assert len(audit_rows(state, "list_locks_held")) == 1
+    told = state.execute("SELECT count(*) AS n FROM podmod.events WHERE type = 'list.held'")
+    assert told.fetchone()["n"] == 1

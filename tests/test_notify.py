@@ -458,6 +458,39 @@ def test_a_lock_list_locking_accounts_mails_the_staff_and_a_held_version_too(
     assert event["details"]["version"] == 2
 
 
+def test_a_lock_list_holding_back_its_locks_mails_the_staff_a_link_to_check_them(
+    env, state, pod, smtp_server, receiver, tmp_path
+):
+    staff(pod)
+    targets = [pod.person(f"campaign{n}") for n in range(3)]
+    listed = tmp_path / "core.csv"
+    listed.write_text(
+        "kind,value,label,comment\n" + "".join(f"account,{p.handle},spam,\n" for p in targets)
+    )
+    lists = (
+        f'[list_sync]\nmax_locks = 2\n[[lists]]\nname = "core"\nurl = "{listed.as_uri()}"\n'
+        'policy = "lock"\n'
+    )
+    configure(env, smtp_url=smtp_server.url(), hooks=[(receiver.url, ["list.held"])], extra=lists)
+
+    assert podmod("lists", "sync").exit_code == 4
+    run_deliver()
+
+    [message] = smtp_server.messages
+    # Not "a list version held": the version is in force; its locks wait for a podmin, and the
+    # accounts as open cases.
+    assert message["Subject"] == "podmod: 3 cases to look at, 1 list holding back locks"
+    text = message.get_body(("plain",)).get_content()
+    assert "1 list holds back its locks:" in text and "held for approval" not in text
+    assert "List core: 3 accounts match its lock policy, more than list_sync.max_locks (2)" in text
+    assert f"{PUBLIC_URL}lists/core/locks" in text
+    html_part = message.get_body(("html",)).get_content()
+    assert f'<a href="{PUBLIC_URL}lists/core/locks">' in html_part
+    [event] = [d.json for d in receiver.deliveries]
+    assert event["type"] == "list.held" and event["details"]["locks_held"] == 3
+    assert event["list"] == {"name": "core", "url": f"{PUBLIC_URL}lists/core/locks"}
+
+
 def test_a_list_failing_for_over_an_hour_alerts_once(env, state, pod, smtp_server, tmp_path):
     missing = tmp_path / "gone.csv"
     lists = f'[[lists]]\nname = "core"\nurl = "{missing.as_uri()}"\n'

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -53,15 +54,24 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
-@pytest.fixture
-def live_server(make_app: Callable[..., Flask]) -> Iterator[str]:  # noqa: F811
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
     """The app on a real WSGI server on 127.0.0.1 and a free port, in a thread."""
-    server = make_server("127.0.0.1", 0, make_app(), threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+@pytest.fixture
+def live_server(make_app: Callable[..., Flask]) -> Iterator[str]:  # noqa: F811
+    """The app (as configured when the test starts) served: see serving()."""
+    with serving(make_app()) as url:
+        yield url
 
 
 def test_a_podmin_signs_in_and_locks_the_top_case_in_chromium(
@@ -139,7 +149,13 @@ PHONE = {"width": 390, "height": 844}
 
 
 def test_every_page_fits_a_390_px_phone_without_scrolling_sideways(
-    browser, live_server, pod: DiasporaPod, config, state: psycopg.Connection, env, tmp_path
+    browser,
+    make_app,
+    pod: DiasporaPod,
+    config,
+    state: psycopg.Connection,
+    env,
+    tmp_path,  # noqa: F811
 ):
     """Each page at 390 px: the page itself never scrolls sideways (a wide table may scroll in its
     own box); long handles, links and reported text wrap."""
@@ -157,7 +173,11 @@ def test_every_page_fits_a_390_px_phone_without_scrolling_sideways(
     lists = ListFiles(tmp_path, Path(env["PODMOD_CONFIG"]))
     lists.write("core", [f"account,{remote.handle},{'label' * 12},{'comment ' * 20}"])
     lists.subscribe("core")
-    assert podmod("lists", "sync").exit_code == 0
+    held = [pod.person("c" * 40 + f"-held{n}").handle for n in range(2)]  # (over max_locks)
+    lists.list_sync["max_locks"] = 1
+    lists.write("lockme", [f"account,{handle},{'label' * 12},," for handle in held])
+    lists.subscribe("lockme", policy="lock")
+    assert podmod("lists", "sync").exit_code == 4  # (lockme's locks held back)
     intake_all(config)
     state.rollback()
     cases = {
@@ -165,6 +185,14 @@ def test_every_page_fits_a_390_px_phone_without_scrolling_sideways(
         for row in state.execute("SELECT id, account FROM podmod.cases WHERE status = 'open'")
     }
 
+    with serving(make_app()) as live_server:  # (configured with the lists)
+        pages = phone_widths(browser, live_server, cases, author, remote)
+    too_wide = {path: widths for path, widths in pages.items() if widths and widths[0] > widths[1]}
+    assert too_wide == {}, f"pages wider than the phone (scroll width, screen width): {too_wide}"
+
+
+def phone_widths(browser, live_server: str, cases: dict, author, remote) -> dict:
+    """Each page's widths (WIDEST) at 390 px, signed in as podmin."""
     page = browser.new_page(viewport=PHONE)
     page.goto(live_server + "/login")
     pages = {"/login": None}
@@ -179,14 +207,15 @@ def test_every_page_fits_a_390_px_phone_without_scrolling_sideways(
         f"/cases/{cases[remote.handle]}",
         "/lists",
         "/lists/core/versions/1",
+        "/lists/lockme/locks",
         "/audit",
         "/dashboard",
         "/cases/999999",
     ):
         page.goto(live_server + path)
         pages[path] = page.evaluate(WIDEST)
-    too_wide = {path: widths for path, widths in pages.items() if widths and widths[0] > widths[1]}
-    assert too_wide == {}, f"pages wider than the phone (scroll width, screen width): {too_wide}"
+        screenshot(page, "phone" + path)
+    return pages
 
 
 def test_lock_and_close_in_chromium_lands_on_the_next_case(
@@ -227,3 +256,76 @@ def test_lock_and_close_in_chromium_lands_on_the_next_case(
         "SELECT locked_at FROM users WHERE id = %s", (spammer.user_id,)
     ).fetchone()["locked_at"]
     assert locked is not None
+
+
+def screenshot(page, name: str) -> None:
+    """With SCREENSHOTS=DIR, the page as Chromium shows it, to look at by eye."""
+    directory = os.environ.get("SCREENSHOTS")
+    if directory:
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name.strip("/")) or "root"
+        page.screenshot(path=str(Path(directory) / f"{safe}.png"), full_page=True)
+
+
+def test_a_podmin_checks_a_lists_held_locks_and_locks_them_all_in_chromium(
+    browser,
+    make_app,
+    pod: DiasporaPod,
+    env,
+    tmp_path,
+    state: psycopg.Connection,  # noqa: F811
+):
+    from tests.helpers import podmod
+    from tests.test_lists import ListFiles
+
+    pod.person("podmin", password=PASSWORD, roles=("admin",))
+    held = [pod.person(f"campaign{n}").handle for n in range(3)]
+    lists = ListFiles(tmp_path, Path(env["PODMOD_CONFIG"]))
+    lists.list_sync["max_locks"] = 2
+    lists.write("lockme", [f"account,{handle},placeholder,," for handle in held])
+    lists.subscribe("lockme", policy="lock")
+    assert podmod("lists", "sync").exit_code == 4
+
+    with serving(make_app()) as live_server:  # (configured with the list)
+        errors = check_and_lock_in_chromium(browser, live_server, held)
+
+    assert errors == []
+    locked = pod.conn.execute(
+        "SELECT username FROM users WHERE locked_at IS NOT NULL ORDER BY username"
+    ).fetchall()
+    assert [row["username"] for row in locked] == ["campaign0", "campaign1", "campaign2"]
+    state.rollback()
+    [confirmation] = state.execute(
+        "SELECT actor, details FROM podmod.audit WHERE action = 'list_locks_confirm'"
+    ).fetchall()
+    assert confirmation["actor"] == "podmin@pod.example"
+    assert confirmation["details"]["ip"] == "127.0.0.1"
+
+
+def check_and_lock_in_chromium(browser, live_server: str, held: list[str]) -> list[str]:
+    """Sign in as podmin, follow the lists page's link to lockme's held locks, check that the
+    page names `held`, lock them all (the box ticked only on the second try); the page's
+    script errors."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(live_server + "/login")
+    page.get_by_label("Username", exact=True).fill("podmin")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server + "/")
+    page.goto(live_server + "/lists")
+    screenshot(page, "desktop-lists")
+    page.get_by_role("link", name="Check them and lock them").click()
+    page.wait_for_url(live_server + "/lists/lockme/locks")
+    shown = page.locator("table.held-locks tbody tr td:first-child").all_inner_texts()
+    assert shown == held
+    screenshot(page, "desktop-lists-lockme-locks")
+
+    page.get_by_role("button", name="Lock them all").click()  # (the box not ticked yet)
+    assert page.url == live_server + "/lists/lockme/locks"  # (the browser asks for the box)
+    page.get_by_label("I have checked them: lock these 3 accounts").check()
+    page.get_by_role("button", name="Lock them all").click()
+    page.wait_for_url(live_server + "/lists")
+    assert "lockme: 3 accounts locked." in page.locator(".flash").inner_text()
+    screenshot(page, "desktop-lists-after")
+    return errors

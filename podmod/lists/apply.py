@@ -17,6 +17,7 @@ wins over every other list, and an account needs entries in `list_sync.threshold
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ import psycopg
 from podmod import actions, notify, pod_db
 from podmod.config import Config
 from podmod.db import pod_connection
+from podmod.errors import PodmodError
 from podmod.lists.versions import copy_text
 from podmod.store import (
     INGEST_LOCK,
@@ -470,6 +472,8 @@ class LockPlan:
     candidates: list[dict] = field(default_factory=list)  # (those still on the pod)
     to_lock: dict[str, list[str]] = field(default_factory=dict)
     refused: dict[str, list[str]] = field(default_factory=dict)
+    # to_lock's candidates, each with its account's `handle`
+    waiting: dict[str, list[dict]] = field(default_factory=dict)
 
     def held(self, config: Config, confirmed: str | None = None) -> dict[str, int]:
         """The lists whose lock policy would lock more accounts at once than
@@ -480,6 +484,12 @@ class LockPlan:
             for name, handles in self.to_lock.items()
             if len(handles) > cap and name != confirmed
         }
+
+    def seen(self, name: str) -> str:
+        """What a podmin who confirms a list's held locks has seen (the accounts they would lock),
+        as a short token: confirming with it locks nothing if they have changed since."""
+        people = sorted(candidate["person_id"] for candidate in self.waiting.get(name, []))
+        return hashlib.sha256(f"{name}\n{people}".encode()).hexdigest()[:32]
 
 
 def lock_plan(pod: psycopg.Connection, state: psycopg.Connection) -> LockPlan:
@@ -497,6 +507,9 @@ def lock_plan(pod: psycopg.Connection, state: psycopg.Connection) -> LockPlan:
             plan.refused.setdefault(candidate["list"], []).append(account.handle)
         elif account.local and not account.locked:
             plan.to_lock.setdefault(candidate["list"], []).append(account.handle)
+            plan.waiting.setdefault(candidate["list"], []).append(
+                {**candidate, "handle": account.handle}
+            )
     pod.rollback()
     return plan
 
@@ -507,18 +520,35 @@ class Locks:
     held: dict[str, int] = field(default_factory=dict)  # list: accounts waiting (over the cap)
 
 
+class LocksChanged(PodmodError):
+    """The accounts a podmin confirmed locking are no longer those the list would lock."""
+
+
 def carry_out_lock_policies(
-    config: Config, state: psycopg.Connection, *, confirmed: str | None = None, by: str = ""
+    config: Config,
+    state: psycopg.Connection,
+    *,
+    confirmed: str | None = None,
+    by: str = "",
+    seen: str | None = None,
 ) -> Locks:
     """Lock local accounts matched by a `lock` list, through the action path; never an admin or a
     moderator. An open case of the account is closed as locked with its reports marked reviewed
     (lock and close: the list's policy decided it); a closed one is left closed. A list whose
     policy would lock more accounts at once than list_sync.max_locks locks none of them: they
     stay open cases, and the list waits (audited and told once per version and count) until a
-    podmin confirms (`confirmed`: that list's name; `by`: who, as the locks record)."""
+    podmin confirms (`confirmed`: that list's name; `by`: who, as the locks record; `seen`: the
+    LockPlan.seen() of what they were shown, when they were shown the accounts: LocksChanged, and
+    nothing done, if those have changed since)."""
     with pod_connection(config) as pod:
         plan = lock_plan(pod, state)
     state.commit()
+    if confirmed is not None and seen is not None and plan.seen(confirmed) != seen:
+        now = len(plan.waiting.get(confirmed, []))
+        raise LocksChanged(
+            f"The accounts list {confirmed} would lock changed since they were shown (it would "
+            f"lock {now} now): nothing was locked; look at them again, then confirm."
+        )
     held = plan.held(config, confirmed)
     for name, count in held.items():
         _hold_locks(config, state, name, count)
@@ -571,19 +601,26 @@ def carry_out_lock_policies(
     return Locks(locked, held)
 
 
+# Advisory lock class (two keys: this and the list name's hash): one telling of a list's held locks
+# at a time.
+HOLD_LOCK = 0x70686C64  # "phld"
+
+
 def locks_held_text(config: Config, name: str, count: int) -> str:
     """Why a list's lock policy locked nobody, and what to do: one sentence."""
     return (
         f"{count} accounts match its lock policy, more than list_sync.max_locks "
         f"({config['list_sync.max_locks']}) at once: none was locked, they wait as open cases; "
-        f"check them, then lock them all with `podmod lists lock {name}` (or one by one in the "
-        "queue)"
+        f"check them, then lock them all on podmod's lists page or with `podmod lists lock "
+        f"{name}` (or one by one in the queue)"
     )
 
 
 def _hold_locks(config: Config, state: psycopg.Connection, name: str, count: int) -> None:
     """Record (audit) and tell (list.held) the staff once per list version and count that the
-    list's lock policy waits for a podmin."""
+    list's lock policy waits for a podmin: once even when two syncs get here at the same moment
+    (the check and the record are one transaction under the list's lock)."""
+    state.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (HOLD_LOCK, name))
     version = state.execute(
         "SELECT current_version FROM podmod.lists WHERE name = %s", (name,)
     ).fetchone()["current_version"]

@@ -504,9 +504,18 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
     return outcome
 
 
-def confirm_locks(config: Config, name: str, *, by: str) -> apply.Locks:
+def confirm_locks(
+    config: Config,
+    name: str,
+    *,
+    by: str,
+    seen: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> apply.Locks:
     """Carry out the locks a list's policy holds back (more than list_sync.max_locks at once),
-    which `by` has checked: `podmod lists lock NAME`."""
+    which `by` has checked: `podmod lists lock NAME`, or the web's held-locks page (`seen`: what
+    it showed, apply.LockPlan.seen; `details`: the web request's). The confirmation is audited
+    with how many it locked."""
     subscription = next((s for s in config.lists if s.name == name), None)
     if subscription is None:
         raise versions.ListStateError(f"No list named {name!r} in the configuration.")
@@ -516,4 +525,15 @@ def confirm_locks(config: Config, name: str, *, by: str) -> apply.Locks:
             "lock_labels."
         )
     with state_connection(config) as state:
-        return apply.carry_out_lock_policies(config, state, confirmed=name, by=by)
+        locks = apply.carry_out_lock_policies(config, state, confirmed=name, by=by, seen=seen)
+        count = sum(list_name == name for list_name, _ in locks.locked)
+        record_audit(
+            state,
+            actor=by,
+            action="list_locks_confirm",
+            source=f"list:{name}",
+            reason=f"confirmed the locks list {name}'s policy held back: {count} locked",
+            details={"list": name, "locked": count, **(details or {})},
+        )
+        state.commit()
+    return locks

@@ -119,7 +119,7 @@ def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, A
     accounts locked by lists, held versions, failing lists and appeals, each with links."""
     cases: dict[int, dict[str, Any]] = {}  # the named ones; a case that rose twice is one
     counted = named_twice = 0
-    locked, held, failing, appealed = [], [], [], []
+    locked, held, locks_held, failing, appealed = [], [], [], [], []
     for event in waiting:
         facts = event["facts"]
         if event["type"] == "case.alert":
@@ -135,6 +135,15 @@ def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, A
                     "case_url": events.case_url(config, event["case_id"])
                     if event["case_id"]
                     else None,
+                }
+            )
+        elif event["type"] == "list.held" and facts.get("locks_held"):
+            locks_held.append(
+                {
+                    "list": event["list_name"],
+                    "count": facts["locks_held"],
+                    "reason": facts.get("held_reason", ""),
+                    "url": events.locks_url(config, event["list_name"]),
                 }
             )
         elif event["type"] == "list.held":
@@ -168,6 +177,8 @@ def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, A
         "locked": locked[:LISTED],
         "held_count": len(held),
         "held": held,
+        "locks_held_count": len(locks_held),
+        "locks_held": locks_held,
         "failing_count": len(failing),
         "failing": failing,
         "appeal_count": len(appealed),

@@ -50,6 +50,11 @@ def list_url(config: Config, name: str, version: int | None = None) -> str:
     return f"{config['web.public_url']}lists/{quote(name)}/versions/{version}"
 
 
+def locks_url(config: Config, name: str) -> str:
+    """The page of the locks a list's policy holds back (more than list_sync.max_locks)."""
+    return f"{config['web.public_url']}lists/{quote(name)}/locks"
+
+
 def links(
     config: Config,
     *,
@@ -57,6 +62,7 @@ def links(
     account: str | None,
     list_name: str | None,
     version: int | None = None,
+    locks: bool = False,
 ) -> dict[str, Any]:
     """What an event concerns, as links into podmod (never the reported content)."""
     concerned: dict[str, Any] = {}
@@ -65,7 +71,8 @@ def links(
     if account is not None:
         concerned["account"] = {"handle": account, "url": account_url(config, account)}
     if list_name is not None:
-        concerned["list"] = {"name": list_name, "url": list_url(config, list_name, version)}
+        url = locks_url(config, list_name) if locks else list_url(config, list_name, version)
+        concerned["list"] = {"name": list_name, "url": url}
     return concerned
 
 
@@ -98,6 +105,7 @@ def webhook_body(
             account=account,
             list_name=list_name,
             version=facts.get("version") if event_type == "list.held" else None,
+            locks=event_type == "list.held" and bool(facts.get("locks_held")),
         ),
         "details": public,
     }

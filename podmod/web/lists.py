@@ -1,18 +1,20 @@
 """The lists page: each subscription's version in force, how its file was read, entries, matches,
-last sync and error, versions held for approval with what they change and an Approve button; and
-this pod's own list with its entries and a Remove button for each."""
+last sync and error, versions held for approval with what they change and an Approve button,
+locks a list's policy holds back (more than list_sync.max_locks at once) with the page to check
+and confirm them; and this pod's own list with its entries and a Remove button for each."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from podmod import actions
 from podmod.db import state_connection
 from podmod.errors import PodmodError
 from podmod.lists import local
+from podmod.lists.apply import lock_plan
 from podmod.lists.versions import (
     ListStateError,
     describe_reading,
@@ -25,10 +27,11 @@ from podmod.web.auth import (
     action_details,
     actor,
     approve_roles,
+    lock_roles,
     login_required,
     require_approve_role,
 )
-from podmod.web.services import services, state_conn
+from podmod.web.services import pod_conn, services, state_conn
 
 bp = Blueprint("lists", __name__)
 
@@ -49,6 +52,8 @@ def index() -> str:
     subscribed = {s.name for s in services().config.lists}
     return render_template(
         "lists.html",
+        locks_held=lock_plan(pod_conn(), state_conn()).held(services().config),
+        max_locks=services().config["list_sync.max_locks"],
         lists=[row for row in rows if row["origin"] == "subscription"],
         pod_list=next((row for row in rows if row["origin"] == "local"), None),
         pod_list_entries=local.entries(state_conn()),
@@ -106,4 +111,76 @@ def approve(name: str, number: int) -> Response:
     flash(f"{name}: {outcome.message}", "ok")
     for handle in outcome.locked:
         flash(f"{name}: locked {handle} (policy lock)", "ok")
+    return redirect(url_for("lists.index"))
+
+
+# The accounts a held-locks page names at most (a publisher's mistake may name thousands).
+LOCKS_SHOWN = 500
+
+
+def _locking_subscription(name: str) -> Any:
+    subscription = next((s for s in services().config.lists if s.name == name), None)
+    if subscription is None:
+        abort(404, f"No list named {name!r} in the configuration.")
+    return subscription
+
+
+def _confirm_roles_text() -> str:
+    """Who may confirm a list's held locks: a role that may both lock and approve."""
+    return " or ".join(sorted(lock_roles() & approve_roles())) or "nobody (no role may both)"
+
+
+@bp.route("/lists/<name>/locks")
+@login_required
+def held_locks(name: str) -> str:
+    """The accounts a list's lock policy would lock, when it holds them back (more than
+    list_sync.max_locks at once), each with its case and the entry it matched; the staff it never
+    locks; and, for those who may, the button that locks them all."""
+    subscription = _locking_subscription(name)
+    config = services().config
+    plan = lock_plan(pod_conn(), state_conn())
+    waiting = sorted(plan.waiting.get(name, []), key=lambda candidate: candidate["handle"])
+    return render_template(
+        "list_locks.html",
+        name=name,
+        subscription=subscription,
+        waiting=waiting[:LOCKS_SHOWN],
+        waiting_count=len(waiting),
+        held=name in plan.held(config),
+        refused=sorted(plan.refused.get(name, [])),
+        seen=plan.seen(name),
+        max_locks=config["list_sync.max_locks"],
+        confirm_roles_text=_confirm_roles_text(),
+    )
+
+
+@bp.route("/lists/<name>/locks", methods=["POST"])
+@login_required
+def confirm_held_locks(name: str) -> Response:
+    """Lock every account the page showed (refused, with nothing locked, if they have changed)."""
+    _locking_subscription(name)
+    if not (g.staff.can_lock and g.staff.can_approve):
+        abort(
+            403,
+            f"Only a pod {_confirm_roles_text()} can lock the accounts a list holds back"
+            " (web.lock_roles and web.approve_roles).",
+        )
+    if request.form.get("confirm") != "yes":
+        flash("Nothing was locked: tick the box that says you have checked the accounts.", "error")
+        return redirect(url_for("lists.held_locks", name=name))
+    from podmod.lists.sync import confirm_locks  # (fetching and signatures: loaded when used)
+
+    try:
+        locks = confirm_locks(
+            services().config,
+            name,
+            by=actor(),
+            seen=request.form.get("seen", "")[:64],
+            details=action_details(),
+        )
+    except PodmodError as error:
+        flash(str(error), "error")
+        return redirect(url_for("lists.held_locks", name=name))
+    count = sum(list_name == name for list_name, _ in locks.locked)
+    flash(f"{name}: {count} {'account' if count == 1 else 'accounts'} locked.", "ok")
     return redirect(url_for("lists.index"))
