@@ -423,6 +423,7 @@ LIST_FORMATS = (
     "mastodon-csv",
     "domain-csv",
     "domains",
+    "accounts",
     "mastodon-json",
     "rapidblock-json",
 )

@@ -319,7 +319,8 @@ def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
             b"\nhello world\n",
             r"^Line 2 of the list is 'hello world', which is none of the shapes podmod reads "
             r"\(podmod's kind,value,label,comment; a Mastodon or FediBlockHole CSV with a domain or"
-            r" #domain column; one domain per line; Mastodon or RapidBlock JSON\); fix the list, or"
+            r" #domain column; one domain per line; one account per line; Mastodon or RapidBlock"
+            r" JSON\); fix the list, or"
             r' set format = "…" for it\.$',
         ),
         (b"value,kind\n", r"^Line 1 of the list is 'value,kind', which is none of the shapes"),
@@ -473,12 +474,12 @@ def test_domain_cells_are_normalised_idn_ports_and_urls_included() -> None:
 
 
 def test_obfuscated_domains_are_counted_or_matched_by_their_digest() -> None:
-    header = "#domain,#severity,#public_comment,#digest"
+    header = "#domain,#severity,#public_comment,#digest,#obfuscate"
     parsed = parse_list(
         csv_file(
             header,
             "sp**m.example,suspend,obfuscated,",
-            "*.wild.example,silence,wildcard,",
+            "*.wild.example,silence,obfuscated wildcard,,true",
             f"ba*.example,silence,known,{digest('bad.example').upper()}",
             "ba*.example,silence,bad digest,abc",
             f"plain.example,suspend,digest ignored,{digest('other.example')}",
@@ -623,6 +624,92 @@ def test_rows_read_once_per_distinct_text_agree_with_rows_read_whole(
     assert remembered.errors == read_whole.errors
 
 
+def test_a_leading_wildcard_is_the_domain_and_everything_under_it_unless_obfuscated() -> None:
+    # Real lists (imported from Pleroma, Misskey, Firefish) write `*.pod.example` for the pod
+    # and its subdomains; Mastodon's obfuscation never starts with `*`, and a row that says it
+    # is obfuscated is one.
+    header = "#domain,#severity,#public_comment,#obfuscate"
+    parsed = parse_list(
+        csv_file(
+            header,
+            "*.wild.example,suspend,wildcard,false",
+            "*.both.example,silence,the wildcard,false",
+            "both.example,suspend,the plain row,false",
+            "*.hidden.example,suspend,obfuscated,true",
+            "*ends.example,suspend,a pattern,false",
+            "glob.*,suspend,a pattern,false",
+            "*.*.twice.example,suspend,a pattern,false",
+        )
+    )
+    assert parsed.entries == [
+        pod("both.example", 4, "suspend", "the plain row", ("the plain row",)),
+        pod("wild.example", 2, "suspend", "wildcard", ("wildcard",)),
+    ]
+    assert (parsed.obfuscated, parsed.duplicates, parsed.errors) == (4, 1, [])
+    lines = parse_list(b"*.wild.example\n*.Other.Example,silence,true,true,true\n")
+    assert lines.format == "domains"
+    assert [(e.value, e.severity) for e in lines.entries] == [
+        ("wild.example", "suspend"),
+        ("other.example", "silence"),
+    ]
+    hidden = '[{"domain": "*.wild.example", "severity": "suspend", "obfuscate": true}]'
+    shown = '[{"domain": "*.wild.example", "severity": "suspend", "obfuscate": false}]'
+    assert (parse_list(hidden.encode()).entries, parse_list(hidden.encode()).obfuscated) == ([], 1)
+    assert [e.value for e in parse_list(shown.encode()).entries] == ["wild.example"]
+
+
+def test_real_exports_oddities_read_as_their_authors_mean_them() -> None:
+    # Seen in published files: a defanged domain, `null` for no comment, two exports end to end
+    # (the header again), a header-less export's columns after the severity.
+    header = "#domain,#severity,#public_comment"
+    parsed = parse_list(
+        csv_file(
+            header,
+            "defanged[.]example,suspend,placeholder",
+            "nothing.example,silence,null",
+            header,
+            "again.example,suspend,",
+        )
+    )
+    assert [(e.value, e.line, e.comment) for e in parsed.entries] == [
+        ("defanged.example", 2, "placeholder"),
+        ("nothing.example", 3, ""),
+        ("again.example", 5, ""),
+    ]
+    assert parsed.errors == []
+    lines = parse_list(b"first.example,suspend,true,true,false\nsecond.example,Silence,x,y\n")
+    assert lines.format == "domains"
+    assert [(e.value, e.severity) for e in lines.entries] == [
+        ("first.example", "suspend"),
+        ("second.example", "silence"),
+    ]
+    half = parse_list(b"#domain\nhalf.]example\nother[.example\n")
+    assert [e.value for e in half.entries] == ["half.example", "other.example"]
+    broken = parse_list(b"#domain\nbad]example\n", skip_invalid=True)
+    assert [(e.line, e.message) for e in broken.errors] == [
+        (2, "'bad]example' is not a valid host name such as pod.example")
+    ]
+
+
+def test_a_header_less_list_of_accounts_is_read_as_account_entries() -> None:
+    # Mastodon's export of an account's blocks: one user@host per line, no header.
+    data = b"spammer@far.example\r\n@Other@Pod.Example:8443\r\n\r\n# a note\r\n"
+    data += b"spammer@far.example\r\nthird@far.example,ignored\r\nnot a handle\r\n"
+    parsed = parse_list(data, skip_invalid=True)
+    assert parsed.format == "accounts"
+    assert [(e.kind, e.value, e.line) for e in parsed.entries] == [
+        ("account", "spammer@far.example", 1),
+        ("account", "other@pod.example:8443", 2),
+        ("account", "third@far.example", 6),
+    ]
+    assert parsed.duplicates == 1
+    assert [e.line for e in parsed.errors] == [7]
+    with pytest.raises(ListFormatError, match="line 7"):
+        parse_list(data)
+    forced = parse_list(b"far.example\n", format="accounts", skip_invalid=True)
+    assert forced.entries == [] and "not a diaspora* handle" in forced.errors[0].message
+
+
 # One domain per line.
 
 
@@ -636,8 +723,9 @@ def test_a_file_of_one_domain_per_line_skips_comments_and_blank_lines() -> None:
         pod("alpha.example", 3),
         pod("beta.example", 5),
         pod("xn--bcher-kva.example", 7),
+        pod("hidden.example", 6),  # (a wildcard: read after the others)
     ]
-    assert (parsed.obfuscated, parsed.canaries, parsed.duplicates) == (1, ["aud.invalid"], 1)
+    assert (parsed.obfuscated, parsed.canaries, parsed.duplicates) == (0, ["aud.invalid"], 1)
     assert [(e.line, e.message) for e in parsed.errors] == [
         (11, "'not valid' is not a valid host name such as pod.example")
     ]
@@ -804,13 +892,16 @@ def test_every_format_can_be_forced_on_its_own_shape() -> None:
         "mastodon-csv": b"#domain\na.example\n",
         "domain-csv": b"domain\na.example\n",
         "domains": b"a.example\n",
+        "accounts": b"a@a.example\n",
         "mastodon-json": b'[{"domain": "a.example"}]',
         "rapidblock-json": b'{"blocks": {"a.example": {"isBlocked": true}}}',
     }
     assert set(samples) == set(FORMATS)
     for format, data in samples.items():
         parsed = parse_list(data, format=format)
-        assert (parsed.format, [e.value for e in parsed.entries]) == (format, ["a.example"])
+        value = "a@a.example" if format == "accounts" else "a.example"
+        assert (parsed.format, [e.value for e in parsed.entries]) == (format, [value])
+        assert detect_format(data) == format
 
 
 def test_a_list_reader_streams_entries_and_counts_as_it_goes() -> None:

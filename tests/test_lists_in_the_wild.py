@@ -748,6 +748,52 @@ def test_an_allowlisted_pod_exempts_its_subdomains(lists, pod):
     assert open_accounts() == ["bad@bad.example"]
 
 
+def test_an_allowlist_written_with_noop_rows_still_allows(lists, pod):
+    # FediBlockHole writes its allowlists with a severity column, "noop" on every row ("Only the
+    # domain field matters for allowlists"): noop limits nothing in a blocklist, but on an
+    # allowlist the entry allows.
+    pod.person("news", "desk.press.example")
+    pod.person("writer", "press.example")
+    pod.person("bad", "bad.example")
+    serve(lists, "block", "press.example\nbad.example\n", suffix=".txt")
+    serve(lists, "block2", "kind,value,label,comment\naccount,writer@press.example,spam,\n")
+    allow = '"domain","severity","public_comment"\n"press.example","noop","only the domain"\n'
+    serve(lists, "ours", allow, policy="allow")
+
+    assert sync()[0] == 0
+
+    assert open_accounts() == ["bad@bad.example"]
+
+
+def test_wildcard_rows_of_a_real_export_cover_their_pods(lists, pod, state):
+    # A list imported from Pleroma or Firefish writes `*.pod.example`; the next version writes it
+    # plainly: the same entry, kept, not removed and added again.
+    pod.person("x", "sub.wild.example")
+    pod.person("y", "wild.example")
+    pod.person("z", "hidden.example")
+    export = "#domain,#severity,#public_comment,#obfuscate\n"
+    serve(lists, "wild", export + "*.wild.example,suspend,,false\n*.hidden.example,suspend,,true\n")
+    assert sync()[0] == 0
+    assert open_accounts() == ["x@sub.wild.example", "y@wild.example"]
+
+    serve(lists, "wild", export + "wild.example,suspend,,false\n")
+    code, output = sync()
+
+    assert code == 0 and "(+0 -0)" in output, output
+    assert open_accounts() == ["x@sub.wild.example", "y@wild.example"]
+
+
+def test_a_mastodon_export_of_blocked_accounts_flags_those_accounts(lists, pod):
+    pod.person("spammer", "far.example")
+    pod.person("neighbour", "far.example")
+    serve(lists, "blocks", "spammer@far.example\n@elsewhere@other.example\n")
+
+    code, output = sync()
+
+    assert code == 0 and "version 1 applied (accounts): 2 entries (+2 -0)" in output, output
+    assert open_accounts() == ["spammer@far.example"]
+
+
 def test_lists_read_by_an_older_podmod_are_read_again(lists, pod, state):
     pod.person("x", "sub.far.example")
     serve(lists, "old", "domain\nfar.example\n")

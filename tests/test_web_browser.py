@@ -150,12 +150,12 @@ PHONE = {"width": 390, "height": 844}
 
 def test_every_page_fits_a_390_px_phone_without_scrolling_sideways(
     browser,
-    make_app,
+    make_app,  # noqa: F811  (the fixture)
     pod: DiasporaPod,
     config,
     state: psycopg.Connection,
     env,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     """Each page at 390 px: the page itself never scrolls sideways (a wide table may scroll in its
     own box); long handles, links and reported text wrap."""
@@ -268,11 +268,11 @@ def screenshot(page, name: str) -> None:
 
 def test_a_podmin_checks_a_lists_held_locks_and_locks_them_all_in_chromium(
     browser,
-    make_app,
+    make_app,  # noqa: F811  (the fixture)
     pod: DiasporaPod,
     env,
     tmp_path,
-    state: psycopg.Connection,  # noqa: F811
+    state: psycopg.Connection,
 ):
     from tests.helpers import podmod
     from tests.test_lists import ListFiles

@@ -10,9 +10,10 @@ never `notalpha.example`; `cf` covers every host under .cf; an IP address covers
 as Mastodon's `DomainBlock.rule_for` does: of a list's entries covering a host, the most specific
 one decides, so a `noop` entry for a subdomain exempts it. An entry known only by its SHA-256
 digest (an obfuscated domain) matches the hosts whose name has that digest. Pod entries never
-match local accounts; `noop` entries flag nobody. Each list applies only its `kinds` and, when it
-names some, its `labels`; `lock_labels` lock on a review list. The allowlist (policy `allow`)
-wins over every other list, and an account needs entries in `list_sync.threshold` distinct lists.
+match local accounts; `noop` entries flag nobody (on an allowlist, every entry allows). Each list
+applies only its `kinds` and, when it names some, its `labels`; `lock_labels` lock on a review
+list. The allowlist (policy `allow`) wins over every other list, and an account needs entries in
+`list_sync.threshold` distinct lists.
 """
 
 from __future__ import annotations
@@ -115,10 +116,11 @@ FROM host_names WHERE strpos(name, ':') = 0
 """
 
 # Per list and host, the most specific pod entry that covers it (a longer name first; with its
-# port before without); then the noop ones, which limit nothing, are dropped. The entries naming
-# a host are found first, on their own (`named`): joined with the lists at once, the planner guesses
-# the lists' filters leave a few hundred of a million entries and hashes the entries, not the names
-# (0.53 s instead of 0.28 s at a million entries).
+# port before without); then the noop ones, which limit nothing, are dropped (but an allowlist's:
+# FediBlockHole writes its allowlists' rows as noop, and only their domain means anything). The
+# entries naming a host are found first, on their own (`named`): joined with the lists at once, the
+# planner guesses the lists' filters leave a few hundred of a million entries and hashes the
+# entries, not the names (0.53 s instead of 0.28 s at a million entries).
 _HOST_MATCHES = f"""
 CREATE TEMP TABLE host_matches ON COMMIT DROP AS
 WITH named AS MATERIALIZED ({{named}})
@@ -129,7 +131,7 @@ JOIN podmod.lists l ON l.id = e.list_id AND l.policy <> 'ignore'
 WHERE {APPLIES}
 ORDER BY e.list_id, e.host, e.depth, length(e.name) DESC;
 
-DELETE FROM host_matches WHERE severity = 'noop'
+DELETE FROM host_matches WHERE severity = 'noop' AND policy <> 'allow'
 """
 # What `named` holds of each entry naming a host (both ways of finding them give the same).
 _ENTRY = "e.list_id, e.kind, e.value, e.label, e.severity, e.labels, e.added_in"
@@ -165,7 +167,8 @@ SELECT e.list_id, {POLICY} AS policy, e.kind, e.value, e.label, e.severity, e.ad
 FROM podmod.list_entries e
 JOIN podmod.lists l ON l.id = e.list_id AND l.policy <> 'ignore'
 JOIN pod_people pp ON pp.account = e.value
-WHERE e.removed_in IS NULL AND e.kind = 'account' AND e.severity <> 'noop' AND {APPLIES}
+WHERE e.removed_in IS NULL AND e.kind = 'account' AND {APPLIES}
+  AND (e.severity <> 'noop' OR l.policy = 'allow')
 UNION ALL
 SELECT m.list_id, m.policy, m.kind, m.value, m.label, m.severity, m.added_in,
        pp.person_id, pp.account, pp.local

@@ -23,10 +23,19 @@ ACCOUNT = KINDS[0]
 HEADER = ("kind", "value", "label", "comment")
 MASTODON_DOMAIN = "#domain"
 # The shapes of list file podmod reads; podmod.lists.shapes reads all but the first.
-FORMATS = ("podmod", "mastodon-csv", "domain-csv", "domains", "mastodon-json", "rapidblock-json")
+FORMATS = (
+    "podmod",
+    "mastodon-csv",
+    "domain-csv",
+    "domains",
+    "accounts",
+    "mastodon-json",
+    "rapidblock-json",
+)
 CSV_FORMATS = FORMATS[:3]  # (a header line names the columns)
 CSV_DOMAIN_FORMATS = FORMATS[1:3]
-JSON_FORMATS = FORMATS[4:]
+LINE_FORMATS = ("domains", "accounts")  # (no header: a row on every line)
+JSON_FORMATS = FORMATS[5:]
 
 MAX_LABEL = 100
 MAX_COMMENT = 2000
@@ -65,9 +74,11 @@ _FIRST_CHARACTER = re.compile(r"\s*(\S)")
 # One domain on the first line of a file of one domain per line (a URL or a port is let through:
 # normalise() reads them); at least one dot, or letters beyond ASCII. Its severity may follow after
 # a comma (`pod.example,silence`: Oliphant's first published file had no header).
+# Line 1 of a header-less list of accounts (Mastodon's export of blocked or muted accounts).
+_HANDLE_LIKE = re.compile(r"@?[\w.-]+@([\w.-]+)(?::[0-9]{1,5})?\s*,?")
 _HOST_LIKE = re.compile(
     r"(?:[Hh][Tt][Tt][Pp][Ss]?://)?([\w*.-]+)(?::[0-9]{1,5})?/?\s*"
-    r"(?:,\s*(?i:suspend|silence|noop)\s*)?,?"
+    r"(?:,\s*(?i:suspend|silence|noop)\s*(?:,[^,]*)*)?,?"
 )
 
 
@@ -271,7 +282,15 @@ def _pod(value: str) -> str:
         return _host_port(parts.netloc, default_port=default, pattern=_DOMAIN)
     if "/" in text or "@" in text:
         raise ValueError(f"{_show(value)} is not a pod host such as pod.example")
-    if text.startswith(".") and not text.startswith(".."):
+    if "[." in text or ".]" in text:
+        # Defanged, as security writers quote a domain not to make it a link: `pod[.]example`
+        # (or half so: `pod.]example`).
+        text = text.replace("[.]", ".").replace("[.", ".").replace(".]", ".")
+    if text.startswith("*.") and "*" not in text[2:]:
+        # `*.pod.example`, a wildcard (Pleroma's and Misskey's syntax, lists imported from them):
+        # the domain and everything under it, what every pod entry covers.
+        text = text[2:]
+    elif text.startswith(".") and not text.startswith(".."):
         # `.cf`: the domain and everything under it, as list authors write it (what every pod
         # entry covers anyway).
         text = text[1:]
@@ -502,6 +521,11 @@ def _header_cells(line: str) -> list[str]:
     return names
 
 
+def _looks_like_handle(text: str) -> bool:
+    found = _HANDLE_LIKE.fullmatch(text)
+    return bool(found) and "." in found[1]
+
+
 def _looks_like_host(text: str) -> bool:
     found = _HOST_LIKE.fullmatch(text)
     return bool(found) and ("." in found[1] or not found[1].isascii())
@@ -532,6 +556,8 @@ def _find_start(lines: list[str]) -> _Start:
             return _Start("domain-csv", index, comments)
         elif _looks_like_host(text):
             return _Start("domains", index, comments)
+        elif _looks_like_handle(text):
+            return _Start("accounts", index, comments)
         else:
             return _Start(None, index, comments)
     return _Start(None, len(lines), comments)
@@ -543,12 +569,13 @@ _NEEDS = {
     "mastodon-csv": "a header with a #domain column",
     "domain-csv": "a header with a domain column",
     "domains": "one domain per line",
+    "accounts": "one account (user@pod.example) per line",
     "mastodon-json": 'a JSON array of Mastodon domain blocks ([{"domain": …}, …])',
     "rapidblock-json": 'RapidBlock\'s JSON ({"@spec": …, "blocks": {"host": {…}}})',
 }
 _SHAPES = (
     "podmod's kind,value,label,comment; a Mastodon or FediBlockHole CSV with a domain or #domain"
-    " column; one domain per line; Mastodon or RapidBlock JSON"
+    " column; one domain per line; one account per line; Mastodon or RapidBlock JSON"
 )
 
 
@@ -621,7 +648,8 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
             )
         raise ListFormatError(
             "The list is empty; it needs at least a header line (such as kind,value,label,comment"
-            " or #domain,#severity) or one domain per line."
+            " or #domain,#severity) or one domain per line; if its publisher emptied it on purpose"
+            " (the list is retired), remove it from the configuration."
         )
     if forced is None and start.format is None:
         raise ListFormatError(
@@ -630,12 +658,12 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
             " it."
         )
     shape = forced or start.format or ""
-    if (forced == "domains" and start.format in CSV_FORMATS) or (
+    if (forced in LINE_FORMATS and start.format in CSV_FORMATS) or (
         forced in CSV_FORMATS and start.format != forced
     ):
         shown = _show(lines[start.index].strip())
         raise _misfit(shape, f"Line {start.index + 1} of the list is {shown}", start.format)
-    return shape, lines, start.index if shape == "domains" else start.index + 1
+    return shape, lines, start.index if shape in LINE_FORMATS else start.index + 1
 
 
 def detect_format(data: bytes) -> str:

@@ -65,8 +65,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # (only JSON's \u escapes can write 
 _Comment = tuple[str, tuple[str, ...], str, "str | None", bool]
 # What a row says besides its domain: (nothing but an entry: no problem and no canary, a problem
 # with its columns, the entry's details, a problem with its severity or comment, is a canary's,
-# digest).
-_Tail = tuple[bool, "str | None", Details, "str | None", bool, str]
+# digest, its obfuscate column says true).
+_Tail = tuple[bool, "str | None", Details, "str | None", bool, str, bool]
+_TRUE_CELLS = frozenset(("true", "t", "yes", "y", "1"))
 _TAILS_KEPT = 10_000  # distinct texts after the domain a CSV's reading remembers
 # An already-normal host, and not a canary's (the common row, accepted as it is).
 _PLAIN_HOST = re.compile(_HOST_FAST.pattern + rf"(?<!{re.escape(CANARY_DOMAIN)})")
@@ -77,6 +78,8 @@ def read(reader: ListReader, content: Any, start: int) -> Iterator[Row]:
     (rows from lines[start] on) or its JSON value."""
     if reader.format == "domains":
         return _read_domains(reader, content, start)
+    if reader.format == "accounts":
+        return _read_accounts(reader, content, start)
     if reader.format == "mastodon-json":
         return _read_mastodon_json(reader, content)
     if reader.format == "rapidblock-json":
@@ -104,9 +107,15 @@ class _Domains:
         self.reader.errors.append(RowError(line, message, self.unit))
 
     def tail(
-        self, severity: str, comment: str, digest: str = "", tags: list[str] | None = None
+        self,
+        severity: str,
+        comment: str,
+        digest: str = "",
+        tags: list[str] | None = None,
+        obfuscated: bool = False,
     ) -> _Tail:
-        """What a row's severity, public comment (RapidBlock: reason and tags) and digest say."""
+        """What a row's severity, public comment (RapidBlock: reason and tags), digest and
+        obfuscate flag say."""
         level = self.severities.get(severity)
         if level is None:
             level = SEVERITIES.get(severity.strip().lower(), "")
@@ -125,20 +134,21 @@ class _Domains:
             details = Details(label, text, level, labels, "")
             if len(self.details) < _COMMENTS_KEPT:
                 self.details[label, text, level, labels] = details
-        return clean, None, details, problem, canary, digest
+        return clean, None, details, problem, canary, digest, obfuscated
 
     def add(self, line: int, domain: str, tail: _Tail) -> Row | None:
         """The row of one row of the file, or None for one that is none (counted, or an error, or
         a domain written with a leading dot, kept for dotted_rows())."""
-        if domain.lstrip().startswith("."):
+        if domain.lstrip().startswith((".", "*.")):
             self.dotted.append((line, domain, tail))
             return None
         return self._add(line, domain, tail)
 
     def dotted_rows(self) -> Iterator[Row]:
-        """The rows whose domain was written with a leading dot (`.cf`), read once the others
-        are: a domain also written plainly (`cf`) is that row's, as in Mastodon, where `.cf`
-        names no host; alone, it is the domain the author means."""
+        """The rows whose domain was written with a leading dot or wildcard (`.cf`, `*.cf`),
+        read once the others are: a domain also written plainly (`cf`) is that row's, as in
+        Mastodon, where `.cf` and `*.cf` name no host; alone, it is the domain the author means
+        (with everything under it, as every pod entry)."""
         rows, self.dotted = self.dotted, []
         for line, domain, tail in rows:
             entry = self._add(line, domain, tail)
@@ -146,7 +156,7 @@ class _Domains:
                 yield entry
 
     def _add(self, line: int, domain: str, tail: _Tail) -> Row | None:
-        _, columns_problem, details, problem, canary, digest = tail
+        _, columns_problem, details, problem, canary, digest, obfuscated = tail
         if columns_problem:
             self.error(line, columns_problem)
             return None
@@ -154,7 +164,7 @@ class _Domains:
         if len(domain) <= _FAST_MAX and _PLAIN_HOST.fullmatch(domain):
             value = domain
         else:
-            found = self.domain(line, domain, digest)
+            found = self.domain(line, domain, digest, obfuscated)
             if found is None:
                 return None
             value, published = found
@@ -171,14 +181,17 @@ class _Domains:
         self.seen.add(value)
         return "pod", value, line, details._replace(published=published) if published else details
 
-    def domain(self, line: int, domain: str, digest: str) -> tuple[str, str] | None:
+    def domain(
+        self, line: int, domain: str, digest: str, obfuscated: bool = False
+    ) -> tuple[str, str] | None:
         """(value, published) of a domain that is not already a plain host name; None when it is
-        obfuscated (counted) or invalid (an error)."""
+        obfuscated (counted) or invalid (an error). A leading `*.` is a wildcard (normalise()
+        reads it as the domain), unless the row says it is obfuscated."""
         text = domain.strip()
         if not text:
             self.error(line, "the domain is empty")
             return None
-        if "*" in text:
+        if "*" in text and (obfuscated or not text.startswith("*.") or "*" in text[2:]):
             # Obfuscated: nobody can be matched by its text, but Mastodon's digest (the SHA-256
             # of the real domain) matches it.
             code = digest.strip()
@@ -201,6 +214,8 @@ class _Domains:
 
     def _comment(self, raw: str) -> _Comment:
         text = raw.strip()
+        if text.lower() == "null":
+            text = ""  # (a missing comment, as some exporters write it)
         if self.spreadsheet:
             text = _unsafe(text)
         labels = label_tokens(text)
@@ -233,6 +248,7 @@ class _Columns:
             columns.get("digest", empty),
         )
         self.flags = _picker([columns[name] for name in BOOLEAN_COLUMNS if name in columns])
+        self.obfuscate = columns.get("obfuscate", empty)
         # Rows repeat all but their domain (severities, booleans, a few comments): when the
         # domain is the first cell, the text after it is read once for every row that has it.
         self.tails: dict[str, _Tail] = {}
@@ -244,13 +260,14 @@ class _Columns:
             cells = _trimmed(cells)
             if len(cells) > width:
                 problem = f"the row has {len(cells)} columns; the header names {width}"
-                return "", (False, problem, NO_DETAILS, None, False, "")
+                return "", (False, problem, NO_DETAILS, None, False, "", False)
             cells += [""] * (width - len(cells))
         cells.append("")
         domain, severity, comment, digest = self.pick(cells)
         if self.flags is not None and not _BOOLEAN_CELLS.issuperset(flagged := self.flags(cells)):
             comment = _misplaced_comment(comment, flagged)
-        return domain, domains.tail(severity, comment, digest)
+        obfuscated = cells[self.obfuscate].strip().lower() in _TRUE_CELLS
+        return domain, domains.tail(severity, comment, digest, obfuscated=obfuscated)
 
     def row(
         self,
@@ -298,7 +315,8 @@ def read_csv(
     """Mastodon's export (#domain,#severity,…) or FediBlockHole's CSV (domain,severity,…): the
     columns in any order, unknown ones ignored. Its rows, or with `text` their text in blocks of
     TEXT_BLOCK rows (ListReader.text)."""
-    columns = _Columns(_header_cells(lines[start - 1].strip()))
+    header_line = lines[start - 1].strip()
+    columns = _Columns(_header_cells(header_line))
     domains = _Domains(reader, spreadsheet=True)
     plain = _PLAIN_HOST.fullmatch
     seen = domains.seen
@@ -332,6 +350,8 @@ def read_csv(
                     if remembered and len(around) < _TAILS_KEPT:
                         around[rest] = before_after
                 block.append(f"{before_after[0]}{domain}\t{line}{before_after[1]}")
+        elif raw.strip() == header_line:
+            continue  # (the header again: two exports put end to end)
         elif domain.strip() or not _BLANK_LINE.fullmatch(raw):  # (blank rows are skipped)
             entry = domains.add(line, domain, tail)
             if entry is None:
@@ -373,13 +393,15 @@ def _misplaced_comment(comment: str, flags: tuple[str, ...]) -> str:
 
 def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
     """One domain per line, each a suspension unless its severity follows after a comma
-    (`pod.example,silence`); blank lines and # comments skipped."""
+    (`pod.example,silence`; cells after it, a header-less export's, ignored); blank lines and #
+    comments skipped."""
     domains = _Domains(reader)
     tails = {"": domains.tail("", "")}  # by the severity as written (none: a suspension)
     for line, raw in enumerate(lines[start:], start + 1):
         text = raw.strip().rstrip(", \t")
         if text and not text.startswith("#"):
-            domain, _, severity = text.partition(",")
+            domain, _, rest = text.partition(",")
+            severity = rest.partition(",")[0]  # (the cells after it, as Mastodon does, ignored)
             tail = tails.get(severity)
             if tail is None:
                 tail = domains.tail(severity, "")
@@ -389,6 +411,30 @@ def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[
             if entry is not None:
                 yield entry
     yield from domains.dotted_rows()
+
+
+def _read_accounts(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
+    """One account per line, as Mastodon exports an account's blocks (`user@pod.example`, maybe
+    with a leading @; cells after a comma ignored); blank lines and # comments skipped."""
+    seen = reader.seen["account"]
+    for line, raw in enumerate(lines[start:], start + 1):
+        text = raw.strip().rstrip(", \t")
+        if not text or text.startswith("#"):
+            continue
+        handle = text.partition(",")[0]
+        if _CONTROL.search(handle):
+            reader.errors.append(RowError(line, _control_message("account", handle.strip())))
+            continue
+        try:
+            value = normalise("account", handle)
+        except ValueError as error:
+            reader.errors.append(RowError(line, str(error)))
+            continue
+        if value in seen:
+            reader.duplicates += 1
+            continue
+        seen.add(value)
+        yield "account", value, line, NO_DETAILS
 
 
 def _text(item: dict[str, Any], name: str) -> str | None:
@@ -418,7 +464,10 @@ def _read_mastodon_json(reader: ListReader, items: list[Any]) -> Iterator[Row]:
                 break
         else:
             tail = domains.tail(
-                fields["severity"] or "", fields[comment_field] or "", fields["digest"] or ""
+                fields["severity"] or "",
+                fields[comment_field] or "",
+                fields["digest"] or "",
+                obfuscated=item.get("obfuscate") in (True, "true", "True"),
             )
             entry = domains.add(number, fields["domain"] or "", tail)
             if entry is not None:
