@@ -1267,6 +1267,10 @@ def test_a_dry_run_of_a_version_that_would_be_held_or_refused_keeps_nothing(list
     outcomes = {o["name"]: o for o in json.loads(printed)}
     assert outcomes["core"]["status"] == "held" and outcomes["core"]["dry_run"]
     assert "held for approval: it removes 3 of 4 entries (75%)" in outcomes["core"]["message"]
+    # (nothing was stored: no version to approve yet)
+    assert outcomes["core"]["message"].endswith(
+        "(a sync would keep it for `podmod lists diff core` and `podmod lists approve`)"
+    )
     assert outcomes["other"]["status"] == "failed"
     assert _podmod_state(state) == before  # not even the error or the time of the attempt
 

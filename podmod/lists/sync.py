@@ -239,7 +239,9 @@ def preview_list(
         with state.transaction(force_rollback=True):
             progress(f"{name}: storing and applying, to be undone")
             row, _ = versions.ensure_list(state, subscription)
-            outcome = _store(config, subscription, row, latest, result, signed, pod, state, changed)
+            outcome = _store(
+                config, subscription, row, latest, result, signed, pod, state, changed, dry_run=True
+            )
             refused: list[str] = []
             if outcome.status == "applied" or subscription.policy == "lock":  # (as sync_list)
                 plan = apply.lock_plan(pod, state)
@@ -275,7 +277,10 @@ def _store(
     pod: psycopg.Connection,
     state: psycopg.Connection,
     changed: list[str],
+    *,
+    dry_run: bool = False,
 ) -> SyncOutcome:
+    """Store and apply a fetched list (a dry run: only its messages differ, as nothing stays)."""
     name = subscription.name
     current = list_row["current_version"]
     unchanged = result.not_modified or (
@@ -325,12 +330,16 @@ def _store(
         )
         facts = {"version": stored.number, "held_reason": stored.held_reason}
         notify.record(config, state, "list.held", list_name=name, facts=facts)
+        then = (
+            f"approve with `podmod lists approve {name} {stored.number}`"
+            if not dry_run
+            else f"a sync would keep it for `podmod lists diff {name}` and `podmod lists approve`"
+        )
         return SyncOutcome(
             name,
             "held",
             f"version {stored.number} ({reading}) held for approval: {stored.held_reason}; "
-            f"version {current} stays in force (approve with `podmod lists approve {name} "
-            f"{stored.number}`)",
+            f"version {current} stays in force ({then})",
             version=current,
             entries=stored.entries,
             added=stored.added,
