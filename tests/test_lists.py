@@ -1413,6 +1413,8 @@ def test_an_admin_checks_a_lists_held_locks_on_the_web_and_locks_them_all(
     assert "(a pod admin or moderator): podmin@pod.example." in page
     assert ">Lock them all</button>" in page
 
+    forged = client.post("/lists/lockme/locks", data={"seen": _seen(page), "confirm": "yes"})
+    assert forged.status_code == 400 and _locked(pod) == []  # (no CSRF token)
     unticked = test_web.post(client, "/lists/lockme/locks", seen=_seen(page))
     assert unticked.status_code == 302 and _locked(pod) == []
     assert "tick the box" in html(client.get("/lists/lockme/locks"))
