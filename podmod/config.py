@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from podmod.errors import ConfigError, PodmodError
-from podmod.kinds import KINDS
+from podmod.kinds import KINDS, LIST_FILE_FORMATS
 from podmod.redact import masked_url
 
 DEFAULT_CONFIG_PATH = Path("/etc/podmod/podmod.toml")
@@ -416,17 +416,8 @@ LIST_KEYS = (
 )
 # The entry kinds a list may carry; `kinds` switches some of them off.
 ENTRY_KINDS = KINDS
-# The shapes of list files podmod reads (podmod.lists.parse.FORMATS); "auto" detects the shape.
-LIST_FORMATS = (
-    "auto",
-    "podmod",
-    "mastodon-csv",
-    "domain-csv",
-    "domains",
-    "accounts",
-    "mastodon-json",
-    "rapidblock-json",
-)
+# The shapes of list files podmod reads; "auto" detects the shape.
+LIST_FORMATS = ("auto", *LIST_FILE_FORMATS)
 # The name of this pod's own list (podmod lists add/remove), which no subscription may take.
 LOCAL_LIST = "this-pod"
 

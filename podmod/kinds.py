@@ -1,4 +1,5 @@
-"""The kinds of list entries, and the pod's tables each content kind is matched against. One place
+"""The kinds of list entries, the shapes of list files, and the pod's tables each content kind is
+matched against. One place
 for the lists (podmod.lists), the configuration, the matcher (podmod.matching) and content scanning
 (podmod.scan), and light: `podmod lists sync` asks these questions without loading the matcher."""
 
@@ -11,6 +12,18 @@ IMAGE_KINDS = ("pdq", "sha256")
 CONTENT_KINDS = TEXT_KINDS + IMAGE_KINDS
 # account: a handle; pod: a host and its subdomains; then the content kinds.
 KINDS = ("account", "pod", *CONTENT_KINDS)
+
+# The shapes of list file podmod reads (podmod.lists.parse; podmod.lists.shapes reads all but the
+# first); a list's `format` setting names one, or "auto".
+LIST_FILE_FORMATS = (
+    "podmod",
+    "mastodon-csv",
+    "domain-csv",
+    "domains",
+    "accounts",
+    "mastodon-json",
+    "rapidblock-json",
+)
 
 TEXT_ITEM_TYPES = ("Post", "Comment", "Profile")
 IMAGE_ITEM_TYPES = ("Photo",)

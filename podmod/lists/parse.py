@@ -17,21 +17,12 @@ from typing import Any, NamedTuple, Protocol
 from urllib.parse import SplitResult, urlsplit
 
 from podmod.errors import PodmodError
-from podmod.kinds import KINDS
+from podmod.kinds import KINDS, LIST_FILE_FORMATS
 
 ACCOUNT = KINDS[0]
 HEADER = ("kind", "value", "label", "comment")
 MASTODON_DOMAIN = "#domain"
-# The shapes of list file podmod reads; podmod.lists.shapes reads all but the first.
-FORMATS = (
-    "podmod",
-    "mastodon-csv",
-    "domain-csv",
-    "domains",
-    "accounts",
-    "mastodon-json",
-    "rapidblock-json",
-)
+FORMATS = LIST_FILE_FORMATS
 CSV_FORMATS = FORMATS[:3]  # (a header line names the columns)
 CSV_DOMAIN_FORMATS = FORMATS[1:3]
 LINE_FORMATS = ("domains", "accounts")  # (no header: a row on every line)
