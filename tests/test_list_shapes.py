@@ -332,6 +332,11 @@ def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
         (b"[" + b"1" * 5000 + b"]", r"^The list is not valid JSON \(a number in it has too many"),
         (b'{"domains": []}', r'^The list is a JSON object without "blocks", not RapidBlock'),
         (b'{"blocks": ["x.example"]}', r'^The list is a JSON object whose "blocks" is not an obj'),
+        (
+            b'{"group": ":pleroma", "key": ":mrf_simple", "value": [{"tuple": [":reject", []]}]}',
+            r"^The list is a Pleroma or Akkoma configuration \(its mrf_simple policy\), not a"
+            r" list podmod reads; ask its publisher for a Mastodon CSV export",
+        ),
     ],
 )
 def test_a_file_of_no_shape_is_refused_in_one_sentence(data: bytes, message: str) -> None:

@@ -619,6 +619,11 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
     if (is_json and forced is None) or forced in JSON_FORMATS:
         value = _load_json(text)
         shape = _json_shape(value)
+        if forced is None and shape is None and _pleroma_config(value):
+            raise ListFormatError(
+                "The list is a Pleroma or Akkoma configuration (its mrf_simple policy), not a list"
+                " podmod reads; ask its publisher for a Mastodon CSV export or one domain per line."
+            )
         if forced is None and shape is None:
             problem = 'whose "blocks" is not an object' if "blocks" in value else 'without "blocks"'
             raise ListFormatError(
@@ -655,6 +660,12 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
         shown = _show(lines[start.index].strip())
         raise _misfit(shape, f"Line {start.index + 1} of the list is {shown}", start.format)
     return shape, lines, start.index if shape in LINE_FORMATS else start.index + 1
+
+
+def _pleroma_config(value: Any) -> bool:
+    """Pleroma's or Akkoma's exported configuration ({"group": ":pleroma", "key": ":mrf_simple",
+    "value": [{"tuple": [":reject", …]}, …]}), which some podmins publish as their blocklist."""
+    return isinstance(value, dict) and value.get("group") == ":pleroma"
 
 
 def detect_format(data: bytes) -> str:
