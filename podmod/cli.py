@@ -670,6 +670,8 @@ def _list_settings_text(row: dict[str, Any]) -> str:
         parts.append("format " + row["format_setting"])
     if row["require_canary"]:
         parts.append("requires canary " + row["require_canary"])
+    if row["severity_setting"]:
+        parts.append("rows without a severity: " + row["severity_setting"])
     return "; ".join(parts)
 
 

@@ -413,11 +413,14 @@ LIST_KEYS = (
     "lock_labels",
     "require_canary",
     "signed_file",
+    "severity",
 )
 # The entry kinds a list may carry; `kinds` switches some of them off.
 ENTRY_KINDS = KINDS
 # The shapes of list files podmod reads; "auto" detects the shape.
 LIST_FORMATS = ("auto", *LIST_FILE_FORMATS)
+# What a list's `severity` may set for its rows that name none.
+LIST_SEVERITIES = ("suspend", "silence", "noop")
 # The name of this pod's own list (podmod lists add/remove), which no subscription may take.
 LOCAL_LIST = "this-pod"
 
@@ -438,6 +441,7 @@ class ListConfig:
     lock_labels: tuple[str, ...] = ()  # on a review list, entries with these labels lock
     require_canary: str | None = None  # a canary host the file must carry
     signed_file: str | None = None  # the `file:` its signature names, if not the URL's last part
+    severity: str | None = None  # of the rows that name none (None: a suspension, as Mastodon)
 
 
 # What podmod tells (podmod.notify): the names a [[webhooks]] table subscribes to.
@@ -764,6 +768,12 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
                 f"format of {where} must be one of {', '.join(LIST_FORMATS)}; it is "
                 f"{list_format!r}."
             )
+        severity = item.get("severity")
+        if severity is not None and severity not in LIST_SEVERITIES:
+            raise ConfigError(
+                f"severity of {where} (the severity of its rows that name none) must be one of "
+                f"{', '.join(LIST_SEVERITIES)}; it is {severity!r}."
+            )
         labels = _list_labels(item.get("labels", []), "labels", where)
         lock_labels = _list_labels(item.get("lock_labels", []), "lock_labels", where)
         if lock_labels and policy != "review":
@@ -785,6 +795,7 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
                 lock_labels=lock_labels,
                 require_canary=_canary_host(item.get("require_canary"), where),
                 signed_file=signed_file,
+                severity=severity,
             )
         )
     return tuple(lists)

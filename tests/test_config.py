@@ -71,6 +71,11 @@ LIST = f'database_url = "{DB}"\n[[lists]]\nname = "x"\nurl = "https://l.example/
         (LIST + 'lock_labels = ["spam"]\npolicy = "lock"\n', {}, "applies to a list with policy"),
         (LIST + 'require_canary = "not a host"\n', {}, "require_canary of list 'x'"),
         (
+            LIST + 'severity = "limit"\n',
+            {},
+            "severity of list 'x' in",
+        ),
+        (
             LIST + 'signed_file = "core.csv"\n',
             {},
             "signed_file of list 'x' in",  # no public_key: nothing is signed

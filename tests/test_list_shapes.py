@@ -696,6 +696,30 @@ def test_real_exports_oddities_read_as_their_authors_mean_them() -> None:
     ]
 
 
+def test_a_lists_severity_setting_is_the_severity_of_rows_that_name_none() -> None:
+    def severities(data: bytes) -> list[tuple[str, str]]:
+        reader = ListReader(data, severity="silence")
+        return [(value, details.severity) for _, value, _, details in reader.rows()]
+
+    assert severities(b"a.example\nb.example,suspend\nc.example,noop\n") == [
+        ("a.example", "silence"),
+        ("b.example", "suspend"),
+        ("c.example", "noop"),
+    ]
+    assert severities(b"#domain,#severity\na.example,\nb.example,suspend\nc.example, \n") == [
+        ("a.example", "silence"),
+        ("b.example", "suspend"),
+        ("c.example", "silence"),
+    ]
+    assert severities(b"domain\na.example\n") == [("a.example", "silence")]
+    assert severities(b'[{"domain": "a.example"}]') == [("a.example", "silence")]
+    assert severities(b'{"blocks": {"a.example": {"isBlocked": true}}}') == [
+        ("a.example", "silence")
+    ]
+    default = ListReader(b"a.example\n")
+    assert [details.severity for *_, details in default.rows()] == ["suspend"]
+
+
 def test_a_header_less_list_of_accounts_is_read_as_account_entries() -> None:
     # Mastodon's export of an account's blocks: one user@host per line, no header.
     data = b"spammer@far.example\r\n@Other@Pod.Example:8443\r\n\r\n# a note\r\n"

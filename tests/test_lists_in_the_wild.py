@@ -568,6 +568,32 @@ def test_canary_rows_never_match_and_a_required_canary_must_be_there(lists, pod,
     assert entries_of(state, "aud") == pods(("epsilon.example", "suspend"))
 
 
+def test_a_lists_severity_setting_gives_its_rows_that_name_none_a_severity(lists, pod, state):
+    # Publishers split lists by severity into files (`…_silence.txt`): the file cannot say it.
+    pod.person("loud", "loud.example")
+    pod.person("bad", "bad.example")
+    serve(lists, "quiet", "loud.example\nbad.example,suspend\n", suffix=".txt", severity="silence")
+
+    code, output = sync()
+
+    assert code == 0, output
+    quiet = pods(("loud.example", "silence"), ("bad.example", "suspend"))
+    assert entries_of(state, "quiet") == quiet
+    assert {s["entry"]: s["severity"] for s in list_signals()}["pod:loud.example"] == "silence"
+    assert "rows without a severity: silence" in podmod("lists", "show").output
+    serve(lists, "quiet", "loud.example\nbad.example,suspend\n", suffix=".txt")  # (setting gone)
+
+    code, output = sync()
+
+    assert code == 0 and "version 2 applied (domains)" in output, output  # (the file read again)
+    loud = pods(("loud.example", "suspend"), ("bad.example", "suspend"))
+    assert entries_of(state, "quiet") == loud
+    assert {s["entry"]: s["severity"] for s in list_signals()} == {
+        "pod:loud.example": "suspend",  # (it was silence: the signal follows its entry)
+        "pod:bad.example": "suspend",
+    }
+
+
 def test_labels_select_the_entries_a_list_is_trusted_for(lists, pod):
     pod.person("hate", "hate.example")
     pod.person("spam", "spam.example")

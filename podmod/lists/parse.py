@@ -684,7 +684,11 @@ class ListReader:
     refuses the file for its invalid rows or a missing canary. A file whose rows cannot be read at
     all (CSV past repair) raises ListFormatError while it is read."""
 
-    def __init__(self, data: bytes, *, format: str | None = None) -> None:
+    def __init__(
+        self, data: bytes, *, format: str | None = None, severity: str | None = None
+    ) -> None:
+        # the severity of a domain list's rows that name none (a list's `severity` setting)
+        self.severity = severity or "suspend"
         self.errors: list[RowError] = []
         self.duplicates = 0
         self.obfuscated = 0

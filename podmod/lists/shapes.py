@@ -98,6 +98,7 @@ class _Domains:
         self.spreadsheet = spreadsheet  # CSV: undo csv_safe() on comments
         self.seen = reader.seen["pod"]
         self.severities = dict(SEVERITIES)  # and each spelling met, such as "Suspend"
+        self.severities[""] = reader.severity  # (a row that names none: the list's setting)
         self.comments: dict[str, _Comment] = {}
         # one Details for each (label, comment, severity, labels) met
         self.details: dict[tuple[str, str, str, tuple[str, ...]], Details] = {}
@@ -118,7 +119,7 @@ class _Domains:
         obfuscate flag say."""
         level = self.severities.get(severity)
         if level is None:
-            level = SEVERITIES.get(severity.strip().lower(), "")
+            level = self.severities.get(severity.strip().lower(), "")
             if level:
                 self.severities[severity] = level
         if tags is not None:
@@ -477,7 +478,8 @@ def _read_mastodon_json(reader: ListReader, items: list[Any]) -> Iterator[Row]:
 
 def _read_rapidblock_json(reader: ListReader, value: dict[str, Any]) -> Iterator[Row]:
     """RapidBlock v1: {"blocks": {"host": {"isBlocked": true, "reason": "…", "tags": […]}}}, each
-    block a suspension; isBlocked false blocks nothing (counted in `unblocked`)."""
+    block a suspension (or the list's `severity`); isBlocked false blocks nothing (counted in
+    `unblocked`)."""
     domains = _Domains(reader, unit="item")
     for number, (host, block) in enumerate(value["blocks"].items(), 1):
         if not isinstance(block, dict):
@@ -501,7 +503,7 @@ def _read_rapidblock_json(reader: ListReader, value: dict[str, Any]) -> Iterator
         elif _SURROGATE.search(host):
             domains.error(number, "the host holds a lone \\u surrogate escape")
         else:
-            entry = domains.add(number, host, domains.tail("suspend", reason, tags=tags))
+            entry = domains.add(number, host, domains.tail("", reason, tags=tags))
             if entry is not None:
                 yield entry
     yield from domains.dotted_rows()

@@ -308,7 +308,7 @@ def _store(
         )
     if signed is not None:
         versions.refuse_replay(state, list_row, signed, result.body)
-    reader = ListReader(result.body, format=subscription.format)
+    reader = ListReader(result.body, format=subscription.format, severity=subscription.severity)
     with ThreadPoolExecutor(1) as aside:
         # A domain list's entries are pods: the pod's hosts are read on the pod's connection
         # meanwhile, which nothing else uses until the matching.
@@ -472,7 +472,7 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
                 state,
                 list_row,
                 subscription,
-                ListReader(body, format=held["format"]),
+                ListReader(body, format=held["format"], severity=subscription.severity),
                 body,
                 signed=minisign.TrustedComment.parse(held["signed_comment"])
                 if held["signed_comment"] is not None

@@ -91,9 +91,9 @@ def sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-SETTINGS = ("policy", "kinds", "labels", "lock_labels", "format", "require_canary")
+SETTINGS = ("policy", "kinds", "labels", "lock_labels", "format", "require_canary", "severity")
 # Settings whose change means the file must be read again, not only its entries applied again.
-READ_SETTINGS = ("format", "require_canary")
+READ_SETTINGS = ("format", "require_canary", "severity")
 
 
 def list_settings(subscription: ListConfig) -> dict[str, Any]:
@@ -105,6 +105,7 @@ def list_settings(subscription: ListConfig) -> dict[str, Any]:
         "lock_labels": list(subscription.lock_labels),
         "format": subscription.format or "",
         "require_canary": subscription.require_canary or "",
+        "severity": subscription.severity or "",
     }
 
 
@@ -131,11 +132,11 @@ def ensure_list(
     settings = list_settings(subscription)
     row = state.execute(
         "INSERT INTO podmod.lists (name, url, policy, kinds, labels, lock_labels, format,"
-        " require_canary) VALUES (%(name)s, %(url)s, %(policy)s, %(kinds)s, %(labels)s,"
-        " %(lock_labels)s, %(format)s, %(require_canary)s) ON CONFLICT (name) DO UPDATE SET"
-        " url = excluded.url, policy = excluded.policy, kinds = excluded.kinds,"
+        " require_canary, severity) VALUES (%(name)s, %(url)s, %(policy)s, %(kinds)s, %(labels)s,"
+        " %(lock_labels)s, %(format)s, %(require_canary)s, %(severity)s) ON CONFLICT (name) DO"
+        " UPDATE SET url = excluded.url, policy = excluded.policy, kinds = excluded.kinds,"
         " labels = excluded.labels, lock_labels = excluded.lock_labels, format = excluded.format,"
-        " require_canary = excluded.require_canary RETURNING *",
+        " require_canary = excluded.require_canary, severity = excluded.severity RETURNING *",
         {"name": subscription.name, "url": masked_url(subscription.url)} | settings,
     ).fetchone()
     return row, changed
@@ -540,7 +541,10 @@ def version_diff(
                 )
             ]
     elif version["status"] == "held":
-        _stage(state, ListReader(bytes(version["held_body"]), format=version["format"]))
+        held = ListReader(
+            bytes(version["held_body"]), format=version["format"], severity=list_row["severity"]
+        )
+        _stage(state, held)
         out["added"] = [
             entry_text(r["kind"], r["value"], r["published"])
             for r in state.execute(
@@ -573,6 +577,7 @@ def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
         """
         SELECT l.name, l.url, l.policy, l.origin, l.current_version AS version, l.kinds, l.labels,
                l.lock_labels, l.format AS format_setting, l.require_canary,
+               l.severity AS severity_setting,
                v.format, v.obfuscated_rows, v.unblocked_rows, v.canaries, v.skipped_rows,
                v.signed_comment, v.signed_at, v.signed_file,
                coalesce(e.entries, 0) AS entries, coalesce(e.suspend, 0) AS suspend,
