@@ -798,9 +798,12 @@ def test_wildcard_rows_of_a_real_export_cover_their_pods(lists, pod, state):
     pod.person("y", "wild.example")
     pod.person("z", "hidden.example")
     export = "#domain,#severity,#public_comment,#obfuscate\n"
-    serve(lists, "wild", export + "*.wild.example,suspend,,false\n*.hidden.example,suspend,,true\n")
-    assert sync()[0] == 0
+    rows = "*.wild.example,suspend,,false\n*.hidden.example,suspend,,true\n*end.example,suspend,,\n"
+    serve(lists, "wild", export + rows)
+    code, output = sync()
+    assert code == 0 and "(mastodon-csv, 1 obfuscated row skipped, 1 pattern row skipped)" in output
     assert open_accounts() == ["x@sub.wild.example", "y@wild.example"]
+    assert "1 obfuscated row skipped; 1 pattern row skipped" in podmod("lists", "show").output
 
     serve(lists, "wild", export + "wild.example,suspend,,false\n")
     code, output = sync()

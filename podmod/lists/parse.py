@@ -164,8 +164,9 @@ class RowError:
 @dataclass
 class ParsedList:
     """The valid entries in file order, the rows skipped as invalid, duplicate rows dropped, and
-    what the file held besides entries: obfuscated domains podmod cannot match (no digest), the
-    hosts of canary rows, RapidBlock rows that do not block."""
+    what the file held besides entries: obfuscated domains podmod cannot match (no digest),
+    patterns that name no host (`*end.example`), the hosts of canary rows, RapidBlock rows that do
+    not block."""
 
     entries: list[Entry] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
@@ -174,6 +175,7 @@ class ParsedList:
     obfuscated: int = 0
     canaries: list[str] = field(default_factory=list)
     unblocked: int = 0
+    patterns: int = 0
 
 
 def _show(text: str, limit: int = 60) -> str:
@@ -692,6 +694,7 @@ class ListReader:
         self.errors: list[RowError] = []
         self.duplicates = 0
         self.obfuscated = 0
+        self.patterns = 0  # (rows such as `*end.example` or `name.*`: no host to match)
         self.canaries: list[str] = []
         self.unblocked = 0
         self.seen: dict[str, set[str]] = {kind: set() for kind in KINDS}  # the values read
@@ -754,6 +757,7 @@ class ListReader:
             self.obfuscated,
             self.canaries,
             self.unblocked,
+            self.patterns,
         )
 
 

@@ -194,11 +194,16 @@ class _Domains:
             return None
         if "*" in text and (obfuscated or not text.startswith("*.") or "*" in text[2:]):
             # Obfuscated: nobody can be matched by its text, but Mastodon's digest (the SHA-256
-            # of the real domain) matches it.
+            # of the real domain) matches it. Mastodon's obfuscation keeps a domain's ends (its
+            # first and last quarters): a `*` at either end, in a row not marked obfuscated, is
+            # a pattern (`*end.example`, `name.*`), which names no host either.
             code = digest.strip()
             if _HEX64.fullmatch(code):
                 return "sha256:" + code.lower(), text
-            self.reader.obfuscated += 1
+            if not obfuscated and (text.startswith("*") or text.endswith("*")):
+                self.reader.patterns += 1
+            else:
+                self.reader.obfuscated += 1
             return None
         if _CONTROL.search(text):
             self.error(line, _control_message("domain", text))

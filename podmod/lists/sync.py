@@ -373,6 +373,7 @@ def _reading(reader: ListReader) -> str:
     """How a file was read, for the sync log: "mastodon-csv, 130 obfuscated rows skipped"."""
     notes = versions.skipped_notes(
         obfuscated=reader.obfuscated,
+        patterns=reader.patterns,
         unblocked=reader.unblocked,
         invalid=len(reader.errors),
         canaries=reader.canaries,

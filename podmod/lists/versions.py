@@ -462,6 +462,7 @@ def store_version(
         "signed_at": signed.signed_at if signed else None,
         "signed_file": signed.file if signed else None,
         "obfuscated": reading.obfuscated,
+        "patterns": reading.patterns,
         "unblocked": reading.unblocked,
         "canaries": reading.canaries,
         "reader": READER,
@@ -474,10 +475,12 @@ def store_version(
         state.execute(
             "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
             " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
-            " obfuscated_rows, unblocked_rows, canaries, reader, held_reason, held_body) VALUES"
+            " obfuscated_rows, pattern_rows, unblocked_rows, canaries, reader, held_reason,"
+            " held_body) VALUES"
             " (%(list)s, %(number)s, %(sha)s, 'held', %(entries)s, %(added)s, %(removed)s,"
             " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
-            " %(obfuscated)s, %(unblocked)s, %(canaries)s, %(reader)s, %(reason)s, %(body)s)",
+            " %(obfuscated)s, %(patterns)s, %(unblocked)s, %(canaries)s, %(reader)s,"
+            " %(reason)s, %(body)s)",
             common | {"reason": reason, "body": body},
         )
         return VersionOutcome(
@@ -490,10 +493,12 @@ def store_version(
     state.execute(
         "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
         " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
-        " obfuscated_rows, unblocked_rows, canaries, reader, applied_at, approved_by) VALUES"
+        " obfuscated_rows, pattern_rows, unblocked_rows, canaries, reader, applied_at,"
+        " approved_by) VALUES"
         " (%(list)s, %(number)s, %(sha)s, 'applied', %(entries)s, %(added)s, %(removed)s,"
         " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
-        " %(obfuscated)s, %(unblocked)s, %(canaries)s, %(reader)s, now(), %(approved_by)s)"
+        " %(obfuscated)s, %(patterns)s, %(unblocked)s, %(canaries)s, %(reader)s, now(),"
+        " %(approved_by)s)"
         " ON CONFLICT (list_id, number) DO UPDATE SET status = 'applied', held_body = NULL,"
         " applied_at = now(), approved_by = excluded.approved_by",
         common | {"approved_by": approved_by},
@@ -578,7 +583,8 @@ def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
         SELECT l.name, l.url, l.policy, l.origin, l.current_version AS version, l.kinds, l.labels,
                l.lock_labels, l.format AS format_setting, l.require_canary,
                l.severity AS severity_setting,
-               v.format, v.obfuscated_rows, v.unblocked_rows, v.canaries, v.skipped_rows,
+               v.format, v.obfuscated_rows, v.pattern_rows, v.unblocked_rows, v.canaries,
+               v.skipped_rows,
                v.signed_comment, v.signed_at, v.signed_file,
                coalesce(e.entries, 0) AS entries, coalesce(e.suspend, 0) AS suspend,
                coalesce(e.silence, 0) AS silence, coalesce(e.noop, 0) AS noop,
@@ -612,6 +618,7 @@ def describe_reading(row: dict[str, Any]) -> str:
     parts.append(f"{entries} ({', '.join(severities)})" if severities else entries)
     parts += skipped_notes(
         obfuscated=row.get("obfuscated_rows") or 0,
+        patterns=row.get("pattern_rows") or 0,
         unblocked=row.get("unblocked_rows") or 0,
         invalid=row.get("skipped_rows") or 0,
         canaries=row.get("canaries") or [],
@@ -620,7 +627,7 @@ def describe_reading(row: dict[str, Any]) -> str:
 
 
 def skipped_notes(
-    *, obfuscated: int, unblocked: int, invalid: int, canaries: list[str]
+    *, obfuscated: int, unblocked: int, invalid: int, canaries: list[str], patterns: int = 0
 ) -> list[str]:
     """What a file held besides its entries, for the sync log and `lists show`:
     "130 obfuscated rows skipped", "canary aud.invalid"."""
@@ -628,6 +635,7 @@ def skipped_notes(
         f"{count:,} {what} {'row' if count == 1 else 'rows'} skipped"
         for count, what in (
             (obfuscated, "obfuscated"),
+            (patterns, "pattern"),
             (unblocked, "not blocked (isBlocked false)"),
             (invalid, "invalid"),
         )
