@@ -333,6 +333,11 @@ def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
         (b'{"domains": []}', r'^The list is a JSON object without "blocks", not RapidBlock'),
         (b'{"blocks": ["x.example"]}', r'^The list is a JSON object whose "blocks" is not an obj'),
         (
+            b"domain,count,percent\npod.example,12,40.0\n",
+            r"^Line 1 of the list is 'domain,count,percent': a count of the sources that block"
+            r" each domain \(an audit, such as Oliphant's domain_audit_file\), not a blocklist;",
+        ),
+        (
             b'{"group": ":pleroma", "key": ":mrf_simple", "value": [{"tuple": [":reject", []]}]}',
             r"^The list is a Pleroma or Akkoma configuration \(its mrf_simple policy\), not a"
             r" list podmod reads; ask its publisher for a Mastodon CSV export",
@@ -932,6 +937,8 @@ def test_every_format_can_be_forced_on_its_own_shape() -> None:
         value = "a@a.example" if format == "accounts" else "a.example"
         assert (parsed.format, [e.value for e in parsed.entries]) == (format, [value])
         assert detect_format(data) == format
+    audit = parse_list(b"domain,count,percent\npod.example,12,40.0\n", format="domain-csv")
+    assert [(e.value, e.severity) for e in audit.entries] == [("pod.example", "suspend")]
 
 
 def test_a_list_reader_streams_entries_and_counts_as_it_goes() -> None:

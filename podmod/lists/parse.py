@@ -655,6 +655,15 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
             f' none of the shapes podmod reads ({_SHAPES}); fix the list, or set format = "…" for'
             " it."
         )
+    if forced is None and start.format == "domain-csv":
+        header = _header_cells(lines[start.index].strip())
+        if "severity" not in header and {"count", "percent"} & set(header):
+            raise ListFormatError(
+                f"Line {start.index + 1} of the list is {_show(lines[start.index].strip())}: a"
+                " count of the sources that block each domain (an audit, such as Oliphant's"
+                " domain_audit_file), not a blocklist; subscribe to one of its publisher's lists"
+                ' instead (or set format = "domain-csv" to read every domain as a suspension).'
+            )
     shape = forced or start.format or ""
     if (forced in LINE_FORMATS and start.format in CSV_FORMATS) or (
         forced in CSV_FORMATS and start.format != forced
