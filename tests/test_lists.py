@@ -1529,3 +1529,17 @@ def test_two_syncs_at_once_tell_the_staff_of_held_locks_once(lists, pod, state):
     assert len(audit_rows(state, "list_locks_held")) == 1
     told = state.execute("SELECT count(*) AS n FROM podmod.events WHERE type = 'list.held'")
     assert told.fetchone()["n"] == 1
+
+
+def test_the_lists_page_shows_a_lists_severity_setting_and_its_skipped_patterns(
+    lists, pod, make_app, admin
+):
+    path = lists.directory / "quiet.txt"
+    path.write_text("loud.example\n*end.example\nbad.example,suspend\n")
+    lists.subscribe("quiet", signed=False, url=path.as_uri(), severity="silence")
+    assert sync()[0] == 0
+
+    page = html(signed_in(make_app().test_client(), "podmin").get("/lists"))
+
+    assert "domains; 2 entries (1 suspend, 1 silence); 1 pattern row skipped" in page
+    assert "rows without a severity: silence." in page
