@@ -64,13 +64,14 @@ _BLANK_LINE = re.compile(r'[\s,"]*')
 _FIRST_CHARACTER = re.compile(r"\s*(\S)")
 # One domain on the first line of a file of one domain per line (a URL or a port is let through:
 # normalise() reads them); at least one dot, or letters beyond ASCII. Its severity may follow after
-# a comma (`pod.example,silence`: Oliphant's first published file had no header).
-# Line 1 of a header-less list of accounts (Mastodon's export of blocked or muted accounts).
-_HANDLE_LIKE = re.compile(r"@?[\w.-]+@([\w.-]+)(?::[0-9]{1,5})?\s*,?")
+# a comma (`pod.example,silence`: Oliphant's first published file had no header), and more cells
+# after it (a header-less export's: `pod.example,suspend,true,true,false`).
 _HOST_LIKE = re.compile(
     r"(?:[Hh][Tt][Tt][Pp][Ss]?://)?([\w*.-]+)(?::[0-9]{1,5})?/?\s*"
     r"(?:,\s*(?i:suspend|silence|noop)\s*(?:,[^,]*)*)?,?"
 )
+# Line 1 of a header-less list of accounts (Mastodon's export of blocked accounts).
+_HANDLE_LIKE = re.compile(r"@?[\w.-]+@([\w.-]+)(?::[0-9]{1,5})?\s*,?")
 
 
 class ListFormatError(PodmodError):
