@@ -265,7 +265,9 @@ def _list(config: Config, name: str) -> Callable[[], str]:
         from podmod.lists.sync import fetch_verified
         from podmod.lists.versions import UNTIMED, signed_time
 
-        subscription = next(s for s in config.lists if s.name == name)
+        subscription = config.subscription(name)
+        if subscription is None:
+            return "not in the configuration"
         result, signed = fetch_verified(config, subscription)
         size = f"reachable ({len(result.body)} bytes)"
         if signed is None:

@@ -491,6 +491,10 @@ class Config:
     def redis_url(self) -> str:
         return self.values["redis_url"]
 
+    def subscription(self, name: str) -> ListConfig | None:
+        """The `[[lists]]` subscription of this name, or None."""
+        return next((s for s in self.lists if s.name == name), None)
+
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}

@@ -1456,7 +1456,8 @@ def test_held_locks_confirmed_on_the_web_lock_nothing_once_the_accounts_changed(
         " nothing was locked; look at them again, then confirm." in page
     )
     assert _locked(pod) == [] and audit_rows(state, "list_locks_confirm") == []
-    assert test_web.post(client, "/lists/lockme/locks", seen=_seen(page), confirm="yes").status_code
+    confirmed = test_web.post(client, "/lists/lockme/locks", seen=_seen(page), confirm="yes")
+    assert confirmed.status_code == 302 and confirmed.location.endswith("/lists")
     assert _locked(pod) == ["spam0", "spam1", "spam2", "spam3"]
 
 

@@ -473,20 +473,23 @@ class LockPlan:
     already, neither admin nor moderator) and those it would refuse (admins, moderators)."""
 
     candidates: list[dict] = field(default_factory=list)  # (those still on the pod)
-    to_lock: dict[str, list[str]] = field(default_factory=dict)
-    refused: dict[str, list[str]] = field(default_factory=dict)
-    # to_lock's candidates, each with its account's `handle`
+    # per list, the candidates a lock would change, each with its account's `handle`
     waiting: dict[str, list[dict]] = field(default_factory=dict)
+    refused: dict[str, list[str]] = field(default_factory=dict)  # handles, per list
 
     def held(self, config: Config, confirmed: str | None = None) -> dict[str, int]:
         """The lists whose lock policy would lock more accounts at once than
         list_sync.max_locks (all but `confirmed`), with how many: they lock none on their own."""
         cap = config["list_sync.max_locks"]
         return {
-            name: len(handles)
-            for name, handles in self.to_lock.items()
-            if len(handles) > cap and name != confirmed
+            name: len(waiting)
+            for name, waiting in self.waiting.items()
+            if len(waiting) > cap and name != confirmed
         }
+
+    def handles(self, name: str) -> list[str]:
+        """The accounts a list's lock policy would lock, sorted."""
+        return sorted(candidate["handle"] for candidate in self.waiting.get(name, []))
 
     def seen(self, name: str) -> str:
         """What a podmin who confirms a list's held locks has seen (the accounts they would lock),
@@ -509,7 +512,6 @@ def lock_plan(pod: psycopg.Connection, state: psycopg.Connection) -> LockPlan:
         if account.staff:
             plan.refused.setdefault(candidate["list"], []).append(account.handle)
         elif account.local and not account.locked:
-            plan.to_lock.setdefault(candidate["list"], []).append(account.handle)
             plan.waiting.setdefault(candidate["list"], []).append(
                 {**candidate, "handle": account.handle}
             )

@@ -398,9 +398,9 @@ def _misplaced_comment(comment: str, flags: tuple[str, ...]) -> str:
 
 
 def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
-    """One domain per line, each a suspension unless its severity follows after a comma
-    (`pod.example,silence`; cells after it, a header-less export's, ignored); blank lines and #
-    comments skipped."""
+    """One domain per line, each a suspension (or the list's `severity`) unless its own follows
+    after a comma (`pod.example,silence`; cells after it, a header-less export's, ignored); blank
+    lines and # comments skipped."""
     domains = _Domains(reader)
     tails = {"": domains.tail("", "")}  # by the severity as written (none: a suspension)
     for line, raw in enumerate(lines[start:], start + 1):

@@ -247,7 +247,7 @@ def preview_list(
                 plan = apply.lock_plan(pod, state)
                 refused = sorted(plan.refused.get(name, []))
                 held = plan.held(config)
-                would = [] if name in held else sorted(plan.to_lock.get(name, []))
+                would = [] if name in held else plan.handles(name)
                 _locks_said(config, outcome, apply.Locks([(name, h) for h in would], held))
     except PodmodError as error:
         state.rollback()
@@ -451,7 +451,7 @@ def sync_lists(
 
 def approve_version(config: Config, name: str, number: int, *, approved_by: str) -> SyncOutcome:
     """Apply a held version, as `podmod lists approve` and the web page do."""
-    subscription = next((s for s in config.lists if s.name == name), None)
+    subscription = config.subscription(name)
     if subscription is None:
         raise versions.ListStateError(f"No list named {name!r} in the configuration.")
     with state_connection(config) as state, pod_connection(config) as pod:
@@ -526,7 +526,7 @@ def confirm_locks(
     which `by` has checked: `podmod lists lock NAME`, or the web's held-locks page (`seen`: what
     it showed, apply.LockPlan.seen; `details`: the web request's). The confirmation is audited
     with how many it locked."""
-    subscription = next((s for s in config.lists if s.name == name), None)
+    subscription = config.subscription(name)
     if subscription is None:
         raise versions.ListStateError(f"No list named {name!r} in the configuration.")
     if subscription.policy != "lock" and not subscription.lock_labels:

@@ -27,8 +27,8 @@ from podmod.redact import masked_url
 # The version of podmod's reading of list files: a version read by an older podmod is fetched and
 # read again at the next sync (2: every published shape, subdomains, severities, labels, canaries;
 # 3: whole top-level domains, `.cf`, IP v6 addresses, `domain,severity` lines without a header;
-# 4: `*.pod.example` wildcards, defanged `pod[.]example`, a repeated header, `null` comments,
-# header-less exports' cells after the severity).
+# 4: `*.pod.example` wildcards, patterns counted apart, defanged `pod[.]example`, a repeated
+# header, `null` comments, header-less exports' cells after the severity, accounts per line).
 READER = 4
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)

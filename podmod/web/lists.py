@@ -119,7 +119,7 @@ LOCKS_SHOWN = 500
 
 
 def _locking_subscription(name: str) -> Any:
-    subscription = next((s for s in services().config.lists if s.name == name), None)
+    subscription = services().config.subscription(name)
     if subscription is None:
         abort(404, f"No list named {name!r} in the configuration.")
     return subscription
