@@ -231,17 +231,27 @@ def test_blank_lines_are_skipped_and_lines_count_from_the_header() -> None:
     ]
 
 
-def test_duplicates_keep_the_first_and_are_counted() -> None:
+def test_repeated_rows_are_counted_and_add_their_labels_and_comments_to_the_first() -> None:
     parsed = parse_list(
         body(
-            "account,spam@pod.example,first,",
-            "account,SPAM@pod.example,second,",
-            "account,@spam@pod.example,third,",
+            "account,spam@pod.example,first,why",
+            "account,SPAM@pod.example,second,why",
+            "account,@spam@pod.example,iftas:third; first,and more",
+            "pod,pod.example,,",
             "pod,pod.example,,",
         )
     )
-    assert [(e.kind, e.label) for e in parsed.entries] == [("account", "first"), ("pod", "")]
-    assert parsed.duplicates == 2
+    assert [(e.kind, e.line, e.label, e.labels, e.comment) for e in parsed.entries] == [
+        (
+            "account",
+            2,
+            "first; second; iftas:third",
+            ("first", "second", "third"),
+            "why; and more",
+        ),
+        ("pod", 5, "", (), ""),
+    ]
+    assert parsed.duplicates == 3
 
 
 def test_invalid_rows_refuse_the_whole_list_naming_lines() -> None:

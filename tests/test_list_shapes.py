@@ -19,10 +19,12 @@ from hypothesis import strategies as st
 from podmod.lists import shapes
 from podmod.lists.parse import (
     FORMATS,
+    Details,
     Entry,
     ListFormatError,
     ListReader,
     detect_format,
+    merged_details,
     normalise,
     parse_list,
 )
@@ -362,7 +364,7 @@ def test_a_mastodon_export_becomes_pod_entries_with_severities_and_labels() -> N
             "spam.example,suspend,true,true,Spam factory,false,false",
             "Loud.Example,silence,false,false,,false,false",
             "quiet.example,noop,true,false,media only,false,false",
-            "spam.example,suspend,true,true,again,false,false",
+            "spam.example,suspend,true,true,Spam factory,false,false",
         )
     )
     assert parsed.format == "mastodon-csv"
@@ -497,12 +499,12 @@ def test_obfuscated_domains_are_counted_or_matched_by_their_digest() -> None:
         )
     )
     assert parsed.entries == [
-        pod(
+        pod(  # (the repeat of the digest adds its comment and heavier severity)
             "sha256:" + digest("bad.example"),
             4,
-            "silence",
-            "known",
-            ("known",),
+            "suspend",
+            "known; again",
+            ("known", "again"),
             published="ba*.example",
         ),
         pod("plain.example", 6, "suspend", "digest ignored", ("digest ignored",)),
@@ -610,7 +612,7 @@ def test_a_mixed_list_reads_every_kind_of_row() -> None:
     ]
     parsed = parse_list(csv_file(MASTODON_HEADER + ",#reject_follows", *rows), skip_invalid=True)
     assert parsed.entries == [
-        pod("alpha.example", 2, "suspend", "iftas:spam", ("spam",)),
+        pod("alpha.example", 2, "suspend", "iftas:spam; again", ("spam", "again")),
         pod("beta.example", 3, "silence"),
         pod("delta.example", 5, "noop", "media only", ("media only",)),
         pod("xn--bcher-kva.example", 8),
@@ -1089,3 +1091,46 @@ def test_plain_hosts_read_as_they_are_agree_with_normalise(host: str) -> None:
     values = [e.value for e in parsed.entries]
     if expected is not None and "*" not in host and not expected.endswith(".invalid"):
         assert values == [expected]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        csv_file(
+            "domain,severity,public_comment",
+            "twice.example,noop,first reason",
+            "once.example,silence,",
+            "Twice.Example.,silence,second reason",
+            "twice.example,noop,first reason",
+        ),
+        b"twice.example,noop\nonce.example,silence\ntwice.example,silence\n",
+        json.dumps(
+            [
+                {"domain": "twice.example", "severity": "noop", "comment": "first reason"},
+                {"domain": "once.example", "severity": "silence"},
+                {"domain": "TWICE.example", "severity": "silence", "comment": "second reason"},
+            ]
+        ).encode(),
+    ],
+    ids=["domain-csv", "domains", "mastodon-json"],
+)
+def test_a_repeated_domain_adds_its_reasons_and_heavier_severity_to_the_first(data: bytes) -> None:
+    parsed = parse_list(data)
+    [twice, once] = parsed.entries
+    assert (twice.value, twice.line, twice.severity) == ("twice.example", twice.line, "silence")
+    assert (once.value, once.severity) == ("once.example", "silence")
+    if parsed.format != "domains":
+        assert (twice.comment, twice.labels) == (
+            "first reason; second reason",
+            ("first reason", "second reason"),
+        )
+    assert twice.line < once.line  # (the entry keeps its first row's place)
+    assert parsed.duplicates == 2 if parsed.format == "domain-csv" else 1
+
+
+def test_merged_details_keep_the_first_where_both_would_be_too_long() -> None:
+    first = Details("a", "x" * 1990, "silence", ("a",))
+    merged = merged_details(first, Details("b" * 99, "another reason", "noop", ("b" * 99,)))
+    assert merged == Details("a", "x" * 1990, "silence", ("a", "b" * 99))
+    assert merged_details(merged, Details("", "", "suspend")).severity == "suspend"
+    assert merged_details(first, first) == first

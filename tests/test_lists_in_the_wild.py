@@ -937,3 +937,82 @@ def test_publish_writes_mastodon_format_that_podmod_and_mastodon_read(lists, pod
     lists.subscribe("shared", signed=False, url=out.as_uri())
     assert sync()[0] == 0
     assert open_accounts() == ["x@sub.bad.example"]
+
+
+@pytest.mark.parametrize(
+    "first_list", [True, False], ids=["into-the-empty-store", "beside-another"]
+)
+def test_a_repeated_row_adds_its_labels_and_heavier_severity_to_its_entry(
+    lists, pod, state, first_list
+):
+    # Real lists repeat a host with a second reason (two files put together by hand): the author
+    # means both, so a subscription trusted for the second label applies the entry. Its first
+    # version is stored two ways: streamed into podmod's empty store, or sorted beside another.
+    pod.person("twice", "twice.example")
+    pod.person("once", "once.example")
+    if not first_list:
+        serve(lists, "other", "#domain\nother.example\n")
+        assert sync("other")[0] == 0
+    rows = [
+        "twice.example,silence,false,false,iftas:spam,false",
+        "once.example,suspend,false,false,iftas:spam,false",
+        "twice.example,suspend,false,false,iftas:hate-speech,false",
+        "once.example,suspend,false,false,iftas:spam,false",
+    ]
+    serve(lists, "dni", MASTODON_HEADER + "\n".join(rows) + "\n", labels=["iftas:hate-speech"])
+
+    code, output = sync("dni")
+
+    assert code == 0, output
+    assert "mastodon-csv, 2 repeated rows merged" in output
+    assert open_accounts() == ["twice@twice.example"]
+    assert entries_of(state, "dni") == pods(
+        ("twice.example", "suspend"), ("once.example", "suspend")
+    )
+    state.rollback()
+    stored = state.execute(
+        "SELECT e.value, e.line, e.label, e.comment, e.labels FROM podmod.list_entries e"
+        " JOIN podmod.lists l ON l.id = e.list_id WHERE l.name = 'dni' ORDER BY e.value"
+    ).fetchall()
+    state.rollback()
+    assert [tuple(row.values()) for row in stored] == [
+        ("once.example", 3, "spam", "iftas:spam", ["spam"]),
+        (
+            "twice.example",
+            2,
+            "spam; hate-speech",
+            "iftas:spam; iftas:hate-speech",
+            ["spam", "hate-speech"],
+        ),
+    ]
+    assert shown("dni")["repeated_rows"] == 2
+    assert "2 repeated rows merged" in podmod("lists", "show").output
+
+    # The next version, staged and compared: the merged entry is unchanged, a new one added.
+    serve(
+        lists,
+        "dni",
+        MASTODON_HEADER + "\n".join([*rows, "new.example,suspend,false,false,,false"]) + "\n",
+        labels=["iftas:hate-speech"],
+    )
+    code, output = sync("dni")
+    assert code == 0 and "3 entries (+1 -0)" in output, output
+    state.rollback()
+    kept = state.execute(
+        "SELECT e.added_in, e.severity, e.labels FROM podmod.list_entries e"
+        " JOIN podmod.lists l ON l.id = e.list_id"
+        " WHERE l.name = 'dni' AND e.value = 'twice.example' AND e.removed_in IS NULL"
+    ).fetchall()
+    state.rollback()
+    assert [tuple(row.values()) for row in kept] == [(1, "suspend", ["spam", "hate-speech"])]
+    assert open_accounts() == ["twice@twice.example"]
+
+    # Without its repeat, the host is a silence for spam alone: the trusted label no longer names
+    # it, and its match is retracted.
+    serve(lists, "dni", MASTODON_HEADER + "\n".join(rows[:2]) + "\n", labels=["iftas:hate-speech"])
+    code, output = sync("dni")
+    assert code == 0 and "(+0 -1)" in output and "repeated" not in output, output
+    assert entries_of(state, "dni") == pods(
+        ("twice.example", "silence"), ("once.example", "suspend")
+    )
+    assert open_accounts() == []

@@ -146,6 +146,31 @@ def text_blocks(rows: Iterable[Row], text: RowText) -> Iterator[str]:
         yield "".join(block)
 
 
+_SEVERITY_WEIGHT = {"": 0, "noop": 1, "silence": 2, "suspend": 3}
+
+
+def merged_details(first: Details, then: Details) -> Details:
+    """An entry's details once a later row for it is read too: the labels of both (the first's,
+    then the new ones), both comments when they differ, the heavier severity; the first's published
+    text. Whatever the two would make too long keeps the first's."""
+    labels = first.labels + tuple(token for token in then.labels if token not in first.labels)
+    label = first.label
+    if then.label:
+        parts = (part.strip() for part in f"{first.label};{then.label}".split(";"))
+        joined = "; ".join(dict.fromkeys(part for part in parts if part))
+        if len(joined) <= MAX_LABEL:
+            label = joined
+    comment = first.comment
+    if then.comment and then.comment not in comment:
+        joined = f"{comment}; {then.comment}" if comment else then.comment
+        if len(joined) <= MAX_COMMENT:
+            comment = joined
+    severity = first.severity
+    if _SEVERITY_WEIGHT.get(then.severity, 0) > _SEVERITY_WEIGHT.get(severity, 0):
+        severity = then.severity
+    return Details(label, comment, severity, labels, first.published)
+
+
 def entry_of(row: Row) -> Entry:
     """The Entry of a row."""
     kind, value, line, details = row
@@ -707,7 +732,10 @@ class ListReader:
         self.patterns = 0  # (rows such as `*end.example` or `name.*`: no host to match)
         self.canaries: list[str] = []
         self.unblocked = 0
-        self.seen: dict[str, set[str]] = {kind: set() for kind in KINDS}  # the values read
+        # the values read, each with its first row's details
+        self.seen: dict[str, dict[str, Details]] = {kind: {} for kind in KINDS}
+        # the entries whose repeated rows said more than their first: their details, merged
+        self.merged: dict[tuple[str, str], Details] = {}
         self.format, self._content, self._start = _open(_decode(data), format)
         self._read = False
 
@@ -738,6 +766,17 @@ class ListReader:
     def __iter__(self) -> Iterator[Entry]:
         return map(entry_of, self.rows())
 
+    def repeated(self, kind: str, value: str, details: Details) -> None:
+        """A row naming an entry already read: counted, and what it says beyond the first (more
+        labels, another comment, a heavier severity) merged into the entry (`merged`)."""
+        self.duplicates += 1
+        key = (kind, value)
+        first = self.merged.get(key) or self.seen[kind][value]
+        if details is not first:
+            merged = merged_details(first, details)
+            if merged != first:
+                self.merged[key] = merged
+
     def check(
         self,
         *,
@@ -758,7 +797,16 @@ class ListReader:
             )
 
     def parsed(self, entries: list[Entry]) -> ParsedList:
-        """The ParsedList of these entries and of what the reading counted."""
+        """The ParsedList of these entries (with what repeated rows added to them) and of what the
+        reading counted."""
+        if self.merged:
+            merged = self.merged
+            entries = [
+                entry_of((e.kind, e.value, e.line, merged[e.kind, e.value]))
+                if (e.kind, e.value) in merged
+                else e
+                for e in entries
+            ]
         return ParsedList(
             entries,
             self.errors,
@@ -889,14 +937,14 @@ def _read_podmod(reader: ListReader, lines: list[str], start: int) -> Iterator[R
             if problem:
                 errors.append(RowError(line, problem))
                 continue
-        values = seen[kind]
-        if value in values:
-            reader.duplicates += 1
-            continue
-        values.add(value)
         details = shared.get((label, comment))
         if details is None:
             details = Details(label, comment, "", tokens, "")
             if len(shared) < _DETAILS_KEPT:
                 shared[label, comment] = details
+        values = seen[kind]
+        if value in values:
+            reader.repeated(kind, value, details)
+            continue
+        values[value] = details
         yield kind, value, line, details

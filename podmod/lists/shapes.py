@@ -152,11 +152,11 @@ class _Domains:
         (with everything under it, as every pod entry)."""
         rows, self.dotted = self.dotted, []
         for line, domain, tail in rows:
-            entry = self._add(line, domain, tail)
+            entry = self._add(line, domain, tail, merge=False)
             if entry is not None:
                 yield entry
 
-    def _add(self, line: int, domain: str, tail: _Tail) -> Row | None:
+    def _add(self, line: int, domain: str, tail: _Tail, *, merge: bool = True) -> Row | None:
         _, columns_problem, details, problem, canary, digest, obfuscated = tail
         if columns_problem:
             self.error(line, columns_problem)
@@ -176,11 +176,16 @@ class _Domains:
         if problem:
             self.error(line, problem)
             return None
+        if published:
+            details = details._replace(published=published)
         if value in self.seen:
-            self.reader.duplicates += 1
+            if merge:
+                self.reader.repeated("pod", value, details)
+            else:  # (a dotted row beside its plain one: the plain row's, as Mastodon reads them)
+                self.reader.duplicates += 1
             return None
-        self.seen.add(value)
-        return "pod", value, line, details._replace(published=published) if published else details
+        self.seen[value] = details
+        return "pod", value, line, details
 
     def domain(
         self, line: int, domain: str, digest: str, obfuscated: bool = False
@@ -344,9 +349,9 @@ def read_csv(
         if tail[0] and len(domain) <= _FAST_MAX and plain(domain):
             # The common row, a plain host with nothing to say but an entry (the rest of add()).
             known = len(seen)
-            seen.add(domain)
+            seen.setdefault(domain, tail[2])
             if len(seen) == known:
-                reader.duplicates += 1
+                reader.repeated("pod", domain, tail[2])
             elif text is None:
                 yield "pod", domain, line, tail[2]
             else:
@@ -437,9 +442,9 @@ def _read_accounts(reader: ListReader, lines: list[str], start: int) -> Iterator
             reader.errors.append(RowError(line, str(error)))
             continue
         if value in seen:
-            reader.duplicates += 1
+            reader.repeated("account", value, NO_DETAILS)
             continue
-        seen.add(value)
+        seen[value] = NO_DETAILS
         yield "account", value, line, NO_DETAILS
 
 

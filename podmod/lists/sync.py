@@ -374,6 +374,7 @@ def _reading(reader: ListReader) -> str:
     notes = versions.skipped_notes(
         obfuscated=reader.obfuscated,
         patterns=reader.patterns,
+        repeated=reader.duplicates,
         unblocked=reader.unblocked,
         invalid=len(reader.errors),
         canaries=reader.canaries,

@@ -28,8 +28,9 @@ from podmod.redact import masked_url
 # read again at the next sync (2: every published shape, subdomains, severities, labels, canaries;
 # 3: whole top-level domains, `.cf`, IP v6 addresses, `domain,severity` lines without a header;
 # 4: `*.pod.example` wildcards, patterns counted apart, defanged `pod[.]example`, a repeated
-# header, `null` comments, header-less exports' cells after the severity, accounts per line).
-READER = 4
+# header, `null` comments, header-less exports' cells after the severity, accounts per line;
+# 5: a repeated row's labels, comment and heavier severity merged into its entry).
+READER = 5
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)
 ENTRY_COLUMNS = ("kind", "value", "line", "label", "comment", "severity", "labels", "published")
@@ -199,6 +200,17 @@ def describe_signature(row: dict[str, Any]) -> str:
     return f"WARN: {UNTIMED}" if row.get("signed_comment") is not None else ""
 
 
+# What repeated rows added to the entries COPY stored (ListReader.merged), written over them.
+MERGE_REPEATS_SQL = """
+UPDATE {table} e SET label = m.label, comment = m.comment, severity = m.severity,
+                     labels = m.labels::text[]
+FROM unnest(%(kinds)s::text[], %(values)s::text[], %(label)s::text[], %(comment)s::text[],
+            %(severity)s::text[], %(labels)s::text[]) AS m(kind, value, label, comment, severity,
+                                                           labels)
+WHERE e.kind = m.kind AND e.value = m.value {condition}
+"""
+
+
 def _stage(state: psycopg.Connection, reading: ListReader) -> int:
     """COPY the rows into `incoming_entries` as they are read (it has no index to grow); how
     many."""
@@ -207,8 +219,37 @@ def _stage(state: psycopg.Connection, reading: ListReader) -> int:
         f"COPY incoming_entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN"
     ) as copy:
         count = _write_text(copy, reading.text(CopyRows()))
+    _merge_repeats(state, reading)
     _analyze(state, "ANALYZE incoming_entries")
     return count
+
+
+def _merge_repeats(
+    state: psycopg.Connection, reading: ListReader, version: tuple[int, int] | None = None
+) -> None:
+    """Once the rows are stored: what repeated rows said beyond their entry's first row, written
+    over the rows staged in incoming_entries, or over version (list id, number)'s rows in
+    podmod.list_entries."""
+    if not reading.merged:
+        return
+    table, condition = "incoming_entries", ""
+    if version is not None:
+        table = "podmod.list_entries"
+        condition = "AND e.list_id = %(list)s AND e.added_in = %(number)s"
+    keys, details = zip(*reading.merged.items(), strict=True)
+    state.execute(
+        sql.SQL(MERGE_REPEATS_SQL).format(table=sql.SQL(table), condition=sql.SQL(condition)),
+        {
+            "kinds": [kind for kind, _ in keys],
+            "values": [value for _, value in keys],
+            "label": [d.label for d in details],
+            "comment": [d.comment for d in details],
+            "severity": [d.severity for d in details],
+            "labels": [_array_literal(d.labels) for d in details],
+            "list": version and version[0],
+            "number": version and version[1],
+        },
+    )
 
 
 def _compare(state: psycopg.Connection, list_id: int, incoming: int) -> dict[str, int]:
@@ -236,10 +277,15 @@ def copy_text(text: str) -> str:
     return text
 
 
+def _array_literal(labels: tuple[str, ...]) -> str:
+    """A text[] literal."""
+    quoted = ('"' + label.replace("\\", "\\\\").replace('"', '\\"') + '"' for label in labels)
+    return "{" + ",".join(quoted) + "}"
+
+
 def _array_text(labels: tuple[str, ...]) -> str:
     """A text[] literal as a COPY text field."""
-    quoted = ('"' + label.replace("\\", "\\\\").replace('"', '\\"') + '"' for label in labels)
-    return copy_text("{" + ",".join(quoted) + "}")
+    return copy_text(_array_literal(labels))
 
 
 # Kinds whose normalised values hold only [a-z0-9._@:-] (podmod.lists.parse.normalise): written
@@ -398,6 +444,7 @@ def _copy_entries(state: psycopg.Connection, list_id: int, number: int, reading:
             )
         else:
             state.execute(index["index_definition"])
+    _merge_repeats(state, reading, (list_id, number))
     return count
 
 
@@ -463,6 +510,7 @@ def store_version(
         "signed_file": signed.file if signed else None,
         "obfuscated": reading.obfuscated,
         "patterns": reading.patterns,
+        "repeated": reading.duplicates,
         "unblocked": reading.unblocked,
         "canaries": reading.canaries,
         "reader": READER,
@@ -475,12 +523,12 @@ def store_version(
         state.execute(
             "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
             " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
-            " obfuscated_rows, pattern_rows, unblocked_rows, canaries, reader, held_reason,"
-            " held_body) VALUES"
+            " obfuscated_rows, pattern_rows, repeated_rows, unblocked_rows, canaries, reader,"
+            " held_reason, held_body) VALUES"
             " (%(list)s, %(number)s, %(sha)s, 'held', %(entries)s, %(added)s, %(removed)s,"
             " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
-            " %(obfuscated)s, %(patterns)s, %(unblocked)s, %(canaries)s, %(reader)s,"
-            " %(reason)s, %(body)s)",
+            " %(obfuscated)s, %(patterns)s, %(repeated)s, %(unblocked)s, %(canaries)s,"
+            " %(reader)s, %(reason)s, %(body)s)",
             common | {"reason": reason, "body": body},
         )
         return VersionOutcome(
@@ -493,12 +541,12 @@ def store_version(
     state.execute(
         "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
         " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
-        " obfuscated_rows, pattern_rows, unblocked_rows, canaries, reader, applied_at,"
-        " approved_by) VALUES"
+        " obfuscated_rows, pattern_rows, repeated_rows, unblocked_rows, canaries, reader,"
+        " applied_at, approved_by) VALUES"
         " (%(list)s, %(number)s, %(sha)s, 'applied', %(entries)s, %(added)s, %(removed)s,"
         " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
-        " %(obfuscated)s, %(patterns)s, %(unblocked)s, %(canaries)s, %(reader)s, now(),"
-        " %(approved_by)s)"
+        " %(obfuscated)s, %(patterns)s, %(repeated)s, %(unblocked)s, %(canaries)s,"
+        " %(reader)s, now(), %(approved_by)s)"
         " ON CONFLICT (list_id, number) DO UPDATE SET status = 'applied', held_body = NULL,"
         " applied_at = now(), approved_by = excluded.approved_by",
         common | {"approved_by": approved_by},
@@ -583,7 +631,8 @@ def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
         SELECT l.name, l.url, l.policy, l.origin, l.current_version AS version, l.kinds, l.labels,
                l.lock_labels, l.format AS format_setting, l.require_canary,
                l.severity AS severity_setting,
-               v.format, v.obfuscated_rows, v.pattern_rows, v.unblocked_rows, v.canaries,
+               v.format, v.obfuscated_rows, v.pattern_rows, v.repeated_rows, v.unblocked_rows,
+               v.canaries,
                v.skipped_rows,
                v.signed_comment, v.signed_at, v.signed_file,
                coalesce(e.entries, 0) AS entries, coalesce(e.suspend, 0) AS suspend,
@@ -619,6 +668,7 @@ def describe_reading(row: dict[str, Any]) -> str:
     parts += skipped_notes(
         obfuscated=row.get("obfuscated_rows") or 0,
         patterns=row.get("pattern_rows") or 0,
+        repeated=row.get("repeated_rows") or 0,
         unblocked=row.get("unblocked_rows") or 0,
         invalid=row.get("skipped_rows") or 0,
         canaries=row.get("canaries") or [],
@@ -627,10 +677,16 @@ def describe_reading(row: dict[str, Any]) -> str:
 
 
 def skipped_notes(
-    *, obfuscated: int, unblocked: int, invalid: int, canaries: list[str], patterns: int = 0
+    *,
+    obfuscated: int,
+    unblocked: int,
+    invalid: int,
+    canaries: list[str],
+    patterns: int = 0,
+    repeated: int = 0,
 ) -> list[str]:
     """What a file held besides its entries, for the sync log and `lists show`:
-    "130 obfuscated rows skipped", "canary aud.invalid"."""
+    "130 obfuscated rows skipped", "4 repeated rows merged", "canary aud.invalid"."""
     notes = [
         f"{count:,} {what} {'row' if count == 1 else 'rows'} skipped"
         for count, what in (
@@ -641,6 +697,8 @@ def skipped_notes(
         )
         if count
     ]
+    if repeated:
+        notes.append(f"{repeated:,} repeated {'row' if repeated == 1 else 'rows'} merged")
     if canaries:
         notes.append("canary " + ", ".join(canaries))
     return notes
