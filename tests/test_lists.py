@@ -1435,6 +1435,35 @@ def test_an_admin_checks_a_lists_held_locks_on_the_web_and_locks_them_all(
     assert sync()[0] == 0  # nothing waits now
 
 
+def test_the_case_of_an_account_whose_lock_is_held_says_so_and_links_the_held_locks(
+    lists, pod, state, make_app, admin
+):
+    _held_lock_list(lists, pod)
+    pod.person("other")
+    lists.write("review", ["account,other@pod.example,placeholder,,"])
+    lists.subscribe("review")
+    assert sync()[0] == 4
+    client = signed_in(make_app().test_client(), "podmin")
+    state.rollback()
+    cases = {
+        row["account"]: row["id"]
+        for row in state.execute("SELECT id, account FROM podmod.cases WHERE status = 'open'")
+    }
+    state.rollback()
+    said = (
+        "List <strong>lockme</strong> would lock this account, but its policy matches more"
+        " accounts at once than list_sync.max_locks (2): it locked none of them and waits for a"
+        ' podmin to <a href="/lists/lockme/locks">check its held locks and lock them</a>.'
+    )
+
+    assert said in html(client.get(f"/cases/{cases['spam1@pod.example']}"))
+    assert "would lock this account" not in html(client.get(f"/cases/{cases['other@pod.example']}"))
+
+    assert podmod("lists", "lock", "lockme").exit_code == 0
+    locked = html(client.get(f"/cases/{cases['spam1@pod.example']}"))
+    assert "List match" in locked and "would lock this account" not in locked
+
+
 def test_held_locks_confirmed_on_the_web_lock_nothing_once_the_accounts_changed(
     lists, pod, state, make_app, admin
 ):

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from podmod import actions, pod_db, store
 from podmod.errors import PodmodError
+from podmod.lists.apply import lock_plan
 from podmod.web.auth import (
     action_details,
     actor,
@@ -38,6 +39,22 @@ def load_case(case_id: int) -> dict[str, Any]:
     if case is None:
         abort(404, f"There is no case {case_id}.")
     return case
+
+
+def held_locks_of(account: dict[str, Any] | None, signals: list[dict[str, Any]]) -> set[str]:
+    """The lists whose lock policy would lock this account but holds its locks back (more than
+    list_sync.max_locks at once): looked up only for a local account not locked yet with an
+    active list match, for the page to say why the list did not lock it."""
+    if account is None or not account["local"] or account["locked_at"] or account["closed"]:
+        return set()
+    if not any(s["kind"] == "list" and s["retracted_at"] is None for s in signals):
+        return set()
+    plan = lock_plan(pod_conn(), state_conn())
+    return {
+        name
+        for name in plan.held(services().config)
+        if any(c["person_id"] == account["person_id"] for c in plan.waiting[name])
+    }
 
 
 def pod_list_entries(handle: str) -> dict[str, Any]:
@@ -95,6 +112,8 @@ def show(case_id: int) -> str:
         posts=posts,
         comments=comments,
         pod_list=pod_list_entries(account["handle"]) if account and not account["local"] else None,
+        held_locks=held_locks_of(account, page["signals"]),
+        max_locks=services().config["list_sync.max_locks"],
         is_staff_account=bool(account and ({"admin", "moderator"} & set(account["roles"]))),
         is_self=bool(account and account["person_id"] == g.staff.person_id),
         lock_roles_text=" or ".join(sorted(lock_roles())),
