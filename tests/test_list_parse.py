@@ -439,6 +439,8 @@ def reference_label_tokens(text: str) -> tuple[str, ...]:
     tokens: list[str] = []
     for part in re.split(r"[;,]", text.strip()):
         token = re.sub(r"\s+", " ", part.strip()).casefold()
+        if re.fullmatch(r'".*"', token, re.DOTALL) and len(token) > 1:
+            token = token[1:-1].strip()
         token = re.sub(r"^[\w-]+:", "", token).strip()
         if token and len(token) <= 100 and token not in tokens:
             tokens.append(token)

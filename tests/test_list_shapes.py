@@ -1134,3 +1134,65 @@ def test_merged_details_keep_the_first_where_both_would_be_too_long() -> None:
     assert merged == Details("a", "x" * 1990, "silence", ("a", "b" * 99))
     assert merged_details(merged, Details("", "", "suspend")).severity == "suspend"
     assert merged_details(first, first) == first
+
+
+@pytest.mark.parametrize(
+    ("row", "comment", "labels"),
+    [
+        ("spam, harassment", "spam, harassment", ("spam", "harassment")),
+        (
+            '""free speech", conspiracy, misinformation"',
+            '"free speech", conspiracy, misinformation',
+            ("free speech", "conspiracy", "misinformation"),
+        ),
+        ('"quoted", and not', '"quoted", and not', ("quoted", "and not")),
+    ],
+    ids=["unquoted-commas", "quotes-inside-quotes", "quoted-then-more"],
+)
+def test_a_comment_with_commas_nobody_quoted_is_read_whole(
+    row: str, comment: str, labels: tuple[str, ...]
+) -> None:
+    # A hand-edited export: the comment's commas give the row more cells than the header names.
+    # Its other cells are the domain, the severity and booleans, so the comment is what lies
+    # between them (Ruby's CSV, Mastodon's importer, refuses the whole file at such a row).
+    rows = [
+        f"first.example,suspend,false,false,{row},false",
+        f"second.example,silence,true,false,{row},true,",
+        "third.example,suspend,false,false,plain,false",
+    ]
+    parsed = parse_list(csv_file(MASTODON_HEADER, *rows))
+    assert parsed.entries == [
+        pod("first.example", 2, "suspend", comment, labels),
+        pod("second.example", 3, "silence", comment, labels),
+        pod("third.example", 4, "suspend", "plain", ("plain",)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "row"),
+    [
+        # Its cells after the comment are not booleans: where the comment ends cannot be told.
+        (MASTODON_HEADER, "x.example,suspend,false,false,spam, harassment,maybe"),
+        # A quote before the comment: the cells are not where the header says.
+        (MASTODON_HEADER, 'x.example,suspend,false,"false",spam, harassment,false'),
+        # Another text column beside the comment (FediBlockHole's private_comment).
+        ("domain,severity,public_comment,private_comment", "x.example,suspend,spam, harm,a"),
+    ],
+)
+def test_a_row_with_more_cells_than_its_header_is_refused_when_its_comment_cannot_be_told(
+    header: str, row: str
+) -> None:
+    with pytest.raises(ListFormatError, match=r"line 2: the row has [0-9]+ columns; the header"):
+        parse_list(csv_file(header, row))
+
+
+def test_a_quoted_comment_running_over_lines_is_never_read_back_from_its_first_line() -> None:
+    # The csv module reads the open quote on to the next line: the row is not one line, and its
+    # text is not split again (the next line's row would be lost in a comment).
+    data = csv_file(
+        "domain,severity,public_comment,obfuscate",
+        'x.example,suspend,"a, b,false',
+        'y.example",suspend,c,false',
+    )
+    with pytest.raises(ListFormatError, match=r"line 2: the row has 6 columns; the header names 4"):
+        parse_list(data)

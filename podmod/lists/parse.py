@@ -59,7 +59,7 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _INJECTION_START = ("=", "+", "-", "@", "\t", "\r")
 _LABEL_SEPARATOR = re.compile(r"[;,]")
 _NAMESPACE = re.compile(r"[\w-]+:")
-_LABEL_SPECIAL = re.compile(r"[;,:]|\s\s|[^\S ]")
+_LABEL_SPECIAL = re.compile(r'[;,:"]|\s\s|[^\S ]')
 _BLANK_LINE = re.compile(r'[\s,"]*')
 _FIRST_CHARACTER = re.compile(r"\s*(\S)")
 # One domain on the first line of a file of one domain per line (a URL or a port is let through:
@@ -442,15 +442,18 @@ def _control_message(what: str, text: str) -> str:
 
 
 def label_tokens(text: str) -> tuple[str, ...]:
-    """The labels a label or public comment holds: split on ; and , each stripped, spaces
-    collapsed, lower-cased, without a namespace such as `iftas:`; empty tokens and tokens over
-    MAX_LABEL characters dropped, and repeats; in their order."""
+    """The labels a label or public comment holds: split on ; and , each stripped (and of double
+    quotes around it: `"free speech", spam`), spaces collapsed, lower-cased, without a namespace
+    such as `iftas:`; empty tokens and tokens over MAX_LABEL characters dropped, and repeats; in
+    their order."""
     if not _LABEL_SPECIAL.search(text):  # one token, its spaces single (most comments)
         token = text.strip().casefold()
         return (token,) if token and len(token) <= MAX_LABEL else ()
     tokens: list[str] = []
     for part in _LABEL_SEPARATOR.split(text):
         token = _SPACE.sub(" ", part).strip().casefold()
+        if len(token) > 1 and token[0] == token[-1] == '"':
+            token = token[1:-1].strip()
         namespace = _NAMESPACE.match(token)
         if namespace:
             token = token[namespace.end() :].lstrip()
@@ -498,11 +501,13 @@ class _QuotedRows:
         self._numbered = numbered
         self._first: str | None = None
         self._reader = csv.reader(self)
+        self.lines = 0  # the lines the last row read ran over
 
     def __iter__(self) -> _QuotedRows:
         return self
 
     def __next__(self) -> str:
+        self.lines += 1
         if self._first is not None:
             line, self._first = self._first, None
         else:
@@ -511,6 +516,7 @@ class _QuotedRows:
 
     def read(self, number: int, line: str) -> list[str]:
         self._first = line
+        self.lines = 0
         try:
             return next(self._reader)
         except csv.Error as error:

@@ -260,18 +260,39 @@ class _Columns:
         )
         self.flags = _picker([columns[name] for name in BOOLEAN_COLUMNS if name in columns])
         self.obfuscate = columns.get("obfuscate", empty)
+        # A comment holding commas nobody quoted (`spam, harassment`, or quotes inside quotes the
+        # csv module splits at) gives its row more cells than the header names. When the comment
+        # is the only text of the row, between columns that hold none (the domain, the severity;
+        # booleans alone after it), as in Mastodon's export, the row is read with its comment
+        # whole: the cells around it are where the header says, counted from each end.
+        comment = columns.get("public_comment")
+        plain = {"domain", "severity", *BOOLEAN_COLUMNS}
+        names = [name.lstrip("#") for name in header]
+        self.loose_comment = (
+            comment
+            if comment is not None
+            and plain.issuperset(names[:comment])
+            and set(BOOLEAN_COLUMNS).issuperset(names[comment + 1 :])
+            else None
+        )
         # Rows repeat all but their domain (severities, booleans, a few comments): when the
         # domain is the first cell, the text after it is read once for every row that has it.
         self.tails: dict[str, _Tail] = {}
 
-    def read(self, cells: list[str], domains: _Domains) -> tuple[str, _Tail]:
-        """A row's domain cell and what the rest of it says."""
+    def read(
+        self, cells: list[str], domains: _Domains, raw: str | None = None
+    ) -> tuple[str, _Tail]:
+        """A row's domain cell and what the rest of it says (`raw`: the row's text, when it is
+        one line, for a comment with commas in it)."""
         width = self.width
         if len(cells) != width:
             cells = _trimmed(cells)
             if len(cells) > width:
-                problem = f"the row has {len(cells)} columns; the header names {width}"
-                return "", (False, problem, NO_DETAILS, None, False, "", False)
+                whole = self.comment_whole(raw) if raw is not None else None
+                if whole is None:
+                    problem = f"the row has {len(cells)} columns; the header names {width}"
+                    return "", (False, problem, NO_DETAILS, None, False, "", False)
+                cells = whole
             cells += [""] * (width - len(cells))
         cells.append("")
         domain, severity, comment, digest = self.pick(cells)
@@ -279,6 +300,28 @@ class _Columns:
             comment = _misplaced_comment(comment, flagged)
         obfuscated = cells[self.obfuscate].strip().lower() in _TRUE_CELLS
         return domain, domains.tail(severity, comment, digest, obfuscated=obfuscated)
+
+    def comment_whole(self, raw: str) -> list[str] | None:
+        """The cells of a row with more of them than the header names, its comment read whole
+        (`loose_comment`); None when that cannot be told: the header has other text columns, or
+        the cells around the comment are not what their columns hold (a quote before it, other
+        than booleans after it)."""
+        comment = self.loose_comment
+        parts = raw.split(",")
+        while len(parts) > self.width and not parts[-1].strip():
+            parts.pop()  # (trailing commas)
+        if comment is None or len(parts) <= self.width:
+            return None
+        end = len(parts) - (self.width - comment - 1)
+        before, after = parts[:comment], parts[end:]
+        if any('"' in cell for cell in before) or not _BOOLEAN_CELLS.issuperset(
+            cell.strip() for cell in after
+        ):
+            return None
+        text = ",".join(parts[comment:end]).strip()
+        if len(text) > 1 and text[0] == text[-1] == '"':
+            text = text[1:-1]
+        return [*before, text, *after]
 
     def row(
         self,
@@ -300,8 +343,10 @@ class _Columns:
                     return inner, tail
             elif tail is not None:
                 return first, tail
-        cells = quoted.read(line, raw) if '"' in raw else raw.split(",")
-        return self.read(cells, domains)
+        if '"' not in raw:
+            return self.read(raw.split(","), domains, raw)
+        cells = quoted.read(line, raw)
+        return self.read(cells, domains, raw if quoted.lines == 1 else None)
 
     def after(self, rest: str, domains: _Domains) -> _Tail | None:
         """What the cells after the first say (the text after its first comma), remembered for
@@ -314,7 +359,7 @@ class _Columns:
                 return None
         else:
             cells = rest.split(",")
-        tail = self.read(["", *cells], domains)[1]
+        tail = self.read(["", *cells], domains, "," + rest)[1]
         if len(self.tails) < _TAILS_KEPT:
             self.tails[rest] = tail
         return tail
