@@ -151,8 +151,9 @@ _SEVERITY_WEIGHT = {"": 0, "noop": 1, "silence": 2, "suspend": 3}
 
 def merged_details(first: Details, then: Details) -> Details:
     """An entry's details once a later row for it is read too: the labels of both (the first's,
-    then the new ones), both comments when they differ, the heavier severity; the first's published
-    text. Whatever the two would make too long keeps the first's."""
+    then the new ones), the later comment added unless the first already holds it, the heavier
+    severity; the first's published text. Whatever the two would make too long keeps the
+    first's."""
     labels = first.labels + tuple(token for token in then.labels if token not in first.labels)
     label = first.label
     if then.label:

@@ -307,10 +307,12 @@ class _Columns:
         the cells around the comment are not what their columns hold (a quote before it, other
         than booleans after it)."""
         comment = self.loose_comment
+        if comment is None:
+            return None
         parts = raw.split(",")
         while len(parts) > self.width and not parts[-1].strip():
             parts.pop()  # (trailing commas)
-        if comment is None or len(parts) <= self.width:
+        if len(parts) <= self.width:
             return None
         end = len(parts) - (self.width - comment - 1)
         before, after = parts[:comment], parts[end:]

@@ -29,7 +29,8 @@ from podmod.redact import masked_url
 # 3: whole top-level domains, `.cf`, IP v6 addresses, `domain,severity` lines without a header;
 # 4: `*.pod.example` wildcards, patterns counted apart, defanged `pod[.]example`, a repeated
 # header, `null` comments, header-less exports' cells after the severity, accounts per line;
-# 5: a repeated row's labels, comment and heavier severity merged into its entry).
+# 5: a repeated row's labels, comment and heavier severity merged into its entry, a comment with
+# commas nobody quoted read whole, labels without the double quotes around them).
 READER = 5
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)
