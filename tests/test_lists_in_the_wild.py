@@ -6,13 +6,16 @@ canaries, labels and lock_labels, `kinds` for account and pod entries, this pod'
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from podmod.lists.parse import parse_list
 from tests.helpers import assert_cases_consistent, cases_json, podmod, read_once
 from tests.test_lists import ListFiles, list_signals, sync
 
@@ -1016,3 +1019,82 @@ def test_a_repeated_row_adds_its_labels_and_heavier_severity_to_its_entry(
         ("twice.example", "silence"), ("once.example", "suspend")
     )
     assert open_accounts() == []
+
+
+def stored_entries(state, name: str) -> dict[tuple[str, str], tuple]:
+    """A list's entries in force as podmod stored them: (kind, value) → what they say."""
+    state.rollback()
+    rows = state.execute(
+        "SELECT e.kind, e.value, e.label, e.comment, e.severity, e.labels, e.published"
+        " FROM podmod.list_entries e JOIN podmod.lists l ON l.id = e.list_id"
+        " WHERE l.name = %s AND e.removed_in IS NULL",
+        (name,),
+    ).fetchall()
+    state.rollback()
+    return {
+        (r["kind"], r["value"]): (
+            r["label"],
+            r["comment"],
+            r["severity"],
+            tuple(r["labels"]),
+            r["published"],
+        )
+        for r in rows
+    }
+
+
+def read_entries(text: str) -> dict[tuple[str, str], tuple]:
+    """The same, as podmod's reading gives them for the file."""
+    return {
+        (e.kind, e.value): (e.label, e.comment, e.severity, e.labels, e.published)
+        for e in parse_list(text.encode()).entries
+    }
+
+
+def tricky_export(version: int) -> str:
+    """A Mastodon export whose rows hold what COPY and array literals must escape (backslashes,
+    quotes, braces, tabs, commas), repeated hosts with other reasons and severities, a wildcard,
+    an obfuscated row, and a comment with commas nobody quoted."""
+    comments = [
+        "back\\slash",
+        'say "hi"',
+        "curly {braces}, and more",
+        "tab\there",
+        "iftas:hate-speech;spam",
+        "",
+    ]
+    out = io.StringIO(MASTODON_HEADER)
+    out.seek(0, io.SEEK_END)
+    write = csv.writer(out, lineterminator="\n")
+    for n in range(48):
+        host = f"h{(n * 7 + version) % 30}.example"
+        turn = n + n // 30  # (a host's second row says something else)
+        severity = ("suspend", "silence", "noop")[(turn + version) % 3]
+        write.writerow([host, severity, "false", "false", comments[turn % 6], "false"])
+    write.writerow(["*.wild.example", "silence", "false", "false", "wild {one}", "false"])
+    write.writerow(["hid***.example", "suspend", "false", "false", "obfuscated", "true"])
+    return out.getvalue() + 'loose.example,suspend,false,false,one, two, "three",false\n'
+
+
+@pytest.mark.parametrize(
+    "first_list", [True, False], ids=["into-the-empty-store", "beside-another"]
+)
+def test_what_podmod_stores_of_a_list_is_what_its_reading_gives(lists, pod, state, first_list):
+    # Every way a version is stored (streamed into the empty store, sorted beside another list,
+    # staged and compared for the next versions), with the repeats merged over the stored rows:
+    # the entries in force say exactly what the reading of the file says, escapes and all.
+    if not first_list:
+        serve(lists, "other", "#domain\nother.example\n")
+        assert sync("other")[0] == 0
+    for version in range(3):
+        text = tricky_export(version)
+        serve(lists, "tricky", text, max_removal_share=1.0)
+
+        code, output = sync("tricky")
+
+        assert code == 0 and f"version {version + 1} applied" in output, output
+        assert "repeated rows merged" in output and "1 obfuscated row skipped" in output
+        expected = read_entries(text)
+        assert stored_entries(state, "tricky") == expected
+        assert len(expected) == 32  # (30 hosts, the wildcard's, the loose comment's)
+        assert sum(len(labels) > 1 for _, _, _, labels, _ in expected.values()) >= 18
