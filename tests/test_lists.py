@@ -1464,6 +1464,31 @@ def test_the_case_of_an_account_whose_lock_is_held_says_so_and_links_the_held_lo
     assert "List match" in locked and "would lock this account" not in locked
 
 
+def test_a_review_list_holding_back_its_lock_labels_locks_says_so_on_the_case_too(
+    lists, pod, state, make_app, admin
+):
+    for n in range(3):
+        pod.person(f"campaigner{n}")
+    lists.list_sync["max_locks"] = 2
+    lists.write("core", [f"account,campaigner{n}@pod.example,campaign,," for n in range(3)])
+    lists.subscribe("core", lock_labels=["campaign"])
+    assert sync()[0] == 4
+    client = signed_in(make_app().test_client(), "podmin")
+    state.rollback()
+    [case_id] = [
+        row["id"]
+        for row in state.execute(
+            "SELECT id FROM podmod.cases WHERE account = 'campaigner0@pod.example'"
+        )
+    ]
+    state.rollback()
+
+    page = html(client.get(f"/cases/{case_id}"))
+
+    assert "List <strong>core</strong> would lock this account" in page
+    assert 'href="/lists/core/locks">check its held locks and lock them</a>' in page
+
+
 def test_held_locks_confirmed_on_the_web_lock_nothing_once_the_accounts_changed(
     lists, pod, state, make_app, admin
 ):

@@ -43,16 +43,22 @@ def load_case(case_id: int) -> dict[str, Any]:
 
 def held_locks_of(account: dict[str, Any] | None, signals: list[dict[str, Any]]) -> set[str]:
     """The lists whose lock policy would lock this account but holds its locks back (more than
-    list_sync.max_locks at once): looked up only for a local account not locked yet with an
-    active list match, for the page to say why the list did not lock it."""
+    list_sync.max_locks at once), for the page to say why the list did not lock it: looked up
+    (the lock plan, as the lists pages do) only for a local account not locked yet with an active
+    match of a list that may lock (policy lock, or lock_labels)."""
     if account is None or not account["local"] or account["locked_at"] or account["closed"]:
         return set()
-    if not any(s["kind"] == "list" and s["retracted_at"] is None for s in signals):
+    config = services().config
+    locking = {s.name for s in config.lists if s.policy == "lock" or s.lock_labels}
+    if not any(
+        s["kind"] == "list" and s["retracted_at"] is None and s["list_name"] in locking
+        for s in signals
+    ):
         return set()
     plan = lock_plan(pod_conn(), state_conn())
     return {
         name
-        for name in plan.held(services().config)
+        for name in plan.held(config)
         if any(c["person_id"] == account["person_id"] for c in plan.waiting[name])
     }
 
