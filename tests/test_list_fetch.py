@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
-from podmod.lists.fetch import FetchError, FetchResult, fetch, fetch_signature, file_validators
+from podmod.lists.fetch import (
+    FetchError,
+    FetchResult,
+    fetch,
+    fetch_signature,
+    file_address,
+    file_validators,
+)
 from podmod.loopback import self_signed_certificate
 
 LIST = b"kind,value,label,comment\naccount,spam@pod.example,spam,\n"
@@ -442,3 +449,59 @@ def test_a_missing_file_and_its_missing_signature(tmp_path: Path) -> None:
 def test_a_file_url_needs_a_local_absolute_path() -> None:
     with pytest.raises(FetchError, match="must name a local file"):
         fetch("file://lists.example/core.csv", name="core")
+
+
+@pytest.mark.parametrize(
+    ("url", "serves", "address"),
+    [
+        (
+            "https://github.com/pub/lists/blob/main/tier/core.csv?plain=1",
+            "page",
+            "https://raw.githubusercontent.com/pub/lists/main/tier/core.csv",
+        ),
+        (
+            "https://gitlab.com/group/sub/lists/-/blob/main/core.csv?ref_type=heads",
+            "page",
+            "https://gitlab.com/group/sub/lists/-/raw/main/core.csv",
+        ),
+        (
+            "https://codeberg.org/pub/lists/src/branch/main/core.csv",
+            "page",
+            "https://codeberg.org/pub/lists/raw/branch/main/core.csv",
+        ),
+        (
+            "https://git.example:8443/pub/lists/src/tag/v2/core.csv",
+            "page",
+            "https://git.example:8443/pub/lists/raw/tag/v2/core.csv",
+        ),
+        (
+            "https://forge.example/pub/lists/blob/main/core.csv",
+            "page",
+            "https://forge.example/pub/lists/raw/main/core.csv",
+        ),
+        (
+            "https://alice:secret@github.com/pub/lists/blob/main/core.csv",
+            "page",
+            "https://alice:secret@github.com/pub/lists/raw/main/core.csv",
+        ),
+        (
+            "https://raw.githubusercontent.com/pub/lists/main/core.csv",
+            "lfs",
+            "https://media.githubusercontent.com/media/pub/lists/main/core.csv",
+        ),
+        (
+            "https://codeberg.org/pub/lists/raw/branch/main/core.csv",
+            "lfs",
+            "https://codeberg.org/pub/lists/media/branch/main/core.csv",
+        ),
+        ("https://lists.example/core.csv", "page", None),
+        ("https://lists.example/blob/core.csv", "page", None),
+        ("https://raw.githubusercontent.com/pub/lists/main/core.csv", "page", None),
+        ("https://github.com/pub/lists/blob/main/core.csv", "lfs", None),
+        ("file:///srv/pub/lists/blob/main/core.csv", "page", None),
+    ],
+)
+def test_the_file_behind_a_forge_page_or_lfs_pointer_is_named_from_the_address(
+    url: str, serves: str, address: str | None
+) -> None:
+    assert file_address(url, serves) == address

@@ -314,6 +314,108 @@ def test_a_missing_or_unknown_header_is_refused(data: bytes, message: str) -> No
         parse_list(data, skip_invalid=True)
 
 
+GZIP_OF_A_LIST = bytes.fromhex("1f8b0800000000000003") + b"(compressed rows)"
+
+
+@pytest.mark.parametrize(
+    ("data", "forced", "message"),
+    [
+        (
+            b'<!DOCTYPE html>\n<html lang="en">\n<head><title>core.csv</title>',
+            None,
+            r"^The list's address serves a web page \(it begins '<!DOCTYPE html>'\), not a list"
+            r" file; set url to the file's own address \(on GitHub, GitLab, Codeberg or Gitea,",
+        ),
+        (
+            b"\r\n  <HTML>\r\n<head><title>404 Not Found</title></head>",
+            "mastodon-json",
+            r"^The list's address serves a web page \(it begins '<HTML>'\)",
+        ),
+        (
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"ab" * 32 + b"\n"
+            b"size 52\n",
+            None,
+            r"^The list's address serves a Git LFS pointer \('version https://git-lfs.github.com/"
+            r"spec/v1'\), not the file: its repository keeps the file in Git LFS; set url to the"
+            r" file's LFS address \(on GitHub, https://media.githubusercontent.com/media/OWNER/",
+        ),
+        (
+            b'["one.example", "two.example"]',
+            None,
+            r"^The list is a JSON array of names, not of domain blocks such as \{\"domain\": "
+            r"\"pod.example\", …\}: Mastodon's /api/v1/instance/peers answers such an array, the"
+            r" servers an instance knows, not those it blocks \(its blocks are at /api/v1/instance"
+            r"/domain_blocks\); a list of domains to block is read one per line\.$",
+        ),
+        (b'["one.example"]', "mastodon-json", r"^The list is a JSON array of names, not of"),
+        (GZIP_OF_A_LIST, None, r"^The list is gzip-compressed \(a \.gz file\), not text; publish"),
+        (b"PK\x03\x04\x14\x00", None, r"^The list is a ZIP archive, not a list file; publish"),
+        (
+            "#domain\none.example\n".encode("utf-16"),
+            "mastodon-csv",
+            r"^The list is UTF-16 text \(as spreadsheet programs save \"Unicode text\"\), not"
+            r' UTF-8; save it as "CSV UTF-8" and publish it again\.$',
+        ),
+    ],
+    ids=[
+        "web-page",
+        "web-page-forced",
+        "lfs-pointer",
+        "peers",
+        "peers-forced",
+        "gzip",
+        "zip",
+        "utf-16",
+    ],
+)
+def test_a_file_that_is_something_else_than_a_list_is_refused_saying_what_it_is(
+    data: bytes, forced: str | None, message: str
+) -> None:
+    with pytest.raises(ListFormatError, match=message):
+        parse_list(data, skip_invalid=True, format=forced)
+
+
+def test_a_list_that_only_mentions_those_things_is_read_as_a_list() -> None:
+    """Only what a file begins with tells it is a page or a pointer; and an array of objects with
+    names beside them is still Mastodon's JSON, its other items invalid rows."""
+    csv_text = (
+        "#domain,#public_comment\n"
+        "one.example,<html> pages for spam\n"
+        "two.example,version https://git-lfs.github.com/spec/v1\n"
+    )
+    assert [e.value for e in parse_list(csv_text.encode()).entries] == [
+        "one.example",
+        "two.example",
+    ]
+    mixed = b'[{"domain": "one.example"}, "two.example"]'
+    parsed = parse_list(mixed, skip_invalid=True)
+    assert [e.value for e in parsed.entries] == ["one.example"]
+    assert [error.line for error in parsed.errors] == [2]
+
+
+def test_gotosocials_json_shapes_are_mastodons_suspensions() -> None:
+    """GoToSocial's export of its domain blocks, and its /api/v1/instance/peers?filter=suspended,
+    name no severity (each is a suspension) and say when they suspended; private_comment is never
+    read."""
+    peers = (
+        b'[{"domain": "one.example", "suspended_at": "2020-05-13T13:29:12.000Z",'
+        b' "public_comment": "spam; harassment"},'
+        b' {"domain": "two.example", "suspended_at": "2020-05-13T13:29:12.000Z"}]'
+    )
+    export = (
+        b'[{"domain": "three.example", "public_comment": "spam", "obfuscate": false,'
+        b' "private_comment": "kept to ourselves", "created_by": "01ABCD", "id": "01EFGH"}]'
+    )
+    read = [parse_list(peers), parse_list(export)]
+
+    assert [(e.value, e.severity, e.labels, e.comment) for p in read for e in p.entries] == [
+        ("one.example", "suspend", ("spam", "harassment"), "spam; harassment"),
+        ("two.example", "suspend", (), ""),
+        ("three.example", "suspend", ("spam",), "spam"),
+    ]
+    assert {p.format for p in read} == {"mastodon-json"}
+
+
 def test_podmods_format_is_detected_and_may_be_forced() -> None:
     assert detect_format(HEADER.encode()) == "podmod"
     assert parse_list(body("pod,a.example,,"), format="podmod").entries == [

@@ -327,7 +327,7 @@ def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
         ),
         (b"value,kind\n", r"^Line 1 of the list is 'value,kind', which is none of the shapes"),
         (b"localhost\n", r"^Line 1 of the list is 'localhost', which is none"),
-        (b"<html>" + b"x" * 100, r"^Line 1 of the list is '<html>x{54}…', which is none"),
+        (b"<list>" + b"x" * 100, r"^Line 1 of the list is '<list>x{54}…', which is none"),
         (b'[{"domain": "x.example"},', r"^The list is not valid JSON \(line 1, column 26: "),
         (b"{\n  'blocks': {}\n}", r"^The list is not valid JSON \(line 2, column 3: Expecting"),
         (b"[" * 100_000, r"^The list is not valid JSON \(it is nested too deeply\)"),

@@ -741,6 +741,62 @@ def test_a_file_of_no_known_shape_is_refused_in_one_sentence_and_changes_nothing
     assert entries_of(state, "core") == pods(("far.example", "suspend"))
 
 
+WEB_PAGE = '<!DOCTYPE html>\n<html lang="en">\n<head><title>core.csv at main</title></head>\n'
+
+
+def test_a_forge_page_of_a_signed_list_is_refused_naming_the_files_own_address(
+    lists, pod, state, tmp_path
+):
+    """A podmin who copies the address of the page a forge shows for the list file (GitHub's
+    /blob/, GitLab's /-/blob/, Codeberg's /src/branch/) gets that page, and no signature beside
+    it: the sync says so and names the file's address, which then syncs."""
+    from podmod.loopback import LoopbackServer
+
+    pod.person("x", "far.example")
+    lists.write("core", ["pod,far.example,spam,"])
+    raw = lists.directory / "pub" / "lists" / "raw" / "main"
+    page = lists.directory / "pub" / "lists" / "blob" / "main"
+    raw.mkdir(parents=True)
+    page.mkdir(parents=True)
+    for name in ("core.csv", "core.csv.minisig"):
+        (lists.directory / name).rename(raw / name)
+    (page / "core.csv").write_text(WEB_PAGE)
+    with LoopbackServer(lists.directory, tmp_path) as server:
+        lists.list_sync = {"ca_bundle": str(server.cert_path)}
+        lists.subscribe("core", url=server.url("pub/lists/blob/main/core.csv"))
+        code, output = sync()
+        failed = shown("core")
+        lists.subscribe("core", url=server.url("pub/lists/raw/main/core.csv"))
+        fixed = sync()
+
+    said = (
+        "core: FAILED: The list's address serves a web page (it begins '<!DOCTYPE html>'), not a"
+        " list file; set url to the file's own address,"
+        f" {server.url('pub/lists/raw/main/core.csv')}."
+    )
+    assert code == 1 and said in output, output
+    assert failed["version"] is None and failed["last_error"] == said.removeprefix("core: FAILED: ")
+    assert fixed[0] == 0 and "version 1 applied" in fixed[1], fixed[1]
+    assert open_accounts() == ["x@far.example"]
+
+
+def test_an_instances_list_of_peers_is_refused_as_not_its_blocks_and_changes_nothing(
+    lists, pod, state
+):
+    pod.person("x", "far.example")
+    serve(lists, "peers", '[{"domain": "far.example", "severity": "suspend"}]', suffix=".json")
+    assert sync()[0] == 0
+    serve(lists, "peers", '["far.example", "near.example", "other.example"]', suffix=".json")
+
+    code, output = sync()
+
+    assert code == 1
+    assert "peers: FAILED: The list is a JSON array of names, not of domain blocks" in output
+    assert "(its blocks are at /api/v1/instance/domain_blocks)" in output
+    assert shown("peers")["version"] == 1
+    assert entries_of(state, "peers") == pods(("far.example", "suspend"))
+
+
 def test_a_forced_format_reads_the_file_as_that_shape(lists, pod):
     pod.person("x", "far.example")
     serve(lists, "forced", "far.example\n", suffix=".txt", format="mastodon-csv")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import os
+import re
 import socket
 import ssl
 import threading
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3.exceptions
@@ -28,6 +29,45 @@ MAX_SIGNATURE_BYTES = 10_000
 CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
 USER_AGENT = "podmod (diaspora* moderation; list sync)"
+
+
+# A forge's page of a file and the address of the file itself on the same host: GitLab's
+# `/GROUP/…/REPO/-/blob/REF/PATH` (subgroups: the `-` tells where the repository ends), GitHub's
+# `/OWNER/REPO/blob/REF/PATH` (on github.com, the file is at raw.githubusercontent.com), and
+# Gitea's, Forgejo's and Codeberg's `/OWNER/REPO/src/branch/REF/PATH` (or tag, commit). The query
+# of a page only says how to show it (`?plain=1`, `?ref_type=heads`): left out.
+_FORGE_PAGES = (
+    (re.compile(r"(/.+)/-/blob/(.+)"), r"\1/-/raw/\2"),
+    (re.compile(r"(/[^/]+/[^/]+)/blob/(.+)"), r"\1/raw/\2"),
+    (re.compile(r"(/[^/]+/[^/]+)/src/((?:branch|tag|commit)/.+)"), r"\1/raw/\2"),
+)
+_GITHUB_PAGE = re.compile(r"/[^/]+/[^/]+/blob/.+")
+# The address of a file a Gitea, Forgejo or Codeberg repository keeps in Git LFS, from the one
+# that gives its pointer.
+_FORGE_LFS = re.compile(r"(/[^/]+/[^/]+)/raw/((?:branch|tag|commit)/.+)")
+
+
+def file_address(url: str, serves: str) -> str | None:
+    """Where the file is, for a list whose address served its forge's page of it (`serves`
+    "page") or its Git LFS pointer ("lfs"), when the address tells it; None otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return None
+    github = (parts.hostname or "").lower() == "github.com" and not parts.username
+    if serves == "page" and github and _GITHUB_PAGE.fullmatch(parts.path):
+        path = parts.path.replace("/blob/", "/", 1)
+        return urlunsplit(("https", "raw.githubusercontent.com", path, "", ""))
+    if serves == "page":
+        for page, raw in _FORGE_PAGES:
+            if page.fullmatch(parts.path):
+                path = page.sub(raw, parts.path, count=1)
+                return urlunsplit(parts._replace(path=path, query="", fragment=""))
+    if serves == "lfs" and parts.hostname == "raw.githubusercontent.com" and not parts.username:
+        return urlunsplit(("https", "media.githubusercontent.com", "/media" + parts.path, "", ""))
+    if serves == "lfs" and (pointer := _FORGE_LFS.fullmatch(parts.path)):
+        path = f"{pointer[1]}/media/{pointer[2]}"
+        return urlunsplit(parts._replace(path=path, fragment=""))
+    return None
 
 
 class FetchError(PodmodError):

@@ -78,6 +78,18 @@ class ListFormatError(PodmodError):
     """A list file is refused as a whole; the previous version of the list stays in force."""
 
 
+class NotAListError(ListFormatError):
+    """What a list's address served is recognised as something else than a list file: a web page
+    (`serves` "page") or a Git LFS pointer ("lfs"). The message is the problem and, after "; ",
+    the advice, which a caller who knows the address may make precise (podmod.lists.fetch
+    .file_address)."""
+
+    def __init__(self, problem: str, advice: str, *, serves: str) -> None:
+        super().__init__(f"{problem}; {advice}.")
+        self.problem = problem
+        self.serves = serves
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One valid row: `value` is normalised (a pod known only by the SHA-256 digest of its name,
@@ -463,7 +475,34 @@ def label_tokens(text: str) -> tuple[str, ...]:
     return tuple(tokens)
 
 
+# Files that are not text, by their first bytes: what each is, and what to do.
+_NOT_TEXT = (
+    (
+        b"\x1f\x8b",
+        "The list is gzip-compressed (a .gz file), not text; publish the file itself, uncompressed"
+        " (a server that compresses it on the way, with Content-Encoding: gzip, is read as meant).",
+    ),
+    (
+        b"PK\x03\x04",
+        "The list is a ZIP archive, not a list file; publish the list's own file (CSV, text or"
+        " JSON) and set url to it.",
+    ),
+    (
+        b"\xff\xfe",
+        'The list is UTF-16 text (as spreadsheet programs save "Unicode text"), not UTF-8; save it'
+        ' as "CSV UTF-8" and publish it again.',
+    ),
+    (
+        b"\xfe\xff",
+        "The list is UTF-16 text, not UTF-8; save it as UTF-8 and publish it again.",
+    ),
+)
+
+
 def _decode(data: bytes) -> str:
+    for start, message in _NOT_TEXT:
+        if data.startswith(start):
+            raise ListFormatError(message)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -626,6 +665,49 @@ def _load_json(text: str) -> Any:
     raise ListFormatError(f"The list is not valid JSON ({where}); fix the list.")
 
 
+# The first line of a web page, and of the pointer Git LFS keeps in a repository for a file.
+_WEB_PAGE = re.compile(r"<(?:!doctype\s+html|html)[\s>]", re.IGNORECASE)
+_LFS_POINTER = "version https://git-lfs.github.com/spec/"
+
+
+def _not_a_list(text: str) -> None:
+    """NotAListError when the text's first line shows it is a web page or a Git LFS pointer,
+    what a podmin gets who gave the address of a file's page, or of a file kept in Git LFS."""
+    begins = _FIRST_CHARACTER.match(text)
+    first = text[begins.start(1) : begins.start(1) + 200] if begins else ""
+    line = first.partition("\n")[0].strip()
+    if _WEB_PAGE.match(first):
+        raise NotAListError(
+            f"The list's address serves a web page (it begins {_show(line)}), not a list file",
+            "set url to the file's own address (on GitHub, GitLab, Codeberg or Gitea, its Raw"
+            " link's)",
+            serves="page",
+        )
+    if first.startswith(_LFS_POINTER):
+        raise NotAListError(
+            f"The list's address serves a Git LFS pointer ({_show(line)}), not the file: its"
+            " repository keeps the file in Git LFS",
+            "set url to the file's LFS address (on GitHub,"
+            " https://media.githubusercontent.com/media/OWNER/REPO/BRANCH/PATH)",
+            serves="lfs",
+        )
+
+
+def recognised_not_a_list(data: bytes) -> NotAListError | None:
+    """Whether a file's first line shows it is a web page or a Git LFS pointer (_not_a_list),
+    for a sync to say so when a signature beside such a file failed."""
+    try:
+        _not_a_list(data[:4096].decode("utf-8", "replace").lstrip("\ufeff"))
+    except NotAListError as error:
+        return error
+    return None
+
+
+def _names_only(value: Any) -> bool:
+    """A JSON array of strings only, such as Mastodon's /api/v1/instance/peers."""
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
 def _json_shape(value: Any) -> str | None:
     if isinstance(value, list):
         return "mastodon-json"
@@ -642,6 +724,7 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
             f"{_show(forced)} is not a list format podmod reads ({', '.join(FORMATS)}); set one"
             " of them, or leave format out for podmod to tell the shape from the file."
         )
+    _not_a_list(text)
     first = _FIRST_CHARACTER.match(text)
     is_json = first is not None and first[1] in "[{"
     if forced in JSON_FORMATS and not is_json:
@@ -654,6 +737,13 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
     if (is_json and forced is None) or forced in JSON_FORMATS:
         value = _load_json(text)
         shape = _json_shape(value)
+        if forced in (None, "mastodon-json") and _names_only(value):
+            raise ListFormatError(
+                "The list is a JSON array of names, not of domain blocks such as"
+                ' {"domain": "pod.example", …}: Mastodon\'s /api/v1/instance/peers answers such an'
+                " array, the servers an instance knows, not those it blocks (its blocks are at"
+                " /api/v1/instance/domain_blocks); a list of domains to block is read one per line."
+            )
         if forced is None and shape is None and _pleroma_config(value):
             raise ListFormatError(
                 "The list is a Pleroma or Akkoma configuration (its mrf_simple policy), not a list"

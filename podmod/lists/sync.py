@@ -21,7 +21,12 @@ from podmod.config import Config, ListConfig
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
 from podmod.lists import apply, fetch, minisign, versions
-from podmod.lists.parse import ListReader
+from podmod.lists.parse import (
+    ListFormatError,
+    ListReader,
+    NotAListError,
+    recognised_not_a_list,
+)
 from podmod.redact import masked_url
 from podmod.scan import changes
 from podmod.store import record_audit
@@ -73,20 +78,26 @@ def fetch_verified(
     )
     if result.not_modified or not subscription.public_key:
         return result, None
-    signature = fetch.fetch_signature(
-        subscription.url,
-        name=subscription.name,
-        timeout=config["list_sync.timeout"],
-        verify=verify,
-    )
     try:
+        signature = fetch.fetch_signature(
+            subscription.url,
+            name=subscription.name,
+            timeout=config["list_sync.timeout"],
+            verify=verify,
+        )
         comment = minisign.verify(
             result.body, signature, minisign.PublicKey.from_string(subscription.public_key)
         )
         signed = minisign.TrustedComment.parse(comment)
         _check_signed_file(subscription, signed)
         _check_signed_time(signed)
-    except minisign.SignatureError as error:
+    except (fetch.FetchError, minisign.SignatureError) as error:
+        # A forge's page of the file, or its Git LFS pointer, has no signature beside it or not
+        # the file's: what the address served says more than that.
+        if (not_a_list := recognised_not_a_list(result.body)) is not None:
+            raise _not_a_list(subscription, not_a_list) from None
+        if isinstance(error, fetch.FetchError):
+            raise
         raise minisign.SignatureError(f"List {subscription.name!r} was refused: {error}") from None
     return result, signed
 
@@ -308,7 +319,10 @@ def _store(
         )
     if signed is not None:
         versions.refuse_replay(state, list_row, signed, result.body)
-    reader = ListReader(result.body, format=subscription.format, severity=subscription.severity)
+    try:
+        reader = ListReader(result.body, format=subscription.format, severity=subscription.severity)
+    except NotAListError as error:
+        raise _not_a_list(subscription, error) from None
     with ThreadPoolExecutor(1) as aside:
         # A domain list's entries are pods: the pod's hosts are read on the pod's connection
         # meanwhile, which nothing else uses until the matching.
@@ -367,6 +381,17 @@ def _store(
         matches_retracted=matched.retracted,
         format=reader.format,
     )
+
+
+def _not_a_list(subscription: ListConfig, error: NotAListError) -> ListFormatError:
+    """The refusal of a list whose address served a forge's page of the file, or its Git LFS
+    pointer, naming the file's address where the list's own tells it."""
+    address = fetch.file_address(subscription.url, error.serves)
+    if address is None:
+        return error
+    which = "LFS" if error.serves == "lfs" else "own"
+    shown = masked_url(address)
+    return ListFormatError(f"{error.problem}; set url to the file's {which} address, {shown}.")
 
 
 def _reading(reader: ListReader) -> str:
