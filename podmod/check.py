@@ -262,14 +262,14 @@ def _workers(config: Config) -> str:
 
 def _list(config: Config, name: str) -> Callable[[], str]:
     def check_list() -> str:
-        from podmod.lists.sync import fetch_verified
+        from podmod.lists.sync import fetch_verified, read_through
         from podmod.lists.versions import UNTIMED, signed_time
 
         subscription = config.subscription(name)
         if subscription is None:
             return "not in the configuration"
         result, signed = fetch_verified(config, subscription)
-        size = f"reachable ({len(result.body)} bytes)"
+        size = f"reachable ({len(result.body):,} bytes), {read_through(subscription, result.body)}"
         if signed is None:
             return f"{size}; not signed (no public_key pinned)"
         if signed.signed_at is None:

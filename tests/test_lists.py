@@ -850,11 +850,39 @@ def test_check_warns_of_a_list_signed_without_a_time_and_fails_one_signed_for_an
 
     report = {c["check"]: c for c in json.loads(result.output)["checks"]}
     assert report["list core"]["status"] == "ok"
-    assert "signature valid, signed" in report["list core"]["detail"]
+    assert ", podmod, 1 entry; signature valid, signed" in report["list core"]["detail"]
     assert report["list bare"]["status"] == "warn"
     assert "signed without a timestamp" in report["list bare"]["detail"]
     assert report["list moved"]["status"] == "fail"
     assert "for the file other.csv, not moved.csv" in report["list moved"]["detail"]
+
+
+def test_check_reads_each_list_as_a_sync_would_and_says_how_or_why_not(lists, pod, state):
+    """`podmod check` tells a podmin before the first nightly sync whether each list reads: its
+    shape and entries, or the sentence the sync would fail with."""
+    lists.write("core", ["account,one@far.example,,", "pod,far.example,spam,", "pod,*.x.example,,"])
+    lists.write("broken", ["account,one@far.example,,", "bogus,thing,,"])
+    lists.write("skipping", ["account,one@far.example,,", "bogus,thing,,"])
+    (lists.directory / "page.csv").write_text("<!DOCTYPE html>\n<html><head></head></html>\n")
+    lists.subscribe("core")
+    lists.subscribe("broken")
+    lists.subscribe("skipping", skip_invalid=True)
+    lists.subscribe("page", signed=False)
+
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+
+    assert report["list core"]["status"] == "ok"
+    assert ", podmod, 3 entries; signature valid, signed" in report["list core"]["detail"]
+    assert report["list skipping"]["status"] == "ok"
+    assert (
+        ", podmod, 1 entry, 1 invalid row skipped; signature" in report["list skipping"]["detail"]
+    )
+    assert report["list broken"]["status"] == "fail"
+    assert "line 3: " in report["list broken"]["detail"]
+    assert report["list page"]["status"] == "fail"
+    assert report["list page"]["detail"].startswith("The list's address serves a web page")
+    stored = state.execute("SELECT count(*) AS n FROM podmod.list_entries").fetchone()["n"]
+    assert stored == 0 and cases_json() == []
 
 
 def test_a_malformed_list_is_refused_with_line_numbers_unless_told_to_skip(lists, pod):

@@ -25,6 +25,7 @@ from podmod.lists.parse import (
     ListFormatError,
     ListReader,
     NotAListError,
+    collector_paused,
     recognised_not_a_list,
 )
 from podmod.redact import masked_url
@@ -319,10 +320,7 @@ def _store(
         )
     if signed is not None:
         versions.refuse_replay(state, list_row, signed, result.body)
-    try:
-        reader = ListReader(result.body, format=subscription.format, severity=subscription.severity)
-    except NotAListError as error:
-        raise _not_a_list(subscription, error) from None
+    reader = list_reader(subscription, result.body)
     with ThreadPoolExecutor(1) as aside:
         # A domain list's entries are pods: the pod's hosts are read on the pod's connection
         # meanwhile, which nothing else uses until the matching.
@@ -381,6 +379,27 @@ def _store(
         matches_retracted=matched.retracted,
         format=reader.format,
     )
+
+
+def list_reader(subscription: ListConfig, body: bytes) -> ListReader:
+    """The reader of a list's fetched file, with the list's settings (not read yet); what is not a
+    list is refused naming the file's address where the list's own tells it."""
+    try:
+        return ListReader(body, format=subscription.format, severity=subscription.severity)
+    except NotAListError as error:
+        raise _not_a_list(subscription, error) from None
+
+
+def read_through(subscription: ListConfig, body: bytes) -> str:
+    """Read a list's fetched file as a sync would, keeping nothing: how it reads ("mastodon-csv,
+    900,000 entries, 130 obfuscated rows skipped"), or the ListFormatError a sync would refuse it
+    with (for `podmod check`)."""
+    reader = list_reader(subscription, body)
+    with collector_paused():
+        entries = sum(1 for _ in reader.rows())
+    reader.check(skip_invalid=subscription.skip_invalid, require_canary=subscription.require_canary)
+    counted = f"{reader.format}, {entries:,} entr{'y' if entries == 1 else 'ies'}"
+    return _reading(reader).replace(reader.format, counted, 1)
 
 
 def _not_a_list(subscription: ListConfig, error: NotAListError) -> ListFormatError:
