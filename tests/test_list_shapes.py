@@ -322,12 +322,22 @@ def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
             r"^Line 2 of the list is 'hello world', which is none of the shapes podmod reads "
             r"\(podmod's kind,value,label,comment; a Mastodon or FediBlockHole CSV with a domain or"
             r" #domain column; one domain per line; one account per line; Mastodon or RapidBlock"
-            r" JSON\); fix the list, or"
-            r' set format = "…" for it\.$',
+            r" JSON\); fix the list, or name its shape with the list's format setting \(podmod,"
+            r" mastodon-csv, domain-csv, domains, accounts, mastodon-json or rapidblock-json\)\.$",
         ),
         (b"value,kind\n", r"^Line 1 of the list is 'value,kind', which is none of the shapes"),
         (b"localhost\n", r"^Line 1 of the list is 'localhost', which is none"),
         (b"<list>" + b"x" * 100, r"^Line 1 of the list is '<list>x{54}…', which is none"),
+        (
+            b"- hostname: one.example\n  severity: suspend\n",
+            r"^Line 1 of the list is '- hostname: one.example': YAML, not a list of fediverse"
+            r" servers in a shape podmod reads \(podmod's kind,value,label,comment; .*\); ask its"
+            r" publisher for a Mastodon CSV export or one domain per line\.$",
+        ),
+        (b"---\n", r"^Line 1 of the list is '---': YAML, not a list of fediverse servers"),
+        (b"0.0.0.0 one.example\n", r"is '0.0.0.0 one.example': a hosts file \(for DNS blocking\)"),
+        (b"! Title: blocks\n||one.example^\n", r"is '! Title: blocks': an ad blocker's filter"),
+        (b"address=/one.example/0.0.0.0\n", r"is 'address=/one.example/0.0.0.0': a dnsmasq conf"),
         (b'[{"domain": "x.example"},', r"^The list is not valid JSON \(line 1, column 26: "),
         (b"{\n  'blocks': {}\n}", r"^The list is not valid JSON \(line 2, column 3: Expecting"),
         (b"[" * 100_000, r"^The list is not valid JSON \(it is nested too deeply\)"),
@@ -392,6 +402,31 @@ def test_columns_may_come_in_any_order_with_unknown_ones_ignored() -> None:
     ]
     mastodon = parse_list(csv_file("#public_comment,#whatever,#domain", "c1,x,a.example"))
     assert mastodon.entries == [pod("a.example", 2, "suspend", "c1", ("c1",))]
+
+
+def test_other_names_of_the_severity_and_public_comment_columns_are_read_as_theirs() -> None:
+    """FediBlock-Importer publishes `block_type` for the severity; Mastodon's public API calls the
+    public comment `comment`. A header with the usual name as well reads the usual one."""
+    importer = parse_list(
+        csv_file(
+            "domain,block_type,reject_media,reject_reports,private_comment,public_comment,obfuscate",
+            "a.example,silence,false,false,ours alone,spam,false",
+            "b.example,suspend,false,false,,,false",
+        )
+    )
+    api = parse_list(csv_file("domain,severity,comment,digest", "c.example,noop,spam; scam,"))
+    both = parse_list(
+        csv_file(
+            "#domain,#severity,#block_type,#public_comment,#comment", "d.example,,silence,pub,x"
+        )
+    )
+
+    assert importer.entries == [
+        pod("a.example", 2, "silence", "spam", ("spam",)),
+        pod("b.example", 3, "suspend"),
+    ]
+    assert api.entries == [pod("c.example", 2, "noop", "spam; scam", ("spam", "scam"))]
+    assert both.entries == [pod("d.example", 2, "suspend", "pub", ("pub",))]
 
 
 @pytest.mark.parametrize(

@@ -202,10 +202,10 @@ class RowError:
 
 @dataclass
 class ParsedList:
-    """The valid entries in file order, the rows skipped as invalid, duplicate rows dropped, and
-    what the file held besides entries: obfuscated domains podmod cannot match (no digest),
-    patterns that name no host (`*end.example`), the hosts of canary rows, RapidBlock rows that do
-    not block."""
+    """The valid entries in file order (a domain list's `.cf` and `*.cf` rows last), the rows
+    skipped as invalid, duplicate rows dropped, and what the file held besides entries: obfuscated
+    domains podmod cannot match (no digest), patterns that name no host (`*end.example`), the
+    hosts of canary rows, RapidBlock rows that do not block."""
 
     entries: list[Entry] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
@@ -644,6 +644,15 @@ _SHAPES = (
 )
 
 
+# Files some publishers of blocklists also write, told from their first line: what each is.
+_OTHER_FILES = (
+    (re.compile(r"---\s*$|-\s+[\w-]+\s*:|[\w-]+\s*:(?:\s|$)"), "YAML"),
+    (re.compile(r"(?:0\.0\.0\.0|127\.0\.0\.1|::1?)\s+\S"), "a hosts file (for DNS blocking)"),
+    (re.compile(r"\|\||!|\[adblock", re.IGNORECASE), "an ad blocker's filter list"),
+    (re.compile(r"(?:address|server|local)=/"), "a dnsmasq configuration"),
+)
+
+
 def _misfit(forced: str, what: str, shape: str | None) -> ListFormatError:
     """The list is `what` (a phrase), not what format = `forced` reads."""
     seen = f'; it has the shape of format = "{shape}"' if shape else ""
@@ -773,10 +782,19 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
             " (the list is retired), remove it from the configuration."
         )
     if forced is None and start.format is None:
+        first = lines[start.index].strip()
+        where = f"Line {start.index + 1} of the list is {_show(first)}"
+        for pattern, what in _OTHER_FILES:
+            if pattern.match(first):
+                raise ListFormatError(
+                    f"{where}: {what}, not a list of fediverse servers in a shape podmod reads"
+                    f" ({_SHAPES}); ask its publisher for a Mastodon CSV export or one domain per"
+                    " line."
+                )
         raise ListFormatError(
-            f"Line {start.index + 1} of the list is {_show(lines[start.index].strip())}, which is"
-            f' none of the shapes podmod reads ({_SHAPES}); fix the list, or set format = "…" for'
-            " it."
+            f"{where}, which is none of the shapes podmod reads ({_SHAPES}); fix the list, or"
+            f" name its shape with the list's format setting ({', '.join(FORMATS[:-1])} or"
+            f" {FORMATS[-1]})."
         )
     if forced is None and start.format == "domain-csv":
         header = _header_cells(lines[start.index].strip())
@@ -813,8 +831,9 @@ class ListReader:
 
     Its shape is told (or the forced `format` checked) when it is made, and a file of none is
     refused then, with ListFormatError. Read it once, with rows() or by iterating it for Entry
-    objects: the valid rows in file order; `errors`, `duplicates`, `obfuscated`, `canaries` and
-    `unblocked` fill as it goes and are complete when the reading ends; then check()
+    objects: the valid rows in file order (a domain list's rows written with a leading dot or
+    wildcard last: shapes._Domains.dotted_rows); `errors`, `duplicates`, `obfuscated`,
+    `canaries` and `unblocked` fill as it goes and are complete when the reading ends; then check()
     refuses the file for its invalid rows or a missing canary. A file whose rows cannot be read at
     all (CSV past repair) raises ListFormatError while it is read."""
 
@@ -837,7 +856,7 @@ class ListReader:
         self._read = False
 
     def rows(self) -> Iterator[Row]:
-        """The valid rows, (kind, value, line, details), in file order."""
+        """The valid rows, (kind, value, line, details), in file order (dotted rows last)."""
         self._reading()
         if self.format == "podmod":
             return _read_podmod(self, self._content, self._start)
@@ -846,8 +865,8 @@ class ListReader:
         return shapes.read(self, self._content, self._start)
 
     def text(self, text: RowText) -> Iterator[str]:
-        """The valid rows as `text` writes them, in file order, in blocks of TEXT_BLOCK rows
-        (fewer in the last). Read once, as rows() is."""
+        """The valid rows as `text` writes them, in file order (dotted rows last), in blocks of
+        TEXT_BLOCK rows (fewer in the last). Read once, as rows() is."""
         if self.format not in CSV_DOMAIN_FORMATS:
             return text_blocks(self.rows(), text)
         from podmod.lists import shapes

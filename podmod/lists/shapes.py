@@ -50,6 +50,10 @@ SEVERITIES = {
 # Columns podmod does not use; one may hold a row's comment when the row's cells are not in the
 # order its header names them (a published file has rows like that).
 BOOLEAN_COLUMNS = ("reject_media", "reject_reports", "obfuscate", "reject_follows")
+# Other names publishers give the columns podmod reads, each read as its own name when the header
+# has no column of that name: FediBlock-Importer's `block_type` (suspend, silence), and `comment`,
+# the public comment's name in Mastodon's public API (/api/v1/instance/domain_blocks).
+COLUMN_ALIASES = {"block_type": "severity", "comment": "public_comment"}
 BOOLEAN_WORDS = frozenset(("true", "false", "t", "f", "yes", "no", "y", "n", "1", "0", ""))
 _BOOLEAN_CELLS = frozenset(
     spelling for word in BOOLEAN_WORDS for spelling in (word, word.upper(), word.title())
@@ -247,9 +251,16 @@ class _Columns:
 
     def __init__(self, header: list[str]) -> None:
         self.width = len(header)
+        names = [name.lstrip("#") for name in header]
+        names = [
+            COLUMN_ALIASES[name]
+            if name in COLUMN_ALIASES and COLUMN_ALIASES[name] not in names
+            else name
+            for name in names
+        ]
         columns: dict[str, int] = {}
-        for index, name in enumerate(header):
-            columns.setdefault(name.lstrip("#"), index)
+        for index, name in enumerate(names):
+            columns.setdefault(name, index)
         self.domain = columns["domain"]
         empty = self.width  # the index of the empty cell put after each row, for missing columns
         self.pick = itemgetter(
@@ -267,7 +278,6 @@ class _Columns:
         # whole: the cells around it are where the header says, counted from each end.
         comment = columns.get("public_comment")
         plain = {"domain", "severity", *BOOLEAN_COLUMNS}
-        names = [name.lstrip("#") for name in header]
         self.loose_comment = (
             comment
             if comment is not None

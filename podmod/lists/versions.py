@@ -30,8 +30,9 @@ from podmod.redact import masked_url
 # 4: `*.pod.example` wildcards, patterns counted apart, defanged `pod[.]example`, a repeated
 # header, `null` comments, header-less exports' cells after the severity, accounts per line;
 # 5: a repeated row's labels, comment and heavier severity merged into its entry, a comment with
-# commas nobody quoted read whole, labels without the double quotes around them).
-READER = 5
+# commas nobody quoted read whole, labels without the double quotes around them; 6: a header's
+# `block_type` read as the severity and `comment` as the public comment).
+READER = 6
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)
 ENTRY_COLUMNS = ("kind", "value", "line", "label", "comment", "severity", "labels", "published")
