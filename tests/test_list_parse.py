@@ -177,6 +177,12 @@ def test_labels_are_split_into_normalised_tokens() -> None:
             "lack of moderation, conspiracy weirdness",
             ("lack of moderation", "conspiracy weirdness"),
         ),
+        ("“free speech zone”, spam", ("free speech zone", "spam")),
+        ("„Spam“; «hate speech»; ‘bots’; 'scam'", ("spam", "hate speech", "bots", "scam")),
+        ("he's a thief, 'half quoted", ("he's a thief", "'half quoted")),
+        ("“mismatched'", ("“mismatched'",)),
+        ("Tagline: “Now With More Spam!”", ("now with more spam!",)),
+        ('"iftas:spam", iftas:"hate speech"', ("spam", "hate speech")),
     ],
 )
 def test_label_tokens(text: str, tokens: tuple[str, ...]) -> None:
@@ -541,9 +547,13 @@ def reference_label_tokens(text: str) -> tuple[str, ...]:
     tokens: list[str] = []
     for part in re.split(r"[;,]", text.strip()):
         token = re.sub(r"\s+", " ", part.strip()).casefold()
-        if re.fullmatch(r'".*"', token, re.DOTALL) and len(token) > 1:
+        quoted = [('"', '"'), ("'", "'"), ("“", "”"), ("„", "“"), ("«", "»"), ("‘", "’")]
+        if len(token) > 1 and any(token[0] + token[-1] == a + b for a, b in quoted):
             token = token[1:-1].strip()
-        token = re.sub(r"^[\w-]+:", "", token).strip()
+        if re.match(r"[\w-]+:", token):
+            token = re.sub(r"^[\w-]+:", "", token).strip()
+            if len(token) > 1 and any(token[0] + token[-1] == a + b for a, b in quoted):
+                token = token[1:-1].strip()
         if token and len(token) <= 100 and token not in tokens:
             tokens.append(token)
     return tuple(tokens)
@@ -552,7 +562,7 @@ def reference_label_tokens(text: str) -> tuple[str, ...]:
 @settings(max_examples=500, deadline=None)
 @given(
     st.text(max_size=40)
-    | st.text(alphabet="aB :;,-_\t\u00a0ßİ", max_size=30)
+    | st.text(alphabet="aB :;,-_\t\u00a0ßİ\"'“”„«»‘’", max_size=30)
     | st.sampled_from(["iftas:x", "a" * 101, " spam ", "Hate  Speech"])
 )
 def test_label_tokens_keeps_its_contract(text: str) -> None:

@@ -59,7 +59,18 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _INJECTION_START = ("=", "+", "-", "@", "\t", "\r")
 _LABEL_SEPARATOR = re.compile(r"[;,]")
 _NAMESPACE = re.compile(r"[\w-]+:")
-_LABEL_SPECIAL = re.compile(r'[;,:"]|\s\s|[^\S ]')
+# The quotes a label may be written between, each opening one with its closing one: straight
+# ones, and the typographic ones word processors put in (English double and single, German low,
+# French guillemets).
+QUOTE_PAIRS = {
+    '"': '"',
+    "'": "'",
+    "\u201c": "\u201d",
+    "\u201e": "\u201c",
+    "\u00ab": "\u00bb",
+    "\u2018": "\u2019",
+}
+_LABEL_SPECIAL = re.compile("[;,:\"'\u201c\u201e\u00ab\u2018]|\\s\\s|[^\\S ]")
 _BLANK_LINE = re.compile(r'[\s,"]*')
 _FIRST_CHARACTER = re.compile(r"\s*(\S)")
 # One domain on the first line of a file of one domain per line (a URL or a port is let through:
@@ -454,22 +465,27 @@ def _control_message(what: str, text: str) -> str:
     return f"the {what} contains a control character ({code})"
 
 
+def _unquoted(token: str) -> str:
+    """A token without the quotes around it (QUOTE_PAIRS), if it has them."""
+    if len(token) > 1 and QUOTE_PAIRS.get(token[0]) == token[-1]:
+        return token[1:-1].strip()
+    return token
+
+
 def label_tokens(text: str) -> tuple[str, ...]:
-    """The labels a label or public comment holds: split on ; and , each stripped (and of double
-    quotes around it: `"free speech", spam`), spaces collapsed, lower-cased, without a namespace
-    such as `iftas:`; empty tokens and tokens over MAX_LABEL characters dropped, and repeats; in
-    their order."""
+    """The labels a label or public comment holds: split on ; and , each stripped (and of the
+    quotes around it: `"free speech", spam`, or typographic ones, QUOTE_PAIRS), spaces collapsed,
+    lower-cased, without a namespace such as `iftas:` (nor quotes after it); empty tokens and
+    tokens over MAX_LABEL characters dropped, and repeats; in their order."""
     if not _LABEL_SPECIAL.search(text):  # one token, its spaces single (most comments)
         token = text.strip().casefold()
         return (token,) if token and len(token) <= MAX_LABEL else ()
     tokens: list[str] = []
     for part in _LABEL_SEPARATOR.split(text):
-        token = _SPACE.sub(" ", part).strip().casefold()
-        if len(token) > 1 and token[0] == token[-1] == '"':
-            token = token[1:-1].strip()
+        token = _unquoted(_SPACE.sub(" ", part).strip().casefold())
         namespace = _NAMESPACE.match(token)
-        if namespace:
-            token = token[namespace.end() :].lstrip()
+        if namespace:  # (`iftas:spam`; and quotes after it: `tagline: “…”`)
+            token = _unquoted(token[namespace.end() :].lstrip())
         if token and len(token) <= MAX_LABEL and token not in tokens:
             tokens.append(token)
     return tuple(tokens)

@@ -31,7 +31,8 @@ from podmod.redact import masked_url
 # header, `null` comments, header-less exports' cells after the severity, accounts per line;
 # 5: a repeated row's labels, comment and heavier severity merged into its entry, a comment with
 # commas nobody quoted read whole, labels without the double quotes around them; 6: a header's
-# `block_type` read as the severity and `comment` as the public comment).
+# `block_type` read as the severity and `comment` as the public comment, labels without the
+# single or typographic quotes around them).
 READER = 6
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)
