@@ -335,6 +335,20 @@ def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
             r" publisher for a Mastodon CSV export or one domain per line\.$",
         ),
         (b"---\n", r"^Line 1 of the list is '---': YAML, not a list of fediverse servers"),
+        (
+            b"#domain;#severity;#public_comment\none.example;silence;spam\n",
+            r"^Line 1 of the list is '#domain;#severity;#public_comment': a header whose cells are"
+            r" separated by semicolons, not commas \(as spreadsheet programs save CSV in some"
+            r" languages\); save the file as CSV with commas and publish it again\.$",
+        ),
+        (b"#domain;#severity\n", r"^Line 1 of the list is '#domain;#severity': a header whose"),
+        (b'\n"Kind";"Value"\n', r"^Line 2 of the list is '\"Kind\";\"Value\"': a header whose"),
+        (
+            b"# blocks\ndomain\tseverity\none.example\tsilence\n",
+            r"^Line 2 of the list is 'domain\\tseverity': a header whose cells are separated by"
+            r" tabs, not commas \(a spreadsheet program's tab-separated text\); save the file",
+        ),
+        (b"# my list; domain names\none.example;suspend\n", r"^Line 2 of the list is 'one.exa"),
         (b"0.0.0.0 one.example\n", r"is '0.0.0.0 one.example': a hosts file \(for DNS blocking\)"),
         (b"! Title: blocks\n||one.example^\n", r"is '! Title: blocks': an ad blocker's filter"),
         (b"address=/one.example/0.0.0.0\n", r"is 'address=/one.example/0.0.0.0': a dnsmasq conf"),

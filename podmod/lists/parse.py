@@ -669,6 +669,29 @@ _OTHER_FILES = (
 )
 
 
+_SEPARATORS = {
+    ";": "semicolons, not commas (as spreadsheet programs save CSV in some languages)",
+    "\t": "tabs, not commas (a spreadsheet program's tab-separated text)",
+}
+
+
+def _refuse_other_separator(lines: list[str]) -> None:
+    """ListFormatError when one of these lines is a header (a domain column, or podmod's kind and
+    value) whose cells are separated by semicolons or tabs: a spreadsheet program's CSV in some
+    languages, or its text export, which no publisher's CSV reader takes."""
+    for number, line in enumerate(lines, 1):
+        for separator, name in _SEPARATORS.items():
+            cells = [
+                cell.strip().strip('"').strip().lower().lstrip("#")
+                for cell in line.split(separator)
+            ]
+            if len(cells) > 1 and ("domain" in cells or cells[:2] == ["kind", "value"]):
+                raise ListFormatError(
+                    f"Line {number} of the list is {_show(line.strip())}: a header whose cells are"
+                    f" separated by {name}; save the file as CSV with commas and publish it again."
+                )
+
+
 def _misfit(forced: str, what: str, shape: str | None) -> ListFormatError:
     """The list is `what` (a phrase), not what format = `forced` reads."""
     seen = f'; it has the shape of format = "{shape}"' if shape else ""
@@ -788,6 +811,7 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
     start = _find_start(lines)
     if start.index == len(lines) and forced != "domains":
         if start.comments:
+            _refuse_other_separator(lines)
             raise ListFormatError(
                 "The list holds only comment lines (starting with #) and no domain; if it is"
                 ' meant to be empty, set format = "domains" for it.'
@@ -798,6 +822,7 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
             " (the list is retired), remove it from the configuration."
         )
     if forced is None and start.format is None:
+        _refuse_other_separator(lines[: start.index + 1])
         first = lines[start.index].strip()
         where = f"Line {start.index + 1} of the list is {_show(first)}"
         for pattern, what in _OTHER_FILES:
