@@ -17,7 +17,7 @@ import pytest
 
 from podmod.lists.parse import parse_list
 from tests.helpers import assert_cases_consistent, cases_json, podmod, read_once
-from tests.test_lists import ListFiles, list_signals, sync
+from tests.test_lists import ListFiles, case_of, list_signals, sync
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "lists-formats"
 MASTODON_HEADER = "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n"
@@ -880,6 +880,27 @@ def test_a_mastodon_export_of_blocked_accounts_flags_those_accounts(lists, pod):
 
     assert code == 0 and "version 1 applied (accounts): 2 entries (+2 -0)" in output, output
     assert open_accounts() == ["spammer@far.example"]
+
+
+def test_a_lists_severity_setting_weighs_its_accounts_too(lists, pod, state):
+    """A list of one account per line names no severity, like a list of one domain per line: its
+    `severity` setting says how much its matches weigh, or (noop) that they flag nobody."""
+    pod.person("spammer", "far.example")
+    serve(lists, "blocks", "spammer@far.example\n", suffix=".txt")
+    assert sync()[0] == 0
+    weights = {"suspend": case_of("spammer@far.example")["priority"]}
+    serve(lists, "blocks", "spammer@far.example\n", suffix=".txt", severity="silence")
+
+    code, output = sync()
+
+    assert code == 0 and "version 2 applied (accounts)" in output, output
+    weights["silence"] = case_of("spammer@far.example")["priority"]
+    assert weights == {"suspend": 30, "silence": 15}  # (README, "Priority")
+    assert [s["severity"] for s in list_signals("open")] == ["silence"]
+    serve(lists, "blocks", "spammer@far.example\n", suffix=".txt", severity="noop")
+    assert sync()[0] == 0
+    assert open_accounts() == []
+    assert entries_of(state, "blocks") == {("account", "spammer@far.example", "noop")}
 
 
 def test_lists_read_by_an_older_podmod_are_read_again(lists, pod, state):

@@ -483,8 +483,10 @@ def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[
 
 def _read_accounts(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
     """One account per line, as Mastodon exports an account's blocks (`user@pod.example`, maybe
-    with a leading @; cells after a comma ignored); blank lines and # comments skipped."""
+    with a leading @; cells after a comma ignored); blank lines and # comments skipped. No row
+    names a severity: each has the list's (a suspension, unless its `severity` setting says)."""
     seen = reader.seen["account"]
+    details = Details(severity=reader.severity)
     for line, raw in enumerate(lines[start:], start + 1):
         text = raw.strip().rstrip(", \t")
         if not text or text.startswith("#"):
@@ -499,10 +501,10 @@ def _read_accounts(reader: ListReader, lines: list[str], start: int) -> Iterator
             reader.errors.append(RowError(line, str(error)))
             continue
         if value in seen:
-            reader.repeated("account", value, NO_DETAILS)
+            reader.repeated("account", value, details)
             continue
-        seen[value] = NO_DETAILS
-        yield "account", value, line, NO_DETAILS
+        seen[value] = details
+        yield "account", value, line, details
 
 
 def _text(item: dict[str, Any], name: str) -> str | None:

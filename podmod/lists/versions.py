@@ -32,7 +32,7 @@ from podmod.redact import masked_url
 # 5: a repeated row's labels, comment and heavier severity merged into its entry, a comment with
 # commas nobody quoted read whole, labels without the double quotes around them; 6: a header's
 # `block_type` read as the severity and `comment` as the public comment, labels without the
-# single or typographic quotes around them).
+# single or typographic quotes around them, a list of accounts' entries with the list's severity).
 READER = 6
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)
