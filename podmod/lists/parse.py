@@ -590,12 +590,12 @@ def _rows(lines: list[str], start: int) -> Iterator[tuple[int, list[str]]]:
         yield number, quoted.read(number, line) if '"' in line else line.split(",")
 
 
-def _header_cells(line: str) -> list[str]:
+def _header_cells(line: str, separator: str = ",") -> list[str]:
     """A header line's column names: lower-case, unquoted, without trailing empty cells."""
     try:
-        cells = next(csv.reader([line]), [])
+        cells = next(csv.reader([line], delimiter=separator), [])
     except csv.Error:
-        cells = line.split(",")
+        cells = line.split(separator)
     names = [cell.strip().strip('"').strip().lower() for cell in cells]
     while names and not names[-1]:
         names.pop()
@@ -681,10 +681,7 @@ def _refuse_other_separator(lines: list[str]) -> None:
     languages, or its text export, which no publisher's CSV reader takes."""
     for number, line in enumerate(lines, 1):
         for separator, name in _SEPARATORS.items():
-            cells = [
-                cell.strip().strip('"').strip().lower().lstrip("#")
-                for cell in line.split(separator)
-            ]
+            cells = [cell.lstrip("#") for cell in _header_cells(line.strip(), separator)]
             if len(cells) > 1 and ("domain" in cells or cells[:2] == ["kind", "value"]):
                 raise ListFormatError(
                     f"Line {number} of the list is {_show(line.strip())}: a header whose cells are"

@@ -96,7 +96,7 @@ def fetch_verified(
         # A forge's page of the file, or its Git LFS pointer, has no signature beside it or not
         # the file's: what the address served says more than that.
         if (not_a_list := recognised_not_a_list(result.body)) is not None:
-            raise _not_a_list(subscription, not_a_list) from None
+            raise _naming_the_file(subscription, not_a_list) from None
         if isinstance(error, fetch.FetchError):
             raise
         raise minisign.SignatureError(f"List {subscription.name!r} was refused: {error}") from None
@@ -387,7 +387,7 @@ def list_reader(subscription: ListConfig, body: bytes) -> ListReader:
     try:
         return ListReader(body, format=subscription.format, severity=subscription.severity)
     except NotAListError as error:
-        raise _not_a_list(subscription, error) from None
+        raise _naming_the_file(subscription, error) from None
 
 
 def read_through(subscription: ListConfig, body: bytes) -> str:
@@ -398,11 +398,10 @@ def read_through(subscription: ListConfig, body: bytes) -> str:
     with collector_paused():
         entries = sum(1 for _ in reader.rows())
     reader.check(skip_invalid=subscription.skip_invalid, require_canary=subscription.require_canary)
-    counted = f"{reader.format}, {entries:,} entr{'y' if entries == 1 else 'ies'}"
-    return _reading(reader).replace(reader.format, counted, 1)
+    return _reading(reader, entries)
 
 
-def _not_a_list(subscription: ListConfig, error: NotAListError) -> ListFormatError:
+def _naming_the_file(subscription: ListConfig, error: NotAListError) -> ListFormatError:
     """The refusal of a list whose address served a forge's page of the file, or its Git LFS
     pointer, naming the file's address where the list's own tells it."""
     address = fetch.file_address(subscription.url, error.serves)
@@ -413,8 +412,9 @@ def _not_a_list(subscription: ListConfig, error: NotAListError) -> ListFormatErr
     return ListFormatError(f"{error.problem}; set url to the file's {which} address, {shown}.")
 
 
-def _reading(reader: ListReader) -> str:
-    """How a file was read, for the sync log: "mastodon-csv, 130 obfuscated rows skipped"."""
+def _reading(reader: ListReader, entries: int | None = None) -> str:
+    """How a file was read, for the sync log: "mastodon-csv, 130 obfuscated rows skipped" (with
+    `entries`: "mastodon-csv, 900,000 entries, …")."""
     notes = versions.skipped_notes(
         obfuscated=reader.obfuscated,
         patterns=reader.patterns,
@@ -423,7 +423,8 @@ def _reading(reader: ListReader) -> str:
         invalid=len(reader.errors),
         canaries=reader.canaries,
     )
-    return ", ".join([reader.format, *notes])
+    counted = [] if entries is None else [f"{entries:,} entr{'y' if entries == 1 else 'ies'}"]
+    return ", ".join([reader.format, *counted, *notes])
 
 
 def _setting_text(value: Any) -> str:
