@@ -321,8 +321,9 @@ def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
             b"\nhello world\n",
             r"^Line 2 of the list is 'hello world', which is none of the shapes podmod reads "
             r"\(podmod's kind,value,label,comment; a Mastodon or FediBlockHole CSV with a domain or"
-            r" #domain column; one domain per line; one account per line; Mastodon or RapidBlock"
-            r" JSON\); fix the list, or name its shape with the list's format setting \(podmod,"
+            r" #domain column; one domain per line; one account per line, or Mastodon's CSV of"
+            r" accounts with an Account address column; Mastodon or RapidBlock JSON\); fix the"
+            r" list, or name its shape with the list's format setting \(podmod,"
             r" mastodon-csv, domain-csv, domains, accounts, mastodon-json or rapidblock-json\)\.$",
         ),
         (b"value,kind\n", r"^Line 1 of the list is 'value,kind', which is none of the shapes"),
@@ -794,6 +795,51 @@ def test_a_header_less_list_of_accounts_is_read_as_account_entries() -> None:
         parse_list(data)
     forced = parse_list(b"far.example\n", format="accounts", skip_invalid=True)
     assert forced.entries == [] and "not a diaspora* handle" in forced.errors[0].message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # Mastodon's export of an account's mutes
+        b"Account address,Hide notifications\nspammer@far.example,true\n@Other@Pod.Example,false\n",
+        # of its follows: a Languages cell quoted for its commas
+        b"Account address,Show boosts,Notify on new posts,Languages\n"
+        b'spammer@far.example,true,false,"en,de"\nother@pod.example,true,false,\n',
+        # of its lists: the addresses in the second column, a list's name with a comma quoted
+        b'List name,Account address\n"Far, and away",spammer@far.example\nNear,other@pod.example\n',
+        # what Mastodon's import of blocks takes: the header alone, a BOM and CRLF
+        "\ufeffAccount address\r\nspammer@far.example\r\nother@pod.example\r\n".encode(),
+    ],
+)
+def test_mastodons_csv_of_accounts_is_read_by_its_account_address_column(data) -> None:
+    parsed = parse_list(data)
+
+    assert parsed.format == "accounts"
+    assert [(e.kind, e.value, e.line) for e in parsed.entries] == [
+        ("account", "spammer@far.example", 2),
+        ("account", "other@pod.example", 3),
+    ]
+    assert parsed.errors == []
+
+
+def test_mastodons_csv_of_accounts_reports_rows_without_an_address_by_line() -> None:
+    data = b"# shared mutes\nList name,Account address\n"
+    data += b'"A list\nover two lines",spammer@far.example\nEmpty,\nList name,Account address\n'
+    data += b"Bad,not a handle\nLast,other@pod.example\nLast,Other@Pod.Example\n"
+
+    parsed = parse_list(data, skip_invalid=True)
+
+    # (the header again, two exports put end to end, is no row; the repeated account merged)
+    assert [(e.value, e.line) for e in parsed.entries] == [
+        ("spammer@far.example", 3),
+        ("other@pod.example", 8),
+    ]
+    assert [e.line for e in parsed.errors] == [5, 7]
+    assert parsed.errors[0].message == "the row has no Account address cell"
+    assert parsed.duplicates == 1
+    with pytest.raises(ListFormatError, match="line 5"):
+        parse_list(data)
+    assert parse_list(data, format="accounts", skip_invalid=True).entries == parsed.entries
 
 
 # One domain per line.

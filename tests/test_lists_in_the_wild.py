@@ -882,6 +882,26 @@ def test_a_mastodon_export_of_blocked_accounts_flags_those_accounts(lists, pod):
     assert open_accounts() == ["spammer@far.example"]
 
 
+def test_a_mastodon_export_of_muted_accounts_flags_them_with_the_lists_severity(lists, pod, state):
+    """Moderators share their mutes as Mastodon exports them, under a header: its Account
+    address column is read, the rest ignored, and the list's severity weighs the matches."""
+    pod.person("spammer", "far.example")
+    pod.person("neighbour", "far.example")
+    mutes = "Account address,Hide notifications\r\nspammer@far.example,true\r\n"
+    serve(lists, "mutes", mutes + "@Elsewhere@Other.Example,false\r\n", severity="silence")
+
+    code, output = sync()
+
+    assert code == 0 and "version 1 applied (accounts): 2 entries (+2 -0)" in output, output
+    assert open_accounts() == ["spammer@far.example"]
+    assert [s["severity"] for s in list_signals("open")] == ["silence"]
+    assert entries_of(state, "mutes") == {
+        ("account", "spammer@far.example", "silence"),
+        ("account", "elsewhere@other.example", "silence"),
+    }
+    assert shown("mutes")["format"] == "accounts"
+
+
 def test_a_lists_severity_setting_weighs_its_accounts_too(lists, pod, state):
     """A list of one account per line names no severity, like a list of one domain per line: its
     `severity` setting says how much its matches weigh, or (noop) that they flag nobody."""

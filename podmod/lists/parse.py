@@ -22,6 +22,9 @@ from podmod.kinds import KINDS, LIST_FILE_FORMATS
 ACCOUNT = KINDS[0]
 HEADER = ("kind", "value", "label", "comment")
 MASTODON_DOMAIN = "#domain"
+# The column of handles in Mastodon's CSV exports of an account's mutes, follows and lists
+# (`Account address,Hide notifications`), under which Mastodon's import reads blocks too.
+ACCOUNT_COLUMN = "account address"
 FORMATS = LIST_FILE_FORMATS
 CSV_FORMATS = FORMATS[:3]  # (a header line names the columns)
 CSV_DOMAIN_FORMATS = FORMATS[1:3]
@@ -633,6 +636,8 @@ def _find_start(lines: list[str]) -> _Start:
             comments = True
         elif tuple(header) == HEADER:
             return _Start("podmod", index, comments)
+        elif ACCOUNT_COLUMN in header:
+            return _Start("accounts", index, comments)
         elif "domain" in header:
             return _Start("domain-csv", index, comments)
         elif _looks_like_host(text):
@@ -650,13 +655,14 @@ _NEEDS = {
     "mastodon-csv": "a header with a #domain column",
     "domain-csv": "a header with a domain column",
     "domains": "one domain per line",
-    "accounts": "one account (user@pod.example) per line",
+    "accounts": "one account (user@pod.example) per line, or an Account address column",
     "mastodon-json": 'a JSON array of Mastodon domain blocks ([{"domain": …}, …])',
     "rapidblock-json": 'RapidBlock\'s JSON ({"@spec": …, "blocks": {"host": {…}}})',
 }
 _SHAPES = (
     "podmod's kind,value,label,comment; a Mastodon or FediBlockHole CSV with a domain or #domain"
-    " column; one domain per line; one account per line; Mastodon or RapidBlock JSON"
+    " column; one domain per line; one account per line, or Mastodon's CSV of accounts with an"
+    " Account address column; Mastodon or RapidBlock JSON"
 )
 
 

@@ -17,6 +17,7 @@ from podmod.lists.parse import (
     _FAST_MAX,
     _HEX64,
     _HOST_FAST,
+    ACCOUNT_COLUMN,
     NO_DETAILS,
     TEXT_BLOCK,
     Details,
@@ -483,15 +484,30 @@ def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[
 
 def _read_accounts(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
     """One account per line, as Mastodon exports an account's blocks (`user@pod.example`, maybe
-    with a leading @; cells after a comma ignored); blank lines and # comments skipped. No row
-    names a severity: each has the list's (a suspension, unless its `severity` setting says)."""
+    with a leading @; cells after a comma ignored), or Mastodon's CSV of accounts with a header
+    (its mutes, follows or lists: the `Account address` column read, the others ignored); blank
+    lines and # comments skipped. No row names a severity: each has the list's (a suspension,
+    unless its `severity` setting says)."""
     seen = reader.seen["account"]
     details = Details(severity=reader.severity)
-    for line, raw in enumerate(lines[start:], start + 1):
+    header_line = lines[start].strip() if start < len(lines) else ""
+    header = _header_cells(header_line)
+    column = header.index(ACCOUNT_COLUMN) if ACCOUNT_COLUMN in header else None
+    first = start if column is None else start + 1
+    numbered = enumerate(lines[first:], first + 1)
+    quoted = _QuotedRows(numbered)
+    for line, raw in numbered:
         text = raw.strip().rstrip(", \t")
-        if not text or text.startswith("#"):
-            continue
-        handle = text.partition(",")[0]
+        if not text or text.startswith("#") or (column is not None and text == header_line):
+            continue  # (and the header again: two exports put end to end)
+        if not column:
+            handle = text.partition(",")[0]
+        else:
+            cells = quoted.read(line, raw) if '"' in raw else raw.split(",")
+            if len(cells) <= column or not cells[column].strip():
+                reader.errors.append(RowError(line, "the row has no Account address cell"))
+                continue
+            handle = cells[column]
         if _CONTROL.search(handle):
             reader.errors.append(RowError(line, _control_message("account", handle.strip())))
             continue

@@ -32,8 +32,9 @@ from podmod.redact import masked_url
 # 5: a repeated row's labels, comment and heavier severity merged into its entry, a comment with
 # commas nobody quoted read whole, labels without the double quotes around them; 6: a header's
 # `block_type` read as the severity and `comment` as the public comment, labels without the
-# single or typographic quotes around them, a list of accounts' entries with the list's severity).
-READER = 6
+# single or typographic quotes around them, a list of accounts' entries with the list's severity;
+# 7: Mastodon's CSV of accounts, its `Account address` column read wherever it stands).
+READER = 7
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)
 ENTRY_COLUMNS = ("kind", "value", "line", "label", "comment", "severity", "labels", "published")
