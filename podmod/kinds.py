@@ -23,6 +23,7 @@ LIST_FILE_FORMATS = (
     "accounts",
     "mastodon-json",
     "rapidblock-json",
+    "pleroma-json",
 )
 
 TEXT_ITEM_TYPES = ("Post", "Comment", "Profile")

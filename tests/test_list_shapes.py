@@ -303,6 +303,9 @@ def test_private_comments_of_the_samples_are_never_read() -> None:
         (b"https://x.example/\n", "domains"),
         (b"  [\n]", "mastodon-json"),
         (b'{"@spec": "https://rapidblock.org/spec/v1/", "blocks": {}}', "rapidblock-json"),
+        (b'{"metadata": {"federation": {"mrf_simple": {}}}}', "pleroma-json"),
+        (b'{"pleroma": {"metadata": {"federation": {"rejected_instances": {}}}}}', "pleroma-json"),
+        (b'{"quarantined_instances": []}', "pleroma-json"),
         (b"\xef\xbb\xbf\r\n#domain,#severity\r\n", "mastodon-csv"),
     ],
 )
@@ -322,9 +325,11 @@ def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
             r"^Line 2 of the list is 'hello world', which is none of the shapes podmod reads "
             r"\(podmod's kind,value,label,comment; a Mastodon or FediBlockHole CSV with a domain or"
             r" #domain column; one domain per line; one account per line, or Mastodon's CSV of"
-            r" accounts with an Account address column; Mastodon or RapidBlock JSON\); fix the"
+            r" accounts with an Account address column; Mastodon, RapidBlock or Pleroma JSON\); fix"
+            r" the"
             r" list, or name its shape with the list's format setting \(podmod,"
-            r" mastodon-csv, domain-csv, domains, accounts, mastodon-json or rapidblock-json\)\.$",
+            r" mastodon-csv, domain-csv, domains, accounts, mastodon-json, rapidblock-json or"
+            r" pleroma-json\)\.$",
         ),
         (b"value,kind\n", r"^Line 1 of the list is 'value,kind', which is none of the shapes"),
         (b"localhost\n", r"^Line 1 of the list is 'localhost', which is none"),
@@ -979,6 +984,131 @@ def test_rapidblock_blocks_are_suspensions_labelled_by_their_tags() -> None:
     assert [(e.unit, e.line) for e in parsed.errors] == [("item", 7), ("item", 8), ("item", 9)]
 
 
+# What a Pleroma or Akkoma server publishes of its federation policy (MRF transparency on), as its
+# nodeinfo carries it; the same object sits under pleroma.metadata in /api/v1/instance.
+PLEROMA_FEDERATION = {
+    "enabled": True,
+    "exclusions": False,
+    "mrf_policies": ["SimplePolicy", "HashtagPolicy"],
+    "mrf_simple": {
+        "accept": ["friend.example"],
+        "reject": ["bad.example", "*.wild.example", "ex*mple.org", "Both.Example"],
+        "media_removal": ["both.example", "pics.example"],
+        "federated_timeline_removal": ["loud.example"],
+        "followers_only": [],
+        "report_removal": ["noise.example"],
+        "reject_deletes": [],
+    },
+    "mrf_simple_info": {
+        "reject": {
+            "bad.example": {"reason": "spam; harassment"},
+            "Both.Example": {"reason": "hate-speech"},
+        },
+        "media_removal": {"both.example": {"reason": "gore"}},
+    },
+    "quarantined_instances": ["leaky.example"],
+    "quarantined_instances_info": {
+        "quarantined_instances": {"leaky.example": {"reason": "placeholder reason"}}
+    },
+    "rejected_instances": {"gone.example": {"reason": "placeholder"}},
+}
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {
+            "version": "2.1",
+            "software": {"name": "akkoma", "version": "3.13.2"},
+            "metadata": {"nodeName": "placeholder", "federation": PLEROMA_FEDERATION},
+        },
+        {
+            "uri": "pleroma.example",
+            "version": "2.7.2 (compatible; Pleroma 2.7.0)",
+            "pleroma": {"metadata": {"federation": PLEROMA_FEDERATION}},
+        },
+        PLEROMA_FEDERATION,
+    ],
+    ids=["nodeinfo", "instance-api", "federation-alone"],
+)
+def test_pleromas_federation_policy_is_read_policy_by_policy(document) -> None:
+    parsed = parse_list(json.dumps(document).encode())
+
+    assert parsed.format == "pleroma-json"
+    assert parsed.entries == [
+        pod("gone.example", 1, "suspend", "placeholder", ("placeholder",)),
+        pod("bad.example", 2, "suspend", "spam; harassment", ("spam", "harassment")),
+        # (under reject and media_removal: read as a suspension, both reasons merged)
+        pod("both.example", 5, "suspend", "hate-speech; gore", ("hate-speech", "gore")),
+        pod("loud.example", 6, "silence"),
+        pod("pics.example", 8, "noop"),
+        pod("noise.example", 9, "noop"),
+        pod("leaky.example", 10, "noop", "placeholder reason", ("placeholder reason",)),
+        pod("wild.example", 3),  # (a wildcard: the domain and everything under it)
+    ]
+    # accept is the server's allowlist, never read; ex*mple.org is obfuscated
+    assert (parsed.obfuscated, parsed.duplicates, parsed.errors) == (1, 1, [])
+
+
+def test_pleromas_federation_policy_reports_bad_items_by_number() -> None:
+    federation = {
+        "mrf_simple": {"reject": ["a.example", 7, "not a domain", "b.example"]},
+        "mrf_simple_info": {"reject": {"b.example": {"reason": ["not", "text"]}}},
+    }
+    data = json.dumps({"metadata": {"federation": federation}}).encode()
+
+    parsed = parse_list(data, skip_invalid=True)
+
+    assert [e.value for e in parsed.entries] == ["a.example"]
+    assert [(e.unit, e.line, e.message) for e in parsed.errors] == [
+        ("item", 2, "the reject item '7' is not a domain"),
+        ("item", 3, "'not a domain' is not a valid host name such as pod.example"),
+        ("item", 4, "the reason reject gives 'b.example' is not text"),
+    ]
+    with pytest.raises(ListFormatError, match="item 2"):
+        parse_list(data)
+    bad = {"metadata": {"federation": {"mrf_simple": {"reject": "a.example"}}}}
+    with pytest.raises(
+        ListFormatError,
+        match=r"^The list's mrf_simple\.reject is not a list of domains with their reasons; fix",
+    ):
+        parse_list(json.dumps(bad).encode())
+
+
+@pytest.mark.parametrize(
+    ("document", "server"),
+    [
+        (
+            {"version": "2.0", "software": {"name": "mastodon", "version": "4.3.0"}},
+            "the nodeinfo of a server running 'mastodon 4.3.0'",
+        ),
+        (
+            {
+                "version": "2.1",
+                "software": {"name": "akkoma", "version": "3.13.2"},
+                "metadata": {"federation": {"enabled": True}},  # (transparency off)
+            },
+            "the nodeinfo of a server running 'akkoma 3.13.2'",
+        ),
+        (
+            {"uri": "mastodon.example", "version": "4.3.0", "title": "placeholder"},
+            "a server's description (/api/v1/instance or /api/v2/instance)",
+        ),
+    ],
+)
+def test_a_servers_nodeinfo_without_published_blocks_is_refused_saying_where_blocks_are(
+    document, server
+) -> None:
+    with pytest.raises(ListFormatError) as refused:
+        parse_list(json.dumps(document).encode())
+
+    assert str(refused.value) == (
+        f"The list is {server}, which publishes no blocks: Pleroma and Akkoma publish theirs there"
+        " only with MRF transparency on, Mastodon at /api/v1/instance/domain_blocks; set url to"
+        " an address that serves a list."
+    )
+
+
 # A format named in the config.
 
 
@@ -1027,6 +1157,7 @@ def test_every_format_can_be_forced_on_its_own_shape() -> None:
         "accounts": b"a@a.example\n",
         "mastodon-json": b'[{"domain": "a.example"}]',
         "rapidblock-json": b'{"blocks": {"a.example": {"isBlocked": true}}}',
+        "pleroma-json": b'{"metadata": {"federation": {"mrf_simple": {"reject": ["a.example"]}}}}',
     }
     assert set(samples) == set(FORMATS)
     for format, data in samples.items():

@@ -882,6 +882,55 @@ def test_a_mastodon_export_of_blocked_accounts_flags_those_accounts(lists, pod):
     assert open_accounts() == ["spammer@far.example"]
 
 
+def test_a_pleroma_servers_nodeinfo_is_subscribed_to_as_its_blocks(lists, pod, state):
+    """A Pleroma or Akkoma server publishes its federation policy in its nodeinfo: subscribed to,
+    its rejects flag as suspensions (subdomains too), timeline removals as silences, and media
+    removals flag nobody; its allowlist (accept) is no block."""
+    for name, host in (
+        ("x", "sub.bad.example"),
+        ("y", "loud.example"),
+        ("z", "pics.example"),
+        ("w", "friend.example"),
+    ):
+        pod.person(name, host)
+    federation = {
+        "mrf_policies": ["SimplePolicy"],
+        "mrf_simple": {
+            "accept": ["friend.example"],
+            "reject": ["bad.example", "hid*en.example"],
+            "federated_timeline_removal": ["loud.example"],
+            "media_removal": ["pics.example"],
+        },
+        "mrf_simple_info": {"reject": {"bad.example": {"reason": "spam"}}},
+    }
+    nodeinfo = {"version": "2.1", "software": {"name": "akkoma", "version": "3.13.2"}}
+    nodeinfo["metadata"] = {"federation": federation}
+    serve(lists, "akkoma", json.dumps(nodeinfo), suffix=".json")
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert "version 1 applied (pleroma-json, 1 obfuscated row skipped): 3 entries" in output
+    assert open_accounts() == ["x@sub.bad.example", "y@loud.example"]
+    assert sorted(
+        (case["account"], signal["severity"])
+        for case in cases_json("open")
+        for signal in case["signals"]
+    ) == [("x@sub.bad.example", "suspend"), ("y@loud.example", "silence")]
+    assert entries_of(state, "akkoma") == pods(
+        ("bad.example", "suspend"), ("loud.example", "silence"), ("pics.example", "noop")
+    )
+    assert shown("akkoma")["format"] == "pleroma-json"
+
+    # Transparency turned off: the nodeinfo names no blocks; the version in force stays.
+    nodeinfo["metadata"] = {"federation": {"enabled": True}}
+    serve(lists, "akkoma", json.dumps(nodeinfo), suffix=".json")
+    code, output = sync()
+    assert code != 0 and "which publishes no blocks" in output, output
+    assert open_accounts() == ["x@sub.bad.example", "y@loud.example"]
+    assert shown("akkoma")["version"] == 1
+
+
 def test_a_mastodon_export_of_muted_accounts_flags_them_with_the_lists_severity(lists, pod, state):
     """Moderators share their mutes as Mastodon exports them, under a header: its Account
     address column is read, the rest ignored, and the list's severity weighs the matches."""

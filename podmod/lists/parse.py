@@ -658,11 +658,13 @@ _NEEDS = {
     "accounts": "one account (user@pod.example) per line, or an Account address column",
     "mastodon-json": 'a JSON array of Mastodon domain blocks ([{"domain": …}, …])',
     "rapidblock-json": 'RapidBlock\'s JSON ({"@spec": …, "blocks": {"host": {…}}})',
+    "pleroma-json": "the federation policy Pleroma and Akkoma publish (nodeinfo's"
+    " metadata.federation with mrf_simple)",
 }
 _SHAPES = (
     "podmod's kind,value,label,comment; a Mastodon or FediBlockHole CSV with a domain or #domain"
     " column; one domain per line; one account per line, or Mastodon's CSV of accounts with an"
-    " Account address column; Mastodon or RapidBlock JSON"
+    " Account address column; Mastodon, RapidBlock or Pleroma JSON"
 )
 
 
@@ -759,11 +761,48 @@ def _names_only(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
+# Where Pleroma and Akkoma publish their federation policy: a nodeinfo document's
+# metadata.federation, /api/v1/instance's (and /api/v2/instance's) pleroma.metadata.federation, or
+# that object saved alone.
+_FEDERATION_PATHS = (("metadata", "federation"), ("pleroma", "metadata", "federation"), ())
+# What a federation object holds when it publishes blocks (MRF transparency on).
+_FEDERATION_BLOCKS = ("mrf_simple", "quarantined_instances", "rejected_instances")
+
+
+def federation(value: Any) -> dict[str, Any] | None:
+    """The federation policy a Pleroma or Akkoma server publishes, found in a JSON document
+    (_FEDERATION_PATHS); None when it holds none that names blocks."""
+    for path in _FEDERATION_PATHS:
+        node = value
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and any(name in node for name in _FEDERATION_BLOCKS):
+            return node
+    return None
+
+
 def _json_shape(value: Any) -> str | None:
     if isinstance(value, list):
         return "mastodon-json"
     if isinstance(value, dict) and isinstance(value.get("blocks"), dict):
         return "rapidblock-json"
+    if federation(value) is not None:
+        return "pleroma-json"
+    return None
+
+
+def _server_description(value: Any) -> str | None:
+    """ "a Pleroma 2.7.0 server's nodeinfo" for a nodeinfo document (or a Mastodon API's
+    /api/v1/instance description) that publishes no blocks; None for anything else."""
+    if not isinstance(value, dict):
+        return None
+    software = value.get("software")
+    if isinstance(software, dict) and isinstance(software.get("name"), str):
+        version = software.get("version")
+        name = _show(software["name"] + (f" {version}" if isinstance(version, str) else ""))
+        return f"the nodeinfo of a server running {name}"
+    if isinstance(value.get("version"), str) and ("uri" in value or "domain" in value):
+        return "a server's description (/api/v1/instance or /api/v2/instance)"
     return None
 
 
@@ -800,12 +839,19 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
                 "The list is a Pleroma or Akkoma configuration (its mrf_simple policy), not a list"
                 " podmod reads; ask its publisher for a Mastodon CSV export or one domain per line."
             )
+        server = _server_description(value) if shape is None else None
+        if forced in (None, "pleroma-json") and server is not None:
+            raise ListFormatError(
+                f"The list is {server}, which publishes no blocks: Pleroma and Akkoma publish"
+                " theirs there only with MRF transparency on, Mastodon at"
+                " /api/v1/instance/domain_blocks; set url to an address that serves a list."
+            )
         if forced is None and shape is None:
             problem = 'whose "blocks" is not an object' if "blocks" in value else 'without "blocks"'
             raise ListFormatError(
                 f"The list is a JSON object {problem}, not RapidBlock's"
                 ' {"@spec": …, "blocks": {"host": {"isBlocked": true, …}}} (nor a JSON array of'
-                " Mastodon domain blocks); fix the list."
+                " Mastodon domain blocks, nor Pleroma's federation policy); fix the list."
             )
         if forced is not None and shape != forced:
             raise _misfit(forced, "The list is JSON", shape)

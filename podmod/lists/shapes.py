@@ -21,6 +21,7 @@ from podmod.lists.parse import (
     NO_DETAILS,
     TEXT_BLOCK,
     Details,
+    ListFormatError,
     Row,
     RowError,
     RowText,
@@ -31,6 +32,7 @@ from podmod.lists.parse import (
     _show,
     _trimmed,
     _unsafe,
+    federation,
     label_tokens,
     normalise,
 )
@@ -89,6 +91,8 @@ def read(reader: ListReader, content: Any, start: int) -> Iterator[Row]:
         return _read_mastodon_json(reader, content)
     if reader.format == "rapidblock-json":
         return _read_rapidblock_json(reader, content)
+    if reader.format == "pleroma-json":
+        return _read_pleroma_json(reader, content)
     return read_csv(reader, content, start)
 
 
@@ -589,6 +593,82 @@ def _read_rapidblock_json(reader: ListReader, value: dict[str, Any]) -> Iterator
             domains.error(number, "the host holds a lone \\u surrogate escape")
         else:
             entry = domains.add(number, host, domains.tail("", reason, tags=tags))
+            if entry is not None:
+                yield entry
+    yield from domains.dotted_rows()
+
+
+# Pleroma's and Akkoma's MRF SimplePolicy (mrf_simple), each policy read as the Mastodon severity
+# nearest to what it does to the other server's people: `reject` (and the instance-level
+# `rejected_instances`) refuses all they send, a suspension; posts kept off the public timelines or
+# to followers only, a silence; the others (media, avatars, banners, backgrounds, reports, deletes;
+# and `quarantined_instances`, kept from private posts) hold back what a server sends, not its
+# people: noop, kept as a record. `accept` is the server's allowlist, no block: never read.
+PLEROMA_POLICIES = {
+    "reject": "suspend",
+    "followers_only": "silence",
+    "federated_timeline_removal": "silence",
+    "media_removal": "noop",
+    "media_nsfw": "noop",
+    "report_removal": "noop",
+    "avatar_removal": "noop",
+    "banner_removal": "noop",
+    "background_removal": "noop",
+    "reject_deletes": "noop",
+}
+
+
+def _pleroma_blocks(policy: dict[str, Any]) -> Iterator[tuple[str, str, str, Any, Any]]:
+    """(where, policy, severity, its domains, their reasons) of a federation policy, heaviest
+    first: a domain under several policies is read by its heaviest, the others merged into it."""
+    simple = policy.get("mrf_simple") or {}
+    info = policy.get("mrf_simple_info") or {}
+    if not isinstance(simple, dict) or not isinstance(info, dict):
+        raise ListFormatError(
+            "The list's mrf_simple or mrf_simple_info is not an object of policies; fix the list."
+        )
+    rejected = policy.get("rejected_instances") or {}
+    if isinstance(rejected, dict):  # (domain: {"reason": …})
+        yield "rejected_instances", "rejected_instances", "suspend", list(rejected), rejected
+    else:
+        yield "rejected_instances", "rejected_instances", "suspend", rejected, {}
+    for name, severity in PLEROMA_POLICIES.items():
+        yield f"mrf_simple.{name}", name, severity, simple.get(name) or [], info.get(name) or {}
+    quarantined = policy.get("quarantined_instances_info") or {}
+    reasons = quarantined.get("quarantined_instances") if isinstance(quarantined, dict) else None
+    yield (
+        "quarantined_instances",
+        "quarantined_instances",
+        "noop",
+        policy.get("quarantined_instances") or [],
+        reasons or {},
+    )
+
+
+def _read_pleroma_json(reader: ListReader, value: Any) -> Iterator[Row]:
+    """The federation policy a Pleroma or Akkoma server publishes (in its nodeinfo, with MRF
+    transparency on): the domains of each mrf_simple policy, of rejected_instances and of
+    quarantined_instances, with the severity PLEROMA_POLICIES gives the policy and the reason
+    mrf_simple_info gives the domain as its public comment. Items are numbered across the
+    policies in the order read (PLEROMA_POLICIES')."""
+    domains = _Domains(reader, unit="item")
+    number = 0
+    for where, policy, severity, listed, reasons in _pleroma_blocks(federation(value) or {}):
+        if not isinstance(listed, list) or not isinstance(reasons, dict):
+            raise ListFormatError(
+                f"The list's {where} is not a list of domains with their reasons; fix the list."
+            )
+        for domain in listed:
+            number += 1
+            if not isinstance(domain, str) or _SURROGATE.search(domain):
+                domains.error(number, f"the {policy} item {_show(str(domain))} is not a domain")
+                continue
+            reason = reasons.get(domain)
+            comment = _text(reason, "reason") if isinstance(reason, dict) else ""
+            if comment is None:
+                domains.error(number, f"the reason {policy} gives {_show(domain)} is not text")
+                continue
+            entry = domains.add(number, domain, domains.tail(severity, comment))
             if entry is not None:
                 yield entry
     yield from domains.dotted_rows()
