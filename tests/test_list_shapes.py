@@ -1109,6 +1109,26 @@ def test_a_servers_nodeinfo_without_published_blocks_is_refused_saying_where_blo
     )
 
 
+def test_a_servers_well_known_nodeinfo_is_refused_naming_the_newest_nodeinfo_it_links() -> None:
+    schema = "http://nodeinfo.diaspora.software/ns/schema/"
+    links = [
+        {"rel": schema + "2.0", "href": "https://pleroma.example/nodeinfo/2.0.json"},
+        {"rel": schema + "2.1", "href": "https://pleroma.example/nodeinfo/2.1.json"},
+        {"rel": "https://example.org/other", "href": "https://pleroma.example/other"},
+    ]
+
+    with pytest.raises(ListFormatError) as refused:
+        parse_list(json.dumps({"links": links}).encode())
+
+    assert str(refused.value) == (
+        "The list is a server's /.well-known/nodeinfo, which only links its nodeinfo; set url to"
+        " the nodeinfo, 'https://pleroma.example/nodeinfo/2.1.json' (where Pleroma and Akkoma"
+        " publish their blocks)."
+    )
+    with pytest.raises(ListFormatError, match='without "blocks"'):
+        parse_list(json.dumps({"links": links[2:]}).encode())
+
+
 # A format named in the config.
 
 

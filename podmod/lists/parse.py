@@ -791,6 +791,26 @@ def _json_shape(value: Any) -> str | None:
     return None
 
 
+_NODEINFO_SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/"
+
+
+def _nodeinfo_link(value: Any) -> str | None:
+    """The address of the newest nodeinfo a /.well-known/nodeinfo document links
+    ({"links": [{"rel": "…/ns/schema/2.1", "href": "…"}]}); None for anything else."""
+    links = value.get("links") if isinstance(value, dict) else None
+    if not isinstance(links, list):
+        return None
+    found = [
+        (link["rel"].removeprefix(_NODEINFO_SCHEMA), link["href"])
+        for link in links
+        if isinstance(link, dict)
+        and isinstance(link.get("rel"), str)
+        and link["rel"].startswith(_NODEINFO_SCHEMA)
+        and isinstance(link.get("href"), str)
+    ]
+    return max(found)[1] if found else None
+
+
 def _server_description(value: Any) -> str | None:
     """ "a Pleroma 2.7.0 server's nodeinfo" for a nodeinfo document (or a Mastodon API's
     /api/v1/instance description) that publishes no blocks; None for anything else."""
@@ -838,6 +858,13 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
             raise ListFormatError(
                 "The list is a Pleroma or Akkoma configuration (its mrf_simple policy), not a list"
                 " podmod reads; ask its publisher for a Mastodon CSV export or one domain per line."
+            )
+        linked = _nodeinfo_link(value) if shape is None else None
+        if forced in (None, "pleroma-json") and linked is not None:
+            raise ListFormatError(
+                "The list is a server's /.well-known/nodeinfo, which only links its nodeinfo;"
+                f" set url to the nodeinfo, {_show(linked)} (where Pleroma and Akkoma publish"
+                " their blocks)."
             )
         server = _server_description(value) if shape is None else None
         if forced in (None, "pleroma-json") and server is not None:
