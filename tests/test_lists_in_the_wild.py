@@ -922,13 +922,23 @@ def test_a_pleroma_servers_nodeinfo_is_subscribed_to_as_its_blocks(lists, pod, s
     )
     assert shown("akkoma")["format"] == "pleroma-json"
 
+    # The rest of a nodeinfo changes with every post: the same blocks are no new version.
+    nodeinfo["usage"] = {"localPosts": 3445, "users": {"total": 19}}
+    serve(lists, "akkoma", json.dumps(nodeinfo, indent=1), suffix=".json")
+    code, output = sync()
+    assert code == 0 and "unchanged; version 1 stays in force" in output, output
+    federation["mrf_simple"]["reject"].append("worse.example")
+    serve(lists, "akkoma", json.dumps(nodeinfo), suffix=".json")
+    code, output = sync()
+    assert code == 0 and "version 2 applied (pleroma-json, " in output and "(+1 -0)" in output
+
     # Transparency turned off: the nodeinfo names no blocks; the version in force stays.
     nodeinfo["metadata"] = {"federation": {"enabled": True}}
     serve(lists, "akkoma", json.dumps(nodeinfo), suffix=".json")
     code, output = sync()
     assert code != 0 and "which publishes no blocks" in output, output
     assert open_accounts() == ["x@sub.bad.example", "y@loud.example"]
-    assert shown("akkoma")["version"] == 1
+    assert shown("akkoma")["version"] == 2
 
 
 def test_a_mastodon_export_of_muted_accounts_flags_them_with_the_lists_severity(lists, pod, state):

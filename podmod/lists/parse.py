@@ -766,7 +766,7 @@ def _names_only(value: Any) -> bool:
 # that object saved alone.
 _FEDERATION_PATHS = (("metadata", "federation"), ("pleroma", "metadata", "federation"), ())
 # What a federation object holds when it publishes blocks (MRF transparency on).
-_FEDERATION_BLOCKS = ("mrf_simple", "quarantined_instances", "rejected_instances")
+FEDERATION_BLOCKS = ("mrf_simple", "quarantined_instances", "rejected_instances")
 
 
 def federation(value: Any) -> dict[str, Any] | None:
@@ -776,7 +776,7 @@ def federation(value: Any) -> dict[str, Any] | None:
         node = value
         for key in path:
             node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict) and any(name in node for name in _FEDERATION_BLOCKS):
+        if isinstance(node, dict) and any(name in node for name in FEDERATION_BLOCKS):
             return node
     return None
 

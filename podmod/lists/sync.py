@@ -296,7 +296,7 @@ def _store(
     name = subscription.name
     current = list_row["current_version"]
     unchanged = result.not_modified or (
-        latest is not None and latest["sha256"] == versions.sha256(result.body)
+        latest is not None and latest["sha256"] == versions.content_digest(result.body)
     )
     if unchanged and not changed:
         status = "not_modified" if result.not_modified else "unchanged"

@@ -9,6 +9,7 @@ allowed share of the entries in force is held, with its file, until a podmin app
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,14 @@ from psycopg import sql
 from podmod.config import Config, ListConfig
 from podmod.errors import PodmodError
 from podmod.lists.minisign import SignatureError, TrustedComment
-from podmod.lists.parse import Details, ListReader, collector_paused, text_blocks
+from podmod.lists.parse import (
+    FEDERATION_BLOCKS,
+    Details,
+    ListReader,
+    collector_paused,
+    federation,
+    text_blocks,
+)
 from podmod.redact import masked_url
 
 # The version of podmod's reading of list files: a version read by an older podmod is fetched and
@@ -94,6 +102,26 @@ class ListStateError(PodmodError):
 
 def sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
+
+
+# Words only a Pleroma or Akkoma server's published federation policy holds (podmod.lists.parse
+# .federation): a file without any of them is not parsed to find one.
+_FEDERATION_MARKERS = tuple(f'"{name}"'.encode() for name in FEDERATION_BLOCKS)
+
+
+def content_digest(body: bytes) -> str:
+    """What tells a list's file from the one before (a version's sha256): the SHA-256 of the file;
+    of a Pleroma or Akkoma server's nodeinfo (or /api/v1/instance), that of its federation policy
+    alone, as the rest (its counts of users and posts) changes with every post, and each fetch
+    would otherwise be a new version of the same blocks."""
+    if any(marker in body for marker in _FEDERATION_MARKERS):
+        try:
+            policy = federation(json.loads(body))
+        except ValueError:
+            policy = None
+        if policy is not None:
+            return sha256(json.dumps(policy, sort_keys=True, ensure_ascii=False).encode())
+    return sha256(body)
 
 
 SETTINGS = ("policy", "kinds", "labels", "lock_labels", "format", "require_canary", "severity")
@@ -175,7 +203,7 @@ def refuse_replay(
             f"List {list_row['name']!r} was refused: it was signed at {when}, older than version "
             f"{number} (signed at {before}) in force: a possible replay; version {number} stays."
         )
-    if signed.signed_at == in_force["signed_at"] and in_force["sha256"] != sha256(body):
+    if signed.signed_at == in_force["signed_at"] and in_force["sha256"] != content_digest(body):
         raise SignatureError(
             f"List {list_row['name']!r} was refused: it was signed at {when}, the same second as "
             f"version {number} in force, yet its content differs, so which is newer cannot be "
@@ -503,7 +531,7 @@ def store_version(
     common = {
         "list": list_id,
         "number": number,
-        "sha": sha256(body),
+        "sha": content_digest(body),
         "entries": counts["total"],
         "added": counts["added"],
         "removed": counts["removed"],
