@@ -886,6 +886,35 @@ def test_a_domain_per_line_may_carry_its_severity_after_a_comma() -> None:
     ]
 
 
+def test_friendicas_published_blocklist_is_read_with_its_reasons_as_comments() -> None:
+    # What a Friendica server serves at /blocklist/domain/download (PHP's fputcsv: a pattern and
+    # its reason on each line, no header, a cell quoted where it needs to be).
+    data = b'*.bad.example,"spam, bots"\nworse.example,harassment\nempty.example,\n'
+    data += b'*bots*,bots\n"quoted.example","Placeholder ""reason"""\nsilenced.example,silence\n'
+    data += b"third.example,two,cells\n"
+
+    parsed = parse_list(data, skip_invalid=True)
+
+    assert parsed.format == "domains"
+    assert parsed.entries == [
+        pod("worse.example", 2, "suspend", "harassment", ("harassment",)),
+        pod("empty.example", 3),
+        pod("quoted.example", 5, "suspend", 'Placeholder "reason"', ('placeholder "reason"',)),
+        # (a reason that is a severity is read as one)
+        pod("silenced.example", 6, "silence"),
+        pod("bad.example", 1, "suspend", "spam, bots", ("spam", "bots")),
+    ]
+    assert parsed.patterns == 1  # (*bots*: a pattern names no host)
+    assert [(e.line, e.message) for e in parsed.errors] == [
+        (7, "the severity 'two' is not suspend, silence or noop")
+    ]
+    # A file whose first cell after a domain is a severity names severities: the others too.
+    strict = parse_list(b"one.example,silence\ntwo.example,harassment\n", skip_invalid=True)
+    assert [(e.line, e.message) for e in strict.errors] == [
+        (2, "the severity 'harassment' is not suspend, silence or noop")
+    ]
+
+
 def test_whole_top_level_domains_and_ip_addresses_are_entries_as_mastodon_exports_write_them():
     # Rows of real exports that a reading of two-label hosts refused, and so the whole list with
     # them: a top-level domain with or without its dot, names of one label, a bare IP v6 address.

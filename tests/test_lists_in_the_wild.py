@@ -941,6 +941,23 @@ def test_a_pleroma_servers_nodeinfo_is_subscribed_to_as_its_blocks(lists, pod, s
     assert shown("akkoma")["version"] == 2
 
 
+def test_a_friendica_servers_published_blocklist_flags_with_its_reasons(lists, pod, state):
+    pod.person("x", "sub.bad.example")
+    pod.person("y", "worse.example")
+    pod.person("z", "fine.example")
+    blocklist = '*.bad.example,"spam, bots"\nworse.example,harassment\n'
+    serve(lists, "friendica", blocklist, suffix=".csv")
+
+    code, output = sync()
+
+    assert code == 0 and "version 1 applied (domains): 2 entries (+2 -0)" in output, output
+    assert open_accounts() == ["x@sub.bad.example", "y@worse.example"]
+    assert case_of("x@sub.bad.example")["signals"][0]["label"] == "spam; bots"
+    assert entries_of(state, "friendica") == pods(
+        ("bad.example", "suspend"), ("worse.example", "suspend")
+    )
+
+
 def test_a_mastodon_export_of_muted_accounts_flags_them_with_the_lists_severity(lists, pod, state):
     """Moderators share their mutes as Mastodon exports them, under a header: its Account
     address column is read, the rest ignored, and the list's severity weighs the matches."""

@@ -79,10 +79,11 @@ _FIRST_CHARACTER = re.compile(r"\s*(\S)")
 # One domain on the first line of a file of one domain per line (a URL or a port is let through:
 # normalise() reads them); at least one dot, or letters beyond ASCII. Its severity may follow after
 # a comma (`pod.example,silence`: Oliphant's first published file had no header), and more cells
-# after it (a header-less export's: `pod.example,suspend,true,true,false`).
+# after it (a header-less export's: `pod.example,suspend,true,true,false`); or its reason, one cell
+# (Friendica's published blocklist: `*.pod.example,"spam, bots"`).
 _HOST_LIKE = re.compile(
     r"(?:[Hh][Tt][Tt][Pp][Ss]?://)?([\w*.-]+)(?::[0-9]{1,5})?/?\s*"
-    r"(?:,\s*(?i:suspend|silence|noop)\s*(?:,[^,]*)*)?,?"
+    r"(?:,\s*(?i:suspend|silence|noop)\s*(?:,[^,]*)*|,(?:\"(?:[^\"]|\"\")*\"|[^,\"]*))?,?"
 )
 # Line 1 of a header-less list of accounts (Mastodon's export of blocked accounts).
 _HANDLE_LIKE = re.compile(r"@?[\w.-]+@([\w.-]+)(?::[0-9]{1,5})?\s*,?")

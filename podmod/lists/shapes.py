@@ -466,23 +466,41 @@ def _misplaced_comment(comment: str, flags: tuple[str, ...]) -> str:
 
 def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
     """One domain per line, each a suspension (or the list's `severity`) unless its own follows
-    after a comma (`pod.example,silence`; cells after it, a header-less export's, ignored); blank
-    lines and # comments skipped."""
+    after a comma (`pod.example,silence`; cells after it, a header-less export's, ignored); or,
+    in a file whose first cell after a domain is not a severity, its reason (Friendica's published
+    blocklist: `pattern,reason`), the public comment of a row of two cells. Blank lines and #
+    comments skipped."""
     domains = _Domains(reader)
     tails = {"": domains.tail("", "")}  # by the severity as written (none: a suspension)
+    reasons: bool | None = None  # (decided by the first row with a cell after its domain)
     for line, raw in enumerate(lines[start:], start + 1):
         text = raw.strip().rstrip(", \t")
-        if text and not text.startswith("#"):
-            domain, _, rest = text.partition(",")
-            severity = rest.partition(",")[0]  # (the cells after it, as Mastodon does, ignored)
-            tail = tails.get(severity)
+        if not text or text.startswith("#"):
+            continue
+        if '"' in text:
+            try:
+                cells = next(csv.reader([text], strict=True), [""])
+            except csv.Error:
+                domains.error(line, "its quotes do not close; fix the row")
+                continue
+        else:
+            cells = text.split(",", 2)
+        domain = cells[0]
+        second = cells[1] if len(cells) > 1 else ""  # (cells after it, as in Mastodon, ignored)
+        severity = second.strip().lower() in SEVERITIES
+        if reasons is None and second.strip():
+            reasons = not severity and len(cells) == 2
+        if reasons and not severity and len(cells) == 2:
+            tail = domains.tail("", second)
+        else:
+            tail = tails.get(second)
             if tail is None:
-                tail = domains.tail(severity, "")
+                tail = domains.tail(second, "")
                 if len(tails) < _COMMENTS_KEPT:
-                    tails[severity] = tail
-            entry = domains.add(line, domain, tail)
-            if entry is not None:
-                yield entry
+                    tails[second] = tail
+        entry = domains.add(line, domain, tail)
+        if entry is not None:
+            yield entry
     yield from domains.dotted_rows()
 
 

@@ -41,7 +41,8 @@ from podmod.redact import masked_url
 # commas nobody quoted read whole, labels without the double quotes around them; 6: a header's
 # `block_type` read as the severity and `comment` as the public comment, labels without the
 # single or typographic quotes around them, a list of accounts' entries with the list's severity;
-# 7: Mastodon's CSV of accounts, its `Account address` column read wherever it stands).
+# 7: Mastodon's CSV of accounts, its `Account address` column read wherever it stands; a domain
+# per line with its reason after it, Friendica's, and quoted cells in such a list).
 READER = 7
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)
