@@ -68,6 +68,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.requests.append((self.path, dict(self.headers)))
         base = f"https://127.0.0.1:{self.server.server_address[1]}"
+        if "/api/v1/instance/" in self.path:  # (a server that keeps its blocks from the public)
+            self.send(404 if "domain_blocks" in self.path else 401, b"")
+            return
         route = getattr(self, "route_" + self.path.strip("/").replace(".", "_").replace("-", "_"))
         try:
             route(base)
@@ -316,6 +319,32 @@ def test_a_truncated_body_is_refused(get: Client) -> None:
 def test_an_error_status_is_named(get: Client, path: str, status: str) -> None:
     with pytest.raises(FetchError, match=f"the server answered {status}"):
         get(path)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "why"),
+    [
+        (
+            "/api/v1/instance/domain_blocks",
+            "HTTP 404 Not Found",
+            "a Mastodon server answers so when its admins do not show its domain blocks to"
+            ' everyone (its "Show domain blocks" setting), or runs in limited federation mode',
+        ),
+        (
+            "/social/api/v1/instance/peers?filter=suspended",
+            "HTTP 401 Unauthorized",
+            "GoToSocial answers so unless its admins set instance-expose-suspended (or, for"
+            " filter=open, instance-expose-peers)",
+        ),
+    ],
+)
+def test_a_servers_api_of_its_blocks_refusing_the_public_says_why(
+    get: Client, path: str, status: str, why: str
+) -> None:
+    with pytest.raises(FetchError) as refused:
+        get(path)
+
+    assert f"the server answered {status} ({why}); the previous version stays" in str(refused.value)
 
 
 def test_https_redirects_are_followed(get: Client) -> None:

@@ -333,7 +333,8 @@ def _fetch_https(
             if not 200 <= response.status_code < 300 or response.status_code == 206:
                 status = f"HTTP {response.status_code} {printable(response.reason or '')}".strip()
                 raise _Failure(
-                    f"the server answered {status}", missing=response.status_code in (404, 410)
+                    f"the server answered {status}{_hidden_blocks(url, response.status_code)}",
+                    missing=response.status_code in (404, 410),
                 )
             body = _read_body(response, max_bytes, deadline)
             return FetchResult(
@@ -344,6 +345,28 @@ def _fetch_https(
                 url,
             )
     raise _Failure(f"the server redirected more than {MAX_REDIRECTS} times")
+
+
+# The APIs where servers publish their blocks, and why each answers 401, 403 or 404 to everyone
+# when the server's admins keep them from the public.
+_BLOCKS_APIS = {
+    "/api/v1/instance/domain_blocks": (
+        "a Mastodon server answers so when its admins do not show its domain blocks to everyone"
+        ' (its "Show domain blocks" setting), or runs in limited federation mode'
+    ),
+    "/api/v1/instance/peers": (
+        "GoToSocial answers so unless its admins set instance-expose-suspended (or, for"
+        " filter=open, instance-expose-peers)"
+    ),
+}
+
+
+def _hidden_blocks(url: str, status: int) -> str:
+    """Why a server's API of its blocks refused the request, after " (": "" for any other
+    address or answer."""
+    path = urlsplit(url).path.rstrip("/")
+    reason = _BLOCKS_APIS.get(path[path.find("/api/") :] if "/api/" in path else "")
+    return f" ({reason})" if reason and status in (401, 403, 404) else ""
 
 
 def _header(response: requests.Response, name: str) -> str | None:
