@@ -810,7 +810,7 @@ def test_a_header_less_list_of_accounts_is_read_as_account_entries() -> None:
         # of its follows: a Languages cell quoted for its commas
         b"Account address,Show boosts,Notify on new posts,Languages\n"
         b'spammer@far.example,true,false,"en,de"\nother@pod.example,true,false,\n',
-        # of its lists: the addresses in the second column, a list's name with a comma quoted
+        # a CSV naming the column second: a first cell with a comma quoted
         b'List name,Account address\n"Far, and away",spammer@far.example\nNear,other@pod.example\n',
         # what Mastodon's import of blocks takes: the header alone, a BOM and CRLF
         "\ufeffAccount address\r\nspammer@far.example\r\nother@pod.example\r\n".encode(),
@@ -1121,7 +1121,7 @@ def test_pleromas_federation_policy_reports_bad_items_by_number() -> None:
         ),
         (
             {"uri": "mastodon.example", "version": "4.3.0", "title": "placeholder"},
-            "a server's description (/api/v1/instance or /api/v2/instance)",
+            "a server's description of itself (such as /api/v1/instance)",
         ),
     ],
 )
@@ -1151,8 +1151,8 @@ def test_a_servers_well_known_nodeinfo_is_refused_naming_the_newest_nodeinfo_it_
 
     assert str(refused.value) == (
         "The list is a server's /.well-known/nodeinfo, which only links its nodeinfo; set url to"
-        " the nodeinfo, 'https://pleroma.example/nodeinfo/2.1.json' (where Pleroma and Akkoma"
-        " publish their blocks)."
+        " the nodeinfo, 'https://pleroma.example/nodeinfo/2.1.json', where Pleroma and Akkoma"
+        " publish their blocks (Mastodon publishes its at /api/v1/instance/domain_blocks)."
     )
     with pytest.raises(ListFormatError, match='without "blocks"'):
         parse_list(json.dumps({"links": links[2:]}).encode())

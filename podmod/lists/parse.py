@@ -22,7 +22,7 @@ from podmod.kinds import KINDS, LIST_FILE_FORMATS
 ACCOUNT = KINDS[0]
 HEADER = ("kind", "value", "label", "comment")
 MASTODON_DOMAIN = "#domain"
-# The column of handles in Mastodon's CSV exports of an account's mutes, follows and lists
+# The column of handles in Mastodon's CSV exports of an account's mutes and follows
 # (`Account address,Hide notifications`), under which Mastodon's import reads blocks too.
 ACCOUNT_COLUMN = "account address"
 FORMATS = LIST_FILE_FORMATS
@@ -823,7 +823,7 @@ def _server_description(value: Any) -> str | None:
         name = _show(software["name"] + (f" {version}" if isinstance(version, str) else ""))
         return f"the nodeinfo of a server running {name}"
     if isinstance(value.get("version"), str) and ("uri" in value or "domain" in value):
-        return "a server's description (/api/v1/instance or /api/v2/instance)"
+        return "a server's description of itself (such as /api/v1/instance)"
     return None
 
 
@@ -864,8 +864,8 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
         if forced in (None, "pleroma-json") and linked is not None:
             raise ListFormatError(
                 "The list is a server's /.well-known/nodeinfo, which only links its nodeinfo;"
-                f" set url to the nodeinfo, {_show(linked)} (where Pleroma and Akkoma publish"
-                " their blocks)."
+                f" set url to the nodeinfo, {_show(linked)}, where Pleroma and Akkoma publish"
+                " their blocks (Mastodon publishes its at /api/v1/instance/domain_blocks)."
             )
         server = _server_description(value) if shape is None else None
         if forced in (None, "pleroma-json") and server is not None:

@@ -507,7 +507,7 @@ def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[
 def _read_accounts(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
     """One account per line, as Mastodon exports an account's blocks (`user@pod.example`, maybe
     with a leading @; cells after a comma ignored), or Mastodon's CSV of accounts with a header
-    (its mutes, follows or lists: the `Account address` column read, the others ignored); blank
+    (its mutes or follows: the `Account address` column read, the others ignored); blank
     lines and # comments skipped. No row names a severity: each has the list's (a suspension,
     unless its `severity` setting says)."""
     seen = reader.seen["account"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -108,6 +109,7 @@ def sha256(body: bytes) -> str:
 # Words only a Pleroma or Akkoma server's published federation policy holds (podmod.lists.parse
 # .federation): a file without any of them is not parsed to find one.
 _FEDERATION_MARKERS = tuple(f'"{name}"'.encode() for name in FEDERATION_BLOCKS)
+_JSON_OBJECT = re.compile(rb"\s*{")  # (a list's file is searched for them only if it is one)
 
 
 def content_digest(body: bytes) -> str:
@@ -115,7 +117,7 @@ def content_digest(body: bytes) -> str:
     of a Pleroma or Akkoma server's nodeinfo (or /api/v1/instance), that of its federation policy
     alone, as the rest (its counts of users and posts) changes with every post, and each fetch
     would otherwise be a new version of the same blocks."""
-    if any(marker in body for marker in _FEDERATION_MARKERS):
+    if _JSON_OBJECT.match(body) and any(marker in body for marker in _FEDERATION_MARKERS):
         try:
             policy = federation(json.loads(body))
         except ValueError:
