@@ -1064,16 +1064,18 @@ def test_pleromas_federation_policy_is_read_policy_by_policy(document) -> None:
     parsed = parse_list(json.dumps(document).encode())
 
     assert parsed.format == "pleroma-json"
+    # As Pleroma's MRF matches them, a plain domain names that host alone (`=`), a wildcard the
+    # domain and everything under it.
     assert parsed.entries == [
-        pod("gone.example", 1, "suspend", "placeholder", ("placeholder",)),
-        pod("bad.example", 2, "suspend", "spam; harassment", ("spam", "harassment")),
+        pod("=gone.example", 1, "suspend", "placeholder", ("placeholder",)),
+        pod("=bad.example", 2, "suspend", "spam; harassment", ("spam", "harassment")),
         # (under reject and media_removal: read as a suspension, both reasons merged)
-        pod("both.example", 5, "suspend", "hate-speech; gore", ("hate-speech", "gore")),
-        pod("loud.example", 6, "silence"),
-        pod("pics.example", 8, "noop"),
-        pod("noise.example", 9, "noop"),
-        pod("leaky.example", 10, "noop", "placeholder reason", ("placeholder reason",)),
-        pod("wild.example", 3),  # (a wildcard: the domain and everything under it)
+        pod("=both.example", 5, "suspend", "hate-speech; gore", ("hate-speech", "gore")),
+        pod("=loud.example", 6, "silence"),
+        pod("=pics.example", 8, "noop"),
+        pod("=noise.example", 9, "noop"),
+        pod("=leaky.example", 10, "noop", "placeholder reason", ("placeholder reason",)),
+        pod("wild.example", 3),
     ]
     # accept is the server's allowlist, never read; ex*mple.org is obfuscated
     assert (parsed.obfuscated, parsed.duplicates, parsed.errors) == (1, 1, [])
@@ -1088,7 +1090,7 @@ def test_pleromas_federation_policy_reports_bad_items_by_number() -> None:
 
     parsed = parse_list(data, skip_invalid=True)
 
-    assert [e.value for e in parsed.entries] == ["a.example"]
+    assert [e.value for e in parsed.entries] == ["=a.example"]
     assert [(e.unit, e.line, e.message) for e in parsed.errors] == [
         ("item", 2, "the reject item '7' is not a domain"),
         ("item", 3, "'not a domain' is not a valid host name such as pod.example"),
@@ -1206,7 +1208,7 @@ def test_every_format_can_be_forced_on_its_own_shape() -> None:
         "accounts": b"a@a.example\n",
         "mastodon-json": b'[{"domain": "a.example"}]',
         "rapidblock-json": b'{"blocks": {"a.example": {"isBlocked": true}}}',
-        "pleroma-json": b'{"metadata": {"federation": {"mrf_simple": {"reject": ["a.example"]}}}}',
+        "pleroma-json": b'{"mrf_simple": {"reject": ["*.a.example"]}}',
     }
     assert set(samples) == set(FORMATS)
     for format, data in samples.items():

@@ -884,10 +884,14 @@ def test_a_mastodon_export_of_blocked_accounts_flags_those_accounts(lists, pod):
 
 def test_a_pleroma_servers_nodeinfo_is_subscribed_to_as_its_blocks(lists, pod, state):
     """A Pleroma or Akkoma server publishes its federation policy in its nodeinfo: subscribed to,
-    its rejects flag as suspensions (subdomains too), timeline removals as silences, and media
-    removals flag nobody; its allowlist (accept) is no block."""
+    its rejects flag as suspensions, timeline removals as silences, and media removals flag
+    nobody; its allowlist (accept) is no block. As Pleroma matches them, a plain domain covers
+    that host alone (on any port), `*.pod.example` the domain and its subdomains."""
     for name, host in (
-        ("x", "sub.bad.example"),
+        ("x", "bad.example"),
+        ("p", "bad.example:8443"),
+        ("s", "sub.bad.example"),
+        ("v", "deep.sub.wild.example"),
         ("y", "loud.example"),
         ("z", "pics.example"),
         ("w", "friend.example"),
@@ -897,7 +901,7 @@ def test_a_pleroma_servers_nodeinfo_is_subscribed_to_as_its_blocks(lists, pod, s
         "mrf_policies": ["SimplePolicy"],
         "mrf_simple": {
             "accept": ["friend.example"],
-            "reject": ["bad.example", "hid*en.example"],
+            "reject": ["bad.example", "*.wild.example", "hid*en.example"],
             "federated_timeline_removal": ["loud.example"],
             "media_removal": ["pics.example"],
         },
@@ -910,35 +914,78 @@ def test_a_pleroma_servers_nodeinfo_is_subscribed_to_as_its_blocks(lists, pod, s
     code, output = sync()
 
     assert code == 0, output
-    assert "version 1 applied (pleroma-json, 1 obfuscated row skipped): 3 entries" in output
-    assert open_accounts() == ["x@sub.bad.example", "y@loud.example"]
+    assert "version 1 applied (pleroma-json, 1 obfuscated row skipped): 4 entries" in output
+    flagged = ["p@bad.example:8443", "v@deep.sub.wild.example", "x@bad.example", "y@loud.example"]
+    assert open_accounts() == flagged
     assert sorted(
-        (case["account"], signal["severity"])
+        (case["account"], signal["severity"], signal["entry"])
         for case in cases_json("open")
         for signal in case["signals"]
-    ) == [("x@sub.bad.example", "suspend"), ("y@loud.example", "silence")]
+    ) == [
+        ("p@bad.example:8443", "suspend", "pod:bad.example (this host only)"),
+        ("v@deep.sub.wild.example", "suspend", "pod:wild.example"),
+        ("x@bad.example", "suspend", "pod:bad.example (this host only)"),
+        ("y@loud.example", "silence", "pod:loud.example (this host only)"),
+    ]
     assert entries_of(state, "akkoma") == pods(
-        ("bad.example", "suspend"), ("loud.example", "silence"), ("pics.example", "noop")
+        ("=bad.example", "suspend"),
+        ("wild.example", "suspend"),
+        ("=loud.example", "silence"),
+        ("=pics.example", "noop"),
     )
     assert shown("akkoma")["format"] == "pleroma-json"
+    diff = json.loads(podmod("lists", "diff", "akkoma", "--json").output)
+    assert "pod:bad.example (this host only)" in diff["added"]
 
     # The rest of a nodeinfo changes with every post: the same blocks are no new version.
     nodeinfo["usage"] = {"localPosts": 3445, "users": {"total": 19}}
     serve(lists, "akkoma", json.dumps(nodeinfo, indent=1), suffix=".json")
     code, output = sync()
     assert code == 0 and "unchanged; version 1 stays in force" in output, output
-    federation["mrf_simple"]["reject"].append("worse.example")
+    # Its subdomains too, now: the reject written as a wildcard.
+    federation["mrf_simple"]["reject"][0] = "*.bad.example"
     serve(lists, "akkoma", json.dumps(nodeinfo), suffix=".json")
     code, output = sync()
-    assert code == 0 and "version 2 applied (pleroma-json, " in output and "(+1 -0)" in output
+    assert code == 0 and "version 2 applied (pleroma-json, " in output, output
+    assert "(+1 -1)" in output
+    assert open_accounts() == sorted([*flagged, "s@sub.bad.example"])
 
     # Transparency turned off: the nodeinfo names no blocks; the version in force stays.
     nodeinfo["metadata"] = {"federation": {"enabled": True}}
     serve(lists, "akkoma", json.dumps(nodeinfo), suffix=".json")
     code, output = sync()
     assert code != 0 and "which publishes no blocks" in output, output
-    assert open_accounts() == ["x@sub.bad.example", "y@loud.example"]
+    assert open_accounts() == sorted([*flagged, "s@sub.bad.example"])
     assert shown("akkoma")["version"] == 2
+
+
+def test_a_pleroma_allowlist_allows_its_plain_hosts_alone(lists, pod, state):
+    federation = {"mrf_simple": {"reject": ["trusted.example", "*.wide.example"]}}
+    serve(lists, "friends", json.dumps(federation), suffix=".json", policy="allow")
+    assert sync()[0] == 0
+    state.rollback()
+
+    allowed = {
+        account: state.execute(
+            "SELECT podmod.allowlisted(%s, false) AS yes", (account,)
+        ).fetchone()["yes"]
+        for account in (
+            "a@trusted.example",
+            "a@trusted.example:8443",
+            "a@sub.trusted.example",
+            "a@wide.example",
+            "a@sub.wide.example",
+        )
+    }
+    state.rollback()
+
+    assert allowed == {
+        "a@trusted.example": True,
+        "a@trusted.example:8443": True,
+        "a@sub.trusted.example": False,
+        "a@wide.example": True,
+        "a@sub.wide.example": True,
+    }
 
 
 def test_a_friendica_servers_published_blocklist_flags_with_its_reasons(lists, pod, state):

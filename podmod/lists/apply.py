@@ -30,6 +30,7 @@ from podmod import actions, notify, pod_db
 from podmod.config import Config
 from podmod.db import pod_connection
 from podmod.errors import PodmodError
+from podmod.lists.parse import EXACT_HOST
 from podmod.lists.versions import copy_text
 from podmod.store import (
     INGEST_LOCK,
@@ -58,8 +59,14 @@ SELECT EXISTS (SELECT 1 FROM podmod.list_entries e
                JOIN podmod.lists l ON l.id = e.list_id AND l.policy <> 'ignore'
                WHERE e.kind = 'pod' AND e.removed_in IS NULL AND {APPLIES}) AS pod,
        EXISTS (SELECT 1 FROM podmod.list_entries e
-               WHERE e.published <> '' AND e.removed_in IS NULL) AS digests
+               WHERE e.published <> '' AND e.removed_in IS NULL) AS digests,
+       EXISTS (SELECT 1 FROM podmod.list_entries e
+               WHERE e.value >= %(exact)s AND e.value < %(after)s AND e.kind = 'pod'
+                 AND e.removed_in IS NULL) AS exact
 """
+# (the entries for one host alone: the values from EXACT_HOST up to the character after it, in the
+# values' byte order)
+IN_FORCE_PARAMS = {"exact": EXACT_HOST, "after": chr(ord(EXACT_HOST) + 1)}
 
 
 def host_names(host: str) -> list[tuple[str, int]]:
@@ -107,12 +114,17 @@ def _name_hosts(state: psycopg.Connection, hosts: Iterable[str]) -> int:
     return len(rows)
 
 
+# When an entry for one host alone is in force (EXACT_HOST), each host also answers to its own
+# names (with and without its port) written so.
+EXACT_NAMES_SQL = """
+INSERT INTO host_names SELECT host, %(exact)s || name, depth FROM host_names WHERE depth = 1
+"""
 # When an entry known only by its digest is in force, the hosts also answer to the SHA-256 digest
 # of each of their portless names.
 DIGEST_NAMES_SQL = """
 INSERT INTO host_names
 SELECT host, 'sha256:' || encode(sha256(convert_to(name, 'UTF8')), 'hex'), depth
-FROM host_names WHERE strpos(name, ':') = 0
+FROM host_names WHERE strpos(name, ':') = 0 AND left(name, 1) <> %(exact)s
 """
 
 # Per list and host, the most specific pod entry that covers it (a longer name first; with its
@@ -263,7 +275,7 @@ WITH added AS (
                                 details, occurred_at)
     SELECT c.id, 'list', n.person_id, n.list_id, n.kind, n.value,
            jsonb_build_object('list', l.name, 'version', n.added_in,
-                              'entry', n.kind || ':' || n.value, 'label', n.label,
+                              'entry', podmod.entry_text(n.kind, n.value), 'label', n.label,
                               'severity', n.severity, 'policy', n.policy),
            now()
     FROM new_matches n
@@ -329,6 +341,7 @@ def _load_people(
     accounts: bool,
     pods: bool,
     digests: bool,
+    exact: bool,
     ahead: RemoteHosts | None,
 ) -> int:
     """Fill `pod_people` (and, for pod entries, `host_matches`) with the people of the pod who may
@@ -359,8 +372,10 @@ def _load_people(
             written = pod_db.remote_hosts(pod, above=above, up_to=up_to)
         hosts = {host for _, host in written}
     names = _name_hosts(state, hosts)
+    if exact:
+        names += state.execute(EXACT_NAMES_SQL, IN_FORCE_PARAMS).rowcount
     if digests:
-        names += state.execute(DIGEST_NAMES_SQL).rowcount
+        names += state.execute(DIGEST_NAMES_SQL, IN_FORCE_PARAMS).rowcount
     entries = state.execute(ENTRY_ROWS_SQL).fetchone()["rows"]
     if names * LOOKUP_COST < entries:
         _execute_all(state, HOST_LOOKUP_SQL)
@@ -399,7 +414,7 @@ def match_people(
     top = pod_db.max_person_id(pod)
     marked = watermark(state, PEOPLE_WATERMARK)
     above = 0 if full or marked is None else marked
-    in_force = state.execute(KINDS_IN_FORCE_SQL).fetchone()
+    in_force = state.execute(KINDS_IN_FORCE_SQL, IN_FORCE_PARAMS).fetchone()
     if above >= top or not (full or in_force["account"] or in_force["pod"]):
         set_watermark(state, PEOPLE_WATERMARK, top)  # nothing new, or nothing to match against
         return result
@@ -411,6 +426,7 @@ def match_people(
         accounts=in_force["account"],
         pods=in_force["pod"],
         digests=in_force["digests"],
+        exact=in_force["exact"],
         ahead=ahead,
     )
     _execute_all(state, MATCH_SQL, {"threshold": config["list_sync.threshold"]})

@@ -416,6 +416,12 @@ def _hex64(value: str, what: str) -> str:
     return text.lower()
 
 
+# Before a pod entry's value: the entry covers that host alone, none of its subdomains (as a
+# Pleroma or Akkoma server's plain `pod.example` does: only its `*.pod.example` covers them).
+# Never the first character of a normalised host; podmod.lists.apply matches it.
+EXACT_HOST = "="
+
+
 def normalise(kind: str, value: str) -> str:
     """The canonical form of `value` for `kind`; ValueError with a short reason when invalid."""
     if kind == "account":

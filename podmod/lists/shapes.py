@@ -18,6 +18,7 @@ from podmod.lists.parse import (
     _HEX64,
     _HOST_FAST,
     ACCOUNT_COLUMN,
+    EXACT_HOST,
     NO_DETAILS,
     TEXT_BLOCK,
     Details,
@@ -101,10 +102,20 @@ class _Domains:
     known by its digest, or counted as obfuscated), the severity and public comment checked,
     canaries set aside, repeats counted."""
 
-    def __init__(self, reader: ListReader, *, unit: str = "line", spreadsheet: bool = False):
+    def __init__(
+        self,
+        reader: ListReader,
+        *,
+        unit: str = "line",
+        spreadsheet: bool = False,
+        exact: bool = False,
+    ):
         self.reader = reader
         self.unit = unit
         self.spreadsheet = spreadsheet  # CSV: undo csv_safe() on comments
+        # a domain written plainly names that host alone (EXACT_HOST); `*.pod.example` the
+        # domain and its subdomains
+        self.exact = exact
         self.seen = reader.seen["pod"]
         self.severities = dict(SEVERITIES)  # and each spelling met, such as "Suspend"
         self.severities[""] = reader.severity  # (a row that names none: the list's setting)
@@ -161,11 +172,13 @@ class _Domains:
         (with everything under it, as every pod entry)."""
         rows, self.dotted = self.dotted, []
         for line, domain, tail in rows:
-            entry = self._add(line, domain, tail, merge=False)
+            entry = self._add(line, domain, tail, merge=False, wildcard=True)
             if entry is not None:
                 yield entry
 
-    def _add(self, line: int, domain: str, tail: _Tail, *, merge: bool = True) -> Row | None:
+    def _add(
+        self, line: int, domain: str, tail: _Tail, *, merge: bool = True, wildcard: bool = False
+    ) -> Row | None:
         _, columns_problem, details, problem, canary, digest, obfuscated = tail
         if columns_problem:
             self.error(line, columns_problem)
@@ -187,6 +200,8 @@ class _Domains:
             return None
         if published:
             details = details._replace(published=published)
+        elif self.exact and not wildcard:
+            value = EXACT_HOST + value
         if value in self.seen:
             if merge:
                 self.reader.repeated("pod", value, details)
@@ -667,9 +682,11 @@ def _read_pleroma_json(reader: ListReader, value: Any) -> Iterator[Row]:
     """The federation policy a Pleroma or Akkoma server publishes (in its nodeinfo, with MRF
     transparency on): the domains of each mrf_simple policy, of rejected_instances and of
     quarantined_instances, with the severity PLEROMA_POLICIES gives the policy and the reason
-    mrf_simple_info gives the domain as its public comment. Items are numbered across the
+    mrf_simple_info gives the domain as its public comment. As Pleroma matches them, a domain
+    written plainly covers that host alone (EXACT_HOST), `*.pod.example` the domain and its
+    subdomains. Items are numbered across the
     policies in the order read (PLEROMA_POLICIES')."""
-    domains = _Domains(reader, unit="item")
+    domains = _Domains(reader, unit="item", exact=True)
     number = 0
     for where, policy, severity, listed, reasons in _pleroma_blocks(federation(value) or {}):
         if not isinstance(listed, list) or not isinstance(reasons, dict):

@@ -24,6 +24,7 @@ from podmod.config import Config, ListConfig
 from podmod.errors import PodmodError
 from podmod.lists.minisign import SignatureError, TrustedComment
 from podmod.lists.parse import (
+    EXACT_HOST,
     FEDERATION_BLOCKS,
     Details,
     ListReader,
@@ -740,8 +741,11 @@ def skipped_notes(
 
 
 def entry_text(kind: str, value: str, published: str = "") -> str:
-    """An entry as moderators read it: `pod:alpha.example`, or for an obfuscated domain matched by
-    its digest `pod:exa**le.org (SHA-256 3f2a…)`."""
+    """An entry as moderators read it: `pod:alpha.example`, for an obfuscated domain matched by
+    its digest `pod:exa**le.org (SHA-256 3f2a…)`, for one host alone `pod:alpha.example (this host
+    only)` (as podmod.entry_text() in SQL)."""
     if published:
         return f"{kind}:{published} (SHA-256 {value.removeprefix('sha256:')[:12]}…)"
+    if kind == "pod" and value.startswith(EXACT_HOST):
+        return f"{kind}:{value.removeprefix(EXACT_HOST)} (this host only)"
     return f"{kind}:{value}"
