@@ -370,9 +370,13 @@ def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
             r" each domain \(an audit, such as Oliphant's domain_audit_file\), not a blocklist;",
         ),
         (
-            b'{"group": ":pleroma", "key": ":mrf_simple", "value": [{"tuple": [":reject", []]}]}',
-            r"^The list is a Pleroma or Akkoma configuration \(its mrf_simple policy\), not a"
-            r" list podmod reads; ask its publisher for a Mastodon CSV export",
+            b'{"group": ":pleroma", "key": ":instance", "value": [{"tuple": [":name", "x"]}]}',
+            r"^The list is a Pleroma or Akkoma configuration without its mrf_simple policy \(the"
+            r" part of it podmod reads\); ask its publisher for that part, or for a Mastodon CSV",
+        ),
+        (
+            b'{"configs": [{"group": ":pleroma", "key": ":instance", "value": []}]}',
+            r"^The list is a Pleroma or Akkoma configuration without its mrf_simple policy",
         ),
     ],
 )
@@ -603,11 +607,11 @@ def test_comments_are_checked_and_read_back_from_csv_safe_cells() -> None:
     assert [(e.value, e.comment, e.line) for e in parsed.entries] == [
         ("a.example", "=1+1", 2),
         ("c.example", "", 4),
+        ("d.example", "x" * 1999 + "…", 5),  # (a comment too long is cut, its entry kept)
         ("f.example", "", 8),
     ]
     assert [(e.line, e.message) for e in parsed.errors] == [
         (3, "the comment contains a control character (such as a line break)"),
-        (5, "the comment is longer than 2000 characters"),
         (6, "the comment contains a control character (such as a line break)"),
     ]
 
@@ -1104,6 +1108,46 @@ def test_pleromas_federation_policy_reports_bad_items_by_number() -> None:
         match=r"^The list's mrf_simple\.reject is not a list of domains with their reasons; fix",
     ):
         parse_list(json.dumps(bad).encode())
+
+
+def test_a_pleroma_configurations_mrf_simple_is_read_as_the_policy_it_publishes() -> None:
+    """Some podmins publish their server's configuration (as its admin API and exports write it)
+    as their blocklist: its mrf_simple reads as the published policy would."""
+    simple = {
+        "group": ":pleroma",
+        "key": ":mrf_simple",
+        "value": [
+            {"tuple": [":media_removal", [{"tuple": ["pics.example", "placeholder"]}]]},
+            {"tuple": [":reject", [{"tuple": ["bad.example", "spam"]}, "older.example", 7]]},
+            {"tuple": [":federated_timeline_removal", [{"tuple": ["*.loud.example", ""]}]]},
+            {"tuple": [":accept", [{"tuple": ["friend.example", ""]}]]},
+        ],
+    }
+    expected = [
+        pod("=bad.example", 1, "suspend", "spam", ("spam",)),
+        pod("=older.example", 2),
+        pod("=pics.example", 5, "noop", "placeholder", ("placeholder",)),
+        pod("loud.example", 4, "silence"),
+    ]
+    for document in (simple, {"configs": [{"group": ":pleroma", "key": ":x"}, simple]}):
+        parsed = parse_list(json.dumps(document).encode(), skip_invalid=True)
+
+        assert parsed.format == "pleroma-json"
+        assert parsed.entries == expected
+        assert [(e.line, e.message) for e in parsed.errors] == [
+            (3, "the reject item '7' is not a domain")
+        ]
+
+
+def test_a_long_reason_is_cut_and_its_entry_kept() -> None:
+    federation = {
+        "mrf_simple": {"reject": ["bad.example"]},
+        "mrf_simple_info": {"reject": {"bad.example": {"reason": "spam, " + "x" * 2500}}},
+    }
+    [entry] = parse_list(json.dumps(federation).encode()).entries
+
+    assert entry.comment == ("spam, " + "x" * 2500)[:1999] + "…"
+    assert len(entry.comment) == 2000 and entry.labels[0] == "spam"
 
 
 @pytest.mark.parametrize(

@@ -778,13 +778,58 @@ FEDERATION_BLOCKS = ("mrf_simple", "quarantined_instances", "rejected_instances"
 
 def federation(value: Any) -> dict[str, Any] | None:
     """The federation policy a Pleroma or Akkoma server publishes, found in a JSON document
-    (_FEDERATION_PATHS); None when it holds none that names blocks."""
+    (_FEDERATION_PATHS), or written from its configuration's mrf_simple (_configured_policy);
+    None when it holds none that names blocks."""
     for path in _FEDERATION_PATHS:
         node = value
         for key in path:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict) and any(name in node for name in FEDERATION_BLOCKS):
             return node
+    return _configured_policy(value)
+
+
+def _pleroma_configs(value: Any) -> list[Any]:
+    """The configurations in a Pleroma or Akkoma configuration export: one ({"group": ":pleroma",
+    "key": …, "value": …}), or those of its admin API's answer ({"configs": [...]})."""
+    if isinstance(value, dict) and isinstance(value.get("configs"), list):
+        return value["configs"]
+    return [value]
+
+
+def _configured_policy(value: Any) -> dict[str, Any] | None:
+    """A Pleroma or Akkoma configuration's mrf_simple, as its admin API and its exports write it
+    ({"group": ":pleroma", "key": ":mrf_simple", "value": [{"tuple": [":reject", [{"tuple":
+    ["pod.example", "reason"]}, …]]}, …]}; older ones list the domains alone), written as the
+    federation policy the server publishes (mrf_simple, mrf_simple_info); None when it has none.
+    What does not fit is left for the reading to report, item by item."""
+    for config in _pleroma_configs(value):
+        if not (
+            isinstance(config, dict)
+            and config.get("group") == ":pleroma"
+            and config.get("key") == ":mrf_simple"
+        ):
+            continue
+        simple: dict[str, Any] = {}
+        info: dict[str, dict[str, Any]] = {}
+        for setting in config.get("value") if isinstance(config.get("value"), list) else []:
+            pair = setting.get("tuple") if isinstance(setting, dict) else None
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
+                continue  # (no policy's setting)
+            policy, listed = pair[0].removeprefix(":"), pair[1]
+            if not isinstance(listed, list):
+                simple[policy] = listed  # (refused as no list of domains)
+                continue
+            simple[policy], info[policy] = [], {}
+            for item in listed:
+                domain = item.get("tuple") if isinstance(item, dict) else None
+                if isinstance(domain, list) and len(domain) == 2 and isinstance(domain[0], str):
+                    domain, reason = domain
+                    info[policy][domain] = {"reason": reason}
+                else:
+                    domain = item
+                simple[policy].append(domain)
+        return {"mrf_simple": simple, "mrf_simple_info": info}
     return None
 
 
@@ -863,8 +908,9 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
             )
         if forced is None and shape is None and _pleroma_config(value):
             raise ListFormatError(
-                "The list is a Pleroma or Akkoma configuration (its mrf_simple policy), not a list"
-                " podmod reads; ask its publisher for a Mastodon CSV export or one domain per line."
+                "The list is a Pleroma or Akkoma configuration without its mrf_simple policy (the"
+                " part of it podmod reads); ask its publisher for that part, or for a Mastodon CSV"
+                " export."
             )
         linked = _nodeinfo_link(value) if shape is None else None
         if forced in (None, "pleroma-json") and linked is not None:
@@ -939,9 +985,12 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
 
 
 def _pleroma_config(value: Any) -> bool:
-    """Pleroma's or Akkoma's exported configuration ({"group": ":pleroma", "key": ":mrf_simple",
-    "value": [{"tuple": [":reject", …]}, …]}), which some podmins publish as their blocklist."""
-    return isinstance(value, dict) and value.get("group") == ":pleroma"
+    """Whether a JSON document is Pleroma's or Akkoma's exported configuration (_pleroma_configs),
+    which some podmins publish as their blocklist."""
+    return any(
+        isinstance(config, dict) and config.get("group") == ":pleroma"
+        for config in _pleroma_configs(value)
+    )
 
 
 def detect_format(data: bytes) -> str:

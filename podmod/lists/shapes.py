@@ -19,6 +19,7 @@ from podmod.lists.parse import (
     _HOST_FAST,
     ACCOUNT_COLUMN,
     EXACT_HOST,
+    MAX_COMMENT,
     NO_DETAILS,
     TEXT_BLOCK,
     Details,
@@ -253,6 +254,10 @@ class _Domains:
             text = ""  # (a missing comment, as some exporters write it)
         if self.spreadsheet:
             text = _unsafe(text)
+        if len(text) > MAX_COMMENT:
+            # Cut, not refused: what the row is for is its entry (a real server's reason, several
+            # merged into one, ran to 2,664 characters).
+            text = text[: MAX_COMMENT - 1] + "…"
         labels = label_tokens(text)
         known = (text, labels, "; ".join(labels), _check_comment(text), CANARY_LABEL in labels)
         if len(self.comments) < _COMMENTS_KEPT:
