@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -222,6 +223,23 @@ def test_list_settings_are_normalised_as_entries_are(tmp_path):
     assert subscription.labels == ("hate-speech", "spam")
     assert subscription.lock_labels == ("campaign",)
     assert subscription.require_canary == "aud.invalid"
+
+
+def test_the_readmes_neighbouring_servers_lists_are_a_valid_config(tmp_path):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    after = readme.split("A neighbouring server's own blocks", 1)[1]
+    example = after.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "podmod.toml"
+    path.write_text(example)
+
+    lists = load_config(path, environ={"PODMOD_DATABASE_URL": DB}).lists
+
+    assert [(s.name, s.public_key, s.policy) for s in lists] == [
+        ("neighbour-akkoma", None, "review"),
+        ("neighbour-mastodon", None, "review"),
+        ("neighbour-friendica", None, "review"),
+    ]
+    assert all(s.url.startswith("https://") for s in lists)
 
 
 def test_the_configs_names_of_kinds_and_formats_are_the_parsers():
