@@ -959,6 +959,24 @@ def test_a_pleroma_servers_nodeinfo_is_subscribed_to_as_its_blocks(lists, pod, s
     assert shown("akkoma")["version"] == 2
 
 
+def test_a_pleroma_server_hiding_some_blocks_is_said_to(lists, pod):
+    """Pleroma publishes `exclusions: true` when its admins keep some blocks out of the published
+    policy: the podmin is told the list is not all the server blocks."""
+    federation = {"exclusions": True, "mrf_simple": {"reject": ["bad.example"]}}
+    serve(lists, "partial", json.dumps({"metadata": {"federation": federation}}), suffix=".json")
+
+    code, output = sync()
+
+    hidden = "the server keeps some of its blocks out of it (MRF transparency exclusions)"
+    assert code == 0 and f"(pleroma-json, {hidden}): 1 entries" in output, output
+    assert hidden in podmod("lists", "show").output
+    federation["exclusions"] = False
+    serve(lists, "partial", json.dumps({"metadata": {"federation": federation}}), suffix=".json")
+    code, output = sync()
+    assert code == 0 and "version 2 applied (pleroma-json): 1 entries (+0 -0)" in output, output
+    assert hidden not in podmod("lists", "show").output
+
+
 def test_a_pleroma_allowlist_allows_its_plain_hosts_alone(lists, pod, state):
     federation = {"mrf_simple": {"reject": ["trusted.example", "*.wide.example"]}}
     serve(lists, "friends", json.dumps(federation), suffix=".json", policy="allow")

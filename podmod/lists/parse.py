@@ -1021,6 +1021,8 @@ class ListReader:
         self.patterns = 0  # (rows such as `*end.example` or `name.*`: no host to match)
         self.canaries: list[str] = []
         self.unblocked = 0
+        # the file says its publisher keeps some of its blocks out of it (Pleroma's exclusions)
+        self.hides_blocks = False
         # the values read, each with its first row's details
         self.seen: dict[str, dict[str, Details]] = {kind: {} for kind in KINDS}
         # the entries whose repeated rows said more than their first: their details, merged

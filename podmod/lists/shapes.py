@@ -692,8 +692,10 @@ def _read_pleroma_json(reader: ListReader, value: Any) -> Iterator[Row]:
     subdomains. Items are numbered across the
     policies in the order read (PLEROMA_POLICIES')."""
     domains = _Domains(reader, unit="item", exact=True)
+    policy_published = federation(value) or {}
+    reader.hides_blocks = policy_published.get("exclusions") is True
     number = 0
-    for where, policy, severity, listed, reasons in _pleroma_blocks(federation(value) or {}):
+    for where, policy, severity, listed, reasons in _pleroma_blocks(policy_published):
         if not isinstance(listed, list) or not isinstance(reasons, dict):
             raise ListFormatError(
                 f"The list's {where} is not a list of domains with their reasons; fix the list."

@@ -422,6 +422,7 @@ def _reading(reader: ListReader, entries: int | None = None) -> str:
         unblocked=reader.unblocked,
         invalid=len(reader.errors),
         canaries=reader.canaries,
+        hides_blocks=reader.hides_blocks,
     )
     counted = [] if entries is None else [f"{entries:,} entr{'y' if entries == 1 else 'ies'}"]
     return ", ".join([reader.format, *counted, *notes])

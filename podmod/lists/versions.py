@@ -548,6 +548,7 @@ def store_version(
         "patterns": reading.patterns,
         "repeated": reading.duplicates,
         "unblocked": reading.unblocked,
+        "hides_blocks": reading.hides_blocks,
         "canaries": reading.canaries,
         "reader": READER,
     }
@@ -560,11 +561,11 @@ def store_version(
             "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
             " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
             " obfuscated_rows, pattern_rows, repeated_rows, unblocked_rows, canaries, reader,"
-            " held_reason, held_body) VALUES"
+            " hides_blocks, held_reason, held_body) VALUES"
             " (%(list)s, %(number)s, %(sha)s, 'held', %(entries)s, %(added)s, %(removed)s,"
             " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
             " %(obfuscated)s, %(patterns)s, %(repeated)s, %(unblocked)s, %(canaries)s,"
-            " %(reader)s, %(reason)s, %(body)s)",
+            " %(reader)s, %(hides_blocks)s, %(reason)s, %(body)s)",
             common | {"reason": reason, "body": body},
         )
         return VersionOutcome(
@@ -578,11 +579,11 @@ def store_version(
         "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
         " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
         " obfuscated_rows, pattern_rows, repeated_rows, unblocked_rows, canaries, reader,"
-        " applied_at, approved_by) VALUES"
+        " hides_blocks, applied_at, approved_by) VALUES"
         " (%(list)s, %(number)s, %(sha)s, 'applied', %(entries)s, %(added)s, %(removed)s,"
         " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
         " %(obfuscated)s, %(patterns)s, %(repeated)s, %(unblocked)s, %(canaries)s,"
-        " %(reader)s, now(), %(approved_by)s)"
+        " %(reader)s, %(hides_blocks)s, now(), %(approved_by)s)"
         " ON CONFLICT (list_id, number) DO UPDATE SET status = 'applied', held_body = NULL,"
         " applied_at = now(), approved_by = excluded.approved_by",
         common | {"approved_by": approved_by},
@@ -668,6 +669,7 @@ def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
                l.lock_labels, l.format AS format_setting, l.require_canary,
                l.severity AS severity_setting,
                v.format, v.obfuscated_rows, v.pattern_rows, v.repeated_rows, v.unblocked_rows,
+               v.hides_blocks,
                v.canaries,
                v.skipped_rows,
                v.signed_comment, v.signed_at, v.signed_file,
@@ -706,6 +708,7 @@ def describe_reading(row: dict[str, Any]) -> str:
         patterns=row.get("pattern_rows") or 0,
         repeated=row.get("repeated_rows") or 0,
         unblocked=row.get("unblocked_rows") or 0,
+        hides_blocks=bool(row.get("hides_blocks")),
         invalid=row.get("skipped_rows") or 0,
         canaries=row.get("canaries") or [],
     )
@@ -720,9 +723,11 @@ def skipped_notes(
     canaries: list[str],
     patterns: int = 0,
     repeated: int = 0,
+    hides_blocks: bool = False,
 ) -> list[str]:
     """What a file held besides its entries, for the sync log and `lists show`:
-    "130 obfuscated rows skipped", "4 repeated rows merged", "canary aud.invalid"."""
+    "130 obfuscated rows skipped", "4 repeated rows merged", "canary aud.invalid", and that its
+    publisher keeps some blocks out of it."""
     notes = [
         f"{count:,} {what} {'row' if count == 1 else 'rows'} skipped"
         for count, what in (
@@ -737,6 +742,8 @@ def skipped_notes(
         notes.append(f"{repeated:,} repeated {'row' if repeated == 1 else 'rows'} merged")
     if canaries:
         notes.append("canary " + ", ".join(canaries))
+    if hides_blocks:
+        notes.append("the server keeps some of its blocks out of it (MRF transparency exclusions)")
     return notes
 
 
