@@ -917,6 +917,12 @@ def test_friendicas_published_blocklist_is_read_with_its_reasons_as_comments() -
     assert [(e.line, e.message) for e in strict.errors] == [
         (2, "the severity 'harassment' is not suspend, silence or noop")
     ]
+    # Quotes the csv module cannot read, in the cells after a severity, stay ignored as before.
+    export = parse_list(b'one.example,silence,false,"unclosed\ntwo.example,noop,x"y\n')
+    assert [(e.value, e.severity) for e in export.entries] == [
+        ("one.example", "silence"),
+        ("two.example", "noop"),
+    ]
 
 
 def test_whole_top_level_domains_and_ip_addresses_are_entries_as_mastodon_exports_write_them():

@@ -5,6 +5,7 @@ domains, canary rows and RapidBlock's rows that block nothing are counted, never
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
 from collections.abc import Callable, Iterator
@@ -497,14 +498,12 @@ def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[
         text = raw.strip().rstrip(", \t")
         if not text or text.startswith("#"):
             continue
+        cells = text.split(",", 2)
         if '"' in text:
-            try:
+            # (quoted cells read as the csv module reads them; quotes it cannot read, as before
+            # it read any, left in the cells after the domain, which are ignored)
+            with contextlib.suppress(csv.Error):
                 cells = next(csv.reader([text], strict=True), [""])
-            except csv.Error:
-                domains.error(line, "its quotes do not close; fix the row")
-                continue
-        else:
-            cells = text.split(",", 2)
         domain = cells[0]
         second = cells[1] if len(cells) > 1 else ""  # (cells after it, as in Mastodon, ignored)
         severity = second.strip().lower() in SEVERITIES
