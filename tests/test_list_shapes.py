@@ -816,6 +816,8 @@ def test_a_header_less_list_of_accounts_is_read_as_account_entries() -> None:
         b'spammer@far.example,true,false,"en,de"\nother@pod.example,true,false,\n',
         # a CSV naming the column second: a first cell with a comma quoted
         b'List name,Account address\n"Far, and away",spammer@far.example\nNear,other@pod.example\n',
+        # the address quoted in the first column, as a spreadsheet program may save it
+        b'Account address,Hide notifications\n"spammer@far.example",true\nother@pod.example,\n',
         # what Mastodon's import of blocks takes: the header alone, a BOM and CRLF
         "\ufeffAccount address\r\nspammer@far.example\r\nother@pod.example\r\n".encode(),
     ],

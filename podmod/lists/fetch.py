@@ -362,8 +362,8 @@ _BLOCKS_APIS = {
 
 
 def _hidden_blocks(url: str, status: int) -> str:
-    """Why a server's API of its blocks refused the request, after " (": "" for any other
-    address or answer."""
+    """Why a server's API of its blocks refused the request, as " (…)" to follow the answer's
+    status; "" for any other address or answer."""
     path = urlsplit(url).path.rstrip("/")
     reason = _BLOCKS_APIS.get(path[path.find("/api/") :] if "/api/" in path else "")
     return f" ({reason})" if reason and status in (401, 403, 404) else ""

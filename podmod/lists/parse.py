@@ -864,8 +864,9 @@ def _nodeinfo_link(value: Any) -> str | None:
 
 
 def _server_description(value: Any) -> str | None:
-    """ "a Pleroma 2.7.0 server's nodeinfo" for a nodeinfo document (or a Mastodon API's
-    /api/v1/instance description) that publishes no blocks; None for anything else."""
+    """What a JSON document that publishes no blocks is, in words: "the nodeinfo of a server
+    running 'pleroma 2.7.0'", or a server's description of itself (/api/v1/instance); None for
+    anything else."""
     if not isinstance(value, dict):
         return None
     software = value.get("software")
@@ -935,6 +936,8 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
             )
         if forced is not None and shape != forced:
             raise _misfit(forced, "The list is JSON", shape)
+        if shape == "pleroma-json":
+            return shape, federation(value), 0  # (what shapes reads of it: the policy alone)
         return forced or shape or "", value, 0
     lines = _lines(text)
     start = _find_start(lines)

@@ -35,7 +35,6 @@ from podmod.lists.parse import (
     _show,
     _trimmed,
     _unsafe,
-    federation,
     label_tokens,
     normalise,
 )
@@ -506,10 +505,9 @@ def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[
                 cells = next(csv.reader([text], strict=True), [""])
         domain = cells[0]
         second = cells[1] if len(cells) > 1 else ""  # (cells after it, as in Mastodon, ignored)
-        severity = second.strip().lower() in SEVERITIES
         if reasons is None and second.strip():
-            reasons = not severity and len(cells) == 2
-        if reasons and not severity and len(cells) == 2:
+            reasons = len(cells) == 2 and second.strip().lower() not in SEVERITIES
+        if reasons and len(cells) == 2 and second.strip().lower() not in SEVERITIES:
             tail = domains.tail("", second)
         else:
             tail = tails.get(second)
@@ -541,7 +539,7 @@ def _read_accounts(reader: ListReader, lines: list[str], start: int) -> Iterator
         text = raw.strip().rstrip(", \t")
         if not text or text.startswith("#") or (column is not None and text == header_line):
             continue  # (and the header again: two exports put end to end)
-        if not column:
+        if column is None:
             handle = text.partition(",")[0]
         else:
             cells = quoted.read(line, raw) if '"' in raw else raw.split(",")
@@ -655,8 +653,8 @@ PLEROMA_POLICIES = {
 }
 
 
-def _pleroma_blocks(policy: dict[str, Any]) -> Iterator[tuple[str, str, str, Any, Any]]:
-    """(where, policy, severity, its domains, their reasons) of a federation policy, heaviest
+def _pleroma_blocks(policy: dict[str, Any]) -> Iterator[tuple[str, str, Any, Any]]:
+    """(policy, severity, its domains, their reasons) of a federation policy, heaviest
     first: a domain under several policies is read by its heaviest, the others merged into it."""
     simple = policy.get("mrf_simple") or {}
     info = policy.get("mrf_simple_info") or {}
@@ -666,36 +664,29 @@ def _pleroma_blocks(policy: dict[str, Any]) -> Iterator[tuple[str, str, str, Any
         )
     rejected = policy.get("rejected_instances") or {}
     if isinstance(rejected, dict):  # (domain: {"reason": …})
-        yield "rejected_instances", "rejected_instances", "suspend", list(rejected), rejected
+        yield "rejected_instances", "suspend", list(rejected), rejected
     else:
-        yield "rejected_instances", "rejected_instances", "suspend", rejected, {}
+        yield "rejected_instances", "suspend", rejected, {}
     for name, severity in PLEROMA_POLICIES.items():
-        yield f"mrf_simple.{name}", name, severity, simple.get(name) or [], info.get(name) or {}
+        yield name, severity, simple.get(name) or [], info.get(name) or {}
     quarantined = policy.get("quarantined_instances_info") or {}
     reasons = quarantined.get("quarantined_instances") if isinstance(quarantined, dict) else None
-    yield (
-        "quarantined_instances",
-        "quarantined_instances",
-        "noop",
-        policy.get("quarantined_instances") or [],
-        reasons or {},
-    )
+    yield "quarantined_instances", "noop", policy.get("quarantined_instances") or [], reasons or {}
 
 
-def _read_pleroma_json(reader: ListReader, value: Any) -> Iterator[Row]:
+def _read_pleroma_json(reader: ListReader, policy_published: dict[str, Any]) -> Iterator[Row]:
     """The federation policy a Pleroma or Akkoma server publishes (in its nodeinfo, with MRF
     transparency on): the domains of each mrf_simple policy, of rejected_instances and of
     quarantined_instances, with the severity PLEROMA_POLICIES gives the policy and the reason
     mrf_simple_info gives the domain as its public comment. As Pleroma matches them, a domain
     written plainly covers that host alone (EXACT_HOST), `*.pod.example` the domain and its
-    subdomains. Items are numbered across the
-    policies in the order read (PLEROMA_POLICIES')."""
+    subdomains. Items are numbered across the policies in the order read (PLEROMA_POLICIES')."""
     domains = _Domains(reader, unit="item", exact=True)
-    policy_published = federation(value) or {}
     reader.hides_blocks = policy_published.get("exclusions") is True
     number = 0
-    for where, policy, severity, listed, reasons in _pleroma_blocks(policy_published):
+    for policy, severity, listed, reasons in _pleroma_blocks(policy_published):
         if not isinstance(listed, list) or not isinstance(reasons, dict):
+            where = f"mrf_simple.{policy}" if policy in PLEROMA_POLICIES else policy
             raise ListFormatError(
                 f"The list's {where} is not a list of domains with their reasons; fix the list."
             )

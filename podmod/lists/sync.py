@@ -295,9 +295,8 @@ def _store(
     """Store and apply a fetched list (a dry run: only its messages differ, as nothing stays)."""
     name = subscription.name
     current = list_row["current_version"]
-    unchanged = result.not_modified or (
-        latest is not None and latest["sha256"] == versions.content_digest(result.body)
-    )
+    digest = None if result.not_modified else versions.content_digest(result.body)
+    unchanged = result.not_modified or (latest is not None and latest["sha256"] == digest)
     if unchanged and not changed:
         status = "not_modified" if result.not_modified else "unchanged"
         how = " (not modified since the last sync)" if result.not_modified else ""
@@ -319,14 +318,14 @@ def _store(
             matches_retracted=matched.retracted,
         )
     if signed is not None:
-        versions.refuse_replay(state, list_row, signed, result.body)
+        versions.refuse_replay(state, list_row, signed, digest)
     reader = list_reader(subscription, result.body)
     with ThreadPoolExecutor(1) as aside:
         # A domain list's entries are pods: the pod's hosts are read on the pod's connection
         # meanwhile, which nothing else uses until the matching.
         ahead = aside.submit(apply.prefetch, pod) if reader.format != "podmod" else None
         stored = versions.store_version(
-            config, state, list_row, subscription, reader, result.body, signed=signed
+            config, state, list_row, subscription, reader, result.body, signed=signed, digest=digest
         )
         hosts = ahead.result() if ahead is not None else None
     pod.rollback()  # (the hosts are read; no transaction stays open on the pod)
@@ -527,6 +526,7 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
                 else None,
                 approved_by=approved_by,
                 number=number,
+                digest=held["sha256"],
             )
             matched = apply.match_people(config, pod, state, full=True)
             _after_list_change(

@@ -187,11 +187,12 @@ def latest_version(state: psycopg.Connection, list_id: int) -> dict[str, Any] | 
 
 
 def refuse_replay(
-    state: psycopg.Connection, list_row: dict[str, Any], signed: TrustedComment, body: bytes
+    state: psycopg.Connection, list_row: dict[str, Any], signed: TrustedComment, digest: str
 ) -> None:
     """Refuse a file signed before the version in force: an old version with its own valid
     signature, served again, would undo what came since (unlocks included). A file signed in
-    the same second with other content is refused too: which one is newer cannot be told."""
+    the same second with other content (`digest`: the file's content_digest()) is refused too:
+    which one is newer cannot be told."""
     number = list_row["current_version"]
     if signed.signed_at is None or number is None:
         return
@@ -207,7 +208,7 @@ def refuse_replay(
             f"List {list_row['name']!r} was refused: it was signed at {when}, older than version "
             f"{number} (signed at {before}) in force: a possible replay; version {number} stays."
         )
-    if signed.signed_at == in_force["signed_at"] and in_force["sha256"] != content_digest(body):
+    if signed.signed_at == in_force["signed_at"] and in_force["sha256"] != digest:
         raise SignatureError(
             f"List {list_row['name']!r} was refused: it was signed at {when}, the same second as "
             f"version {number} in force, yet its content differs, so which is newer cannot be "
@@ -495,12 +496,14 @@ def store_version(
     signed: TrustedComment | None,
     approved_by: str | None = None,
     number: int | None = None,
+    digest: str | None = None,
 ) -> VersionOutcome:
     """Store the list file `reading` reads (not read yet: its rows stream into the database as
     they are read) as the list's next version inside the caller's transaction: applied (entries
     updated), or held when it removes too much and nobody approved it. A file refused for its
     rows (ListFormatError, by the subscription's skip_invalid and require_canary) is refused once
-    read; the caller rolls the transaction back."""
+    read; the caller rolls the transaction back. `digest`: the file's content_digest(), when the
+    caller has it (a million rows' file is hashed once per sync)."""
     list_id = list_row["id"]
     if number is None:
         latest = latest_version(state, list_id)
@@ -535,7 +538,7 @@ def store_version(
     common = {
         "list": list_id,
         "number": number,
-        "sha": content_digest(body),
+        "sha": digest or content_digest(body),
         "entries": counts["total"],
         "added": counts["added"],
         "removed": counts["removed"],
