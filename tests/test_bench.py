@@ -71,6 +71,12 @@ def test_podmod_bench_measures_every_figure_beside_its_baseline(services):
         assert len(shape["runs"]) == TINY["list-syncs"], shape["runs"]
         assert all(seconds > 0 and floor > 0 for seconds, floor, _ in shape["runs"])
         assert shape["status"] == "applied"
+        # where the first sync went: its phases and the process around them add up to it
+        phases = shape["sync_phases"]
+        assert {"fetch", "open", "rows", "indexes", "match", "process"} <= set(phases), phases
+        assert all(seconds >= 0 for seconds in phases.values()), phases
+        if len(shape["runs"]) <= 2:  # (the medians of one or two runs are means: they add up)
+            assert sum(phases.values()) == pytest.approx(shape["sync_and_apply_seconds"], abs=0.02)
         # the next version: of every 100 rows one removed, one changed, one added
         step = TINY["entries"] // 100
         assert shape["changed_version"] == {"status": "applied", "added": step, "removed": step}
@@ -109,6 +115,24 @@ def test_the_table_says_better_or_worse_and_names_each_baseline():
     assert "2.0× worse" in lock and "< 100 ms" in lock
     assert sync.split()[-1] == "—"
     assert "1.50× the floor" in floor
+
+
+def test_the_table_says_where_a_list_sync_went_beside_its_floor():
+    lists = {
+        "mastodon": {
+            "sync_and_apply_seconds": 3.75,
+            "sync_phases": {"fetch": 0.26, "rows": 1.51, "process": 0.34},
+            "floor_seconds": 1.15,
+            "floor_copy_seconds": 0.29,
+            "floor_index_seconds": 0.44,
+            "floor_join_seconds": 0.41,
+        }
+    }
+    table = bench.format_table({"figures": [], "seconds": 1.0, "details": {"lists": lists}})
+    assert (
+        "Mastodon export sync 3.75 s: fetch 0.26 s, rows 1.51 s, process 0.34 s; its floor"
+        " 1.15 s: COPY 0.29 s, index 0.44 s, join 0.41 s"
+    ) in table.splitlines()
 
 
 @pytest.mark.timeout(240)

@@ -409,6 +409,36 @@ def test_unchanged_list_costs_no_work(lists, pod):
     assert shown[0]["version"] == 1
 
 
+def _synced_json() -> dict:
+    result = podmod("lists", "sync", "--json")
+    assert result.exit_code == 0, result.output
+    [outcome] = json.loads(result.output[result.output.index("[") :])  # (after the progress bar)
+    return outcome
+
+
+def test_a_sync_says_where_its_time_went_phase_by_phase(lists, pod):
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+
+    first = _synced_json()
+    lists.write("core", ["account,one@far.example,,", "account,two@far.example,,"])
+    then = _synced_json()
+    unchanged = _synced_json()
+
+    # (in the order they ran; a first version builds the indexes, a next one applies its changes)
+    assert [*first["seconds"]] == ["fetch", "open", "rows", "indexes", "match", "locks", "total"]
+    assert [*then["seconds"]] == [
+        *("fetch", "open", "rows", "changes", "indexes", "match", "locks", "total")
+    ]
+    assert [*unchanged["seconds"]] == ["fetch", "open", "total"]
+    for outcome in (first, then, unchanged):
+        seconds = dict(outcome["seconds"])
+        total = seconds.pop("total")
+        assert all(value >= 0 for value in seconds.values()), outcome
+        assert sum(seconds.values()) <= total + 0.005, outcome  # (each rounded to 1 ms)
+
+
 def test_a_version_removing_too_much_is_held_until_approved(lists, pod, state):
     for n in range(4):
         pod.person(f"u{n}", "far.example")

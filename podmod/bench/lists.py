@@ -390,10 +390,19 @@ def bench_list_sync(
                 )
                 settle(sc.database_url)
                 timings["changed"], _, changed_outcome = _sync(env)
-                runs.append({"timings": timings, "peak": peaks["first"], "floor": floor})
+                # where the first sync's time went: its own phases, and the rest of the process
+                # (start, imports, configuration, connections, exit)
+                phases = dict(outcome["seconds"])
+                phases["process"] = round(timings["first"] - phases.pop("total"), 3)
+                runs.append(
+                    {"timings": timings, "peak": peaks["first"], "floor": floor, "phases": phases}
+                )
     gc.unfreeze()
     first = [run["timings"]["first"] for run in runs]
     floors = {key: _median([run["floor"][key] for run in runs]) for key in runs[0]["floor"]}
+    phases = {
+        key: _median([run["phases"].get(key, 0.0) for run in runs]) for key in runs[0]["phases"]
+    }
     sync_seconds = _median(first)
     return {
         "shape": shape,
@@ -414,6 +423,8 @@ def bench_list_sync(
         "times_the_floor": round(sync_seconds / floors["floor_seconds"], 2),
         # PostgreSQL storing the rows as podmod stores them, beside the same floor
         "store_times_the_floor": round(floors["store_seconds"] / floors["floor_seconds"], 2),
+        # the first sync's phases (podmod.lists.versions.Phases), medians, and its process's rest
+        "sync_phases": phases,
         # each run: (sync + apply, its floor, the one over the other)
         "runs": [
             (

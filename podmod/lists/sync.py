@@ -7,6 +7,7 @@ recorded. An unchanged list (304, or the same bytes) costs one request and no wo
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ class SyncOutcome:
     locked: list[str] = field(default_factory=list)
     format: str | None = None
     locks_held: int = 0  # accounts its lock policy waits to lock (more than list_sync.max_locks)
+    # where the sync's time went, by phase (versions.Phases), and its total
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -154,6 +157,8 @@ def sync_list(
 ) -> SyncOutcome:
     """Sync one list; never raises for a problem with the list itself (it is the outcome)."""
     name = subscription.name
+    started = time.perf_counter()
+    phases = versions.Phases()
     with state.transaction():
         list_row, changed = versions.ensure_list(state, subscription)
         state.execute(
@@ -161,11 +166,12 @@ def sync_list(
         )
     try:
         progress(f"{name}: fetching and verifying")
-        latest, result, signed = _fetch(config, subscription, list_row, changed, state)
+        with phases.timed("fetch"):
+            latest, result, signed = _fetch(config, subscription, list_row, changed, state)
         with state.transaction():
             progress(f"{name}: storing and applying")
             outcome = _store(
-                config, subscription, list_row, latest, result, signed, pod, state, changed
+                config, subscription, list_row, latest, result, signed, pod, state, changed, phases
             )
             state.execute(
                 "UPDATE podmod.lists SET etag = %s, last_modified = %s, last_success_at = now(),"
@@ -189,8 +195,17 @@ def sync_list(
     # Not only after a new version: a sync cut short after storing one owes its locks, and the
     # next sync finds the list unchanged. Each match locks at most once, so this is cheap.
     if outcome.status == "applied" or subscription.policy == "lock":
-        _locks_said(config, outcome, apply.carry_out_lock_policies(config, state))
-    log.info("list %s: %s", name, outcome.message)
+        with phases.timed("locks"):
+            locks = apply.carry_out_lock_policies(config, state)
+        _locks_said(config, outcome, locks)
+    outcome.seconds = phases | {"total": round(time.perf_counter() - started, 3)}
+    log.info(
+        "list %s: %s (in %.2f s: %s)",
+        name,
+        outcome.message,
+        outcome.seconds["total"],
+        phases.text(),
+    )
     return outcome
 
 
@@ -244,15 +259,28 @@ def preview_list(
     policy would lock named, not locked. Nothing is kept: no version, match, case, audit entry,
     notification or lock, not even the time of the attempt."""
     name = subscription.name
+    started = time.perf_counter()
+    phases = versions.Phases()
     list_row, changed = versions.list_state(state, subscription)
     try:
         progress(f"{name}: fetching and verifying")
-        latest, result, signed = _fetch(config, subscription, list_row, changed, state)
+        with phases.timed("fetch"):
+            latest, result, signed = _fetch(config, subscription, list_row, changed, state)
         with state.transaction(force_rollback=True):
             progress(f"{name}: storing and applying, to be undone")
             row, _ = versions.ensure_list(state, subscription)
             outcome = _store(
-                config, subscription, row, latest, result, signed, pod, state, changed, dry_run=True
+                config,
+                subscription,
+                row,
+                latest,
+                result,
+                signed,
+                pod,
+                state,
+                changed,
+                phases,
+                dry_run=True,
             )
             refused: list[str] = []
             if outcome.status == "applied" or subscription.policy == "lock":  # (as sync_list)
@@ -270,6 +298,7 @@ def preview_list(
         outcome.message += (
             f"; would not lock {', '.join(refused)} (an admin or a moderator: a list never does)"
         )
+    outcome.seconds = phases | {"total": round(time.perf_counter() - started, 3)}
     return outcome
 
 
@@ -289,13 +318,16 @@ def _store(
     pod: psycopg.Connection,
     state: psycopg.Connection,
     changed: list[str],
+    phases: versions.Phases,
     *,
     dry_run: bool = False,
 ) -> SyncOutcome:
-    """Store and apply a fetched list (a dry run: only its messages differ, as nothing stays)."""
+    """Store and apply a fetched list (a dry run: only its messages differ, as nothing stays),
+    each phase timed in `phases`."""
     name = subscription.name
     current = list_row["current_version"]
-    digest = None if result.not_modified else versions.content_digest(result.body)
+    with phases.timed("open"):
+        digest = None if result.not_modified else versions.content_digest(result.body)
     unchanged = result.not_modified or (latest is not None and latest["sha256"] == digest)
     if unchanged and not changed:
         status = "not_modified" if result.not_modified else "unchanged"
@@ -304,8 +336,9 @@ def _store(
             name, status, f"unchanged{how}; version {current} stays in force", version=current
         )
     if unchanged:
-        matched = apply.match_people(config, pod, state, full=True)
-        _after_list_change(config, state, list_id=list_row["id"], version=None, reason="list")
+        with phases.timed("match"):
+            matched = apply.match_people(config, pod, state, full=True)
+            _after_list_change(config, state, list_id=list_row["id"], version=None, reason="list")
         settings = versions.list_settings(subscription)
         what = ", ".join(f"{setting} {_setting_text(settings[setting])}" for setting in changed)
         _audit_sync(state, subscription, "settings", f"settings changed: {what}")
@@ -317,9 +350,10 @@ def _store(
             matches_added=matched.added,
             matches_retracted=matched.retracted,
         )
-    if signed is not None:
-        versions.refuse_replay(state, list_row, signed, digest)
-    reader = list_reader(subscription, result.body)
+    with phases.timed("open"):
+        if signed is not None:
+            versions.refuse_replay(state, list_row, signed, digest)
+        reader = list_reader(subscription, result.body)
     with ThreadPoolExecutor(1) as aside:
         # A domain list's entries are pods: the pod's hosts are read on the pod's connection
         # meanwhile, which nothing else uses until the matching.
@@ -328,6 +362,7 @@ def _store(
             config, state, list_row, subscription, reader, result.body, signed=signed, digest=digest
         )
         hosts = ahead.result() if ahead is not None else None
+    phases.update(stored.seconds)
     pod.rollback()  # (the hosts are read; no transaction stays open on the pod)
     reading = _reading(reader)
     if stored.status == "held":
@@ -357,10 +392,11 @@ def _store(
             removed=stored.removed,
             format=reader.format,
         )
-    matched = apply.match_people(config, pod, state, full=True, ahead=hosts)
-    _after_list_change(
-        config, state, list_id=list_row["id"], version=stored.number, reason="list_version"
-    )
+    with phases.timed("match"):
+        matched = apply.match_people(config, pod, state, full=True, ahead=hosts)
+        _after_list_change(
+            config, state, list_id=list_row["id"], version=stored.number, reason="list_version"
+        )
     message = (
         f"version {stored.number} applied ({reading}): {stored.entries} entries (+{stored.added} "
         f"-{stored.removed}); {matched.added} new matches, {matched.retracted} retracted"
