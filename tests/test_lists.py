@@ -436,7 +436,7 @@ def test_a_sync_says_where_its_time_went_phase_by_phase(lists, pod):
         seconds = dict(outcome["seconds"])
         total = seconds.pop("total")
         assert all(value >= 0 for value in seconds.values()), outcome
-        assert sum(seconds.values()) <= total + 0.005, outcome  # (each rounded to 1 ms)
+        assert sum(seconds.values()) <= total + 0.01, outcome  # (each rounded to 1 ms)
 
 
 def test_a_version_removing_too_much_is_held_until_approved(lists, pod, state):
