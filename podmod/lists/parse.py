@@ -833,12 +833,13 @@ def _configured_policy(value: Any) -> dict[str, Any] | None:
     return None
 
 
-def _json_shape(value: Any) -> str | None:
+def _json_shape(value: Any, policy: dict[str, Any] | None) -> str | None:
+    """The JSON format of a document (`policy`: its federation())."""
     if isinstance(value, list):
         return "mastodon-json"
     if isinstance(value, dict) and isinstance(value.get("blocks"), dict):
         return "rapidblock-json"
-    if federation(value) is not None:
+    if policy is not None:
         return "pleroma-json"
     return None
 
@@ -899,7 +900,8 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
         raise _misfit(forced, f"Line {start.index + 1} of the list is {shown}", start.format)
     if (is_json and forced is None) or forced in JSON_FORMATS:
         value = _load_json(text)
-        shape = _json_shape(value)
+        policy = federation(value)
+        shape = _json_shape(value, policy)
         if forced in (None, "mastodon-json") and _names_only(value):
             raise ListFormatError(
                 "The list is a JSON array of names, not of domain blocks such as"
@@ -937,7 +939,7 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
         if forced is not None and shape != forced:
             raise _misfit(forced, "The list is JSON", shape)
         if shape == "pleroma-json":
-            return shape, federation(value), 0  # (what shapes reads of it: the policy alone)
+            return shape, policy, 0  # (what shapes reads of it: the policy alone)
         return forced or shape or "", value, 0
     lines = _lines(text)
     start = _find_start(lines)
