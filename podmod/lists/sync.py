@@ -198,7 +198,7 @@ def sync_list(
         with phases.timed("locks"):
             locks = apply.carry_out_lock_policies(config, state)
         _locks_said(config, outcome, locks)
-    outcome.seconds = phases | {"total": round(time.perf_counter() - started, 3)}
+    outcome.seconds = phases.given(started)
     log.info(
         "list %s: %s (in %.2f s: %s)",
         name,
@@ -298,7 +298,7 @@ def preview_list(
         outcome.message += (
             f"; would not lock {', '.join(refused)} (an admin or a moderator: a list never does)"
         )
-    outcome.seconds = phases | {"total": round(time.perf_counter() - started, 3)}
+    outcome.seconds = phases.given(started)
     return outcome
 
 

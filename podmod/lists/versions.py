@@ -118,7 +118,13 @@ class Phases(dict[str, float]):
         try:
             yield
         finally:
-            self[phase] = round(self.get(phase, 0.0) + time.perf_counter() - started, 3)
+            self[phase] = self.get(phase, 0.0) + time.perf_counter() - started
+
+    def given(self, started: float) -> dict[str, float]:
+        """Each phase's seconds, rounded to 1 ms, and the `total` since `started` (a
+        perf_counter() reading): what a sync's outcome gives."""
+        seconds = {phase: round(value, 3) for phase, value in self.items()}
+        return seconds | {"total": round(time.perf_counter() - started, 3)}
 
     def text(self) -> str:
         """The phases in the order they ran: "fetch 0.41 s, rows 1.58 s, …"."""
