@@ -426,17 +426,36 @@ def test_a_sync_says_where_its_time_went_phase_by_phase(lists, pod):
     then = _synced_json()
     unchanged = _synced_json()
 
-    # (in the order they ran; a first version builds the indexes, a next one applies its changes)
-    assert [*first["seconds"]] == ["fetch", "open", "rows", "indexes", "match", "locks", "total"]
-    assert [*then["seconds"]] == [
-        *("fetch", "open", "rows", "changes", "indexes", "match", "locks", "total")
+    # (in the order a sync goes through them; a first version builds the indexes, a next one
+    # applies its changes)
+    assert [*first["seconds"]] == [
+        *("fetch", "open", "rows", "indexes", "match", "record", "locks", "total")
     ]
-    assert [*unchanged["seconds"]] == ["fetch", "open", "total"]
+    assert [*then["seconds"]] == [
+        *("fetch", "open", "rows", "changes", "indexes", "match", "record", "locks", "total")
+    ]
+    assert [*unchanged["seconds"]] == ["fetch", "open", "record", "total"]
     for outcome in (first, then, unchanged):
         seconds = dict(outcome["seconds"])
         total = seconds.pop("total")
         assert all(value >= 0 for value in seconds.values()), outcome
         assert sum(seconds.values()) <= total + 0.01, outcome  # (each rounded to 1 ms)
+
+
+def test_phases_are_given_in_a_syncs_order_whatever_order_they_were_timed_in():
+    from podmod.lists.versions import Phases
+
+    phases = Phases()
+    phases.add("record", 0.0004)
+    phases.add("rows", 1.2)
+    phases.add("record", 0.0004)  # (parts of one phase add up before they are rounded)
+    phases.add("fetch", 0.25)
+    given = phases.given(time.perf_counter())
+    assert [*given] == ["fetch", "rows", "record", "total"]
+    assert given["record"] == 0.001 and given["rows"] == 1.2
+    assert phases.text() == "fetch 0.25 s, rows 1.20 s, record 0.00 s"
+    with pytest.raises(ValueError, match="no phase 'parse'"):
+        phases.add("parse", 1.0)
 
 
 def test_a_version_removing_too_much_is_held_until_approved(lists, pod, state):

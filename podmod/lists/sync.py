@@ -164,6 +164,7 @@ def sync_list(
         state.execute(
             "UPDATE podmod.lists SET last_attempt_at = now() WHERE id = %s", (list_row["id"],)
         )
+    attempt = time.perf_counter() - started  # (the attempt recorded: part of `record`)
     try:
         progress(f"{name}: fetching and verifying")
         with phases.timed("fetch"):
@@ -173,6 +174,7 @@ def sync_list(
             outcome = _store(
                 config, subscription, list_row, latest, result, signed, pod, state, changed, phases
             )
+            recording = time.perf_counter()
             state.execute(
                 "UPDATE podmod.lists SET etag = %s, last_modified = %s, last_success_at = now(),"
                 " last_error = NULL, last_error_at = NULL WHERE id = %s",
@@ -182,6 +184,7 @@ def sync_list(
                     list_row["id"],
                 ),
             )
+        phases.add("record", attempt + time.perf_counter() - recording)
     except PodmodError as error:
         state.rollback()
         pod.rollback()
@@ -341,7 +344,8 @@ def _store(
             _after_list_change(config, state, list_id=list_row["id"], version=None, reason="list")
         settings = versions.list_settings(subscription)
         what = ", ".join(f"{setting} {_setting_text(settings[setting])}" for setting in changed)
-        _audit_sync(state, subscription, "settings", f"settings changed: {what}")
+        with phases.timed("record"):
+            _audit_sync(state, subscription, "settings", f"settings changed: {what}")
         return SyncOutcome(
             name,
             "applied",
@@ -361,21 +365,24 @@ def _store(
         stored = versions.store_version(
             config, state, list_row, subscription, reader, result.body, signed=signed, digest=digest
         )
-        hosts = ahead.result() if ahead is not None else None
-    phases.update(stored.seconds)
-    pod.rollback()  # (the hosts are read; no transaction stays open on the pod)
+        with phases.timed("match"):  # (what is left of reading the pod's hosts)
+            hosts = ahead.result() if ahead is not None else None
+            pod.rollback()  # (the hosts are read; no transaction stays open on the pod)
+    for phase, seconds in stored.seconds.items():
+        phases.add(phase, seconds)
     reading = _reading(reader)
     if stored.status == "held":
-        _audit_sync(
-            state,
-            subscription,
-            "hold",
-            f"version {stored.number} held: "
-            f"{stored.held_reason}; approve it with `podmod lists approve {name} "
-            f"{stored.number}`",
-        )
-        facts = {"version": stored.number, "held_reason": stored.held_reason}
-        notify.record(config, state, "list.held", list_name=name, facts=facts)
+        with phases.timed("record"):
+            _audit_sync(
+                state,
+                subscription,
+                "hold",
+                f"version {stored.number} held: "
+                f"{stored.held_reason}; approve it with `podmod lists approve {name} "
+                f"{stored.number}`",
+            )
+            facts = {"version": stored.number, "held_reason": stored.held_reason}
+            notify.record(config, state, "list.held", list_name=name, facts=facts)
         then = (
             f"approve with `podmod lists approve {name} {stored.number}`"
             if not dry_run
@@ -401,7 +408,8 @@ def _store(
         f"version {stored.number} applied ({reading}): {stored.entries} entries (+{stored.added} "
         f"-{stored.removed}); {matched.added} new matches, {matched.retracted} retracted"
     )
-    _audit_sync(state, subscription, "apply", message)
+    with phases.timed("record"):
+        _audit_sync(state, subscription, "apply", message)
     return SyncOutcome(
         name,
         "applied",

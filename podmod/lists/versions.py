@@ -99,18 +99,24 @@ class VersionOutcome:
     added: int
     removed: int
     held_reason: str | None = None
-    # how long storing it took, by phase (Phases): rows, indexes, changes
+    # how long storing it took, by phase (Phases): record, rows, changes, indexes
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+# A sync's phases, in the order a sync goes through them (each may be timed in several parts):
+# fetch (the download and the signature check), open (the file hashed, checked against a replay,
+# its shape told), rows (the file read and its rows stored as they are read), changes (a next
+# version compared with the one in force and the difference applied), indexes (the entries'
+# indexes dropped for a first version's COPY and built again, or summarised; their statistics
+# taken), match (the pod's people matched, cases and signals written), record (the attempt, the
+# version and the outcome written in the list's rows and the audit log, and committed) and locks
+# (the lock policies carried out).
+PHASES = ("fetch", "open", "rows", "changes", "indexes", "match", "record", "locks")
+
+
 class Phases(dict[str, float]):
-    """Seconds spent in each phase of a sync, by name, for the sync log and its JSON (where a
-    slow sync spends its time, on the podmin's own machine): `with phases.timed("fetch"):`.
-    A sync's are fetch (the download and the signature check), open (the file hashed, checked
-    against a replay, its shape told), rows (the file read and its rows stored as they are read),
-    changes (a next version compared with the one in force and the difference applied), indexes
-    (the entries' indexes built or summarised, their statistics taken), match (the pod's people
-    matched, cases and signals written) and locks (the lock policies carried out)."""
+    """Seconds spent in each of a sync's PHASES, for the sync log and its JSON (where a slow sync
+    spends its time, on the podmin's own machine): `with phases.timed("fetch"):`."""
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
@@ -118,17 +124,22 @@ class Phases(dict[str, float]):
         try:
             yield
         finally:
-            self[phase] = self.get(phase, 0.0) + time.perf_counter() - started
+            self.add(phase, time.perf_counter() - started)
+
+    def add(self, phase: str, seconds: float) -> None:
+        if phase not in PHASES:
+            raise ValueError(f"no phase {phase!r} in a sync")
+        self[phase] = self.get(phase, 0.0) + seconds
 
     def given(self, started: float) -> dict[str, float]:
-        """Each phase's seconds, rounded to 1 ms, and the `total` since `started` (a
-        perf_counter() reading): what a sync's outcome gives."""
-        seconds = {phase: round(value, 3) for phase, value in self.items()}
+        """Each phase's seconds in PHASES' order, rounded to 1 ms, and the `total` since
+        `started` (a perf_counter() reading): what a sync's outcome gives."""
+        seconds = {phase: round(self[phase], 3) for phase in PHASES if phase in self}
         return seconds | {"total": round(time.perf_counter() - started, 3)}
 
     def text(self) -> str:
-        """The phases in the order they ran: "fetch 0.41 s, rows 1.58 s, …"."""
-        return ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in self.items())
+        """The phases in PHASES' order: "fetch 0.41 s, rows 1.58 s, …"."""
+        return ", ".join(f"{phase} {self[phase]:.2f} s" for phase in PHASES if phase in self)
 
 
 class ListStateError(PodmodError):
@@ -485,24 +496,29 @@ def _copy_entries(
     (readers of the table wait until the sync commits, which only a first sync asks of them).
     Into a table that holds other lists they go sorted, so that its indexes grow at their end.
     Timed in `phases`: rows (reading the file and storing its rows), indexes."""
-    empty = _lock_empty_store(state)
+    with phases.timed("indexes"):
+        empty = _lock_empty_store(state)
     text = CopyRows(prefix=f"{list_id}\t", suffix=f"\t{number}\n")
     if empty:
         blocks = reading.text(text)
     else:
-        blocks = text_blocks(sorted(reading.rows(), key=_IN_INDEX_ORDER), text)
-    indexes = state.execute(ENTRY_INDEXES_SQL).fetchall() if empty else []
-    if indexes:
-        state.execute("SELECT set_config('maintenance_work_mem', %s, true)", (INDEX_BUILD_MEMORY,))
-    for index in indexes:
-        if index["constraint_name"]:
+        with phases.timed("rows"):  # (the whole file read, to be sorted)
+            blocks = text_blocks(sorted(reading.rows(), key=_IN_INDEX_ORDER), text)
+    with phases.timed("indexes"):
+        indexes = state.execute(ENTRY_INDEXES_SQL).fetchall() if empty else []
+        if indexes:
             state.execute(
-                sql.SQL("ALTER TABLE podmod.list_entries DROP CONSTRAINT {}").format(
-                    sql.Identifier(index["constraint_name"])
-                )
+                "SELECT set_config('maintenance_work_mem', %s, true)", (INDEX_BUILD_MEMORY,)
             )
-        else:
-            state.execute(sql.SQL("DROP INDEX podmod.{}").format(sql.Identifier(index["name"])))
+        for index in indexes:
+            if index["constraint_name"]:
+                state.execute(
+                    sql.SQL("ALTER TABLE podmod.list_entries DROP CONSTRAINT {}").format(
+                        sql.Identifier(index["constraint_name"])
+                    )
+                )
+            else:
+                state.execute(sql.SQL("DROP INDEX podmod.{}").format(sql.Identifier(index["name"])))
     columns = ", ".join(("list_id", *ENTRY_COLUMNS, "added_in"))
     with (
         phases.timed("rows"),
@@ -511,7 +527,8 @@ def _copy_entries(
         count = _write_text(copy, blocks)
     with phases.timed("indexes"):
         _build(state, indexes)
-    _merge_repeats(state, reading, (list_id, number))
+    with phases.timed("rows"):
+        _merge_repeats(state, reading, (list_id, number))
     return count
 
 
@@ -550,14 +567,15 @@ def store_version(
     caller has it (a million rows' file is hashed once per sync)."""
     list_id = list_row["id"]
     phases = Phases()
-    if number is None:
-        latest = latest_version(state, list_id)
-        number = (latest["number"] if latest else 0) + 1
-    in_force = state.execute(
-        "SELECT EXISTS (SELECT 1 FROM podmod.list_entries WHERE list_id = %s"
-        " AND removed_in IS NULL) AS any",
-        (list_id,),
-    ).fetchone()["any"]
+    with phases.timed("record"):
+        if number is None:
+            latest = latest_version(state, list_id)
+            number = (latest["number"] if latest else 0) + 1
+        in_force = state.execute(
+            "SELECT EXISTS (SELECT 1 FROM podmod.list_entries WHERE list_id = %s"
+            " AND removed_in IS NULL) AS any",
+            (list_id,),
+        ).fetchone()["any"]
     with collector_paused():
         if not in_force:
             # A first version (or one after an empty one) removes nothing and cannot be held:
@@ -565,7 +583,8 @@ def store_version(
             total = _copy_entries(state, list_id, number, reading, phases)
             counts = {"current": 0, "removed": 0, "added": total, "total": total}
         else:
-            _analyze(state)  # plans below must see its real size
+            with phases.timed("changes"):
+                _analyze(state)  # plans below must see its real size
             with phases.timed("rows"):
                 incoming = _stage(state, reading)
     reading.check(
@@ -577,11 +596,12 @@ def store_version(
     share = subscription.max_removal_share or config["list_sync.max_removal_share"]
     removal = counts["removed"] / counts["current"] if counts["current"] else 0.0
     # Older held versions give way to this one, whatever becomes of it.
-    state.execute(
-        "UPDATE podmod.list_versions SET status = 'superseded', held_body = NULL"
-        " WHERE list_id = %s AND status = 'held' AND number <> %s",
-        (list_id, number),
-    )
+    with phases.timed("record"):
+        state.execute(
+            "UPDATE podmod.list_versions SET status = 'superseded', held_body = NULL"
+            " WHERE list_id = %s AND status = 'held' AND number <> %s",
+            (list_id, number),
+        )
     common = {
         "list": list_id,
         "number": number,
@@ -607,17 +627,18 @@ def store_version(
             f"it removes {counts['removed']} of {counts['current']} entries ({removal:.0%}), "
             f"more than the {share:.0%} allowed"
         )
-        state.execute(
-            "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
-            " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
-            " obfuscated_rows, pattern_rows, repeated_rows, unblocked_rows, canaries, reader,"
-            " hides_blocks, held_reason, held_body) VALUES"
-            " (%(list)s, %(number)s, %(sha)s, 'held', %(entries)s, %(added)s, %(removed)s,"
-            " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
-            " %(obfuscated)s, %(patterns)s, %(repeated)s, %(unblocked)s, %(canaries)s,"
-            " %(reader)s, %(hides_blocks)s, %(reason)s, %(body)s)",
-            common | {"reason": reason, "body": body},
-        )
+        with phases.timed("record"):
+            state.execute(
+                "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
+                " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
+                " obfuscated_rows, pattern_rows, repeated_rows, unblocked_rows, canaries, reader,"
+                " hides_blocks, held_reason, held_body) VALUES"
+                " (%(list)s, %(number)s, %(sha)s, 'held', %(entries)s, %(added)s, %(removed)s,"
+                " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
+                " %(obfuscated)s, %(patterns)s, %(repeated)s, %(unblocked)s, %(canaries)s,"
+                " %(reader)s, %(hides_blocks)s, %(reason)s, %(body)s)",
+                common | {"reason": reason, "body": body},
+            )
         return VersionOutcome(
             number, "held", counts["total"], counts["added"], counts["removed"], reason, phases
         )
@@ -627,20 +648,23 @@ def store_version(
                 state.execute(statement, {"list": list_id, "number": number})
     with phases.timed("indexes"):
         state.execute(KINDS_SUMMARY_SQL)
-    state.execute(
-        "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
-        " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
-        " obfuscated_rows, pattern_rows, repeated_rows, unblocked_rows, canaries, reader,"
-        " hides_blocks, applied_at, approved_by) VALUES"
-        " (%(list)s, %(number)s, %(sha)s, 'applied', %(entries)s, %(added)s, %(removed)s,"
-        " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
-        " %(obfuscated)s, %(patterns)s, %(repeated)s, %(unblocked)s, %(canaries)s,"
-        " %(reader)s, %(hides_blocks)s, now(), %(approved_by)s)"
-        " ON CONFLICT (list_id, number) DO UPDATE SET status = 'applied', held_body = NULL,"
-        " applied_at = now(), approved_by = excluded.approved_by",
-        common | {"approved_by": approved_by},
-    )
-    state.execute("UPDATE podmod.lists SET current_version = %s WHERE id = %s", (number, list_id))
+    with phases.timed("record"):
+        state.execute(
+            "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
+            " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
+            " obfuscated_rows, pattern_rows, repeated_rows, unblocked_rows, canaries, reader,"
+            " hides_blocks, applied_at, approved_by) VALUES"
+            " (%(list)s, %(number)s, %(sha)s, 'applied', %(entries)s, %(added)s, %(removed)s,"
+            " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
+            " %(obfuscated)s, %(patterns)s, %(repeated)s, %(unblocked)s, %(canaries)s,"
+            " %(reader)s, %(hides_blocks)s, now(), %(approved_by)s)"
+            " ON CONFLICT (list_id, number) DO UPDATE SET status = 'applied', held_body = NULL,"
+            " applied_at = now(), approved_by = excluded.approved_by",
+            common | {"approved_by": approved_by},
+        )
+        state.execute(
+            "UPDATE podmod.lists SET current_version = %s WHERE id = %s", (number, list_id)
+        )
     with phases.timed("indexes"):
         _analyze(state)  # a version may bring a million rows at once
     return VersionOutcome(
