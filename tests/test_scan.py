@@ -465,6 +465,34 @@ def test_a_list_trusted_for_some_labels_matches_only_their_content_entries(lists
     assert retracted["retracted_because"] == "the list applies only the labels other"
 
 
+def test_content_written_after_a_labels_change_is_matched_with_the_new_labels(lists, pod):
+    # The entries compiled for scanning are kept while the lists stay as they were: a change of
+    # the labels a list is trusted for (no new version) must compile them again.
+    rows = ["phrase,placeholder mu,spam,", "phrase,placeholder nu,other,"]
+    publish(lists, "words", rows, labels=["spam"])
+    first = pod.person("first", "far.example")
+    pod.post(first, "placeholder mu and placeholder nu")
+    settle()
+    assert entries_of(content_signals()) == [("phrase:placeholder mu", "Post", "text")]
+
+    publish(lists, "words", rows, labels=["other"])
+    settle()
+    later = pod.person("later", "far.example")
+    pod.post(later, "placeholder mu and placeholder nu, written later")
+    settle()
+
+    matched = sorted(
+        (case["account"], signal["entry"])
+        for case in cases_json("open")
+        for signal in active(case["signals"])
+        if signal["kind"] == "content"
+    )
+    assert matched == [
+        ("first@far.example", "phrase:placeholder nu"),
+        ("later@far.example", "phrase:placeholder nu"),
+    ], matched
+
+
 def test_an_unknown_kind_in_the_config_is_refused_with_a_clear_error(lists):
     lists.write("words", ["phrase,placeholder,,"])
     lists.subscribe("words", kinds=["phrase", "video"])

@@ -241,7 +241,7 @@ def measure_store(database_url: str, blocks: list[str]) -> dict[str, float]:
     """What PostgreSQL alone takes to store a list's entries as podmod stores a first version, in
     the same run as the floor: the rows as podmod's reading writes them for COPY (store_text),
     copied into a table of podmod.list_entries' columns with the indexes a
-    first COPY keeps, the others built afterwards and the kinds' BRIN summarised, as
+    first COPY keeps, the others built afterwards and the BRIN summarised, as
     podmod.lists.versions does into the empty store. Beside the floor, it tells how much of a
     sync is the shape of podmod's store, and how much its own work (process, fetch, signature,
     reading the file, matching)."""
@@ -271,7 +271,7 @@ def measure_store(database_url: str, blocks: list[str]) -> dict[str, float]:
             for definition, built_after in indexes:
                 if built_after:
                     conn.execute(definition)
-            summary = versions.KINDS_SUMMARY_SQL.replace("podmod.list_", "bench_list_")
+            summary = versions.RANGES_SUMMARY_SQL.replace("podmod.list_", "bench_list_")
             conn.execute(summary)
             conn.commit()
             finished = time.perf_counter()

@@ -34,9 +34,9 @@ def enabled_pairs(config: Config) -> tuple[list[str], list[str]]:
 
 # Whether a list that has switched the kind on holds an entry of it in force (of one list, or
 # added by one version). Asked kind by kind, the kind a constant in the text: then the planner
-# asks the BRIN on the kind (list_entries_kinds), so that a list of a million pod entries and no
-# content costs nothing here. With the kind a join column it guesses every entry is of it and
-# reads them all, 0.2 s a kind at a million, on every scan pass of the reader.
+# asks the BRIN (list_entries_ranges, the kind among its columns), so that a list of a million pod
+# entries and no content costs nothing here. With the kind a join column it guesses every entry is
+# of it and reads them all, 0.2 s a kind at a million, on every scan pass of the reader.
 KIND_PRESENT_SQL = """
 SELECT EXISTS (
     SELECT 1 FROM podmod.list_entries e

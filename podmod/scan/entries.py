@@ -56,10 +56,11 @@ WHERE e.list_id = %s AND e.label = %s AND e.added_in = %s AND e.kind = 'pdq'
 """
 PDQ_IDS_PER_QUERY = 250_000
 
+# What the compiled entries depend on: each list's version in force, policy and labels (every
+# change to a list's entries is a new version of it, this pod's own list's too).
 FINGERPRINT_SQL = """
-SELECT coalesce(array_agg(id || ':' || coalesce(current_version, 0) || ':' || policy
-                          ORDER BY id), '{}') AS lists,
-       (SELECT coalesce(max(id), 0) FROM podmod.list_entries) AS top_entry,
+SELECT coalesce(array_agg(id || ':' || coalesce(current_version, 0) || ':' || policy || ':'
+                          || labels::text ORDER BY id), '{}') AS lists,
        (SELECT max(coalesce(applied_at, fetched_at)) FROM podmod.list_versions) AS last_version
 FROM podmod.lists
 """
@@ -73,7 +74,6 @@ def _fingerprint(config: Config, state: psycopg.Connection) -> tuple[Any, ...]:
     return (
         config.state_database_url,
         tuple(row["lists"]),
-        row["top_entry"],
         row["last_version"],
         tuple(zip(names, kinds, strict=True)),
     )
