@@ -23,6 +23,35 @@ def test_init_creates_the_schema_once_and_is_idempotent(env, pod_url):
     assert len(versions) >= 2
 
 
+def test_podmods_tables_can_be_written_in_a_database_that_publishes_them(env, pod_url):
+    # A pod's database may publish all its tables for logical replication (an upgrade of
+    # PostgreSQL without downtime does): PostgreSQL then refuses UPDATE and DELETE on any table
+    # without a replica identity, and every sync that ends entries would fail.
+    assert podmod("init").exit_code == 0
+    with psycopg.connect(pod_url) as conn:
+        conn.execute("CREATE PUBLICATION podmod_test_everything FOR ALL TABLES")  # (rolled back)
+        tables = conn.execute(
+            "SELECT c.relname, (SELECT a.attname FROM pg_attribute a WHERE a.attrelid = c.oid"
+            "  AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum LIMIT 1)"
+            " FROM pg_class c WHERE c.relnamespace = 'podmod'::regnamespace AND c.relkind = 'r'"
+            " ORDER BY c.relname"
+        ).fetchall()
+        refused = []
+        for table, column in tables:
+            for statement in (
+                f'UPDATE podmod."{table}" SET "{column}" = "{column}" WHERE false',
+                f'DELETE FROM podmod."{table}" WHERE false',
+            ):
+                try:
+                    with conn.transaction():
+                        conn.execute(statement)
+                except psycopg.errors.ObjectNotInPrerequisiteState as error:
+                    refused.append(str(error).splitlines()[0])
+        conn.rollback()
+    assert "list_entries" in [table for table, _ in tables] and len(tables) > 20, tables
+    assert refused == []
+
+
 def test_init_refuses_a_database_that_is_not_a_diaspora_pod(env, pod_url, monkeypatch):
     with psycopg.connect(pod_url, autocommit=True) as conn:
         conn.execute("DROP TABLE reports")

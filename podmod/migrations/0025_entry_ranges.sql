@@ -6,6 +6,11 @@
 -- every first version's COPY (0.19 s of a million entries) and grew with every entry added: the
 -- id stays, unique as the sequence gives it, without the index.
 ALTER TABLE podmod.list_entries DROP CONSTRAINT list_entries_pkey;
+-- Without a key, the table has no replica identity, and a database that publishes all its tables
+-- (logical replication, as an upgrade of PostgreSQL without downtime sets up) refuses to update
+-- or delete its rows: every sync that ends an entry would fail. Its whole row identifies it instead
+-- (this costs nothing unless the server's wal_level is logical; then an update logs the old row).
+ALTER TABLE podmod.list_entries REPLICA IDENTITY FULL;
 
 -- The two BRIN indexes (list and version; kind) become one over the four columns (a BRIN answers
 -- a condition on any of its columns alone): every row stored kept both up to date, 0.1 s of a
