@@ -129,25 +129,13 @@ def test_the_table_says_where_a_list_sync_went_beside_its_floor():
             "floor_join_seconds": 0.41,
             "reader_seconds": 1.3,
             "store_seconds": 1.54,
-        },
-        "podmod": {  # (a run's details from before the reading was measured alone)
-            "sync_and_apply_seconds": 0.84,
-            "sync_phases": {"rows": 0.21},
-            "floor_seconds": 0.16,
-            "floor_copy_seconds": 0.04,
-            "floor_index_seconds": 0.06,
-            "floor_join_seconds": 0.06,
-        },
+        }
     }
     table = bench.format_table({"figures": [], "seconds": 1.0, "details": {"lists": lists}})
     assert (
         "Mastodon export sync 3.75 s: fetch 0.26 s, rows 1.51 s, process 0.34 s; its floor"
         " 1.15 s: COPY 0.29 s, index 0.44 s, join 0.41 s; alone, the reading 1.30 s, PostgreSQL"
         " storing 1.54 s"
-    ) in table.splitlines()
-    assert (
-        "podmod format sync 0.84 s: rows 0.21 s; its floor 0.16 s: COPY 0.04 s, index 0.06 s,"
-        " join 0.06 s"
     ) in table.splitlines()
 
 

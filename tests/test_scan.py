@@ -466,12 +466,13 @@ def test_a_list_trusted_for_some_labels_matches_only_their_content_entries(lists
 
 
 def test_content_written_after_a_labels_change_is_matched_with_the_new_labels(lists, pod):
-    # The entries compiled for scanning are kept while the lists stay as they were: a change of
-    # the labels a list is trusted for (no new version) must compile them again.
+    # The entries compiled for scanning new content are kept while the lists stay as they were: a
+    # change of the labels a list is trusted for (no new version) must compile them again.
     rows = ["phrase,placeholder mu,spam,", "phrase,placeholder nu,other,"]
     publish(lists, "words", rows, labels=["spam"])
+    settle()
     first = pod.person("first", "far.example")
-    pod.post(first, "placeholder mu and placeholder nu")
+    pod.post(first, "placeholder mu and placeholder nu")  # (new content: compiled for it now)
     settle()
     assert entries_of(content_signals()) == [("phrase:placeholder mu", "Post", "text")]
 

@@ -331,21 +331,14 @@ def sync_phases_text(lists: dict) -> list[str]:
     shapes = {"podmod": "podmod format", "mastodon": "Mastodon export"}
     lines = []
     for shape, run in lists.items():
-        if "sync_phases" not in run:
-            continue
         phases = ", ".join(
             f"{name} {seconds:.2f} s" for name, seconds in run["sync_phases"].items()
-        )
-        alone = (
-            f"; alone, the reading {run['reader_seconds']:.2f} s, PostgreSQL storing"
-            f" {run['store_seconds']:.2f} s"
-            if "reader_seconds" in run and "store_seconds" in run
-            else ""
         )
         lines.append(
             f"{shapes.get(shape, shape)} sync {run['sync_and_apply_seconds']:.2f} s: {phases};"
             f" its floor {run['floor_seconds']:.2f} s: COPY {run['floor_copy_seconds']:.2f} s,"
-            f" index {run['floor_index_seconds']:.2f} s, join {run['floor_join_seconds']:.2f} s"
-            f"{alone}"
+            f" index {run['floor_index_seconds']:.2f} s, join {run['floor_join_seconds']:.2f} s;"
+            f" alone, the reading {run['reader_seconds']:.2f} s, PostgreSQL storing"
+            f" {run['store_seconds']:.2f} s"
         )
     return lines

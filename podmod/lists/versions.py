@@ -422,18 +422,16 @@ def _write_text(copy: psycopg.Copy, blocks: Iterable[str]) -> int:
     return count
 
 
-# podmod.list_entries' B-tree indexes over every row (the unique index of the entries in force),
-# and any constraint one backs, as the catalog defines them: dropped and built again around a
-# first version's COPY into the empty table. The others stay: the BRIN is kept as the rows come
+# podmod.list_entries' B-tree indexes over every row (the unique index of the entries in force;
+# none backs a constraint), as the catalog defines them: dropped and built again around a first
+# version's COPY into the empty table. The others stay: the BRIN is kept as the rows come
 # (0.1 s of a million rows' COPY, which runs beside the reading) and then summarises them
 # (RANGES_SUMMARY_SQL), as building it afterwards would cost; the digests' partial index holds
 # only the few entries known by a digest.
 ENTRY_INDEXES_SQL = """
-SELECT i.relname AS name, pg_get_indexdef(i.oid) AS index_definition, c.conname AS constraint_name,
-       pg_get_constraintdef(c.oid) AS constraint_definition
+SELECT i.relname AS name, pg_get_indexdef(i.oid) AS index_definition
 FROM pg_index x
 JOIN pg_class i ON i.oid = x.indexrelid
-LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
 WHERE x.indrelid = 'podmod.list_entries'::regclass
   AND i.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
   AND i.relname <> 'list_entries_digests'
@@ -515,14 +513,7 @@ def _copy_entries(
                 "SELECT set_config('maintenance_work_mem', %s, true)", (INDEX_BUILD_MEMORY,)
             )
         for index in indexes:
-            if index["constraint_name"]:
-                state.execute(
-                    sql.SQL("ALTER TABLE podmod.list_entries DROP CONSTRAINT {}").format(
-                        sql.Identifier(index["constraint_name"])
-                    )
-                )
-            else:
-                state.execute(sql.SQL("DROP INDEX podmod.{}").format(sql.Identifier(index["name"])))
+            state.execute(sql.SQL("DROP INDEX podmod.{}").format(sql.Identifier(index["name"])))
     columns = ", ".join(("list_id", *ENTRY_COLUMNS, "added_in"))
     with (
         phases.timed("rows"),
@@ -530,24 +521,11 @@ def _copy_entries(
     ):
         count = _write_text(copy, blocks)
     with phases.timed("indexes"):
-        _build(state, indexes)
+        for index in indexes:
+            state.execute(index["index_definition"])
     with phases.timed("rows"):
         _merge_repeats(state, reading, (list_id, number))
     return count
-
-
-def _build(state: psycopg.Connection, indexes: list[dict[str, Any]]) -> None:
-    """Build again the indexes and constraints _copy_entries dropped (ENTRY_INDEXES_SQL)."""
-    for index in indexes:
-        if index["constraint_name"]:
-            state.execute(
-                sql.SQL("ALTER TABLE podmod.list_entries ADD CONSTRAINT {} {}").format(
-                    sql.Identifier(index["constraint_name"]),
-                    sql.SQL(index["constraint_definition"]),
-                )
-            )
-        else:
-            state.execute(index["index_definition"])
 
 
 def store_version(
