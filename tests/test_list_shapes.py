@@ -478,9 +478,14 @@ def test_a_bom_crlf_and_trailing_commas_are_read_as_plain_rows() -> None:
     ]
 
 
-def test_a_comment_in_a_boolean_column_is_the_rows_comment() -> None:
-    # Oliphant's header names public_comment fifth, but some rows carry it third.
+@pytest.mark.parametrize("hash_", ["", "#"])
+def test_a_comment_in_a_boolean_column_is_the_rows_comment(hash_: str) -> None:
+    # One of Oliphant's exports names public_comment fifth, but its rows carry it third and a
+    # reject_reports `false` fifth: the comment is the text of the boolean column, and a
+    # boolean where the comment should be is none (it was the label "false" of 374 rows).
     header = "domain,severity,reject_media,reject_reports,public_comment,obfuscate"
+    if hash_:
+        header = ",".join("#" + name for name in header.split(","))
     parsed = parse_list(
         csv_file(
             header,
@@ -489,6 +494,9 @@ def test_a_comment_in_a_boolean_column_is_the_rows_comment() -> None:
             "c.example,suspend,False,False,in place,True",
             "d.example,suspend,one,two,,False",
             "e.example,suspend,False,False,,False",
+            "f.example,suspend,,false,false,false",
+            "g.example,silence,,FALSE,TRUE,FALSE",
+            "h.example,suspend,,false,true,false",
         )
     )
     assert parsed.entries == [
@@ -497,6 +505,9 @@ def test_a_comment_in_a_boolean_column_is_the_rows_comment() -> None:
         pod("c.example", 4, "suspend", "in place", ("in place",)),
         pod("d.example", 5),  # two texts in boolean columns: which is the comment is unknown
         pod("e.example", 6),
+        pod("f.example", 7),
+        pod("g.example", 8, "silence"),
+        pod("h.example", 9),
     ]
 
 

@@ -331,8 +331,8 @@ class _Columns:
             cells += [""] * (width - len(cells))
         cells.append("")
         domain, severity, comment, digest = self.pick(cells)
-        if self.flags is not None and not _BOOLEAN_CELLS.issuperset(flagged := self.flags(cells)):
-            comment = _misplaced_comment(comment, flagged)
+        if comment.strip().lower() in BOOLEAN_WORDS:
+            comment = _misplaced_comment(self.flags(cells) if self.flags is not None else ())
         obfuscated = cells[self.obfuscate].strip().lower() in _TRUE_CELLS
         return domain, domains.tail(severity, comment, digest, obfuscated=obfuscated)
 
@@ -475,13 +475,13 @@ def _picker(indexes: list[int]) -> Callable[[list[str]], tuple[str, ...]] | None
     return itemgetter(*indexes)
 
 
-def _misplaced_comment(comment: str, flags: tuple[str, ...]) -> str:
-    """The comment of a row whose cells are not in the header's order: when its public_comment
-    cell is empty or a boolean and exactly one boolean column holds other text, that text."""
-    if comment.strip().lower() not in BOOLEAN_WORDS:
-        return comment
+def _misplaced_comment(flags: tuple[str, ...]) -> str:
+    """The comment of a row whose public_comment cell is empty or holds a boolean: the text of
+    its one boolean cell that holds other text, when a header names the columns out of the rows'
+    order (one of Oliphant's exports names public_comment fifth, and its rows carry it third and
+    `false` fifth); else none (a `false` is never the comment)."""
     texts = [cell for cell in flags if cell.strip().lower() not in BOOLEAN_WORDS]
-    return texts[0] if len(texts) == 1 else comment
+    return texts[0] if len(texts) == 1 else ""
 
 
 def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
