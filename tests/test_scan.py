@@ -494,6 +494,50 @@ def test_content_written_after_a_labels_change_is_matched_with_the_new_labels(li
     ], matched
 
 
+def test_a_list_added_after_the_reader_started_is_matched_against_new_content(lists, pod):
+    # The reader keeps the configuration it started with. A content list added to podmod.toml
+    # later (cron syncs it) applies as its sync stored it: the reader batches new content for it.
+    author = pod.person("early", "far.example")
+    publish(lists, "accounts", ["account,nobody@far.example,,"])
+    started = load_config()  # (the reader's: no content list in it)
+    intake_all(started)
+    publish(lists, "words", ["phrase,placeholder xi,spam,"])
+    intake_all(started)  # (the scan of what was on the pod when the list came, done)
+    assert content_signals() == []
+
+    post_id = pod.post(author, "placeholder xi, written after the list was added")
+    intake_all(started)
+    intake_all(started)
+
+    matched = [(s["entry"], s["item_id"]) for s in active(content_signals())]
+    assert matched == [("phrase:placeholder xi", post_id)], matched
+
+
+def test_a_version_approved_with_an_older_configuration_keeps_other_lists_matches(lists, pod):
+    # The web UI keeps the configuration it started with, and approving a held version there
+    # retracts the content matches that no longer apply: the lists' kinds are those their last
+    # sync stored, not the web UI's, which does not know a list added since.
+    for n in range(4):
+        pod.person(f"u{n}", "far.example")
+    lists.write("core", [f"account,u{n}@far.example,," for n in range(4)])
+    lists.subscribe("core")
+    assert podmod("lists", "sync").exit_code == 0
+    web_config = load_config()
+    pod.post(pod.person("writer", "far.example"), "placeholder omicron")
+    publish(lists, "words", ["phrase,placeholder omicron,spam,"])
+    settle()
+    assert entries_of(content_signals()) == [("phrase:placeholder omicron", "Post", "text")]
+    lists.write("core", ["account,u0@far.example,,"])  # 3 of 4 removed: held for approval
+    assert "held for approval" in podmod("lists", "sync", "--name=core").output
+
+    from podmod.lists.sync import approve_version
+
+    approve_version(web_config, "core", 2, approved_by="podmin@pod.example")
+
+    assert entries_of(content_signals()) == [("phrase:placeholder omicron", "Post", "text")]
+    assert [s for s in content_signals() if s["retracted"]] == []
+
+
 def test_an_unknown_kind_in_the_config_is_refused_with_a_clear_error(lists):
     lists.write("words", ["phrase,placeholder,,"])
     lists.subscribe("words", kinds=["phrase", "video"])

@@ -305,10 +305,10 @@ def preview_list(
     return outcome
 
 
-def _after_list_change(config: Config, state: psycopg.Connection, **change: Any) -> None:
+def _after_list_change(state: psycopg.Connection, **change: Any) -> None:
     """Retract the content matches a list change ends, and record the scan of the content already
     on the pod that it asks for (podmod.scan.changes)."""
-    changes.after_list_change(config, state, **change)
+    changes.after_list_change(state, **change)
 
 
 def _store(
@@ -341,7 +341,7 @@ def _store(
     if unchanged:
         with phases.timed("match"):
             matched = apply.match_people(config, pod, state, full=True)
-            _after_list_change(config, state, list_id=list_row["id"], version=None, reason="list")
+            _after_list_change(state, list_id=list_row["id"], version=None, reason="list")
         settings = versions.list_settings(subscription)
         what = ", ".join(f"{setting} {_setting_text(settings[setting])}" for setting in changed)
         with phases.timed("record"):
@@ -402,7 +402,7 @@ def _store(
     with phases.timed("match"):
         matched = apply.match_people(config, pod, state, full=True, ahead=hosts)
         _after_list_change(
-            config, state, list_id=list_row["id"], version=stored.number, reason="list_version"
+            state, list_id=list_row["id"], version=stored.number, reason="list_version"
         )
     message = (
         f"version {stored.number} applied ({reading}): {stored.entries} entries (+{stored.added} "
@@ -499,7 +499,7 @@ def retire_unsubscribed(config: Config, pod: psycopg.Connection, state: psycopg.
         ).fetchall()
         if retired:
             apply.match_people(config, pod, state, full=True)
-            _after_list_change(config, state, list_id=None, version=None, reason="list")
+            _after_list_change(state, list_id=None, version=None, reason="list")
             for row in retired:
                 record_audit(
                     state,
@@ -573,9 +573,7 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
                 digest=held["sha256"],
             )
             matched = apply.match_people(config, pod, state, full=True)
-            _after_list_change(
-                config, state, list_id=list_row["id"], version=number, reason="list_version"
-            )
+            _after_list_change(state, list_id=list_row["id"], version=number, reason="list_version")
             message = (
                 f"version {number} approved by {approved_by} and applied: {stored.entries} "
                 f"entries (+{stored.added} -{stored.removed}); {matched.added} new matches, "

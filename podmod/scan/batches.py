@@ -91,7 +91,7 @@ def collect_new_content(
     pod.rollback()
     with state.transaction():
         marks = _watermarks(state)
-        wanted = set(tables_for(kinds_present(config, state)))
+        wanted = set(tables_for(kinds_present(state)))
         expired = durable.expire_gaps(state, "scan_gaps", config["reader.gap_timeout"])
         if expired:
             log.debug("gave up waiting for %d missing content ids", expired)

@@ -12,24 +12,29 @@ import logging
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import tuple_row
 
-from podmod.config import Config
 from podmod.kinds import CONTENT_KINDS, tables_for
 from podmod.store import INGEST_LOCK, resolve_cases_without_pending
 
 log = logging.getLogger("podmod.scan")
 
 
-def enabled_pairs(config: Config) -> tuple[list[str], list[str]]:
-    """(list names, kinds): every content kind each configured list has switched on."""
-    names: list[str] = []
-    kinds: list[str] = []
-    for subscription in config.lists:
-        for kind in subscription.kinds:
-            if kind in CONTENT_KINDS:
-                names.append(subscription.name)
-                kinds.append(kind)
-    return names, kinds
+# Each list's content kinds as its last sync stored them (podmod.lists.kinds, which `podmod lists
+# sync` writes from the configuration it reads), never a process's own copy of the configuration:
+# a reader started before a list was added to podmod.toml would never batch new content for it,
+# and a web UI started before would retract its matches when it approves a version of another.
+ENABLED_SQL = """
+SELECT l.name, enabled.kind FROM podmod.lists l CROSS JOIN LATERAL unnest(l.kinds) AS enabled (kind)
+WHERE enabled.kind = ANY (%s::text[]) ORDER BY l.id, enabled.kind
+"""
+
+
+def enabled_pairs(state: psycopg.Connection) -> tuple[list[str], list[str]]:
+    """(list names, kinds): every content kind each list has switched on at its last sync."""
+    rows = state.cursor(row_factory=tuple_row).execute(ENABLED_SQL, (list(CONTENT_KINDS),))
+    pairs = rows.fetchall()
+    return [name for name, _ in pairs], [kind for _, kind in pairs]
 
 
 # Whether a list that has switched the kind on holds an entry of it in force (of one list, or
@@ -48,7 +53,6 @@ SELECT EXISTS (
 
 
 def kinds_present(
-    config: Config,
     state: psycopg.Connection,
     *,
     list_id: int | None = None,
@@ -56,7 +60,7 @@ def kinds_present(
 ) -> list[str]:
     """The content kinds switched on whose entries are in force (all, a list's, or those a list
     version added)."""
-    names, kinds = enabled_pairs(config)
+    names, kinds = enabled_pairs(state)
     present = []
     for kind in dict.fromkeys(kinds):
         listed = [name for name, each in zip(names, kinds, strict=True) if each == kind]
@@ -103,10 +107,10 @@ RETURNING s.case_id
 """
 
 
-def retract_stale(config: Config, state: psycopg.Connection) -> int:
+def retract_stale(state: psycopg.Connection) -> int:
     """Retract content signals whose entry is no longer in force for content matching, inside the
     caller's transaction; cases left with nothing close (audited). Returns the signals retracted."""
-    names, kinds = enabled_pairs(config)
+    names, kinds = enabled_pairs(state)
     state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
     rows = state.execute(RETRACT_SQL, {"names": names, "kinds": kinds}).fetchall()
     touched = sorted({row["case_id"] for row in rows})
@@ -124,7 +128,6 @@ def retract_stale(config: Config, state: psycopg.Connection) -> int:
 
 
 def create_run(
-    config: Config,
     state: psycopg.Connection,
     *,
     reason: str,
@@ -135,7 +138,7 @@ def create_run(
     """Record a run over the content already on the pod for the entries chosen (all in force, a
     list's, or a list version's), inside the caller's transaction; None when none of them is a
     content entry that applies."""
-    tables = tables_for(kinds_present(config, state, list_id=list_id, version=version))
+    tables = tables_for(kinds_present(state, list_id=list_id, version=version))
     if not tables:
         return None
     run_id = state.execute(
@@ -151,7 +154,6 @@ def create_run(
 
 
 def after_list_change(
-    config: Config,
     state: psycopg.Connection,
     *,
     list_id: int | None,
@@ -161,11 +163,11 @@ def after_list_change(
     """Called by list sync inside the transaction that applies a version (or a policy change, or
     retires lists): retract content signals whose entries are gone, and record a run that scans the
     content already on the pod for the new entries (the workers take it up). Returns the run."""
-    retracted = retract_stale(config, state)  # (store_version analysed the new entries)
+    retracted = retract_stale(state)  # (store_version analysed the new entries)
     run_id = None
     if list_id is not None:
         run_id = create_run(
-            config, state, reason=reason, created_by="lists", list_id=list_id, version=version
+            state, reason=reason, created_by="lists", list_id=list_id, version=version
         )
     if retracted or run_id:
         log.info(

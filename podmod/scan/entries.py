@@ -70,7 +70,7 @@ _matchers: dict[tuple[Any, ...], Matcher] = {}
 
 def _fingerprint(config: Config, state: psycopg.Connection) -> tuple[Any, ...]:
     row = state.execute(FINGERPRINT_SQL).fetchone()
-    names, kinds = enabled_pairs(config)
+    names, kinds = enabled_pairs(state)
     return (
         config.state_database_url,
         tuple(row["lists"]),
@@ -87,7 +87,7 @@ def load_matcher(
     version: int | None = None,
 ) -> Matcher:
     """Compile the content entries in force (or those of one list, or one list version)."""
-    names, kinds = enabled_pairs(config)
+    names, kinds = enabled_pairs(state)
     pairs = [(name, kind) for name, kind in zip(names, kinds, strict=True) if kind != "pdq"]
     wanted = {
         "names": [name for name, _ in pairs],

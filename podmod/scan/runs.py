@@ -242,13 +242,13 @@ def backfill(
 
     with state_connection(config) as state, pod_connection(config) as pod:
         with state.transaction():
-            retract_stale(config, state)
+            retract_stale(state)
         runs = pending_runs(state, reason="backfill")
         if runs:
             run_id = runs[0]
         else:
             with state.transaction():
-                run_id = create_run(config, state, reason="backfill", created_by=created_by)
+                run_id = create_run(state, reason="backfill", created_by=created_by)
             if run_id is None:
                 return None
         _start_run(pod, state, run_id)
@@ -285,8 +285,8 @@ def scan_list(config: Config, name: str, *, created_by: str) -> int | None:
         row = state.execute("SELECT id FROM podmod.lists WHERE name = %s", (name,)).fetchone()
         if row is None:
             raise ScanError(f"There is no list named {name!r}; see `podmod lists show`.")
-        retract_stale(config, state)
-        return create_run(config, state, reason="list", created_by=created_by, list_id=row["id"])
+        retract_stale(state)
+        return create_run(state, reason="list", created_by=created_by, list_id=row["id"])
 
 
 def scan_run(config: Config, run_id: int) -> bool:
