@@ -8,11 +8,13 @@ names the key, where it came from and what to do. `[reader] batch_size` in the f
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
+import threading
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from urllib.parse import urlsplit
 from podmod.errors import ConfigError, PodmodError
 from podmod.kinds import KINDS, LIST_FILE_FORMATS
 from podmod.redact import masked_url
+
+log = logging.getLogger("podmod.config")
 
 DEFAULT_CONFIG_PATH = Path("/etc/podmod/podmod.toml")
 
@@ -475,9 +479,22 @@ class Config:
     source: str
     lists: tuple[ListConfig, ...] = ()
     webhooks: tuple[WebhookConfig, ...] = ()
+    # The file as it was when read (file_stamp), and the environment read with it (None: the
+    # process's): what changed_on_disk() and read_again() compare and read.
+    stamp: FileStamp | None = field(default=None, compare=False)
+    environ: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
+
+    def changed_on_disk(self) -> bool:
+        """Whether the file this configuration was read from has changed since (never, for one
+        read from the environment alone)."""
+        return self.source != "environment" and file_stamp(Path(self.source)) != self.stamp
+
+    def read_again(self) -> Config:
+        """The configuration as its file and environment give it now (ConfigError if bad)."""
+        return load_config(self.source, self.environ)
 
     @property
     def database_url(self) -> str:
@@ -494,6 +511,73 @@ class Config:
     def subscription(self, name: str) -> ListConfig | None:
         """The `[[lists]]` subscription of this name, or None."""
         return next((s for s in self.lists if s.name == name), None)
+
+
+class FollowedConfig:
+    """The configuration of a process that runs for long (the reader, the web UI), following its
+    file: current() reads it again when the file has changed since, as `podmod lists sync` and
+    each worker job, which read it every time, would. The `start_bound` settings (what the process
+    opened its connections with, say) stay as they were when it started; `restart_for` names
+    those the file has changed. A file that cannot be used changes nothing: `problem` says why
+    ("" when the file in use is the file on disk), and it is logged once."""
+
+    def __init__(self, config: Config, start_bound: tuple[str, ...], process: str) -> None:
+        self.config = config
+        self.started = config
+        self.start_bound = start_bound
+        self.process = process  # ("the reader", "the web UI": for the log)
+        self.problem = ""
+        self.restart_for: tuple[str, ...] = ()
+        self._lock = threading.Lock()
+
+    def current(self) -> Config:
+        if self.config.changed_on_disk():
+            with self._lock:
+                self._read_again()
+        return self.config
+
+    def _read_again(self) -> None:
+        current = self.config
+        seen = file_stamp(Path(current.source))
+        if seen == current.stamp:
+            return  # (another thread read it meanwhile)
+        try:
+            fresh = current.read_again()
+        except ConfigError as error:
+            if str(error) != self.problem:
+                log.error(
+                    "%s changed, but %s cannot use it: %s", current.source, self.process, error
+                )
+            self.problem = str(error)
+            self.config = replace(current, stamp=seen)  # (read again once it changes again)
+            return
+        kept = {name: self.started[name] for name in self.start_bound}
+        restart_for = tuple(name for name in self.start_bound if fresh[name] != kept[name])
+        self.config = replace(fresh, values={**fresh.values, **kept})
+        self.problem = ""
+        if restart_for:
+            log.warning(
+                "%s changed: %s read it again, but applies %s only when it is restarted",
+                fresh.source,
+                self.process,
+                ", ".join(restart_for),
+            )
+        else:
+            log.info("%s changed: %s read it again", fresh.source, self.process)
+        self.restart_for = restart_for
+
+
+FileStamp = tuple[int, int, int]
+
+
+def file_stamp(path: Path) -> FileStamp | None:
+    """What tells a file's versions apart (modified, size, inode: an editor that saves by
+    renaming makes a new inode); None when it is gone."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size, info.st_ino
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -557,6 +641,7 @@ def load_config(
     explicit = path is not None or "PODMOD_CONFIG" in env
     file_path = Path(path if path is not None else env.get("PODMOD_CONFIG", DEFAULT_CONFIG_PATH))
     from_file: dict[str, Any] = {}
+    stamp = file_stamp(file_path)  # (before it is read: a change while reading is seen next time)
     if file_path.exists():
         try:
             with file_path.open("rb") as handle:
@@ -609,6 +694,8 @@ def load_config(
         source=source,
         lists=_load_lists(raw_lists, file_path),
         webhooks=webhooks,
+        stamp=stamp if source != "environment" else None,
+        environ=environ,
     )
 
 

@@ -21,7 +21,7 @@ import psycopg
 import redis
 
 from podmod import durable, pod_db, queue, scan, store
-from podmod.config import Config
+from podmod.config import Config, FollowedConfig
 from podmod.errors import PodmodError, ServiceUnavailable
 from podmod.notify import carry
 from podmod.store import INGEST_LOCK, require_current_schema, resolve_cases_without_pending
@@ -215,6 +215,17 @@ def read_pass(
     return result
 
 
+# What the reader takes when it starts and keeps while it runs: its connections, the queues it
+# fills (the workers listen on those they started with), its log level.
+READER_START_BOUND = (
+    "database_url",
+    "state_database_url",
+    "redis_url",
+    "queue_prefix",
+    "log.level",
+)
+
+
 class AnotherReaderRunning(PodmodError):
     exit_code = 4
 
@@ -230,10 +241,12 @@ def run_reader(
 
     A lost database or Redis is not fatal: the reader reconnects with a growing pause (up to 5 s,
     so it is back within seconds of the outage's end) and carries on where the watermark says; with
-    `once` it reports the error instead.
+    `once` it reports the error instead. Its configuration follows its file from pass to pass
+    (but for READER_START_BOUND).
     """
     from podmod.db import pod_connection, state_connection
 
+    followed = FollowedConfig(config, READER_START_BOUND, "the reader")
     backoff = 1.0
     while True:
         try:
@@ -246,7 +259,7 @@ def run_reader(
                         "another `podmod read` is already running; only one reader runs at a time."
                     )
                 backoff = 1.0
-                return _reader_loop(config, pod, state, rconn, once=once, stop=stop)
+                return _reader_loop(followed, pod, state, rconn, once=once, stop=stop)
         except (ServiceUnavailable, redis.RedisError, psycopg.OperationalError) as error:
             if once:
                 raise ServiceUnavailable(f"The reader pass failed: {error}") from None
@@ -260,7 +273,7 @@ def run_reader(
 
 
 def _reader_loop(
-    config: Config,
+    followed: FollowedConfig,
     pod: psycopg.Connection,
     state: psycopg.Connection,
     rconn: redis.Redis,
@@ -271,6 +284,7 @@ def _reader_loop(
     last_reviewed_sync = 0.0
     last_reconcile: float | None = None  # at start, then every reader.reconcile_interval
     while True:
+        config = followed.current()
         now = time.monotonic()
         due = once or now - last_reviewed_sync >= config["reader.reviewed_sync_interval"]
         reconcile_due = (

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from pathlib import Path
+
 import psycopg
 
 from podmod import intake
 from podmod.config import Config
 from tests.diaspora_pod import DiasporaPod
-from tests.helpers import cases_json, drain, intake_all, read_once, report_signals
+from tests.helpers import cases_json, drain, intake_all, read_once, report_signals, wait_for
 
 
 def test_report_of_a_post_opens_a_case_for_its_author_with_a_snapshot(config, state, pod):
@@ -363,3 +367,67 @@ def test_a_pass_commits_its_batches_and_watermark_whatever_comes_after(config, s
     batches = state.execute("SELECT count(*) AS n FROM podmod.intake_batches").fetchone()["n"]
     assert batches == 1
     assert intake._watermark(state) > 0
+
+
+def test_the_running_reader_follows_its_configuration_file(config, state, pod, env, caplog):
+    # `podmod read` runs for weeks. A podmin who changes a setting in podmod.toml (here
+    # reader.batch_size) gets it from the next pass on, without a restart; a file that cannot be
+    # used changes nothing, and a setting the reader started its queues with waits for a restart:
+    # both logged, once.
+    caplog.set_level(logging.INFO, logger="podmod.config")
+    config_file = Path(env["PODMOD_CONFIG"])
+    reporter = pod.person("reporter")
+    post = pod.post(pod.person("author", "remote.example"))
+
+    def batches() -> int:
+        state.rollback()
+        count = state.execute("SELECT count(*) AS n FROM podmod.intake_batches").fetchone()["n"]
+        state.rollback()
+        return count
+
+    def five_reports() -> None:
+        with pod.conn.transaction():  # (one pass sees all five)
+            for _ in range(5):
+                pod.report(reporter, "Post", post)
+
+    def logged(text: str) -> int:
+        return sum(text in record.getMessage() for record in caplog.records)
+
+    stopping = threading.Event()
+    reader = threading.Thread(
+        target=intake.run_reader, args=(config,), kwargs={"stop": stopping.is_set}, daemon=True
+    )
+    reader.start()
+    try:
+        five_reports()
+        wait_for(lambda: batches() == 1, "five reports in one batch (batch_size 1000)", 120)
+
+        config_file.write_text("[reader]\nbatch_size = 2\n")
+        wait_for(lambda: logged("the reader read it again"), "the reader reading the file", 120)
+        five_reports()
+        wait_for(lambda: batches() == 1 + 3, "five more reports in batches of two", 120)
+
+        config_file.write_text("[reader]\nbatch_size = 2\n[reader\n")
+        wait_for(lambda: logged("the reader cannot use it"), "the reader refusing the file", 120)
+        five_reports()
+        wait_for(lambda: batches() == 4 + 3, "five more in batches of two, as before", 120)
+        assert logged("the reader cannot use it") == 1
+
+        config_file.write_text('queue_prefix = "elsewhere"\n[reader]\nbatch_size = 5\n')
+        wait_for(lambda: logged("only when it is restarted"), "the reader's warning", 120)
+        five_reports()
+        wait_for(lambda: batches() == 7 + 1, "five more in one batch of five", 120)
+    finally:
+        stopping.set()
+        reader.join(60)
+    assert not reader.is_alive(), "the reader did not stop"
+    [warning] = [r.getMessage() for r in caplog.records if "only when it" in r.getMessage()]
+    assert warning.endswith(
+        "the reader read it again, but applies queue_prefix only when it is restarted"
+    )
+
+    def ingested() -> int:
+        intake_all(config)  # (the reader's jobs, on the queues it started with)
+        return len(report_signals(cases_json()))
+
+    wait_for(lambda: ingested() == 20, "every report ingested", 120)

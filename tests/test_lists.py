@@ -1675,3 +1675,50 @@ def test_the_lists_page_shows_a_lists_severity_setting_and_its_skipped_patterns(
 
     assert "domains; 2 entries (1 suspend, 1 silence); 1 pattern row skipped" in page
     assert "rows without a severity: silence." in page
+
+
+def test_the_web_ui_follows_its_configuration_file_as_it_changes(
+    lists, pod, state, make_app, admin
+):
+    # The web UI is started before a podmin subscribes to a list and cron syncs it: it reads the
+    # changed file again before the next page, shows the list as subscribed, and approves its
+    # held version with the list's settings from the file (it used to say "no longer
+    # subscribed", and refuse: "No list named 'late' in the configuration").
+    lists.write("core", ["account,x@far.example,,"])
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    client = signed_in(make_app().test_client(), "podmin")
+    assert "(no longer subscribed)" not in html(client.get("/lists"))
+    for n in range(4):
+        pod.person(f"u{n}", "far.example")
+    lists.write("late", [f"account,u{n}@far.example,," for n in range(4)])
+    lists.subscribe("late", labels=["placeholder"], skip_invalid=True)
+    assert sync("late")[0] == 0
+    lists.write("late", ["account,u0@far.example,,"])  # 3 of 4 removed: held for approval
+    assert sync("late")[0] == 4
+
+    page = html(client.get("/lists"))
+    assert "<strong>late</strong> <span" not in page and "(no longer subscribed)" not in page
+    assert ">Approve</button>" in page
+    approved = test_web.post(client, "/lists/late/versions/2/approve")
+    assert approved.status_code == 302
+    assert "late: version 2 approved by podmin@pod.example" in html(client.get("/lists"))
+    state.rollback()
+    row = state.execute("SELECT labels FROM podmod.lists WHERE name = 'late'").fetchone()
+    assert row["labels"] == ["placeholder"]  # (the file's, not the started web UI's)
+    state.rollback()
+    assert "restart" not in html(client.get("/lists"))
+
+    # A file that cannot be used changes nothing: the pages say why, to an admin.
+    good = lists.config_path.read_text()
+    lists.config_path.write_text(good + "[[lists]\n")
+    page = html(client.get("/lists"))
+    assert "was changed, but the web UI cannot use it" in page and "is not valid TOML" in page
+    assert "<strong>late</strong>" in page and "(no longer subscribed)" not in page
+
+    # A setting read only at start (its sessions' secret) waits for a restart, and they say so.
+    lists.config_path.write_text('secret_key = "' + "ab" * 32 + '"\n' + good)
+    page = html(client.get("/lists"))
+    assert "cannot use it" not in page
+    assert "changed secret_key, which the web UI reads only when it starts: restart it" in page
+    assert client.get("/").status_code == 200  # (still signed in: the secret it started with)

@@ -23,7 +23,7 @@ from podmod.config import Config, load_config
 from podmod.errors import SchemaOutOfDate, ServiceUnavailable
 from podmod.queue import UNTRUSTED_PROXY_KEY
 from podmod.web import formatting, security
-from podmod.web.services import Services, redis_conn, release_connections
+from podmod.web.services import Services, config_notice, redis_conn, release_connections
 
 log = logging.getLogger("podmod.web")
 
@@ -51,7 +51,9 @@ def create_app(config: Config | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=256 * 1024,
     )
     app.extensions["podmod"] = Services(config)
+    app.before_request(lambda: app.extensions["podmod"].look_at_config())
     app.before_request(_refuse_nul)
+    app.jinja_env.globals["config_notice"] = config_notice
     security.init_app(app)
     formatting.init_app(app)
     app.teardown_appcontext(release_connections)

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from podmod import queue, store
-from podmod.config import Config
+from podmod.config import Config, FollowedConfig
 from podmod.db import describe_url
 from podmod.errors import ServiceUnavailable
 
@@ -25,15 +25,37 @@ POOL_MAX = 10
 CHECKOUT_TIMEOUT = 5.0
 
 
+# What the web UI takes when it starts and keeps while it runs: a change to one of them in the
+# configuration file waits for a restart, and its pages say so (config_notice).
+START_BOUND = (
+    "database_url",
+    "state_database_url",
+    "redis_url",
+    "secret_key",
+    "web.session_minutes",
+    "web.trusted_proxies",
+    "log.level",
+)
+
+
 class Services:
-    """The app's pools and Redis client, opened on first use and closed by close()."""
+    """The app's configuration, pools and Redis client, opened on first use and closed by close().
+
+    The configuration follows its file (look_at_config(), before each request): a podmin who
+    subscribes to a list, changes a policy or a role sees it in the next page, and the pages act
+    on it. The START_BOUND settings stay as they were when the web UI started."""
 
     def __init__(self, config: Config) -> None:
+        self.followed = FollowedConfig(config, START_BOUND, "the web UI")
         self.config = config
         self._pools: dict[str, ConnectionPool] = {}
         self._redis: redis.Redis | None = None
         self._lock = threading.Lock()
         self.schema_checked = False
+
+    def look_at_config(self) -> None:
+        """This request's configuration: the file's, if it has changed since it was read."""
+        self.config = self.followed.current()
 
     def pool(self, url: str, purpose: str) -> ConnectionPool:
         with self._lock:
@@ -86,6 +108,26 @@ class Services:
 
 def services() -> Services:
     return current_app.extensions["podmod"]
+
+
+def config_notice() -> str:
+    """What an admin's pages say while the configuration file holds what the web UI does not
+    follow (a file it cannot use, a START_BOUND setting changed); "" when it follows the file."""
+    followed = services().followed
+    source = followed.config.source
+    if followed.problem:
+        return (
+            f"{source} was changed, but the web UI cannot use it: {followed.problem} Until "
+            "then the web UI goes on with the configuration it read before."
+        )
+    if followed.restart_for:
+        them = "it" if len(followed.restart_for) == 1 else "them"
+        return (
+            f"{source} changed {', '.join(followed.restart_for)}, which the web UI reads only when "
+            f"it starts: restart it (systemctl restart podmod-web) to apply {them}; the rest of "
+            "the file applies already."
+        )
+    return ""
 
 
 def _connection(kind: str) -> psycopg.Connection:
