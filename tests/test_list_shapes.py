@@ -453,6 +453,26 @@ def test_other_names_of_the_severity_and_public_comment_columns_are_read_as_thei
     assert both.entries == [pod("d.example", 2, "suspend", "pub", ("pub",))]
 
 
+def test_the_cariad_audits_columns_are_a_domain_csvs() -> None:
+    """IFTAS's CARIAD audit names its domains `observed_domain` and what most large servers do
+    about each `majority_action`; how many of them block it (`blocked_by`) is not read."""
+    parsed = parse_list(
+        csv_file(
+            "observed_domain,blocked_by,majority_action",
+            "a.example,>=80%,suspend",
+            "b.example,>=51%,silence",
+            "c.example,DNI,suspend",
+        )
+    )
+
+    assert parsed.format == "domain-csv"
+    assert parsed.entries == [
+        pod("a.example", 2, "suspend"),
+        pod("b.example", 3, "silence"),
+        pod("c.example", 4, "suspend"),
+    ]
+
+
 @pytest.mark.parametrize(
     "word", ["True", "FALSE", "true", "1", "0", "t", "f", "yes", "no", "", "?"]
 )

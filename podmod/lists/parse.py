@@ -22,6 +22,9 @@ from podmod.kinds import KINDS, LIST_FILE_FORMATS
 ACCOUNT = KINDS[0]
 HEADER = ("kind", "value", "label", "comment")
 MASTODON_DOMAIN = "#domain"
+# The domain column of IFTAS's CARIAD audit (`observed_domain,blocked_by,majority_action`: the
+# domains most large servers block, with what most of them do), read as a domain CSV's.
+CARIAD_DOMAIN = "observed_domain"
 # The column of handles in Mastodon's CSV exports of an account's mutes and follows
 # (`Account address,Hide notifications`), under which Mastodon's import reads blocks too.
 ACCOUNT_COLUMN = "account address"
@@ -645,7 +648,7 @@ def _find_start(lines: list[str]) -> _Start:
             return _Start("podmod", index, comments)
         elif ACCOUNT_COLUMN in header:
             return _Start("accounts", index, comments)
-        elif "domain" in header:
+        elif "domain" in header or CARIAD_DOMAIN in header:
             return _Start("domain-csv", index, comments)
         elif _looks_like_host(text):
             return _Start("domains", index, comments)

@@ -56,9 +56,15 @@ SEVERITIES = {
 # order its header names them (a published file has rows like that).
 BOOLEAN_COLUMNS = ("reject_media", "reject_reports", "obfuscate", "reject_follows")
 # Other names publishers give the columns podmod reads, each read as its own name when the header
-# has no column of that name: FediBlock-Importer's `block_type` (suspend, silence), and `comment`,
-# the public comment's name in Mastodon's public API (/api/v1/instance/domain_blocks).
-COLUMN_ALIASES = {"block_type": "severity", "comment": "public_comment"}
+# has no column of that name: FediBlock-Importer's `block_type` (suspend, silence), `comment`,
+# the public comment's name in Mastodon's public API (/api/v1/instance/domain_blocks), and IFTAS
+# CARIAD's `observed_domain` and `majority_action` (suspend, silence).
+COLUMN_ALIASES = {
+    "block_type": "severity",
+    "comment": "public_comment",
+    "observed_domain": "domain",
+    "majority_action": "severity",
+}
 BOOLEAN_WORDS = frozenset(("true", "false", "t", "f", "yes", "no", "y", "n", "1", "0", ""))
 _BOOLEAN_CELLS = frozenset(
     spelling for word in BOOLEAN_WORDS for spelling in (word, word.upper(), word.title())
