@@ -3,6 +3,7 @@ that misbehaves on purpose, and file:// URLs; every failure is a FetchError in o
 
 from __future__ import annotations
 
+import email.utils
 import os
 import socket
 import ssl
@@ -30,6 +31,11 @@ LIST = b"kind,value,label,comment\naccount,spam@pod.example,spam,\n"
 SIGNATURE = "untrusted comment: signature\nRWQ=\ntrusted comment: test\nabc=\n"
 ETAG = '"v1"'
 MODIFIED = "Wed, 01 May 2024 10:00:00 GMT"
+_MODIFIED_AT = email.utils.parsedate_to_datetime(MODIFIED)
+MIRRORED = (
+    b"kind,value,label,comment\naccount,one@far.example,,\n",
+    b"kind,value,label,comment\naccount,one@far.example,,\naccount,two@far.example,,\n",
+)
 MB = 1_000_000
 
 
@@ -91,6 +97,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send(304, Content_Length="0")
         else:
             self.send(200, LIST, Last_Modified=MODIFIED)
+
+    # A list's first server and a mirror of it, neither with an ETag. The mirror's copy is older
+    # (and has one entry more), and it answers If-Modified-Since as servers do: by date.
+    def route_first_csv(self, base: str) -> None:
+        self.send(200, MIRRORED[0], Last_Modified="Thu, 02 May 2024 10:00:00 GMT")
+
+    def route_mirror_csv(self, base: str) -> None:
+        since = self.headers.get("If-Modified-Since")
+        if since and email.utils.parsedate_to_datetime(since) >= _MODIFIED_AT:
+            self.send(304, Content_Length="0")
+        else:
+            self.send(200, MIRRORED[1], Last_Modified=MODIFIED)
 
     def route_nosig_csv_minisig(self, base: str) -> None:
         self.send(404, b"not found")

@@ -1128,6 +1128,30 @@ def test_over_https_an_unchanged_list_is_a_304_and_costs_no_work(lists, pod, tmp
     assert shown["last_error"] is None and shown["version"] == 1
 
 
+def test_a_list_moved_to_another_url_is_fetched_whole_there(lists, pod, https, tls_files):
+    # A podmin moves a subscription to a mirror whose copy is older: the first server's
+    # Last-Modified, sent along, had the mirror answer "not modified", and the list stayed at the
+    # first server's version (a dry run said the same) until the mirror's copy changed again.
+    pod.person("one", "far.example")
+    pod.person("two", "far.example")
+    lists.list_sync = {"ca_bundle": str(tls_files[0])}
+    base = f"https://127.0.0.1:{https.server_address[1]}"
+    lists.subscribe("core", signed=False, url=f"{base}/first.csv")
+    first = sync()
+    lists.subscribe("core", signed=False, url=f"{base}/mirror.csv")
+
+    dry_run = podmod("lists", "sync", "--dry-run")
+    moved = sync()
+
+    assert first[0] == 0 and "version 1 applied" in first[1]
+    assert "core: (dry run) version 2 applied" in dry_run.output, dry_run.output
+    assert moved[0] == 0 and "version 2 applied (podmod): 2 entries (+1 -0)" in moved[1], moved[1]
+    asked = [headers for path, headers in https.requests if path == "/mirror.csv"]
+    assert [h.get("If-Modified-Since") for h in asked] == [None, None]
+    matched = [c["account"] for c in cases_json("open") if c["list_matches"]]
+    assert sorted(matched) == ["one@far.example", "two@far.example"]
+
+
 def test_over_https_a_server_that_is_not_trusted_fails_cleanly(lists, pod, tmp_path):
     from podmod.loopback import LoopbackServer
 

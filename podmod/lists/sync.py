@@ -240,7 +240,13 @@ def _fetch(
         latest["reader"] < versions.READER
         or any(setting in versions.READ_SETTINGS for setting in changed)
     )
-    conditional = list_row is not None and latest is not None and not changed and not read_again
+    conditional = (
+        list_row is not None
+        and list_row["url"] == masked_url(subscription.url)  # (a dry run's row: before it moved)
+        and latest is not None
+        and not changed
+        and not read_again
+    )
     result, signed = fetch_verified(
         config,
         subscription,

@@ -210,14 +210,19 @@ def ensure_list(
     state: psycopg.Connection, subscription: ListConfig
 ) -> tuple[dict[str, Any], list[str]]:
     """The list's row, created or brought in line with the config, and the names of the settings
-    that changed since the last sync (none for a new list)."""
+    that changed since the last sync (none for a new list). A list that moved to another URL
+    forgets the old server's ETag and Last-Modified: sent to the new one, they could have it answer
+    "not modified" for a file it never served (a mirror whose copy is older, say)."""
     _, changed = list_state(state, subscription)
     settings = list_settings(subscription)
     row = state.execute(
         "INSERT INTO podmod.lists (name, url, policy, kinds, labels, lock_labels, format,"
         " require_canary, severity) VALUES (%(name)s, %(url)s, %(policy)s, %(kinds)s, %(labels)s,"
         " %(lock_labels)s, %(format)s, %(require_canary)s, %(severity)s) ON CONFLICT (name) DO"
-        " UPDATE SET url = excluded.url, policy = excluded.policy, kinds = excluded.kinds,"
+        " UPDATE SET etag = CASE WHEN podmod.lists.url = excluded.url THEN podmod.lists.etag END,"
+        " last_modified = CASE WHEN podmod.lists.url = excluded.url"
+        " THEN podmod.lists.last_modified END,"
+        " url = excluded.url, policy = excluded.policy, kinds = excluded.kinds,"
         " labels = excluded.labels, lock_labels = excluded.lock_labels, format = excluded.format,"
         " require_canary = excluded.require_canary, severity = excluded.severity RETURNING *",
         {"name": subscription.name, "url": masked_url(subscription.url)} | settings,
