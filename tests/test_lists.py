@@ -1033,7 +1033,7 @@ def test_cases_a_sync_opens_carry_the_counts_and_priority_their_signals_give(lis
     state.rollback()
 
 
-def test_a_list_removed_from_the_config_stops_applying(lists, pod):
+def test_a_list_removed_from_the_config_stops_applying_and_the_sync_says_so(lists, pod, state):
     pod.person("one", "far.example")
     lists.write("core", ["account,one@far.example,,"])
     lists.write("other", [])
@@ -1043,10 +1043,28 @@ def test_a_list_removed_from_the_config_stops_applying(lists, pod):
     lists.lists = [item for item in lists.lists if item["name"] != "core"]
     lists.save()
 
-    sync()
+    dry_run = podmod("lists", "sync", "--dry-run")
+    assert cases_json("open") != []
+    code, output = sync()
+    again = sync()
 
+    said = "no longer in the configuration: it applies no more, and its 1 match is retracted"
+    assert (
+        "core: (dry run) no longer in the configuration: a sync would stop applying it and"
+        " retract its 1 match" in dry_run.output
+    ), dry_run.output
+    assert code == 0 and f"core: {said} (its versions are kept)" in output, output
+    assert "core" not in again[1]  # (told once)
     assert cases_json("open") == []
     assert all(s["retracted"] for s in list_signals())
+    [retired] = [
+        o for o in json.loads(podmod("lists", "show", "--json").output) if o["name"] == "core"
+    ]
+    assert retired["policy"] == "ignore" and retired["version"] == 1
+    state.rollback()
+    audit = state.execute("SELECT source FROM podmod.audit WHERE action = 'list_retire'")
+    assert [row["source"] for row in audit] == ["list:core"]
+    state.rollback()
 
 
 def test_publish_then_sync_then_match_with_podmod_alone(lists, pod, tmp_path):

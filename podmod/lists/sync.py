@@ -39,7 +39,7 @@ log = logging.getLogger("podmod.lists")
 @dataclass
 class SyncOutcome:
     name: str
-    status: str  # not_modified, unchanged, applied, held, failed
+    status: str  # not_modified, unchanged, applied, held, failed, retired
     message: str
     version: int | None = None
     entries: int | None = None
@@ -494,27 +494,65 @@ def _audit_sync(state: psycopg.Connection, subscription: ListConfig, what: str, 
     )
 
 
-def retire_unsubscribed(config: Config, pod: psycopg.Connection, state: psycopg.Connection) -> int:
-    """Lists no longer in the config stop applying: policy `ignore`, their matches retracted."""
+# The lists a sync retires (no longer in the configuration), with their matches in force.
+UNSUBSCRIBED_SQL = """
+SELECT l.name, count(s.id) AS matches FROM podmod.lists l
+LEFT JOIN podmod.signals s ON s.list_id = l.id AND s.retracted_at IS NULL
+WHERE l.policy <> 'ignore' AND l.origin = 'subscription' AND NOT (l.name = ANY (%s))
+GROUP BY l.id, l.name ORDER BY l.name
+"""
+
+
+def retire_unsubscribed(
+    config: Config, pod: psycopg.Connection, state: psycopg.Connection, *, dry_run: bool = False
+) -> list[SyncOutcome]:
+    """Lists no longer in the config stop applying: policy `ignore`, their matches retracted
+    (audited); an outcome (`retired`) for each, or with `dry_run` what a sync would do."""
     names = [subscription.name for subscription in config.lists]
-    with state.transaction():
-        retired = state.execute(
-            "UPDATE podmod.lists SET policy = 'ignore' WHERE policy <> 'ignore'"
-            " AND origin = 'subscription' AND NOT (name = ANY(%s)) RETURNING name",
-            (names,),
-        ).fetchall()
-        if retired:
-            apply.match_people(config, pod, state, full=True)
-            _after_list_change(state, list_id=None, version=None, reason="list")
-            for row in retired:
-                record_audit(
-                    state,
-                    actor="podmod",
-                    action="list_retire",
-                    source=f"list:{row['name']}",
-                    reason="no longer in the configuration; its matches are retracted",
-                )
-    return len(retired)
+    with state.transaction(force_rollback=dry_run):
+        retired = state.execute(UNSUBSCRIBED_SQL, (names,)).fetchall()
+        outcomes = [
+            SyncOutcome(
+                row["name"],
+                "retired",
+                _retired_text(row["matches"], dry_run=dry_run),
+                matches_retracted=row["matches"],
+            )
+            for row in retired
+        ]
+        if not retired or dry_run:
+            return outcomes
+        state.execute(
+            "UPDATE podmod.lists SET policy = 'ignore' WHERE name = ANY (%s)",
+            ([row["name"] for row in retired],),
+        )
+        apply.match_people(config, pod, state, full=True)
+        _after_list_change(state, list_id=None, version=None, reason="list")
+        for row in retired:
+            record_audit(
+                state,
+                actor="podmod",
+                action="list_retire",
+                source=f"list:{row['name']}",
+                reason="no longer in the configuration; its matches are retracted",
+            )
+    for outcome in outcomes:
+        log.info("list %s: %s", outcome.name, outcome.message)
+    return outcomes
+
+
+def _retired_text(matches: int, *, dry_run: bool) -> str:
+    counted = f"{matches} {'match' if matches == 1 else 'matches'}"
+    if dry_run:
+        return (
+            f"no longer in the configuration: a sync would stop applying it and retract its "
+            f"{counted}"
+        )
+    verb = "is" if matches == 1 else "are"
+    return (
+        f"no longer in the configuration: it applies no more, and its {counted} {verb} retracted"
+        " (its versions are kept)"
+    )
 
 
 def sync_lists(
@@ -536,8 +574,8 @@ def sync_lists(
     # A connection lost mid-sync (psycopg.OperationalError) is the CLI's one sentence: each step
     # is one transaction, so what did not commit is rolled back and the next sync carries on.
     with state_connection(config) as state, pod_connection(config) as pod:
-        if not names and not dry_run:
-            retire_unsubscribed(config, pod, state)
+        if not names:
+            outcomes += retire_unsubscribed(config, pod, state, dry_run=dry_run)
         for subscription in wanted:
             sync = preview_list if dry_run else sync_list
             outcomes.append(sync(config, subscription, pod, state, progress))
