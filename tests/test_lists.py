@@ -1729,7 +1729,8 @@ def test_the_web_ui_follows_its_configuration_file_as_it_changes(
     lists.write("core", ["account,x@far.example,,"])
     lists.subscribe("core")
     assert sync()[0] == 0
-    client = signed_in(make_app().test_client(), "podmin")
+    app = make_app()
+    client = signed_in(app.test_client(), "podmin")
     assert "(no longer subscribed)" not in html(client.get("/lists"))
     for n in range(4):
         pod.person(f"u{n}", "far.example")
@@ -1749,7 +1750,7 @@ def test_the_web_ui_follows_its_configuration_file_as_it_changes(
     row = state.execute("SELECT labels FROM podmod.lists WHERE name = 'late'").fetchone()
     assert row["labels"] == ["placeholder"]  # (the file's, not the started web UI's)
     state.rollback()
-    assert "restart" not in html(client.get("/lists"))
+    assert 'role="alert"' not in html(client.get("/lists"))  # (nothing waits for a restart)
 
     # A file that cannot be used changes nothing: the pages say why, to an admin.
     good = lists.config_path.read_text()
@@ -1763,4 +1764,7 @@ def test_the_web_ui_follows_its_configuration_file_as_it_changes(
     page = html(client.get("/lists"))
     assert "cannot use it" not in page
     assert "changed secret_key, which the web UI reads only when it starts: restart it" in page
+    pod.person("moddy", password=test_web.PASSWORD, roles=("moderator",))
+    moderator = signed_in(app.test_client(), "moddy")
+    assert 'role="alert"' not in html(moderator.get("/lists"))  # (an admin's to act on)
     assert client.get("/").status_code == 200  # (still signed in: the secret it started with)
