@@ -513,6 +513,11 @@ class Config:
         return next((s for s in self.lists if s.name == name), None)
 
 
+# What a process that runs for long opens when it starts and keeps (FollowedConfig's start_bound):
+# its database and Redis connections, its logging.
+CONNECTIONS = ("database_url", "state_database_url", "redis_url", "log.level")
+
+
 class FollowedConfig:
     """The configuration of a process that runs for long (the reader, the web UI), following its
     file: current() reads it again when the file has changed since, as `podmod lists sync` and

@@ -21,7 +21,7 @@ import psycopg
 import redis
 
 from podmod import durable, pod_db, queue, scan, store
-from podmod.config import Config, FollowedConfig
+from podmod.config import CONNECTIONS, Config, FollowedConfig
 from podmod.errors import PodmodError, ServiceUnavailable
 from podmod.notify import carry
 from podmod.store import INGEST_LOCK, require_current_schema, resolve_cases_without_pending
@@ -217,13 +217,7 @@ def read_pass(
 
 # What the reader takes when it starts and keeps while it runs: its connections, the queues it
 # fills (the workers listen on those they started with), its log level.
-READER_START_BOUND = (
-    "database_url",
-    "state_database_url",
-    "redis_url",
-    "queue_prefix",
-    "log.level",
-)
+READER_START_BOUND = (*CONNECTIONS, "queue_prefix")
 
 
 class AnotherReaderRunning(PodmodError):

@@ -494,6 +494,38 @@ def test_content_written_after_a_labels_change_is_matched_with_the_new_labels(li
     ], matched
 
 
+def test_content_written_after_a_kinds_change_is_matched_with_the_new_kinds(lists, pod):
+    # As for labels: a change of the kinds a list applies (no new version) must compile the
+    # entries for new content again, or a kind switched off goes on matching new posts.
+    rows = ["phrase,placeholder pi,,", "url,pi.example,,"]
+    publish(lists, "mixed", rows)
+    settle()
+    first = pod.person("first", "far.example")
+    pod.post(first, "placeholder pi at https://pi.example/")  # (new content: compiled for it now)
+    settle()
+    assert sorted(e for e, _, _ in entries_of(content_signals())) == [
+        "phrase:placeholder pi",
+        "url:https://pi.example/",
+    ]
+
+    publish(lists, "mixed", rows, kinds=["url"])
+    settle()
+    later = pod.person("later", "far.example")
+    pod.post(later, "placeholder pi at https://pi.example/, written later")
+    settle()
+
+    matched = sorted(
+        (case["account"], signal["entry"])
+        for case in cases_json("open")
+        for signal in active(case["signals"])
+        if signal["kind"] == "content"
+    )
+    assert matched == [
+        ("first@far.example", "url:https://pi.example/"),
+        ("later@far.example", "url:https://pi.example/"),
+    ], matched
+
+
 def test_a_list_added_after_the_reader_started_is_matched_against_new_content(lists, pod):
     # The reader keeps the configuration it started with. A content list added to podmod.toml
     # later (cron syncs it) applies as its sync stored it: the reader batches new content for it.

@@ -56,11 +56,11 @@ WHERE e.list_id = %s AND e.label = %s AND e.added_in = %s AND e.kind = 'pdq'
 """
 PDQ_IDS_PER_QUERY = 250_000
 
-# What the compiled entries depend on: each list's version in force, policy and labels (every
-# change to a list's entries is a new version of it, this pod's own list's too).
+# What the compiled entries depend on: each list's version in force, policy, labels and kinds
+# (every change to a list's entries is a new version of it, this pod's own list's too).
 FINGERPRINT_SQL = """
 SELECT coalesce(array_agg(id || ':' || coalesce(current_version, 0) || ':' || policy || ':'
-                          || labels::text ORDER BY id), '{}') AS lists,
+                          || labels::text || ':' || kinds::text ORDER BY id), '{}') AS lists,
        (SELECT max(coalesce(applied_at, fetched_at)) FROM podmod.list_versions) AS last_version
 FROM podmod.lists
 """
@@ -70,13 +70,7 @@ _matchers: dict[tuple[Any, ...], Matcher] = {}
 
 def _fingerprint(config: Config, state: psycopg.Connection) -> tuple[Any, ...]:
     row = state.execute(FINGERPRINT_SQL).fetchone()
-    names, kinds = enabled_pairs(state)
-    return (
-        config.state_database_url,
-        tuple(row["lists"]),
-        row["last_version"],
-        tuple(zip(names, kinds, strict=True)),
-    )
+    return (config.state_database_url, tuple(row["lists"]), row["last_version"])
 
 
 def load_matcher(

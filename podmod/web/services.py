@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from podmod import queue, store
-from podmod.config import Config, FollowedConfig
+from podmod.config import CONNECTIONS, Config, FollowedConfig
 from podmod.db import describe_url
 from podmod.errors import ServiceUnavailable
 
@@ -27,15 +27,7 @@ CHECKOUT_TIMEOUT = 5.0
 
 # What the web UI takes when it starts and keeps while it runs: a change to one of them in the
 # configuration file waits for a restart, and its pages say so (config_notice).
-START_BOUND = (
-    "database_url",
-    "state_database_url",
-    "redis_url",
-    "secret_key",
-    "web.session_minutes",
-    "web.trusted_proxies",
-    "log.level",
-)
+START_BOUND = (*CONNECTIONS, "secret_key", "web.session_minutes", "web.trusted_proxies")
 
 
 class Services:
@@ -47,15 +39,18 @@ class Services:
 
     def __init__(self, config: Config) -> None:
         self.followed = FollowedConfig(config, START_BOUND, "the web UI")
-        self.config = config
         self._pools: dict[str, ConnectionPool] = {}
         self._redis: redis.Redis | None = None
         self._lock = threading.Lock()
         self.schema_checked = False
 
+    @property
+    def config(self) -> Config:
+        return self.followed.config
+
     def look_at_config(self) -> None:
-        """This request's configuration: the file's, if it has changed since it was read."""
-        self.config = self.followed.current()
+        """Read the configuration file again if it has changed since (before each request)."""
+        self.followed.current()
 
     def pool(self, url: str, purpose: str) -> ConnectionPool:
         with self._lock:
