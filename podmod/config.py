@@ -899,14 +899,14 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
 
 def _list_labels(raw: Any, key: str, where: str) -> tuple[str, ...]:
     """`labels = ["hate-speech", "spam"]`, normalised as entries' labels are (lower case, without
-    a namespace such as `iftas:`)."""
-    from podmod.lists.parse import label_tokens
+    a namespace such as `iftas:`, words joined by a hyphen: `Hate speech` is `hate-speech`)."""
+    from podmod.lists.parse import label_keys_of
 
     if not isinstance(raw, list) or not all(isinstance(label, str) for label in raw):
         raise ConfigError(f'{key} of {where} must be a list of labels, such as ["spam"].')
     labels: list[str] = []
     for label in raw:
-        tokens = label_tokens(label)
+        tokens = label_keys_of(label)
         if len(tokens) != 1:
             raise ConfigError(
                 f"{key} of {where} holds {label!r}, which is not one label (no ; or , inside, "

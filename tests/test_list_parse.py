@@ -23,6 +23,7 @@ from podmod.lists.parse import (
     RowError,
     csv_safe,
     detect_format,
+    label_keys,
     label_tokens,
     normalise,
     parse_list,
@@ -183,10 +184,32 @@ def test_labels_are_split_into_normalised_tokens() -> None:
         ("“mismatched'", ("“mismatched'",)),
         ("Tagline: “Now With More Spam!”", ("now with more spam!",)),
         ('"iftas:spam", iftas:"hate speech"', ("spam", "hate speech")),
+        ("-", ()),
+        ("- ; _ ; spam; --", ("spam",)),
     ],
 )
 def test_label_tokens(text: str, tokens: tuple[str, ...]) -> None:
     assert label_tokens(text) == tokens
+
+
+@pytest.mark.parametrize(
+    ("text", "keys"),
+    [
+        ("", ()),
+        ("spam", ("spam",)),
+        # one label however its words are joined, as different publishers write the same reason
+        ("Hate speech", ("hate-speech",)),
+        ("iftas:hate-speech;iftas:spam", ("hate-speech", "spam")),
+        ("hate_speech; Hate  -  Speech; HATE SPEECH, hate--speech", ("hate-speech",)),
+        ("Third-party bots, third party bots", ("third-party-bots",)),
+        ("“free speech zone”, spam", ("free-speech-zone", "spam")),
+        ("-spam_; __; - ", ("spam",)),
+        ("-", ()),
+        ("a_b-c d", ("a-b-c-d",)),
+    ],
+)
+def test_label_keys(text: str, keys: tuple[str, ...]) -> None:
+    assert label_keys(label_tokens(text)) == keys
 
 
 def test_entries_are_ordinary_frozen_entries() -> None:
@@ -554,7 +577,7 @@ def reference_label_tokens(text: str) -> tuple[str, ...]:
             token = re.sub(r"^[\w-]+:", "", token).strip()
             if len(token) > 1 and any(token[0] + token[-1] == a + b for a, b in quoted):
                 token = token[1:-1].strip()
-        if token and len(token) <= 100 and token not in tokens:
+        if re.search(r"[^ _-]", token) and len(token) <= 100 and token not in tokens:
             tokens.append(token)
     return tuple(tokens)
 
@@ -567,6 +590,8 @@ def reference_label_tokens(text: str) -> tuple[str, ...]:
 )
 def test_label_tokens_keeps_its_contract(text: str) -> None:
     assert label_tokens(text) == reference_label_tokens(text)
+    keys = [re.sub(r"[ _-]+", "-", token).strip("-") for token in reference_label_tokens(text)]
+    assert label_keys(label_tokens(text)) == tuple(dict.fromkeys(keys))
 
 
 def test_parsing_leaves_the_garbage_collector_as_it_found_it() -> None:

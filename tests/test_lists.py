@@ -14,6 +14,7 @@ import pytest
 
 from podmod.config import load_config
 from podmod.lists import minisign
+from podmod.lists.parse import label_keys
 from podmod.loopback import LoopbackServer
 from tests import test_list_fetch, test_web
 from tests.helpers import cases_json, drain, podmod, read_once
@@ -1227,6 +1228,54 @@ def test_upgrading_reads_the_signed_time_and_file_of_versions_stored_before(stat
         (parsed.signed_at, parsed.file) for parsed in expected
     ]
     assert rows[0]["signed_at"] is not None and rows[0]["signed_file"] == "core.csv"
+
+
+def test_upgrading_makes_stored_labels_keys_in_place(state):
+    """Migration 0026 rewrites the labels stored before labels became keys as label_keys() gives
+    them, the entries' own and the subscriptions' labels and lock_labels, and nothing else."""
+    from podmod import store
+
+    stored = [
+        ["hate speech"],
+        ["hate-speech", "hate speech", "spam"],
+        ["third party bots", "hate_speech", "-x-", "a--b", "_"],
+        ["spam", "harassment"],
+        ["lack of moderation|trolls", "no-moderation"],
+        [],
+    ]
+    state.execute(
+        "INSERT INTO podmod.lists (name, url, policy, labels, lock_labels) VALUES"
+        " ('core', 'file:///x', 'review', '{hate speech,spam}', '{\"free speech zone\"}')"
+    )
+    for number, labels in enumerate(stored, start=1):
+        state.execute(
+            "INSERT INTO podmod.list_entries (list_id, kind, value, label, labels, added_in)"
+            " SELECT id, 'pod', %s, %s, %s, 1 FROM podmod.lists",
+            (f"p{number}.example", "; ".join(labels), labels),
+        )
+    state.execute("DELETE FROM podmod.schema_migrations WHERE version = 26")
+    state.commit()
+
+    assert [m.version for m in store.migrate(state)] == [26]
+
+    rows = state.execute(
+        "SELECT value, label, labels FROM podmod.list_entries ORDER BY value"
+    ).fetchall()
+    assert (
+        [row["labels"] for row in rows]
+        == [list(label_keys(labels)) for labels in stored]
+        == [
+            ["hate-speech"],
+            ["hate-speech", "spam"],
+            ["third-party-bots", "hate-speech", "x", "a-b"],
+            ["spam", "harassment"],
+            ["lack-of-moderation|trolls", "no-moderation"],
+            [],
+        ]
+    )
+    assert [row["label"] for row in rows] == ["; ".join(labels) for labels in stored]
+    subscription = state.execute("SELECT labels, lock_labels FROM podmod.lists").fetchone()
+    assert subscription == {"labels": ["hate-speech", "spam"], "lock_labels": ["free-speech-zone"]}
 
 
 # What a list server sends back, and a list URL's password

@@ -630,14 +630,19 @@ def test_labels_select_the_entries_a_list_is_trusted_for(lists, pod):
     assert open_accounts() == ["both@both.example", "spam@spam.example"]
 
 
-def test_lock_labels_lock_on_a_review_list_only_what_they_name(lists, pod, state):
+@pytest.mark.parametrize(
+    ("label", "lock_label"),
+    [("campaign", "campaign"), ("Spam campaign", "spam_campaign")],
+    ids=["as-written", "words-joined-otherwise"],
+)
+def test_lock_labels_lock_on_a_review_list_only_what_they_name(lists, pod, label, lock_label):
     pod.person("campaigner")
     pod.person("spammer")
     lists.write(
         "core",
-        ["account,campaigner@pod.example,campaign,", "account,spammer@pod.example,spam,"],
+        [f"account,campaigner@pod.example,{label},", "account,spammer@pod.example,spam,"],
     )
-    lists.subscribe("core", lock_labels=["campaign"])
+    lists.subscribe("core", lock_labels=[lock_label])
 
     code, output = sync()
 
@@ -647,6 +652,42 @@ def test_lock_labels_lock_on_a_review_list_only_what_they_name(lists, pod, state
     assert [row["username"] for row in locked] == ["campaigner"]
     # The lock decided campaigner's case (closed as locked); spammer's waits for review.
     assert open_accounts() == ["spammer@pod.example"]
+
+
+def test_a_label_is_one_label_however_each_publisher_joins_its_words(lists, pod, state):
+    """IFTAS and Garden Fence write `hate-speech`, mastodon.social's comments `Hate speech`: a
+    subscription's labels select both, written either way or with underscores."""
+    pod.person("tagged", "tagged.example")
+    pod.person("spelled", "spelled.example")
+    pod.person("bots", "bots.example")
+    serve(
+        lists,
+        "dni",
+        MASTODON_HEADER + "tagged.example,suspend,false,false,iftas:hate-speech,false\n",
+        labels=["hate_speech"],
+    )
+    serve(
+        lists,
+        "flagship",
+        "domain,severity,public_comment\n"
+        "spelled.example,suspend,Hate speech\n"
+        "bots.example,silence,Third-party bots\n",
+        labels=["HATE SPEECH"],
+    )
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert open_accounts() == ["spelled@spelled.example", "tagged@tagged.example"]
+    stored = state.execute(
+        "SELECT e.value, e.label, e.labels FROM podmod.list_entries e ORDER BY e.value"
+    ).fetchall()
+    assert [(row["value"], row["label"], row["labels"]) for row in stored] == [
+        ("bots.example", "third-party bots", ["third-party-bots"]),
+        ("spelled.example", "hate speech", ["hate-speech"]),
+        ("tagged.example", "hate-speech", ["hate-speech"]),
+    ]
+    assert "only labels hate-speech" in podmod("lists", "show").output
 
 
 def test_kinds_switch_off_account_and_pod_entries_too(lists, pod):

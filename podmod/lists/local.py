@@ -15,7 +15,7 @@ import psycopg
 
 from podmod.config import LOCAL_LIST
 from podmod.errors import PodmodError
-from podmod.lists.parse import MAX_COMMENT, MAX_LABEL, label_tokens, normalise
+from podmod.lists.parse import MAX_COMMENT, MAX_LABEL, label_keys_of, normalise
 from podmod.lists.versions import READER
 
 LOCAL_URL = "podmod:" + LOCAL_LIST  # (no file: the entries live in podmod.list_entries alone)
@@ -132,7 +132,7 @@ def add(
     state.execute(
         "INSERT INTO podmod.list_entries (list_id, kind, value, label, comment, labels, added_in)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (row["id"], entry.kind, entry.value, label, reason, list(label_tokens(label)), number),
+        (row["id"], entry.kind, entry.value, label, reason, list(label_keys_of(label)), number),
     )
     return number, None
 

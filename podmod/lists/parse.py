@@ -65,6 +65,11 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _INJECTION_START = ("=", "+", "-", "@", "\t", "\r")
 _LABEL_SEPARATOR = re.compile(r"[;,]")
 _NAMESPACE = re.compile(r"[\w-]+:")
+# A label's words make one key however they are joined: publishers write the same reason
+# `hate-speech` (IFTAS, Garden Fence), `hate speech` (mastodon.social's comments) and
+# `hate_speech`, and a subscription's `labels` must select all three.
+_LABEL_JOINS = re.compile(r"[ _-]+")
+_LABEL_WORD = re.compile(r"[^ _-]")  # (a token of joins alone, `-` for "no reason", is none)
 # The quotes a label may be written between, each opening one with its closing one: straight
 # ones, and the typographic ones word processors put in (English double and single, German low,
 # French guillemets).
@@ -113,9 +118,10 @@ class Entry:
     """One valid row: `value` is normalised (a pod known only by the SHA-256 digest of its name,
     as Mastodon publishes obfuscated domains, is "sha256:<hex>"); `line` is where the row starts
     (the header is 1; in JSON, the item's number). `severity` is "" in podmod's format and
-    suspend, silence or noop in a domain list; `labels` are the label's tokens (label_tokens()),
-    what a subscription's `labels` select on; `published` is the domain as the file wrote it when
-    podmod matches by something else (the obfuscated domain of a digest), else ""."""
+    suspend, silence or noop in a domain list; `labels` are the keys of the label's tokens
+    (label_keys()), what a subscription's `labels` select on; `published` is the domain as the
+    file wrote it when podmod matches by something else (the obfuscated domain of a digest), else
+    ""."""
 
     kind: str
     value: str
@@ -488,20 +494,35 @@ def _unquoted(token: str) -> str:
 def label_tokens(text: str) -> tuple[str, ...]:
     """The labels a label or public comment holds: split on ; and , each stripped (and of the
     quotes around it: `"free speech", spam`, or typographic ones, QUOTE_PAIRS), spaces collapsed,
-    lower-cased, without a namespace such as `iftas:` (nor quotes after it); empty tokens and
-    tokens over MAX_LABEL characters dropped, and repeats; in their order."""
+    lower-cased, without a namespace such as `iftas:` (nor quotes after it); empty tokens (or of
+    spaces, hyphens and underscores alone: `-` for no reason), tokens over MAX_LABEL characters
+    and repeats dropped; in their order."""
     if not _LABEL_SPECIAL.search(text):  # one token, its spaces single (most comments)
         token = text.strip().casefold()
-        return (token,) if token and len(token) <= MAX_LABEL else ()
+        return (token,) if len(token) <= MAX_LABEL and _LABEL_WORD.search(token) else ()
     tokens: list[str] = []
     for part in _LABEL_SEPARATOR.split(text):
         token = _unquoted(_SPACE.sub(" ", part).strip().casefold())
         namespace = _NAMESPACE.match(token)
         if namespace:  # (`iftas:spam`; and quotes after it: `tagline: “…”`)
             token = _unquoted(token[namespace.end() :].lstrip())
-        if token and len(token) <= MAX_LABEL and token not in tokens:
+        if len(token) <= MAX_LABEL and _LABEL_WORD.search(token) and token not in tokens:
             tokens.append(token)
     return tuple(tokens)
+
+
+def label_keys(tokens: Iterable[str]) -> tuple[str, ...]:
+    """The keys of label_tokens(), as entries store them and a subscription's `labels` and
+    `lock_labels` select them: each token's words joined by one hyphen however they were
+    (spaces, hyphens, underscores: `hate speech` → `hate-speech`, the label IFTAS writes), none
+    at its ends; repeats dropped, in their order."""
+    keys = (_LABEL_JOINS.sub("-", token).strip("-") for token in tokens)
+    return tuple(dict.fromkeys(key for key in keys if key))
+
+
+def label_keys_of(text: str) -> tuple[str, ...]:
+    """The keys of the labels a label or public comment holds."""
+    return label_keys(label_tokens(text))
 
 
 # Files that are not text, by their first bytes: what each is, and what to do.
@@ -1225,7 +1246,7 @@ def _read_podmod(reader: ListReader, lines: list[str], start: int) -> Iterator[R
             known = labels.get(label)
             if known is None:
                 problem = _check_label(label)
-                known = labels[label] = (label, problem, () if problem else label_tokens(label))
+                known = labels[label] = (label, problem, () if problem else label_keys_of(label))
             label, problem, tokens = known
             if problem:
                 errors.append(RowError(line, problem))

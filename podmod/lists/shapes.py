@@ -35,6 +35,7 @@ from podmod.lists.parse import (
     _show,
     _trimmed,
     _unsafe,
+    label_keys,
     label_tokens,
     normalise,
 )
@@ -264,8 +265,9 @@ class _Domains:
             # Cut, not refused: what the row is for is its entry (a real server's reason, several
             # merged into one, ran to 2,664 characters).
             text = text[: MAX_COMMENT - 1] + "…"
-        labels = label_tokens(text)
-        known = (text, labels, "; ".join(labels), _check_comment(text), CANARY_LABEL in labels)
+        tokens = label_tokens(text)
+        labels = label_keys(tokens)
+        known = (text, labels, "; ".join(tokens), _check_comment(text), CANARY_LABEL in labels)
         if len(self.comments) < _COMMENTS_KEPT:
             self.comments[raw] = known
         return known
@@ -273,8 +275,9 @@ class _Domains:
     def _tagged(self, reason: str, tags: list[str]) -> _Comment:
         """RapidBlock's reason as the comment, its tags as the labels."""
         text = reason.strip()
-        labels = label_tokens(";".join(tag.replace(",", " ") for tag in tags))
-        return text, labels, "; ".join(labels), _check_comment(text), CANARY_LABEL in labels
+        tokens = label_tokens(";".join(tag.replace(",", " ") for tag in tags))
+        labels = label_keys(tokens)
+        return text, labels, "; ".join(tokens), _check_comment(text), CANARY_LABEL in labels
 
 
 class _Columns:
