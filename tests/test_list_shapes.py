@@ -650,6 +650,50 @@ def test_comments_are_checked_and_read_back_from_csv_safe_cells() -> None:
     ]
 
 
+STRAY_QUOTE = '"'
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "format"),
+    [
+        (MASTODON_HEADER, "h{}.example,suspend,false,false,{}spam,false", "mastodon-csv"),
+        ("domain,severity,public_comment", "h{}.example,silence,{}spam", "domain-csv"),
+        ("kind,value,label,comment", "account,u{}@pod.example,spam,{}placeholder", "podmod"),
+        ("Account address,Hide notifications", "{1}u{0}@pod.example,true", "accounts"),
+    ],
+)
+@pytest.mark.parametrize("stray", [5, 40], ids=["amid", "last-row"])
+def test_a_quote_never_closed_is_its_rows_error_and_the_rows_after_it_are_read(
+    header: str, row: str, format: str, stray: int
+) -> None:
+    """A stray quote, as hand-edited lists have: read on as the csv module reads it, its cell
+    would hold every line after it, and with skip_invalid a list of 40 rows became one of 4."""
+    rows = [row.format(number, STRAY_QUOTE if number == stray else "") for number in range(1, 41)]
+    data = csv_file(header, *rows)
+
+    with pytest.raises(ListFormatError) as refused:
+        parse_list(data)
+    assert str(refused.value).startswith(
+        f'1 invalid row: line {stray + 1}: a quote (") opens a cell that is never closed'
+    )
+
+    parsed = parse_list(data, skip_invalid=True)
+    assert parsed.format == format
+    assert [e.line for e in parsed.entries] == [n + 1 for n in range(1, 41) if n != stray]
+    assert [e.line for e in parsed.errors] == [stray + 1]
+
+
+def test_a_quoted_cell_still_runs_on_to_the_line_that_closes_it() -> None:
+    """A line break inside quotes is read as the csv module reads it (the comment is then refused
+    for it); only a quote no later line closes is a row of its own."""
+    rows = ['a.example,suspend,"two', 'lines",false', 'b.example,silence,"spam",false']
+    parsed = parse_list(csv_file(MASTODON_HEADER, *rows), skip_invalid=True)
+    assert [(e.value, e.line) for e in parsed.entries] == [("b.example", 4)]
+    assert [(e.line, e.message) for e in parsed.errors] == [
+        (2, "the comment contains a control character (such as a line break)")
+    ]
+
+
 def test_quoted_cells_with_commas_and_quotes_are_read_as_the_csv_module_reads_them() -> None:
     rows = ['a.example,suspend,"spam, bots",false', '"b.example","silence","say ""hi""",""']
     rows += ['"c,d.example",suspend,,', 'e.example,noop,"spam, bots",false']

@@ -583,15 +583,28 @@ def _trimmed(row: list[str]) -> list[str]:
     return row[:end]
 
 
+# A row whose quoted cell is never closed: read on, it would hold every line after it.
+UNCLOSED_QUOTE = (
+    'a quote (") opens a cell that is never closed (the lines after it are read as rows of their'
+    " own)"
+)
+
+
 class _QuotedRows:
     """The csv module reading the rows that hold a quote, fed the lines after a row's first while
-    a quoted cell runs on (a comment with a line break in it)."""
+    a quoted cell runs on (a comment with a line break in it), up to a line that can close it: a
+    cell whose quote no later line can close (a stray quote, real lists have them) is not read
+    on, so the rows after it are read as rows, not lost in it."""
 
-    def __init__(self, numbered: Iterator[tuple[int, str]]) -> None:
+    def __init__(self, numbered: Iterator[tuple[int, str]], lines: list[str]) -> None:
         self._numbered = numbered
+        self._lines = lines
         self._first: str | None = None
+        self._number = 0  # the line the row read starts on
+        self._last_quote: int | None = None  # the last line holding a quote, once asked for
         self._reader = csv.reader(self)
         self.lines = 0  # the lines the last row read ran over
+        self.unclosed = False  # the last row read has a quote no later line closes
 
     def __iter__(self) -> _QuotedRows:
         return self
@@ -600,28 +613,51 @@ class _QuotedRows:
         self.lines += 1
         if self._first is not None:
             line, self._first = self._first, None
+        elif self.lines == 2 and self._number >= self._last_quote_line():
+            self.unclosed = True
+            raise StopIteration
         else:
             line = next(self._numbered)[1]
         return line + "\n"
 
-    def read(self, number: int, line: str) -> list[str]:
+    def _last_quote_line(self) -> int:
+        if self._last_quote is None:
+            lines = self._lines
+            quoted = (number for number in range(len(lines), 0, -1) if '"' in lines[number - 1])
+            self._last_quote = next(quoted, 0)
+        return self._last_quote
+
+    def read(self, number: int, line: str) -> list[str] | None:
+        """The cells of the row starting on line `number`; None when its quote is never closed
+        (UNCLOSED_QUOTE)."""
         self._first = line
+        self._number = number
         self.lines = 0
+        self.unclosed = False
         try:
-            return next(self._reader)
+            cells = next(self._reader)
         except csv.Error as error:
             raise ListFormatError(
                 f"Line {number} of the list cannot be read as CSV ({error}); fix the list."
             ) from None
+        return None if self.unclosed else cells
+
+
+_UNCLOSED_ROW: list[str] = []  # (_rows()' row whose quote is never closed)
 
 
 def _rows(lines: list[str], start: int) -> Iterator[tuple[int, list[str]]]:
-    """Each CSV row from lines[start] on, with the number of the line it starts on. A line without
-    a quote is split at its commas, the cells the csv module would give, three times as fast."""
+    """Each CSV row from lines[start] on, with the number of the line it starts on (_UNCLOSED_ROW
+    for a row whose quote is never closed). A line without a quote is split at its commas, the
+    cells the csv module would give, three times as fast."""
     numbered = enumerate(lines[start:], start + 1)
-    quoted = _QuotedRows(numbered)
+    quoted = _QuotedRows(numbered, lines)
     for number, line in numbered:
-        yield number, quoted.read(number, line) if '"' in line else line.split(",")
+        if '"' not in line:
+            yield number, line.split(",")
+        else:
+            cells = quoted.read(number, line)
+            yield number, _UNCLOSED_ROW if cells is None else cells
 
 
 def _header_cells(line: str, separator: str = ",") -> list[str]:
@@ -1202,6 +1238,9 @@ def _read_podmod(reader: ListReader, lines: list[str], start: int) -> Iterator[R
             kind, value, label = row
             comment = ""
         else:
+            if row is _UNCLOSED_ROW:
+                errors.append(RowError(line, UNCLOSED_QUOTE))
+                continue
             row = _trimmed(row)
             width = len(row)
             if not width:

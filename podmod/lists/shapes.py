@@ -23,6 +23,7 @@ from podmod.lists.parse import (
     MAX_COMMENT,
     NO_DETAILS,
     TEXT_BLOCK,
+    UNCLOSED_QUOTE,
     Details,
     ListFormatError,
     Row,
@@ -392,6 +393,8 @@ class _Columns:
         if '"' not in raw:
             return self.read(raw.split(","), domains, raw)
         cells = quoted.read(line, raw)
+        if cells is None:
+            return "", (False, UNCLOSED_QUOTE, NO_DETAILS, None, False, "", False)
         return self.read(cells, domains, raw if quoted.lines == 1 else None)
 
     def after(self, rest: str, domains: _Domains) -> _Tail | None:
@@ -425,7 +428,7 @@ def read_csv(
     tails = columns.tails
     domain_first = columns.domain == 0
     numbered = enumerate(lines[start:], start + 1)
-    quoted = _QuotedRows(numbered)
+    quoted = _QuotedRows(numbered, lines)
     # With `text`: the text around a plain row's domain, by the text after the domain, for the
     # rows whose tail was remembered by that text.
     around: dict[str, tuple[str, str]] = {}
@@ -543,7 +546,7 @@ def _read_accounts(reader: ListReader, lines: list[str], start: int) -> Iterator
     column = header.index(ACCOUNT_COLUMN) if ACCOUNT_COLUMN in header else None
     first = start if column is None else start + 1
     numbered = enumerate(lines[first:], first + 1)
-    quoted = _QuotedRows(numbered)
+    quoted = _QuotedRows(numbered, lines)
     for line, raw in numbered:
         text = raw.strip().rstrip(", \t")
         if not text or text.startswith("#") or (column is not None and text == header_line):
@@ -552,6 +555,9 @@ def _read_accounts(reader: ListReader, lines: list[str], start: int) -> Iterator
             handle = text.partition(",")[0]
         else:
             cells = quoted.read(line, raw) if '"' in raw else raw.split(",")
+            if cells is None:
+                reader.errors.append(RowError(line, UNCLOSED_QUOTE))
+                continue
             if len(cells) <= column or not cells[column].strip():
                 reader.errors.append(RowError(line, "the row has no Account address cell"))
                 continue
