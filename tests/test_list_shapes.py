@@ -1589,6 +1589,20 @@ def test_a_repeated_domain_adds_its_reasons_and_heavier_severity_to_the_first(da
     assert parsed.duplicates == (2 if parsed.format == "domain-csv" else 1)
 
 
+def test_an_entry_keeps_its_first_32_labels_from_a_comment_or_repeated_rows() -> None:
+    """A hostile list could give an entry thousands of labels, in one comment or over rows that
+    repeat its domain (each merge compared them all: 20,000 such rows took 3.3 s to read)."""
+    many = ";".join(f"label{n}" for n in range(100))
+    rows = [f"one.example,suspend,{many}"]
+    rows += [f"two.example,silence,label{n}" for n in range(3000)]
+    parsed = parse_list(csv_file("domain,severity,public_comment", *rows))
+
+    [one, two] = parsed.entries
+    first_32 = tuple(f"label{n}" for n in range(32))
+    assert one.labels == first_32 and two.labels == first_32
+    assert parsed.duplicates == 2999
+
+
 def test_merged_details_keep_the_first_where_both_would_be_too_long() -> None:
     first = Details("a", "x" * 1990, "silence", ("a",))
     merged = merged_details(first, Details("b" * 99, "another reason", "noop", ("b" * 99,)))

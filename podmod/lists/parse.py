@@ -35,6 +35,9 @@ LINE_FORMATS = ("domains", "accounts")  # (no header: a row on every line)
 JSON_FORMATS = FORMATS[5:]
 
 MAX_LABEL = 100
+# The labels an entry keeps, its first (real lists give an entry at most 9): a comment, or rows
+# repeating a domain, could otherwise give it thousands, each stored and compared.
+MAX_LABELS = 32
 MAX_COMMENT = 2000
 MAX_HASHTAG = 255
 MAX_PHRASE = 1000
@@ -187,10 +190,12 @@ _SEVERITY_WEIGHT = {"": 0, "noop": 1, "silence": 2, "suspend": 3}
 
 def merged_details(first: Details, then: Details) -> Details:
     """An entry's details once a later row for it is read too: the labels of both (the first's,
-    then the new ones), the later comment added unless the first already holds it, the heavier
-    severity; the first's published text. Whatever the two would make too long keeps the
-    first's."""
-    labels = first.labels + tuple(token for token in then.labels if token not in first.labels)
+    then the new ones; the first MAX_LABELS), the later comment added unless the first already
+    holds it, the heavier severity; the first's published text. Whatever the two would make too
+    long keeps the first's."""
+    labels = first.labels
+    if len(labels) < MAX_LABELS:
+        labels = tuple(dict.fromkeys(labels + then.labels))[:MAX_LABELS]
     label = first.label
     if then.label:
         parts = (part.strip() for part in f"{first.label};{then.label}".split(";"))
@@ -496,18 +501,20 @@ def label_tokens(text: str) -> tuple[str, ...]:
     quotes around it: `"free speech", spam`, or typographic ones, QUOTE_PAIRS), spaces collapsed,
     lower-cased, without a namespace such as `iftas:` (nor quotes after it); empty tokens (or of
     spaces, hyphens and underscores alone: `-` for no reason), tokens over MAX_LABEL characters
-    and repeats dropped; in their order."""
+    and repeats dropped; in their order, the first MAX_LABELS."""
     if not _LABEL_SPECIAL.search(text):  # one token, its spaces single (most comments)
         token = text.strip().casefold()
         return (token,) if len(token) <= MAX_LABEL and _LABEL_WORD.search(token) else ()
-    tokens: list[str] = []
+    tokens: dict[str, None] = {}  # (in their order, each once)
     for part in _LABEL_SEPARATOR.split(text):
         token = _unquoted(_SPACE.sub(" ", part).strip().casefold())
         namespace = _NAMESPACE.match(token)
         if namespace:  # (`iftas:spam`; and quotes after it: `tagline: “…”`)
             token = _unquoted(token[namespace.end() :].lstrip())
-        if len(token) <= MAX_LABEL and _LABEL_WORD.search(token) and token not in tokens:
-            tokens.append(token)
+        if len(token) <= MAX_LABEL and _LABEL_WORD.search(token):
+            tokens[token] = None
+            if len(tokens) == MAX_LABELS:
+                break
     return tuple(tokens)
 
 
