@@ -626,7 +626,12 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
     error, held versions; and this pod's own list."""
     from podmod import store
     from podmod.db import state_connection
-    from podmod.lists.versions import describe_reading, describe_signature, lists_overview
+    from podmod.lists.versions import (
+        describe_reading,
+        describe_signature,
+        labels_in_use_text,
+        lists_overview,
+    )
 
     with state_connection(get_config(ctx)) as state:
         store.require_current_schema(state)
@@ -646,6 +651,9 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         signed = describe_signature(row)
         if signed:
             click.echo(f"  {signed}")
+        labels = labels_in_use_text(row)
+        if labels:
+            click.echo(f"  labels in use: {labels}")
         settings = _list_settings_text(row)
         if settings:
             click.echo(f"  settings: {settings}")

@@ -687,7 +687,29 @@ def test_a_label_is_one_label_however_each_publisher_joins_its_words(lists, pod,
         ("spelled.example", "hate speech", ["hate-speech"]),
         ("tagged.example", "hate-speech", ["hate-speech"]),
     ]
-    assert "only labels hate-speech" in podmod("lists", "show").output
+    shown = podmod("lists", "show").output
+    assert "only labels hate-speech" in shown
+    assert "labels in use: hate-speech 1, third-party-bots 1\n" in shown
+    [flagship] = [
+        r for r in json.loads(podmod("lists", "show", "--json").output) if r["name"] == "flagship"
+    ]
+    assert flagship["labels_in_use"] == [
+        {"label": "hate-speech", "entries": 1},
+        {"label": "third-party-bots", "entries": 1},
+    ]
+    assert (flagship["labels_used"], flagship["entries"], flagship["silence"]) == (2, 2, 1)
+
+
+def test_lists_show_names_the_most_used_labels_and_how_many_more(lists, pod):
+    rows = [f"account,u{n}@far.example,label{n % 12};common," for n in range(36)]
+    lists.write("core", rows)
+    lists.subscribe("core")
+
+    assert sync()[0] == 0
+
+    shown = podmod("lists", "show").output
+    counts = ", ".join(f"label{n} 3" for n in sorted(range(12), key=str)[:9])
+    assert f"labels in use: common 36, {counts} and 3 more\n" in shown
 
 
 def test_kinds_switch_off_account_and_pod_entries_too(lists, pod):

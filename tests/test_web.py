@@ -1249,10 +1249,18 @@ def test_the_lists_page_shows_subscriptions_and_held_versions(client, admin, sta
         " SELECT id, 2, 'x', 'held', 0, 0, 3, 'podmod', 'placeholder: removes too much',"
         " 'kind,value\n'::bytea FROM podmod.lists"
     )
+    # The labels its entries in force carry, the most used first (what `labels` can name).
+    state.execute(
+        "INSERT INTO podmod.list_entries (list_id, kind, value, labels, added_in, removed_in)"
+        " SELECT id, 'pod', v, l::text[], 1, r FROM podmod.lists, (VALUES"
+        " ('a.example', '{spam,hate-speech}', NULL), ('b.example', '{spam}', NULL),"
+        " ('c.example', '{}', NULL), ('d.example', '{gone}', 1)) AS e (v, l, r)"
+    )
     state.commit()
     signed_in(client, "podmin")
     page = html(client.get("/lists"))
     assert "core" in page and "placeholder: signature did not verify" in page
+    assert "labels in use: spam 2, hate-speech 1<" in page
     assert "held for approval" in page and ">Approve</button>" in page
     assert client.get("/lists/core/versions/7").status_code == 404
     assert client.get("/lists/nothere/versions/1").status_code == 404

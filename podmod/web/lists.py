@@ -19,6 +19,7 @@ from podmod.lists.versions import (
     ListStateError,
     describe_reading,
     describe_signature,
+    labels_in_use_text,
     lists_overview,
     version_diff,
 )
@@ -43,6 +44,7 @@ def index() -> str:
     for row in rows:
         row["reading"] = describe_reading(row) if row["version"] else ""
         row["signed"] = describe_signature(row)
+        row["labels_text"] = labels_in_use_text(row)
     synced = {row["name"] for row in rows}
     never_synced = [
         {"name": s.name, "policy": s.policy, "url": masked_url(s.url)}
