@@ -906,14 +906,14 @@ def _list_labels(raw: Any, key: str, where: str) -> tuple[str, ...]:
         raise ConfigError(f'{key} of {where} must be a list of labels, such as ["spam"].')
     labels: list[str] = []
     for label in raw:
-        tokens = label_keys_of(label)
-        if len(tokens) != 1:
+        keys = label_keys_of(label)
+        if len(keys) != 1:
             raise ConfigError(
                 f"{key} of {where} holds {label!r}, which is not one label (no ; or , inside, "
                 "at most 100 characters)."
             )
-        if tokens[0] not in labels:
-            labels.append(tokens[0])
+        if keys[0] not in labels:
+            labels.append(keys[0])
     return tuple(labels)
 
 

@@ -47,6 +47,16 @@ def active(signals: list[dict]) -> list[dict]:
     return [s for s in signals if not s["retracted"]]
 
 
+def open_content_matches() -> list[tuple[str, str]]:
+    """(account, entry) of every content match in force on an open case."""
+    return sorted(
+        (case["account"], signal["entry"])
+        for case in cases_json("open")
+        for signal in active(case["signals"])
+        if signal["kind"] == "content"
+    )
+
+
 def entries_of(signals: list[dict]) -> list[tuple[str, str, str]]:
     return sorted((s["entry"], s["item_type"], s.get("field", "")) for s in active(signals))
 
@@ -465,65 +475,49 @@ def test_a_list_trusted_for_some_labels_matches_only_their_content_entries(lists
     assert retracted["retracted_because"] == "the list applies only the labels other"
 
 
-def test_content_written_after_a_labels_change_is_matched_with_the_new_labels(lists, pod):
+@pytest.mark.parametrize(
+    ("rows", "before", "after", "text", "first", "kept"),
+    [
+        (
+            ["phrase,placeholder mu,spam,", "phrase,placeholder nu,other,"],
+            {"labels": ["spam"]},
+            {"labels": ["other"]},
+            "placeholder mu and placeholder nu",
+            ["phrase:placeholder mu"],
+            "phrase:placeholder nu",
+        ),
+        (
+            ["phrase,placeholder pi,,", "url,pi.example,,"],
+            {},
+            {"kinds": ["url"]},
+            "placeholder pi at https://pi.example/",
+            ["phrase:placeholder pi", "url:https://pi.example/"],
+            "url:https://pi.example/",
+        ),
+    ],
+    ids=["labels", "kinds"],
+)
+def test_content_written_after_a_settings_change_is_matched_with_the_new_settings(
+    lists, pod, rows, before, after, text, first, kept
+):
     # The entries compiled for scanning new content are kept while the lists stay as they were: a
-    # change of the labels a list is trusted for (no new version) must compile them again.
-    rows = ["phrase,placeholder mu,spam,", "phrase,placeholder nu,other,"]
-    publish(lists, "words", rows, labels=["spam"])
+    # change of the labels a list is trusted for, or of the kinds it applies (no new version),
+    # must compile them again, or an entry switched off goes on matching new posts.
+    publish(lists, "words", rows, **before)
     settle()
-    first = pod.person("first", "far.example")
-    pod.post(first, "placeholder mu and placeholder nu")  # (new content: compiled for it now)
+    author = pod.person("first", "far.example")
+    pod.post(author, text)  # (new content: compiled for it now)
     settle()
-    assert entries_of(content_signals()) == [("phrase:placeholder mu", "Post", "text")]
+    assert sorted(e for e, _, _ in entries_of(content_signals())) == first
 
-    publish(lists, "words", rows, labels=["other"])
+    publish(lists, "words", rows, **after)
     settle()
     later = pod.person("later", "far.example")
-    pod.post(later, "placeholder mu and placeholder nu, written later")
+    pod.post(later, text + ", written later")
     settle()
 
-    matched = sorted(
-        (case["account"], signal["entry"])
-        for case in cases_json("open")
-        for signal in active(case["signals"])
-        if signal["kind"] == "content"
-    )
-    assert matched == [
-        ("first@far.example", "phrase:placeholder nu"),
-        ("later@far.example", "phrase:placeholder nu"),
-    ], matched
-
-
-def test_content_written_after_a_kinds_change_is_matched_with_the_new_kinds(lists, pod):
-    # As for labels: a change of the kinds a list applies (no new version) must compile the
-    # entries for new content again, or a kind switched off goes on matching new posts.
-    rows = ["phrase,placeholder pi,,", "url,pi.example,,"]
-    publish(lists, "mixed", rows)
-    settle()
-    first = pod.person("first", "far.example")
-    pod.post(first, "placeholder pi at https://pi.example/")  # (new content: compiled for it now)
-    settle()
-    assert sorted(e for e, _, _ in entries_of(content_signals())) == [
-        "phrase:placeholder pi",
-        "url:https://pi.example/",
-    ]
-
-    publish(lists, "mixed", rows, kinds=["url"])
-    settle()
-    later = pod.person("later", "far.example")
-    pod.post(later, "placeholder pi at https://pi.example/, written later")
-    settle()
-
-    matched = sorted(
-        (case["account"], signal["entry"])
-        for case in cases_json("open")
-        for signal in active(case["signals"])
-        if signal["kind"] == "content"
-    )
-    assert matched == [
-        ("first@far.example", "url:https://pi.example/"),
-        ("later@far.example", "url:https://pi.example/"),
-    ], matched
+    matched = open_content_matches()
+    assert matched == [("first@far.example", kept), ("later@far.example", kept)], matched
 
 
 def test_a_list_added_after_the_reader_started_is_matched_against_new_content(lists, pod):

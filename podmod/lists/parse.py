@@ -524,7 +524,7 @@ def label_keys(tokens: Iterable[str]) -> tuple[str, ...]:
     (spaces, hyphens, underscores: `hate speech` → `hate-speech`, the label IFTAS writes), none
     at its ends; repeats dropped, in their order."""
     keys = (_LABEL_JOINS.sub("-", token).strip("-") for token in tokens)
-    return tuple(dict.fromkeys(key for key in keys if key))
+    return tuple(dict.fromkeys(key for key in keys if key))  # (tokens stored before, `_`: none)
 
 
 def label_keys_of(text: str) -> tuple[str, ...]:

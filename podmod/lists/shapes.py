@@ -266,9 +266,7 @@ class _Domains:
             # Cut, not refused: what the row is for is its entry (a real server's reason, several
             # merged into one, ran to 2,664 characters).
             text = text[: MAX_COMMENT - 1] + "…"
-        tokens = label_tokens(text)
-        labels = label_keys(tokens)
-        known = (text, labels, "; ".join(tokens), _check_comment(text), CANARY_LABEL in labels)
+        known = _labelled(text, label_tokens(text))
         if len(self.comments) < _COMMENTS_KEPT:
             self.comments[raw] = known
         return known
@@ -276,9 +274,14 @@ class _Domains:
     def _tagged(self, reason: str, tags: list[str]) -> _Comment:
         """RapidBlock's reason as the comment, its tags as the labels."""
         text = reason.strip()
-        tokens = label_tokens(";".join(tag.replace(",", " ") for tag in tags))
-        labels = label_keys(tokens)
-        return text, labels, "; ".join(tokens), _check_comment(text), CANARY_LABEL in labels
+        return _labelled(text, label_tokens(";".join(tag.replace(",", " ") for tag in tags)))
+
+
+def _labelled(comment: str, tokens: tuple[str, ...]) -> _Comment:
+    """A comment with the labels its publisher gave: shown as they were written (`tokens`,
+    label_tokens()), selected by their keys; checked, and whether it marks a canary."""
+    labels = label_keys(tokens)
+    return comment, labels, "; ".join(tokens), _check_comment(comment), CANARY_LABEL in labels
 
 
 class _Columns:

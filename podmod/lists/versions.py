@@ -756,23 +756,25 @@ def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
         FROM podmod.lists l
         LEFT JOIN podmod.list_versions v ON v.list_id = l.id AND v.number = l.current_version
         LEFT JOIN LATERAL (
-            -- (one pass over the entries in force: their kinds of row, then the labels of those)
+            -- (one pass over the entries in force, grouped by severity and labels: the counts
+            -- of each severity, then of each label, come from those groups)
             WITH kept AS (SELECT severity, labels, count(*) AS n
                           FROM podmod.list_entries WHERE list_id = l.id AND removed_in IS NULL
                           GROUP BY severity, labels),
                  used AS (SELECT label, sum(n)::bigint AS n
                           FROM kept, unnest(kept.labels) AS label GROUP BY label)
-            SELECT (SELECT coalesce(sum(n), 0)::bigint FROM kept) AS entries,
-                   (SELECT coalesce(sum(n), 0)::bigint FROM kept WHERE severity = 'suspend')
-                       AS suspend,
-                   (SELECT coalesce(sum(n), 0)::bigint FROM kept WHERE severity = 'silence')
-                       AS silence,
-                   (SELECT coalesce(sum(n), 0)::bigint FROM kept WHERE severity = 'noop') AS noop,
-                   (SELECT coalesce(jsonb_agg(jsonb_build_object('label', label, 'entries', n)
-                                              ORDER BY n DESC, label), '[]')
-                    FROM (SELECT label, n FROM used ORDER BY n DESC, label LIMIT %(shown)s) top
-                   ) AS labels_in_use,
-                   (SELECT count(*) FROM used) AS labels_used) e ON true
+            SELECT severities.*, in_use.*
+            FROM (SELECT sum(n)::bigint AS entries,
+                         sum(n) FILTER (WHERE severity = 'suspend')::bigint AS suspend,
+                         sum(n) FILTER (WHERE severity = 'silence')::bigint AS silence,
+                         sum(n) FILTER (WHERE severity = 'noop')::bigint AS noop
+                  FROM kept) severities,
+                 (SELECT coalesce(jsonb_agg(jsonb_build_object('label', label, 'entries', n)
+                                            ORDER BY n DESC, label)
+                                  FILTER (WHERE rank <= %(shown)s), '[]') AS labels_in_use,
+                         count(*) AS labels_used
+                  FROM (SELECT label, n, row_number() OVER (ORDER BY n DESC, label) AS rank
+                        FROM used) ranked) in_use) e ON true
         ORDER BY l.origin = 'local', l.name
         """,
         {"shown": LABELS_SHOWN},
