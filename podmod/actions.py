@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from podmod import notify, pod_db
+from podmod import notify, pod_db, references
 from podmod.config import Config
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
@@ -95,7 +95,7 @@ def find_account(
     if person_id is not None:
         row = pod.execute(ACCOUNT_SQL.format(where="p.id = %s"), (person_id,)).fetchone()
     else:
-        wanted = (handle or "").strip().lower().removeprefix("@")
+        wanted = references.account_text(pod, handle or "").lower().removeprefix("@")
         row = pod.execute(
             ACCOUNT_SQL.format(
                 where="p.diaspora_handle = %s OR (p.owner_id IS NOT NULL AND u.username = %s)"
@@ -905,10 +905,11 @@ def _pod_list_change(
 ) -> ActionResult:
     from podmod.lists import apply, local
 
-    entry = local.entry_for(value)
     reason_text = local.check_reason(reason)
     label_text = local.check_label(label) if adding else ""
     with pod_connection(config) as pod, state_connection(config) as state:
+        written = references.account_text(pod, value)
+        entry = local.entry_for(written)
         # Matching takes this lock too: take it first, so two changes never wait on each other.
         state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
         case = _case_for_update(state, case_id) if case_id is not None else None
@@ -932,6 +933,7 @@ def _pod_list_change(
             **(details or {}),
             "list": "this-pod",
             "entry": entry.text,
+            **({"from": value.strip()} if written != value.strip() else {}),
             "version": number,
             "matches_added": matched.added,
             "matches_retracted": matched.retracted,
@@ -953,15 +955,16 @@ def _pod_list_change(
                 details=facts,
             )
         state.commit()
+    shown = f"{references.shown(value.strip())} shows {entry.text}. " if "from" in facts else ""
     if adding:
         whole = entry.kind == "pod" and "." not in entry.value and ":" not in entry.value
-        message = (
+        message = shown + (
             f"Added {entry.text} to this pod's list (version {number})"
             f"{f', a whole top-level domain: every pod under .{entry.value}' if whole else ''}: "
             f"{matched.added} new {'match' if matched.added == 1 else 'matches'}."
         )
     else:
-        message = (
+        message = shown + (
             f"Removed {entry.text} from this pod's list (version {number}): "
             f"{matched.retracted} {'match' if matched.retracted == 1 else 'matches'} retracted."
         )

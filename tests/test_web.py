@@ -949,6 +949,42 @@ def test_add_to_this_pods_list_flags_the_remote_pod_and_every_account_on_it(
     assert actions == ["list_add", "list_remove"]
 
 
+def test_an_admin_adds_any_account_to_this_pods_list_from_the_lists_page(
+    client, pod, config, admin, moderator, state
+):
+    remote = pod.person("faraway", "far.example")
+    guid = pod.conn.execute("SELECT guid FROM people WHERE id = %s", (remote.id,)).fetchone()
+    address = f"https://pod.example/people/{guid['guid']}"
+    signed_in(client, "moddy")
+    assert 'action="/lists/this-pod/add"' not in html(client.get("/lists"))
+    assert post(client, "/lists/this-pod/add", entry=address, reason="x").status_code == 403
+    post(client, "/logout")
+    signed_in(client, "podmin")
+    assert 'action="/lists/this-pod/add"' in html(client.get("/lists"))
+    without_token = client.post("/lists/this-pod/add", data={"entry": address, "reason": "x"})
+    assert without_token.status_code == 400
+    refused = post(client, "/lists/this-pod/add", entry="https://far.example/about", reason="x")
+    assert refused.status_code == 302
+    assert "is not the address of a profile, a post or a comment" in html(client.get("/lists"))
+    assert state.execute("SELECT count(*) AS n FROM podmod.list_entries").fetchone()["n"] == 0
+
+    added = post(client, "/lists/this-pod/add", entry=address, label="Spam", reason="placeholder")
+
+    assert added.status_code == 302
+    page = html(client.get("/lists"))
+    assert "shows account:faraway@far.example. Added account:faraway@far.example" in page
+    assert "<code>account:faraway@far.example</code>" in page
+    state.rollback()
+    [decision] = state.execute(
+        "SELECT actor, action, details FROM podmod.audit WHERE action = 'list_add'"
+    ).fetchall()
+    assert decision["actor"] == "podmin@pod.example" and decision["details"]["from"] == address
+    case = state.execute(
+        "SELECT c.status FROM podmod.cases c WHERE c.person_id = %s", (remote.id,)
+    ).fetchone()
+    assert case["status"] == "open"
+
+
 def test_the_pod_list_form_flags_only_what_its_case_shows(client, pod, config, admin, state):
     local = pod.person("localperson")
     report(pod, local)

@@ -1,10 +1,12 @@
 """The lists page: each subscription's version in force, how its file was read, entries, matches,
 last sync and error, versions held for approval with what they change and an Approve button,
 locks a list's policy holds back (more than list_sync.max_locks at once) with the page to check
-and confirm them; and this pod's own list with its entries and a Remove button for each."""
+and confirm them; and this pod's own list with its entries, a Remove button for each and a form
+to add one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
@@ -65,18 +67,40 @@ def index() -> str:
     )
 
 
+@bp.route("/lists/this-pod/add", methods=["POST"])
+@login_required
+def add_to_pod_list() -> Response:
+    """Put any account or pod on this pod's own list, by its handle, its host or the address of
+    a page that shows it: for those who approve list versions (web.approve_roles), as a list of
+    theirs; moderators flag from a case what the case shows."""
+    if not g.staff.can_approve:
+        abort(
+            403,
+            f"Only a pod {' or '.join(sorted(approve_roles()))} can add to this pod's list here"
+            " (web.approve_roles); a moderator adds a remote account from its case.",
+        )
+    return _pod_list_change(
+        actions.add_to_pod_list, label=request.form.get("label", "").strip()[:200] or None
+    )
+
+
 @bp.route("/lists/this-pod/remove", methods=["POST"])
 @login_required
 def remove_from_pod_list() -> Response:
     """Take an entry off this pod's own list (its matches are retracted)."""
+    return _pod_list_change(actions.remove_from_pod_list)
+
+
+def _pod_list_change(action: Callable[..., actions.ActionResult], **extra: Any) -> Response:
     try:
-        result = actions.remove_from_pod_list(
+        result = action(
             services().config,
             request.form.get("entry", "")[:600],
             reason=request.form.get("reason", "").strip()[:2000] or None,
             actor=actor(),
             source="web",
             details=action_details(),
+            **extra,
         )
     except PodmodError as error:
         flash(str(error), "error")
