@@ -985,6 +985,28 @@ def test_an_admin_adds_any_account_to_this_pods_list_from_the_lists_page(
     assert case["status"] == "open"
 
 
+def test_this_pods_list_is_shown_a_page_at_a_time_newest_first(make_app, admin, state):
+    hosts = [f"pod{n}.example" for n in range(12)]
+    for host in hosts:
+        assert podmod("lists", "add", host, "--reason", "placeholder").exit_code == 0
+    client = signed_in(make_app(web_page_size="5").test_client(), "podmin")
+    seen: list[str] = []
+    url: str | None = "/lists"
+    while url:
+        page = html(client.get(url))
+        shown = re.findall(r"<code>pod:(pod\d+\.example)</code>", page)
+        assert 0 < len(shown) <= 5, (url, shown)
+        assert f"{len(shown)} of its 12 entries, newest first" in page
+        assert ("Newest</a>" in page) == (url != "/lists")
+        seen += shown
+        found = re.search(r'<a href="([^"]+)#pod-list-pages">Older entries</a>', page)
+        url = found[1] if found else None
+        assert len(seen) <= 12
+    assert seen == hosts[::-1]
+    assert client.get("/lists?before=%C2%B2").status_code == 400
+    assert client.get("/lists?before=99999999999").status_code == 400
+
+
 def test_the_pod_list_form_flags_only_what_its_case_shows(client, pod, config, admin, state):
     local = pod.person("localperson")
     report(pod, local)

@@ -152,12 +152,16 @@ def remove(state: psycopg.Connection, entry: LocalEntry, *, actor: str) -> int |
     return number
 
 
-def entries(state: psycopg.Connection, limit: int = 500) -> list[dict[str, Any]]:
-    """The entries in force, newest first (for the lists page)."""
+def entries(
+    state: psycopg.Connection, limit: int, before: int | None = None
+) -> list[dict[str, Any]]:
+    """The entries in force, newest first, a page of at most `limit` added before version
+    `before` (for the lists page: each change is a version, so the version orders them)."""
     return state.execute(
         "SELECT e.kind, e.value, e.label, e.comment, e.added_in, v.applied_at, v.approved_by"
         " FROM podmod.list_entries e JOIN podmod.lists l ON l.id = e.list_id"
         " LEFT JOIN podmod.list_versions v ON v.list_id = e.list_id AND v.number = e.added_in"
-        " WHERE l.name = %s AND e.removed_in IS NULL ORDER BY e.added_in DESC LIMIT %s",
-        (LOCAL_LIST, limit),
+        " WHERE l.name = %s AND e.removed_in IS NULL AND e.added_in < %s"
+        " ORDER BY e.added_in DESC, e.id DESC LIMIT %s",
+        (LOCAL_LIST, 2**31 - 1 if before is None else before, limit),
     ).fetchall()

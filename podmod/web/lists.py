@@ -6,6 +6,7 @@ to add one."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -54,13 +55,21 @@ def index() -> str:
         if s.name not in synced
     ]
     subscribed = {s.name for s in services().config.lists}
+    before = request.args.get("before", "")
+    if before and (not re.fullmatch(r"[0-9]{1,10}", before) or not 0 < int(before) < 2**31):
+        abort(400, "This page link is damaged; go back to the lists page.")
+    size = services().config["web.page_size"]
+    entries = local.entries(state_conn(), size + 1, int(before) if before else None)
+    older = url_for("lists.index", before=entries[size - 1]["added_in"]) if entries[size:] else None
     return render_template(
         "lists.html",
         locks_held=lock_plan(pod_conn(), state_conn()).held(services().config),
         max_locks=services().config["list_sync.max_locks"],
         lists=[row for row in rows if row["origin"] == "subscription"],
         pod_list=next((row for row in rows if row["origin"] == "local"), None),
-        pod_list_entries=local.entries(state_conn()),
+        pod_list_entries=entries[:size],
+        older_entries_url=older,
+        newest_entries_url=url_for("lists.index") if before else None,
         never_synced=never_synced,
         subscribed=subscribed,
         approve_roles_text=" or ".join(sorted(approve_roles())),
