@@ -12,6 +12,7 @@ handle or a host (`https://pod.example/` stays a host).
 
 from __future__ import annotations
 
+import re
 from urllib.parse import SplitResult, unquote, urlsplit
 
 import psycopg
@@ -23,7 +24,10 @@ _NAMED = frozenset(("u", "public", "profile", "channel"))
 _PEOPLE = frozenset(("people", "profiles"))  # a person's guid, known on every pod that has it
 _POSTS = frozenset(("posts", "p"))  # a post's guid, or its number on the pod that shows it
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-MAX_KEY = 255  # (diaspora*'s guid columns)
+# A guid as the diaspora* network writes them (hex, a UUID, Friendica's and Hubzilla's with
+# dots, colons or @), within diaspora*'s guid columns' 255 characters.
+_GUID = re.compile(r"[A-Za-z0-9._:@-]{1,255}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class AddressError(PodmodError):
@@ -64,6 +68,10 @@ def account_text(pod: psycopg.Connection, text: str) -> str:
     as written. AddressError with one sentence for an address that shows no account this pod
     can name."""
     written = text.strip()
+    if _CONTROL.search(written):
+        raise AddressError(
+            f"{shown(written)!r} holds a control character; give a handle such as user@pod.example."
+        )
     if written[:5].lower() == "acct:":
         return written[5:]
     parts = _web_address(written)
@@ -72,11 +80,11 @@ def account_text(pod: psycopg.Connection, text: str) -> str:
     steps = [unquote(step) for step in parts.path.split("/") if step]
     head, key = steps[0], steps[1] if len(steps) > 1 else ""
     host = _host(parts)
-    if head.startswith("@") and len(head) > 1:
+    if head.startswith("@") and _GUID.fullmatch(head[1:]):
         name = head[1:]
         return name if "@" in name else f"{name}@{host}"
-    if not key or len(key) > MAX_KEY:
-        head = ""
+    if not _GUID.fullmatch(key):
+        head = ""  # (no name or guid: no page of an account)
     if head in _NAMED:
         return f"{key.removesuffix('.atom') if head == 'public' else key}@{host}"
     if head in _PEOPLE:
@@ -138,16 +146,18 @@ def _post(pod: psycopg.Connection, key: str, host: str, written: str) -> str:
 def _comment(pod: psycopg.Connection, fragment: str, written: str) -> str:
     # diaspora* links a comment as its post's address with `#` and the comment's guid.
     guid = unquote(fragment).removeprefix("comment-")
-    handle = _handle(
-        pod.execute(
-            "SELECT lower(pe.diaspora_handle) AS handle FROM comments c"
-            " JOIN people pe ON pe.id = c.author_id WHERE c.guid = %s",
-            (guid[:MAX_KEY],),
-        ).fetchone()
-    )
+    handle = None
+    if _GUID.fullmatch(guid):
+        handle = _handle(
+            pod.execute(
+                "SELECT lower(pe.diaspora_handle) AS handle FROM comments c"
+                " JOIN people pe ON pe.id = c.author_id WHERE c.guid = %s",
+                (guid,),
+            ).fetchone()
+        )
     if handle is None:
         raise AddressError(
-            f"This pod has no comment {shown(guid, 40)} ({shown(written)}); give its author's"
+            f"This pod has no comment {shown(fragment, 40)} ({shown(written)}); give its author's"
             " handle, such as user@pod.example, or the post's address without the #…"
         )
     return handle

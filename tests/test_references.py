@@ -74,6 +74,11 @@ def test_addresses_of_profiles_posts_and_comments_name_their_accounts(pod, accou
         ("https://pod.example/people", "is not the address of a profile, a post or a comment"),
         ("https://pod.example/u/" + "x" * 300, "is not the address of a profile"),
         ("https://pod.example:99999/u/x", "is not a valid address"),
+        ("https://pod.example/people/%00", "is not the address of a profile"),
+        ("https://pod.example/posts/a%20b", "is not the address of a profile"),
+        ("https://pod.example/posts/abc#%00", "This pod has no comment %00"),
+        ("https://social.example/@%00", "is not the address of a profile"),
+        ("alice\x00@pod.example", "holds a control character"),
     ],
 )
 def test_an_address_that_shows_no_account_here_is_one_sentence(pod, accounts, address, said):
@@ -109,6 +114,12 @@ def test_lists_add_takes_the_address_a_podmin_pastes(pod, state, accounts):
     assert audit[1]["details"]["from"] == "https://far.example/u/faraway"
     entries = state.execute("SELECT count(*) AS n FROM podmod.list_entries").fetchone()["n"]
     assert entries == 1  # the one added, then ended: nothing from the refused ones
+
+
+def test_a_handle_with_a_control_character_is_refused_in_one_sentence(pod, state, accounts):
+    refused = podmod("lock", "alice\x00", "--reason", "placeholder")
+    assert refused.exit_code == 2, refused.output
+    assert "holds a control character; give a handle such as user@pod.example" in refused.output
 
 
 def test_lock_takes_a_local_profiles_address(pod, state, accounts):
