@@ -826,6 +826,18 @@ def lists_lock(ctx: click.Context, name: str) -> None:
     help="Entries for every account this pod has locked and still locks.",
 )
 @click.option(
+    "--from-pod-list",
+    is_flag=True,
+    help="The entries of this pod's own list, with their labels (lists add, Add to this pod's "
+    "list).",
+)
+@click.option(
+    "--with-reasons",
+    is_flag=True,
+    help="With --from-pod-list: publish each entry's reason too (written for this pod's "
+    "moderators; left out unless asked).",
+)
+@click.option(
     "--label", default="locked", show_default=True, help="Label of entries made from decisions."
 )
 @click.option("--trusted-comment", help="Signed comment (default: timestamp and file name).")
@@ -852,6 +864,8 @@ def lists_publish(
     password_env: str | None,
     source_csv: Path | None,
     from_decisions: bool,
+    from_pod_list: bool,
+    with_reasons: bool,
     label: str,
     trusted_comment: str | None,
     output_format: str,
@@ -860,8 +874,10 @@ def lists_publish(
     """Build a list file and sign it, for others to subscribe to."""
     from podmod.lists import publish
 
-    if bool(source_csv) == from_decisions:
-        fail("Give exactly one of --from-csv FILE or --from-decisions.", 2)
+    if [bool(source_csv), from_decisions, from_pod_list].count(True) != 1:
+        fail("Give exactly one of --from-csv FILE, --from-decisions or --from-pod-list.", 2)
+    if with_reasons and not from_pod_list:
+        fail("--with-reasons goes with --from-pod-list (the reasons of this pod's list).", 2)
     secret = publish.load_secret_key(secret_key, password_env)
     if source_csv:
         parsed = publish.from_csv(source_csv, skip_invalid=skip_invalid)
@@ -869,7 +885,10 @@ def lists_publish(
         from podmod.db import state_connection
 
         with state_connection(get_config(ctx)) as state:
-            parsed = publish.from_decisions(state, label=label)
+            if from_pod_list:
+                parsed = publish.from_pod_list(state, with_reasons=with_reasons)
+            else:
+                parsed = publish.from_decisions(state, label=label)
     for error in parsed.errors:
         click.echo(f"left out {error.unit} {error.line}: {error.message}", err=True)
     written = publish.publish(

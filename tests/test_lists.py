@@ -1127,6 +1127,62 @@ def test_publish_from_decisions_lists_accounts_still_locked(lists, pod, tmp_path
     assert [row.split(",")[1] for row in rows[1:]] == ["kept@pod.example"]
 
 
+def test_publish_from_this_pods_list_shares_its_entries_and_keeps_its_reasons(
+    lists, pod, tmp_path, state
+):
+    pod.person("spammer", "far.example")
+    pod.person("someone", "sub.wave.example")
+    flagged = [
+        ("spammer@far.example", "Spam (really)!", "reported by a member, see case 12"),
+        ("wave.example", "spam wave", "placeholder internal note"),
+        ("gone.example", "", "placeholder"),
+        ("ported.example:8443", "", "placeholder"),
+    ]
+    for entry, label, reason in flagged:
+        added = podmod("lists", "add", entry, "--label", label, "--reason", reason)
+        assert added.exit_code == 0, added.output
+    podmod("lists", "remove", "gone.example", "--reason", "placeholder")
+    keys = podmod("lists", "keygen", "--dir", str(tmp_path))
+    public_key = keys.output.split("public_key): ")[1].split()[0]
+    key = ("--secret-key", str(tmp_path / "podmod.key"))
+
+    def publish(name: str, *options: str) -> str:
+        output = lists.directory / name
+        result = podmod(
+            "lists", "publish", "--from-pod-list", *key, "--output", str(output), *options
+        )
+        assert result.exit_code == 0, result.output
+        return output.read_text()
+
+    assert publish("neighbour.csv").splitlines() == [
+        "kind,value,label,comment",
+        "account,spammer@far.example,Spam really,",
+        "pod,wave.example,spam wave,",
+        "pod,ported.example:8443,,",
+    ]
+    with_reasons = publish("ours-with-reasons.csv", "--with-reasons")
+    assert "reported by a member, see case 12" in with_reasons
+    assert publish("ours-mastodon.csv", "--format", "mastodon").splitlines()[1:] == [
+        "wave.example,suspend,false,false,spam wave,false"
+    ]
+    refused = [
+        podmod("lists", "publish", "--from-decisions", "--with-reasons", *key, "--output", "x"),
+        podmod("lists", "publish", "--from-pod-list", "--from-decisions", *key, "--output", "x"),
+    ]
+    assert [r.exit_code for r in refused] == [2, 2]
+    assert "--with-reasons goes with --from-pod-list" in refused[0].output
+    assert "exactly one of --from-csv FILE, --from-decisions or --from-pod-list" in (
+        refused[1].output
+    )
+
+    # A neighbour subscribing to it flags what this pod flags.
+    lists.subscribe("neighbour", signed=False, public_key=public_key)
+    code, output = sync()
+    assert code == 0 and "neighbour: version 1 applied" in output, output
+    entries = {s["entry"] for s in list_signals() if s["list"] == "neighbour"}
+    assert entries == {"account:spammer@far.example", "pod:wave.example"}
+
+
 def test_over_https_an_unchanged_list_is_a_304_and_costs_no_work(lists, pod, tmp_path, state):
     from podmod.loopback import LoopbackServer
 

@@ -1,7 +1,8 @@
 """`podmod lists publish` and `keygen`: the other side of a subscription. Build a list file from a
-CSV (of any shape podmod reads) or from podmod's own lock decisions, check it with the same parser
-subscribers use, write it in podmod's format or in Mastodon's domain-block CSV (so Mastodon
-neighbours can import it), and sign it with a minisign secret key, so publish → sync → match runs
+CSV (of any shape podmod reads), from podmod's own lock decisions or from this pod's own list,
+check it with the same parser subscribers use, write it in podmod's format or in Mastodon's
+domain-block CSV (so Mastodon neighbours can import it), and sign it with a minisign secret key,
+so publish → sync → match runs
 with podmod alone.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 
+from podmod.config import LOCAL_LIST
 from podmod.errors import PodmodError
 from podmod.lists import minisign
 from podmod.lists.parse import (
@@ -109,6 +111,25 @@ def from_decisions(state: psycopg.Connection, *, label: str) -> ParsedList:
     writer.writerow(HEADER)
     for row in state.execute(LOCKED_ACCOUNTS_SQL):
         writer.writerow(("account", row["account"], label, f"locked {row['created_at']:%Y-%m-%d}"))
+    return parse_list(out.getvalue().encode("utf-8"))
+
+
+def from_pod_list(state: psycopg.Connection, *, with_reasons: bool = False) -> ParsedList:
+    """The entries in force of this pod's own list, each with its label; with `with_reasons`
+    each with the reason its moderator gave too (written for this pod's moderators, not for
+    the world: published only when asked)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(HEADER)
+    rows = state.execute(
+        "SELECT e.kind, e.value, e.label, e.comment FROM podmod.list_entries e"
+        " JOIN podmod.lists l ON l.id = e.list_id"
+        " WHERE l.name = %s AND l.origin = 'local' AND e.removed_in IS NULL ORDER BY e.id",
+        (LOCAL_LIST,),
+    )
+    for row in rows:
+        reason = row["comment"] if with_reasons else ""
+        writer.writerow((row["kind"], row["value"], _label_for_podmod(row["label"] or ""), reason))
     return parse_list(out.getvalue().encode("utf-8"))
 
 
