@@ -2,8 +2,7 @@
 CSV (of any shape podmod reads), from podmod's own lock decisions or from this pod's own list,
 check it with the same parser subscribers use, write it in podmod's format or in Mastodon's
 domain-block CSV (so Mastodon neighbours can import it), and sign it with a minisign secret key,
-so publish → sync → match runs
-with podmod alone.
+so publish → sync → match runs with podmod alone.
 """
 
 from __future__ import annotations
