@@ -118,6 +118,8 @@ def _person(pod: psycopg.Connection, guid: str, written: str) -> str:
 
 
 def _post(pod: psycopg.Connection, key: str, host: str, written: str) -> str:
+    value: int | str = key
+    where = "p.guid = %s"
     if key.isdigit():
         # A post's number is its own pod's: only an address on this pod names one here.
         if host != _this_pod(pod) or len(key) > 18:
@@ -126,8 +128,6 @@ def _post(pod: psycopg.Connection, key: str, host: str, written: str) -> str:
                 " tell; give the post's address by its guid (…/posts/GUID) or its author's handle."
             )
         where, value = "p.id = %s", int(key)
-    else:
-        where, value = "p.guid = %s", key  # type: ignore[assignment]
     handle = _handle(
         pod.execute(
             "SELECT lower(pe.diaspora_handle) AS handle FROM posts p"
