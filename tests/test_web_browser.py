@@ -330,3 +330,50 @@ def check_and_lock_in_chromium(browser, live_server: str, held: list[str]) -> li
     assert "lockme: 3 accounts locked." in page.locator(".flash").inner_text()
     screenshot(page, "desktop-lists-after")
     return errors
+
+
+def test_a_podmin_pastes_a_posts_address_into_this_pods_list_in_chromium(
+    browser, live_server, pod: DiasporaPod, state: psycopg.Connection
+):
+    pod.person("podmin", password=PASSWORD, roles=("admin",))
+    author = pod.person("campaigner", "far.example")
+    post_guid = pod.conn.execute(
+        "SELECT guid FROM posts WHERE id = %s", (pod.post(author),)
+    ).fetchone()["guid"]
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(live_server + "/login")
+    page.get_by_label("Username", exact=True).fill("podmin")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server + "/")
+    page.goto(live_server + "/lists")
+
+    form = page.locator("form.pod-list").first
+    form.get_by_label("Account or pod").fill(f"https://pod.example/posts/{post_guid}")
+    form.get_by_label("Label").fill("spam")
+    form.get_by_role("button", name="Add to this pod's list").click()  # (no reason yet)
+    assert page.url == live_server + "/lists"  # (the browser asks for the reason)
+    form.get_by_label("Why").fill("placeholder reason")
+    form.get_by_role("button", name="Add to this pod's list").click()
+    page.wait_for_load_state()
+
+    assert "shows account:campaigner@far.example. Added" in page.locator(".flash").inner_text()
+    row = page.locator("table.pod-list tbody tr").first
+    assert row.locator("td").first.inner_text() == "account:campaigner@far.example"
+    screenshot(page, "desktop-lists-this-pod")
+    row.get_by_label("Why remove it").fill("placeholder resolved")
+    row.get_by_role("button", name="Remove").click()
+    page.wait_for_load_state()
+    assert "Removed account:campaigner@far.example" in page.locator(".flash").inner_text()
+    assert errors == []
+    state.rollback()
+    actions = state.execute(
+        "SELECT action, details->>'from' AS from_address FROM podmod.audit"
+        " WHERE action LIKE 'list_%' ORDER BY id"
+    ).fetchall()
+    assert [(a["action"], a["from_address"]) for a in actions] == [
+        ("list_add", f"https://pod.example/posts/{post_guid}"),
+        ("list_remove", None),
+    ]
