@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import pyotp
@@ -641,6 +642,34 @@ def test_handle_search_finds_any_part_of_a_handle_and_a_whole_pod(client, pod, c
     assert accounts("q=ETA%40FAR") == ["beta@far.example"]
     assert accounts("q=_") == [] and accounts("q=%5C") == []
     assert "2 open cases that match" in html(client.get("/?q=%40far.example"))
+
+
+def test_a_search_for_a_profiles_or_posts_address_finds_the_account_it_shows(
+    client, pod, config, admin
+):
+    beta = pod.person("beta", "far.example")
+    report(pod, beta)
+    report(pod, pod.person("alphabeta", "far.example.other"))
+    intake_all(config)
+    signed_in(client, "podmin")
+    guid = pod.conn.execute("SELECT guid FROM people WHERE id = %s", (beta.id,)).fetchone()["guid"]
+    post_guid = pod.conn.execute(
+        "SELECT guid FROM posts WHERE id = %s", (pod.post(beta),)
+    ).fetchone()["guid"]
+
+    def accounts(query: str) -> list[str]:
+        return sorted(re.findall(r'/cases/\d+">([^<]+)</a>', html(client.get("/?q=" + query))))
+
+    for address in (
+        f"https://pod.example/people/{guid}",
+        f"https://pod.example/posts/{post_guid}",
+        "https://far.example/u/beta",
+        "acct:beta@far.example",
+    ):
+        assert accounts(quote(address, safe="")) == ["beta@far.example"], address
+    page = html(client.get("/?q=" + quote("https://pod.example/people/unknown", safe="")))
+    assert "This pod knows no account whose guid is unknown" in page
+    assert "No cases whose handle holds" in page
 
 
 def test_a_damaged_page_link_is_a_400_page(client, admin):

@@ -5,13 +5,13 @@ does."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, flash, render_template, request, url_for
 
-from podmod import pod_db
+from podmod import pod_db, references
 from podmod.store import CASE_STATUSES
 from podmod.web.auth import login_required
 from podmod.web.services import pod_conn, services, state_conn
@@ -64,7 +64,8 @@ class QueueFilter:
     status: str = "open"  # open, resolved, dismissed or all
     where: str = "all"  # all, local or remote
     listed: bool = False  # only cases with an active list match
-    search: str = ""  # any part of the handle: "alice", "@pod.example", "ice@pod"
+    search: str = ""  # any part of the handle: "alice", "@pod.example", "ice@pod"; or an address
+    account: str = ""  # the handle of the account the address searched for shows: it alone
 
     @classmethod
     def from_args(cls, args: Any) -> QueueFilter:
@@ -72,7 +73,7 @@ class QueueFilter:
         where = args.get("where", "all")
         if status not in (*CASE_STATUSES, "all") or where not in ("all", "local", "remote"):
             abort(400, "Unknown filter; use the queue page's own links and buttons.")
-        search = args.get("q", "").strip().lower()[:200]
+        search = args.get("q", "").strip()[:600]
         if search.startswith("@") and "@" in search[1:]:  # "@alice@pod.example", as in diaspora*
             search = search[1:]
         return cls(status, where, args.get("listed") == "1", search)
@@ -106,11 +107,14 @@ def _conditions(queue_filter: QueueFilter) -> tuple[list[str], dict[str, Any]]:
         params["local"] = queue_filter.where == "local"
     if queue_filter.listed:
         conditions.append("list_match_count > 0")
-    if queue_filter.search:
+    if queue_filter.account:
+        conditions.append("account = %(account)s")
+        params["account"] = queue_filter.account
+    elif queue_filter.search:
         # Handles are lower case in diaspora*; no index serves a part of one without pg_trgm,
         # which podmod may not create: queue_page reads the cases once ("Performance").
         conditions.append("account LIKE %(part)s")
-        params["part"] = _like_part(queue_filter.search)
+        params["part"] = _like_part(queue_filter.search.lower())
     return conditions, params
 
 
@@ -227,10 +231,24 @@ def case_facts(state: Any, case_ids: list[int]) -> dict[int, dict[str, Any]]:
     return facts
 
 
+def _found_by_address(queue_filter: QueueFilter) -> QueueFilter:
+    """A search for the address of a profile, a post or a comment (as podmins are sent them) is
+    a search for the handle of the account it shows; one that shows none says why."""
+    search = queue_filter.search
+    if "://" not in search and not search.lower().startswith("acct:"):
+        return queue_filter
+    try:
+        handle = references.account_text(pod_conn(), search)
+    except references.AddressError as error:
+        flash(str(error), "error")
+        return queue_filter
+    return replace(queue_filter, account=handle.strip().lower().removeprefix("@"))
+
+
 @bp.route("/")
 @login_required
 def index() -> str:
-    queue_filter = QueueFilter.from_args(request.args)
+    queue_filter = _found_by_address(QueueFilter.from_args(request.args))
     after = Cursor.decode(request.args["after"]) if request.args.get("after") else None
     before = Cursor.decode(request.args["before"]) if request.args.get("before") else None
     page = queue_page(
