@@ -302,10 +302,8 @@ def test_a_podmin_checks_a_lists_held_locks_and_locks_them_all_in_chromium(
     assert confirmation["details"]["ip"] == "127.0.0.1"
 
 
-def check_and_lock_in_chromium(browser, live_server: str, held: list[str]) -> list[str]:
-    """Sign in as podmin, follow the lists page's link to lockme's held locks, check that the
-    page names `held`, lock them all (the box ticked only on the second try); the page's
-    script errors."""
+def signed_in_page(browser, live_server: str) -> tuple[object, list[str]]:
+    """A new page signed in as podmin, and the list its script errors are added to."""
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -314,6 +312,14 @@ def check_and_lock_in_chromium(browser, live_server: str, held: list[str]) -> li
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(live_server + "/")
+    return page, errors
+
+
+def check_and_lock_in_chromium(browser, live_server: str, held: list[str]) -> list[str]:
+    """Sign in as podmin, follow the lists page's link to lockme's held locks, check that the
+    page names `held`, lock them all (the box ticked only on the second try); the page's
+    script errors."""
+    page, errors = signed_in_page(browser, live_server)
     page.goto(live_server + "/lists")
     screenshot(page, "desktop-lists")
     page.get_by_role("link", name="Check them and lock them").click()
@@ -340,14 +346,7 @@ def test_a_podmin_pastes_a_posts_address_into_this_pods_list_in_chromium(
     post_guid = pod.conn.execute(
         "SELECT guid FROM posts WHERE id = %s", (pod.post(author),)
     ).fetchone()["guid"]
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(live_server + "/login")
-    page.get_by_label("Username", exact=True).fill("podmin")
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(live_server + "/")
+    page, errors = signed_in_page(browser, live_server)
     page.goto(live_server + "/lists")
 
     form = page.locator("form.pod-list").first
