@@ -63,6 +63,17 @@ def test_the_whole_flow_runs_as_the_least_privilege_role(podmod_role, pod, tmp_p
     synced = podmod("lists", "sync")
     assert synced.exit_code == 0, synced.output
     assert "listed@far.example" in [c["account"] for c in cases_json("open")]
+    # This pod's own list, by the address of a comment (the pod's posts, comments and people
+    # read; the entry and its index's summary written in podmod's schema).
+    comment = pod.comment(listed, other)
+    guids = pod.conn.execute(
+        "SELECT p.guid AS post, c.guid AS comment FROM comments c JOIN posts p"
+        " ON p.id = c.commentable_id WHERE c.id = %s",
+        (comment,),
+    ).fetchone()
+    address = f"https://pod.example/posts/{guids['post']}#{guids['comment']}"
+    added = podmod("lists", "add", address, "--reason", "placeholder")
+    assert added.exit_code == 0 and "shows account:listed@far.example" in added.output, added.output
     [second_case] = [c for c in cases_json("open") if c["account"] == "second@pod.example"]
     actions.mark_reviewed(load_config(), case_id=second_case["id"], actor="test", source="test")
     pod.mark_reviewed("Post", post)
