@@ -910,6 +910,7 @@ def _pod_list_change(
     with pod_connection(config) as pod, state_connection(config) as state:
         written = references.account_text(pod, value)
         entry = local.entry_for(written)
+        own = references.this_pod(pod) if entry.kind == "pod" else None
         # Matching takes this lock too: take it first, so two changes never wait on each other.
         state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
         case = _case_for_update(state, case_id) if case_id is not None else None
@@ -961,7 +962,8 @@ def _pod_list_change(
         message = shown + (
             f"Added {entry.text} to this pod's list (version {number})"
             f"{f', a whole top-level domain: every pod under .{entry.value}' if whole else ''}: "
-            f"{matched.added} new {'match' if matched.added == 1 else 'matches'}."
+            f"{matched.added} new {'match' if matched.added == 1 else 'matches'}"
+            f"{_own_pod_note(entry.value, own)}."
         )
     else:
         message = shown + (
@@ -969,6 +971,15 @@ def _pod_list_change(
             f"{matched.retracted} {'match' if matched.retracted == 1 else 'matches'} retracted."
         )
     return ActionResult(action, entry.text, True, message, case_id)
+
+
+def _own_pod_note(value: str, own: str | None) -> str:
+    """What a pod entry covering this pod's own host does not do (pod entries never match local
+    accounts), said so that `0 new matches` on this pod's own name is not a puzzle."""
+    host = (own or "").partition(":")[0]
+    if not host or not (host == value or host.endswith("." + value)):
+        return ""
+    return f" ({host} is this pod: a pod entry never flags this pod's own accounts)"
 
 
 def add_to_pod_list(

@@ -122,7 +122,7 @@ def _post(pod: psycopg.Connection, key: str, host: str, written: str) -> str:
     where = "p.guid = %s"
     if key.isdigit():
         # A post's number is its own pod's: only an address on this pod names one here.
-        if host != _this_pod(pod) or len(key) > 18:
+        if host != this_pod(pod) or len(key) > 18:
             raise AddressError(
                 f"{shown(written)} gives a post by its number on {host}, which only {host} can"
                 " tell; give the post's address by its guid (…/posts/GUID) or its author's handle."
@@ -163,7 +163,7 @@ def _comment(pod: psycopg.Connection, fragment: str, written: str) -> str:
     return handle
 
 
-def _this_pod(pod: psycopg.Connection) -> str | None:
+def this_pod(pod: psycopg.Connection) -> str | None:
     """This pod's host, as its local accounts' handles name it."""
     row = pod.execute(
         "SELECT lower(split_part(diaspora_handle, '@', 2)) AS host FROM people"

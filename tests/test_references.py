@@ -129,3 +129,14 @@ def test_lock_takes_a_local_profiles_address(pod, state, accounts):
     assert locked.output.strip() == "alice@pod.example is now locked."
     row = pod.conn.execute("SELECT locked_at FROM users WHERE username = 'alice'").fetchone()
     assert row["locked_at"] is not None
+
+
+def test_a_pod_entry_on_this_pods_own_host_says_it_flags_none_of_its_accounts(pod, state, accounts):
+    own = podmod("lists", "add", "https://pod.example/", "--reason", "placeholder")
+    parent = podmod("lists", "add", ".example", "--reason", "placeholder")
+    other = podmod("lists", "add", "far.example", "--reason", "placeholder")
+
+    note = "(pod.example is this pod: a pod entry never flags this pod's own accounts)"
+    assert own.exit_code == 0 and f"0 new matches {note}." in own.output, own.output
+    assert note in parent.output and "a whole top-level domain" in parent.output
+    assert other.exit_code == 0 and "this pod" not in other.output.split(": ", 1)[1]
