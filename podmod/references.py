@@ -24,6 +24,8 @@ _NAMED = frozenset(("u", "public", "profile", "channel"))
 _PEOPLE = frozenset(("people", "profiles"))  # a person's guid, known on every pod that has it
 _POSTS = frozenset(("posts", "p"))  # a post's guid, or its number on the pod that shows it
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# diaspora*'s own pages under those parts that name no account (a podmin's own profile's editor).
+_NOT_ACCOUNTS = frozenset((("profile", "edit"), ("people", "refresh_search")))
 # A guid as the diaspora* network writes them (hex, a UUID, Friendica's and Hubzilla's with
 # dots, colons or @), within diaspora*'s guid columns' 255 characters.
 _GUID = re.compile(r"[A-Za-z0-9._:@-]{1,255}")
@@ -83,7 +85,7 @@ def account_text(pod: psycopg.Connection, text: str) -> str:
     if head.startswith("@") and _GUID.fullmatch(head[1:]):
         name = head[1:]
         return name if "@" in name else f"{name}@{host}"
-    if not _GUID.fullmatch(key):
+    if not _GUID.fullmatch(key) or (head, key) in _NOT_ACCOUNTS:
         head = ""  # (no name or guid: no page of an account)
     if head in _NAMED:
         return f"{key.removesuffix('.atom') if head == 'public' else key}@{host}"

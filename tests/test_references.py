@@ -72,6 +72,8 @@ def test_addresses_of_profiles_posts_and_comments_name_their_accounts(pod, accou
         ("https://pod.example/posts/abc#0123", "This pod has no comment 0123"),
         ("https://pod.example/about", "is not the address of a profile, a post or a comment"),
         ("https://pod.example/people", "is not the address of a profile, a post or a comment"),
+        ("https://pod.example/profile/edit", "is not the address of a profile"),
+        ("https://pod.example/people/refresh_search", "is not the address of a profile"),
         ("https://pod.example/u/" + "x" * 300, "is not the address of a profile"),
         ("https://pod.example:99999/u/x", "is not a valid address"),
         ("https://pod.example/people/%00", "is not the address of a profile"),
