@@ -146,7 +146,8 @@ def _post(pod: psycopg.Connection, key: str, host: str, written: str) -> str:
 
 
 def _comment(pod: psycopg.Connection, fragment: str, written: str) -> str:
-    # diaspora* links a comment as its post's address with `#` and the comment's guid.
+    # diaspora* links a comment as its post's address (by guid, or by its number on the pod that
+    # shows it) with `#` and the comment's guid (app/assets/templates/comment_tpl.jst.hbs).
     guid = unquote(fragment).removeprefix("comment-")
     handle = None
     if _GUID.fullmatch(guid):

@@ -46,6 +46,8 @@ def test_addresses_of_profiles_posts_and_comments_name_their_accounts(pod, accou
         f"https://pod.example/posts/{post_guid}#{accounts['comment_guid']}": (
             "commenter@other.example"
         ),
+        # (diaspora*'s comment links give the post by its number on the pod that shows it)
+        f"https://far.example/posts/99#{accounts['comment_guid']}": "commenter@other.example",
         # other software of the diaspora* network, and the fediverse's /@name
         "https://friendica.example/profile/someone": "someone@friendica.example",
         "https://hub.example/channel/someone": "someone@hub.example",
