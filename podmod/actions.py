@@ -909,6 +909,7 @@ def _pod_list_change(
     label_text = local.check_label(label) if adding else ""
     with pod_connection(config) as pod, state_connection(config) as state:
         written = references.account_text(pod, value)
+        address = value.strip() if written != value.strip() else None  # (what it was read from)
         entry = local.entry_for(written)
         own = references.this_pod(pod) if entry.kind == "pod" else None
         # Matching takes this lock too: take it first, so two changes never wait on each other.
@@ -934,7 +935,7 @@ def _pod_list_change(
             **(details or {}),
             "list": "this-pod",
             "entry": entry.text,
-            **({"from": value.strip()} if written != value.strip() else {}),
+            **({"from": address} if address else {}),
             "version": number,
             "matches_added": matched.added,
             "matches_retracted": matched.retracted,
@@ -956,7 +957,7 @@ def _pod_list_change(
                 details=facts,
             )
         state.commit()
-    shown = f"{references.shown(value.strip())} shows {entry.text}. " if "from" in facts else ""
+    shown = f"{references.shown(address)} shows {entry.text}. " if address else ""
     if adding:
         whole = entry.kind == "pod" and "." not in entry.value and ":" not in entry.value
         message = shown + (

@@ -234,15 +234,16 @@ def case_facts(state: Any, case_ids: list[int]) -> dict[int, dict[str, Any]]:
 def _found_by_address(queue_filter: QueueFilter) -> QueueFilter:
     """A search for the address of a profile, a post or a comment (as podmins are sent them) is
     a search for the handle of the account it shows; one that shows none says why."""
-    search = queue_filter.search
-    if "://" not in search and not search.lower().startswith("acct:"):
+    if not queue_filter.search:
         return queue_filter
     try:
-        handle = references.account_text(pod_conn(), search)
+        handle = references.account_text(pod_conn(), queue_filter.search)
     except references.AddressError as error:
         flash(str(error), "error")
         return queue_filter
-    return replace(queue_filter, account=handle.strip().lower().removeprefix("@"))
+    if handle == queue_filter.search:  # (no address: a part of a handle)
+        return queue_filter
+    return replace(queue_filter, account=handle.lower().removeprefix("@"))
 
 
 @bp.route("/")
