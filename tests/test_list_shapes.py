@@ -651,17 +651,17 @@ def test_comments_are_checked_and_read_back_from_csv_safe_cells() -> None:
 
 
 STRAY_QUOTE = '"'
+# A header and a row (its number, and text at the start of a cell) of each CSV shape that reads
+# quoted cells, with the format it is.
+QUOTED_SHAPES = [
+    (MASTODON_HEADER, "h{}.example,suspend,false,false,{}spam,false", "mastodon-csv"),
+    ("domain,severity,public_comment", "h{}.example,silence,{}spam", "domain-csv"),
+    ("kind,value,label,comment", "account,u{}@pod.example,spam,{}placeholder", "podmod"),
+    ("Account address,Hide notifications", "{1}u{0}@pod.example,true", "accounts"),
+]
 
 
-@pytest.mark.parametrize(
-    ("header", "row", "format"),
-    [
-        (MASTODON_HEADER, "h{}.example,suspend,false,false,{}spam,false", "mastodon-csv"),
-        ("domain,severity,public_comment", "h{}.example,silence,{}spam", "domain-csv"),
-        ("kind,value,label,comment", "account,u{}@pod.example,spam,{}placeholder", "podmod"),
-        ("Account address,Hide notifications", "{1}u{0}@pod.example,true", "accounts"),
-    ],
-)
+@pytest.mark.parametrize(("header", "row", "format"), QUOTED_SHAPES)
 @pytest.mark.parametrize("stray", [5, 40], ids=["amid", "last-row"])
 def test_a_quote_never_closed_is_its_rows_error_and_the_rows_after_it_are_read(
     header: str, row: str, format: str, stray: int
@@ -681,6 +681,28 @@ def test_a_quote_never_closed_is_its_rows_error_and_the_rows_after_it_are_read(
     assert parsed.format == format
     assert [e.line for e in parsed.entries] == [n + 1 for n in range(1, 41) if n != stray]
     assert [e.line for e in parsed.errors] == [stray + 1]
+
+
+@pytest.mark.parametrize(("header", "row", "format"), QUOTED_SHAPES)
+def test_a_stray_quote_closed_further_down_hides_no_rows(header: str, row: str, format: str):
+    """Two stray quotes, on lines 6 and 31: read as the csv module reads them, the cell the first
+    opens runs on to the second and holds the 24 rows between (with skip_invalid, a list of 40
+    rows became one of 15). It is not read on over a line that reads as a row of its own."""
+    rows = [row.format(number, STRAY_QUOTE if number == 5 else "") for number in range(1, 41)]
+    rows[29] += STRAY_QUOTE  # (which closes a quoted cell)
+    data = csv_file(header, *rows)
+
+    with pytest.raises(ListFormatError) as refused:
+        parse_list(data)
+    assert str(refused.value).startswith(
+        '1 invalid row: line 6: a quote (") opens a cell that would run on over line 7, a row of'
+        " its own"
+    )
+
+    parsed = parse_list(data, skip_invalid=True)
+    assert parsed.format == format
+    assert [e.line for e in parsed.entries] == [n + 1 for n in range(1, 41) if n != 5]
+    assert [e.line for e in parsed.errors] == [6]
 
 
 def test_a_quoted_cell_still_runs_on_to_the_line_that_closes_it() -> None:

@@ -597,21 +597,38 @@ UNCLOSED_QUOTE = (
 )
 
 
+def runs_into(line: int) -> str:
+    """The problem of a row whose quoted cell would run on over a later row (a stray quote closed
+    by another further down, which would hide every row between them)."""
+    return (
+        f'a quote (") opens a cell that would run on over line {line}, a row of its own (the'
+        ' lines after it are read as rows; a quote inside a cell is written "")'
+    )
+
+
 class _QuotedRows:
     """The csv module reading the rows that hold a quote, fed the lines after a row's first while
     a quoted cell runs on (a comment with a line break in it), up to a line that can close it: a
-    cell whose quote no later line can close (a stray quote, real lists have them) is not read
-    on, so the rows after it are read as rows, not lost in it."""
+    cell whose quote no later line can close (a stray quote, real lists have them), or one that
+    would run on over a line without quotes that `row_like` says is a row of its own (a stray
+    quote closed by another further down), is not read on, so the rows after it are read as
+    rows, not lost in it."""
 
-    def __init__(self, numbered: Iterator[tuple[int, str]], lines: list[str]) -> None:
+    def __init__(
+        self,
+        numbered: Iterator[tuple[int, str]],
+        lines: list[str],
+        row_like: Callable[[str], bool] | None = None,
+    ) -> None:
         self._numbered = numbered
         self._lines = lines
+        self._row_like = row_like
         self._first: str | None = None
         self._number = 0  # the line the row read starts on
         self._last_quote: int | None = None  # the last line holding a quote, once asked for
         self._reader = csv.reader(self)
         self.lines = 0  # the lines the last row read ran over
-        self.unclosed = False  # the last row read has a quote no later line closes
+        self.problem: str | None = None  # why the last row read was not read on (None: it was)
 
     def __iter__(self) -> _QuotedRows:
         return self
@@ -620,12 +637,20 @@ class _QuotedRows:
         self.lines += 1
         if self._first is not None:
             line, self._first = self._first, None
-        elif self.lines == 2 and self._number >= self._last_quote_line():
-            self.unclosed = True
+            return line + "\n"
+        if self.lines == 2 and self._number >= self._last_quote_line():
+            self.problem = UNCLOSED_QUOTE
             raise StopIteration
-        else:
-            line = next(self._numbered)[1]
-        return line + "\n"
+        following = self._number + self.lines - 1  # (the number of the line asked for)
+        if (
+            self._row_like is not None
+            and following <= len(self._lines)
+            and '"' not in (text := self._lines[following - 1])  # (no line that may close it)
+            and self._row_like(text)
+        ):
+            self.problem = runs_into(following)
+            raise StopIteration
+        return next(self._numbered)[1] + "\n"
 
     def _last_quote_line(self) -> int:
         if self._last_quote is None:
@@ -635,36 +660,43 @@ class _QuotedRows:
         return self._last_quote
 
     def read(self, number: int, line: str) -> list[str] | None:
-        """The cells of the row starting on line `number`; None when its quote is never closed
-        (UNCLOSED_QUOTE)."""
+        """The cells of the row starting on line `number`; None when it is not read on (its
+        `problem` says why)."""
         self._first = line
         self._number = number
         self.lines = 0
-        self.unclosed = False
+        self.problem = None
         try:
             cells = next(self._reader)
         except csv.Error as error:
             raise ListFormatError(
                 f"Line {number} of the list cannot be read as CSV ({error}); fix the list."
             ) from None
-        return None if self.unclosed else cells
+        return None if self.problem else cells
 
 
-_UNCLOSED_ROW: list[str] = []  # (_rows()' row whose quote is never closed)
+class _Unread(list):
+    """_rows()' row that was not read on, with its problem (UNCLOSED_QUOTE, runs_into())."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__()
+        self.problem = problem
 
 
-def _rows(lines: list[str], start: int) -> Iterator[tuple[int, list[str]]]:
-    """Each CSV row from lines[start] on, with the number of the line it starts on (_UNCLOSED_ROW
-    for a row whose quote is never closed). A line without a quote is split at its commas, the
-    cells the csv module would give, three times as fast."""
+def _rows(
+    lines: list[str], start: int, row_like: Callable[[str], bool] | None = None
+) -> Iterator[tuple[int, list[str]]]:
+    """Each CSV row from lines[start] on, with the number of the line it starts on (an _Unread
+    for a row whose quoted cell is not read on: _QuotedRows). A line without a quote is split at
+    its commas, the cells the csv module would give, three times as fast."""
     numbered = enumerate(lines[start:], start + 1)
-    quoted = _QuotedRows(numbered, lines)
+    quoted = _QuotedRows(numbered, lines, row_like)
     for number, line in numbered:
         if '"' not in line:
             yield number, line.split(",")
         else:
             cells = quoted.read(number, line)
-            yield number, _UNCLOSED_ROW if cells is None else cells
+            yield number, _Unread(quoted.problem or UNCLOSED_QUOTE) if cells is None else cells
 
 
 def _header_cells(line: str, separator: str = ",") -> list[str]:
@@ -677,6 +709,12 @@ def _header_cells(line: str, separator: str = ",") -> list[str]:
     while names and not names[-1]:
         names.pop()
     return names
+
+
+def _podmod_row_like(line: str) -> bool:
+    """A line without quotes reads as a row of podmod's format: a kind, a value, maybe more."""
+    kind, comma, _ = line.partition(",")
+    return bool(comma) and kind.strip().lower() in KINDS
 
 
 def _looks_like_handle(text: str) -> bool:
@@ -1234,7 +1272,7 @@ def _read_podmod(reader: ListReader, lines: list[str], start: int) -> Iterator[R
     shared: dict[tuple[str, str], Details] = {}  # and each (label, comment)'s details
     fast = _ACCOUNT_FAST.fullmatch
     kinds = {kind: kind for kind in KINDS}  # one shared string per kind, not one per row
-    for line, row in _rows(lines, start):
+    for line, row in _rows(lines, start, _podmod_row_like):
         width = len(row)
         if width == 2:
             kind, value = row
@@ -1245,8 +1283,8 @@ def _read_podmod(reader: ListReader, lines: list[str], start: int) -> Iterator[R
             kind, value, label = row
             comment = ""
         else:
-            if row is _UNCLOSED_ROW:
-                errors.append(RowError(line, UNCLOSED_QUOTE))
+            if isinstance(row, _Unread):
+                errors.append(RowError(line, row.problem))
                 continue
             row = _trimmed(row)
             width = len(row)

@@ -32,6 +32,8 @@ from podmod.lists.parse import (
     _check_comment,
     _control_message,
     _header_cells,
+    _looks_like_handle,
+    _looks_like_host,
     _QuotedRows,
     _show,
     _trimmed,
@@ -323,9 +325,15 @@ class _Columns:
             and set(BOOLEAN_COLUMNS).issuperset(names[comment + 1 :])
             else None
         )
+        self.row_like = self._row_like
         # Rows repeat all but their domain (severities, booleans, a few comments): when the
         # domain is the first cell, the text after it is read once for every row that has it.
         self.tails: dict[str, _Tail] = {}
+
+    def _row_like(self, line: str) -> bool:
+        """A line without quotes reads as a row of its own: its domain cell names a host."""
+        cells = line.split(",")
+        return len(cells) > self.domain and _looks_like_host(cells[self.domain].strip())
 
     def read(
         self, cells: list[str], domains: _Domains, raw: str | None = None
@@ -397,7 +405,7 @@ class _Columns:
             return self.read(raw.split(","), domains, raw)
         cells = quoted.read(line, raw)
         if cells is None:
-            return "", (False, UNCLOSED_QUOTE, NO_DETAILS, None, False, "", False)
+            return "", (False, quoted.problem, NO_DETAILS, None, False, "", False)
         return self.read(cells, domains, raw if quoted.lines == 1 else None)
 
     def after(self, rest: str, domains: _Domains) -> _Tail | None:
@@ -431,7 +439,7 @@ def read_csv(
     tails = columns.tails
     domain_first = columns.domain == 0
     numbered = enumerate(lines[start:], start + 1)
-    quoted = _QuotedRows(numbered, lines)
+    quoted = _QuotedRows(numbered, lines, columns.row_like)
     # With `text`: the text around a plain row's domain, by the text after the domain, for the
     # rows whose tail was remembered by that text.
     around: dict[str, tuple[str, str]] = {}
@@ -536,6 +544,13 @@ def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[
     yield from domains.dotted_rows()
 
 
+def _account_row_like(line: str, column: int | None) -> bool:
+    """A line without quotes of an accounts CSV reads as a row of its own: its Account address
+    cell names an account."""
+    cells = line.split(",")
+    return column is not None and len(cells) > column and _looks_like_handle(cells[column].strip())
+
+
 def _read_accounts(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
     """One account per line, as Mastodon exports an account's blocks (`user@pod.example`, maybe
     with a leading @; cells after a comma ignored), or Mastodon's CSV of accounts with a header
@@ -549,7 +564,7 @@ def _read_accounts(reader: ListReader, lines: list[str], start: int) -> Iterator
     column = header.index(ACCOUNT_COLUMN) if ACCOUNT_COLUMN in header else None
     first = start if column is None else start + 1
     numbered = enumerate(lines[first:], first + 1)
-    quoted = _QuotedRows(numbered, lines)
+    quoted = _QuotedRows(numbered, lines, lambda text: _account_row_like(text, column))
     for line, raw in numbered:
         text = raw.strip().rstrip(", \t")
         if not text or text.startswith("#") or (column is not None and text == header_line):
@@ -559,7 +574,7 @@ def _read_accounts(reader: ListReader, lines: list[str], start: int) -> Iterator
         else:
             cells = quoted.read(line, raw) if '"' in raw else raw.split(",")
             if cells is None:
-                reader.errors.append(RowError(line, UNCLOSED_QUOTE))
+                reader.errors.append(RowError(line, quoted.problem or UNCLOSED_QUOTE))
                 continue
             if len(cells) <= column or not cells[column].strip():
                 reader.errors.append(RowError(line, "the row has no Account address cell"))
