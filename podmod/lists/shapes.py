@@ -440,32 +440,44 @@ def read_csv(
     domain_first = columns.domain == 0
     numbered = enumerate(lines[start:], start + 1)
     quoted = _QuotedRows(numbered, lines, columns.row_like)
-    # With `text`: the text around a plain row's domain, by the text after the domain, for the
-    # rows whose tail was remembered by that text.
-    around: dict[str, tuple[str, str]] = {}
+    # With `text`: for the text after a plain row's domain whose tail was remembered by it, the
+    # text around the domain and the row's details (one lookup gives a common row all it needs).
+    around: dict[str, tuple[str, str, Details]] = {}
+    fast_max = _FAST_MAX
     block: list[str] = []
     for line, raw in numbered:
         domain, _, rest = raw.partition(",")
+        known = around.get(rest)
+        if known is not None and len(domain) <= fast_max and plain(domain):
+            # The common row, its tail seen before: a plain host with nothing to say but an entry.
+            before, after, details = known
+            if domain in seen:
+                reader.repeated("pod", domain, details)
+                continue
+            seen[domain] = details
+            block.append(f"{before}{domain}\t{line}{after}")
+            if len(block) >= TEXT_BLOCK:
+                yield "".join(block)
+                block = []
+            continue
         tail = tails.get(rest) if domain_first else None
         remembered = tail is not None
         if tail is None or '"' in domain:
             domain, tail = columns.row(line, raw, domain, rest, domains, quoted)
             remembered = False
-        if tail[0] and len(domain) <= _FAST_MAX and plain(domain):
-            # The common row, a plain host with nothing to say but an entry (the rest of add()).
-            known = len(seen)
+        if tail[0] and len(domain) <= fast_max and plain(domain):
+            # A plain host with nothing to say but an entry (the rest of add()).
+            count = len(seen)
             seen.setdefault(domain, tail[2])
-            if len(seen) == known:
+            if len(seen) == count:
                 reader.repeated("pod", domain, tail[2])
             elif text is None:
                 yield "pod", domain, line, tail[2]
             else:
-                before_after = around.get(rest) if remembered else None
-                if before_after is None:
-                    before_after = text.plain("pod", tail[2])
-                    if remembered and len(around) < _TAILS_KEPT:
-                        around[rest] = before_after
-                block.append(f"{before_after[0]}{domain}\t{line}{before_after[1]}")
+                before, after = text.plain("pod", tail[2])
+                if remembered and len(around) < _TAILS_KEPT:
+                    around[rest] = (before, after, tail[2])
+                block.append(f"{before}{domain}\t{line}{after}")
         elif raw.strip() == header_line:
             continue  # (the header again: two exports put end to end)
         elif domain.strip() or not _BLANK_LINE.fullmatch(raw):  # (blank rows are skipped)
