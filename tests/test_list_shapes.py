@@ -650,6 +650,20 @@ def test_comments_are_checked_and_read_back_from_csv_safe_cells() -> None:
     ]
 
 
+def test_a_comment_cut_for_its_length_keeps_the_labels_it_leaves_whole() -> None:
+    """A long reason (a real server's, several merged, ran to 2,664 characters) is cut to 2,000:
+    the label the cut goes through is none (`h…` would select nothing, and show a reason nobody
+    gave); a cut that falls right before a separator keeps the label before it."""
+    prose = "placeholder words " * 110 + "x" * 10  # (1,990 characters: too long to be a label)
+    rows = [f"a.example,suspend,{prose}; spam; harassment", f"b.example,suspend,{prose}; spam; x;y"]
+    parsed = parse_list(csv_file("domain,severity,public_comment", *rows))
+
+    through, before_separator = parsed.entries
+    assert through.comment == f"{prose}; spam; h…" and through.labels == ("spam",)
+    assert before_separator.comment == f"{prose}; spam; x…"
+    assert before_separator.labels == ("spam", "x")
+
+
 STRAY_QUOTE = '"'
 # A header and a row (its number, and text at the start of a cell) of each CSV shape that reads
 # quoted cells, with the format it is.

@@ -264,11 +264,17 @@ class _Domains:
             text = ""  # (a missing comment, as some exporters write it)
         if self.spreadsheet:
             text = _unsafe(text)
+        labelled = text
         if len(text) > MAX_COMMENT:
             # Cut, not refused: what the row is for is its entry (a real server's reason, several
-            # merged into one, ran to 2,664 characters).
-            text = text[: MAX_COMMENT - 1] + "…"
-        known = _labelled(text, label_tokens(text))
+            # merged into one, ran to 2,664 characters). Its labels are those the cut leaves
+            # whole: the one it cuts through would be a label nobody gave (`harass…`).
+            cut = MAX_COMMENT - 1
+            labelled = text[:cut]
+            if text[cut] not in ";,":
+                labelled = labelled[: max(labelled.rfind(";"), labelled.rfind(","), 0)]
+            text = text[:cut] + "…"
+        known = _labelled(text, label_tokens(labelled))
         if len(self.comments) < _COMMENTS_KEPT:
             self.comments[raw] = known
         return known
