@@ -154,10 +154,11 @@ def remove(state: psycopg.Connection, entry: LocalEntry, *, actor: str) -> int |
 
 
 def entries(
-    state: psycopg.Connection, limit: int, before: int | None = None
+    state: psycopg.Connection, limit: int | None = None, before: int | None = None
 ) -> list[dict[str, Any]]:
-    """The entries in force, newest first, a page of at most `limit` added before version
-    `before` (for the lists page: each change is a version, so the version orders them)."""
+    """The entries in force, newest first: a page of at most `limit` (None: all) added before
+    version `before` (for the lists page: each change is a version, so the version orders
+    them)."""
     row = state.execute("SELECT id FROM podmod.lists WHERE name = %s", (LOCAL_LIST,)).fetchone()
     if row is None:
         return []

@@ -628,7 +628,7 @@ class _QuotedRows:
         self._last_quote: int | None = None  # the last line holding a quote, once asked for
         self._reader = csv.reader(self)
         self.lines = 0  # the lines the last row read ran over
-        self.problem: str | None = None  # why the last row read was not read on (None: it was)
+        self.problem = ""  # why the last row read was not read on ("": it was)
 
     def __iter__(self) -> _QuotedRows:
         return self
@@ -665,7 +665,7 @@ class _QuotedRows:
         self._first = line
         self._number = number
         self.lines = 0
-        self.problem = None
+        self.problem = ""
         try:
             cells = next(self._reader)
         except csv.Error as error:
@@ -696,7 +696,7 @@ def _rows(
             yield number, line.split(",")
         else:
             cells = quoted.read(number, line)
-            yield number, _Unread(quoted.problem or UNCLOSED_QUOTE) if cells is None else cells
+            yield number, _Unread(quoted.problem) if cells is None else cells
 
 
 def _header_cells(line: str, separator: str = ",") -> list[str]:

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import psycopg
 
-from podmod.config import LOCAL_LIST
 from podmod.errors import PodmodError
-from podmod.lists import minisign
+from podmod.lists import local, minisign
 from podmod.lists.parse import (
     _LABEL,
     MAX_LABEL,
@@ -120,13 +119,7 @@ def from_pod_list(state: psycopg.Connection, *, with_reasons: bool = False) -> P
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
-    rows = state.execute(
-        "SELECT e.kind, e.value, e.label, e.comment FROM podmod.list_entries e"
-        " JOIN podmod.lists l ON l.id = e.list_id"
-        " WHERE l.name = %s AND l.origin = 'local' AND e.removed_in IS NULL ORDER BY e.id",
-        (LOCAL_LIST,),
-    )
-    for row in rows:
+    for row in reversed(local.entries(state)):  # (in the order they were added)
         reason = row["comment"] if with_reasons else ""
         writer.writerow((row["kind"], row["value"], _label_for_podmod(row["label"] or ""), reason))
     return parse_list(out.getvalue().encode("utf-8"))

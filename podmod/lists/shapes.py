@@ -23,7 +23,6 @@ from podmod.lists.parse import (
     MAX_COMMENT,
     NO_DETAILS,
     TEXT_BLOCK,
-    UNCLOSED_QUOTE,
     Details,
     ListFormatError,
     Row,
@@ -331,12 +330,11 @@ class _Columns:
             and set(BOOLEAN_COLUMNS).issuperset(names[comment + 1 :])
             else None
         )
-        self.row_like = self._row_like
         # Rows repeat all but their domain (severities, booleans, a few comments): when the
         # domain is the first cell, the text after it is read once for every row that has it.
         self.tails: dict[str, _Tail] = {}
 
-    def _row_like(self, line: str) -> bool:
+    def row_like(self, line: str) -> bool:
         """A line without quotes reads as a row of its own: its domain cell names a host."""
         cells = line.split(",")
         return len(cells) > self.domain and _looks_like_host(cells[self.domain].strip())
@@ -592,7 +590,7 @@ def _read_accounts(reader: ListReader, lines: list[str], start: int) -> Iterator
         else:
             cells = quoted.read(line, raw) if '"' in raw else raw.split(",")
             if cells is None:
-                reader.errors.append(RowError(line, quoted.problem or UNCLOSED_QUOTE))
+                reader.errors.append(RowError(line, quoted.problem))
                 continue
             if len(cells) <= column or not cells[column].strip():
                 reader.errors.append(RowError(line, "the row has no Account address cell"))
