@@ -212,6 +212,8 @@ def phone_widths(browser, live_server: str, cases: dict, author, remote, held: s
         "/audit",
         "/dashboard",
         "/cases/999999",
+        # (an address that shows no account: its sentence and the empty queue name it whole)
+        "/?q=https://a-long-subdomain.of.far-away-pod.example/people/" + "0123456789abcdef" * 2,
     ):
         page.goto(live_server + path)
         pages[path] = page.evaluate(WIDEST)
