@@ -22,6 +22,7 @@ import click
 
 from podmod.config import Config, load_config
 from podmod.errors import PodmodError, ServiceUnavailable, first_line
+from podmod.redact import printable
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -192,7 +193,7 @@ def cases(ctx: click.Context, status: str, limit: int | None, as_json: bool) -> 
     for case in found:
         age = _age(now, case.last_signal_at)
         where = "local" if case.local else "remote"
-        account = case.account or "(author unknown: item deleted)"
+        account = printable(case.account or "(author unknown: item deleted)")
         click.echo(
             f"{case.id:>7}  {case.priority:>4}  {case.status:<9} {case.pending_report_count:>7} "
             f"{case.reporter_count:>3}  {age:>5}  {account} ({where})"
@@ -376,7 +377,9 @@ def case_show(ctx: click.Context, case_id: int, as_json: bool) -> None:
         ]
         click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
         return
-    click.echo("\n".join(_case_text(page, account)))
+    # (each line as it shows: the pod's words in it, a name, a reason, a post, hold no control
+    # character that a terminal would act on: retitle its window, hide text, write the clipboard)
+    click.echo("\n".join(printable(line) for line in _case_text(page, account)))
 
 
 def _case_text(page: dict[str, Any], account: dict[str, Any] | None) -> list[str]:
@@ -603,7 +606,7 @@ def lists_sync(ctx: click.Context, names: tuple[str, ...], dry_run: bool, as_jso
             mark = "FAILED: " if outcome.failed else ""
             click.echo(f"{outcome.name}: {said}{mark}{outcome.message}")
             for handle in outcome.locked:
-                click.echo(f"{outcome.name}: {said}{locked} {handle} (policy lock)")
+                click.echo(f"{outcome.name}: {said}{locked} {printable(handle)} (policy lock)")
         if dry_run:
             click.echo(
                 "Dry run: nothing above was kept; no account was locked, nothing was sent. "
@@ -795,7 +798,7 @@ def lists_lock(ctx: click.Context, name: str) -> None:
     locks = confirm_locks(get_config(ctx), name, by=cli_actor())
     for list_name, handle in locks.locked:
         confirmed = ", confirmed" if list_name == name else ""
-        click.echo(f"{list_name}: locked {handle} (policy lock{confirmed})")
+        click.echo(f"{list_name}: locked {printable(handle)} (policy lock{confirmed})")
     count = sum(list_name == name for list_name, _ in locks.locked)
     click.echo(f"{name}: {count} {'account' if count == 1 else 'accounts'} locked.")
 

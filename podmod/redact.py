@@ -13,6 +13,15 @@ _PASSWORD_PARAMETER = re.compile(r"([?&](?:password|passwd|pass)=)[^&#\s]*", re.
 # text read other than it is.
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _BREAK = re.compile("[\t\n\r]+")
+# A terminal's escape sequences whole (ECMA-48), not their ESC alone, which would leave `]0;title`
+# or `[8m` among the words: a control sequence (CSI: ESC [ or U+009B, its parameters, its final
+# byte), a string (OSC, DCS, SOS, PM, APC: to BEL or the string terminator, or the text's end) and
+# any other escape (ESC, its intermediates, its final byte).
+_ESCAPE_SEQUENCE = re.compile(
+    "(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    "|(?:\x1b[\\]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\\\|\x9c)?"
+    "|\x1b[ -/]*[0-~]?"
+)
 
 
 def masked_url(text: str) -> str:
@@ -29,4 +38,4 @@ def masked_url(text: str) -> str:
 def printable(text: str) -> str:
     """A server's text (reason phrase, header, body excerpt) fit for a terminal, a log line and a
     page: line breaks and tabs become a space, every other control character is dropped."""
-    return CONTROL.sub("", _BREAK.sub(" ", text))
+    return CONTROL.sub("", _BREAK.sub(" ", _ESCAPE_SEQUENCE.sub("", text)))

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from podmod import store
+from podmod.redact import CONTROL
 from tests.helpers import drain, podmod
 
 
@@ -304,6 +305,32 @@ def test_case_show_prints_what_the_case_page_shows(config, state, pod):
     assert shown["reporters"] == 2 and len(shown["signals"]) == 2
     assert shown["account_state"] == {"locked": False, "closed": False, "roles": []}
     assert [d["action"] for d in shown["decisions"]] == ["note"]
+
+
+def test_the_pods_words_print_without_the_control_characters_a_terminal_acts_on(config, state, pod):
+    """A reason, a post and a name are the words of the pod's users and of remote accounts: an
+    escape sequence in them, printed to the podmin's terminal, would retitle its window, hide
+    text or write the clipboard, and a direction override would turn the line around. `podmod
+    case show` and `podmod cases` print the words alone, each field on its line."""
+    reporter = pod.person("reporter")
+    author = pod.person("author", "remote.example", full_name="Placeholder\x1b]0;Retitled\x07 Name")
+    post = pod.post(author, "Placeholder post\x1b[8m hidden\x1b[0m\r\nsecond line\x9b2J")
+    reason = "Placeholder\x1b]52;c;cGxhY2Vob2xkZXI=\x07 reason \u202edesrever\u202c\x07"
+    pod.report(reporter, "Post", post, reason)
+    podmod("read", "--once")
+    drain(config)
+    [case] = json.loads(podmod("cases", "--json").output)
+
+    shown = podmod("case", "show", str(case["id"]))
+    table = podmod("cases")
+
+    assert shown.exit_code == 0, shown.output
+    for output in (shown.output, table.output):
+        assert not CONTROL.search(output.replace("\n", "")), repr(output)
+    assert "Placeholder Name" in shown.output
+    assert "reason: Placeholder reason desrever\n" in shown.output
+    assert "text: Placeholder post hidden second line\n" in shown.output
+    assert "author@remote.example (remote)" in table.output
 
 
 def test_case_review_dismiss_reopen_and_note_from_the_cli(config, state, pod):

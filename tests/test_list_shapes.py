@@ -608,6 +608,18 @@ def test_obfuscated_domains_are_counted_or_matched_by_their_digest() -> None:
 def test_an_obfuscated_row_never_refuses_a_list_whatever_else_it_holds() -> None:
     parsed = parse_list(csv_file("domain,severity,public_comment", "x*y.example,bogus,a\tb\x07"))
     assert (parsed.entries, parsed.obfuscated, parsed.errors) == ([], 1, [])
+    # Known by its digest, its text is kept to be shown: as long as a host name at most, without
+    # an escape sequence a terminal would act on (`podmod lists diff`) or another control.
+    hostile = "ba*\x1b]0;Retitled\x07*.example\u202e" + "x" * 300
+    parsed = parse_list(
+        csv_file("#domain,#severity,#digest", f"{hostile},suspend,{digest('bad.example')}")
+    )
+    [entry] = parsed.entries
+    assert (entry.value, entry.published) == (
+        "sha256:" + digest("bad.example"),
+        ("ba**.example" + "x" * 300)[:253],
+    )
+    assert parsed.errors == []
 
 
 def test_canary_rows_are_never_entries_and_name_their_host() -> None:
@@ -875,6 +887,34 @@ def test_real_exports_oddities_read_as_their_authors_mean_them() -> None:
     assert [(e.line, e.message) for e in broken.errors] == [
         (2, "'bad]example' is not a valid host name such as pod.example")
     ]
+
+
+# Two files saved with a byte order mark (a spreadsheet's "CSV UTF-8"), put end to end with `cat`:
+# the second's mark starts a line, before its header again. (shape, header, a row of each file)
+CONCATENATED = [
+    ("mastodon-csv", "#domain,#severity,#public_comment", "{}.example,suspend,spam"),
+    ("domain-csv", "domain,severity,public_comment", "{}.example,silence,spam"),
+    ("podmod", "kind,value,label,comment", "pod,{}.example,spam,"),
+    ("accounts", "Account address,Show boosts", "someone@{}.example,true"),
+    ("domains", "# one domain a line", "{}.example"),
+]
+
+
+@pytest.mark.parametrize(("shape", "header", "row"), CONCATENATED)
+def test_two_files_with_byte_order_marks_put_end_to_end_read_as_one(
+    shape: str, header: str, row: str
+) -> None:
+    def saved(name: str) -> str:
+        return f"\ufeff{header}\r\n{row.format(name)}\r\n"
+
+    parsed = parse_list((saved("first") + saved("second")).encode())
+
+    assert parsed.format == shape
+    assert [(e.value.split("@")[-1], e.line) for e in parsed.entries] == [
+        ("first.example", 2),
+        ("second.example", 4),
+    ]
+    assert parsed.errors == []
 
 
 def test_a_lists_severity_setting_is_the_severity_of_rows_that_name_none() -> None:

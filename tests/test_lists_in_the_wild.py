@@ -656,9 +656,11 @@ def test_lock_labels_lock_on_a_review_list_only_what_they_name(lists, pod, label
 
 def test_a_label_is_one_label_however_each_publisher_joins_its_words(lists, pod, state):
     """IFTAS and Garden Fence write `hate-speech`, mastodon.social's comments `Hate speech`: a
-    subscription's labels select both, written either way or with underscores."""
+    subscription's labels select both, written either way or with underscores; and as they show,
+    a zero-width space copied after the words, or full-width letters, making no other label."""
     pod.person("tagged", "tagged.example")
     pod.person("spelled", "spelled.example")
+    pod.person("copied", "copied.example")
     pod.person("bots", "bots.example")
     serve(
         lists,
@@ -671,6 +673,7 @@ def test_a_label_is_one_label_however_each_publisher_joins_its_words(lists, pod,
         "flagship",
         "domain,severity,public_comment\n"
         "spelled.example,suspend,Hate speech\n"
+        "copied.example,suspend,\uff28ate speech\u200b\n"
         "bots.example,silence,Third-party bots\n",
         labels=["HATE SPEECH"],
     )
@@ -678,26 +681,31 @@ def test_a_label_is_one_label_however_each_publisher_joins_its_words(lists, pod,
     code, output = sync()
 
     assert code == 0, output
-    assert open_accounts() == ["spelled@spelled.example", "tagged@tagged.example"]
+    assert open_accounts() == [
+        "copied@copied.example",
+        "spelled@spelled.example",
+        "tagged@tagged.example",
+    ]
     stored = state.execute(
         "SELECT e.value, e.label, e.labels FROM podmod.list_entries e ORDER BY e.value"
     ).fetchall()
     assert [(row["value"], row["label"], row["labels"]) for row in stored] == [
         ("bots.example", "third-party bots", ["third-party-bots"]),
+        ("copied.example", "hate speech", ["hate-speech"]),
         ("spelled.example", "hate speech", ["hate-speech"]),
         ("tagged.example", "hate-speech", ["hate-speech"]),
     ]
     shown = podmod("lists", "show").output
     assert "only labels hate-speech" in shown
-    assert "labels in use: hate-speech 1, third-party-bots 1\n" in shown
+    assert "labels in use: hate-speech 2, third-party-bots 1\n" in shown
     [flagship] = [
         r for r in json.loads(podmod("lists", "show", "--json").output) if r["name"] == "flagship"
     ]
     assert flagship["labels_in_use"] == [
-        {"label": "hate-speech", "entries": 1},
+        {"label": "hate-speech", "entries": 2},
         {"label": "third-party-bots", "entries": 1},
     ]
-    assert (flagship["labels_used"], flagship["entries"], flagship["silence"]) == (2, 2, 1)
+    assert (flagship["labels_used"], flagship["entries"], flagship["silence"]) == (2, 3, 1)
 
 
 def test_lists_show_names_the_most_used_labels_and_how_many_more(lists, pod):

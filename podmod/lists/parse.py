@@ -496,12 +496,27 @@ def _unquoted(token: str) -> str:
     return token
 
 
+def _as_shown(text: str) -> str:
+    """A label's text as it shows, which decides what label it is: without the characters that
+    show nothing (Unicode's format characters, category Cf: the soft hyphen, zero-width spaces and
+    joiners, bidirectional marks and controls, a stray byte order mark, tag characters), its
+    compatibility forms read as the characters they show (NFKC: a full-width `SPAM` is `spam`,
+    a decomposed `é` the composed one). Else `spam` copied from a web page with a zero-width
+    space after it would be a label of its own, which looks the same on every page and which a
+    subscription's `labels = ["spam"]` does not select."""
+    if text.isascii():  # (ASCII has no format characters, and is its own NFKC)
+        return text
+    shown = "".join(char for char in text if unicodedata.category(char) != "Cf")
+    return unicodedata.normalize("NFKC", shown)
+
+
 def label_tokens(text: str) -> tuple[str, ...]:
     """The labels a label or public comment holds: split on ; and , each stripped (and of the
     quotes around it: `"free speech", spam`, or typographic ones, QUOTE_PAIRS), spaces collapsed,
     lower-cased, without a namespace such as `iftas:` (nor quotes after it); empty tokens (or of
     spaces, hyphens and underscores alone: `-` for no reason), tokens over MAX_LABEL characters
-    and repeats dropped; in their order, the first MAX_LABELS."""
+    and repeats dropped; in their order, the first MAX_LABELS. Read _as_shown()."""
+    text = _as_shown(text)
     if not _LABEL_SPECIAL.search(text):  # one token, its spaces single (most comments)
         token = text.strip().casefold()
         return (token,) if len(token) <= MAX_LABEL and _LABEL_WORD.search(token) else ()
@@ -572,9 +587,13 @@ def _decode(data: bytes) -> str:
 
 
 def _lines(text: str) -> list[str]:
-    """The text's lines, ended by LF, CRLF or CR (as the csv module reads them)."""
+    """The text's lines, ended by LF, CRLF or CR (as the csv module reads them), without the
+    byte order mark a line may start with: a second file's, put after the first (`cat` of two
+    lists saved as "CSV UTF-8"), whose header is then read as the header again."""
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\ufeff" in text:  # (at once for a text of ASCII or Latin-1 alone: no such character)
+        text = text.replace("\n\ufeff", "\n")
     return text.split("\n")
 
 
@@ -1307,6 +1326,8 @@ def _read_podmod(reader: ListReader, lines: list[str], start: int) -> Iterator[R
             given = kind.strip().lower()
             if not given and _is_blank(row):
                 continue
+            if given == "kind" and value.strip().lower() == "value":
+                continue  # (the header again: two lists put end to end)
             if given not in kinds:
                 problem = (
                     f"{_show(given)} is not a known kind"

@@ -21,6 +21,7 @@ from podmod.lists.parse import (
     ACCOUNT_COLUMN,
     EXACT_HOST,
     MAX_COMMENT,
+    MAX_HOST,
     NO_DETAILS,
     TEXT_BLOCK,
     Details,
@@ -41,6 +42,7 @@ from podmod.lists.parse import (
     label_tokens,
     normalise,
 )
+from podmod.redact import printable
 
 if TYPE_CHECKING:
     from podmod.lists.parse import ListReader
@@ -238,7 +240,9 @@ class _Domains:
             # a pattern (`*end.example`, `name.*`), which names no host either.
             code = digest.strip()
             if _HEX64.fullmatch(code):
-                return "sha256:" + code.lower(), text
+                # (its text is kept to be shown, as a host name's length at most, and without the
+                # control characters a page or a terminal would act on: it never refuses a list)
+                return "sha256:" + code.lower(), printable(text)[:MAX_HOST]
             if not obfuscated and (text.startswith("*") or text.endswith("*")):
                 self.reader.patterns += 1
             else:
