@@ -378,3 +378,64 @@ def test_a_podmin_pastes_a_posts_address_into_this_pods_list_in_chromium(
         ("list_add", f"https://pod.example/posts/{post_guid}"),
         ("list_remove", None),
     ]
+
+
+# Where a piece of others' words ends on the line of what follows it, and where that begins (a
+# Range over the text from the first character of `start` up to `end`, and over `end` or the
+# element `after`): a right-to-left override (U+202E) in the words, not isolated, turns what
+# follows it around too, up to the end of its paragraph, and puts it to their left.
+WORDS_AND_AFTER = """([root, start, end, after]) => {
+    const box = document.querySelector(root);
+    const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+    const texts = [];
+    while (walker.nextNode()) texts.push(walker.currentNode);
+    const from = texts.find((node) => node.data.includes(start));
+    const words = document.createRange();
+    words.setStart(from, from.data.indexOf(start));
+    let next;
+    if (after) {
+        const last = texts.filter((node) => box.querySelector(after).contains(node))[0];
+        words.setEnd(last, 0);
+        next = box.querySelector(after).getBoundingClientRect();
+    } else {
+        const rest = texts.slice(texts.indexOf(from));
+        const to = rest.find((node) => node.data.includes(end));
+        const skip = to === from ? from.data.indexOf(start) : 0;
+        const at = to.data.indexOf(end, skip);
+        words.setEnd(to, at);
+        const quote = document.createRange();
+        quote.setStart(to, at);
+        quote.setEnd(to, at + end.length);
+        next = quote.getBoundingClientRect();
+    }
+    // (the words' boxes on the line of what follows them: the words may wrap onto it)
+    const middle = (next.top + next.bottom) / 2;
+    const line = Array.from(words.getClientRects()).filter(
+        (shown) => shown.width > 0 && shown.top <= middle && middle <= shown.bottom
+    );
+    return {words_right: Math.max(...line.map((shown) => shown.right)), next_left: next.left};
+}"""
+
+
+def test_a_direction_override_in_others_words_stays_in_them_in_chromium(
+    browser, live_server, pod: DiasporaPod, config, state: psycopg.Connection
+):
+    """A remote handle and a reporter's reason are others' words. A right-to-left override in
+    them must turn only them around: the case's status badge stays right of the handle, and the
+    closing quote right of the reason, in the queue and on the case page."""
+    pod.person("podmin", password=PASSWORD, roles=("admin",))
+    spoofer = pod.person("spoof\u202eer", "far.example")
+    reason = "Placeholder \u202ereason"
+    pod.report(pod.person("reporter"), "Post", pod.post(spoofer, "Placeholder post."), reason)
+    intake_all(config)
+    page, errors = signed_in_page(browser, live_server)
+
+    queue_row = "table.queue tbody tr"
+    quoted = page.evaluate(WORDS_AND_AFTER, [queue_row, "Placeholder", "\u201d", None])
+    page.locator(queue_row).first.locator("a").click()
+    page.wait_for_url(f"{live_server}/cases/*")
+    heading = page.evaluate(WORDS_AND_AFTER, ["h1", "spoof", None, ".badge"])
+
+    for seen in (quoted, heading):
+        assert seen["next_left"] >= seen["words_right"] - 1, (quoted, heading)
+    assert errors == []
