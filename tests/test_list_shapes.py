@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -1068,6 +1069,13 @@ def test_friendicas_published_blocklist_is_read_with_its_reasons_as_comments() -
     assert [(e.line, e.message) for e in parsed.errors] == [
         (7, "the severity 'two' is not suspend, silence or noop")
     ]
+    # Friendica's patterns are shell patterns: `?` and a class of characters name no host either,
+    # and never refuse the list (a defanged dot and an IPv6 address are no class).
+    globs = b"spam?.example,bots\n[ab]spam.example,bots\npod[.]example,x\n[2001:db8::1],x\n"
+    assert detect_format(globs) == "domains"
+    shell = parse_list(globs)
+    assert [e.value for e in shell.entries] == ["pod.example", "[2001:db8::1]"]
+    assert (shell.patterns, shell.errors) == (2, [])
     # A file whose first cell after a domain is a severity names severities: the others too.
     strict = parse_list(b"one.example,silence\ntwo.example,harassment\n", skip_invalid=True)
     assert [(e.line, e.message) for e in strict.errors] == [
@@ -1079,6 +1087,19 @@ def test_friendicas_published_blocklist_is_read_with_its_reasons_as_comments() -
         ("one.example", "silence"),
         ("two.example", "noop"),
     ]
+
+
+@pytest.mark.parametrize("cell", ["[" * 100_000, "[a" * 50_000, "?[" * 50_000])
+def test_a_hostile_row_of_brackets_is_read_in_linear_time(cell: str) -> None:
+    """Reading Friendica's patterns looks for a class of characters in every domain that is no
+    plain host: a row of 100,000 `[` took a pattern that allowed `[` inside a class 29 s (each
+    `[` a start that ran to the end); read in linear time it takes milliseconds. The bound is
+    hundreds of times that, for a loaded machine."""
+    started = time.perf_counter()
+    parsed = parse_list(f"first.example\n{cell},x\n".encode(), skip_invalid=True)
+    seconds = time.perf_counter() - started
+    assert [e.value for e in parsed.entries] == ["first.example"]
+    assert seconds < 5, f"{seconds:.1f} s to read one row of {len(cell):,} characters"
 
 
 def test_whole_top_level_domains_and_ip_addresses_are_entries_as_mastodon_exports_write_them():

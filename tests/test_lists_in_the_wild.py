@@ -708,6 +708,29 @@ def test_a_label_is_one_label_however_each_publisher_joins_its_words(lists, pod,
     assert (flagship["labels_used"], flagship["entries"], flagship["silence"]) == (2, 3, 1)
 
 
+def test_a_version_read_by_an_older_podmod_is_read_again_and_its_labels_take_their_form(
+    lists, pod, state
+):
+    """A label with a zero-width space was a label of its own until podmod read labels as they
+    show: a version stored by that podmod is read again at the next sync, same bytes or not, and
+    its entry is then the `spam` a subscription's labels select."""
+    pod.person("copied", "copied.example")
+    body = "domain,severity,public_comment\ncopied.example,suspend,spam\u200b\n"
+    serve(lists, "flagship", body, labels=["spam"])
+    assert sync()[0] == 0
+    # As podmod's reading 7 stored it: the label's key with its zero-width space.
+    state.execute("UPDATE podmod.list_entries SET labels = ARRAY['spam\u200b']")
+    state.execute("UPDATE podmod.list_versions SET reader = 7")
+    state.commit()
+
+    code, output = sync()
+
+    assert code == 0 and "version 2 applied" in output, output
+    stored = state.execute("SELECT labels FROM podmod.list_entries WHERE removed_in IS NULL")
+    assert [row["labels"] for row in stored.fetchall()] == [["spam"]]
+    assert open_accounts() == ["copied@copied.example"]
+
+
 def test_lists_show_names_the_most_used_labels_and_how_many_more(lists, pod):
     rows = [f"account,u{n}@far.example,label{n % 12};common," for n in range(36)]
     lists.write("core", rows)
@@ -1158,6 +1181,10 @@ def test_this_pods_own_list_from_the_command_line(lists, pod, state):
     pod_added = podmod("lists", "add", "wave.example", "--reason", "every account of it")
     again = podmod("lists", "add", "spammer@far.example", "--reason", "twice")
     bad = podmod("lists", "add", "not a host", "--reason", "x")
+    escaped = [
+        podmod("lists", "add", "x.example", "--label", "sp\x1b[8mam", "--reason", "x"),
+        podmod("lists", "add", "x.example", "--reason", "pasted\x1b]0;title\x07 reason"),
+    ]
 
     assert added.exit_code == 0, added.output
     assert "Added account:spammer@far.example to this pod's list (version 1): 1 new match" in (
@@ -1166,6 +1193,10 @@ def test_this_pods_own_list_from_the_command_line(lists, pod, state):
     assert "version 2" in pod_added.output
     assert again.exit_code == 0 and "on this pod's list already (since version 1)" in again.output
     assert bad.exit_code == 2 and "give a handle such as user@pod.example" in bad.output
+    assert [(r.exit_code, r.output.strip()) for r in escaped] == [
+        (2, "podmod: The label holds a control character (U+001B); type it again without it."),
+        (2, "podmod: The reason holds a control character (U+001B); type it again without it."),
+    ]
     assert open_accounts() == ["neighbour@sub.wave.example", "spammer@far.example"]
     text = podmod("lists", "show").output
     assert "this pod's own list (review): version 2 (podmod; 2 entries)" in text

@@ -88,7 +88,8 @@ def test_each_queue_row_says_why_in_words_with_its_newest_report(lists, pod, cli
     row = page[page.index("busy@pod.example") :]
     row = row[: row.index("</tr>")]
     assert "3 reporters · list core · phrase match · local" in row, row
-    assert "“Newest reason.”" in row and "Placeholder lambda second line xxx" in row
+    # (the reason between quotes, isolated from them: a direction override in it stays in it)
+    assert "“<bdi>Newest reason.</bdi>”" in row and "Placeholder lambda second line xxx" in row
     assert "x" * 200 not in row and "…" in row
     assert "Old placeholder reason" not in row
     assert ">1</span></td>" in row  # one content match, in its own column

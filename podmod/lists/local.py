@@ -15,7 +15,7 @@ import psycopg
 
 from podmod.config import LOCAL_LIST
 from podmod.errors import PodmodError
-from podmod.lists.parse import MAX_COMMENT, MAX_LABEL, label_keys_of, normalise
+from podmod.lists.parse import _CONTROL, MAX_COMMENT, MAX_LABEL, label_keys_of, normalise
 from podmod.lists.versions import RANGES_SUMMARY_SQL, READER
 
 LOCAL_URL = "podmod:" + LOCAL_LIST  # (no file: the entries live in podmod.list_entries alone)
@@ -50,18 +50,32 @@ def entry_for(value: str) -> LocalEntry:
 
 def check_label(label: str | None) -> str:
     """A label a moderator typed: one short line, kept as written (its normal form selects)."""
-    text = " ".join((label or "").split())
+    text = _one_line(label, "label")
     if len(text) > MAX_LABEL:
         raise LocalListError(f"The label is longer than {MAX_LABEL} characters; shorten it.")
     return text
 
 
 def check_reason(reason: str | None) -> str:
-    text = " ".join((reason or "").split())
+    text = _one_line(reason, "reason")
     if not text:
         raise LocalListError("Say why (--reason): it is kept with the entry and in the audit log.")
     if len(text) > MAX_COMMENT:
         raise LocalListError(f"The reason is longer than {MAX_COMMENT} characters; shorten it.")
+    return text
+
+
+def _one_line(typed: str | None, what: str) -> str:
+    """What a moderator typed as one line (line breaks and runs of spaces made one space), with no
+    other control character: an escape pasted in would act on the terminal of whoever reads it
+    (`podmod lists diff`), and the list published with its reasons would refuse the row."""
+    text = " ".join((typed or "").split())
+    control = _CONTROL.search(text)
+    if control:
+        raise LocalListError(
+            f"The {what} holds a control character (U+{ord(control.group()):04X}); type it again"
+            " without it."
+        )
     return text
 
 

@@ -91,9 +91,10 @@ _FIRST_CHARACTER = re.compile(r"\s*(\S)")
 # normalise() reads them); at least one dot, or letters beyond ASCII. Its severity may follow after
 # a comma (`pod.example,silence`: Oliphant's first published file had no header), and more cells
 # after it (a header-less export's: `pod.example,suspend,true,true,false`); or its reason, one cell
-# (Friendica's published blocklist: `*.pod.example,"spam, bots"`).
+# (Friendica's published blocklist: `*.pod.example,"spam, bots"`, its shell patterns `?` and
+# `[ab]` too).
 _HOST_LIKE = re.compile(
-    r"(?:[Hh][Tt][Tt][Pp][Ss]?://)?([\w*.-]+)(?::[0-9]{1,5})?/?\s*"
+    r"(?:[Hh][Tt][Tt][Pp][Ss]?://)?([\w*?\[\].-]+)(?::[0-9]{1,5})?/?\s*"
     r"(?:,\s*(?i:suspend|silence|noop)\s*(?:,[^,]*)*|,(?:\"(?:[^\"]|\"\")*\"|[^,\"]*))?,?"
 )
 # Line 1 of a header-less list of accounts (Mastodon's export of blocked accounts).

@@ -109,6 +109,11 @@ def read(reader: ListReader, content: Any, start: int) -> Iterator[Row]:
     return read_csv(reader, content, start)
 
 
+# A shell pattern's class of characters (`[ab]`, `[0-9]`): not a defanged dot (`pod[.]example`)
+# nor an IPv6 address (`[2001:db8::1]`).
+_CHARACTER_CLASS = re.compile(r"\[[^\[\].:]+\]")  # (no `[` inside: linear on `[[[[…`)
+
+
 class _Domains:
     """What every domain shape does with a row once its cells are read: the domain normalised (or
     known by its digest, or counted as obfuscated), the severity and public comment checked,
@@ -247,6 +252,12 @@ class _Domains:
                 self.reader.patterns += 1
             else:
                 self.reader.obfuscated += 1
+            return None
+        if ("?" in text and "/" not in text) or _CHARACTER_CLASS.search(text):
+            # Friendica's other wildcards (`spam?.example`, `[ab]spam.example`: its published
+            # blocklist is of shell patterns) name no host either: a pattern, not an error that
+            # would refuse the whole list. (`?` in a URL is its query; `pod[.]example` defanged.)
+            self.reader.patterns += 1
             return None
         if _CONTROL.search(text):
             self.error(line, _control_message("domain", text))

@@ -46,8 +46,11 @@ from podmod.redact import masked_url
 # `block_type` read as the severity and `comment` as the public comment, labels without the
 # single or typographic quotes around them, a list of accounts' entries with the list's severity;
 # 7: Mastodon's CSV of accounts, its `Account address` column read wherever it stands; a domain
-# per line with its reason after it, Friendica's, and quoted cells in such a list).
-READER = 7
+# per line with its reason after it, Friendica's, and quoted cells in such a list; 8: a byte order
+# mark starting a line, a second file's, and podmod's header again, labels as they show (format
+# characters dropped, NFKC), an obfuscated row's shown text without controls, Friendica's `?` and
+# `[ab]` patterns counted apart).
+READER = 8
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)
 ENTRY_COLUMNS = ("kind", "value", "line", "label", "comment", "severity", "labels", "published")
