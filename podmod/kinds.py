@@ -21,6 +21,7 @@ LIST_FILE_FORMATS = (
     "domain-csv",
     "domains",
     "accounts",
+    "friendica",
     "mastodon-json",
     "rapidblock-json",
     "pleroma-json",

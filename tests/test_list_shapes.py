@@ -332,8 +332,8 @@ def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
             r" accounts with an Account address column; Mastodon, RapidBlock or Pleroma JSON\); fix"
             r" the"
             r" list, or name its shape with the list's format setting \(podmod,"
-            r" mastodon-csv, domain-csv, domains, accounts, mastodon-json, rapidblock-json or"
-            r" pleroma-json\)\.$",
+            r" mastodon-csv, domain-csv, domains, accounts, friendica, mastodon-json,"
+            r" rapidblock-json or pleroma-json\)\.$",
         ),
         (b"value,kind\n", r"^Line 1 of the list is 'value,kind', which is none of the shapes"),
         (b"localhost\n", r"^Line 1 of the list is 'localhost', which is none"),
@@ -1089,6 +1089,31 @@ def test_friendicas_published_blocklist_is_read_with_its_reasons_as_comments() -
     ]
 
 
+def test_format_friendica_reads_friendicas_patterns_as_friendica_matches_them() -> None:
+    # The same file as one domain per line reads as Mastodon reads domains (each with its
+    # subdomains); with format = "friendica", as Friendica matches its patterns: a plain domain
+    # that host alone, `*.` and `*name` the domain with its subdomains (the part of them podmod
+    # can name), other patterns none; the second cell always a reason.
+    data = b'plain.example,spam\n*.sub.example,"bots, spam"\n*glob.example,silence\n'
+    data += b"*bots*,x\nspam?.example,y\n*com,z\n*,everything\nported.example:8443,\n"
+
+    parsed = parse_list(data, format="friendica")
+
+    assert parsed.format == "friendica"
+    assert parsed.entries == [
+        pod("=plain.example", 1, "suspend", "spam", ("spam",)),
+        pod("=ported.example:8443", 8),
+        pod("sub.example", 2, "suspend", "bots, spam", ("bots", "spam")),
+        pod("glob.example", 3, "suspend", "silence", ("silence",)),
+    ]
+    assert (parsed.patterns, parsed.errors) == (4, [])
+    assert detect_format(data) == "domains"
+    quiet = ListReader(data, format="friendica", severity="silence")
+    assert next(iter(quiet)).severity == "silence"  # (a row's severity is the list's)
+    with pytest.raises(ListFormatError, match="not Friendica's domain patterns, one per line"):
+        parse_list(b"#domain,#severity\nx.example,suspend\n", format="friendica")
+
+
 @pytest.mark.parametrize("cell", ["[" * 100_000, "[a" * 50_000, "?[" * 50_000])
 def test_a_hostile_row_of_brackets_is_read_in_linear_time(cell: str) -> None:
     """Reading Friendica's patterns looks for a class of characters in every domain that is no
@@ -1436,13 +1461,14 @@ def test_every_format_can_be_forced_on_its_own_shape() -> None:
         "mastodon-json": b'[{"domain": "a.example"}]',
         "rapidblock-json": b'{"blocks": {"a.example": {"isBlocked": true}}}',
         "pleroma-json": b'{"mrf_simple": {"reject": ["*.a.example"]}}',
+        "friendica": b"*a.example,placeholder\n",  # (never told: it is "domains" to the eye)
     }
     assert set(samples) == set(FORMATS)
     for format, data in samples.items():
         parsed = parse_list(data, format=format)
         value = "a@a.example" if format == "accounts" else "a.example"
         assert (parsed.format, [e.value for e in parsed.entries]) == (format, [value])
-        assert detect_format(data) == format
+        assert detect_format(data) == ("domains" if format == "friendica" else format)
     audit = parse_list(b"domain,count,percent\npod.example,12,40.0\n", format="domain-csv")
     assert [(e.value, e.severity) for e in audit.entries] == [("pod.example", "suspend")]
 

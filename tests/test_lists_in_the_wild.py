@@ -1240,6 +1240,37 @@ def test_this_pods_list_says_when_an_entry_is_a_whole_top_level_domain(lists, po
     assert "top-level" not in apex.output and "(version 2): 1 new match" in apex.output
 
 
+def test_a_friendica_servers_blocklist_matches_as_friendica_matches_it(lists, pod, state):
+    """format = "friendica": `pod.example` flags that host alone (on any port), `*pod.example` and
+    `*.pod.example` the domain and its subdomains, never a name that only ends the same."""
+    for name, host in (
+        ("a", "plain.example"),
+        ("b", "sub.plain.example"),
+        ("c", "glob.example"),
+        ("d", "deep.glob.example"),
+        ("e", "otherglob.example"),
+        ("f", "plain.example:8443"),
+    ):
+        pod.person(name, host)
+    body = "plain.example,placeholder reason\n*glob.example,spam\nspam?.example,bots\n"
+    serve(lists, "friendica", body, format="friendica")
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert "version 1 applied (friendica, 1 pattern row skipped): 2 entries" in output, output
+    assert open_accounts() == [
+        "a@plain.example",
+        "c@glob.example",
+        "d@deep.glob.example",
+        "f@plain.example:8443",
+    ]
+    assert entries_of(state, "friendica") == pods(
+        ("=plain.example", "suspend"), ("glob.example", "suspend")
+    )
+    assert shown("friendica")["format"] == "friendica"
+
+
 def test_the_name_of_this_pods_list_is_not_a_subscription_name(lists):
     lists.subscribe("this-pod")
     result = podmod("lists", "sync")

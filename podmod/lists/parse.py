@@ -31,8 +31,8 @@ ACCOUNT_COLUMN = "account address"
 FORMATS = LIST_FILE_FORMATS
 CSV_FORMATS = FORMATS[:3]  # (a header line names the columns)
 CSV_DOMAIN_FORMATS = FORMATS[1:3]
-LINE_FORMATS = ("domains", "accounts")  # (no header: a row on every line)
-JSON_FORMATS = FORMATS[5:]
+LINE_FORMATS = ("domains", "accounts", "friendica")  # (no header: a row on every line)
+JSON_FORMATS = FORMATS[6:]
 
 MAX_LABEL = 100
 # The labels an entry keeps, its first (real lists give an entry at most 9): a comment, or rows
@@ -787,6 +787,7 @@ _NEEDS = {
     "mastodon-csv": "a header with a #domain column",
     "domain-csv": "a header with a domain column",
     "domains": "one domain per line",
+    "friendica": "Friendica's domain patterns, one per line (pattern,reason)",
     "accounts": "one account (user@pod.example) per line, or an Account address column",
     "mastodon-json": 'a JSON array of Mastodon domain blocks ([{"domain": …}, …])',
     "rapidblock-json": 'RapidBlock\'s JSON ({"@spec": …, "blocks": {"host": {…}}})',
@@ -1068,7 +1069,7 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
         return forced or shape or "", value, 0
     lines = _lines(text)
     start = _find_start(lines)
-    if start.index == len(lines) and forced != "domains":
+    if start.index == len(lines) and forced not in ("domains", "friendica"):
         if start.comments:
             _refuse_other_separator(lines)
             raise ListFormatError(

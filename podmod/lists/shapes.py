@@ -98,6 +98,8 @@ def read(reader: ListReader, content: Any, start: int) -> Iterator[Row]:
     (rows from lines[start] on) or its JSON value."""
     if reader.format == "domains":
         return _read_domains(reader, content, start)
+    if reader.format == "friendica":
+        return _read_friendica(reader, content, start)
     if reader.format == "accounts":
         return _read_accounts(reader, content, start)
     if reader.format == "mastodon-json":
@@ -112,6 +114,7 @@ def read(reader: ListReader, content: Any, start: int) -> Iterator[Row]:
 # A shell pattern's class of characters (`[ab]`, `[0-9]`): not a defanged dot (`pod[.]example`)
 # nor an IPv6 address (`[2001:db8::1]`).
 _CHARACTER_CLASS = re.compile(r"\[[^\[\].:]+\]")  # (no `[` inside: linear on `[[[[…`)
+_GLOB = re.compile(r"[*?\[\]]")  # (a character of a shell pattern)
 
 
 class _Domains:
@@ -538,6 +541,22 @@ def _misplaced_comment(flags: tuple[str, ...]) -> str:
     return texts[0] if len(texts) == 1 else ""
 
 
+def _line_cells(lines: list[str], start: int, cuts: int) -> Iterator[tuple[int, list[str]]]:
+    """Each row's line number and cells, in a file of a row on every line from lines[start]: cut
+    at its first `cuts` commas, its trailing commas and spaces dropped; blank lines and # comments
+    skipped. A line with quotes is read as the csv module reads it (quotes it cannot read, as
+    before it read any, left in the cells)."""
+    for line, raw in enumerate(lines[start:], start + 1):
+        text = raw.strip().rstrip(", \t")
+        if not text or text.startswith("#"):
+            continue
+        cells = text.split(",", cuts)
+        if '"' in text:
+            with contextlib.suppress(csv.Error):
+                cells = next(csv.reader([text], strict=True), [""])
+        yield line, cells
+
+
 def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
     """One domain per line, each a suspension (or the list's `severity`) unless its own follows
     after a comma (`pod.example,silence`; cells after it, a header-less export's, ignored); or,
@@ -547,16 +566,7 @@ def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[
     domains = _Domains(reader)
     tails = {"": domains.tail("", "")}  # by the severity as written (none: a suspension)
     reasons: bool | None = None  # (decided by the first row with a cell after its domain)
-    for line, raw in enumerate(lines[start:], start + 1):
-        text = raw.strip().rstrip(", \t")
-        if not text or text.startswith("#"):
-            continue
-        cells = text.split(",", 2)
-        if '"' in text:
-            # (quoted cells read as the csv module reads them; quotes it cannot read, as before
-            # it read any, left in the cells after the domain, which are ignored)
-            with contextlib.suppress(csv.Error):
-                cells = next(csv.reader([text], strict=True), [""])
+    for line, cells in _line_cells(lines, start, 2):
         domain = cells[0]
         second = cells[1] if len(cells) > 1 else ""  # (cells after it, as in Mastodon, ignored)
         if reasons is None and second.strip():
@@ -570,6 +580,27 @@ def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[
                 if len(tails) < _COMMENTS_KEPT:
                     tails[second] = tail
         entry = domains.add(line, domain, tail)
+        if entry is not None:
+            yield entry
+    yield from domains.dotted_rows()
+
+
+def _read_friendica(reader: ListReader, lines: list[str], start: int) -> Iterator[Row]:
+    """Friendica's published blocklist (`/blocklist/domain/download`) read as Friendica matches
+    it, with format = "friendica": a shell pattern and its reason on each line (PHP's fputcsv).
+    A domain written plainly names that host alone (EXACT_HOST), as Friendica's pattern does;
+    `*.pod.example` and `*pod.example` are the domain and its subdomains (Friendica's first leaves
+    the domain itself out, its second also names `otherpod.example`: podmod covers what of each
+    it can name); other patterns (`*bots*`, `spam?.example`, `*com`) name no host. The second
+    cell is the reason, whatever it says, and the list's severity each row's. Blank and # lines
+    skipped."""
+    domains = _Domains(reader, exact=True)
+    for line, cells in _line_cells(lines, start, 1):
+        pattern = cells[0].strip()
+        rest = pattern[1:]
+        if pattern.startswith("*") and "." in rest[1:] and not _GLOB.search(rest):
+            pattern = "*." + rest.removeprefix(".")  # (`*pod.example`: the domain, as `*.`)
+        entry = domains.add(line, pattern, domains.tail("", ",".join(cells[1:])))
         if entry is not None:
             yield entry
     yield from domains.dotted_rows()
