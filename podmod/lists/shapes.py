@@ -597,9 +597,9 @@ def _read_friendica(reader: ListReader, lines: list[str], start: int) -> Iterato
     domains = _Domains(reader, exact=True)
     for line, cells in _line_cells(lines, start, 1):
         pattern = cells[0].strip()
-        rest = pattern[1:]
-        if pattern.startswith("*") and "." in rest[1:] and not _GLOB.search(rest):
-            pattern = "*." + rest.removeprefix(".")  # (`*pod.example`: the domain, as `*.`)
+        name = pattern[1:].removeprefix(".")  # (after `*` or `*.`)
+        if pattern.startswith("*") and "." in name and not _GLOB.search(name):
+            pattern = "*." + name  # (`*pod.example`: the domain and its subdomains, as `*.`)
         entry = domains.add(line, pattern, domains.tail("", ",".join(cells[1:])))
         if entry is not None:
             yield entry
