@@ -707,6 +707,75 @@ def signature_of(path: Path) -> Path:
     return path.with_name(path.name + ".minisig")
 
 
+@pytest.mark.parametrize("stale", ["signature", "file"])
+def test_a_file_beside_the_signature_of_its_version_before_or_after_is_refused_in_words_that_say_so(
+    lists, pod, state, stale
+):
+    # A publisher uploads a new file and its signature one after the other, and a cache
+    # (raw.githubusercontent.com keeps each file five minutes) serves them apart: for a while the
+    # new file comes with the old signature, or the old file with the new one. The key made both,
+    # so the words say what the server serves, not only "tampered with"; the version in force
+    # stays, and once both are the new ones the next sync takes them.
+    pod.person("one", "far.example")
+    pod.person("two", "far.example")
+    path = lists.write("core", ["account,one@far.example,,"])
+    first_body, first_signature = path.read_bytes(), signature_of(path).read_text()
+    first_signed = utc(lists.signed_at)
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write("core", ["account,one@far.example,,", "account,two@far.example,,"])
+    second_body, second_signature = path.read_bytes(), signature_of(path).read_text()
+    if stale == "signature":
+        signature_of(path).write_text(first_signature)
+        expected = (
+            "core: FAILED: List 'core' was refused: its file changed, but its signature is still "
+            f"the one of version 1 (signed {first_signed}). Either its server is between updates"
+        )
+    else:
+        path.write_bytes(first_body)
+        expected = (
+            f"core: FAILED: List 'core' was refused: its signature is newer (signed "
+            f"{utc(lists.signed_at)}) than its file, which is still version 1's. Its server is "
+            "between updates"
+        )
+
+    code, output = sync()
+
+    assert code == 1, output
+    assert expected in output, output
+    assert "The version in force stays" in output, output
+    assert versions_of(state, "core") == [(1, "applied")]
+    [shown] = json.loads(podmod("lists", "show", "--json").output)
+    assert shown["version"] == 1 and expected.removeprefix("core: FAILED: ") in shown["last_error"]
+
+    path.write_bytes(second_body)
+    signature_of(path).write_text(second_signature)
+    code, output = sync()
+    assert code == 0 and "version 2 applied" in output, output
+    assert versions_of(state, "core") == [(1, "applied"), (2, "applied")]
+
+
+def test_a_file_changed_beside_a_signature_of_the_key_for_no_stored_version_is_refused_as_tampered(
+    lists, pod, state
+):
+    # The key's own signature, its trusted comment intact, of bytes that are neither this file
+    # nor the version in force: nothing says the server is between updates.
+    pod.person("one", "far.example")
+    path = lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write("core", ["account,two@far.example,,"])
+    other = path.read_bytes() + b"account,three@far.example,,\n"
+    path.write_bytes(other)
+
+    code, output = sync()
+
+    assert code == 1, output
+    assert "does not verify with the pinned public key; the list may have been tampered" in output
+    assert "between updates" not in output, output
+    assert versions_of(state, "core") == [(1, "applied")]
+
+
 def versions_of(state, name: str) -> list[tuple[int, str]]:
     state.rollback()
     rows = state.execute(

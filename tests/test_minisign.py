@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from podmod.errors import PodmodError
 from podmod.lists import minisign
 from podmod.lists.minisign import (
+    OtherFileSignature,
     PublicKey,
     SecretKey,
     SignatureError,
@@ -77,6 +78,19 @@ def test_tampered_data_is_refused() -> None:
     signature = sign(DATA, secret)
     with pytest.raises(SignatureError, match="does not verify with the pinned public key"):
         verify(DATA + b"account,friend@pod.example,spam,\n", signature, secret.public_key)
+
+
+def test_the_keys_own_signature_of_other_bytes_says_what_the_key_signed_with_it() -> None:
+    # (so a sync can tell the signature of the version before, served beside a new file)
+    secret = SecretKey.generate()
+    signature = sign(DATA, secret, trusted_comment="timestamp:7\tfile:list.csv\thashed")
+    with pytest.raises(OtherFileSignature, match="does not verify") as caught:
+        verify(DATA + b"account,friend@pod.example,spam,\n", signature, secret.public_key)
+    assert caught.value.trusted_comment == "timestamp:7\tfile:list.csv\thashed"
+    forged = signature.replace("timestamp:7\t", "timestamp:8\t")
+    with pytest.raises(SignatureError, match="does not verify") as caught:
+        verify(DATA + b"x", forged, secret.public_key)
+    assert not isinstance(caught.value, OtherFileSignature)
 
 
 def test_another_key_is_refused_naming_both_key_ids() -> None:

@@ -32,6 +32,16 @@ class SignatureError(PodmodError):
     """A signature, key or key file is malformed or does not verify."""
 
 
+class OtherFileSignature(SignatureError):
+    """A signature made with the pinned key, its trusted comment intact, but for other bytes than
+    the file's: `trusted_comment` is what the key signed with it (so the caller can tell whose
+    signature it is, as a server between updates serves one file's signature beside another)."""
+
+    def __init__(self, message: str, trusted_comment: str) -> None:
+        super().__init__(message)
+        self.trusted_comment = trusted_comment
+
+
 # A signed time podmod can hold: decimal unix seconds up to the end of the year 9999.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 LATEST_TIMESTAMP = 253402300799
@@ -277,19 +287,30 @@ def verify(data: bytes, signature_text: str, public_key: PublicKey) -> str:
         )
     trusted_comment = lines[2].removeprefix(TRUSTED)
     message = hashlib.blake2b(data, digest_size=64).digest() if sig_alg == HASHED_SIG_ALG else data
+    mismatch = (
+        "The signature does not verify with the pinned public key; the list may have been "
+        "tampered with — keep the previous version and ask the list's maintainers."
+    )
     try:
         key = Ed25519PublicKey.from_public_bytes(public_key.key)
-        key.verify(signature, message)
-    except (InvalidSignature, ValueError):
-        raise SignatureError(
-            "The signature does not verify with the pinned public key; the list may have been "
-            "tampered with — keep the previous version and ask the list's maintainers."
-        ) from None
-    try:
-        key.verify(global_signature, signature + trusted_comment.encode())
-    except InvalidSignature:
+    except ValueError:
+        raise SignatureError(mismatch) from None
+    comment_verifies = _verifies(key, global_signature, signature + trusted_comment.encode())
+    if not _verifies(key, signature, message):
+        if comment_verifies:  # (the key's own signature, of other bytes)
+            raise OtherFileSignature(mismatch, trusted_comment)
+        raise SignatureError(mismatch)
+    if not comment_verifies:
         raise SignatureError(
             "The signature's trusted comment does not verify with the pinned public key; the "
             "signature file may have been tampered with — ask the list's maintainers."
-        ) from None
+        )
     return trusted_comment
+
+
+def _verifies(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True

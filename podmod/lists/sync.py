@@ -67,9 +67,12 @@ def fetch_verified(
     *,
     etag: str | None = None,
     last_modified: str | None = None,
+    latest: dict[str, Any] | None = None,
 ) -> tuple[fetch.FetchResult, minisign.TrustedComment | None]:
     """Fetch a list and, when a public key is pinned, verify its signature and that it was signed
-    for this list's file; what the signature's trusted comment says (None: not signed)."""
+    for this list's file; what the signature's trusted comment says (None: not signed). `latest`:
+    the list's latest stored version, whose signature a server between updates may still serve
+    beside a new file (the refusal then says so)."""
     verify: bool | str = config["list_sync.ca_bundle"] or True
     result = fetch.fetch(
         subscription.url,
@@ -102,8 +105,51 @@ def fetch_verified(
             raise _naming_the_file(subscription, not_a_list) from None
         if isinstance(error, fetch.FetchError):
             raise
-        raise minisign.SignatureError(f"List {subscription.name!r} was refused: {error}") from None
+        between = (
+            _between_updates(error, result.body, latest)
+            if isinstance(error, minisign.OtherFileSignature) and latest is not None
+            else None
+        )
+        raise minisign.SignatureError(
+            f"List {subscription.name!r} was refused: {between or error}"
+        ) from None
     return result, signed
+
+
+def _between_updates(
+    error: minisign.OtherFileSignature, body: bytes, latest: dict[str, Any]
+) -> str | None:
+    """Why a signature the pinned key made for other bytes is beside this file, when what it
+    signed says: the signature of the latest stored version beside a new file, or a signature
+    newer than it beside that version's own file. Both are what a server between updates serves
+    (the file and its signature uploaded one after the other, or cached apart, as
+    raw.githubusercontent.com caches each file for five minutes), and what a file changed
+    without the key looks like too; the words say both. None: neither."""
+    number = latest["number"]
+    signed = minisign.TrustedComment.parse(error.trusted_comment)
+    when = f" (signed {versions.signed_time(signed.signed_at)})" if signed.signed_at else ""
+    if latest["signed_comment"] == signed.text:
+        return (
+            f"its file changed, but its signature is still the one of version {number}{when}. "
+            "Either its server is between updates, serving the new file beside the old "
+            "signature (uploaded one after the other, or cached apart for a few minutes), and a "
+            "later sync takes the new version; or the file was changed without the maintainers' "
+            "key. The version in force stays; if this lasts, ask the list's maintainers."
+        )
+    newer = (
+        signed.signed_at is not None
+        and latest["signed_at"] is not None
+        and signed.signed_at > latest["signed_at"]
+    )
+    if newer and versions.content_digest(body) == latest["sha256"]:
+        return (
+            f"its signature is newer{when} than its file, which is still version {number}'s. "
+            "Its server is between updates, serving the old file beside the new signature "
+            "(uploaded one after the other, or cached apart for a few minutes); a later sync "
+            "takes the new version. The version in force stays; if this lasts, ask the list's "
+            "maintainers."
+        )
+    return None
 
 
 def _check_signed_file(subscription: ListConfig, signed: minisign.TrustedComment) -> None:
@@ -252,6 +298,7 @@ def _fetch(
         subscription,
         etag=list_row["etag"] if conditional else None,
         last_modified=list_row["last_modified"] if conditional else None,
+        latest=latest,
     )
     return None if read_again else latest, result, signed
 
