@@ -898,6 +898,11 @@ def lists_publish(
         parsed, output, secret, trusted_comment=trusted_comment, output_format=output_format
     )
     left_out = f"; {written.left_out} left out ({written.why})" if written.left_out else ""
+    if written.widened:
+        left_out += (
+            f"; {written.widened} for one host alone written as their domain (the format cannot"
+            " say one host alone: subscribers apply them to its subdomains too)"
+        )
     click.echo(
         f"wrote {written.body} ({written.entries} entries, {output_format} format{left_out}) "
         f"and {written.signature}"

@@ -1277,6 +1277,11 @@ def test_the_name_of_this_pods_list_is_not_a_subscription_name(lists):
     assert result.exit_code == 2 and "podmod's own list of this pod" in result.output
 
 
+def publishing(source: Path, secret_key: Path) -> list[str]:
+    """`podmod lists publish` of a list file, signed with this key (its output still to name)."""
+    return ["lists", "publish", "--from-csv", str(source), "--secret-key", str(secret_key)]
+
+
 def test_publish_writes_mastodon_format_that_podmod_and_mastodon_read(lists, pod, tmp_path):
     pod.person("x", "sub.bad.example")
     podmod("lists", "keygen", "--dir", str(tmp_path))
@@ -1288,14 +1293,7 @@ def test_publish_writes_mastodon_format_that_podmod_and_mastodon_read(lists, pod
         "pod,=ugly.example,,\n"
     )
     out = lists.directory / "mastodon.csv"
-    args = [
-        "lists",
-        "publish",
-        "--from-csv",
-        str(source),
-        "--secret-key",
-        str(tmp_path / "podmod.key"),
-    ]
+    args = publishing(source, tmp_path / "podmod.key")
 
     refused = podmod(*args, "--output", str(out), "--format", "mastodon")
     result = podmod(*args, "--output", str(out), "--format", "mastodon", "--skip-invalid")
@@ -1311,6 +1309,57 @@ def test_publish_writes_mastodon_format_that_podmod_and_mastodon_read(lists, pod
     lists.subscribe("shared", signed=False, url=out.as_uri())
     assert sync()[0] == 0
     assert open_accounts() == ["x@sub.bad.example"]
+
+
+@pytest.mark.parametrize("output_format", ["podmod", "mastodon"])
+def test_publish_from_a_pleroma_policy_writes_its_hosts_alone_as_their_domains(
+    lists, pod, tmp_path, output_format
+):
+    # A Pleroma server's plain domain names that host alone; neither podmod's format nor
+    # Mastodon's can say so. Published, each is its domain (which subscribers apply to its
+    # subdomains too, as Mastodon's importers of Pleroma lists do), once beside the same domain
+    # with its subdomains, and the summary says how many were widened; never podmod's inner
+    # marker for "this host alone", which no subscriber reads.
+    pod.person("x", "plain.example")
+    pod.person("y", "sub.plain.example")
+    pod.person("z", "deep.wide.example")
+    podmod("lists", "keygen", "--dir", str(tmp_path))
+    federation = {
+        "mrf_simple": {
+            "reject": ["plain.example", "*.wide.example", "twice.example", "*.twice.example"],
+        },
+        "mrf_simple_info": {"reject": {"plain.example": {"reason": "spam"}}},
+    }
+    source = tmp_path / "policy.json"
+    source.write_text(json.dumps(federation))
+    out = lists.directory / "from-pleroma.csv"
+
+    result = podmod(
+        *publishing(source, tmp_path / "podmod.key"),
+        "--output",
+        str(out),
+        "--format",
+        output_format,
+    )
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"(3 entries, {output_format} format; 2 for one host alone written as their domain"
+        in result.output
+    ), result.output
+    rows = out.read_text().splitlines()[1:]
+    if output_format == "mastodon":
+        assert rows == [
+            "plain.example,suspend,false,false,spam,false",
+            "wide.example,suspend,false,false,,false",
+            "twice.example,suspend,false,false,,false",
+        ]
+    else:
+        assert rows == ["pod,plain.example,spam,spam", "pod,wide.example,,", "pod,twice.example,,"]
+    lists.subscribe("shared", signed=False, url=out.as_uri())
+    code, output = sync()
+    assert code == 0 and "3 entries (+3 -0)" in output, output
+    assert open_accounts() == ["x@plain.example", "y@sub.plain.example", "z@deep.wide.example"]
 
 
 @pytest.mark.parametrize(

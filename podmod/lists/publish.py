@@ -11,7 +11,8 @@ import csv
 import io
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psycopg
@@ -20,7 +21,9 @@ from podmod.errors import PodmodError
 from podmod.lists import local, minisign
 from podmod.lists.parse import (
     _LABEL,
+    EXACT_HOST,
     MAX_LABEL,
+    Entry,
     ParsedList,
     _check_label,
     csv_safe,
@@ -48,21 +51,53 @@ SELECT account, created_at FROM (
 """
 
 
-def render(parsed: ParsedList) -> tuple[bytes, int]:
-    """The canonical list file: the header, then one row per entry; and how many entries it cannot
-    hold (pods known only by a digest, and noop entries: podmod's format has no column for either,
-    and a noop entry written as a plain one would flag)."""
+@dataclass
+class Rendered:
+    """A list file's bytes, and what of the entries it holds: `written` rows; `left_out` entries
+    it cannot hold; `widened` entries for one host alone (a Pleroma, Akkoma or Friendica server's
+    plain domain) written as their domain, which subscribers apply to its subdomains too, as
+    neither format can say one host alone (one whose domain is an entry as well is that row)."""
+
+    body: bytes
+    written: int = 0
+    left_out: int = 0
+    widened: int = 0
+
+
+def _rows(
+    parsed: ParsedList, rendered: Rendered, holds: Callable[[Entry], bool]
+) -> Iterator[Entry]:
+    """The entries a format holds (`holds`), each once, one for a host alone as its domain; the
+    others counted in `rendered`."""
+    domains = {entry.value for entry in parsed.entries if entry.kind == "pod" and holds(entry)}
+    for entry in parsed.entries:
+        if not holds(entry):
+            rendered.left_out += 1
+        elif entry.kind == "pod" and entry.value.startswith(EXACT_HOST):
+            rendered.widened += 1
+            domain = entry.value.removeprefix(EXACT_HOST)
+            if domain not in domains:
+                domains.add(domain)
+                rendered.written += 1
+                yield replace(entry, value=domain)
+        else:
+            rendered.written += 1
+            yield entry
+
+
+def render(parsed: ParsedList) -> Rendered:
+    """The canonical list file: the header, then one row per entry. It cannot hold pods known
+    only by a digest, nor noop entries: podmod's format has no column for either, and a noop
+    entry written as a plain one would flag."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
-    left_out = 0
-    for entry in parsed.entries:
-        if entry.published or entry.severity == "noop":
-            left_out += 1
-            continue
+    rendered = Rendered(b"")
+    for entry in _rows(parsed, rendered, lambda e: not e.published and e.severity != "noop"):
         label = csv_safe(_label_for_podmod(entry.label))
         writer.writerow((entry.kind, entry.value, label, csv_safe(entry.comment)))
-    return out.getvalue().encode("utf-8"), left_out
+    rendered.body = out.getvalue().encode("utf-8")
+    return rendered
 
 
 def _label_for_podmod(label: str) -> str:
@@ -74,23 +109,23 @@ def _label_for_podmod(label: str) -> str:
     return " ".join(kept.split())[:MAX_LABEL].strip()
 
 
-def render_mastodon(parsed: ParsedList) -> tuple[bytes, int]:
+def render_mastodon(parsed: ParsedList) -> Rendered:
     """Mastodon's domain-block CSV of the `pod` entries (severity suspend unless the entry says
-    silence or noop; the label, else the comment, as public comment), and how many entries it
-    cannot hold (accounts, content, pods known only by a digest)."""
+    silence or noop; the label, else the comment, as public comment). It cannot hold accounts,
+    content, pods known only by a digest, nor ports: Mastodon blocks whole domains."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(MASTODON_HEADER)
-    left_out = 0
-    for entry in parsed.entries:
-        if entry.kind != "pod" or entry.published or ":" in entry.value:
-            left_out += 1  # (Mastodon blocks whole domains: no accounts, content or ports)
-            continue
+    rendered = Rendered(b"")
+    for entry in _rows(
+        parsed, rendered, lambda e: e.kind == "pod" and not e.published and ":" not in e.value
+    ):
         comment = csv_safe(entry.label or entry.comment)
         writer.writerow(
             (entry.value, entry.severity or "suspend", "false", "false", comment, "false")
         )
-    return out.getvalue().encode("utf-8"), left_out
+    rendered.body = out.getvalue().encode("utf-8")
+    return rendered
 
 
 def from_csv(path: Path, *, skip_invalid: bool = False) -> ParsedList:
@@ -145,6 +180,7 @@ class Published:
     entries: int  # written
     left_out: int = 0  # entries the format cannot hold
     why: str = ""
+    widened: int = 0  # entries for one host alone written as their domain (Rendered)
 
 
 def publish(
@@ -158,11 +194,12 @@ def publish(
     """Write the list file (`podmod` or `mastodon` format) and its detached signature
     `<output>.minisig`."""
     if output_format == "mastodon":
-        body, left_out = render_mastodon(parsed)
+        rendered = render_mastodon(parsed)
         why = "Mastodon's format holds whole domains only: no accounts, content or ports"
     else:
-        body, left_out = render(parsed)
+        rendered = render(parsed)
         why = "noop entries and obfuscated domains known only by their digest"
+    body = rendered.body
     signature_path = output.with_name(output.name + ".minisig")
     signature = minisign.sign(
         body,
@@ -173,7 +210,9 @@ def publish(
     )
     output.write_bytes(body)
     signature_path.write_text(signature, encoding="utf-8")
-    return Published(output, signature_path, len(parsed.entries) - left_out, left_out, why)
+    return Published(
+        output, signature_path, rendered.written, rendered.left_out, why, rendered.widened
+    )
 
 
 def _next_timestamp(signature_path: Path) -> int:
