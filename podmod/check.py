@@ -262,7 +262,7 @@ def _workers(config: Config) -> str:
 
 def _list(config: Config, name: str) -> Callable[[], str]:
     def check_list() -> str:
-        from podmod.lists.sync import fetch_verified, read_through
+        from podmod.lists.sync import fetch_verified, moved_text, read_through
         from podmod.lists.versions import UNTIMED, signed_time
 
         subscription = config.subscription(name)
@@ -271,10 +271,16 @@ def _list(config: Config, name: str) -> Callable[[], str]:
         result, signed = fetch_verified(config, subscription)
         size = f"reachable ({len(result.body):,} bytes), {read_through(subscription, result.body)}"
         if signed is None:
-            return f"{size}; not signed (no public_key pinned)"
-        if signed.signed_at is None:
-            raise Warn(f"{size}; signature valid but {UNTIMED}.")
-        return f"{size}; signature valid, signed {signed_time(signed.signed_at)}"
+            said, warn = f"{size}; not signed (no public_key pinned)", False
+        elif signed.signed_at is None:
+            said, warn = f"{size}; signature valid but {UNTIMED}", True
+        else:
+            said, warn = f"{size}; signature valid, signed {signed_time(signed.signed_at)}", False
+        if result.moved:
+            said, warn = said + moved_text(result), True
+        if warn:
+            raise Warn(said + ".")
+        return said
 
     return check_list
 

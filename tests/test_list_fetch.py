@@ -186,6 +186,13 @@ class Handler(BaseHTTPRequestHandler):
     def route_redirect_absolute(self, base: str) -> None:
         self.send(301, Location=f"{base}/redirect")
 
+    # A list moved for good (each redirect to it permanent).
+    def route_moved_csv(self, base: str) -> None:
+        self.send(301, Location="/moved-again.csv")
+
+    def route_moved_again_csv(self, base: str) -> None:
+        self.send(308, Location=f"{base}/list.csv")
+
     def route_redirect_http(self, base: str) -> None:
         self.send(302, Location=base.replace("https:", "http:") + "/list.csv")
 
@@ -368,6 +375,25 @@ def test_a_servers_api_of_its_blocks_refusing_the_public_says_why(
 def test_https_redirects_are_followed(get: Client) -> None:
     result = get("/redirect-absolute")
     assert result.body == LIST and result.url == get.base + "/list.csv"
+
+
+@pytest.mark.parametrize(
+    ("path", "moved"),
+    [
+        ("/list.csv", False),
+        ("/redirect", False),
+        ("/redirect-absolute", False),
+        ("/moved.csv", True),
+    ],
+)
+def test_a_list_moved_for_good_is_one_every_redirect_to_which_is_permanent(
+    get: Client, path: str, moved: bool
+) -> None:
+    # (/redirect-absolute: a 301, then a 302; /moved.csv: a 301, then a 308)
+    result = get(path)
+    assert (result.body, result.url, result.moved) == (LIST, get.base + "/list.csv", moved)
+    unchanged = get(path, etag=ETAG)
+    assert (unchanged.not_modified, unchanged.moved) == (True, moved)
 
 
 def test_a_redirect_to_plain_http_is_refused(get: Client) -> None:

@@ -1296,6 +1296,29 @@ def test_a_list_moved_to_another_url_is_fetched_whole_there(lists, pod, https, t
     assert sorted(matched) == ["one@far.example", "two@far.example"]
 
 
+def test_a_list_its_server_moved_for_good_says_where_in_the_sync_and_check(
+    lists, pod, https, tls_files
+):
+    # Redirected permanently (a renamed repository, a publisher's new host), a list is still
+    # fetched, but the old address redirects only as long as its server keeps it up: the sync
+    # and `podmod check` tell the podmin the new address while it does.
+    lists.list_sync = {"ca_bundle": str(tls_files[0])}
+    base = f"https://127.0.0.1:{https.server_address[1]}"
+    lists.subscribe("core", signed=False, url=f"{base}/moved.csv")
+    said = f"its server says it moved for good to {base}/list.csv: set its url to that address"
+
+    code, output = sync()
+    check = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    again = sync()
+
+    assert code == 0 and "core: version 1 applied" in output and said in output, output
+    assert check["list core"]["status"] == "warn" and said in check["list core"]["detail"], check
+    assert again[0] == 0 and "core: unchanged" in again[1] and said in again[1], again[1]
+    lists.subscribe("core", signed=False, url=f"{base}/list.csv")
+    code, output = sync()
+    assert code == 0 and "moved" not in output, output
+
+
 def test_over_https_a_server_that_is_not_trusted_fails_cleanly(lists, pod, tmp_path):
     from podmod.loopback import LoopbackServer
 

@@ -28,6 +28,7 @@ MAX_REDIRECTS = 5
 MAX_SIGNATURE_BYTES = 10_000
 CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
+PERMANENT_REDIRECTS = (301, 308)
 USER_AGENT = "podmod (diaspora* moderation; list sync)"
 
 
@@ -84,6 +85,8 @@ class FetchResult:
     etag: str | None
     last_modified: str | None
     url: str  # after redirects
+    # `url` when every redirect to it was permanent (301, 308): the server says the list moved
+    moved: bool = False
 
 
 def _size(count: int) -> str:
@@ -316,12 +319,15 @@ def _fetch_https(
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
+    permanent = True  # (every redirect so far)
     for hop in range(MAX_REDIRECTS + 1):
         response = _request(session, url, headers, deadline, verify, redirected=hop > 0)
         with contextlib.closing(response):
             if response.status_code in REDIRECTS:
                 url = _redirect_target(url, response)
+                permanent = permanent and response.status_code in PERMANENT_REDIRECTS
                 continue
+            moved = hop > 0 and permanent
             if response.status_code == 304 and (etag or last_modified):
                 return FetchResult(
                     True,
@@ -329,6 +335,7 @@ def _fetch_https(
                     _header(response, "ETag") or etag,
                     _header(response, "Last-Modified") or last_modified,
                     url,
+                    moved,
                 )
             if not 200 <= response.status_code < 300 or response.status_code == 206:
                 status = f"HTTP {response.status_code} {printable(response.reason or '')}".strip()
@@ -343,6 +350,7 @@ def _fetch_https(
                 _header(response, "ETag"),
                 _header(response, "Last-Modified"),
                 url,
+                moved,
             )
     raise _Failure(f"the server redirected more than {MAX_REDIRECTS} times")
 

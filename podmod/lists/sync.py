@@ -152,6 +152,18 @@ def _between_updates(
     return None
 
 
+def moved_text(result: fetch.FetchResult) -> str:
+    """What a sync says of a list whose server moved it for good (each redirect to where it is
+    now permanent): where, and the setting that follows it, before the old address stops
+    redirecting; "" otherwise."""
+    if not result.moved:
+        return ""
+    return (
+        f"; its server says it moved for good to {masked_url(result.url)}: set its url to that"
+        " address before the old one stops redirecting"
+    )
+
+
 def _check_signed_file(subscription: ListConfig, signed: minisign.TrustedComment) -> None:
     """A signature names the file it was made for (minisign's `file:`): a file the same key
     signed for another list, served at this list's URL, is refused."""
@@ -220,6 +232,7 @@ def sync_list(
             outcome = _store(
                 config, subscription, list_row, latest, result, signed, pod, state, changed, phases
             )
+            outcome.message += moved_text(result)
             recording = time.perf_counter()
             state.execute(
                 "UPDATE podmod.lists SET etag = %s, last_modified = %s, last_success_at = now(),"
@@ -338,6 +351,7 @@ def preview_list(
                 phases,
                 dry_run=True,
             )
+            outcome.message += moved_text(result)
             refused: list[str] = []
             if outcome.status == "applied" or subscription.policy == "lock":  # (as sync_list)
                 plan = apply.lock_plan(pod, state)
