@@ -43,6 +43,10 @@ MAX_HASHTAG = 255
 MAX_PHRASE = 1000
 MAX_HOST = 253
 MAX_USERNAME = 255
+# The port a host written with it names as well without (`pod.example:443` is `pod.example`):
+# servers federate over HTTPS, and a handle never writes its default port (diaspora*'s is its
+# pod URL's authority, which leaves it out).
+HTTPS_PORT = 443
 
 _LABEL = re.compile(r"[\w :;./-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -318,7 +322,7 @@ def _account(value: str) -> str:
         raise ValueError(
             f"{_show(value)} has an invalid user name; use letters, digits, _ . and - only"
         )
-    return f"{user}@{_host_port(host)}"
+    return f"{user}@{_host_port(host, default_port=HTTPS_PORT)}"
 
 
 def _split_url(value: str, text: str) -> SplitResult:
@@ -356,7 +360,7 @@ def _pod(value: str) -> str:
         # `.cf`: the domain and everything under it, as list authors write it (what every pod
         # entry covers anyway).
         text = text[1:]
-    return _host_port(text, pattern=_DOMAIN)
+    return _host_port(text, default_port=HTTPS_PORT, pattern=_DOMAIN)
 
 
 def _fixpoint(text: str, step: Callable[[str], str]) -> str:

@@ -49,8 +49,9 @@ from podmod.redact import masked_url
 # per line with its reason after it, Friendica's, and quoted cells in such a list; 8: a byte order
 # mark starting a line, a second file's, and podmod's header again, labels as they show (format
 # characters dropped, NFKC), an obfuscated row's shown text without controls, Friendica's `?` and
-# `[ab]` patterns counted apart).
-READER = 8
+# `[ab]` patterns counted apart; 9: a host written with port 443 is the host, `pod.example:443`
+# and `user@pod.example:443` as handles write them).
+READER = 9
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)
 ENTRY_COLUMNS = ("kind", "value", "line", "label", "comment", "severity", "labels", "published")
