@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from podmod.lists import minisign
 from podmod.lists.fetch import (
     FetchError,
     FetchResult,
@@ -37,6 +38,9 @@ MIRRORED = (
     b"kind,value,label,comment\naccount,one@far.example,,\naccount,two@far.example,,\n",
 )
 MB = 1_000_000
+# A list renamed by its publisher, signed as its new file, its old address redirecting there.
+RENAMED_KEY = minisign.SecretKey.generate()
+RENAMED_SIGNATURE = minisign.sign(LIST, RENAMED_KEY, file_name="renamed.csv")
 
 
 def _gzip_bomb(size: int) -> bytes:
@@ -192,6 +196,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def route_moved_again_csv(self, base: str) -> None:
         self.send(308, Location=f"{base}/list.csv")
+
+    def route_before_rename_csv(self, base: str) -> None:
+        self.send(301, Location="/renamed.csv")
+
+    def route_before_rename_csv_minisig(self, base: str) -> None:
+        self.send(301, Location="/renamed.csv.minisig")
+
+    def route_renamed_csv(self, base: str) -> None:
+        self.send(200, LIST)
+
+    def route_renamed_csv_minisig(self, base: str) -> None:
+        self.send(200, RENAMED_SIGNATURE.encode())
 
     def route_redirect_http(self, base: str) -> None:
         self.send(302, Location=base.replace("https:", "http:") + "/list.csv")

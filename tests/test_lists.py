@@ -1319,6 +1319,31 @@ def test_a_list_its_server_moved_for_good_says_where_in_the_sync_and_check(
     assert code == 0 and "moved" not in output, output
 
 
+def test_a_signed_list_renamed_by_its_server_is_refused_saying_where_it_moved(
+    lists, pod, state, https, tls_files
+):
+    # The signature binds the file to its name, so a server's redirect for good to another file
+    # of the same key is refused (the podmin, not the server, moves a subscription); when the
+    # signature names the file moved to, the refusal says where, and setting that url syncs it.
+    lists.list_sync = {"ca_bundle": str(tls_files[0])}
+    base = f"https://127.0.0.1:{https.server_address[1]}"
+    key = test_list_fetch.RENAMED_KEY.public_key.to_string()
+    lists.subscribe("core", url=f"{base}/before-rename.csv", public_key=key)
+
+    code, output = sync()
+
+    assert code == 1, output
+    assert (
+        "its signature is for the file renamed.csv, not before-rename.csv, and its server says "
+        f"it moved for good to {base}/renamed.csv: if the list's maintainers moved it, set its "
+        "url to that address."
+    ) in output, output
+    assert versions_of(state, "core") == []
+    lists.subscribe("core", url=f"{base}/renamed.csv", public_key=key)
+    code, output = sync()
+    assert code == 0 and "core: version 1 applied" in output, output
+
+
 def test_over_https_a_server_that_is_not_trusted_fails_cleanly(lists, pod, tmp_path):
     from podmod.loopback import LoopbackServer
 

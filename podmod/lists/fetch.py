@@ -85,7 +85,7 @@ class FetchResult:
     etag: str | None
     last_modified: str | None
     url: str  # after redirects
-    # `url` when every redirect to it was permanent (301, 308): the server says the list moved
+    # whether there were redirects to `url`, each permanent (301, 308): the list moved there
     moved: bool = False
 
 

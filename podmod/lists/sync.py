@@ -96,7 +96,7 @@ def fetch_verified(
             result.body, signature, minisign.PublicKey.from_string(subscription.public_key)
         )
         signed = minisign.TrustedComment.parse(comment)
-        _check_signed_file(subscription, signed)
+        _check_signed_file(subscription, signed, result)
         _check_signed_time(signed)
     except (fetch.FetchError, minisign.SignatureError) as error:
         # A forge's page of the file, or its Git LFS pointer, has no signature beside it or not
@@ -164,15 +164,24 @@ def moved_text(result: fetch.FetchResult) -> str:
     )
 
 
-def _check_signed_file(subscription: ListConfig, signed: minisign.TrustedComment) -> None:
+def _check_signed_file(
+    subscription: ListConfig, signed: minisign.TrustedComment, result: fetch.FetchResult
+) -> None:
     """A signature names the file it was made for (minisign's `file:`): a file the same key
-    signed for another list, served at this list's URL, is refused."""
+    signed for another list, served at this list's URL, is refused (also when its server
+    redirects there for good: the podmin, not the server, moves a subscription)."""
     if signed.file is None:
         return
-    expected = subscription.signed_file or unquote(urlsplit(subscription.url).path.split("/")[-1])
+    expected = subscription.signed_file or _last_part(subscription.url)
     if signed.file == expected:
         return
     named = signed.file if len(signed.file) <= 100 else signed.file[:100] + "…"
+    if result.moved and signed.file == _last_part(result.url):
+        raise minisign.SignatureError(
+            f"its signature is for the file {named}, not {expected}, and its server says it "
+            f"moved for good to {masked_url(result.url)}: if the list's maintainers moved it, "
+            "set its url to that address."
+        )
     if subscription.signed_file:
         raise minisign.SignatureError(
             f"its signature is for the file {named}, not {expected} (signed_file); correct "
@@ -182,6 +191,10 @@ def _check_signed_file(subscription: ListConfig, signed: minisign.TrustedComment
         f"its signature is for the file {named}, not {expected} (the last part of its URL); if the "
         f'publisher serves it under another name, set signed_file = "{named}" for this list.'
     )
+
+
+def _last_part(url: str) -> str:
+    return unquote(urlsplit(url).path.split("/")[-1])
 
 
 # How far ahead of this server's clock a signature's time may be (clocks that disagree by minutes,
