@@ -1885,6 +1885,48 @@ def _seen_of(state) -> str:
         return lock_plan(pod_conn, state).seen("lockme")
 
 
+def test_two_syncs_of_a_changed_list_at_once_store_its_version_once(lists, pod, state):
+    # The cron's sync and a podmin's by hand at the same moment: both fetched the new file and
+    # stored it as the next version, the second recording it again (or failing on the first's
+    # entries). Now the second waits for the first and finds the file not modified since.
+    from podmod.lists.sync import SYNC_LOCK
+
+    pod.person("one", "far.example")
+    pod.person("two", "far.example")
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write("core", ["account,one@far.example,,", "account,two@far.example,,"])
+    state.execute("SELECT pg_advisory_lock(%s, hashtext('core'))", (SYNC_LOCK,))
+    state.commit()
+    command = [str(Path(sys.executable).with_name("podmod")), "lists", "sync"]
+    syncs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    waiting: list = []
+    for _ in range(600):  # (two processes starting on a busy machine)
+        waiting = state.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchall()
+        state.rollback()
+        if len(waiting) == 2 or any(p.poll() is not None for p in syncs):
+            break
+        time.sleep(0.1)
+    state.execute("SELECT pg_advisory_unlock(%s, hashtext('core'))", (SYNC_LOCK,))
+    state.commit()
+    said = [p.communicate(timeout=120)[0] for p in syncs]
+
+    assert len(waiting) == 2, f"the syncs did not wait for the list's lock: {waiting} {said}"
+    assert [p.returncode for p in syncs] == [0, 0], said
+    applied = [out for out in said if "core: version 2 applied" in out]
+    unchanged = [out for out in said if "core: unchanged (not modified since the last sync)" in out]
+    assert len(applied) == 1 and len(unchanged) == 1, said
+    assert "waiting for another sync of this list to end" in "".join(said), said
+    assert versions_of(state, "core") == [(1, "applied"), (2, "applied")]
+    assert len([r for r in audit_rows(state, "list_apply") if "version 2" in r["reason"]]) == 1
+
+
 def test_two_syncs_at_once_tell_the_staff_of_held_locks_once(lists, pod, state):
     import threading
 

@@ -6,10 +6,12 @@ recorded. An unchanged list (304, or the same bytes) costs one request and no wo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -218,6 +220,31 @@ def _check_signed_time(signed: minisign.TrustedComment) -> None:
 
 Progress = Callable[[str], None]
 
+SYNC_LOCK = 0x7073796E  # "psyn": (with the list's name) one sync, dry run or approval at a time
+
+
+@contextmanager
+def one_at_a_time(state: psycopg.Connection, name: str, progress: Progress) -> Iterator[None]:
+    """Hold the list's sync lock (a session advisory lock on the state database) meanwhile,
+    waiting for another sync, dry run or approval of the same list to end: the cron's sync and a
+    podmin's by hand at the same moment would both store the same next version, and the second
+    fail on the first's entries or record it twice. The one that waited then starts from what
+    the first left (its file's validators: "not modified")."""
+    key = (SYNC_LOCK, name)
+    got = state.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s)) AS got", key).fetchone()
+    if not got["got"]:
+        progress(f"{name}: waiting for another sync of this list to end")
+        log.info("list %s: waiting for another sync of this list to end", name)
+        state.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)
+    state.commit()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(psycopg.Error):  # (a lost connection released it)
+            state.rollback()
+            state.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", key)
+            state.commit()
+
 
 def sync_list(
     config: Config,
@@ -227,6 +254,17 @@ def sync_list(
     progress: Progress = lambda stage: None,
 ) -> SyncOutcome:
     """Sync one list; never raises for a problem with the list itself (it is the outcome)."""
+    with one_at_a_time(state, subscription.name, progress):
+        return _sync_list(config, subscription, pod, state, progress)
+
+
+def _sync_list(
+    config: Config,
+    subscription: ListConfig,
+    pod: psycopg.Connection,
+    state: psycopg.Connection,
+    progress: Progress,
+) -> SyncOutcome:
     name = subscription.name
     started = time.perf_counter()
     phases = versions.Phases()
@@ -340,6 +378,17 @@ def preview_list(
     read, stored and matched inside a transaction that is rolled back, and the accounts its lock
     policy would lock named, not locked. Nothing is kept: no version, match, case, audit entry,
     notification or lock, not even the time of the attempt."""
+    with one_at_a_time(state, subscription.name, progress):
+        return _preview_list(config, subscription, pod, state, progress)
+
+
+def _preview_list(
+    config: Config,
+    subscription: ListConfig,
+    pod: psycopg.Connection,
+    state: psycopg.Connection,
+    progress: Progress,
+) -> SyncOutcome:
     name = subscription.name
     started = time.perf_counter()
     phases = versions.Phases()
@@ -662,7 +711,11 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
     subscription = config.subscription(name)
     if subscription is None:
         raise versions.ListStateError(f"No list named {name!r} in the configuration.")
-    with state_connection(config) as state, pod_connection(config) as pod:
+    with (
+        state_connection(config) as state,
+        pod_connection(config) as pod,
+        one_at_a_time(state, name, lambda stage: None),
+    ):
         with state.transaction():
             list_row, _ = versions.ensure_list(state, subscription)
             held = state.execute(
