@@ -7,6 +7,7 @@ recorded. An unchanged list (304, or the same bytes) costs one request and no wo
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -246,6 +247,27 @@ def one_at_a_time(state: psycopg.Connection, name: str, progress: Progress) -> I
             state.commit()
 
 
+ListStep = Callable[[Config, ListConfig, psycopg.Connection, psycopg.Connection, Progress], Any]
+
+
+def _locked_per_list(step: ListStep) -> ListStep:
+    """A sync or dry run of one list, holding its sync lock (one_at_a_time)."""
+
+    @functools.wraps(step)
+    def locked(
+        config: Config,
+        subscription: ListConfig,
+        pod: psycopg.Connection,
+        state: psycopg.Connection,
+        progress: Progress = lambda stage: None,
+    ) -> Any:
+        with one_at_a_time(state, subscription.name, progress):
+            return step(config, subscription, pod, state, progress)
+
+    return locked
+
+
+@_locked_per_list
 def sync_list(
     config: Config,
     subscription: ListConfig,
@@ -254,17 +276,6 @@ def sync_list(
     progress: Progress = lambda stage: None,
 ) -> SyncOutcome:
     """Sync one list; never raises for a problem with the list itself (it is the outcome)."""
-    with one_at_a_time(state, subscription.name, progress):
-        return _sync_list(config, subscription, pod, state, progress)
-
-
-def _sync_list(
-    config: Config,
-    subscription: ListConfig,
-    pod: psycopg.Connection,
-    state: psycopg.Connection,
-    progress: Progress,
-) -> SyncOutcome:
     name = subscription.name
     started = time.perf_counter()
     phases = versions.Phases()
@@ -367,6 +378,7 @@ def _fetch(
     return None if read_again else latest, result, signed
 
 
+@_locked_per_list
 def preview_list(
     config: Config,
     subscription: ListConfig,
@@ -378,17 +390,6 @@ def preview_list(
     read, stored and matched inside a transaction that is rolled back, and the accounts its lock
     policy would lock named, not locked. Nothing is kept: no version, match, case, audit entry,
     notification or lock, not even the time of the attempt."""
-    with one_at_a_time(state, subscription.name, progress):
-        return _preview_list(config, subscription, pod, state, progress)
-
-
-def _preview_list(
-    config: Config,
-    subscription: ListConfig,
-    pod: psycopg.Connection,
-    state: psycopg.Connection,
-    progress: Progress,
-) -> SyncOutcome:
     name = subscription.name
     started = time.perf_counter()
     phases = versions.Phases()
