@@ -839,7 +839,8 @@ def test_an_older_signed_version_served_again_is_refused_and_the_unlocked_accoun
     signed = lists.signed_at
     assert (
         f"lockme: FAILED: List 'lockme' was refused: it was signed at {utc(signed - 1)}, older "
-        f"than version 2 (signed at {utc(signed)}) in force: a possible replay; version 2 stays."
+        f"than version 2 (signed at {utc(signed)}) in force: a possible replay, or a mirror or "
+        "cache still serving the older file; version 2 stays."
     ) in output
     assert not is_locked(pod, "spammer")
     assert versions_of(state, "lockme") == [(1, "applied"), (2, "applied")]
