@@ -261,8 +261,8 @@ def refuse_replay(
     if signed.signed_at < in_force["signed_at"]:
         raise SignatureError(
             f"List {list_row['name']!r} was refused: it was signed at {when}, older than version "
-            f"{number} (signed at {before}) in force: a possible replay, or a mirror or cache still "
-            f"serving the older file; version {number} stays."
+            f"{number} (signed at {before}) in force: a possible replay, or a mirror or cache "
+            f"still serving the older file; version {number} stays."
         )
     if signed.signed_at == in_force["signed_at"] and in_force["sha256"] != digest:
         raise SignatureError(
