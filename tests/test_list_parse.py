@@ -11,6 +11,7 @@ import gc
 import io
 import re
 import unicodedata
+import zipfile
 
 import pytest
 from hypothesis import given, settings
@@ -361,6 +362,16 @@ def test_a_missing_or_unknown_header_is_refused(data: bytes, message: str) -> No
 GZIP_OF_A_LIST = bytes.fromhex("1f8b0800000000000003") + b"(compressed rows)"
 
 
+def _zip(*members: tuple[str, str]) -> bytes:
+    """A ZIP archive of these (name, text) members, stored as a spreadsheet program stores them
+    (an OpenDocument file's `mimetype` first and uncompressed)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, text in members:
+            archive.writestr(name, text)
+    return out.getvalue()
+
+
 @pytest.mark.parametrize(
     ("data", "forced", "message"),
     [
@@ -395,6 +406,22 @@ GZIP_OF_A_LIST = bytes.fromhex("1f8b0800000000000003") + b"(compressed rows)"
         (GZIP_OF_A_LIST, None, r"^The list is gzip-compressed \(a \.gz file\), not text; publish"),
         (b"PK\x03\x04\x14\x00", None, r"^The list is a ZIP archive, not a list file; publish"),
         (
+            _zip(("[Content_Types].xml", ""), ("xl/workbook.xml", "<workbook/>")),
+            "mastodon-csv",
+            r'^The list is an Excel workbook \(\.xlsx\), not a list file; save it as "CSV UTF-8"'
+            r" and publish that file\.$",
+        ),
+        (
+            _zip(("mimetype", "application/vnd.oasis.opendocument.spreadsheet")),
+            None,
+            r"^The list is a LibreOffice spreadsheet \(\.ods\), not a list file; save it as",
+        ),
+        (
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504),
+            None,
+            r"^The list is an Excel 97-2003 workbook \(\.xls\), not a list file; save it as",
+        ),
+        (
             "#domain\none.example\n".encode("utf-16"),
             "mastodon-csv",
             r"^The list is UTF-16 text \(as spreadsheet programs save \"Unicode text\"\), not"
@@ -409,6 +436,9 @@ GZIP_OF_A_LIST = bytes.fromhex("1f8b0800000000000003") + b"(compressed rows)"
         "peers-forced",
         "gzip",
         "zip",
+        "xlsx",
+        "ods",
+        "xls",
         "utf-16",
     ],
 )

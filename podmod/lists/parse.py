@@ -576,7 +576,24 @@ _NOT_TEXT = (
 )
 
 
+# Spreadsheets, told apart from other ZIP archives by a member only they hold (a ZIP names its
+# members in a header before each one's data and again at its end), and Excel's older binary
+# workbook (an OLE2 compound file): each saved instead of a CSV.
+_SPREADSHEETS = (
+    (b"xl/workbook.xml", "an Excel workbook (.xlsx)"),
+    (b"mimetypeapplication/vnd.oasis.opendocument.spreadsheet", "a LibreOffice spreadsheet (.ods)"),
+)
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_SAVE_AS_CSV = 'not a list file; save it as "CSV UTF-8" and publish that file.'
+
+
 def _decode(data: bytes) -> str:
+    if data.startswith(b"PK\x03\x04"):
+        for member, what in _SPREADSHEETS:
+            if member in data:
+                raise ListFormatError(f"The list is {what}, {_SAVE_AS_CSV}")
+    if data.startswith(_OLE2):
+        raise ListFormatError(f"The list is an Excel 97-2003 workbook (.xls), {_SAVE_AS_CSV}")
     for start, message in _NOT_TEXT:
         if data.startswith(start):
             raise ListFormatError(message)
