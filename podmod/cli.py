@@ -630,6 +630,7 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
     from podmod import store
     from podmod.db import state_connection
     from podmod.lists.versions import (
+        MOVED,
         describe_reading,
         describe_signature,
         labels_in_use_text,
@@ -663,6 +664,8 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         if row["held"]:
             held = ", ".join(str(n) for n in row["held"])
             click.echo(f"  held for approval: version {held} (`podmod lists diff {row['name']}`)")
+        if row["moved_to"]:
+            click.echo(f"  {MOVED.format(url=row['moved_to'])}")
         if row["last_error"]:
             click.echo(f"  last error ({_when(row['last_error_at'])}): {row['last_error']}")
 

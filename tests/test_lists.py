@@ -1297,8 +1297,8 @@ def test_a_list_moved_to_another_url_is_fetched_whole_there(lists, pod, https, t
     assert sorted(matched) == ["one@far.example", "two@far.example"]
 
 
-def test_a_list_its_server_moved_for_good_says_where_in_the_sync_and_check(
-    lists, pod, https, tls_files
+def test_a_list_its_server_moved_for_good_says_where_in_the_sync_check_show_and_page(
+    lists, pod, https, tls_files, make_app, admin
 ):
     # Redirected permanently (a renamed repository, a publisher's new host), a list is still
     # fetched, but the old address redirects only as long as its server keeps it up: the sync
@@ -1315,9 +1315,18 @@ def test_a_list_its_server_moved_for_good_says_where_in_the_sync_and_check(
     assert code == 0 and "core: version 1 applied" in output and said in output, output
     assert check["list core"]["status"] == "warn" and said in check["list core"]["detail"], check
     assert again[0] == 0 and "core: unchanged" in again[1] and said in again[1], again[1]
+    # (cron mails only a failed sync: `lists show` and the lists page keep telling)
+    [shown] = json.loads(podmod("lists", "show", "--json").output)
+    assert shown["moved_to"] == f"{base}/list.csv", shown
+    assert f"  {said} before the old one stops redirecting\n" in podmod("lists", "show").output
+    page = html(signed_in(make_app().test_client(), "podmin").get("/lists"))
+    assert f"Its server says it moved for good to {base}/list.csv: set its url" in page, page
     lists.subscribe("core", signed=False, url=f"{base}/list.csv")
     code, output = sync()
     assert code == 0 and "moved" not in output, output
+    [shown] = json.loads(podmod("lists", "show", "--json").output)
+    assert shown["moved_to"] is None, shown
+    assert "moved for good" not in html(signed_in(make_app().test_client(), "podmin").get("/lists"))
 
 
 def test_a_signed_list_renamed_by_its_server_is_refused_saying_where_it_moved(

@@ -161,10 +161,7 @@ def moved_text(result: fetch.FetchResult) -> str:
     redirecting; "" otherwise."""
     if not result.moved:
         return ""
-    return (
-        f"; its server says it moved for good to {masked_url(result.url)}: set its url to that"
-        " address before the old one stops redirecting"
-    )
+    return "; " + versions.MOVED.format(url=masked_url(result.url))
 
 
 def _check_signed_file(
@@ -298,10 +295,11 @@ def sync_list(
             recording = time.perf_counter()
             state.execute(
                 "UPDATE podmod.lists SET etag = %s, last_modified = %s, last_success_at = now(),"
-                " last_error = NULL, last_error_at = NULL WHERE id = %s",
+                " last_error = NULL, last_error_at = NULL, moved_to = %s WHERE id = %s",
                 (
                     result.etag if not result.not_modified else list_row["etag"],
                     result.last_modified if not result.not_modified else list_row["last_modified"],
+                    masked_url(result.url) if result.moved else None,
                     list_row["id"],
                 ),
             )

@@ -752,7 +752,7 @@ def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
                coalesce(e.entries, 0) AS entries, coalesce(e.suspend, 0) AS suspend,
                coalesce(e.silence, 0) AS silence, coalesce(e.noop, 0) AS noop,
                e.labels_in_use, e.labels_used,
-               l.last_success_at, l.last_attempt_at, l.last_error, l.last_error_at,
+               l.last_success_at, l.last_attempt_at, l.last_error, l.last_error_at, l.moved_to,
                coalesce((SELECT array_agg(h.number ORDER BY h.number)
                          FROM podmod.list_versions h
                          WHERE h.list_id = l.id AND h.status = 'held'), '{}') AS held,
@@ -784,6 +784,14 @@ def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
         """,
         {"shown": LABELS_SHOWN},
     ).fetchall()
+
+
+# What podmod says of a list its server moved for good (every redirect to `url` permanent): the
+# sync, `podmod check`, `podmod lists show` and the lists page.
+MOVED = (
+    "its server says it moved for good to {url}: set its url to that address before the old one"
+    " stops redirecting"
+)
 
 
 def labels_in_use_text(row: dict[str, Any]) -> str:

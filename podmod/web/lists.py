@@ -19,6 +19,7 @@ from podmod.errors import PodmodError
 from podmod.lists import local
 from podmod.lists.apply import lock_plan
 from podmod.lists.versions import (
+    MOVED,
     ListStateError,
     describe_reading,
     describe_signature,
@@ -48,6 +49,8 @@ def index() -> str:
         row["reading"] = describe_reading(row) if row["version"] else ""
         row["signed"] = describe_signature(row)
         row["labels_text"] = labels_in_use_text(row)
+        moved = MOVED.format(url=row["moved_to"]) if row["moved_to"] else ""
+        row["moved"] = moved[:1].upper() + moved[1:]
     synced = {row["name"] for row in rows}
     never_synced = [
         {"name": s.name, "policy": s.policy, "url": masked_url(s.url)}
