@@ -5,6 +5,7 @@ Each check returns ok, warn or fail with one sentence; the command exits non-zer
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import ipaddress
 import os
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import redis
 
 from podmod import pod_db, queue, store
@@ -263,12 +265,20 @@ def _workers(config: Config) -> str:
 def _list(config: Config, name: str) -> Callable[[], str]:
     def check_list() -> str:
         from podmod.lists.sync import fetch_verified, moved_text, read_through
-        from podmod.lists.versions import UNTIMED, signed_time
+        from podmod.lists.versions import UNTIMED, latest_version_named, signed_time
 
         subscription = config.subscription(name)
         if subscription is None:
             return "not in the configuration"
-        result, signed = fetch_verified(config, subscription)
+        # The latest stored version, whose signature a server between updates serves beside a
+        # new file (none when podmod's database cannot tell: its own check says why).
+        latest = None
+        with (
+            contextlib.suppress(psycopg.Error, PodmodError),
+            state_connection(config) as state,
+        ):
+            latest = latest_version_named(state, name)
+        result, signed = fetch_verified(config, subscription, latest=latest)
         size = f"reachable ({len(result.body):,} bytes), {read_through(subscription, result.body)}"
         if signed is None:
             said, warn = f"{size}; not signed (no public_key pinned)", False

@@ -747,6 +747,9 @@ def test_a_file_beside_the_signature_of_its_version_before_or_after_is_refused_i
     assert versions_of(state, "core") == [(1, "applied")]
     [shown] = json.loads(podmod("lists", "show", "--json").output)
     assert shown["version"] == 1 and expected.removeprefix("core: FAILED: ") in shown["last_error"]
+    check = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    assert check["list core"]["status"] == "fail", check["list core"]
+    assert expected.removeprefix("core: FAILED: ") in check["list core"]["detail"], check
 
     path.write_bytes(second_body)
     signature_of(path).write_text(second_signature)

@@ -241,6 +241,12 @@ def latest_version(state: psycopg.Connection, list_id: int) -> dict[str, Any] | 
     ).fetchone()
 
 
+def latest_version_named(state: psycopg.Connection, name: str) -> dict[str, Any] | None:
+    """The latest stored version of the list of that name (None: none yet)."""
+    row = state.execute("SELECT id FROM podmod.lists WHERE name = %s", (name,)).fetchone()
+    return latest_version(state, row["id"]) if row else None
+
+
 def refuse_replay(
     state: psycopg.Connection, list_row: dict[str, Any], signed: TrustedComment, digest: str
 ) -> None:
