@@ -243,8 +243,11 @@ def latest_version(state: psycopg.Connection, list_id: int) -> dict[str, Any] | 
 
 def latest_version_named(state: psycopg.Connection, name: str) -> dict[str, Any] | None:
     """The latest stored version of the list of that name (None: none yet)."""
-    row = state.execute("SELECT id FROM podmod.lists WHERE name = %s", (name,)).fetchone()
-    return latest_version(state, row["id"]) if row else None
+    return state.execute(
+        "SELECT v.* FROM podmod.list_versions v JOIN podmod.lists l ON l.id = v.list_id"
+        " WHERE l.name = %s ORDER BY v.number DESC LIMIT 1",
+        (name,),
+    ).fetchone()
 
 
 def refuse_replay(
