@@ -907,7 +907,8 @@ def lists_publish(
             " say one host alone: subscribers apply them to its subdomains too)"
         )
     click.echo(
-        f"wrote {written.body} ({written.entries} entries, {output_format} format{left_out}) "
+        f"wrote {written.body} ({written.entries:,} entr{'y' if written.entries == 1 else 'ies'},"
+        f" {output_format} format{left_out}) "
         f"and {written.signature}"
     )
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from podmod.errors import ConfigError, PodmodError
 from podmod.kinds import KINDS, LIST_FILE_FORMATS
@@ -817,6 +817,13 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
                 f"url of {where} must start with https:// (or file:/// for a local file); "
                 f"it is {masked_url(repr(url))}."
             )
+        if _open_peers(url):
+            raise ConfigError(
+                f"url of {where} asks the server for the servers it federates with "
+                "(/api/v1/instance/peers without filter=suspended), not those it blocks: set "
+                "filter=suspended on a GoToSocial server (Mastodon publishes its blocks at "
+                "/api/v1/instance/domain_blocks)."
+            )
         policy = item.get("policy", "review")
         if policy not in LIST_POLICIES:
             raise ConfigError(
@@ -895,6 +902,22 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
             )
         )
     return tuple(lists)
+
+
+def _open_peers(url: str) -> bool:
+    """Whether a list's address asks for a server's open peers: /api/v1/instance/peers with no
+    filter (Mastodon's and GoToSocial's list of the servers they know) or one that takes in
+    `open` (GoToSocial's, its filter's values case-blind and comma-separated)."""
+    parts = urlsplit(url)
+    if not parts.path.rstrip("/").endswith("/api/v1/instance/peers"):
+        return False
+    filters = [
+        value.strip().lower()
+        for name, values in parse_qsl(parts.query, keep_blank_values=True)
+        if name == "filter"
+        for value in values.split(",")
+    ]
+    return not any(filters) or "open" in filters
 
 
 def _list_labels(raw: Any, key: str, where: str) -> tuple[str, ...]:

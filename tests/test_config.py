@@ -238,8 +238,43 @@ def test_the_readmes_neighbouring_servers_lists_are_a_valid_config(tmp_path):
         ("neighbour-akkoma", None, "review"),
         ("neighbour-mastodon", None, "review"),
         ("neighbour-friendica", None, "review"),
+        ("neighbour-gotosocial", None, "review"),
     ]
     assert all(s.url.startswith("https://") for s in lists)
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("https://gts.example/api/v1/instance/peers", True),  # (Mastodon's servers it knows)
+        ("https://gts.example/api/v1/instance/peers?filter=", True),
+        ("https://gts.example/api/v1/instance/peers?filter=open", True),
+        ("https://gts.example/api/v1/instance/peers?filter=suspended,open", True),
+        ("https://gts.example/api/v1/instance/peers/?filter=Suspended,%20OPEN", True),
+        ("https://gts.example/social/api/v1/instance/peers?filter=open&x=1", True),
+        ("https://gts.example/api/v1/instance/peers?filter=suspended", False),
+        ("https://gts.example/api/v1/instance/peers?filter=%20SUSPENDED", False),
+        ("https://gts.example/api/v1/instance/domain_blocks", False),
+        ("https://lists.example/api/v1/instance/peers.csv", False),
+    ],
+)
+def test_a_list_url_asking_for_a_servers_open_peers_is_refused(tmp_path, url, refused):
+    """GoToSocial names the servers it federates with, open, beside those it blocks when asked
+    for `open`, and Mastodon only those: a list subscribed to them would block every peer."""
+    path = tmp_path / "podmod.toml"
+    path.write_text(f'database_url = "{DB}"\n[[lists]]\nname = "gts"\nurl = "{url}"\n')
+
+    if refused:
+        with pytest.raises(ConfigError) as error:
+            load_config(path, environ={})
+        assert str(error.value) == (
+            f"url of list 'gts' in {path} asks the server for the servers it federates with"
+            " (/api/v1/instance/peers without filter=suspended), not those it blocks: set"
+            " filter=suspended on a GoToSocial server (Mastodon publishes its blocks at"
+            " /api/v1/instance/domain_blocks)."
+        )
+    else:
+        assert load_config(path, environ={}).lists[0].url == url
 
 
 def test_the_configs_names_of_kinds_and_formats_are_the_parsers():

@@ -543,7 +543,7 @@ def test_connections_cut_during_a_list_sync_lose_and_double_nothing(
 
     assert again.returncode == 0, again.stdout + again.stderr
     if stage == "storing":
-        assert "core: version 2 applied (podmod): 300004 entries (+300002 -0)" in again.stdout
+        assert "core: version 2 applied (podmod): 300,004 entries (+300,002 -0)" in again.stdout
     else:
         assert (
             "core: unchanged (not modified since the last sync); version 2 stays in force"
@@ -888,7 +888,7 @@ def test_the_list_server_dying_in_the_middle_of_a_download(env, state, pod, tmp_
     try:
         first = run_podmod("lists", "sync")
         assert first.returncode == 0, first.stdout + first.stderr
-        assert "core: version 1 applied (podmod): 1 entries" in first.stdout
+        assert "core: version 1 applied (podmod): 1 entry" in first.stdout
         server.kill()
 
         rows = ["account,one@far.example,placeholder,", "account,two@far.example,placeholder,"]
@@ -932,7 +932,7 @@ def test_the_list_server_dying_in_the_middle_of_a_download(env, state, pod, tmp_
         server.kill()
 
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "core: version 2 applied (podmod): 50002 entries (+50001 -0)" in again.stdout
+    assert "core: version 2 applied (podmod): 50,002 entries (+50,001 -0)" in again.stdout
     after = list_state(state)
     assert after["lists"][0]["current_version"] == 2
     assert after["entries"]["active"] == 50_002

@@ -117,6 +117,11 @@ class Handler(BaseHTTPRequestHandler):
     def route_nosig_csv_minisig(self, base: str) -> None:
         self.send(404, b"not found")
 
+    def route_challenged_csv(self, base: str) -> None:
+        # (Cloudflare's challenge page, in short, with the header it sets on every one)
+        page = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head></html>"
+        self.send(403, page, Content_Type="text/html; charset=UTF-8", cf_mitigated="challenge")
+
     def route_gzip_csv(self, base: str) -> None:
         body = zlib.compress(LIST, wbits=31)
         self.send(200, body, Content_Encoding="gzip")
@@ -374,8 +379,7 @@ def test_an_error_status_is_named(get: Client, path: str, status: str) -> None:
         (
             "/social/api/v1/instance/peers?filter=suspended",
             "HTTP 401 Unauthorized",
-            "GoToSocial answers so unless its admins set instance-expose-suspended (or, for"
-            " filter=open, instance-expose-peers)",
+            "GoToSocial answers so unless its admins set instance-expose-suspended",
         ),
     ],
 )
@@ -386,6 +390,18 @@ def test_a_servers_api_of_its_blocks_refusing_the_public_says_why(
         get(path)
 
     assert f"the server answered {status} ({why}); the previous version stays" in str(refused.value)
+
+
+def test_a_cloudflare_challenge_before_the_file_is_named(get: Client) -> None:
+    with pytest.raises(FetchError) as refused:
+        get("/challenged.csv")
+
+    assert (
+        "the server answered HTTP 403 Forbidden (Cloudflare stands before the file and asks for a"
+        " browser's challenge, which a sync cannot pass: ask the site's owner to let podmod's"
+        " requests through, User-Agent 'podmod (diaspora* moderation; list sync)', or for the"
+        " list where no challenge stands); the previous version stays"
+    ) in str(refused.value)
 
 
 def test_https_redirects_are_followed(get: Client) -> None:

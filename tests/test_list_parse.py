@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import gc
 import io
+import json
 import re
 import unicodedata
 import zipfile
@@ -488,6 +489,51 @@ def test_gotosocials_json_shapes_are_mastodons_suspensions() -> None:
         ("three.example", "suspend", ("spam",), "spam"),
     ]
     assert {p.format for p in read} == {"mastodon-json"}
+
+
+def test_gotosocials_answer_of_open_and_blocked_peers_reads_only_the_blocked() -> None:
+    """GoToSocial's /api/v1/instance/peers?filter=suspended,open (its own test's shape, with
+    neutral names): an item with no suspended_at or silenced_at is an open peer it federates
+    with, no entry; an obfuscated one is counted; newer servers' severity and comment are read."""
+    answer = json.dumps(
+        [
+            {"domain": "open-one.example"},
+            {"domain": "open-two.example"},
+            {
+                "domain": "o*g.*u**.t**.*or*t.*r**ev**",
+                "suspended_at": "2021-06-09T10:34:55.000Z",
+                "public_comment": "placeholder reason",
+            },
+            {
+                "domain": "blocked.example",
+                "suspended_at": "2020-05-13T13:29:12.000Z",
+                "public_comment": "spam",
+            },
+            {"domain": "quiet.example", "silenced_at": "2020-05-13T13:29:12.000Z"},
+            {
+                "domain": "newer.example",
+                "suspended_at": "2024-01-01T00:00:00.000Z",
+                "severity": "suspend",
+                "comment": "harassment",
+            },
+        ]
+    ).encode()
+
+    parsed = parse_list(answer)
+
+    assert [(e.value, e.severity, e.comment) for e in parsed.entries] == [
+        ("blocked.example", "suspend", "spam"),
+        ("quiet.example", "silence", ""),
+        ("newer.example", "suspend", "harassment"),
+    ]
+    assert (parsed.unblocked, parsed.obfuscated, parsed.errors) == (2, 1, [])
+    # Without any suspended_at or silenced_at, an array of domains is a list of blocks.
+    plain = parse_list(b'[{"domain": "one.example"}, {"domain": "two.example"}]')
+    assert [(e.value, e.severity) for e in plain.entries] == [
+        ("one.example", "suspend"),
+        ("two.example", "suspend"),
+    ]
+    assert plain.unblocked == 0
 
 
 def test_podmods_format_is_detected_and_may_be_forced() -> None:

@@ -312,7 +312,7 @@ def test_a_sync_that_adds_many_matches_leaves_the_cases_and_signals_analysed(lis
 
     code, output = sync()
 
-    assert code == 0 and "1100 new matches" in output, output
+    assert code == 0 and "1,100 new matches" in output, output
     state.rollback()
     rows = {
         row["name"]: row["reltuples"]
@@ -787,6 +787,38 @@ def test_rapidblock_unblocked_hosts_are_not_entries(lists, pod):
     assert signal["label"] == "spam"
 
 
+def test_gotosocials_open_peers_are_not_entries(lists, pod, state):
+    """A GoToSocial server's answer to /api/v1/instance/peers?filter=suspended,open names the
+    servers it federates with beside those it suspended: only the suspended flag anyone."""
+    pod.person("blocked", "omicron.example")
+    pod.person("peer", "pi.example")
+    pod.person("other", "rho.example")
+    serve(
+        lists,
+        "gts",
+        json.dumps(
+            [
+                {
+                    "domain": "omicron.example",
+                    "suspended_at": "2020-05-13T13:29:12.000Z",
+                    "public_comment": "spam",
+                },
+                {"domain": "pi.example"},
+                {"domain": "rho.example"},
+            ]
+        ),
+        suffix=".json",
+    )
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert "version 1 applied (mastodon-json, 2 not blocked (open peers) rows skipped)" in output
+    assert open_accounts() == ["blocked@omicron.example"]
+    row = state.execute("SELECT unblocked_rows FROM podmod.list_versions").fetchone()
+    assert row["unblocked_rows"] == 2
+
+
 def test_a_mixed_export_is_read_row_by_row_as_meant(lists, pod, state):
     for username, host in [
         ("a", "one.example"),
@@ -1062,12 +1094,12 @@ def test_a_pleroma_server_hiding_some_blocks_is_said_to(lists, pod):
     code, output = sync()
 
     hidden = "the server keeps some of its blocks out of it (MRF transparency exclusions)"
-    assert code == 0 and f"(pleroma-json, {hidden}): 1 entries" in output, output
+    assert code == 0 and f"(pleroma-json, {hidden}): 1 entry" in output, output
     assert hidden in podmod("lists", "show").output
     federation["exclusions"] = False
     serve(lists, "partial", json.dumps({"metadata": {"federation": federation}}), suffix=".json")
     code, output = sync()
-    assert code == 0 and "version 2 applied (pleroma-json): 1 entries (+0 -0)" in output, output
+    assert code == 0 and "version 2 applied (pleroma-json): 1 entry (+0 -0)" in output, output
     assert hidden not in podmod("lists", "show").output
 
 
@@ -1301,7 +1333,7 @@ def test_publish_writes_mastodon_format_that_podmod_and_mastodon_read(lists, pod
     assert refused.exit_code != 0 and "line 4" in refused.output
     assert result.exit_code == 0, result.output
     assert "left out line 4" in result.output
-    assert "1 entries, mastodon format; 1 left out" in result.output
+    assert "1 entry, mastodon format; 1 left out" in result.output
     assert out.read_text().splitlines() == [
         MASTODON_HEADER.strip(),
         "bad.example,suspend,false,false,campaign,false",

@@ -340,7 +340,7 @@ def _fetch_https(
             if not 200 <= response.status_code < 300 or response.status_code == 206:
                 status = f"HTTP {response.status_code} {printable(response.reason or '')}".strip()
                 raise _Failure(
-                    f"the server answered {status}{_hidden_blocks(url, response.status_code)}",
+                    f"the server answered {status}{_why_refused(url, response)}",
                     missing=response.status_code in (404, 410),
                 )
             body = _read_body(response, max_bytes, deadline)
@@ -363,10 +363,27 @@ _BLOCKS_APIS = {
         ' (its "Show domain blocks" setting), or runs in limited federation mode'
     ),
     "/api/v1/instance/peers": (
-        "GoToSocial answers so unless its admins set instance-expose-suspended (or, for"
-        " filter=open, instance-expose-peers)"
+        "GoToSocial answers so unless its admins set instance-expose-suspended"
     ),
 }
+
+
+# The header Cloudflare sets on a challenge page it answers instead of the site, whatever its status
+# (developers.cloudflare.com, "Detect a Challenge Page response").
+CHALLENGED = ("cf-mitigated", "challenge")
+
+
+def _why_refused(url: str, response: requests.Response) -> str:
+    """Why a server answered a request for a list with an error, when the answer tells, as " (…)"
+    to follow its status; "" otherwise."""
+    name, value = CHALLENGED
+    if (response.headers.get(name) or "").strip().lower() == value:
+        return (
+            " (Cloudflare stands before the file and asks for a browser's challenge, which a"
+            " sync cannot pass: ask the site's owner to let podmod's requests through, User-Agent"
+            f" {USER_AGENT!r}, or for the list where no challenge stands)"
+        )
+    return _hidden_blocks(url, response.status_code)
 
 
 def _hidden_blocks(url: str, status: int) -> str:

@@ -239,7 +239,7 @@ class ParsedList:
     """The valid entries in file order (a domain list's `.cf` and `*.cf` rows last), the rows
     skipped as invalid, duplicate rows dropped, and what the file held besides entries: obfuscated
     domains podmod cannot match (no digest), patterns that name no host (`*end.example`), the
-    hosts of canary rows, RapidBlock rows that do not block."""
+    hosts of canary rows, RapidBlock rows that do not block and GoToSocial's open peers."""
 
     entries: list[Entry] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)

@@ -667,13 +667,35 @@ def _text(item: dict[str, Any], name: str) -> str | None:
     return None
 
 
+# GoToSocial's /api/v1/instance/peers (with a filter) marks each blocked server with the moment
+# it was blocked; a server it names without one is open, a peer it federates with.
+_PEER_BLOCKS = {"suspended_at": "suspend", "silenced_at": "silence"}
+
+
+def _peers_answer(items: list[Any]) -> bool:
+    """Whether a JSON list is GoToSocial's answer of its peers: some item says when it was
+    suspended or silenced (the others it names are open)."""
+    return any(
+        isinstance(item, dict) and not _PEER_BLOCKS.keys().isdisjoint(item) for item in items
+    )
+
+
 def _read_mastodon_json(reader: ListReader, items: list[Any]) -> Iterator[Row]:
-    """Mastodon's admin API domain blocks (public_comment), its public API's (comment), or
-    FediBlockHole's export of them; private_comment is never read."""
+    """Mastodon's admin API domain blocks (public_comment), its public API's (comment),
+    FediBlockHole's export of them, or GoToSocial's exports and its /api/v1/instance/peers answer
+    (an item with no suspended_at or silenced_at is an open peer, counted in `unblocked`);
+    private_comment is never read."""
     domains = _Domains(reader, unit="item")
+    peers = _peers_answer(items)
     for number, item in enumerate(items, 1):
         if not isinstance(item, dict):
             domains.error(number, 'the item is not an object such as {"domain": "pod.example", …}')
+            continue
+        # (in GoToSocial's peers answer: the severity of a blocked peer, whose name has a `*`
+        # only where the server obfuscated it; an open peer is no entry)
+        blocked = next((level for key, level in _PEER_BLOCKS.items() if item.get(key)), "")
+        if peers and not blocked and item.get("severity") is None:
+            reader.unblocked += 1
             continue
         comment_field = "public_comment" if item.get("public_comment") is not None else "comment"
         fields = {}
@@ -684,10 +706,11 @@ def _read_mastodon_json(reader: ListReader, items: list[Any]) -> Iterator[Row]:
                 break
         else:
             tail = domains.tail(
-                fields["severity"] or "",
+                fields["severity"] or blocked,
                 fields[comment_field] or "",
                 fields["digest"] or "",
-                obfuscated=item.get("obfuscate") in (True, "true", "True"),
+                obfuscated=item.get("obfuscate") in (True, "true", "True")
+                or (bool(blocked) and "*" in (fields["domain"] or "")),
             )
             entry = domains.add(number, fields["domain"] or "", tail)
             if entry is not None:

@@ -533,8 +533,7 @@ def _store(
             state, list_id=list_row["id"], version=stored.number, reason="list_version"
         )
     message = (
-        f"version {stored.number} applied ({reading}): {stored.entries} entries (+{stored.added} "
-        f"-{stored.removed}); {matched.added} new matches, {matched.retracted} retracted"
+        f"version {stored.number} applied ({reading}): {_changed(stored)}; {_matched(matched)}"
     )
     with phases.timed("record"):
         _audit_sync(state, subscription, "apply", message)
@@ -583,6 +582,18 @@ def _naming_the_file(subscription: ListConfig, error: NotAListError) -> ListForm
     return ListFormatError(f"{error.problem}; set url to the file's {which} address, {shown}.")
 
 
+def _changed(stored: versions.VersionOutcome) -> str:
+    """A version's entries and how they changed: "1 entry (+1 -0)", "900,000 entries (+…)"."""
+    entries = f"{stored.entries:,} entr{'y' if stored.entries == 1 else 'ies'}"
+    return f"{entries} (+{stored.added:,} -{stored.removed:,})"
+
+
+def _matched(matched: apply.ApplyResult) -> str:
+    """What applying the lists changed: "1 new match, 0 retracted"."""
+    added = f"{matched.added:,} new match{'' if matched.added == 1 else 'es'}"
+    return f"{added}, {matched.retracted:,} retracted"
+
+
 def _reading(reader: ListReader, entries: int | None = None) -> str:
     """How a file was read, for the sync log: "mastodon-csv, 130 obfuscated rows skipped" (with
     `entries`: "mastodon-csv, 900,000 entries, …")."""
@@ -594,6 +605,7 @@ def _reading(reader: ListReader, entries: int | None = None) -> str:
         invalid=len(reader.errors),
         canaries=reader.canaries,
         hides_blocks=reader.hides_blocks,
+        format=reader.format,
     )
     counted = [] if entries is None else [f"{entries:,} entr{'y' if entries == 1 else 'ies'}"]
     return ", ".join([reader.format, *counted, *notes])
@@ -745,9 +757,8 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
             matched = apply.match_people(config, pod, state, full=True)
             _after_list_change(state, list_id=list_row["id"], version=number, reason="list_version")
             message = (
-                f"version {number} approved by {approved_by} and applied: {stored.entries} "
-                f"entries (+{stored.added} -{stored.removed}); {matched.added} new matches, "
-                f"{matched.retracted} retracted"
+                f"version {number} approved by {approved_by} and applied: {_changed(stored)}; "
+                f"{_matched(matched)}"
             )
             record_audit(
                 state,

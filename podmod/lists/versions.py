@@ -829,6 +829,7 @@ def describe_reading(row: dict[str, Any]) -> str:
         hides_blocks=bool(row.get("hides_blocks")),
         invalid=row.get("skipped_rows") or 0,
         canaries=row.get("canaries") or [],
+        format=row.get("format") or "",
     )
     return "; ".join(parts)
 
@@ -842,16 +843,20 @@ def skipped_notes(
     patterns: int = 0,
     repeated: int = 0,
     hides_blocks: bool = False,
+    format: str = "",
 ) -> list[str]:
-    """What a file held besides its entries, for the sync log and `lists show`:
-    "130 obfuscated rows skipped", "4 repeated rows merged", "canary aud.invalid", and that its
-    publisher keeps some blocks out of it."""
+    """What a file (of this `format`) held besides its entries, for the sync log and `lists
+    show`: "130 obfuscated rows skipped", "4 repeated rows merged", "canary aud.invalid", and that
+    its publisher keeps some blocks out of it."""
+    # (rows that block nothing: RapidBlock's isBlocked false; the open peers in GoToSocial's
+    # answer of its peers, read as mastodon-json)
+    why = "open peers" if format == "mastodon-json" else "isBlocked false"
     notes = [
         f"{count:,} {what} {'row' if count == 1 else 'rows'} skipped"
         for count, what in (
             (obfuscated, "obfuscated"),
             (patterns, "pattern"),
-            (unblocked, "not blocked (isBlocked false)"),
+            (unblocked, f"not blocked ({why})"),
             (invalid, "invalid"),
         )
         if count
