@@ -417,6 +417,7 @@ LIST_KEYS = (
     "lock_labels",
     "require_canary",
     "signed_file",
+    "signature_url",
     "severity",
 )
 # The entry kinds a list may carry; `kinds` switches some of them off.
@@ -445,6 +446,7 @@ class ListConfig:
     lock_labels: tuple[str, ...] = ()  # on a review list, entries with these labels lock
     require_canary: str | None = None  # a canary host the file must carry
     signed_file: str | None = None  # the `file:` its signature names, if not the URL's last part
+    signature_url: str | None = None  # where its signature is, if not beside the file
     severity: str | None = None  # of the rows that name none (None: a suspension, as Mastodon)
 
 
@@ -856,6 +858,19 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
                 f"signed_file of {where} names the file the list's signatures are for, but the "
                 "list has no public_key to check them: add its public_key or remove signed_file."
             )
+        signature_url = item.get("signature_url")
+        if signature_url is not None and not (
+            isinstance(signature_url, str) and signature_url.startswith(("https://", "file:///"))
+        ):
+            raise ConfigError(
+                f"signature_url of {where} must start with https:// (or file:/// for a local "
+                f"file); it is {masked_url(repr(signature_url))}."
+            )
+        if signature_url is not None and public_key is None:
+            raise ConfigError(
+                f"signature_url of {where} says where the list's signature is, but the list has "
+                "no public_key to check it: add its public_key or remove signature_url."
+            )
         skip_invalid = item.get("skip_invalid", False)
         if not isinstance(skip_invalid, bool):
             raise ConfigError(f"skip_invalid of {where} must be true or false.")
@@ -898,6 +913,7 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
                 lock_labels=lock_labels,
                 require_canary=_canary_host(item.get("require_canary"), where),
                 signed_file=signed_file,
+                signature_url=signature_url,
                 severity=severity,
             )
         )

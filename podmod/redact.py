@@ -8,7 +8,14 @@ import re
 # The authority of a URL, with or without its scheme: greedy up to the last @ before the path, as
 # urllib.parse reads a password holding an @.
 _USERINFO = re.compile(r"//([^/?#\s]*)@")
-_PASSWORD_PARAMETER = re.compile(r"([?&](?:password|passwd|pass)=)[^&#\s]*", re.IGNORECASE)
+# A query parameter that carries a secret, by its name's end: a password, a forge's token for a
+# private list (GitLab's `private_token`, Gitea's and Forgejo's `token` and `access_token`), a key,
+# a signed address's signature and credential (S3's `X-Amz-Signature`, Azure's `sig`).
+_PASSWORD_PARAMETER = re.compile(
+    r"([?&][\w.\-]*?(?:password|passwd|pass|token|secret|key|signature|sig|credential|auth)=)"
+    r"[^&#\s]*",
+    re.IGNORECASE,
+)
 # C0 and C1 controls (ESC, BEL, CSI U+009B ...), DEL, and the line and direction marks that make
 # text read other than it is.
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -26,7 +33,8 @@ _ESCAPE_SEQUENCE = re.compile(
 
 def masked_url(text: str) -> str:
     """`text` with the password of every URL in it masked (https://alice:***@lists.example/…), a
-    user name alone too, as it may be a token; `password=` in a query as well."""
+    user name alone too, as it may be a token; a query's `password=`, `token=`, `key=` and the like
+    as well (_PASSWORD_PARAMETER)."""
 
     def mask(match: re.Match[str]) -> str:
         user, colon, _ = match.group(1).partition(":")

@@ -88,6 +88,16 @@ LIST = f'database_url = "{DB}"\n[[lists]]\nname = "x"\nurl = "https://l.example/
         ),
         (LIST + f'public_key = "{KEY}"\nsigned_file = ""\n', {}, "signed_file of list 'x'"),
         (
+            LIST + 'signature_url = "https://l.example/x.csv.minisig"\n',
+            {},
+            "signature_url of list 'x' in",  # no public_key: nothing is signed
+        ),
+        (
+            LIST + f'public_key = "{KEY}"\nsignature_url = "http://l.example/x.sig"\n',
+            {},
+            "signature_url of list 'x' in",
+        ),
+        (
             f'database_url = "{DB}"\n[web]\napprove_roles = "everyone"\n',
             {},
             "web.approve_roles (in",

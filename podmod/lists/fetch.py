@@ -130,6 +130,15 @@ def fetch(
         ) from None
 
 
+def signature_address(list_url: str) -> str:
+    """Where a list's minisign signature is, by convention: beside its file, the path of its
+    address with `.minisig` added (`https://lists.example/core.csv.minisig`), its query kept (a
+    private list's token: `…/core.csv.minisig?private_token=…`) and its fragment, which no
+    request sends, left out."""
+    parts = urlsplit(list_url)
+    return urlunsplit(parts._replace(path=parts.path + ".minisig", fragment=""))
+
+
 def fetch_signature(
     list_url: str,
     *,
@@ -137,9 +146,11 @@ def fetch_signature(
     timeout: float = 30.0,
     verify: bool | str = True,
     session: requests.Session | None = None,
+    signature_url: str | None = None,
 ) -> str:
-    """The minisign signature published next to a list, at `list_url + ".minisig"`, as text."""
-    url = list_url + ".minisig"
+    """The minisign signature of a list, as text: at `signature_url` when the list's publisher
+    puts it elsewhere, else beside the file (signature_address())."""
+    url = signature_url or signature_address(list_url)
     try:
         result = _fetch(url, None, None, MAX_SIGNATURE_BYTES, timeout, verify, session)
         assert result.body is not None  # no validators were sent, so never not_modified

@@ -94,6 +94,7 @@ def fetch_verified(
             name=subscription.name,
             timeout=config["list_sync.timeout"],
             verify=verify,
+            signature_url=subscription.signature_url,
         )
         comment = minisign.verify(
             result.body, signature, minisign.PublicKey.from_string(subscription.public_key)
