@@ -25,6 +25,7 @@ LIST_FILE_FORMATS = (
     "mastodon-json",
     "rapidblock-json",
     "pleroma-json",
+    "lemmy-json",
 )
 
 TEXT_ITEM_TYPES = ("Post", "Comment", "Profile")

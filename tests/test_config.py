@@ -249,6 +249,7 @@ def test_the_readmes_neighbouring_servers_lists_are_a_valid_config(tmp_path):
         ("neighbour-mastodon", None, "review"),
         ("neighbour-friendica", None, "review"),
         ("neighbour-gotosocial", None, "review"),
+        ("neighbour-lemmy", None, "review"),
     ]
     assert all(s.url.startswith("https://") for s in lists)
 

@@ -329,11 +329,10 @@ def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
             r"^Line 2 of the list is 'hello world', which is none of the shapes podmod reads "
             r"\(podmod's kind,value,label,comment; a Mastodon or FediBlockHole CSV with a domain or"
             r" #domain column; one domain per line; one account per line, or Mastodon's CSV of"
-            r" accounts with an Account address column; Mastodon, RapidBlock or Pleroma JSON\); fix"
-            r" the"
-            r" list, or name its shape with the list's format setting \(podmod,"
+            r" accounts with an Account address column; Mastodon, RapidBlock, Pleroma or Lemmy"
+            r" JSON\); fix the list, or name its shape with the list's format setting \(podmod,"
             r" mastodon-csv, domain-csv, domains, accounts, friendica, mastodon-json,"
-            r" rapidblock-json or pleroma-json\)\.$",
+            r" rapidblock-json, pleroma-json or lemmy-json\)\.$",
         ),
         (b"value,kind\n", r"^Line 1 of the list is 'value,kind', which is none of the shapes"),
         (b"localhost\n", r"^Line 1 of the list is 'localhost', which is none"),
@@ -1451,6 +1450,60 @@ def test_a_forced_format_that_does_not_fit_is_refused_clearly(
         parse_list(data, format=format)
 
 
+# A Lemmy 0.19 server's /api/v3/federated_instances (its fields, neutral names): the servers it
+# knows, those it allows, and those it blocks, each with its software and federation state.
+LEMMY_ANSWER = {
+    "federated_instances": {
+        "linked": [
+            {
+                "id": 1,
+                "domain": "known.example",
+                "published": "2023-06-01T00:00:00Z",
+                "software": "mastodon",
+                "version": "4.2.0",
+                "federation_state": None,
+            },
+            {"id": 2, "domain": "blocked.example", "published": "2023-06-01T00:00:00Z"},
+        ],
+        "allowed": [{"id": 3, "domain": "allowed.example", "published": "2023-06-01T00:00:00Z"}],
+        "blocked": [
+            {
+                "id": 2,
+                "domain": "blocked.example",
+                "published": "2023-06-01T00:00:00Z",
+                "updated": None,
+                "software": "misskey",
+                "version": "13.14.2",
+                "federation_state": {"instance_id": 2, "fail_count": 0},
+            },
+            {"id": 4, "domain": "Other.Example", "published": "2023-07-01T00:00:00Z"},
+            {"id": 5, "published": "2023-07-01T00:00:00Z"},
+        ],
+    }
+}
+
+
+def test_a_lemmy_servers_federated_instances_are_read_for_those_it_blocks() -> None:
+    """Lemmy and PieFed publish the servers they block in their /api/v3/federated_instances,
+    beside every server they know (linked) and those they allow: only the blocked are entries,
+    each a suspension (as Lemmy defederates a server whole)."""
+    data = json.dumps(LEMMY_ANSWER).encode()
+
+    parsed = parse_list(data, skip_invalid=True)
+
+    assert detect_format(data) == "lemmy-json"
+    assert [(e.value, e.severity) for e in parsed.entries] == [
+        ("blocked.example", "suspend"),
+        ("other.example", "suspend"),
+    ]
+    assert [(error.line, error.unit) for error in parsed.errors] == [(3, "item")]
+    assert {e.severity for e in ListReader(data, severity="silence")} == {"silence"}
+    with pytest.raises(ListFormatError, match=r"^The list is a Lemmy server's answer with no fe"):
+        parse_list(b'{"federated_instances": null}')
+    with pytest.raises(ListFormatError, match=r"^The list's federated_instances has no list of b"):
+        parse_list(b'{"federated_instances": {"linked": []}}')
+
+
 def test_every_format_can_be_forced_on_its_own_shape() -> None:
     samples = {
         "podmod": b"kind,value,label,comment\npod,a.example,,\n",
@@ -1462,6 +1515,7 @@ def test_every_format_can_be_forced_on_its_own_shape() -> None:
         "rapidblock-json": b'{"blocks": {"a.example": {"isBlocked": true}}}',
         "pleroma-json": b'{"mrf_simple": {"reject": ["*.a.example"]}}',
         "friendica": b"*a.example,placeholder\n",  # (never told: it is "domains" to the eye)
+        "lemmy-json": b'{"federated_instances": {"blocked": [{"domain": "a.example"}]}}',
     }
     assert set(samples) == set(FORMATS)
     for format, data in samples.items():

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from podmod.lists.parse import parse_list
+from tests import test_list_shapes
 from tests.helpers import assert_cases_consistent, cases_json, podmod, read_once
 from tests.test_lists import ListFiles, case_of, list_signals, sync
 
@@ -817,6 +818,24 @@ def test_gotosocials_open_peers_are_not_entries(lists, pod, state):
     assert open_accounts() == ["blocked@omicron.example"]
     row = state.execute("SELECT unblocked_rows FROM podmod.list_versions").fetchone()
     assert row["unblocked_rows"] == 2
+
+
+def test_a_lemmy_servers_blocked_instances_flag_and_the_others_do_not(lists, pod):
+    for username, host in [
+        ("a", "blocked.example"),
+        ("b", "sub.other.example"),
+        ("c", "known.example"),
+        ("d", "allowed.example"),
+    ]:
+        pod.person(username, host)
+    serve(
+        lists, "lemmy", json.dumps(test_list_shapes.LEMMY_ANSWER), suffix=".json", skip_invalid=True
+    )
+
+    code, output = sync()
+
+    assert code == 0 and "version 1 applied (lemmy-json, 1 invalid row skipped)" in output, output
+    assert open_accounts() == ["a@blocked.example", "b@sub.other.example"]
 
 
 def test_a_mixed_export_is_read_row_by_row_as_meant(lists, pod, state):

@@ -814,11 +814,13 @@ _NEEDS = {
     "rapidblock-json": 'RapidBlock\'s JSON ({"@spec": …, "blocks": {"host": {…}}})',
     "pleroma-json": "the federation policy Pleroma and Akkoma publish (nodeinfo's"
     " metadata.federation with mrf_simple)",
+    "lemmy-json": "a Lemmy or PieFed server's federated instances"
+    ' ({"federated_instances": {"blocked": […]}})',
 }
 _SHAPES = (
     "podmod's kind,value,label,comment; a Mastodon or FediBlockHole CSV with a domain or #domain"
     " column; one domain per line; one account per line, or Mastodon's CSV of accounts with an"
-    " Account address column; Mastodon, RapidBlock or Pleroma JSON"
+    " Account address column; Mastodon, RapidBlock, Pleroma or Lemmy JSON"
 )
 
 
@@ -988,6 +990,8 @@ def _json_shape(value: Any, policy: dict[str, Any] | None) -> str | None:
         return "rapidblock-json"
     if policy is not None:
         return "pleroma-json"
+    if isinstance(value, dict) and "federated_instances" in value:
+        return "lemmy-json"
     return None
 
 

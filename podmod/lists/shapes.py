@@ -108,6 +108,8 @@ def read(reader: ListReader, content: Any, start: int) -> Iterator[Row]:
         return _read_rapidblock_json(reader, content)
     if reader.format == "pleroma-json":
         return _read_pleroma_json(reader, content)
+    if reader.format == "lemmy-json":
+        return _read_lemmy_json(reader, content)
     return read_csv(reader, content, start)
 
 
@@ -821,4 +823,32 @@ def _read_pleroma_json(reader: ListReader, policy_published: dict[str, Any]) -> 
             entry = domains.add(number, domain, domains.tail(severity, comment))
             if entry is not None:
                 yield entry
+    yield from domains.dotted_rows()
+
+
+def _read_lemmy_json(reader: ListReader, answer: dict[str, Any]) -> Iterator[Row]:
+    """A Lemmy (0.18, 0.19) or PieFed server's /api/v3/federated_instances: its `blocked`
+    instances, each a suspension (or the list's `severity`), as Lemmy defederates them whole;
+    `linked` (every server it knows) and `allowed` are never read."""
+    federated = answer.get("federated_instances")
+    if federated is None:
+        raise ListFormatError(
+            "The list is a Lemmy server's answer with no federated instances: its federation is"
+            " off, so it blocks nobody; remove the list, or subscribe to another."
+        )
+    blocked = federated.get("blocked") if isinstance(federated, dict) else None
+    if not isinstance(blocked, list):
+        raise ListFormatError(
+            "The list's federated_instances has no list of blocked instances"
+            ' ({"blocked": [{"domain": …}, …]}); fix the list.'
+        )
+    domains = _Domains(reader, unit="item")
+    for number, instance in enumerate(blocked, 1):
+        domain = _text(instance, "domain") if isinstance(instance, dict) else None
+        if not domain:
+            domains.error(number, 'the blocked item is not an object such as {"domain": …}')
+            continue
+        entry = domains.add(number, domain, domains.tail("", ""))
+        if entry is not None:
+            yield entry
     yield from domains.dotted_rows()
