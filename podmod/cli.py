@@ -879,6 +879,7 @@ def lists_publish(
 ) -> None:
     """Build a list file and sign it, for others to subscribe to."""
     from podmod.lists import publish
+    from podmod.lists.versions import entries_text
 
     if [bool(source_csv), from_decisions, from_pod_list].count(True) != 1:
         fail("Give exactly one of --from-csv FILE, --from-decisions or --from-pod-list.", 2)
@@ -907,8 +908,8 @@ def lists_publish(
             " say one host alone: subscribers apply them to its subdomains too)"
         )
     click.echo(
-        f"wrote {written.body} ({written.entries:,} entr{'y' if written.entries == 1 else 'ies'},"
-        f" {output_format} format{left_out}) "
+        f"wrote {written.body} ({entries_text(written.entries)}, {output_format} format"
+        f"{left_out}) "
         f"and {written.signature}"
     )
 

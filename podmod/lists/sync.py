@@ -585,8 +585,7 @@ def _naming_the_file(subscription: ListConfig, error: NotAListError) -> ListForm
 
 def _changed(stored: versions.VersionOutcome) -> str:
     """A version's entries and how they changed: "1 entry (+1 -0)", "900,000 entries (+…)"."""
-    entries = f"{stored.entries:,} entr{'y' if stored.entries == 1 else 'ies'}"
-    return f"{entries} (+{stored.added:,} -{stored.removed:,})"
+    return f"{versions.entries_text(stored.entries)} (+{stored.added:,} -{stored.removed:,})"
 
 
 def _matched(matched: apply.ApplyResult) -> str:
@@ -608,7 +607,7 @@ def _reading(reader: ListReader, entries: int | None = None) -> str:
         hides_blocks=reader.hides_blocks,
         format=reader.format,
     )
-    counted = [] if entries is None else [f"{entries:,} entr{'y' if entries == 1 else 'ies'}"]
+    counted = [] if entries is None else [versions.entries_text(entries)]
     return ", ".join([reader.format, *counted, *notes])
 
 

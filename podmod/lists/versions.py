@@ -812,6 +812,11 @@ def labels_in_use_text(row: dict[str, Any]) -> str:
     return f"{shown} and {more:,} more" if more > 0 else shown
 
 
+def entries_text(count: int) -> str:
+    """ "1 entry", "900,000 entries"."""
+    return f"{count:,} {'entry' if count == 1 else 'entries'}"
+
+
 def describe_reading(row: dict[str, Any]) -> str:
     """How a list's version in force was read, in words: "mastodon-csv; 1,200 entries (1,100
     suspend, 80 silence, 20 noop); 130 obfuscated rows skipped; canary aud.invalid"."""
@@ -819,7 +824,7 @@ def describe_reading(row: dict[str, Any]) -> str:
     severities = [
         f"{row[name]:,} {name}" for name in ("suspend", "silence", "noop") if row.get(name)
     ]
-    entries = f"{row['entries']:,} {'entry' if row['entries'] == 1 else 'entries'}"
+    entries = entries_text(row["entries"])
     parts.append(f"{entries} ({', '.join(severities)})" if severities else entries)
     parts += skipped_notes(
         obfuscated=row.get("obfuscated_rows") or 0,
