@@ -866,6 +866,11 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
                 f"signature_url of {where} must start with https:// (or file:/// for a local "
                 f"file); it is {masked_url(repr(signature_url))}."
             )
+        if signature_url is not None and signature_url.split("#")[0] == url.split("#")[0]:
+            raise ConfigError(
+                f"signature_url of {where} is the list's own url; set it to the address of the "
+                "list's .minisig file, or remove it to read the signature beside the file."
+            )
         if signature_url is not None and public_key is None:
             raise ConfigError(
                 f"signature_url of {where} says where the list's signature is, but the list has "

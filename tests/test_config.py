@@ -98,6 +98,11 @@ LIST = f'database_url = "{DB}"\n[[lists]]\nname = "x"\nurl = "https://l.example/
             "signature_url of list 'x' in",
         ),
         (
+            LIST + f'public_key = "{KEY}"\nsignature_url = "https://l.example/x.csv"\n',
+            {},
+            "is the list's own url; set it to the address of the list's .minisig file",
+        ),
+        (
             f'database_url = "{DB}"\n[web]\napprove_roles = "everyone"\n',
             {},
             "web.approve_roles (in",
