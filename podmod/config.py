@@ -819,18 +819,13 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
                 f"url of {where} must start with https:// (or file:/// for a local file); "
                 f"it is {masked_url(repr(url))}."
             )
-        if _open_peers(url):
-            raise ConfigError(
-                f"url of {where} asks the server for the servers it federates with "
-                "(/api/v1/instance/peers without filter=suspended), not those it blocks: set "
-                "filter=suspended on a GoToSocial server (Mastodon publishes its blocks at "
-                "/api/v1/instance/domain_blocks)."
-            )
         policy = item.get("policy", "review")
         if policy not in LIST_POLICIES:
             raise ConfigError(
                 f"policy of {where} must be one of {', '.join(LIST_POLICIES)}; it is {policy!r}."
             )
+        if (mismatch := _api_mismatch(url, policy)) is not None:
+            raise ConfigError(f"url of {where} {mismatch}.")
         public_key = item.get("public_key")
         if public_key is not None:
             from podmod.lists.minisign import PublicKey
@@ -925,20 +920,61 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
     return tuple(lists)
 
 
-def _open_peers(url: str) -> bool:
-    """Whether a list's address asks for a server's open peers: /api/v1/instance/peers with no
-    filter (Mastodon's and GoToSocial's list of the servers they know) or one that takes in
-    `open` (GoToSocial's, its filter's values case-blind and comma-separated)."""
+# The APIs where fediverse servers publish whom they block and whom they allow (Mastodon's and
+# GoToSocial's), by the end of their path.
+_PEERS_API = "/api/v1/instance/peers"
+_BLOCKS_API = "/api/v1/instance/domain_blocks"
+_ALLOWS_API = "/api/v1/instance/domain_allows"
+_TRUE = ("1", "t", "true")  # (Go's strconv.ParseBool, case-blind as GoToSocial's values are read)
+
+
+def _api_mismatch(url: str, policy: str) -> str | None:
+    """What is wrong with a list's address that asks a server's API for other servers than the
+    list's policy means: the servers it federates with (/api/v1/instance/peers with no filter, or
+    one that takes in `open`), bare names (`flat=true`), those it allows on a blocking list, those
+    it blocks on an allowlist (which would exempt them from every list); None when nothing is.
+    GoToSocial reads its peers' filter as comma-separated values, case-blind: `blocked` (on older
+    versions `suspended`, which newer ones still read), `allowed`, `open`."""
     parts = urlsplit(url)
-    if not parts.path.rstrip("/").endswith("/api/v1/instance/peers"):
-        return False
-    filters = [
+    path = parts.path.rstrip("/")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    filters = {
         value.strip().lower()
-        for name, values in parse_qsl(parts.query, keep_blank_values=True)
+        for name, values in query
         if name == "filter"
         for value in values.split(",")
-    ]
-    return not any(filters) or "open" in filters
+    } - {""}
+    blocks = path.endswith(_BLOCKS_API) or (
+        path.endswith(_PEERS_API) and bool(filters & {"blocked", "suspended"})
+    )
+    allows = path.endswith(_ALLOWS_API) or (path.endswith(_PEERS_API) and "allowed" in filters)
+    if path.endswith(_PEERS_API) and (not filters or "open" in filters):
+        return (
+            "asks the server for the servers it federates with (/api/v1/instance/peers without"
+            " filter=blocked), not those it blocks: set filter=blocked (filter=suspended on"
+            " older GoToSocial), or use /api/v1/instance/domain_blocks, where Mastodon and newer"
+            " GoToSocial publish their blocks"
+        )
+    if path.endswith(_PEERS_API) and any(
+        name == "flat" and value.strip().lower() in _TRUE for name, value in query
+    ):
+        return (
+            "asks for bare names (flat=true), which cannot be told from the servers an instance"
+            " federates with: remove flat=true"
+        )
+    if allows and policy != "allow":
+        return (
+            "asks the server for the servers it allows, not those it blocks: set policy ="
+            ' "allow" to subscribe to its allowlist, or ask for its blocks'
+            " (/api/v1/instance/domain_blocks)"
+        )
+    if blocks and policy == "allow":
+        return (
+            'asks the server for the servers it blocks, and its policy "allow" would exempt'
+            " their accounts from every list: set another policy, or ask for its allowlist"
+            " (/api/v1/instance/domain_allows)"
+        )
+    return None
 
 
 def _list_labels(raw: Any, key: str, where: str) -> tuple[str, ...]:

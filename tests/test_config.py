@@ -259,46 +259,57 @@ def test_the_readmes_neighbouring_servers_lists_are_a_valid_config(tmp_path):
     assert all(s.url.startswith("https://") for s in lists)
 
 
+OPEN_PEERS = (
+    "asks the server for the servers it federates with (/api/v1/instance/peers without"
+    " filter=blocked), not those it blocks: set filter=blocked (filter=suspended on older"
+    " GoToSocial), or use /api/v1/instance/domain_blocks, where Mastodon and newer GoToSocial"
+    " publish their blocks."
+)
+FLAT = "asks for bare names (flat=true), which cannot be told from the servers an instance"
+ALLOWS = 'asks the server for the servers it allows, not those it blocks: set policy = "allow"'
+BLOCKS_ALLOWED = 'asks the server for the servers it blocks, and its policy "allow" would exempt'
+
+
 @pytest.mark.parametrize(
-    ("url", "refused"),
+    ("url", "policy", "refused"),
     [
-        ("https://gts.example/api/v1/instance/peers", True),  # (Mastodon's servers it knows)
-        ("https://gts.example/api/v1/instance/peers?filter=", True),
-        ("https://gts.example/api/v1/instance/peers?filter=open", True),
-        ("https://gts.example/api/v1/instance/peers?filter=suspended,open", True),
-        ("https://gts.example/api/v1/instance/peers/?filter=Suspended,%20OPEN", True),
-        ("https://gts.example/social/api/v1/instance/peers?filter=open&x=1", True),
-        ("https://gts.example/api/v1/instance/peers?filter=suspended", False),
-        ("https://gts.example/api/v1/instance/peers?filter=%20SUSPENDED", False),
-        ("https://gts.example/api/v1/instance/domain_blocks", False),
-        ("https://lists.example/api/v1/instance/peers.csv", False),
+        ("https://gts.example/api/v1/instance/peers", "review", OPEN_PEERS),  # (Mastodon's too)
+        ("https://gts.example/api/v1/instance/peers?filter=", "review", OPEN_PEERS),
+        ("https://gts.example/api/v1/instance/peers?filter=open", "allow", OPEN_PEERS),
+        ("https://gts.example/api/v1/instance/peers?filter=suspended,open", "review", OPEN_PEERS),
+        ("https://gts.example/api/v1/instance/peers/?filter=Blocked,%20OPEN", "lock", OPEN_PEERS),
+        ("https://gts.example/social/api/v1/instance/peers?filter=open&x=1", "review", OPEN_PEERS),
+        ("https://gts.example/api/v1/instance/peers?filter=blocked&flat=TRUE", "review", FLAT),
+        ("https://gts.example/api/v1/instance/peers?filter=allowed", "review", ALLOWS),
+        ("https://gts.example/api/v1/instance/domain_allows", "lock", ALLOWS),
+        ("https://gts.example/api/v1/instance/domain_blocks", "allow", BLOCKS_ALLOWED),
+        ("https://gts.example/api/v1/instance/peers?filter=blocked", "allow", BLOCKS_ALLOWED),
+        ("https://gts.example/api/v1/instance/peers?filter=suspended", "review", None),
+        ("https://gts.example/api/v1/instance/peers?filter=%20BLOCKED&flat=false", "lock", None),
+        ("https://gts.example/api/v1/instance/peers?filter=allowed", "allow", None),
+        ("https://gts.example/api/v1/instance/domain_allows", "allow", None),
+        ("https://gts.example/api/v1/instance/domain_blocks", "review", None),
+        ("https://lists.example/api/v1/instance/peers.csv", "review", None),
     ],
 )
-def test_a_list_url_asking_for_a_servers_open_peers_is_refused(tmp_path, url, refused):
-    """GoToSocial names the servers it federates with, open, beside those it blocks when asked
-    for `open`, and Mastodon only those: a list subscribed to them would block every peer."""
+def test_a_list_url_asking_a_server_for_other_servers_than_its_policy_means_is_refused(
+    tmp_path, url, policy, refused
+):
+    """GoToSocial names the servers it federates with (open) beside those it blocks when asked
+    for `open`, and Mastodon only those; a blocking list subscribed to them, or to a server's
+    allowlist, would block every one, and an allowlist subscribed to a server's blocks would
+    exempt every server it blocks from every list."""
     path = tmp_path / "podmod.toml"
-    path.write_text(f'database_url = "{DB}"\n[[lists]]\nname = "gts"\nurl = "{url}"\n')
+    path.write_text(
+        f'database_url = "{DB}"\n[[lists]]\nname = "gts"\nurl = "{url}"\npolicy = "{policy}"\n'
+    )
 
     if refused:
         with pytest.raises(ConfigError) as error:
             load_config(path, environ={})
-        assert str(error.value) == (
-            f"url of list 'gts' in {path} asks the server for the servers it federates with"
-            " (/api/v1/instance/peers without filter=suspended), not those it blocks: set"
-            " filter=suspended on a GoToSocial server (Mastodon publishes its blocks at"
-            " /api/v1/instance/domain_blocks)."
-        )
+        assert str(error.value).startswith(f"url of list 'gts' in {path} {refused}")
     else:
         assert load_config(path, environ={}).lists[0].url == url
-
-
-def test_the_configs_names_of_kinds_and_formats_are_the_parsers():
-    from podmod.config import ENTRY_KINDS, LIST_FORMATS
-    from podmod.lists.parse import FORMATS, KINDS
-
-    assert ENTRY_KINDS == KINDS
-    assert LIST_FORMATS[1:] == FORMATS and LIST_FORMATS[0] == "auto"
 
 
 def test_signed_file_and_approve_roles_load(tmp_path):

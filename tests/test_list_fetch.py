@@ -374,12 +374,15 @@ def test_an_error_status_is_named(get: Client, path: str, status: str) -> None:
             "/api/v1/instance/domain_blocks",
             "HTTP 404 Not Found",
             "a Mastodon server answers so when its admins do not show its domain blocks to"
-            ' everyone (its "Show domain blocks" setting), or runs in limited federation mode',
+            ' everyone (its "Show domain blocks" setting), or runs in limited federation mode;'
+            " GoToSocial unless its admins set instance-expose-blocklist",
         ),
         (
             "/social/api/v1/instance/peers?filter=suspended",
             "HTTP 401 Unauthorized",
-            "GoToSocial answers so unless its admins set instance-expose-suspended",
+            "GoToSocial answers so unless its admins set instance-expose-blocklist"
+            " (instance-expose-suspended on older versions), or for filter=allowed"
+            " instance-expose-allowlist",
         ),
     ],
 )

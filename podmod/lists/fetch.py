@@ -371,10 +371,16 @@ def _fetch_https(
 _BLOCKS_APIS = {
     "/api/v1/instance/domain_blocks": (
         "a Mastodon server answers so when its admins do not show its domain blocks to everyone"
-        ' (its "Show domain blocks" setting), or runs in limited federation mode'
+        ' (its "Show domain blocks" setting), or runs in limited federation mode; GoToSocial'
+        " unless its admins set instance-expose-blocklist"
+    ),
+    "/api/v1/instance/domain_allows": (
+        "GoToSocial answers so unless its admins set instance-expose-allowlist"
     ),
     "/api/v1/instance/peers": (
-        "GoToSocial answers so unless its admins set instance-expose-suspended"
+        "GoToSocial answers so unless its admins set instance-expose-blocklist"
+        " (instance-expose-suspended on older versions), or for filter=allowed"
+        " instance-expose-allowlist"
     ),
 }
 
