@@ -937,6 +937,7 @@ def _api_mismatch(url: str, policy: str) -> str | None:
     versions `suspended`, which newer ones still read), `allowed`, `open`."""
     parts = urlsplit(url)
     path = parts.path.rstrip("/")
+    peers = path.endswith(_PEERS_API)
     query = parse_qsl(parts.query, keep_blank_values=True)
     filters = {
         value.strip().lower()
@@ -944,20 +945,16 @@ def _api_mismatch(url: str, policy: str) -> str | None:
         if name == "filter"
         for value in values.split(",")
     } - {""}
-    blocks = path.endswith(_BLOCKS_API) or (
-        path.endswith(_PEERS_API) and bool(filters & {"blocked", "suspended"})
-    )
-    allows = path.endswith(_ALLOWS_API) or (path.endswith(_PEERS_API) and "allowed" in filters)
-    if path.endswith(_PEERS_API) and (not filters or "open" in filters):
+    blocks = path.endswith(_BLOCKS_API) or (peers and bool(filters & {"blocked", "suspended"}))
+    allows = path.endswith(_ALLOWS_API) or (peers and "allowed" in filters)
+    if peers and (not filters or "open" in filters):
         return (
             "asks the server for the servers it federates with (/api/v1/instance/peers without"
             " filter=blocked), not those it blocks: set filter=blocked (filter=suspended on"
             " older GoToSocial), or use /api/v1/instance/domain_blocks, where Mastodon and newer"
             " GoToSocial publish their blocks"
         )
-    if path.endswith(_PEERS_API) and any(
-        name == "flat" and value.strip().lower() in _TRUE for name, value in query
-    ):
+    if peers and any(name == "flat" and value.strip().lower() in _TRUE for name, value in query):
         return (
             "asks for bare names (flat=true), which cannot be told from the servers an instance"
             " federates with: remove flat=true"

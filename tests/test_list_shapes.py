@@ -1498,8 +1498,9 @@ def test_a_lemmy_servers_federated_instances_are_read_for_those_it_blocks() -> N
     ]
     assert [(error.line, error.unit) for error in parsed.errors] == [(3, "item")]
     assert {e.severity for e in ListReader(data, severity="silence")} == {"silence"}
+    # (refused when the file is opened, before a row is read or stored)
     with pytest.raises(ListFormatError, match=r"^The list is a Lemmy server's answer with no fe"):
-        parse_list(b'{"federated_instances": null}')
+        ListReader(b'{"federated_instances": null}')
     with pytest.raises(ListFormatError, match=r"^The list's federated_instances has no list of b"):
         parse_list(b'{"federated_instances": {"linked": []}}')
 

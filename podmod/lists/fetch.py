@@ -385,16 +385,13 @@ _BLOCKS_APIS = {
 }
 
 
-# The header Cloudflare sets on a challenge page it answers instead of the site, whatever its status
-# (developers.cloudflare.com, "Detect a Challenge Page response").
-CHALLENGED = ("cf-mitigated", "challenge")
-
-
 def _why_refused(url: str, response: requests.Response) -> str:
     """Why a server answered a request for a list with an error, when the answer tells, as " (…)"
     to follow its status; "" otherwise."""
-    name, value = CHALLENGED
-    if (response.headers.get(name) or "").strip().lower() == value:
+    # (Cloudflare sets `cf-mitigated: challenge` on every challenge page it answers instead of
+    # the site, whatever its status: developers.cloudflare.com, "Detect a Challenge Page
+    # response")
+    if response.headers.get("cf-mitigated", "").strip().lower() == "challenge":
         return (
             " (Cloudflare stands before the file and asks for a browser's challenge, which a"
             " sync cannot pass: ask the site's owner to let podmod's requests through, User-Agent"

@@ -995,6 +995,25 @@ def _json_shape(value: Any, policy: dict[str, Any] | None) -> str | None:
     return None
 
 
+def _lemmy_blocked(answer: dict[str, Any]) -> list[Any]:
+    """The instances a Lemmy or PieFed server's /api/v3/federated_instances says it blocks
+    (`linked`, every server it knows, and `allowed` are never read); ListFormatError when the
+    answer has none to say."""
+    federated = answer["federated_instances"]
+    if federated is None:
+        raise ListFormatError(
+            "The list is a Lemmy server's answer with no federated instances: its federation is"
+            " off, so it blocks nobody; remove the list, or subscribe to another."
+        )
+    blocked = federated.get("blocked") if isinstance(federated, dict) else None
+    if not isinstance(blocked, list):
+        raise ListFormatError(
+            "The list's federated_instances has no list of blocked instances"
+            ' ({"blocked": [{"domain": …}, …]}); fix the list.'
+        )
+    return blocked
+
+
 _NODEINFO_SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/"
 
 
@@ -1091,6 +1110,8 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
             raise _misfit(forced, "The list is JSON", shape)
         if shape == "pleroma-json":
             return shape, policy, 0  # (what shapes reads of it: the policy alone)
+        if shape == "lemmy-json":
+            return shape, _lemmy_blocked(value), 0  # (what shapes reads of it: the blocked alone)
         return forced or shape or "", value, 0
     lines = _lines(text)
     start = _find_start(lines)

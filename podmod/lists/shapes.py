@@ -826,22 +826,10 @@ def _read_pleroma_json(reader: ListReader, policy_published: dict[str, Any]) -> 
     yield from domains.dotted_rows()
 
 
-def _read_lemmy_json(reader: ListReader, answer: dict[str, Any]) -> Iterator[Row]:
-    """A Lemmy (0.18, 0.19) or PieFed server's /api/v3/federated_instances: its `blocked`
-    instances, each a suspension (or the list's `severity`), as Lemmy defederates them whole;
-    `linked` (every server it knows) and `allowed` are never read."""
-    federated = answer.get("federated_instances")
-    if federated is None:
-        raise ListFormatError(
-            "The list is a Lemmy server's answer with no federated instances: its federation is"
-            " off, so it blocks nobody; remove the list, or subscribe to another."
-        )
-    blocked = federated.get("blocked") if isinstance(federated, dict) else None
-    if not isinstance(blocked, list):
-        raise ListFormatError(
-            "The list's federated_instances has no list of blocked instances"
-            ' ({"blocked": [{"domain": …}, …]}); fix the list.'
-        )
+def _read_lemmy_json(reader: ListReader, blocked: list[Any]) -> Iterator[Row]:
+    """The instances a Lemmy (0.18, 0.19) or PieFed server's /api/v3/federated_instances says it
+    blocks (parse._lemmy_blocked), each a suspension (or the list's `severity`), as Lemmy
+    defederates them whole."""
     domains = _Domains(reader, unit="item")
     for number, instance in enumerate(blocked, 1):
         domain = _text(instance, "domain") if isinstance(instance, dict) else None
