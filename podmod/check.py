@@ -266,18 +266,25 @@ def _list(config: Config, name: str) -> Callable[[], str]:
     def check_list() -> str:
         from podmod.lists.sync import fetch_verified, moved_text, read_through
         from podmod.lists.versions import UNTIMED, latest_version_named, signed_time
+        from podmod.notify.alerts import stale_lists, stale_text
 
         subscription = config.subscription(name)
         if subscription is None:
             return "not in the configuration"
         # The latest stored version, whose signature a server between updates serves beside a
         # new file (none when podmod's database cannot tell: its own check says why).
-        latest = None
+        latest, tried, stale = None, True, None
         with (
             contextlib.suppress(psycopg.Error, PodmodError),
             state_connection(config) as state,
         ):
             latest = latest_version_named(state, name)
+            tried = state.execute(
+                "SELECT EXISTS (SELECT 1 FROM podmod.lists WHERE name = %s"
+                " AND last_attempt_at IS NOT NULL) AS tried",
+                (name,),
+            ).fetchone()["tried"]
+            stale = next((row for row in stale_lists(config, state) if row["name"] == name), None)
         result, signed = fetch_verified(config, subscription, latest=latest)
         size = f"reachable ({len(result.body):,} bytes), {read_through(subscription, result.body)}"
         if signed is None:
@@ -288,6 +295,10 @@ def _list(config: Config, name: str) -> Callable[[], str]:
             said, warn = f"{size}; signature valid, signed {signed_time(signed.signed_at)}", False
         if result.moved:
             said, warn = said + moved_text(result), True
+        if stale is not None:
+            said, warn = f"{said}; {stale_text(stale)}", True
+        elif not tried:  # (a cron job installed tries it at its next run)
+            said += "; not synced yet (deploy/podmod.cron syncs every 15 minutes)"
         if warn:
             raise Warn(said + ".")
         return said

@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from podmod.config import Config, load_config
-from podmod.errors import PodmodError, ServiceUnavailable, first_line
+from podmod.errors import ConfigError, PodmodError, ServiceUnavailable, first_line
 from podmod.redact import printable
 
 
@@ -570,18 +570,54 @@ def lists() -> None:
     help="Tell what the sync would do (versions, matches, locks) and keep nothing: each list is "
     "stored and matched, then rolled back; nobody is locked, nothing is sent.",
 )
+@click.option(
+    "--every",
+    type=click.FloatRange(min=10),
+    help="Sync again every this many seconds until stopped, reading the configuration afresh "
+    "each time, where no cron job runs it (a container; default: once).",
+)
 @JSON_OPTION
 @click.pass_context
 @podmin_errors
-def lists_sync(ctx: click.Context, names: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+def lists_sync(
+    ctx: click.Context,
+    names: tuple[str, ...],
+    dry_run: bool,
+    every: float | None,
+    as_json: bool,
+) -> None:
     """Fetch, verify, store and apply every subscribed list (meant for cron)."""
+    if every is None:
+        # cron mails the podmin on a non-zero exit (deploy/podmod.cron): a failed list, or one
+        # that waits for `podmod lists approve` or `podmod lists lock`.
+        sys.exit(_sync_lists(get_config(ctx), names, dry_run, as_json))
+    if dry_run:
+        fail("A dry run keeps nothing, so repeating it (--every) tells nothing new; drop one.", 2)
+    get_config(ctx)  # (a configuration wrong from the start stops here)
+    while True:
+        # A round that cannot run (a configuration made wrong since, a database restarting)
+        # says why on stderr; the next round tries again, as cron's next run would.
+        try:
+            _sync_lists(load_config(), names, dry_run, as_json)
+        except PodmodError as error:
+            click.echo(f"podmod: {error} (again in {every:g} s)", err=True)
+        except Exception as error:
+            message = lost_service_message(error)
+            if message is None:
+                raise
+            click.echo(f"podmod: {message} (again in {every:g} s)", err=True)
+        time.sleep(every)
+
+
+def _sync_lists(config: Config, names: tuple[str, ...], dry_run: bool, as_json: bool) -> int:
+    """One sync of the subscribed lists (or those named), told on stdout; its exit code: 1 a list
+    failed, 4 a version is held or a list holds back locks, else 0."""
     from podmod import store
     from podmod.db import state_connection
     from podmod.lists.sync import sync_lists
 
-    config = get_config(ctx)
     if not config.lists:
-        fail(f"No [[lists]] in the configuration ({config.source}); nothing to sync.", 2)
+        raise ConfigError(f"No [[lists]] in the configuration ({config.source}); nothing to sync.")
     with state_connection(config) as state:
         store.require_current_schema(state)
     wanted = [s for s in config.lists if not names or s.name in names]
@@ -612,12 +648,10 @@ def lists_sync(ctx: click.Context, names: tuple[str, ...], dry_run: bool, as_jso
                 "Dry run: nothing above was kept; no account was locked, nothing was sent. "
                 "Run `podmod lists sync` to do it."
             )
-    # cron mails the podmin on a non-zero exit (deploy/podmod.cron): a failed list, or one that
-    # waits for `podmod lists approve` or `podmod lists lock`.
     if any(o.failed for o in outcomes):
-        sys.exit(1)
+        return 1
     waits = any(o.status == "held" or o.locks_held for o in outcomes)
-    sys.exit(4 if waits and not dry_run else 0)
+    return 4 if waits and not dry_run else 0
 
 
 @lists.command("show")
@@ -626,7 +660,7 @@ def lists_sync(ctx: click.Context, names: tuple[str, ...], dry_run: bool, as_jso
 @podmin_errors
 def lists_show(ctx: click.Context, as_json: bool) -> None:
     """State of every list: version, how its file was read, entries, settings, last success, last
-    error, held versions; and this pod's own list."""
+    error, held versions, no sync for hours; and this pod's own list."""
     from podmod import store
     from podmod.db import state_connection
     from podmod.lists.versions import (
@@ -636,10 +670,14 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         labels_in_use_text,
         lists_overview,
     )
+    from podmod.notify.alerts import stale_lists, stale_text
 
     with state_connection(get_config(ctx)) as state:
         store.require_current_schema(state)
         rows = lists_overview(state)
+        stale = {row["name"]: stale_text(row) for row in stale_lists(get_config(ctx), state)}
+    for row in rows:
+        row["stale"] = stale.get(row["name"])
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -668,6 +706,8 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"  {MOVED.format(url=row['moved_to'])}")
         if row["last_error"]:
             click.echo(f"  last error ({_when(row['last_error_at'])}): {row['last_error']}")
+        if row["stale"]:
+            click.echo(f"  {row['stale']}")
 
 
 def _list_settings_text(row: dict[str, Any]) -> str:

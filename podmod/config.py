@@ -339,6 +339,14 @@ KEYS: tuple[Key, ...] = (
         _not_negative,
         help="0: alert at once; N: one mail per N minutes with everything new",
     ),
+    Key(
+        "alerts.lists_stale_hours",
+        int,
+        3,
+        _not_negative,
+        help="a subscribed list no sync has tried for this many hours (its cron job stopped) "
+        "alerts the staff; 0: never",
+    ),
     Key("notify.reporters", bool, False, help="tell local reporters what became of their report"),
     Key(
         "notify.locked_accounts",
@@ -457,6 +465,7 @@ EVENT_TYPES = (
     "account.unlocked",
     "list.held",
     "list.failing",
+    "list.stale",
     "appeal.received",
     "appeal.decided",
 )

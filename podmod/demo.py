@@ -408,7 +408,8 @@ def start(directory: Path, *, port: int | None, keep: bool, echo=print) -> Demo:
         _podmod("worker", "--burst", env=env, log=directory / "podmod.log")
         play_history(config_path)
     log = (directory / "podmod.log").open("a")
-    commands = [["read", "--wait"], ["worker"]]
+    # (the lists synced every 15 minutes, as deploy/podmod.cron does on a pod)
+    commands = [["read", "--wait"], ["worker"], ["lists", "sync", "--every", "900"]]
     web = _has_web()
     if web:
         commands.append(["serve", "--host", "127.0.0.1", "--port", str(port)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -105,16 +106,54 @@ def test_each_unit_is_hardened_to_an_exposure_of_at_most_4(unit, tmp_path):
     assert float(score) <= 4.0, result.stdout
 
 
-def test_the_cron_line_never_overlaps_and_mails_the_podmin_when_a_sync_fails():
+def test_the_cron_line_never_overlaps_and_mails_the_podmin_when_a_sync_fails(tmp_path):
     [line] = [
         line
         for line in (EXAMPLE.parent / "podmod.cron").read_text().splitlines()
         if line and not line.startswith("#") and "=" not in line.split()[0]
     ]
     command = line.split(None, 6)[6]
-    assert "flock -n /var/lib/podmod/lists-sync.lock" in command
+    assert "%" not in command  # (cron would cut the command there)
+    # Run as cron runs it (sh -c), with this test's paths and a podmod that exits as told.
+    fake = tmp_path / "podmod"
+    fake.write_text('#!/bin/sh\necho "sync output"\nexit "$FAKE_EXIT"\n')
+    fake.chmod(0o755)
+    lock, log = tmp_path / "lists-sync.lock", tmp_path / "lists.log"
+    for path, ours in (
+        ("/var/lib/podmod/lists-sync.lock", lock),
+        ("/opt/podmod/venv/bin/podmod", fake),
+        ("/var/log/podmod/lists.log", log),
+        ("$(shuf -i 0-120 -n 1)", "0"),
+    ):
+        assert path in command, path
+        command = command.replace(path, str(ours))
+
+    def cron(exit_code: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", "-c", command],
+            env={**os.environ, "FAKE_EXIT": str(exit_code)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     # output goes to the log; only a non-zero exit prints, and cron mails what a job prints
-    assert ">> /var/log/podmod/lists.log 2>&1 ||" in command
+    ran = cron(0)
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "", ""), ran
+    assert log.read_text() == "sync output\n"
+    for exit_code in (1, 4):
+        ran = cron(exit_code)
+        assert ran.stdout == (
+            f"podmod lists sync exited {exit_code} (1: a list failed, 4: a version is held for"
+            f" approval); see {log}\n"
+        ), ran
+    # A sync still running holds the lock: this run is skipped, and says nothing (no mail
+    # blaming a list that did not fail).
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        ran = cron(1)
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "", ""), ran
+    assert log.read_text().count("sync output") == 3
 
 
 @pytest.mark.skipif(not shutil.which("logrotate"), reason="logrotate is not installed")

@@ -17,7 +17,7 @@ from podmod.lists import minisign
 from podmod.lists.parse import label_keys
 from podmod.loopback import LoopbackServer
 from tests import test_list_fetch, test_web
-from tests.helpers import cases_json, drain, podmod, read_once
+from tests.helpers import cases_json, drain, podmod, read_once, wait_for
 from tests.test_actions import reported_case
 from tests.test_web import audit_rows, html, signed_in
 
@@ -978,6 +978,37 @@ def test_check_warns_of_a_list_signed_without_a_time_and_fails_one_signed_for_an
     assert "signed without a timestamp" in report["list bare"]["detail"]
     assert report["list moved"]["status"] == "fail"
     assert "for the file other.csv, not moved.csv" in report["list moved"]["detail"]
+
+
+def test_check_warns_of_a_list_no_sync_has_tried_for_hours(lists, pod, state):
+    """The cron job stopped: `podmod check` still reaches and reads the list, and warns that no
+    sync has tried it since, saying what to look at. A list not synced yet is only said to be."""
+    lists.write("core", ["account,one@far.example,,"])
+    lists.write("added", ["account,two@far.example,,"])
+    lists.subscribe("core")
+    assert sync("core")[0] == 0
+    lists.subscribe("added")
+
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    assert report["list core"]["status"] == "ok", report["list core"]
+    assert report["list added"]["status"] == "ok", report["list added"]
+    assert report["list added"]["detail"].endswith(
+        "; not synced yet (deploy/podmod.cron syncs every 15 minutes)"
+    )
+
+    state.execute("UPDATE podmod.lists SET last_attempt_at = now() - interval '5 hours'")
+    state.commit()
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    for name in ("core", "added"):
+        assert report[f"list {name}"]["status"] == "warn", report[f"list {name}"]
+        assert "signature valid, signed" in report[f"list {name}"]["detail"]
+        assert "cron job (deploy/podmod.cron) is installed" in report[f"list {name}"]["detail"]
+    assert "; no sync has tried it since " in report["list core"]["detail"]
+    assert "; never synced, and no sync has run since " in report["list added"]["detail"]
+    shown = podmod("lists", "show").output
+    assert "\n  no sync has tried it since " in shown and "/var/log/podmod/lists.log" in shown
+    [shown] = json.loads(podmod("lists", "show", "--json").output)
+    assert shown["stale"].startswith("no sync has tried it since "), shown
 
 
 def test_check_reads_each_list_as_a_sync_would_and_says_how_or_why_not(lists, pod, state):
@@ -2078,3 +2109,50 @@ def test_the_web_ui_follows_its_configuration_file_as_it_changes(
     moderator = signed_in(app.test_client(), "moddy")
     assert 'role="alert"' not in html(moderator.get("/lists"))  # (an admin's to act on)
     assert client.get("/").status_code == 200  # (still signed in: the secret it started with)
+
+
+def test_sync_every_n_seconds_rereads_the_configuration_and_outlives_a_bad_round(
+    lists, pod, state, tmp_path
+):
+    """`podmod lists sync --every S` where no cron runs (a container, the demo): each round reads
+    the configuration afresh, as cron's next run would; a round that cannot run says why on
+    stderr and the next one tries again; the process ends only when stopped."""
+    assert podmod("lists", "sync", "--every", "10", "--dry-run").exit_code == 2
+    assert podmod("lists", "sync", "--every", "1").exit_code == 2  # (a list server's rounds)
+    pod.person("one", "far.example")
+    pod.person("two", "far.example")
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    log = tmp_path / "every.log"
+    command = [str(Path(sys.executable).with_name("podmod")), "lists", "sync", "--every", "10"]
+    with log.open("w") as out:
+        every = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(
+            lambda: "core: version 1 applied" in log.read_text() or every.poll() is not None,
+            "the first round",
+            timeout=120,
+        )
+        assert every.poll() is None, log.read_text()
+        good = lists.config_path.read_text()
+        lists.config_path.write_text(good + "[list_sync]\nno_such_key = 1\n")
+        wait_for(
+            lambda: (
+                "Unknown key 'list_sync.no_such_key'" in log.read_text() or every.poll() is not None
+            ),
+            "a round with the configuration made wrong",
+            timeout=120,
+        )
+        assert every.poll() is None and "(again in 10 s)" in log.read_text(), log.read_text()
+        lists.write("core", ["account,one@far.example,,", "account,two@far.example,,"])
+        lists.config_path.write_text(good)
+        wait_for(
+            lambda: "core: version 2 applied" in log.read_text() or every.poll() is not None,
+            "a round with the configuration put right and a new version",
+            timeout=120,
+        )
+        assert every.poll() is None, log.read_text()
+    finally:
+        every.terminate()
+        every.wait(60)
+    assert versions_of(state, "core") == [(1, "applied"), (2, "applied")]

@@ -508,6 +508,115 @@ def test_a_list_failing_for_over_an_hour_alerts_once(env, state, pod, smtp_serve
     assert message["Subject"] == "podmod: 1 list failing"
 
 
+def _tried_hours_ago(state, hours: float, name: str | None = None) -> None:
+    """Move the lists' (or one list's) last sync attempt, and their creation, into the past."""
+    state.execute(
+        "UPDATE podmod.lists SET last_attempt_at = now() - make_interval(secs => %(s)s),"
+        " created_at = now() - make_interval(secs => %(s)s)"
+        " WHERE %(name)s::text IS NULL OR name = %(name)s",
+        {"s": hours * 3600, "name": name},
+    )
+    state.commit()
+
+
+def test_a_list_no_sync_has_tried_for_hours_alerts_once_per_stall(
+    env, state, pod, smtp_server, receiver, tmp_path
+):
+    """`podmod lists sync` stopped running (its cron job gone, cron stopped, a sync hung): the
+    lists page and podmod check say nothing went wrong, since nothing was tried. After
+    alerts.lists_stale_hours the staff hear of it once, and again only after a sync tried the
+    list and then stopped once more."""
+    listed = tmp_path / "core.csv"
+    listed.write_text("kind,value,label,comment\naccount,someone@far.example,spam,\n")
+    lists = f'[[lists]]\nname = "core"\nurl = "{listed.as_uri()}"\n'
+    configure(env, smtp_url=smtp_server.url(), hooks=[(receiver.url, ["list.stale"])], extra=lists)
+    staff(pod)
+    assert podmod("lists", "sync").exit_code == 0
+    _tried_hours_ago(state, 2.9)
+    run_deliver()
+    assert smtp_server.messages == [] and receiver.deliveries == []  # under 3 hours
+
+    _tried_hours_ago(state, 4.2)
+    run_deliver()
+    run_deliver()
+    [message] = smtp_server.messages
+    assert message["Subject"] == "podmod: 1 list no longer synced"
+    text = message.get_body(("plain",)).get_content()
+    assert "1 list is no longer synced:" in text
+    assert "- List core: no sync has tried it for 4 hours" in text, text
+    assert "cron job (deploy/podmod.cron)" in text and "/var/log/podmod/lists.log" in text
+    html_part = message.get_body(("html",)).get_content()
+    assert f'<a href="{PUBLIC_URL}lists">List core</a>' in html_part
+    [hook] = [d.json for d in receiver.deliveries]
+    assert hook["type"] == "list.stale" and hook["list"] == {
+        "name": "core",
+        "url": PUBLIC_URL + "lists",
+    }
+    assert hook["details"]["stale_hours"] == 3 and hook["details"]["last_attempt"] is not None
+
+    # The cron job runs again: the list is tried, the stall is over; it stops again: one more.
+    assert podmod("lists", "sync").exit_code == 0
+    run_deliver()
+    assert len(smtp_server.messages) == 1
+    _tried_hours_ago(state, 5)
+    run_deliver()
+    run_deliver()
+    assert len(smtp_server.messages) == 2 and len(receiver.deliveries) == 2
+    assert (
+        "no sync has tried it for 5 hours"
+        in smtp_server.messages[1].get_body(("plain",)).get_content()
+    )
+
+
+def test_a_list_never_synced_counts_from_the_newest_sync_or_from_the_install(
+    env, state, pod, smtp_server, tmp_path
+):
+    """A list in the configuration that no sync ever tried has no row: a working cron job tries
+    it at its next run, so it is stale only once every list went untried that long, or, with no
+    sync ever, that long after podmod was installed. A list no longer subscribed never alerts,
+    and alerts.lists_stale_hours = 0 turns the alert off."""
+    listed = tmp_path / "core.csv"
+    listed.write_text("kind,value,label,comment\naccount,someone@far.example,spam,\n")
+    core = f'[[lists]]\nname = "core"\nurl = "{listed.as_uri()}"\n'
+    added = f'[[lists]]\nname = "added"\nurl = "{listed.as_uri()}"\n'
+    staff(pod)
+    # Installed long ago, no sync ever: the cron job was never installed.
+    configure(env, smtp_url=smtp_server.url(), extra="[alerts]\nlists_stale_hours = 0\n" + core)
+    run_deliver()
+    state.execute("UPDATE podmod.schema_migrations SET applied_at = now() - interval '1 day'")
+    state.commit()
+    run_deliver()
+    assert smtp_server.messages == []  # switched off
+    configure(env, smtp_url=smtp_server.url(), extra=core)
+    run_deliver()
+    [message] = smtp_server.messages
+    assert message["Subject"] == "podmod: 1 list no longer synced"
+    assert "- List core: never synced" in message.get_body(("plain",)).get_content()
+
+    # Synced since; a list added to the configuration an hour after the last sync waits for the
+    # cron job's next run: nothing to say until every list went untried for 3 hours.
+    assert podmod("lists", "sync").exit_code == 0
+    configure(env, smtp_url=smtp_server.url(), extra=core + added)
+    _tried_hours_ago(state, 2)
+    run_deliver()
+    assert len(smtp_server.messages) == 1
+    _tried_hours_ago(state, 3.5)
+    run_deliver()
+    second = smtp_server.messages[1]
+    assert second["Subject"] == "podmod: 2 lists no longer synced"
+    text = second.get_body(("plain",)).get_content()
+    assert (
+        "- List added: never synced" in text
+        and "- List core: no sync has tried it for 3 hours" in text
+    )
+
+    # Unsubscribed: its row stays, untried for ever, and is never an alert.
+    configure(env, smtp_url=smtp_server.url(), extra=added)
+    _tried_hours_ago(state, 30, "core")
+    run_deliver()
+    assert len(smtp_server.messages) == 2
+
+
 def test_a_crash_after_the_server_took_the_mail_resends_it_once_with_the_same_message_id(
     env, state, pod, smtp_server
 ):

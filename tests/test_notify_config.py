@@ -161,7 +161,7 @@ def test_mail_or_webhooks_without_a_public_url_are_refused(tmp_path):
             f'url = "https://chat.example/hook"\nsecret = "{SECRET}"\nevents = ["case.new"]\n',
             "events of [[webhooks]] number 1 in {path} names the unknown event 'case.new'; use "
             "some of case.alert, account.locked, account.unlocked, list.held, list.failing, "
-            "appeal.received, appeal.decided.",
+            "list.stale, appeal.received, appeal.decided.",
         ),
         (
             f'url = "https://chat.example/hook"\nsecret = "{SECRET}"\nevents = []\n',

@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -1351,6 +1352,34 @@ def test_the_lists_page_shows_subscriptions_and_held_versions(client, admin, sta
     assert "held for approval" in page and ">Approve</button>" in page
     assert client.get("/lists/core/versions/7").status_code == 404
     assert client.get("/lists/nothere/versions/1").status_code == 404
+
+
+def test_the_lists_page_says_when_no_sync_has_tried_a_list_for_hours(
+    make_app, env, admin, state, tmp_path
+):
+    """The cron job stopped: every row looks as it did at the last sync, so the page says above
+    them which subscribed lists no sync has tried for alerts.lists_stale_hours, and why."""
+    listed = (tmp_path / "core.csv").as_uri()
+    Path(env["PODMOD_CONFIG"]).write_text(
+        f'[[lists]]\nname = "core"\nurl = "{listed}"\n[[lists]]\nname = "fresh"\nurl = "{listed}"\n'
+    )
+    state.execute(
+        "INSERT INTO podmod.lists (name, url, policy, last_attempt_at, last_success_at) VALUES"
+        " ('core', 'file:///core.csv', 'review', now() - interval '2 hours', now() - interval"
+        " '2 hours'), ('fresh', 'file:///core.csv', 'review', now(), now()),"
+        " ('gone', 'file:///gone.csv', 'review', now() - interval '9 days', NULL)"
+    )
+    state.commit()
+    client = make_app().test_client()
+    signed_in(client, "podmin")
+    assert 'role="alert"' not in html(client.get("/lists"))
+    state.execute("UPDATE podmod.lists SET last_attempt_at = last_attempt_at - interval '2 hours'")
+    state.commit()
+    page = html(client.get("/lists"))
+    [banner] = re.findall(r'<p class="flash error" role="alert">(.*?)</p>', page, re.S)
+    assert "List <strong>core</strong>: no sync has tried it since " in banner, banner
+    assert "cron job (deploy/podmod.cron) is installed" in banner
+    assert "fresh" not in banner and "gone" not in banner  # tried lately; not subscribed
 
 
 def test_a_moderator_sees_held_versions_but_cannot_approve(client, moderator, state):

@@ -1,11 +1,13 @@
 """Staff alerts: cases reaching alerts.min_priority (once per case, again only above the priority
-it last alerted at), lists failing for over an hour, and the staff's mail carrying every waiting
-event, at most one per alerts.digest_minutes. Set-based passes, run by `podmod notify deliver`."""
+it last alerted at), lists failing for over an hour or no longer tried by any sync, and the staff's
+mail carrying every waiting event, at most one per alerts.digest_minutes. Set-based passes, run by
+`podmod notify deliver`."""
 
 from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -52,6 +54,49 @@ WHERE origin = 'subscription' AND last_error_at IS NOT NULL
 ORDER BY name
 """
 
+# Subscribed lists (those in the configuration) that no sync has tried for alerts.lists_stale_hours:
+# `podmod lists sync` stopped running. A list configured but never synced has no row; it counts
+# from the newest attempt of any list (a working cron job tries a new list at its next run), or,
+# with none ever, from podmod's install. One event per list and stall (the key names its last
+# attempt): a sync trying it again ends the stall.
+STALE_LISTS_SQL = """
+WITH configured AS (SELECT unnest(%(names)s::text[]) AS name),
+     newest AS (SELECT max(last_attempt_at) AS at FROM podmod.lists WHERE origin = 'subscription'),
+     installed AS (SELECT min(applied_at) AS at FROM podmod.schema_migrations)
+SELECT c.name, l.last_attempt_at,
+       coalesce(l.last_attempt_at, l.created_at, (SELECT at FROM newest),
+                (SELECT at FROM installed)) AS since
+FROM configured c
+LEFT JOIN podmod.lists l ON l.name = c.name
+WHERE coalesce(l.last_attempt_at, l.created_at, (SELECT at FROM newest),
+               (SELECT at FROM installed)) < now() - make_interval(hours => %(hours)s)
+ORDER BY c.name
+"""
+
+
+def stale_lists(config: Config, state: psycopg.Connection) -> list[dict[str, Any]]:
+    """The subscribed lists no sync has tried for alerts.lists_stale_hours (none when it is 0):
+    name, last_attempt_at (None: never tried) and since."""
+    hours = config["alerts.lists_stale_hours"]
+    if not hours or not config.lists:
+        return []
+    names = [subscription.name for subscription in config.lists]
+    return state.execute(STALE_LISTS_SQL, {"names": names, "hours": hours}).fetchall()
+
+
+STALE_ADVICE = (
+    "`podmod lists sync` no longer runs: see that its cron job (deploy/podmod.cron) is installed"
+    " and cron is running, and read its log (/var/log/podmod/lists.log)"
+)
+
+
+def stale_text(row: dict[str, Any]) -> str:
+    """What a stale list's row (stale_lists) says: since when no sync tried it, and what to do."""
+    since = row["since"].astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if row["last_attempt_at"] is None:
+        return f"never synced, and no sync has run since {since}; {STALE_ADVICE}"
+    return f"no sync has tried it since {since}; {STALE_ADVICE}"
+
 
 def alert_cases(config: Config, state: psycopg.Connection) -> int:
     """Record one case.alert event for every case due an alert now, in one transaction; returns
@@ -96,6 +141,32 @@ def alert_failing_lists(config: Config, state: psycopg.Connection) -> int:
     return recorded
 
 
+def alert_stale_lists(config: Config, state: psycopg.Connection) -> int:
+    """Record list.stale once for each subscribed list no sync has tried for
+    alerts.lists_stale_hours; returns how many now."""
+    recorded = 0
+    with state.transaction():
+        state.execute("SELECT pg_advisory_xact_lock(%s)", (NOTIFY_LOCK,))
+        for row in stale_lists(config, state):
+            tried = row["last_attempt_at"]
+            recorded += (
+                events.record(
+                    config,
+                    state,
+                    "list.stale",
+                    list_name=row["name"],
+                    facts={
+                        "since": row["since"].isoformat(),
+                        "last_attempt": tried.isoformat() if tried else None,
+                        "stale_hours": config["alerts.lists_stale_hours"],
+                    },
+                    key=f"list.stale:{row['name']}:{tried.isoformat() if tried else 'never'}",
+                )
+                is not None
+            )
+    return recorded
+
+
 def staff_recipients(config: Config, pod: psycopg.Connection) -> list[dict[str, Any]]:
     """alerts.to, else every local admin and moderator at users.email (with users.language)."""
     if config["alerts.to"]:
@@ -116,10 +187,10 @@ def staff_recipients(config: Config, pod: psycopg.Connection) -> list[dict[str, 
 
 def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, Any]:
     """What the staff's mail says of these events: the cases by priority (the first LISTED named),
-    accounts locked by lists, held versions, failing lists and appeals, each with links."""
+    accounts locked by lists, held versions, failing and stale lists, appeals, each with links."""
     cases: dict[int, dict[str, Any]] = {}  # the named ones; a case that rose twice is one
     counted = named_twice = 0
-    locked, held, locks_held, failing, appealed = [], [], [], [], []
+    locked, held, locks_held, failing, stale, appealed = [], [], [], [], [], []
     for event in waiting:
         facts = event["facts"]
         if event["type"] == "case.alert":
@@ -168,6 +239,15 @@ def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, A
                     "url": events.list_url(config, event["list_name"]),
                 }
             )
+        elif event["type"] == "list.stale":
+            stale.append(
+                {
+                    "list": event["list_name"],
+                    "never": facts.get("last_attempt") is None,
+                    "hours": _hours_since(facts.get("since"), event["created_at"]),
+                    "url": events.list_url(config, event["list_name"]),
+                }
+            )
     named = sorted(cases.values(), key=lambda c: (-c["priority"], c["id"]))
     return {
         "case_count": counted - named_twice,
@@ -181,11 +261,20 @@ def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, A
         "locks_held": locks_held,
         "failing_count": len(failing),
         "failing": failing,
+        "stale_count": len(stale),
+        "stale": stale,
         "appeal_count": len(appealed),
         "appeals": appealed[:LISTED],
         "queue_url": config["web.public_url"],
         "lists_url": events.list_url(config, ""),
     }
+
+
+def _hours_since(since: str | None, moment: datetime) -> int:
+    """Whole hours from an ISO time to a moment (how long a stale list waited, at its event)."""
+    if since is None:
+        return 0
+    return int((moment - datetime.fromisoformat(since)).total_seconds() // 3600)
 
 
 def mail_staff(config: Config, state: psycopg.Connection, pod: psycopg.Connection) -> int:

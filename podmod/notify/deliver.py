@@ -164,6 +164,7 @@ def deliver(config: Config, outbox_id: int) -> Outcome:
 class PassResult:
     cases_alerted: int = 0
     lists_failing: int = 0
+    lists_stale: int = 0
     events_mailed: int = 0
     accounts_mailed: int = 0
     reporters_mailed: int = 0
@@ -178,6 +179,7 @@ class PassResult:
         return {
             "cases_alerted": self.cases_alerted,
             "lists_failing": self.lists_failing,
+            "lists_stale": self.lists_stale,
             "events_mailed": self.events_mailed,
             "accounts_mailed": self.accounts_mailed,
             "reporters_mailed": self.reporters_mailed,
@@ -192,10 +194,11 @@ class PassResult:
 
 def prepare(config: Config, state: psycopg.Connection, result: PassResult) -> None:
     """Turn what happened into outbox rows, each step in its own transaction: alert the cases due
-    an alert and the lists failing, then write the staff's mail, the mails to local accounts and to
-    reporters whose reports were decided."""
+    an alert and the lists failing or no longer tried, then write the staff's mail, the mails to
+    local accounts and to reporters whose reports were decided."""
     result.cases_alerted = alerts.alert_cases(config, state)
     result.lists_failing = alerts.alert_failing_lists(config, state)
+    result.lists_stale = alerts.alert_stale_lists(config, state)
     try:
         with pod_connection(config) as pod:
             result.events_mailed = alerts.mail_staff(config, state, pod)

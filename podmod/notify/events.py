@@ -28,11 +28,18 @@ def mail_configured(config: Config) -> bool:
 
 
 def for_staff(event_type: str, facts: dict[str, Any]) -> bool:
-    """Whether the staff hear of this event by mail: alerts, held and failing lists, appeals, and
-    accounts a lock list locked (a moderator's own lock needs no mail to the moderators)."""
+    """Whether the staff hear of this event by mail: alerts, held, failing and stale lists,
+    appeals, and accounts a lock list locked (a moderator's own lock needs no mail to the
+    moderators)."""
     if event_type == "account.locked":
         return str(facts.get("by", "")).startswith("list:")
-    return event_type in ("case.alert", "list.held", "list.failing", "appeal.received")
+    return event_type in (
+        "case.alert",
+        "list.held",
+        "list.failing",
+        "list.stale",
+        "appeal.received",
+    )
 
 
 def case_url(config: Config, case_id: int) -> str:

@@ -27,6 +27,7 @@ from podmod.lists.versions import (
     lists_overview,
     version_diff,
 )
+from podmod.notify.alerts import stale_lists, stale_text
 from podmod.redact import masked_url
 from podmod.web.auth import (
     action_details,
@@ -74,6 +75,10 @@ def index() -> str:
         older_entries_url=older,
         newest_entries_url=url_for("lists.index") if before else None,
         never_synced=never_synced,
+        stale=[
+            {"name": row["name"], "text": stale_text(row)}
+            for row in stale_lists(services().config, state_conn())
+        ],
         subscribed=subscribed,
         approve_roles_text=" or ".join(sorted(approve_roles())),
     )
