@@ -11,6 +11,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from podmod.lists.fetch import (
     fetch_signature,
     file_address,
     file_validators,
+    utc_minute,
 )
 from podmod.loopback import self_signed_certificate
 
@@ -121,6 +123,33 @@ class Handler(BaseHTTPRequestHandler):
         # (Cloudflare's challenge page, in short, with the header it sets on every one)
         page = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head></html>"
         self.send(403, page, Content_Type="text/html; charset=UTF-8", cf_mitigated="challenge")
+
+    # A list's server busy (429) or down for maintenance (503), asking to be asked again later
+    # (Retry-After: seconds, or an HTTP date), or saying something no client can use.
+    def route_busy_csv(self, base: str) -> None:
+        self.send(429, b"slow down", Retry_After="120")
+
+    def route_maintenance_csv(self, base: str) -> None:
+        later = email.utils.formatdate(time.time() + 7200, usegmt=True)
+        self.send(503, b"back soon", Retry_After=later)
+
+    def route_forever_csv(self, base: str) -> None:
+        self.send(429, b"go away", Retry_After="99999999999999999999")
+
+    def route_past_csv(self, base: str) -> None:
+        self.send(503, b"", Retry_After="Wed, 01 May 2024 10:00:00 GMT")
+
+    def route_unreadable_csv(self, base: str) -> None:
+        self.send(429, b"", Retry_After="in a while")
+
+    def route_ignored_csv(self, base: str) -> None:  # (Retry-After means nothing on a 500)
+        self.send(500, b"", Retry_After="120")
+
+    def route_busysig_csv(self, base: str) -> None:
+        self.send(200, LIST)
+
+    def route_busysig_csv_minisig(self, base: str) -> None:
+        self.send(429, b"", Retry_After="60")
 
     def route_gzip_csv(self, base: str) -> None:
         body = zlib.compress(LIST, wbits=31)
@@ -393,6 +422,52 @@ def test_a_servers_api_of_its_blocks_refusing_the_public_says_why(
         get(path)
 
     assert f"the server answered {status} ({why}); the previous version stays" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "wait"),
+    [
+        ("/busy.csv", "HTTP 429 Too Many Requests", 120),
+        ("/maintenance.csv", "HTTP 503 Service Unavailable", 7200),
+        ("/forever.csv", "HTTP 429 Too Many Requests", 86400),  # (a day at most)
+        ("/past.csv", "HTTP 503 Service Unavailable", None),
+        ("/unreadable.csv", "HTTP 429 Too Many Requests", None),
+        ("/ignored.csv", "HTTP 500 Internal Server Error", None),
+    ],
+)
+def test_a_server_asking_to_be_asked_again_later_is_heard(
+    get: Client, path: str, status: str, wait: int | None
+) -> None:
+    before = datetime.now(UTC)
+    with pytest.raises(FetchError) as refused:
+        get(path)
+    after = datetime.now(UTC)
+
+    said, asked = str(refused.value), refused.value.retry_after
+    if wait is None:
+        assert asked is None and "Retry-After" not in said, said
+        assert (
+            f"the server answered {status}; the previous version stays in force and the next"
+            " sync tries again." in said
+        ), said
+        return
+    assert asked is not None, said
+    # (an HTTP date has whole seconds)
+    assert before + timedelta(seconds=wait - 1) <= asked <= after + timedelta(seconds=wait), asked
+    assert (
+        f"the server answered {status} and asks not to be asked again before"
+        f" {utc_minute(asked)} (Retry-After); the previous version stays in force and the first"
+        " sync after then tries again." in said
+    ), said
+
+
+def test_a_signatures_server_asking_to_wait_is_heard_too(get: Client) -> None:
+    with pytest.raises(FetchError) as refused:
+        fetch_signature(get.base + "/busysig.csv", name="core", verify=get.cert)
+    assert refused.value.retry_after is not None
+    assert "(Retry-After); the previous version stays in force and the first sync after then" in (
+        str(refused.value)
+    )
 
 
 def test_a_cloudflare_challenge_before_the_file_is_named(get: Client) -> None:

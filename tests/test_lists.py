@@ -2156,3 +2156,97 @@ def test_sync_every_n_seconds_rereads_the_configuration_and_outlives_a_bad_round
         every.terminate()
         every.wait(60)
     assert versions_of(state, "core") == [(1, "applied"), (2, "applied")]
+
+
+def test_a_list_whose_server_asks_to_wait_is_left_alone_until_then(
+    lists, pod, state, https, tls_files
+):
+    """A list's server busy (429) or down for maintenance (503) says when to come back
+    (Retry-After): syncs until then leave it alone rather than ask every 15 minutes, without a
+    failure (cron mailed the one that told), and say until when; a sync after then asks again,
+    and so does one of a list whose url the podmin changed."""
+    pod.person("one", "far.example")
+    lists.list_sync = {"ca_bundle": str(tls_files[0])}
+    base = f"https://127.0.0.1:{https.server_address[1]}"
+    lists.subscribe("core", signed=False, url=f"{base}/busy.csv")
+
+    def asked() -> int:
+        return sum(path == "/busy.csv" for path, _ in https.requests)
+
+    before = asked()
+    code, output = sync()
+    assert code == 1 and "HTTP 429 Too Many Requests and asks not to be asked again" in output
+    assert asked() == before + 1
+    state.execute("UPDATE podmod.lists SET last_attempt_at = now() - interval '1 minute'")
+    state.commit()
+
+    code, output = sync()
+    assert code == 0 and asked() == before + 1, output  # (no request)
+    [row] = state.execute("SELECT * FROM podmod.lists").fetchall()
+    state.rollback()
+    assert (
+        "core: not fetched: its server asked not to be asked again before"
+        f" {row['retry_after']:%Y-%m-%d %H:%M} UTC (Retry-After); no version of it is in force"
+        " yet\n" in output
+    ), output
+    assert row["last_attempt_at"] > row["last_error_at"]  # (tried: the cron job runs)
+    assert "HTTP 429" in row["last_error"]  # (still what went wrong, and failing if it lasts)
+    assert _synced_json()["status"] == "deferred" and asked() == before + 1
+
+    state.execute("UPDATE podmod.lists SET retry_after = now() - interval '1 second'")
+    state.commit()
+    assert sync()[0] == 1 and asked() == before + 2
+
+    lists.subscribe("core", signed=False, url=f"{base}/list.csv")
+    code, output = sync()
+    assert code == 0 and "core: version 1 applied" in output, output
+    [row] = state.execute("SELECT retry_after, last_error FROM podmod.lists").fetchall()
+    assert row == {"retry_after": None, "last_error": None}
+
+
+def test_a_setting_changed_while_the_lists_server_fails_is_applied_once_it_answers(
+    lists, pod, state
+):
+    """The podmin narrows a list to one label while its server is down: the sync fails, and
+    the next one, the file back and not modified, applied the new setting (before, the failed
+    sync had written it into the list's row, so that the next found nothing changed and the
+    entries of the other label kept flagging their accounts)."""
+    pod.person("one", "far.example")
+    pod.person("two", "far.example")
+    lists.write("core", ["account,one@far.example,spam,", "account,two@far.example,hate,"])
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    assert sorted(c["account"] for c in cases_json("open")) == [
+        "one@far.example",
+        "two@far.example",
+    ]
+
+    lists.subscribe("core", labels=["spam"])
+    served = lists.directory / "core.csv"
+    served.rename(lists.directory / "away.csv")
+    code, output = sync()
+    assert code == 1 and "there is no file" in output, output
+    (lists.directory / "away.csv").rename(served)
+    code, output = sync()
+
+    assert code == 0 and "core: settings changed (labels [spam]); matches re-applied" in output
+    assert [c["account"] for c in cases_json("open")] == ["one@far.example"]
+    assert "core: unchanged (not modified since the last sync)" in sync()[1]  # (once)
+
+
+def test_the_settings_a_list_was_applied_with_start_as_its_row_holds_them(lists, pod, state):
+    """Migration 0029 on a pod whose lists synced before it: each row's applied settings are the
+    ones it holds, so the next sync finds nothing changed (no fetch in full, no re-apply)."""
+    from podmod import store
+
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,spam,"])
+    lists.subscribe("core", labels=["spam"], lock_labels=["x"], kinds=["account", "pod"])
+    assert sync()[0] == 0
+    state.execute("ALTER TABLE podmod.lists DROP COLUMN applied_settings")
+    state.execute("DELETE FROM podmod.schema_migrations WHERE version = 29")
+    state.commit()
+
+    assert [m.version for m in store.migrate(state)] == [29]
+    code, output = sync()
+    assert code == 0 and "core: unchanged (not modified since the last sync)" in output, output

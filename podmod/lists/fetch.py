@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
@@ -30,6 +31,11 @@ CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
 PERMANENT_REDIRECTS = (301, 308)
 USER_AGENT = "podmod (diaspora* moderation; list sync)"
+# Answers whose Retry-After a sync honours (RFC 9110 15.5.20, 15.6.4): the list's server, busy or
+# down for maintenance, asks not to be asked again before then. Honoured for a day at most: a
+# server cannot stop its subscribers' syncs for longer (its list would fail, and alert, instead).
+RETRY_AFTER_STATUSES = (429, 503)
+MAX_RETRY_AFTER = timedelta(days=1)
 
 
 # A forge's page of a file and the address of the file itself on the same host: GitLab's
@@ -73,7 +79,9 @@ def file_address(url: str, serves: str) -> str | None:
 
 class FetchError(PodmodError):
     """A list (or its signature, or a photo) could not be downloaded; for a list, the previous
-    version stays in force."""
+    version stays in force. `retry_after`: when the server asked to be asked again, if it did."""
+
+    retry_after: datetime | None = None
 
 
 @dataclass
@@ -99,9 +107,50 @@ def _size(count: int) -> str:
 class _Failure(Exception):
     """Internal: why a download failed, in a phrase; turned into a FetchError naming the list."""
 
-    def __init__(self, reason: str, *, missing: bool = False) -> None:
+    def __init__(
+        self, reason: str, *, missing: bool = False, retry_after: datetime | None = None
+    ) -> None:
         super().__init__(reason)
         self.missing = missing
+        self.retry_after = retry_after
+
+
+def utc_minute(moment: datetime) -> str:
+    """A moment as a podmin reads it: "2026-12-07 10:42 UTC"."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _list_error(text: str, failure: _Failure) -> FetchError:
+    """A list's FetchError: `text` (naming the list, its address and the failure, with the time
+    the server asked to wait until), what stays in force, and when a sync tries again; the
+    server's Retry-After kept on it."""
+    again = "the first sync after then" if failure.retry_after else "the next sync"
+    error = FetchError(f"{text}; the previous version stays in force and {again} tries again.")
+    error.retry_after = failure.retry_after
+    return error
+
+
+def retry_after(response: requests.Response) -> datetime | None:
+    """When a server answering 429 or 503 asks to be asked again (its Retry-After: seconds, or an
+    HTTP date), at most MAX_RETRY_AFTER ahead; None for another answer, no such header, one that
+    cannot be read, or a moment already past."""
+    value = response.headers.get("Retry-After", "").strip()
+    if response.status_code not in RETRY_AFTER_STATUSES or not value:
+        return None
+    now = datetime.now(UTC)
+    if re.fullmatch(r"[0-9]+", value):
+        seconds = int(value[:9])  # (a longer number is past the cap anyway)
+        moment = now + timedelta(seconds=min(seconds, MAX_RETRY_AFTER.total_seconds()))
+    else:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:  # ("-0000": UTC, by RFC 5322)
+            moment = moment.replace(tzinfo=UTC)
+    if moment <= now:
+        return None
+    return min(moment, now + MAX_RETRY_AFTER)
 
 
 def fetch(
@@ -124,9 +173,8 @@ def fetch(
     try:
         return _fetch(url, etag, last_modified, max_bytes, timeout, verify, session)
     except _Failure as failure:
-        raise FetchError(
-            f"List {name!r} could not be fetched from {masked_url(url)}: {failure}; the previous"
-            " version stays in force and the next sync tries again."
+        raise _list_error(
+            f"List {name!r} could not be fetched from {masked_url(url)}: {failure}", failure
         ) from None
 
 
@@ -155,18 +203,18 @@ def fetch_signature(
         result = _fetch(url, None, None, MAX_SIGNATURE_BYTES, timeout, verify, session)
         assert result.body is not None  # no validators were sent, so never not_modified
         return result.body.decode("utf-8")
-    except _Failure as failure:
-        if failure.missing:
+    except _Failure as error:
+        if error.missing:
             raise FetchError(
                 f"List {name!r} has no signature at {masked_url(url)}; the list is refused because"
                 " a public key is pinned for it."
             ) from None
-        reason = str(failure)
+        failure = error
     except UnicodeDecodeError:
-        reason = "the signature is not text (UTF-8)"
-    raise FetchError(
-        f"The signature of list {name!r} could not be fetched from {masked_url(url)}: {reason}; the"
-        " previous version stays in force and the next sync tries again."
+        failure = _Failure("the signature is not text (UTF-8)")
+    raise _list_error(
+        f"The signature of list {name!r} could not be fetched from {masked_url(url)}: {failure}",
+        failure,
     )
 
 
@@ -350,8 +398,15 @@ def _fetch_https(
                 )
             if not 200 <= response.status_code < 300 or response.status_code == 206:
                 status = f"HTTP {response.status_code} {printable(response.reason or '')}".strip()
+                wait = retry_after(response)
+                asks = (
+                    f" and asks not to be asked again before {utc_minute(wait)} (Retry-After)"
+                    if wait
+                    else ""
+                )
                 raise _Failure(
-                    f"the server answered {status}{_why_refused(url, response)}",
+                    f"the server answered {status}{_why_refused(url, response)}{asks}",
+                    retry_after=wait,
                     missing=response.status_code in (404, 410),
                 )
             body = _read_body(response, max_bytes, deadline)

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from podmod import notify
 from podmod.config import Config, ListConfig
@@ -42,7 +43,7 @@ log = logging.getLogger("podmod.lists")
 @dataclass
 class SyncOutcome:
     name: str
-    status: str  # not_modified, unchanged, applied, held, failed, retired
+    status: str  # not_modified, unchanged, applied, held, failed, retired, deferred
     message: str
     version: int | None = None
     entries: int | None = None
@@ -279,10 +280,16 @@ def sync_list(
     phases = versions.Phases()
     with state.transaction():
         list_row, changed = versions.ensure_list(state, subscription)
-        state.execute(
-            "UPDATE podmod.lists SET last_attempt_at = now() WHERE id = %s", (list_row["id"],)
-        )
+        deferred = state.execute(
+            "UPDATE podmod.lists SET last_attempt_at = now() WHERE id = %s"
+            " RETURNING coalesce(retry_after > now(), false) AS deferred",
+            (list_row["id"],),
+        ).fetchone()["deferred"]
     attempt = time.perf_counter() - started  # (the attempt recorded: part of `record`)
+    if deferred:  # (the list's server asked to be left alone until then: 429 or 503)
+        message = _deferred_text(list_row)
+        log.info("list %s: %s", name, message)
+        return SyncOutcome(name, "deferred", message, version=list_row["current_version"])
     try:
         progress(f"{name}: fetching and verifying")
         with phases.timed("fetch"):
@@ -296,11 +303,13 @@ def sync_list(
             recording = time.perf_counter()
             state.execute(
                 "UPDATE podmod.lists SET etag = %s, last_modified = %s, last_success_at = now(),"
-                " last_error = NULL, last_error_at = NULL, moved_to = %s WHERE id = %s",
+                " last_error = NULL, last_error_at = NULL, retry_after = NULL, moved_to = %s,"
+                " applied_settings = %s WHERE id = %s",
                 (
                     result.etag if not result.not_modified else list_row["etag"],
                     result.last_modified if not result.not_modified else list_row["last_modified"],
                     masked_url(result.url) if result.moved else None,
+                    Jsonb(versions.list_settings(subscription)),
                     list_row["id"],
                 ),
             )
@@ -310,8 +319,9 @@ def sync_list(
         pod.rollback()
         with state.transaction():
             state.execute(
-                "UPDATE podmod.lists SET last_error = %s, last_error_at = now() WHERE id = %s",
-                (str(error), list_row["id"]),
+                "UPDATE podmod.lists SET last_error = %s, last_error_at = now(), retry_after = %s"
+                " WHERE id = %s",
+                (str(error), getattr(error, "retry_after", None), list_row["id"]),
             )
         log.error("list %s: %s", name, error)
         return SyncOutcome(name, "failed", str(error), version=list_row["current_version"])
@@ -330,6 +340,16 @@ def sync_list(
         phases.text(),
     )
     return outcome
+
+
+def _deferred_text(list_row: dict[str, Any]) -> str:
+    """Why a sync left a list alone: its server asked to be asked again later."""
+    version = list_row["current_version"]
+    kept = f"version {version} stays in force" if version else "no version of it is in force yet"
+    return (
+        "not fetched: its server asked not to be asked again before"
+        f" {fetch.utc_minute(list_row['retry_after'])} (Retry-After); {kept}"
+    )
 
 
 def _locks_said(config: Config, outcome: SyncOutcome, locks: apply.Locks) -> None:

@@ -200,14 +200,16 @@ def list_state(
     state: psycopg.Connection, subscription: ListConfig
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The list's row as the last sync left it (None for a new list) and the names of the
-    settings the config has changed since (none for a new list); nothing is written."""
+    settings the config has changed since its entries were last applied (none for a new list);
+    nothing is written."""
     before = state.execute(
         "SELECT * FROM podmod.lists WHERE name = %s", (subscription.name,)
     ).fetchone()
     if before is None:
         return None, []
     settings = list_settings(subscription)
-    return before, [name for name in SETTINGS if before[name] != settings[name]]
+    applied = before["applied_settings"] or {name: before[name] for name in SETTINGS}
+    return before, [name for name in SETTINGS if applied.get(name) != settings[name]]
 
 
 def ensure_list(
@@ -216,7 +218,8 @@ def ensure_list(
     """The list's row, created or brought in line with the config, and the names of the settings
     that changed since the last sync (none for a new list). A list that moved to another URL
     forgets the old server's ETag and Last-Modified: sent to the new one, they could have it answer
-    "not modified" for a file it never served (a mirror whose copy is older, say)."""
+    "not modified" for a file it never served (a mirror whose copy is older, say); and when the old
+    server asked to be left alone until (its Retry-After)."""
     _, changed = list_state(state, subscription)
     settings = list_settings(subscription)
     row = state.execute(
@@ -226,6 +229,8 @@ def ensure_list(
         " UPDATE SET etag = CASE WHEN podmod.lists.url = excluded.url THEN podmod.lists.etag END,"
         " last_modified = CASE WHEN podmod.lists.url = excluded.url"
         " THEN podmod.lists.last_modified END,"
+        " retry_after = CASE WHEN podmod.lists.url = excluded.url"
+        " THEN podmod.lists.retry_after END,"
         " url = excluded.url, policy = excluded.policy, kinds = excluded.kinds,"
         " labels = excluded.labels, lock_labels = excluded.lock_labels, format = excluded.format,"
         " require_canary = excluded.require_canary, severity = excluded.severity RETURNING *",
