@@ -151,6 +151,27 @@ class Handler(BaseHTTPRequestHandler):
     def route_busysig_csv_minisig(self, base: str) -> None:
         self.send(429, b"", Retry_After="60")
 
+    # Answers that are not HTTP a client can read, and a body compressed in a way not asked for.
+    def answer_raw(self, data: bytes) -> None:
+        self.wfile.write(data)
+        self.close_connection = True
+
+    def route_many_headers_csv(self, base: str) -> None:
+        headers = b"".join(b"X-Placeholder-%d: x\r\n" % n for n in range(150))
+        self.answer_raw(b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 3\r\n\r\nabc")
+
+    def route_long_header_csv(self, base: str) -> None:
+        self.answer_raw(b"HTTP/1.1 200 OK\r\nX-Long: " + b"x" * 70_000 + b"\r\n\r\n")
+
+    def route_bad_status_csv(self, base: str) -> None:
+        self.answer_raw(b"HTTP/1.1 2OO OK\r\nContent-Length: 3\r\n\r\nabc")
+
+    def route_not_http_csv(self, base: str) -> None:
+        self.answer_raw(LIST)
+
+    def route_brotli_csv(self, base: str) -> None:
+        self.send(200, b"\x1b\x03\x00\xf8", Content_Encoding="br")
+
     def route_gzip_csv(self, base: str) -> None:
         body = zlib.compress(LIST, wbits=31)
         self.send(200, body, Content_Encoding="gzip")
@@ -468,6 +489,28 @@ def test_a_signatures_server_asking_to_wait_is_heard_too(get: Client) -> None:
     assert "(Retry-After); the previous version stays in force and the first sync after then" in (
         str(refused.value)
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("/many-headers.csv", "the server's answer is not HTTP podmod can read (got more than 100"),
+        ("/long-header.csv", "the server's answer is not HTTP podmod can read (a line of its head"),
+        ("/bad-status.csv", "is not HTTP podmod can read (its status line is 'HTTP/1.1 2OO OK');"),
+        ("/not-http.csv", "is not HTTP podmod can read (its status line is 'kind,value,label,c"),
+        (
+            "/brotli.csv",
+            "the server sent the file compressed as 'br', which podmod did not ask for (it asks"
+            " for deflate, gzip or none); the previous version stays in force",
+        ),
+    ],
+)
+def test_an_answer_podmod_cannot_read_says_what_is_wrong_with_it(
+    get: Client, path: str, why: str
+) -> None:
+    with pytest.raises(FetchError) as refused:
+        get(path)
+    assert why in str(refused.value), str(refused.value)
 
 
 def test_a_cloudflare_challenge_before_the_file_is_named(get: Client) -> None:

@@ -361,6 +361,29 @@ def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
         (b"0.0.0.0 one.example\n", r"is '0.0.0.0 one.example': a hosts file \(for DNS blocking\)"),
         (b"! Title: blocks\n||one.example^\n", r"is '! Title: blocks': an ad blocker's filter"),
         (b"address=/one.example/0.0.0.0\n", r"is 'address=/one.example/0.0.0.0': a dnsmasq conf"),
+        # A server's page of the servers it blocks, in Markdown, for people to read (one such
+        # page says it is "very much not intended as a block list").
+        (
+            "Servers blocked by pod.example\n=====\n\nPlaceholder text.\n\n| Instance | Status |"
+            " Reason |\n| --------- | -- | ------ |\n| one.example | ⛔ | Placeholder |\n".encode(),
+            r"^Line 1 of the list is 'Servers blocked by pod.example': the file is a Markdown page"
+            r" \(a table or list written for people to read\), not a list file; ask its publisher"
+            r" whether they publish the list as a file \(a Mastodon CSV export, or one domain per"
+            r" line\) and set url to that; some such pages say they are not meant as a blocklist",
+        ),
+        (b"|Instance|Status|\n|:---|:---:|\n|one.example|x|\n", r"'\|Instance\|Status\|': the fi"),
+        (
+            b"Instance | Reason\n--- | ---\none.example | x\n",
+            r"'Instance \| Reason': the file is a",
+        ),
+        (
+            b"# Blocked\n\n- one.example\n- two.example\n",
+            r"^Line 3 .* '- one.example': the file is",
+        ),
+        (
+            b"Blocked\n-------\n* one.example\n",
+            r"^Line 1 .* 'Blocked': the file is a Markdown page",
+        ),
         (b'[{"domain": "x.example"},', r"^The list is not valid JSON \(line 1, column 26: "),
         (b"{\n  'blocks': {}\n}", r"^The list is not valid JSON \(line 2, column 3: Expecting"),
         (b"[" * 100_000, r"^The list is not valid JSON \(it is nested too deeply\)"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import http.client
 import os
 import re
 import socket
@@ -20,9 +21,10 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3.exceptions
+import urllib3.util.request
 
 from podmod import netguard
-from podmod.errors import PodmodError
+from podmod.errors import PodmodError, first_line
 from podmod.redact import masked_url, printable
 
 MAX_REDIRECTS = 5
@@ -561,6 +563,7 @@ def _redirect_target(url: str, response: requests.Response) -> str:
 
 def _read_body(response: requests.Response, max_bytes: int, deadline: _Deadline) -> bytes:
     """The decoded (decompressed) body, at most `max_bytes` of it, before the deadline."""
+    _refuse_unasked_encoding(response)
     declared = _content_length(response)
     if declared is not None and declared > max_bytes:
         raise _Failure(
@@ -597,6 +600,23 @@ def _read_body(response: requests.Response, max_bytes: int, deadline: _Deadline)
             f"the download was cut short ({_size(received)} of {_size(declared)} received)"
         )
     return b"".join(chunks)
+
+
+def _refuse_unasked_encoding(response: requests.Response) -> None:
+    """A body compressed in a way podmod did not offer (Accept-Encoding: what urllib3 decodes
+    here) would be read as the list's bytes as they are: refused, naming the encoding."""
+    offered = {part.strip() for part in urllib3.util.request.ACCEPT_ENCODING.split(",")}
+    sent = response.headers.get("Content-Encoding", "")
+    unasked = [
+        part.strip()
+        for part in sent.lower().split(",")
+        if part.strip() not in offered | {"", "identity", "x-gzip"}
+    ]
+    if unasked:
+        raise _Failure(
+            f"the server sent the file compressed as {printable(unasked[0])[:40]!r}, which podmod"
+            f" did not ask for (it asks for {', '.join(sorted(offered))} or none)"
+        )
 
 
 def _content_length(response: requests.Response) -> int | None:
@@ -654,6 +674,19 @@ def _network_reason(error: BaseException) -> str:
         if isinstance(cause, urllib3.exceptions.NameResolutionError):
             return "the host name could not be resolved"
     for cause in causes:
+        if isinstance(cause, http.client.HTTPException):
+            return f"the server's answer is not HTTP podmod can read ({_http_fault(cause)})"
+    for cause in causes:
         if isinstance(cause, OSError) and cause.strerror:
             return f"the connection failed ({cause.strerror})"
     return f"the connection failed ({type(error).__name__})"
+
+
+def _http_fault(error: http.client.HTTPException) -> str:
+    """What was wrong with an answer that is not HTTP, in a few words."""
+    if isinstance(error, http.client.LineTooLong):
+        return "a line of its headers is too long"
+    if isinstance(error, http.client.BadStatusLine):
+        line = str(error.args[0] if error.args else "").strip()
+        return f"its status line is {printable(line)[:60]!r}"
+    return printable(first_line(error))[:80]

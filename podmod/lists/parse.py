@@ -832,6 +832,25 @@ _OTHER_FILES = (
     (re.compile(r"(?:address|server|local)=/"), "a dnsmasq configuration"),
 )
 
+# A Markdown page: a table's line under its header (cells of dashes between pipes), a heading
+# underlined with === or ---, or a bulleted line. Servers' "blocked instances" pages are often
+# written so, for people to read (some say they are not meant as a blocklist for others).
+_MARKDOWN_TABLE_RULE = re.compile(r"\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)+\|?\s*")
+_MARKDOWN_UNDERLINE = re.compile(r"\s*(?:={3,}|-{3,})\s*")
+_MARKDOWN_BULLET = re.compile(r"\s*[-*+]\s+\S")
+
+
+def _is_markdown(lines: list[str], start: int) -> bool:
+    """Whether a file no shape reads is a Markdown page (lines up to its first 200)."""
+    if _MARKDOWN_BULLET.match(lines[start]):
+        return True
+    shown = lines[:200]
+    return any("---" in line and _MARKDOWN_TABLE_RULE.fullmatch(line) for line in shown) or any(
+        _MARKDOWN_UNDERLINE.fullmatch(line) and shown[number - 1].strip()
+        for number, line in enumerate(shown)
+        if number
+    )
+
 
 _SEPARATORS = {
     ";": "semicolons, not commas (as spreadsheet programs save CSV in some languages)",
@@ -1138,6 +1157,13 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
                     f" ({_SHAPES}); ask its publisher for a Mastodon CSV export or one domain per"
                     " line."
                 )
+        if _is_markdown(lines, start.index):
+            raise ListFormatError(
+                f"{where}: the file is a Markdown page (a table or list written for people to"
+                " read), not a list file; ask its publisher whether they publish the list as a"
+                " file (a Mastodon CSV export, or one domain per line) and set url to that; some"
+                " such pages say they are not meant as a blocklist for other servers."
+            )
         raise ListFormatError(
             f"{where}, which is none of the shapes podmod reads ({_SHAPES}); fix the list, or"
             f" name its shape with the list's format setting ({', '.join(FORMATS[:-1])} or"
