@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
@@ -92,7 +92,9 @@ STALE_ADVICE = (
 
 def stale_text(row: dict[str, Any]) -> str:
     """What a stale list's row (stale_lists) says: since when no sync tried it, and what to do."""
-    since = row["since"].astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    from podmod.lists.fetch import utc_minute
+
+    since = utc_minute(row["since"])
     if row["last_attempt_at"] is None:
         return f"never synced, and no sync has run since {since}; {STALE_ADVICE}"
     return f"no sync has tried it since {since}; {STALE_ADVICE}"
