@@ -105,6 +105,24 @@ def _smtp_url(value: str) -> str | None:
     return None
 
 
+def _proxy_url(value: str) -> str | None:
+    if value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return (
+            "must be a proxy's URL such as http://proxy.example:3128 (user:password@ allowed), or"
+            " empty for none"
+        )
+    try:
+        parts.port  # noqa: B018 (raises for a port that is not a number)
+    except ValueError:
+        return "has a port that is not a number from 0 to 65535"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "must be a proxy's URL with no path, such as http://proxy.example:3128"
+    return None
+
+
 def mail_address(value: str) -> str | None:
     """The bare address of `value` ("podmod <podmod@pod.example>" or "podmod@pod.example"), or
     None when it is not one address."""
@@ -243,6 +261,14 @@ KEYS: tuple[Key, ...] = (
     Key("list_sync.max_bytes", int, 50_000_000, _positive, help="largest list file accepted"),
     Key("list_sync.timeout", float, 60.0, _positive, help="seconds one list download may take"),
     Key("list_sync.ca_bundle", str, None, help="CA bundle for list servers (default: system)"),
+    Key(
+        "list_sync.proxy",
+        str,
+        "",
+        _proxy_url,
+        help="an HTTP proxy for list downloads (http://host:port), where this server reaches the"
+        " internet only through one; empty: none (HTTPS_PROXY is never used)",
+    ),
     Key(
         "secret_key",
         str,

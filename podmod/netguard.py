@@ -38,6 +38,10 @@ class Refused(PodmodError):
     """A URL podmod will not fetch from; the message is a phrase naming why."""
 
 
+class Unresolved(Refused):
+    """A URL whose host this server's resolver does not know."""
+
+
 @dataclass(frozen=True)
 class Target:
     """A URL's host and port as the guard reads it (the only reading that counts)."""
@@ -90,10 +94,10 @@ def resolve(target: Target, *, trusted: bool = False) -> Destination:
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        raise Refused(f"the host {target.host} could not be resolved") from None
+        raise Unresolved(f"the host {target.host} could not be resolved") from None
     addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
-        raise Refused(f"the host {target.host} could not be resolved")
+        raise Unresolved(f"the host {target.host} could not be resolved")
     for address in addresses if not trusted else ():
         reason = not_public(ipaddress.ip_address(address))
         if reason:
@@ -147,11 +151,14 @@ class GuardedSession(requests.Session):
     checked again. With `trust_first_host`, the first URL's host and port (the one a podmin typed)
     may be on a private network and carry a user name; no other host may."""
 
-    def __init__(self, *, trust_first_host: bool = False) -> None:
+    def __init__(self, *, trust_first_host: bool = False, proxy: str | None = None) -> None:
         super().__init__()
         self.trust_first_host = trust_first_host
         self.typed: tuple[str, int] | None = None
-        self.adapter = _PinnedAdapter()
+        self.proxy = proxy or None
+        self.adapter: _PinnedAdapter | _ProxiedAdapter = (
+            _ProxiedAdapter() if self.proxy else _PinnedAdapter()
+        )
         self.mount("https://", self.adapter)
         self.mount("http://", self.adapter)
 
@@ -160,11 +167,40 @@ class GuardedSession(requests.Session):
         if self.trust_first_host and self.typed is None:
             self.typed = (target.host, target.port)
         trusted = (target.host, target.port) == self.typed
-        self.adapter.destination = resolve(target, trusted=trusted)
+        try:
+            self.adapter.destination = resolve(target, trusted=trusted)
+        except Unresolved:
+            if not self.proxy:
+                raise
+            # Behind a proxy, this server's resolver may know only its own network's names: a
+            # name it cannot resolve is not one of them, and the proxy resolves it.
+            self.adapter.destination = Destination(target.host, target.port, ())
+        # The configured proxy alone, per request: one from the environment (HTTPS_PROXY) would
+        # otherwise take its place.
+        kwargs["proxies"] = {"https": self.proxy} if self.proxy else {}
         return super().request(method, url, *args, **kwargs)
 
     def get_redirect_target(self, response: requests.Response) -> None:
         return None  # the caller follows redirects, each through request() and the guard
+
+
+def _checked(
+    adapter: HTTPAdapter,
+    destination: Destination | None,
+    request: requests.PreparedRequest,
+    verify: Any,
+    cert: Any,
+) -> tuple[Destination, dict[str, Any]]:
+    """The destination the guard checked, and the connection pool's settings, when requests reads
+    the request's URL as naming that host and port; else Refused (two parsers disagreeing)."""
+    host, pool_kwargs = adapter.build_connection_pool_key_attributes(request, verify, cert)
+    if destination is None or (host["scheme"], host["host"], host["port"] or 443) != (
+        "https",
+        destination.host,
+        destination.port,
+    ):
+        raise Refused("the URL is read as naming another host than the one checked")
+    return destination, pool_kwargs
 
 
 class _PinnedAdapter(HTTPAdapter):
@@ -179,14 +215,7 @@ class _PinnedAdapter(HTTPAdapter):
     def get_connection_with_tls_context(
         self, request: requests.PreparedRequest, verify: Any, proxies: Any = None, cert: Any = None
     ) -> _PinnedPool:
-        host, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
-        destination = self.destination
-        if destination is None or (host["scheme"], host["host"], host["port"] or 443) != (
-            "https",
-            destination.host,
-            destination.port,
-        ):
-            raise Refused("the URL is read as naming another host than the one checked")
+        destination, pool_kwargs = _checked(self, self.destination, request, verify, cert)
         key = (destination, *sorted(pool_kwargs.items()))
         if key not in self.pools:
             self.pools[key] = _PinnedPool(
@@ -199,6 +228,24 @@ class _PinnedAdapter(HTTPAdapter):
         for pool in self.pools.values():
             pool.close()
         self.pools.clear()
+
+
+class _ProxiedAdapter(HTTPAdapter):
+    """Connections through the proxy a podmin configured (list_sync.proxy), where the server
+    reaches the internet only through one: a tunnel (CONNECT) to the host's name, TLS and the
+    certificate check end to end. The guard has checked every address of the name first, so a
+    private one is refused before the proxy is asked; the proxy resolves the name again itself,
+    and what it then reaches is its own policy's to bound."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.destination: Destination | None = None
+
+    def get_connection_with_tls_context(
+        self, request: requests.PreparedRequest, verify: Any, proxies: Any = None, cert: Any = None
+    ) -> Any:
+        _checked(self, self.destination, request, verify, cert)
+        return super().get_connection_with_tls_context(request, verify, proxies, cert)
 
 
 class _PinnedConnection(urllib3.connection.HTTPSConnection):

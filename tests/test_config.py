@@ -108,6 +108,17 @@ LIST = f'database_url = "{DB}"\n[[lists]]\nname = "x"\nurl = "https://l.example/
             "web.approve_roles (in",
         ),
         (
+            f'database_url = "{DB}"\n[list_sync]\nproxy = "proxy.example:3128"\n',
+            {},
+            "must be a proxy's URL such as http://proxy.example:3128 (user:password@ allowed), or"
+            " empty for none; it is 'proxy.example:3128'.",
+        ),
+        (
+            f'database_url = "{DB}"\n',
+            {"PODMOD_LIST_SYNC_PROXY": "http://proxy.example:3128/path"},
+            "list_sync.proxy (from PODMOD_LIST_SYNC_PROXY) must be a proxy's URL with no path",
+        ),
+        (
             f'database_url = "{DB}"\n[[lists]]\nname = "this-pod"\nurl = "https://l.example/"\n',
             {},
             "is podmod's own list of this pod",
@@ -145,6 +156,11 @@ def test_bad_values_are_one_clear_sentence(tmp_path, content, environ, message):
             LIST.replace("https://l.example", "ftp://alice:placeholder-secret@l.example"),
             {},
             "alice:***@l.example",
+        ),
+        (
+            f'database_url = "{DB}"\n[list_sync]\nproxy = "socks5://bob:placeholder-secret@p:1"\n',
+            {},
+            "bob:***@p:1",
         ),
     ],
 )

@@ -568,6 +568,147 @@ def test_a_redirect_to_another_host_on_a_private_address_is_refused(
     assert [path for path, _ in https.requests[before:]] == ["/redirect-loopback"]
 
 
+class ConnectProxy:
+    """An HTTP proxy on loopback that tunnels (CONNECT) as a site's egress proxy does, recording
+    each request's first line and Proxy-Authorization; or, `refusing`, answers 403 to each."""
+
+    def __init__(self, *, refusing: bool = False) -> None:
+        self.refusing = refusing
+        self.asked: list[tuple[str, str | None]] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        with client:
+            client.settimeout(10)
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                data = client.recv(4096)
+                if not data:
+                    return
+                head += data
+            first, *fields = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+            headers = dict(field.split(": ", 1) for field in fields if ": " in field)
+            self.asked.append((first, headers.get("Proxy-Authorization")))
+            method, target, _ = first.split(" ", 2)
+            if self.refusing or method != "CONNECT":
+                client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                return
+            host, port = target.rsplit(":", 1)
+            try:
+                upstream = socket.create_connection((host, int(port)), timeout=10)
+            except OSError:
+                client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                return
+            with upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                _pipe(client, upstream)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _pipe(one: socket.socket, other: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    import selectors
+
+    with selectors.DefaultSelector() as selector:
+        selector.register(one, selectors.EVENT_READ, other)
+        selector.register(other, selectors.EVENT_READ, one)
+        while True:
+            for key, _ in selector.select(timeout=10):
+                data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                if not data:
+                    return
+                key.data.sendall(data)
+
+
+@pytest.fixture
+def proxy() -> Iterator[ConnectProxy]:
+    served = ConnectProxy()
+    yield served
+    served.close()
+
+
+def test_a_configured_proxy_carries_the_list_and_its_signature_and_hides_its_password(
+    get: Client, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where this server reaches the internet only through a proxy (list_sync.proxy), a list and
+    its signature go through it, as a tunnel (TLS and the certificate check end to end); an
+    HTTPS_PROXY in the environment never takes its place."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # (nothing listens there)
+    with_password = proxy.url.replace("http://", "http://podmod:placeholder@")
+
+    result = get("/list.csv", proxy=with_password)
+    signature = fetch_signature(
+        get.base + "/list.csv", name="core", verify=get.cert, proxy=proxy.url
+    )
+
+    assert result.body == LIST and signature == SIGNATURE
+    port = get.base.rsplit(":", 1)[1]
+    assert [line.rpartition(" ")[0] for line, _ in proxy.asked] == [f"CONNECT 127.0.0.1:{port}"] * 2
+    assert proxy.asked[0][1] == "Basic cG9kbW9kOnBsYWNlaG9sZGVy"  # podmod:placeholder
+
+
+def test_a_proxy_refusing_or_gone_is_named_and_the_guard_still_stands(
+    https: Server, tls_files: tuple[Path, Path], proxy: ConnectProxy
+) -> None:
+    refusing = ConnectProxy(refusing=True)
+    base = f"https://localhost:{https.server_address[1]}"
+    try:
+        with pytest.raises(FetchError) as refused:
+            fetch(base + "/list.csv", name="core", verify=str(tls_files[0]), proxy=refusing.url)
+        with pytest.raises(FetchError) as gone:
+            fetch(
+                base + "/list.csv",
+                name="core",
+                verify=str(tls_files[0]),
+                proxy="http://127.0.0.1:9",
+            )
+        # A redirect from the typed host to this server's own network is refused before the
+        # proxy is asked for it: the guard checks every address first, proxy or not.
+        with pytest.raises(FetchError) as private:
+            fetch(
+                base + "/redirect-loopback", name="core", verify=str(tls_files[0]), proxy=proxy.url
+            )
+    finally:
+        refusing.close()
+
+    assert "the proxy (list_sync.proxy) refused the tunnel (403 Forbidden)" in str(refused.value)
+    assert "the proxy (list_sync.proxy) could not be reached (the connection was refused)" in str(
+        gone.value
+    ), str(gone.value)
+    assert "on a private network (127.0.0.1)" in str(private.value)
+    assert [line.split(" ")[1] for line, _ in proxy.asked] == [
+        f"localhost:{https.server_address[1]}"
+    ]
+
+
+def test_behind_a_proxy_a_name_this_servers_resolver_does_not_know_is_the_proxys_to_resolve(
+    proxy: ConnectProxy,
+) -> None:
+    """A server reaching the internet only through a proxy may resolve only its own network's
+    names: one it cannot resolve goes to the proxy (here, one that cannot either: 502)."""
+    url = "https://lists.invalid:8443/core.csv"
+    with pytest.raises(FetchError) as direct:
+        fetch(url, name="core", timeout=5)
+    with pytest.raises(FetchError) as proxied:
+        fetch(url, name="core", timeout=5, proxy=proxy.url)
+
+    assert "the host lists.invalid could not be resolved" in str(direct.value)
+    assert "the proxy (list_sync.proxy) refused the tunnel (502 Bad Gateway)" in str(proxied.value)
+    assert [line for line, _ in proxy.asked] == ["CONNECT lists.invalid:8443 HTTP/1.0"]
+
+
 @pytest.mark.parametrize(
     ("path", "words"),
     [

@@ -22,6 +22,7 @@ from tests.test_actions import reported_case
 from tests.test_web import audit_rows, html, signed_in
 
 https, tls_files = test_list_fetch.https, test_list_fetch.tls_files  # fixtures
+proxy = test_list_fetch.proxy  # fixture
 make_app, admin, moderator = test_web.make_app, test_web.admin, test_web.moderator  # fixtures
 
 HEADER = "kind,value,label,comment\n"
@@ -2250,3 +2251,23 @@ def test_the_settings_a_list_was_applied_with_start_as_its_row_holds_them(lists,
     assert [m.version for m in store.migrate(state)] == [29]
     code, output = sync()
     assert code == 0 and "core: unchanged (not modified since the last sync)" in output, output
+
+
+def test_a_sync_behind_a_proxy_fetches_through_it(lists, pod, https, tls_files, proxy):
+    """A pod whose server reaches the internet only through a proxy sets list_sync.proxy: the
+    sync and `podmod check` fetch through it; its password is never shown."""
+    pod.person("spam", "pod.example")
+    base = f"https://127.0.0.1:{https.server_address[1]}"
+    secret_proxy = proxy.url.replace("http://", "http://podmod:placeholder-secret@")
+    lists.list_sync = {"ca_bundle": str(tls_files[0]), "proxy": secret_proxy}
+    lists.subscribe("core", signed=False, url=f"{base}/list.csv")
+
+    code, output = sync()
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+
+    assert code == 0 and "core: version 1 applied" in output, output
+    assert report["list core"]["status"] == "ok", report["list core"]
+    assert [line.split(" ")[:2] for line, _ in proxy.asked] == [
+        ["CONNECT", f"127.0.0.1:{https.server_address[1]}"]
+    ] * 2
+    assert "placeholder-secret" not in output + json.dumps(report)

@@ -165,6 +165,7 @@ def fetch(
     timeout: float = 30.0,
     verify: bool | str = True,
     session: requests.Session | None = None,
+    proxy: str | None = None,
 ) -> FetchResult:
     """Download the list at `url` (https:// or file:///), conditionally when validators are given.
 
@@ -173,7 +174,7 @@ def fetch(
     sentence naming the list `name`, the URL and the reason.
     """
     try:
-        return _fetch(url, etag, last_modified, max_bytes, timeout, verify, session)
+        return _fetch(url, etag, last_modified, max_bytes, timeout, verify, session, proxy)
     except _Failure as failure:
         raise _list_error(
             f"List {name!r} could not be fetched from {masked_url(url)}: {failure}", failure
@@ -197,12 +198,13 @@ def fetch_signature(
     verify: bool | str = True,
     session: requests.Session | None = None,
     signature_url: str | None = None,
+    proxy: str | None = None,
 ) -> str:
     """The minisign signature of a list, as text: at `signature_url` when the list's publisher
     puts it elsewhere, else beside the file (signature_address())."""
     url = signature_url or signature_address(list_url)
     try:
-        result = _fetch(url, None, None, MAX_SIGNATURE_BYTES, timeout, verify, session)
+        result = _fetch(url, None, None, MAX_SIGNATURE_BYTES, timeout, verify, session, proxy)
         assert result.body is not None  # no validators were sent, so never not_modified
         return result.body.decode("utf-8")
     except _Failure as error:
@@ -242,6 +244,7 @@ def _fetch(
     timeout: float,
     verify: bool | str,
     session: requests.Session | None,
+    proxy: str | None = None,
 ) -> FetchResult:
     scheme = urlsplit(url).scheme.lower()
     if scheme == "file":
@@ -256,7 +259,7 @@ def _fetch(
     own = session is None
     # The host the podmin typed is fetched as typed (a list server on this machine or its
     # network is their choice); a redirect to another host must lead to public addresses.
-    session = session or netguard.GuardedSession(trust_first_host=True)
+    session = session or netguard.GuardedSession(trust_first_host=True, proxy=proxy)
     try:
         return _fetch_https(session, url, etag, last_modified, max_bytes, timeout, verify)
     finally:
@@ -655,6 +658,15 @@ def _is_timeout(error: BaseException) -> bool:
 def _network_reason(error: BaseException) -> str:
     """A short phrase for why a connection failed, from the innermost error that says."""
     causes = list(_causes(error))
+    for cause in causes:
+        if isinstance(cause, urllib3.exceptions.ProxyError):
+            inner = next((arg for arg in cause.args if isinstance(arg, BaseException)), None)
+            said = str(inner) if inner is not None else ""
+            if said.startswith("Tunnel connection failed: "):
+                answer = printable(said.partition(": ")[2])[:60]
+                return f"the proxy (list_sync.proxy) refused the tunnel ({answer})"
+            why = _network_reason(inner) if inner is not None else first_line(cause)
+            return f"the proxy (list_sync.proxy) could not be reached ({why})"
     for cause in causes:
         if isinstance(cause, ssl.SSLCertVerificationError):
             detail = cause.verify_message or cause.reason or "certificate verify failed"

@@ -86,6 +86,7 @@ def fetch_verified(
         max_bytes=config["list_sync.max_bytes"],
         timeout=config["list_sync.timeout"],
         verify=verify,
+        proxy=config["list_sync.proxy"],
     )
     if result.not_modified or not subscription.public_key:
         return result, None
@@ -96,6 +97,7 @@ def fetch_verified(
             timeout=config["list_sync.timeout"],
             verify=verify,
             signature_url=subscription.signature_url,
+            proxy=config["list_sync.proxy"],
         )
         comment = minisign.verify(
             result.body, signature, minisign.PublicKey.from_string(subscription.public_key)
