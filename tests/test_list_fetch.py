@@ -172,6 +172,9 @@ class Handler(BaseHTTPRequestHandler):
     def route_brotli_csv(self, base: str) -> None:
         self.send(200, b"\x1b\x03\x00\xf8", Content_Encoding="br")
 
+    def route_misnamed_csv(self, base: str) -> None:  # (a plain body: the header names no coding)
+        self.send(200, LIST, Content_Encoding="UTF-8")
+
     def route_gzip_csv(self, base: str) -> None:
         body = zlib.compress(LIST, wbits=31)
         self.send(200, body, Content_Encoding="gzip")
@@ -489,6 +492,10 @@ def test_a_signatures_server_asking_to_wait_is_heard_too(get: Client) -> None:
     assert "(Retry-After); the previous version stays in force and the first sync after then" in (
         str(refused.value)
     )
+
+
+def test_a_content_encoding_that_names_no_compression_is_read_as_plain(get: Client) -> None:
+    assert get("/misnamed.csv").body == LIST
 
 
 @pytest.mark.parametrize(

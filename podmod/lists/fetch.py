@@ -38,6 +38,11 @@ USER_AGENT = "podmod (diaspora* moderation; list sync)"
 # server cannot stop its subscribers' syncs for longer (its list would fail, and alert, instead).
 RETRY_AFTER_STATUSES = (429, 503)
 MAX_RETRY_AFTER = timedelta(days=1)
+# Content codings that compress (IANA's registry, and the x- names servers still send): a body in
+# one of these that podmod did not ask for cannot be read as it is.
+_COMPRESSIONS = frozenset(
+    ("br", "zstd", "compress", "x-compress", "deflate", "gzip", "x-gzip", "aes128gcm", "dcb", "dcz")
+)
 
 
 # A forge's page of a file and the address of the file itself on the same host: GitLab's
@@ -607,13 +612,15 @@ def _read_body(response: requests.Response, max_bytes: int, deadline: _Deadline)
 
 def _refuse_unasked_encoding(response: requests.Response) -> None:
     """A body compressed in a way podmod did not offer (Accept-Encoding: what urllib3 decodes
-    here) would be read as the list's bytes as they are: refused, naming the encoding."""
+    here) would be read as the list's bytes as they are: refused, naming the compression. A
+    Content-Encoding that names no compression (`UTF-8`, `none`, as some servers misconfigured
+    send with a plain body) is ignored, as urllib3 ignores it."""
     offered = {part.strip() for part in urllib3.util.request.ACCEPT_ENCODING.split(",")}
     sent = response.headers.get("Content-Encoding", "")
     unasked = [
         part.strip()
         for part in sent.lower().split(",")
-        if part.strip() not in offered | {"", "identity", "x-gzip"}
+        if part.strip() in _COMPRESSIONS and part.strip() not in offered
     ]
     if unasked:
         raise _Failure(
