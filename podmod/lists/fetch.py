@@ -21,6 +21,7 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3.exceptions
+import urllib3.response
 import urllib3.util.request
 
 from podmod import netguard
@@ -611,18 +612,17 @@ def _read_body(response: requests.Response, max_bytes: int, deadline: _Deadline)
 
 
 def _refuse_unasked_encoding(response: requests.Response) -> None:
-    """A body compressed in a way podmod did not offer (Accept-Encoding: what urllib3 decodes
-    here) would be read as the list's bytes as they are: refused, naming the compression. A
-    Content-Encoding that names no compression (`UTF-8`, `none`, as some servers misconfigured
-    send with a plain body) is ignored, as urllib3 ignores it."""
-    offered = {part.strip() for part in urllib3.util.request.ACCEPT_ENCODING.split(",")}
-    sent = response.headers.get("Content-Encoding", "")
-    unasked = [
-        part.strip()
-        for part in sent.lower().split(",")
-        if part.strip() in _COMPRESSIONS and part.strip() not in offered
-    ]
+    """A body compressed in a way urllib3 cannot decode here (x-gzip it reads as gzip) would be
+    read as the list's bytes as they are: refused, naming the compression. A Content-Encoding
+    that names no compression (`UTF-8`, `none`, as some servers misconfigured send with a plain
+    body) is ignored, as urllib3 ignores it."""
+    decoded = set(urllib3.response.HTTPResponse.CONTENT_DECODERS)
+    sent = {
+        part.strip() for part in response.headers.get("Content-Encoding", "").lower().split(",")
+    }
+    unasked = sorted(sent & (_COMPRESSIONS - decoded))
     if unasked:
+        offered = urllib3.util.request.ACCEPT_ENCODING.split(",")
         raise _Failure(
             f"the server sent the file compressed as {printable(unasked[0])[:40]!r}, which podmod"
             f" did not ask for (it asks for {', '.join(sorted(offered))} or none)"
