@@ -284,7 +284,7 @@ def _list(config: Config, name: str) -> Callable[[], str]:
                 " AND last_attempt_at IS NOT NULL) AS tried",
                 (name,),
             ).fetchone()["tried"]
-            stale = next((row for row in stale_lists(config, state) if row["name"] == name), None)
+            stale = next(iter(stale_lists(config, state, name)), None)
         result, signed = fetch_verified(config, subscription, latest=latest)
         size = f"reachable ({len(result.body):,} bytes), {read_through(subscription, result.body)}"
         if signed is None:

@@ -38,15 +38,22 @@ def podmin_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except PodmodError as error:
-            fail(str(error), error.exit_code)
         except Exception as error:
-            message = lost_service_message(error)
-            if message is None:
+            said = podmin_sentence(error)
+            if said is None:
                 raise
-            fail(message, ServiceUnavailable.exit_code)
+            fail(*said)
 
     return wrapper
+
+
+def podmin_sentence(error: Exception) -> tuple[str, int] | None:
+    """The one sentence and exit code a podmin gets for an error (a PodmodError, or a database or
+    Redis connection lost mid-command); None for any other error, which is a bug to show whole."""
+    if isinstance(error, PodmodError):
+        return str(error), error.exit_code
+    message = lost_service_message(error)
+    return None if message is None else (message, ServiceUnavailable.exit_code)
 
 
 def lost_service_message(error: BaseException) -> str | None:
@@ -599,13 +606,11 @@ def lists_sync(
         # says why on stderr; the next round tries again, as cron's next run would.
         try:
             _sync_lists(load_config(), names, dry_run, as_json)
-        except PodmodError as error:
-            click.echo(f"podmod: {error} (again in {every:g} s)", err=True)
         except Exception as error:
-            message = lost_service_message(error)
-            if message is None:
+            said = podmin_sentence(error)
+            if said is None:
                 raise
-            click.echo(f"podmod: {message} (again in {every:g} s)", err=True)
+            click.echo(f"podmod: {said[0]} (again in {every:g} s)", err=True)
         time.sleep(every)
 
 
@@ -672,10 +677,11 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
     )
     from podmod.notify.alerts import stale_lists, stale_text
 
-    with state_connection(get_config(ctx)) as state:
+    config = get_config(ctx)
+    with state_connection(config) as state:
         store.require_current_schema(state)
         rows = lists_overview(state)
-        stale = {row["name"]: stale_text(row) for row in stale_lists(get_config(ctx), state)}
+        stale = {row["name"]: stale_text(row) for row in stale_lists(config, state)}
     for row in rows:
         row["stale"] = stale.get(row["name"])
     if as_json:

@@ -62,25 +62,29 @@ ORDER BY name
 STALE_LISTS_SQL = """
 WITH configured AS (SELECT unnest(%(names)s::text[]) AS name),
      newest AS (SELECT max(last_attempt_at) AS at FROM podmod.lists WHERE origin = 'subscription'),
-     installed AS (SELECT min(applied_at) AS at FROM podmod.schema_migrations)
-SELECT c.name, l.last_attempt_at,
-       coalesce(l.last_attempt_at, l.created_at, (SELECT at FROM newest),
-                (SELECT at FROM installed)) AS since
-FROM configured c
-LEFT JOIN podmod.lists l ON l.name = c.name
-WHERE coalesce(l.last_attempt_at, l.created_at, (SELECT at FROM newest),
-               (SELECT at FROM installed)) < now() - make_interval(hours => %(hours)s)
-ORDER BY c.name
+     installed AS (SELECT min(applied_at) AS at FROM podmod.schema_migrations),
+     tried AS (
+         SELECT c.name, l.last_attempt_at,
+                coalesce(l.last_attempt_at, l.created_at, (SELECT at FROM newest),
+                         (SELECT at FROM installed)) AS since
+         FROM configured c LEFT JOIN podmod.lists l ON l.name = c.name
+     )
+SELECT name, last_attempt_at, since FROM tried
+WHERE since < now() - make_interval(hours => %(hours)s)
+ORDER BY name
 """
 
 
-def stale_lists(config: Config, state: psycopg.Connection) -> list[dict[str, Any]]:
-    """The subscribed lists no sync has tried for alerts.lists_stale_hours (none when it is 0):
-    name, last_attempt_at (None: never tried) and since."""
+def stale_lists(
+    config: Config, state: psycopg.Connection, name: str | None = None
+) -> list[dict[str, Any]]:
+    """The subscribed lists (or the one of that name) no sync has tried for
+    alerts.lists_stale_hours (none when it is 0): name, last_attempt_at (None: never tried) and
+    since."""
     hours = config["alerts.lists_stale_hours"]
-    if not hours or not config.lists:
+    names = [s.name for s in config.lists if name is None or s.name == name]
+    if not hours or not names:
         return []
-    names = [subscription.name for subscription in config.lists]
     return state.execute(STALE_LISTS_SQL, {"names": names, "hours": hours}).fetchall()
 
 
