@@ -49,6 +49,11 @@ def _positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+# A version is never held for the people it newly matches when they are this many or fewer
+# (list_sync.max_new_match_share): on a small pod a few matches are a large share.
+NEW_MATCHES_FLOOR = 100
+
+
 def _share(value: float) -> str | None:
     return None if 0 < value <= 1 else "must be a share between 0 and 1, such as 0.5"
 
@@ -251,6 +256,14 @@ KEYS: tuple[Key, ...] = (
         help="a new version removing more than this share of entries is held for approval",
     ),
     Key(
+        "list_sync.max_new_match_share",
+        float,
+        0.05,
+        _share,
+        help="a new version newly matching more than this share of the people the pod knows "
+        f"(and more than {NEW_MATCHES_FLOOR} of them) is held for approval",
+    ),
+    Key(
         "list_sync.max_locks",
         int,
         20,
@@ -445,6 +458,7 @@ LIST_KEYS = (
     "policy",
     "skip_invalid",
     "max_removal_share",
+    "max_new_match_share",
     "kinds",
     "format",
     "labels",
@@ -474,6 +488,7 @@ class ListConfig:
     public_key: str | None = None
     skip_invalid: bool = False
     max_removal_share: float | None = None
+    max_new_match_share: float | None = None
     kinds: tuple[str, ...] = ENTRY_KINDS
     format: str | None = None  # None: detected from the content
     labels: tuple[str, ...] = ()  # empty: every entry; else only entries with one of these labels
@@ -909,11 +924,8 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
         skip_invalid = item.get("skip_invalid", False)
         if not isinstance(skip_invalid, bool):
             raise ConfigError(f"skip_invalid of {where} must be true or false.")
-        share = item.get("max_removal_share")
-        if share is not None and (
-            isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1
-        ):
-            raise ConfigError(f"max_removal_share of {where} must be a share between 0 and 1.")
+        share = _list_share(item, "max_removal_share", where)
+        match_share = _list_share(item, "max_new_match_share", where)
         kinds = _list_kinds(item.get("kinds", list(ENTRY_KINDS)), where)
         list_format = item.get("format", "auto")
         if list_format not in LIST_FORMATS:
@@ -941,7 +953,8 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
                 policy=policy,
                 public_key=public_key,
                 skip_invalid=skip_invalid,
-                max_removal_share=float(share) if share is not None else None,
+                max_removal_share=share,
+                max_new_match_share=match_share,
                 kinds=kinds,
                 format=None if list_format == "auto" else list_format,
                 labels=labels,
@@ -1044,6 +1057,16 @@ def _canary_host(raw: Any, where: str) -> str | None:
             f"require_canary of {where} must be the host of the list's canary row, such as "
             f'"aud.invalid"; it is {raw!r}.'
         ) from None
+
+
+def _list_share(item: dict[str, Any], key: str, where: str) -> float | None:
+    """A list's own share setting (max_removal_share, max_new_match_share); None when unset."""
+    share = item.get(key)
+    if share is None:
+        return None
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+        raise ConfigError(f"{key} of {where} must be a share between 0 and 1, such as 0.5.")
+    return float(share)
 
 
 def _list_kinds(raw: Any, where: str) -> tuple[str, ...]:

@@ -493,6 +493,99 @@ def test_a_version_removing_too_much_is_held_until_approved(lists, pod, state):
     assert [row["action"] for row in audit] == ["list_apply", "list_hold", "list_approve"]
 
 
+def _wide_pod(pod, hosts: int = 15, each: int = 10) -> None:
+    """A pod knowing `each` people on each of `hosts` subdomains of wide.example, and ten on
+    far.example."""
+    for h in range(hosts):
+        for n in range(each):
+            pod.person(f"p{n}", f"h{h}.wide.example")
+    for n in range(10):
+        pod.person(f"f{n}", "far.example")
+
+
+def test_a_version_newly_matching_too_many_people_is_held_until_approved(lists, pod, state):
+    # A list's entry that names a whole domain, a TLD (`com`) or one of the largest pods reaches
+    # every account under it: the queue would fill with cases that outrank single reports.
+    _wide_pod(pod)
+    lists.write("core", ["pod,far.example,,"])
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write("core", ["pod,far.example,,", "pod,wide.example,,", "pod,h3.wide.example,,"])
+
+    code, output = sync()
+
+    assert code == 4, output
+    assert (
+        "version 2 (podmod) held for approval: it newly matches 150 people, 94% of the 160 this"
+        " pod knows; most by pod:wide.example (140), pod:h3.wide.example (10); more than the 5%"
+        " allowed (list_sync.max_new_match_share); version 1 stays in force" in output
+    ), output
+    assert len(list_signals()) == 10, "nothing of the held version may apply"
+    assert len(cases_json("open")) == 10
+    held = state.execute(
+        "SELECT status, entries, added, removed FROM podmod.list_versions WHERE number = 2"
+    ).fetchone()
+    assert held == {"status": "held", "entries": 3, "added": 2, "removed": 0}
+    notified = state.execute(
+        "SELECT count(*) AS n FROM podmod.events WHERE type = 'list.held'"
+    ).fetchone()
+    assert notified["n"] == 1
+    code, output = sync()
+    assert code == 0, "the held version was told once (list.held); cron's next runs stay quiet"
+    assert "unchanged" in output and "version 2 waits for approval" in output, output
+
+    approved = podmod("lists", "approve", "core", "2")
+
+    assert approved.exit_code == 0, approved.output
+    assert "160 new matches" not in approved.output and "150 new matches" in approved.output
+    assert len([s for s in list_signals() if not s["retracted"]]) == 160
+    audit = state.execute(
+        "SELECT action FROM podmod.audit WHERE action LIKE 'list_%' ORDER BY id"
+    ).fetchall()
+    assert [row["action"] for row in audit] == ["list_apply", "list_hold", "list_approve"]
+
+
+def test_a_first_version_reaching_too_far_is_held_with_nothing_in_force(lists, pod, state):
+    _wide_pod(pod)
+    lists.write("wide", ["pod,example,,"])  # (the whole top-level domain)
+    lists.subscribe("wide")
+
+    preview = podmod("lists", "sync", "--dry-run")
+    assert "held for approval: it newly matches 160 people, 100%" in preview.output, preview.output
+    code, output = sync()
+
+    assert code == 4, output
+    assert "no version of it is in force" in output and "most by pod:example (160)" in output
+    assert state.execute("SELECT count(*) AS n FROM podmod.list_entries").fetchone()["n"] == 0
+    assert cases_json("open") == []
+    shown = json.loads(podmod("lists", "show", "--json").output)
+    assert (shown[0]["version"], shown[0]["held"]) == (None, [1]), shown
+    diff = json.loads(podmod("lists", "diff", "wide", "--json").output)
+    assert diff["status"] == "held" and diff["added"] == ["pod:example"], diff
+    assert podmod("lists", "approve", "wide", "1").exit_code == 0
+    assert len(cases_json("open")) == 160
+
+
+def test_the_share_of_new_matches_a_version_may_reach_is_set_per_list_and_small_pods_never_hold(
+    lists, pod
+):
+    _wide_pod(pod)
+    lists.write("wide", ["pod,wide.example,,"])
+    lists.subscribe("wide", max_new_match_share=0.95)  # (150 of 160: 94%)
+    code, output = sync()
+    assert code == 0 and "150 new matches" in output, output
+
+    lists.write("small", [f"pod,h{h}.wide.example,," for h in range(10)])  # 100 people: not held
+    lists.subscribe("small")
+    code, output = sync("small")
+    assert code == 0 and "100 new matches" in output, output
+
+    lists.write("tight", ["pod,far.example,,", "pod,wide.example,,"])
+    lists.subscribe("tight", max_new_match_share=0.5)
+    code, output = sync("tight")
+    assert code == 4 and "more than the 50% allowed (its max_new_match_share)" in output, output
+
+
 def test_approving_a_version_that_is_not_held_is_refused(lists, pod):
     lists.write("core", ["account,x@far.example,,"])
     lists.subscribe("core")

@@ -1349,7 +1349,8 @@ def test_the_lists_page_shows_subscriptions_and_held_versions(client, admin, sta
     page = html(client.get("/lists"))
     assert "core" in page and "placeholder: signature did not verify" in page
     assert "labels in use: spam 2, hate-speech 1<" in page
-    assert "held for approval" in page and ">Approve</button>" in page
+    assert "held for approval</strong>: placeholder: removes too much." in page
+    assert ">Approve</button>" in page
     assert client.get("/lists/core/versions/7").status_code == 404
     assert client.get("/lists/nothere/versions/1").status_code == 404
 

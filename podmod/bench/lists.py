@@ -365,6 +365,9 @@ def bench_list_sync(
             config_path = workdir / "podmod.toml"
             config_path.write_text(
                 f'[list_sync]\nca_bundle = "{server.cert_path}"\nmax_bytes = {2 * len(body)}\n'
+                # (whatever share of the pod the list names: the sync is measured, not a hold;
+                # the count of the pod's people that decides it is made all the same)
+                "max_new_match_share = 1.0\n"
                 f'[[lists]]\nname = "bench"\nurl = "{server.url(file_name)}"\n'
                 f'public_key = "{secret.public_key.to_string()}"\npolicy = "review"\n'
             )

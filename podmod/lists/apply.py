@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from podmod import actions, notify, pod_db
-from podmod.config import Config
+from podmod.config import NEW_MATCHES_FLOOR, Config
 from podmod.db import pod_connection
 from podmod.errors import PodmodError
 from podmod.lists.parse import EXACT_HOST
@@ -459,6 +459,62 @@ def match_people(
         )
     set_watermark(state, PEOPLE_WATERMARK, top)
     return result
+
+
+# The people one list's new matches name (match_people() left them in new_matches), and the entries
+# that name most of them.
+NEW_MATCHES_SQL = """
+SELECT count(DISTINCT person_id) AS people FROM new_matches WHERE list_id = %(list)s
+"""
+BROADEST_SQL = """
+SELECT podmod.entry_text(kind, value) AS entry, count(DISTINCT person_id) AS people
+FROM new_matches WHERE list_id = %(list)s
+GROUP BY kind, value ORDER BY people DESC, kind, value LIMIT 3
+"""
+
+
+@dataclass
+class Breadth:
+    """How many people a list newly matches, of those the pod knows, and the entries naming most."""
+
+    people: int
+    known: int
+    broadest: list[tuple[str, int]]
+
+    def text(self) -> str:
+        """ "it newly matches 4,100 people, 41% of the 10,000 this pod knows; most by
+        pod:example (4,000), …" """
+        share = self.people / self.known if self.known else 1.0
+        most = ", ".join(f"{entry} ({people:,})" for entry, people in self.broadest)
+        return (
+            f"it newly matches {self.people:,} people, {share:.0%} of the {self.known:,} this pod"
+            f" knows; most by {most}"
+        )
+
+
+def too_broad(
+    pod: psycopg.Connection,
+    state: psycopg.Connection,
+    matched: ApplyResult,
+    list_id: int,
+    share: float,
+) -> Breadth | None:
+    """After match_people() (inside its transaction, `matched` its result): how broadly the list's
+    new matches reach, when they name more than `share` of the people the pod knows and more than
+    NEW_MATCHES_FLOOR of them (a list whose entry names a whole top-level domain, `com`, or one of
+    the largest pods); else None. Costs one count of the pod's people, and only past the floor."""
+    if matched.added <= NEW_MATCHES_FLOOR:  # (a signal per new match: as many as people or more)
+        return None
+    params = {"list": list_id}
+    people = state.execute(NEW_MATCHES_SQL, params).fetchone()["people"]
+    if people <= NEW_MATCHES_FLOOR:
+        return None
+    known = pod_db.people_count(pod)
+    pod.rollback()
+    if people <= share * known:
+        return None
+    broadest = [(row["entry"], row["people"]) for row in state.execute(BROADEST_SQL, params)]
+    return Breadth(people, known, broadest)
 
 
 # A match locks when its list's policy is lock, or its entry has one of a review list's lock_labels.

@@ -486,9 +486,13 @@ def _store(
     if unchanged and not changed:
         status = "not_modified" if result.not_modified else "unchanged"
         how = " (not modified since the last sync)" if result.not_modified else ""
-        return SyncOutcome(
-            name, status, f"unchanged{how}; version {current} stays in force", version=current
-        )
+        kept = f"version {current} stays in force" if current else "no version of it is in force"
+        if latest is not None and latest["status"] == "held":
+            kept += (
+                f"; version {latest['number']} waits for approval"
+                f" (`podmod lists approve {name} {latest['number']}`)"
+            )
+        return SyncOutcome(name, status, f"unchanged{how}; {kept}", version=current)
     if unchanged:
         with phases.timed("match"):
             matched = apply.match_people(config, pod, state, full=True)
@@ -509,19 +513,44 @@ def _store(
         if signed is not None:
             versions.refuse_replay(state, list_row, signed, digest)
         reader = list_reader(subscription, result.body)
-    with ThreadPoolExecutor(1) as aside:
-        # A domain list's entries are pods: the pod's hosts are read on the pod's connection
-        # meanwhile, which nothing else uses until the matching.
-        ahead = aside.submit(apply.prefetch, pod) if reader.format != "podmod" else None
-        stored = versions.store_version(
-            config, state, list_row, subscription, reader, result.body, signed=signed, digest=digest
-        )
-        with phases.timed("match"):  # (what is left of reading the pod's hosts)
-            hosts = ahead.result() if ahead is not None else None
-            pod.rollback()  # (the hosts are read; no transaction stays open on the pod)
-    for phase, seconds in stored.seconds.items():
-        phases.add(phase, seconds)
+    breadth = None
+    with state.transaction() as stored_and_matched:  # (a savepoint: undone if it reaches too far)
+        with ThreadPoolExecutor(1) as aside:
+            # A domain list's entries are pods: the pod's hosts are read on the pod's connection
+            # meanwhile, which nothing else uses until the matching.
+            ahead = aside.submit(apply.prefetch, pod) if reader.format != "podmod" else None
+            stored = versions.store_version(
+                config,
+                state,
+                list_row,
+                subscription,
+                reader,
+                result.body,
+                signed=signed,
+                digest=digest,
+            )
+            with phases.timed("match"):  # (what is left of reading the pod's hosts)
+                hosts = ahead.result() if ahead is not None else None
+                pod.rollback()  # (the hosts are read; no transaction stays open on the pod)
+        for phase, seconds in stored.seconds.items():
+            phases.add(phase, seconds)
+        if stored.status == "applied":
+            with phases.timed("match"):
+                matched = apply.match_people(config, pod, state, full=True, ahead=hosts)
+                breadth = apply.too_broad(
+                    pod, state, matched, list_row["id"], _match_share(config, subscription)
+                )
+                if breadth is not None:
+                    raise psycopg.Rollback(stored_and_matched)
+                _after_list_change(
+                    state, list_id=list_row["id"], version=stored.number, reason="list_version"
+                )
     reading = _reading(reader)
+    if breadth is not None:
+        with phases.timed("record"):
+            stored = versions.hold(
+                state, stored.record, _breadth_reason(config, subscription, breadth), result.body
+            )
     if stored.status == "held":
         with phases.timed("record"):
             _audit_sync(
@@ -539,21 +568,17 @@ def _store(
             if not dry_run
             else f"a sync would keep it for `podmod lists diff {name}` and `podmod lists approve`"
         )
+        kept = f"version {current} stays in force" if current else "no version of it is in force"
         return SyncOutcome(
             name,
             "held",
             f"version {stored.number} ({reading}) held for approval: {stored.held_reason}; "
-            f"version {current} stays in force ({then})",
+            f"{kept} ({then})",
             version=current,
             entries=stored.entries,
             added=stored.added,
             removed=stored.removed,
             format=reader.format,
-        )
-    with phases.timed("match"):
-        matched = apply.match_people(config, pod, state, full=True, ahead=hosts)
-        _after_list_change(
-            state, list_id=list_row["id"], version=stored.number, reason="list_version"
         )
     message = (
         f"version {stored.number} applied ({reading}): {_changed(stored)}; {_matched(matched)}"
@@ -603,6 +628,22 @@ def _naming_the_file(subscription: ListConfig, error: NotAListError) -> ListForm
     which = "LFS" if error.serves == "lfs" else "own"
     shown = masked_url(address)
     return ListFormatError(f"{error.problem}; set url to the file's {which} address, {shown}.")
+
+
+def _match_share(config: Config, subscription: ListConfig) -> float:
+    return subscription.max_new_match_share or config["list_sync.max_new_match_share"]
+
+
+def _breadth_reason(config: Config, subscription: ListConfig, breadth: apply.Breadth) -> str:
+    """Why a version that reaches too far is held: "it newly matches …, more than the 5% allowed
+    (list_sync.max_new_match_share)"."""
+    setting = (
+        "its max_new_match_share"
+        if subscription.max_new_match_share
+        else "list_sync.max_new_match_share"
+    )
+    share = _match_share(config, subscription)
+    return f"{breadth.text()}; more than the {share:.0%} allowed ({setting})"
 
 
 def _changed(stored: versions.VersionOutcome) -> str:

@@ -108,6 +108,8 @@ class VersionOutcome:
     held_reason: str | None = None
     # how long storing it took, by phase (Phases): record, rows, changes, indexes
     seconds: dict[str, float] = field(default_factory=dict)
+    # what its list_versions row says of it, for hold() when it is held after all (sync's breadth)
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 # A sync's phases, in the order a sync goes through them (each may be timed in several parts):
@@ -601,13 +603,6 @@ def store_version(
             counts = _compare(state, list_id, incoming)
     share = subscription.max_removal_share or config["list_sync.max_removal_share"]
     removal = counts["removed"] / counts["current"] if counts["current"] else 0.0
-    # Older held versions give way to this one, whatever becomes of it.
-    with phases.timed("record"):
-        state.execute(
-            "UPDATE podmod.list_versions SET status = 'superseded', held_body = NULL"
-            " WHERE list_id = %s AND status = 'held' AND number <> %s",
-            (list_id, number),
-        )
     common = {
         "list": list_id,
         "number": number,
@@ -634,20 +629,9 @@ def store_version(
             f"more than the {share:.0%} allowed"
         )
         with phases.timed("record"):
-            state.execute(
-                "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
-                " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
-                " obfuscated_rows, pattern_rows, repeated_rows, unblocked_rows, canaries, reader,"
-                " hides_blocks, held_reason, held_body) VALUES"
-                " (%(list)s, %(number)s, %(sha)s, 'held', %(entries)s, %(added)s, %(removed)s,"
-                " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
-                " %(obfuscated)s, %(patterns)s, %(repeated)s, %(unblocked)s, %(canaries)s,"
-                " %(reader)s, %(hides_blocks)s, %(reason)s, %(body)s)",
-                common | {"reason": reason, "body": body},
-            )
-        return VersionOutcome(
-            number, "held", counts["total"], counts["added"], counts["removed"], reason, phases
-        )
+            return hold(state, common, reason, body, phases)
+    with phases.timed("record"):
+        _supersede_held(state, list_id, number)
     if in_force:
         with phases.timed("changes"):
             for statement in APPLY_ENTRIES_SQL.split(";\n\n"):
@@ -674,7 +658,51 @@ def store_version(
     with phases.timed("indexes"):
         _analyze(state)  # a version may bring a million rows at once
     return VersionOutcome(
-        number, "applied", counts["total"], counts["added"], counts["removed"], None, phases
+        number, "applied", counts["total"], counts["added"], counts["removed"], None, phases, common
+    )
+
+
+def _supersede_held(state: psycopg.Connection, list_id: int, number: int) -> None:
+    """Older held versions give way to version `number`, whatever becomes of it."""
+    state.execute(
+        "UPDATE podmod.list_versions SET status = 'superseded', held_body = NULL"
+        " WHERE list_id = %s AND status = 'held' AND number <> %s",
+        (list_id, number),
+    )
+
+
+def hold(
+    state: psycopg.Connection,
+    record: dict[str, Any],
+    reason: str,
+    body: bytes,
+    phases: Phases | None = None,
+) -> VersionOutcome:
+    """Keep a version, with its file, held for approval for `reason`, inside the caller's
+    transaction: `record`, what store_version() would write of it (VersionOutcome.record). Its
+    entries are not stored: approving it reads the file again (podmod.lists.sync.approve_version).
+    """
+    _supersede_held(state, record["list"], record["number"])
+    state.execute(
+        "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
+        " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
+        " obfuscated_rows, pattern_rows, repeated_rows, unblocked_rows, canaries, reader,"
+        " hides_blocks, held_reason, held_body) VALUES"
+        " (%(list)s, %(number)s, %(sha)s, 'held', %(entries)s, %(added)s, %(removed)s,"
+        " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
+        " %(obfuscated)s, %(patterns)s, %(repeated)s, %(unblocked)s, %(canaries)s,"
+        " %(reader)s, %(hides_blocks)s, %(reason)s, %(body)s)",
+        record | {"reason": reason, "body": body},
+    )
+    return VersionOutcome(
+        record["number"],
+        "held",
+        record["entries"],
+        record["added"],
+        record["removed"],
+        reason,
+        phases if phases is not None else Phases(),
+        record,
     )
 
 
@@ -752,7 +780,7 @@ def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
     """Every list's state: version in force and how its file was read (format, obfuscated rows
     skipped, canaries), entries by severity, the labels they carry (the LABELS_SHOWN most used,
     with how many entries each, and how many labels in all), settings, last success, last error,
-    held versions."""
+    held versions (and why the latest is held)."""
     return state.execute(
         """
         SELECT l.name, l.url, l.policy, l.origin, l.current_version AS version, l.kinds, l.labels,
@@ -770,6 +798,9 @@ def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
                coalesce((SELECT array_agg(h.number ORDER BY h.number)
                          FROM podmod.list_versions h
                          WHERE h.list_id = l.id AND h.status = 'held'), '{}') AS held,
+               (SELECT h.held_reason FROM podmod.list_versions h
+                WHERE h.list_id = l.id AND h.status = 'held'
+                ORDER BY h.number DESC LIMIT 1) AS held_reason,
                (SELECT count(*) FROM podmod.signals s
                 WHERE s.list_id = l.id AND s.retracted_at IS NULL) AS matches
         FROM podmod.lists l
