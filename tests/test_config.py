@@ -72,6 +72,17 @@ LIST = f'database_url = "{DB}"\n[[lists]]\nname = "x"\nurl = "https://l.example/
         (LIST + 'lock_labels = ["spam"]\npolicy = "lock"\n', {}, "applies to a list with policy"),
         (LIST + 'require_canary = "not a host"\n', {}, "require_canary of list 'x'"),
         (
+            LIST + "max_new_match_share = 0\n",
+            {},
+            "max_new_match_share of list 'x' in",
+        ),
+        (LIST + 'max_removal_share = "half"\n', {}, "must be a share between 0 and 1, such as"),
+        (
+            f'database_url = "{DB}"\n[list_sync]\nmax_new_match_share = 5\n',
+            {},
+            "list_sync.max_new_match_share (in",
+        ),
+        (
             LIST + 'severity = "limit"\n',
             {},
             "severity of list 'x' in",

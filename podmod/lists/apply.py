@@ -473,6 +473,11 @@ GROUP BY kind, value ORDER BY people DESC, kind, value LIMIT 3
 """
 
 
+def share_text(share: float) -> str:
+    """A share as a podmin reads it: "12%", and below 1% to two places ("0.05%"), never "0%"."""
+    return f"{share:.0%}" if share >= 0.01 or share == 0 else f"{share:.2%}"
+
+
 @dataclass
 class Breadth:
     """How many people a list newly matches, of those the pod knows, and the entries naming most."""
@@ -487,8 +492,8 @@ class Breadth:
         share = self.people / self.known if self.known else 1.0
         most = ", ".join(f"{entry} ({people:,})" for entry, people in self.broadest)
         return (
-            f"it newly matches {self.people:,} people, {share:.0%} of the {self.known:,} this pod"
-            f" knows; most by {most}"
+            f"it newly matches {self.people:,} people, {share_text(share)} of the {self.known:,}"
+            f" this pod knows; most by {most}"
         )
 
 
