@@ -404,6 +404,25 @@ def _zip(*members: tuple[str, str]) -> bytes:
             r"/domain_blocks\); a list of domains to block is read one per line\.$",
         ),
         (b'["one.example"]', "mastodon-json", r"^The list is a JSON array of names, not of"),
+        (
+            # (Mastodon's /api/v1/instance/activity: a server's weekly figures)
+            b'[{"week": "1700000000", "statuses": "10", "logins": "3", "registrations": "0"}]',
+            None,
+            r"^The list is a JSON array of objects without \"domain\" \(the first holds 'week',"
+            r" 'statuses', 'logins', 'registrations'\), not of domain blocks such as \{\"domain\":"
+            r" \"pod.example\", \"severity\": \"suspend\", …\}; set url to an address that serves"
+            r" a list \(a Mastodon server publishes its blocks at"
+            r" /api/v1/instance/domain_blocks\)\.$",
+        ),
+        (
+            # (Mastodon's /api/v1/blocks: the accounts one user blocks)
+            b'[{"id": "1", "username": "a", "acct": "a@far.example", "display_name": "A",'
+            b' "locked": false, "bot": false}]',
+            "mastodon-json",
+            r"^The list is a JSON array of objects without \"domain\" \(the first holds 'id',"
+            r" 'username', 'acct', 'display_name', 'locked', …\), .*: it names accounts, as"
+            r" Mastodon's /api/v1/blocks answers; a list of accounts is read as handles",
+        ),
         (GZIP_OF_A_LIST, None, r"^The list is gzip-compressed \(a \.gz file\), not text; publish"),
         (b"PK\x03\x04\x14\x00", None, r"^The list is a ZIP archive, not a list file; publish"),
         (
@@ -435,6 +454,8 @@ def _zip(*members: tuple[str, str]) -> bytes:
         "lfs-pointer",
         "peers",
         "peers-forced",
+        "weekly-activity",
+        "accounts-json",
         "gzip",
         "zip",
         "xlsx",

@@ -936,6 +936,19 @@ def _names_only(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
+def _objects_without_domain(value: Any) -> str | None:
+    """The first object's keys ("week, statuses, logins, registrations"), for a JSON array of
+    objects none of which has a domain: a server's other answers (Mastodon's weekly activity, a
+    user's blocked accounts), never a list of domain blocks. None for anything else."""
+    if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+        return None
+    if any("domain" in item for item in value):
+        return None
+    keys = list(value[0])
+    shown = ", ".join(_show(key, 30) for key in keys[:5])
+    return (shown + (", …" if len(keys) > 5 else "")) if keys else "nothing"
+
+
 # Where Pleroma and Akkoma publish their federation policy: a nodeinfo document's
 # metadata.federation, /api/v1/instance's (and /api/v2/instance's) pleroma.metadata.federation, or
 # that object saved alone.
@@ -1097,6 +1110,22 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
                 ' {"domain": "pod.example", …}: Mastodon\'s /api/v1/instance/peers answers such an'
                 " array, the servers an instance knows, not those it blocks (its blocks are at"
                 " /api/v1/instance/domain_blocks); a list of domains to block is read one per line."
+            )
+        keys = _objects_without_domain(value)
+        if forced in (None, "mastodon-json") and keys is not None:
+            accounts = "acct" in value[0]
+            raise ListFormatError(
+                f'The list is a JSON array of objects without "domain" (the first holds {keys}),'
+                ' not of domain blocks such as {"domain": "pod.example", "severity": "suspend", …}'
+                + (
+                    ": it names accounts, as Mastodon's /api/v1/blocks answers; a list of accounts"
+                    " is read as handles (user@pod.example) one per line, or as Mastodon's CSV"
+                    " export of them"
+                    if accounts
+                    else "; set url to an address that serves a list (a Mastodon server publishes"
+                    " its blocks at /api/v1/instance/domain_blocks)"
+                )
+                + "."
             )
         if forced is None and shape is None and _pleroma_config(value):
             raise ListFormatError(
