@@ -31,7 +31,7 @@ from podmod.config import NEW_MATCHES_FLOOR, Config
 from podmod.db import pod_connection
 from podmod.errors import PodmodError
 from podmod.lists.parse import EXACT_HOST
-from podmod.lists.versions import copy_text
+from podmod.lists.versions import copy_text, share_text
 from podmod.store import (
     INGEST_LOCK,
     record_audit,
@@ -471,11 +471,6 @@ SELECT podmod.entry_text(kind, value) AS entry, count(DISTINCT person_id) AS peo
 FROM new_matches WHERE list_id = %(list)s
 GROUP BY kind, value ORDER BY people DESC, kind, value LIMIT 3
 """
-
-
-def share_text(share: float) -> str:
-    """A share as a podmin reads it: "12%", and below 1% to two places ("0.05%"), never "0%"."""
-    return f"{share:.0%}" if share >= 0.01 or share == 0 else f"{share:.2%}"
 
 
 @dataclass

@@ -643,7 +643,7 @@ def _breadth_reason(config: Config, subscription: ListConfig, breadth: apply.Bre
         else "list_sync.max_new_match_share"
     )
     share = _match_share(config, subscription)
-    return f"{breadth.text()}; more than the {apply.share_text(share)} allowed ({setting})"
+    return f"{breadth.text()}; more than the {versions.share_text(share)} allowed ({setting})"
 
 
 def _changed(stored: versions.VersionOutcome) -> str:

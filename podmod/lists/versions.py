@@ -625,8 +625,8 @@ def store_version(
     }
     if removal > share and approved_by is None:
         reason = (
-            f"it removes {counts['removed']} of {counts['current']} entries ({removal:.0%}), "
-            f"more than the {share:.0%} allowed"
+            f"it removes {counts['removed']} of {counts['current']} entries"
+            f" ({share_text(removal)}), more than the {share_text(share)} allowed"
         )
         with phases.timed("record"):
             return hold(state, common, reason, body, phases)
@@ -660,6 +660,11 @@ def store_version(
     return VersionOutcome(
         number, "applied", counts["total"], counts["added"], counts["removed"], None, phases, common
     )
+
+
+def share_text(share: float) -> str:
+    """A share as a podmin reads it: "12%", and below 1% to two places ("0.05%"), never "0%"."""
+    return f"{share:.0%}" if share >= 0.01 or share == 0 else f"{share:.2%}"
 
 
 def _supersede_held(state: psycopg.Connection, list_id: int, number: int) -> None:
