@@ -965,7 +965,37 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
                 severity=severity,
             )
         )
+    _refuse_counted_twice(lists, file_path)
     return tuple(lists)
+
+
+def _refuse_counted_twice(lists: list[ListConfig], file_path: Path) -> None:
+    """Two flagging lists (review, lock) at the same address that both apply some of its entries
+    (a [[lists]] table copied and renamed, its url left as it was): each of those matches would
+    count twice, in a case's priority and toward list_sync.threshold, which one source would then
+    meet alone. Lists of the same file that apply other kinds, or other labels, are allowed."""
+    seen: dict[tuple[str, ...], list[ListConfig]] = {}
+    for subscription in lists:
+        if subscription.policy not in ("review", "lock"):
+            continue
+        parts = urlsplit(subscription.url.strip())
+        address = (parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query)
+        for other in seen.get(address, []):
+            kinds = [kind for kind in subscription.kinds if kind in other.kinds]
+            labels_apart = (
+                subscription.labels
+                and other.labels
+                and not set(subscription.labels) & set(other.labels)
+            )
+            if kinds and not labels_apart:
+                raise ConfigError(
+                    f"Lists {other.name!r} and {subscription.name!r} in {file_path} both fetch"
+                    f" {masked_url(subscription.url)} and both apply its {', '.join(kinds)}"
+                    " entries: each of their matches would count twice, in a case's priority and"
+                    " toward list_sync.threshold; keep one (its labels, lock_labels and kinds"
+                    " choose what it applies), or give the two kinds or labels that do not overlap."
+                )
+        seen.setdefault(address, []).append(subscription)
 
 
 # The APIs where fediverse servers publish whom they block and whom they allow (Mastodon's and

@@ -254,6 +254,41 @@ def _toml(value) -> str:
     return json.dumps(value)
 
 
+def _two_lists(tmp_path, first: str, second: str, *, url: str = "https://l.example/x.csv"):
+    path = tmp_path / "podmod.toml"
+    path.write_text(
+        f'database_url = "{DB}"\n[[lists]]\nname = "a"\nurl = "{url}"\n{first}\n'
+        f'[[lists]]\nname = "b"\nurl = "https://L.EXAMPLE/x.csv"\n{second}\n'
+    )
+    return load_config(path, environ={})
+
+
+def test_the_same_list_subscribed_twice_is_refused_as_counting_its_matches_twice(tmp_path):
+    # (a [[lists]] table copied and renamed, its url left: every match counted twice, and
+    # list_sync.threshold = 2 met by one source)
+    with pytest.raises(ConfigError) as refused:
+        _two_lists(tmp_path, 'policy = "review"', 'policy = "lock"\nlabels = ["spam"]')
+    message = str(refused.value)
+    assert message.startswith("Lists 'a' and 'b' in ") and "\n" not in message
+    assert "both fetch https://L.EXAMPLE/x.csv and both apply its account, pod," in message
+    assert "each of their matches would count twice" in message
+    with pytest.raises(ConfigError, match="both apply its pod entries"):
+        _two_lists(tmp_path, 'kinds = ["pod", "account"]', 'kinds = ["pod"]')
+
+
+def test_the_same_list_twice_is_allowed_where_the_two_apply_different_entries(tmp_path):
+    apart = [
+        ('kinds = ["account"]\npolicy = "lock"', 'kinds = ["pod"]'),
+        ('labels = ["spam"]\npolicy = "lock"', 'labels = ["hate-speech"]'),
+        ('policy = "allow"', ""),  # (an allowlist flags nobody)
+        ('policy = "ignore"', ""),
+    ]
+    for first, second in apart:
+        assert [s.name for s in _two_lists(tmp_path, first, second).lists] == ["a", "b"]
+    other = _two_lists(tmp_path, "", "", url="https://l.example/y.csv")
+    assert len(other.lists) == 2
+
+
 def test_list_settings_are_normalised_as_entries_are(tmp_path):
     path = tmp_path / "podmod.toml"
     path.write_text(

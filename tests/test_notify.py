@@ -578,7 +578,9 @@ def test_a_list_never_synced_counts_from_the_newest_sync_or_from_the_install(
     listed = tmp_path / "core.csv"
     listed.write_text("kind,value,label,comment\naccount,someone@far.example,spam,\n")
     core = f'[[lists]]\nname = "core"\nurl = "{listed.as_uri()}"\n'
-    added = f'[[lists]]\nname = "added"\nurl = "{listed.as_uri()}"\n'
+    other = tmp_path / "added.csv"
+    other.write_text(listed.read_text())
+    added = f'[[lists]]\nname = "added"\nurl = "{other.as_uri()}"\n'
     staff(pod)
     # Installed long ago, no sync ever: the cron job was never installed.
     configure(env, smtp_url=smtp_server.url(), extra="[alerts]\nlists_stale_hours = 0\n" + core)

@@ -1360,9 +1360,9 @@ def test_the_lists_page_says_when_no_sync_has_tried_a_list_for_hours(
 ):
     """The cron job stopped: every row looks as it did at the last sync, so the page says above
     them which subscribed lists no sync has tried for alerts.lists_stale_hours, and why."""
-    listed = (tmp_path / "core.csv").as_uri()
+    listed, fresh = (tmp_path / "core.csv").as_uri(), (tmp_path / "fresh.csv").as_uri()
     Path(env["PODMOD_CONFIG"]).write_text(
-        f'[[lists]]\nname = "core"\nurl = "{listed}"\n[[lists]]\nname = "fresh"\nurl = "{listed}"\n'
+        f'[[lists]]\nname = "core"\nurl = "{listed}"\n[[lists]]\nname = "fresh"\nurl = "{fresh}"\n'
     )
     state.execute(
         "INSERT INTO podmod.lists (name, url, policy, last_attempt_at, last_success_at) VALUES"
