@@ -1829,3 +1829,43 @@ def test_the_dashboard_counts_accounts_locked_not_lock_actions(client, pod, conf
     signed_in(client, "podmin")
     page = html(client.get("/dashboard"))
     assert re.search(r"<strong>1</strong> accounts locked in 30 days", page)
+
+
+def test_the_web_app_and_the_reader_load_neither_cryptography_nor_requests(env, state):
+    """Each costs every process that loads it 5-7 MiB (the web app's peak grew from 62 to 75 MiB
+    with them): only a list's sync and `podmod lists` sign or verify, and only the worker sends a
+    webhook. A configuration with a signed list and a webhook is read, as every process reads it."""
+    import os
+    import subprocess
+    import sys
+
+    from podmod.lists import minisign
+
+    key = minisign.SecretKey.generate().public_key.to_string()
+    Path(env["PODMOD_CONFIG"]).write_text(
+        '[web]\npublic_url = "https://pod.example/podmod/"\n'
+        f'[[lists]]\nname = "core"\nurl = "https://lists.example/core.csv"\npublic_key = "{key}"\n'
+        '[[webhooks]]\nurl = "https://chat.example/hook"\nsecret = "placeholder secret"\n'
+        'events = ["list.held"]\n'
+    )
+    script = (
+        "import sys\n"
+        "from podmod.web import create_app\n"
+        "app = create_app()\n"
+        "from podmod import intake\n"
+        "from podmod.notify import webhooks\n"
+        # (redis imports the small cryptography package to see that it is there: its compiled
+        # part is what costs)
+        "heavy = ('cryptography.hazmat.bindings._rust', 'requests')\n"
+        "print('loaded:', *sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "loaded:", done.stdout

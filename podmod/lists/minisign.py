@@ -13,12 +13,16 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from typing import TYPE_CHECKING
 
 from podmod.errors import PodmodError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+# cryptography (7 MiB of every process that loads it) is imported where a key signs or verifies:
+# the reader, the worker and the web app read the configuration's public keys and the signed
+# versions' trusted comments, and never verify.
 
 SIG_ALG = b"Ed"  # Ed25519 key; also the legacy signature algorithm (signs the raw data)
 HASHED_SIG_ALG = b"ED"  # signature over the BLAKE2b-512 hash of the data (minisign >= 0.10)
@@ -103,6 +107,9 @@ def _scrypt_params(opslimit: int, memlimit: int) -> tuple[int, int, int]:
 
 
 def _public_bytes(seed: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
     return public.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
@@ -255,6 +262,8 @@ def sign(
         trusted_comment = f"timestamp:{signed}{named}\thashed"
     if any(c in trusted_comment + untrusted_comment for c in "\r\n"):
         raise SignatureError("A signature comment must be a single line.")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     private = Ed25519PrivateKey.from_private_bytes(secret.seed)
     signature = private.sign(hashlib.blake2b(data, digest_size=64).digest())
     global_signature = private.sign(signature + trusted_comment.encode())
@@ -291,6 +300,8 @@ def verify(data: bytes, signature_text: str, public_key: PublicKey) -> str:
         "The signature does not verify with the pinned public key; the list may have been "
         "tampered with — keep the previous version and ask the list's maintainers."
     )
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         key = Ed25519PublicKey.from_public_bytes(public_key.key)
     except ValueError:
@@ -309,6 +320,8 @@ def verify(data: bytes, signature_text: str, public_key: PublicKey) -> str:
 
 
 def _verifies(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
     try:
         key.verify(signature, message)
     except InvalidSignature:

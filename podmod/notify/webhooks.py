@@ -9,8 +9,6 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from podmod.config import Config, WebhookConfig
 from podmod.errors import DeliveryFailed
 from podmod.redact import printable
@@ -70,6 +68,8 @@ def post(config: Config, url: str, payload: dict[str, Any], *, delivery: int) ->
         "X-Podmod-Delivery": str(delivery),
     }
     where = receiver_name(url)
+    import requests  # (5 MiB: loaded by the worker that sends, not by the web app that lists)
+
     try:
         with requests.post(
             url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False, stream=True
