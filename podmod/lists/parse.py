@@ -940,10 +940,10 @@ def _objects_without_domain(value: Any) -> str | None:
     """The first object's keys ("week, statuses, logins, registrations"), for a JSON array of
     objects none of which has a domain: a server's other answers (Mastodon's weekly activity, a
     user's blocked accounts), never a list of domain blocks. None for anything else."""
-    if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+    if not (isinstance(value, list) and value and isinstance(value[0], dict)):
         return None
-    if any("domain" in item for item in value):
-        return None
+    if "domain" in value[0] or any(not isinstance(v, dict) or "domain" in v for v in value):
+        return None  # (a list of domain blocks is told by its first item, without a second pass)
     keys = list(value[0])
     shown = ", ".join(_show(key, 30) for key in keys[:5])
     return (shown + (", …" if len(keys) > 5 else "")) if keys else "nothing"

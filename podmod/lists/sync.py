@@ -346,12 +346,16 @@ def sync_list(
 
 def _deferred_text(list_row: dict[str, Any]) -> str:
     """Why a sync left a list alone: its server asked to be asked again later."""
-    version = list_row["current_version"]
-    kept = f"version {version} stays in force" if version else "no version of it is in force yet"
     return (
         "not fetched: its server asked not to be asked again before"
-        f" {fetch.utc_minute(list_row['retry_after'])} (Retry-After); {kept}"
+        f" {fetch.utc_minute(list_row['retry_after'])} (Retry-After);"
+        f" {_kept_text(list_row['current_version'])}"
     )
+
+
+def _kept_text(current: int | None) -> str:
+    """What stays in force when a sync applies nothing: "version 3 stays in force"."""
+    return f"version {current} stays in force" if current else "no version of it is in force yet"
 
 
 def _locks_said(config: Config, outcome: SyncOutcome, locks: apply.Locks) -> None:
@@ -486,7 +490,7 @@ def _store(
     if unchanged and not changed:
         status = "not_modified" if result.not_modified else "unchanged"
         how = " (not modified since the last sync)" if result.not_modified else ""
-        kept = f"version {current} stays in force" if current else "no version of it is in force"
+        kept = _kept_text(current)
         if latest is not None and latest["status"] == "held":
             kept += (
                 f"; version {latest['number']} waits for approval"
@@ -568,12 +572,11 @@ def _store(
             if not dry_run
             else f"a sync would keep it for `podmod lists diff {name}` and `podmod lists approve`"
         )
-        kept = f"version {current} stays in force" if current else "no version of it is in force"
         return SyncOutcome(
             name,
             "held",
             f"version {stored.number} ({reading}) held for approval: {stored.held_reason}; "
-            f"{kept} ({then})",
+            f"{_kept_text(current)} ({then})",
             version=current,
             entries=stored.entries,
             added=stored.added,
