@@ -958,6 +958,9 @@ def lists_publish(
         f"{left_out}) "
         f"and {written.signature}"
     )
+    warning = written.warning()
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @lists.command("keygen")

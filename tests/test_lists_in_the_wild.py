@@ -1363,6 +1363,36 @@ def test_publish_writes_mastodon_format_that_podmod_and_mastodon_read(lists, pod
     assert open_accounts() == ["x@sub.bad.example"]
 
 
+def test_publish_warns_when_mastodons_admin_import_would_refuse_the_file(lists, tmp_path):
+    # Mastodon's admin import refuses a whole domain-block CSV of more than 20,000 rows
+    # (Admin::Import::ROWS_PROCESSING_LIMIT): the publisher hears it when writing one, and the
+    # file is still written and signed (API importers and podmod read it whole). One row fewer,
+    # and podmod's own format of any length, say nothing.
+    podmod("lists", "keygen", "--dir", str(tmp_path))
+    source = tmp_path / "many.csv"
+    source.write_text(
+        "kind,value,label,comment\n"
+        + "".join(f"pod,h{n}.many.example,spam,\n" for n in range(20_001))
+    )
+    args = publishing(source, tmp_path / "podmod.key")
+    out = lists.directory / "many.csv"
+    warning = "Mastodon's admin import refuses a file of more than 20,000 rows"
+
+    over = podmod(*args, "--output", str(out), "--format", "mastodon")
+    written = out.read_text().splitlines()
+    as_podmod = podmod(*args, "--output", str(tmp_path / "podmod.csv"))
+    source.write_text("\n".join(source.read_text().splitlines()[:-1]) + "\n")
+    at_limit = podmod(*args, "--output", str(out), "--format", "mastodon")
+
+    assert over.exit_code == 0, over.output
+    assert f"warning: {warning} and this one has 20,001" in over.output, over.output
+    assert len(written) == 20_002 and written[-1].startswith("h20000.many.example,suspend")
+    assert out.with_name("many.csv.minisig").exists()
+    assert as_podmod.exit_code == 0 and warning not in as_podmod.output, as_podmod.output
+    assert at_limit.exit_code == 0 and warning not in at_limit.output, at_limit.output
+    assert "(20,000 entries, mastodon format)" in at_limit.output, at_limit.output
+
+
 @pytest.mark.parametrize("output_format", ["podmod", "mastodon"])
 def test_publish_from_a_pleroma_policy_writes_its_hosts_alone_as_their_domains(
     lists, pod, tmp_path, output_format

@@ -40,6 +40,9 @@ MASTODON_HEADER = (
     "#public_comment",
     "#obfuscate",
 )
+# Mastodon's admin import (Admin::Import::ROWS_PROCESSING_LIMIT) refuses a whole domain-block CSV
+# of more rows than this; importers through its API (FediBlockHole) take any number.
+MASTODON_IMPORT_ROWS = 20_000
 
 # Accounts whose latest lock decision is a lock: still locked by this pod's moderators or policies.
 LOCKED_ACCOUNTS_SQL = """
@@ -181,6 +184,18 @@ class Published:
     left_out: int = 0  # entries the format cannot hold
     why: str = ""
     widened: int = 0  # entries for one host alone written as their domain (Rendered)
+    output_format: str = "podmod"
+
+    def warning(self) -> str | None:
+        """What the file's subscribers cannot do with it, for the publisher to hear now: a
+        Mastodon file longer than Mastodon's own admin import takes."""
+        if self.output_format == "mastodon" and self.entries > MASTODON_IMPORT_ROWS:
+            return (
+                f"Mastodon's admin import refuses a file of more than {MASTODON_IMPORT_ROWS:,}"
+                f" rows and this one has {self.entries:,}: Mastodon admins can import it only in"
+                " parts, or through the API with a tool such as FediBlockHole."
+            )
+        return None
 
 
 def publish(
@@ -211,7 +226,13 @@ def publish(
     output.write_bytes(body)
     signature_path.write_text(signature, encoding="utf-8")
     return Published(
-        output, signature_path, rendered.written, rendered.left_out, why, rendered.widened
+        output,
+        signature_path,
+        rendered.written,
+        rendered.left_out,
+        why,
+        rendered.widened,
+        output_format,
     )
 
 
