@@ -1267,6 +1267,76 @@ def test_a_list_removed_from_the_config_stops_applying_and_the_sync_says_so(list
     state.rollback()
 
 
+def test_a_list_put_back_in_the_config_applies_again_and_each_sync_counts_its_own(lists, pod):
+    # README: a list removed from the config is retired; "put back, it applies again from the
+    # version it had", though its file has not changed. Another list's sync in between neither
+    # applies it nor counts its matches as its own.
+    pod.person("one", "far.example")
+    pod.person("two", "far.example")
+    lists.write("core", ["account,one@far.example,,", "account,two@far.example,,"])
+    lists.write("other", [])
+    lists.subscribe("core")
+    lists.subscribe("other")
+    sync()
+    kept = lists.lists
+    lists.lists = [item for item in kept if item["name"] != "core"]
+    lists.save()
+    sync()
+    lists.lists = kept
+    lists.save()
+    lists.write("other", ["account,nobody@else.example,,"])
+
+    other = sync("other")
+    open_after_other = cases_json("open")
+    code, output = sync("core")
+
+    assert other[0] == 0 and "other: version 2 applied" in other[1], other[1]
+    assert "0 new matches, 0 retracted" in other[1] and "other lists'" not in other[1], other[1]
+    assert open_after_other == [], open_after_other
+    assert code == 0, output
+    assert (
+        "core: settings changed (policy 'review'); matches re-applied: 2 new matches, 0 retracted\n"
+        in output
+    )
+    assert sorted(case["account"] for case in cases_json("open")) == [
+        "one@far.example",
+        "two@far.example",
+    ]
+    [core] = [
+        o for o in json.loads(podmod("lists", "show", "--json").output) if o["name"] == "core"
+    ]
+    assert core["policy"] == "review" and core["version"] == 1, core
+    again = sync("core")
+    assert again[0] == 0 and "core: unchanged" in again[1], again[1]
+
+
+def test_a_sync_tells_its_own_matches_from_those_of_other_lists(lists, pod):
+    # A sync applies every list again (people came since the last matching): the matches the
+    # other lists gain are said apart, not counted as this list's.
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,,", "account,two@far.example,,"])
+    lists.write("other", [])
+    lists.subscribe("core")
+    lists.subscribe("other")
+    sync()
+    pod.person("two", "far.example")
+    pod.person("three", "near.example")
+    lists.write("other", ["account,three@near.example,,"])
+
+    code, output = sync("other")
+
+    assert code == 0, output
+    assert (
+        "other: version 2 applied (podmod): 1 entry (+1 -0); 1 new match, 0 retracted;"
+        " other lists' matches: 1 new\n" in output
+    ), output
+    assert sorted(case["account"] for case in cases_json("open")) == [
+        "one@far.example",
+        "three@near.example",
+        "two@far.example",
+    ]
+
+
 def test_publish_then_sync_then_match_with_podmod_alone(lists, pod, tmp_path):
     pod.person("spammer", "far.example")
     keys = podmod("lists", "keygen", "--dir", str(tmp_path / "keys"))

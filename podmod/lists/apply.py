@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -221,7 +222,7 @@ SET retracted_at = now(),
 FROM gone g
 WHERE s.kind = 'list' AND s.retracted_at IS NULL AND s.list_id = g.list_id
   AND s.entry_kind = g.entry_kind AND s.entry_value = g.entry_value AND s.person_id = g.person_id
-RETURNING s.case_id
+RETURNING s.case_id, s.list_id
 """
 
 # A match that stays while its entry changed (a new severity, label or policy): the signal says so.
@@ -283,10 +284,12 @@ WITH added AS (
     JOIN podmod.cases c ON c.subject = 'person:' || n.person_id AND c.status = 'open'
     ORDER BY c.id
     ON CONFLICT DO NOTHING
-    RETURNING case_id
+    RETURNING case_id, list_id
 )
 SELECT count(*) AS added,
-       coalesce(array_agg(DISTINCT a.case_id) FILTER (WHERE o.id IS NULL), '{}') AS joined
+       coalesce(array_agg(DISTINCT a.case_id) FILTER (WHERE o.id IS NULL), '{}') AS joined,
+       (SELECT coalesce(jsonb_object_agg(list_id, n), '{}')
+        FROM (SELECT list_id, count(*) AS n FROM added GROUP BY list_id) per_list) AS by_list
 FROM added a
 LEFT JOIN opened_cases o ON o.id = a.case_id
 """
@@ -325,6 +328,10 @@ class ApplyResult:
     retracted: int = 0
     cases_resolved: int = 0
     locked: list[str] = field(default_factory=list)
+    # the same per list id: a sync of one list tells its own matches from those that other lists'
+    # changed settings, or a list put back in the configuration, left to this full matching
+    added_by_list: Counter[int] = field(default_factory=Counter)
+    retracted_by_list: Counter[int] = field(default_factory=Counter)
 
 
 def _execute_all(state: psycopg.Connection, script: str, params: dict | None = None) -> None:
@@ -434,12 +441,14 @@ def match_people(
     if full:
         retracted = state.execute(RETRACT_SQL).fetchall()
         result.retracted = len(retracted)
+        result.retracted_by_list = Counter(row["list_id"] for row in retracted)
         touched |= {row["case_id"] for row in retracted}
         touched |= {row["case_id"] for row in state.execute(REFRESH_SQL).fetchall()}
     *prepare, insert = ADD_SQL.split(";\n\n")
     state.execute(";\n\n".join(prepare))
     added = state.execute(insert).fetchone()
     result.added = added["added"]
+    result.added_by_list = Counter({int(key): n for key, n in added["by_list"].items()})
     touched.update(added["joined"])
     if result.added >= ANALYZE_AFTER:
         # As after any bulk load: the statements after these and the next sync plan on the tables'

@@ -508,10 +508,10 @@ def _store(
         return SyncOutcome(
             name,
             "applied",
-            f"settings changed ({what}); matches re-applied",
+            f"settings changed ({what}); matches re-applied: {_matched(matched, list_row['id'])}",
             version=current,
-            matches_added=matched.added,
-            matches_retracted=matched.retracted,
+            matches_added=matched.added_by_list[list_row["id"]],
+            matches_retracted=matched.retracted_by_list[list_row["id"]],
         )
     with phases.timed("open"):
         if signed is not None:
@@ -584,7 +584,8 @@ def _store(
             format=reader.format,
         )
     message = (
-        f"version {stored.number} applied ({reading}): {_changed(stored)}; {_matched(matched)}"
+        f"version {stored.number} applied ({reading}): {_changed(stored)}; "
+        f"{_matched(matched, list_row['id'])}"
     )
     with phases.timed("record"):
         _audit_sync(state, subscription, "apply", message)
@@ -596,8 +597,8 @@ def _store(
         entries=stored.entries,
         added=stored.added,
         removed=stored.removed,
-        matches_added=matched.added,
-        matches_retracted=matched.retracted,
+        matches_added=matched.added_by_list[list_row["id"]],
+        matches_retracted=matched.retracted_by_list[list_row["id"]],
         format=reader.format,
     )
 
@@ -654,10 +655,23 @@ def _changed(stored: versions.VersionOutcome) -> str:
     return f"{versions.entries_text(stored.entries)} (+{stored.added:,} -{stored.removed:,})"
 
 
-def _matched(matched: apply.ApplyResult) -> str:
-    """What applying the lists changed: "1 new match, 0 retracted"."""
-    added = f"{matched.added:,} new match{'' if matched.added == 1 else 'es'}"
-    return f"{added}, {matched.retracted:,} retracted"
+def _matched(matched: apply.ApplyResult, list_id: int) -> str:
+    """What applying the lists changed for this list: "1 new match, 0 retracted", and what the
+    same matching did for the others (their settings changed, or one put back in the
+    configuration, since their own last sync): "; 26 new matches of other lists"."""
+    added, retracted = matched.added_by_list[list_id], matched.retracted_by_list[list_id]
+    text = f"{added:,} new match{'' if added == 1 else 'es'}, {retracted:,} retracted"
+    others = [
+        f"{count:,} {what}"
+        for count, what in (
+            (matched.added - added, "new"),
+            (matched.retracted - retracted, "retracted"),
+        )
+        if count
+    ]
+    if others:
+        text += f"; other lists' matches: {', '.join(others)}"
+    return text
 
 
 def _reading(reader: ListReader, entries: int | None = None) -> str:
@@ -722,8 +736,11 @@ def retire_unsubscribed(
         ]
         if not retired or dry_run:
             return outcomes
+        # (its applied settings say so too: put back, its policy is a change, and the sync that
+        # finds it there applies its matches again, whether or not its file changed meanwhile)
         state.execute(
-            "UPDATE podmod.lists SET policy = 'ignore' WHERE name = ANY (%s)",
+            "UPDATE podmod.lists SET policy = 'ignore', applied_settings = applied_settings"
+            ' || \'{"policy": "ignore"}\'::jsonb WHERE name = ANY (%s)',
             ([row["name"] for row in retired],),
         )
         apply.match_people(config, pod, state, full=True)
@@ -824,7 +841,7 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
             _after_list_change(state, list_id=list_row["id"], version=number, reason="list_version")
             message = (
                 f"version {number} approved by {approved_by} and applied: {_changed(stored)}; "
-                f"{_matched(matched)}"
+                f"{_matched(matched, list_row['id'])}"
             )
             record_audit(
                 state,
@@ -843,8 +860,8 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
         entries=stored.entries,
         added=stored.added,
         removed=stored.removed,
-        matches_added=matched.added,
-        matches_retracted=matched.retracted,
+        matches_added=matched.added_by_list[list_row["id"]],
+        matches_retracted=matched.retracted_by_list[list_row["id"]],
     )
     _locks_said(config, outcome, locks)
     return outcome
