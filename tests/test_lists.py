@@ -964,11 +964,66 @@ def test_another_file_signed_in_the_same_second_is_refused(lists, pod, state):
 
     assert code == 1
     assert (
-        "it was signed at 2023-11-14 22:13:20 UTC, the same second as version 1 in force, yet "
-        "its content differs, so which is newer cannot be told (a possible replay); version 1 "
-        "stays."
+        "it was signed at 2023-11-14 22:13:20 UTC, the same second as version 1 (signed at "
+        "2023-11-14 22:13:20 UTC) in force, yet its content differs, so which is newer cannot be "
+        "told (a possible replay); version 1 stays."
     ) in output
     assert versions_of(state, "core") == [(1, "applied")]
+
+
+def test_a_signature_without_a_time_after_one_with_a_time_is_refused(lists, pod, state):
+    # Without the check, one untimed signature made every older timed file acceptable again:
+    # each was compared with the version in force only, which then had no time.
+    pod.person("one", "far.example")
+    first = lists.write("core", ["account,one@far.example,,"])
+    old_body, old_signature = first.read_bytes(), signature_of(first).read_text()
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write("core", ["account,two@far.example,,"], trusted_comment="weekly release")
+
+    code, output = sync()
+    first.write_bytes(old_body)
+    signature_of(first).write_text(old_signature)
+    replayed = sync()
+
+    assert code == 1, output
+    assert (
+        f"List 'core' was refused: its signature has no timestamp, while version 1 (signed at "
+        f"{utc(lists.signed_at - 1)}) in force has one, so an older file signed so, served again, "
+        "could not be told from a new one; ask the list's maintainers to sign with minisign, "
+        "which writes one; version 1 stays." in output
+    ), output
+    assert replayed[0] == 0 and "unchanged" in replayed[1], replayed[1]
+    assert versions_of(state, "core") == [(1, "applied")]
+
+
+def test_an_older_file_never_pushes_a_held_version_aside(lists, pod, state):
+    # Version 2 waits for approval; version 1's own file and signature, served again (a replay, or
+    # a cache), is older than it: refused, and version 2 stays held and can be approved.
+    rows = [f"account,u{n}@far.example,," for n in range(4)]
+    first = lists.write("core", rows)
+    old_body, old_signature = first.read_bytes(), signature_of(first).read_text()
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write("core", rows[:1])  # removes 3 of 4 entries: held
+    held = sync()
+    first.write_bytes(old_body)
+    signature_of(first).write_text(old_signature)
+
+    code, output = sync()
+    again = sync()
+
+    assert held[0] == 4 and "version 2" in held[1] and "held for approval" in held[1], held[1]
+    assert code == 1, output
+    assert (
+        f"older than version 2 (signed at {utc(lists.signed_at)}), held for approval: a possible "
+        "replay, or a mirror or cache still serving the older file; version 1 stays." in output
+    ), output
+    assert again[0] == 1, again[1]
+    assert versions_of(state, "core") == [(1, "applied"), (2, "held")]
+    approved = podmod("lists", "approve", "core", "2")
+    assert approved.exit_code == 0, approved.output
+    assert versions_of(state, "core") == [(1, "applied"), (2, "applied")]
 
 
 def test_a_version_signed_with_a_time_is_taken_after_one_signed_without(lists, pod):

@@ -257,34 +257,52 @@ def latest_version_named(state: psycopg.Connection, name: str) -> dict[str, Any]
     ).fetchone()
 
 
+# The newest signed time among a list's stored versions, in force, held or gone before.
+NEWEST_SIGNED_SQL = """
+SELECT number, status, signed_at, sha256 FROM podmod.list_versions
+WHERE list_id = %s AND signed_at IS NOT NULL
+ORDER BY signed_at DESC, number DESC LIMIT 1
+"""
+
+
 def refuse_replay(
     state: psycopg.Connection, list_row: dict[str, Any], signed: TrustedComment, digest: str
 ) -> None:
-    """Refuse a file signed before the version in force: an old version with its own valid
-    signature, served again, would undo what came since (unlocks included). A file signed in
-    the same second with other content (`digest`: the file's content_digest()) is refused too:
-    which one is newer cannot be told."""
-    number = list_row["current_version"]
-    if signed.signed_at is None or number is None:
+    """Refuse a file signed before the newest version this pod has stored of the list, in
+    force or held for approval: an old version with its own valid signature, served again, would
+    undo what came since (unlocks included), or push a held version aside. A file signed in the
+    same second with other content (`digest`: the file's content_digest()) is refused too: which
+    one is newer cannot be told. Once a version came signed with a time, a signature without
+    one is refused: an older file so signed, served again, could not be told from a new one."""
+    newest = state.execute(NEWEST_SIGNED_SQL, (list_row["id"],)).fetchone()
+    if newest is None:
         return
-    in_force = state.execute(
-        "SELECT signed_at, sha256 FROM podmod.list_versions WHERE list_id = %s AND number = %s",
-        (list_row["id"], number),
-    ).fetchone()
-    if in_force is None or in_force["signed_at"] is None:
-        return
-    when, before = signed_time(signed.signed_at), signed_time(in_force["signed_at"])
-    if signed.signed_at < in_force["signed_at"]:
+    current, number = list_row["current_version"], newest["number"]
+    name, before = list_row["name"], signed_time(newest["signed_at"])
+    if number == current:
+        which = f"version {number} (signed at {before}) in force"
+    elif newest["status"] == "held":
+        which = f"version {number} (signed at {before}), held for approval"
+    else:
+        which = f"version {number} (signed at {before}), stored before"
+    stays = f"version {current} stays" if current is not None else "no version is in force yet"
+    if signed.signed_at is None:
         raise SignatureError(
-            f"List {list_row['name']!r} was refused: it was signed at {when}, older than version "
-            f"{number} (signed at {before}) in force: a possible replay, or a mirror or cache "
-            f"still serving the older file; version {number} stays."
+            f"List {name!r} was refused: its signature has no timestamp, while {which} has "
+            f"one, so an older file signed so, served again, could not be told from a new one; "
+            f"ask the list's maintainers to sign with minisign, which writes one; {stays}."
         )
-    if signed.signed_at == in_force["signed_at"] and in_force["sha256"] != digest:
+    when = signed_time(signed.signed_at)
+    if signed.signed_at < newest["signed_at"]:
         raise SignatureError(
-            f"List {list_row['name']!r} was refused: it was signed at {when}, the same second as "
-            f"version {number} in force, yet its content differs, so which is newer cannot be "
-            f"told (a possible replay); version {number} stays."
+            f"List {name!r} was refused: it was signed at {when}, older than {which}: a "
+            f"possible replay, or a mirror or cache still serving the older file; {stays}."
+        )
+    if signed.signed_at == newest["signed_at"] and newest["sha256"] != digest:
+        raise SignatureError(
+            f"List {name!r} was refused: it was signed at {when}, the same second as {which}, "
+            f"yet its content differs, so which is newer cannot be told (a possible replay); "
+            f"{stays}."
         )
 
 
