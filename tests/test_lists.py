@@ -947,6 +947,30 @@ def test_an_older_signed_version_served_again_is_refused_and_the_unlocked_accoun
     assert shown["version"] == 2 and "a possible replay" in shown["last_error"]
 
 
+def test_an_entry_taken_off_and_put_back_never_locks_an_account_a_moderator_unlocked(
+    lists, pod, state
+):
+    # README: a lock list locks "never again after a moderator unlocked the account". The entry
+    # put back is a new match; it opens the account's case for the moderators, and locks nothing.
+    pod.person("spammer")
+    pod.person("other")
+    kept = ["account,a@far.example,,"]
+    lists.write("lockme", ["account,spammer@pod.example,,", *kept])
+    lists.subscribe("lockme", policy="lock")
+    assert "locked spammer@pod.example" in sync()[1]
+    assert podmod("unlock", "spammer@pod.example", "--reason", "false positive").exit_code == 0
+    lists.write("lockme", kept)
+    assert "1 retracted" in sync()[1]
+    lists.write("lockme", ["account,spammer@pod.example,,", "account,other@pod.example,,", *kept])
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert "locked other@pod.example" in output and "spammer" not in output, output
+    assert not is_locked(pod, "spammer") and is_locked(pod, "other")
+    assert case_of("spammer@pod.example")["status"] == "open"
+
+
 def utc(timestamp: int) -> str:
     from datetime import UTC, datetime
 

@@ -538,12 +538,14 @@ JOIN podmod.list_entries e ON e.list_id = s.list_id AND e.kind = s.entry_kind
 JOIN podmod.cases c ON c.id = s.case_id AND c.local
 WHERE s.kind = 'list' AND s.retracted_at IS NULL
   AND (l.policy = 'lock' OR e.labels && l.lock_labels)
-  -- each match locks at most once, and never again after a person unlocked the account
+  -- each match locks at most once, and no list locks an account a person has unlocked, ever:
+  -- an entry taken off and put back (a new match) leaves that decision to the moderators too
   AND NOT EXISTS (
       SELECT 1 FROM podmod.decisions d
-      WHERE d.person_id = s.person_id AND d.created_at >= s.created_at
+      WHERE d.person_id = s.person_id
         AND (d.action = 'unlock'
-             OR (d.action IN ('lock', 'close', 'lock_refused') AND d.source = 'list:' || l.name)))
+             OR (d.action IN ('lock', 'close', 'lock_refused') AND d.source = 'list:' || l.name
+                 AND d.created_at >= s.created_at)))
 ORDER BY s.person_id, s.id
 """
 
