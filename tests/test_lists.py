@@ -971,6 +971,39 @@ def test_an_entry_taken_off_and_put_back_never_locks_an_account_a_moderator_unlo
     assert case_of("spammer@pod.example")["status"] == "open"
 
 
+def test_a_new_public_key_verifies_the_file_again_and_holds_back_approval(lists, pod, state):
+    # The podmin replaces a list's key (the old one was stolen, say): the next sync fetches the
+    # file whole and verifies it with the new key, not "not modified since the last sync"; a
+    # version held before cannot be approved until a sync has verified it with the new key.
+    rows = [f"account,u{n}@far.example,," for n in range(4)]
+    lists.write("core", rows)
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write("core", rows[:1])  # held: removes 3 of 4
+    assert sync()[0] == 4
+    old_secret, lists.secret = lists.secret, minisign.SecretKey.generate()
+    lists.subscribe("core")  # (the new public key)
+
+    approve = podmod("lists", "approve", "core", "2")
+    code, output = sync()
+    again = sync()
+    lists.write("core", rows[:1])  # the same file, signed with the new key
+    code_after, after = sync()
+    approved = podmod("lists", "approve", "core", "2")
+
+    assert approve.exit_code != 0, approve.output
+    assert (
+        "Version 2 of list 'core' was verified with the list's earlier public_key, not with the "
+        "one configured now; sync the list first" in approve.output
+    ), approve.output
+    assert code == 1 and "signature" in output and "unchanged" not in output, output
+    assert again[0] == 1, again[1]
+    assert code_after == 0 and "core: settings changed (public_key 'RW" in after, after
+    assert approved.exit_code == 0, approved.output
+    assert versions_of(state, "core") == [(1, "applied"), (2, "applied")]
+    assert old_secret.public_key.to_string() != lists.secret.public_key.to_string()
+
+
 def utc(timestamp: int) -> str:
     from datetime import UTC, datetime
 

@@ -811,7 +811,14 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
         one_at_a_time(state, name, lambda stage: None),
     ):
         with state.transaction():
-            list_row, _ = versions.ensure_list(state, subscription)
+            list_row, changed = versions.ensure_list(state, subscription)
+            if "public_key" in changed:
+                raise versions.ListStateError(
+                    f"Version {number} of list {name!r} was verified with the list's earlier "
+                    f"public_key, not with the one configured now; sync the list first "
+                    f"(`podmod lists sync --name {name}` verifies its file with the new key), "
+                    "then approve what it holds."
+                )
             held = state.execute(
                 "SELECT * FROM podmod.list_versions WHERE list_id = %s AND number = %s FOR UPDATE",
                 (list_row["id"], number),

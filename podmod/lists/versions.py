@@ -195,6 +195,9 @@ def list_settings(subscription: ListConfig) -> dict[str, Any]:
         "format": subscription.format or "",
         "require_canary": subscription.require_canary or "",
         "severity": subscription.severity or "",
+        # (kept in applied_settings only: a new key means the file is fetched whole and verified
+        # with it, not asked for "if changed", and a version held before can't be approved)
+        "public_key": subscription.public_key or "",
     }
 
 
@@ -211,7 +214,10 @@ def list_state(
         return None, []
     settings = list_settings(subscription)
     applied = before["applied_settings"] or {name: before[name] for name in SETTINGS}
-    return before, [name for name in SETTINGS if applied.get(name) != settings[name]]
+    changed = [name for name in SETTINGS if applied.get(name) != settings[name]]
+    if "public_key" in applied and applied["public_key"] != settings["public_key"]:
+        changed.append("public_key")  # (not there: applied before podmod kept the key)
+    return before, changed
 
 
 def ensure_list(
