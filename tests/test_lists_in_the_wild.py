@@ -573,6 +573,74 @@ def test_canary_rows_never_match_and_a_required_canary_must_be_there(lists, pod,
     assert entries_of(state, "aud") == pods(("epsilon.example", "suspend"))
 
 
+PODMOD_HEADER = "kind,value,label,comment\n"
+
+
+@pytest.mark.parametrize(
+    "canary_row",
+    ["pod,aud.invalid,,canary row", "account,aud@aud.invalid,,", "pod,aud.invalid:8443,,"],
+    ids=["pod", "account", "on-a-port"],
+)
+def test_a_canary_row_of_podmods_own_format_is_a_canary(lists, pod, state, canary_row):
+    # podmod's format is what `lists publish` writes and the README's require_canary example
+    # uses: its canary row is a canary too, never an entry; on another port still `aud.invalid`.
+    pod.person("real", "epsilon.example")
+    serve(
+        lists,
+        "core",
+        PODMOD_HEADER + canary_row + "\npod,epsilon.example,spam,\n",
+        require_canary="aud.invalid",
+    )
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert "canary aud.invalid" in output, output
+    assert entries_of(state, "core") == {("pod", "epsilon.example", "")}
+    assert open_accounts() == ["real@epsilon.example"]
+    assert "canary" not in shown("core")["labels_in_use"], shown("core")
+    serve(
+        lists, "core", PODMOD_HEADER + "pod,epsilon.example,spam,\n", require_canary="aud.invalid"
+    )
+    code, output = sync()
+    assert code == 1 and "has no canary row aud.invalid" in output, output
+
+
+def test_a_label_canary_marks_a_canary_row_of_any_kind_in_podmods_format(lists, pod, state):
+    pod.person("bird", "canary.example")
+    pod.person("real", "epsilon.example")
+    serve(
+        lists,
+        "core",
+        PODMOD_HEADER
+        + "phrase,placeholder canary text,canary,\n"
+        + "pod,canary.example,iftas:canary,\n"
+        + "pod,epsilon.example,,\n",
+    )
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert "canary placeholder canary text, canary.example" in output, output
+    assert entries_of(state, "core") == {("pod", "epsilon.example", "")}
+    assert open_accounts() == ["real@epsilon.example"]
+
+
+def test_a_lists_severity_setting_gives_podmods_rows_their_severity(lists, pod, state):
+    # podmod's rows name no severity: `severity = "silence"` on the subscription makes them
+    # silences (15 points, not a suspension's 30), as it does for every other shape.
+    pod.person("loud", "loud.example")
+    serve(lists, "quiet", PODMOD_HEADER + "pod,loud.example,spam,\n", severity="silence")
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert entries_of(state, "quiet") == {("pod", "loud.example", "silence")}
+    [case] = cases_json("open")
+    assert [s["severity"] for s in case["signals"] if s["kind"] == "list"] == ["silence"]
+    assert case["priority"] == 15, case
+
+
 def test_a_lists_severity_setting_gives_its_rows_that_name_none_a_severity(lists, pod, state):
     # Publishers split lists by severity into files (`…_silence.txt`): the file cannot say it.
     pod.person("loud", "loud.example")

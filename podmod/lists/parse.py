@@ -440,6 +440,20 @@ def _hex64(value: str, what: str) -> str:
 # Never the first character of a normalised host; podmod.lists.apply matches it.
 EXACT_HOST = "="
 
+# A canary row tells a whole file from a cut or substituted one; it names no real host (IFTAS
+# writes `aud.invalid`, comment `iftas:canary`).
+CANARY_LABEL = "canary"
+CANARY_DOMAIN = ".invalid"  # (RFC 2606: never a real host)
+
+
+def canary_host(value: str) -> str | None:
+    """The host of a normalised pod or account entry when it is a canary's (under `.invalid`,
+    on any port: `aud.invalid`, `aud.invalid:8443`, `x@aud.invalid`), else None."""
+    host = value.removeprefix(EXACT_HOST).rpartition("@")[2]
+    if not host.startswith("["):
+        host = host.partition(":")[0]
+    return host if host.endswith(CANARY_DOMAIN) else None
+
 
 def normalise(kind: str, value: str) -> str:
     """The canonical form of `value` for `kind`; ValueError with a short reason when invalid."""
@@ -1247,6 +1261,7 @@ class ListReader:
     ) -> None:
         # the severity of a domain list's rows that name none (a list's `severity` setting)
         self.severity = severity or "suspend"
+        self.severity_setting = severity or ""
         self.errors: list[RowError] = []
         self.duplicates = 0
         self.obfuscated = 0
@@ -1288,6 +1303,11 @@ class ListReader:
 
     def __iter__(self) -> Iterator[Entry]:
         return map(entry_of, self.rows())
+
+    def canary(self, host: str) -> None:
+        """A canary row, counted once by its host (or value) for check()'s require_canary."""
+        if host not in self.canaries:
+            self.canaries.append(host)
 
     def repeated(self, kind: str, value: str, details: Details) -> None:
         """A row naming an entry already read: counted, and what it says beyond the first (more
@@ -1394,6 +1414,8 @@ def _read_podmod(reader: ListReader, lines: list[str], start: int) -> Iterator[R
     shared: dict[tuple[str, str], Details] = {}  # and each (label, comment)'s details
     fast = _ACCOUNT_FAST.fullmatch
     kinds = {kind: kind for kind in KINDS}  # one shared string per kind, not one per row
+    # podmod's rows name no severity: the list's `severity` setting, when given, is theirs
+    given_severity = reader.severity_setting
     for line, row in _rows(lines, start, _podmod_row_like):
         width = len(row)
         if width == 2:
@@ -1465,9 +1487,14 @@ def _read_podmod(reader: ListReader, lines: list[str], start: int) -> Iterator[R
             if problem:
                 errors.append(RowError(line, problem))
                 continue
+        if CANARY_DOMAIN in value or (tokens and CANARY_LABEL in tokens):
+            host = canary_host(value) if kind in ("account", "pod") else None
+            if host is not None or CANARY_LABEL in tokens:
+                reader.canary(host or value)  # (never an entry, as in every other shape)
+                continue
         details = shared.get((label, comment))
         if details is None:
-            details = Details(label, comment, "", tokens, "")
+            details = Details(label, comment, given_severity, tokens, "")
             if len(shared) < _DETAILS_KEPT:
                 shared[label, comment] = details
         values = seen[kind]

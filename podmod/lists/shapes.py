@@ -19,6 +19,8 @@ from podmod.lists.parse import (
     _HEX64,
     _HOST_FAST,
     ACCOUNT_COLUMN,
+    CANARY_DOMAIN,
+    CANARY_LABEL,
     EXACT_HOST,
     MAX_COMMENT,
     MAX_HOST,
@@ -38,6 +40,7 @@ from podmod.lists.parse import (
     _show,
     _trimmed,
     _unsafe,
+    canary_host,
     label_keys,
     label_tokens,
     normalise,
@@ -74,10 +77,6 @@ BOOLEAN_WORDS = frozenset(("true", "false", "t", "f", "yes", "no", "y", "n", "1"
 _BOOLEAN_CELLS = frozenset(
     spelling for word in BOOLEAN_WORDS for spelling in (word, word.upper(), word.title())
 )
-# A canary row tells a whole file from a cut or substituted one; it names no real host (IFTAS
-# writes `aud.invalid`, comment `iftas:canary`).
-CANARY_LABEL = "canary"
-CANARY_DOMAIN = ".invalid"  # (RFC 2606: never a real host)
 _COMMENTS_KEPT = 10_000  # distinct public comments a list's reading remembers the labels of
 _SURROGATE = re.compile("[\ud800-\udfff]")  # (only JSON's \u escapes can write one)
 
@@ -213,9 +212,10 @@ class _Domains:
             if found is None:
                 return None
             value, published = found
-            canary = canary or value.endswith(CANARY_DOMAIN)
+            host = canary_host(value)
+            canary = canary or host is not None
         if canary:
-            self.canary(published or value)
+            self.canary(published or canary_host(value) or value)
             return None
         if problem:
             self.error(line, problem)
@@ -274,8 +274,7 @@ class _Domains:
             return None
 
     def canary(self, host: str) -> None:
-        if host not in self.reader.canaries:
-            self.reader.canaries.append(host)
+        self.reader.canary(host)
 
     def _comment(self, raw: str) -> _Comment:
         text = raw.strip()

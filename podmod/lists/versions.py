@@ -50,8 +50,10 @@ from podmod.redact import masked_url
 # mark starting a line, a second file's, and podmod's header again, labels as they show (format
 # characters dropped, NFKC), an obfuscated row's shown text without controls, Friendica's `?` and
 # `[ab]` patterns counted apart; 9: a host written with port 443 is the host, `pod.example:443`
-# and `user@pod.example:443` as handles write them).
-READER = 9
+# and `user@pod.example:443` as handles write them; 10: podmod's format's canary rows (a host
+# under .invalid, the label canary) and a canary's host on another port are canaries, not
+# entries, and its rows take the list's `severity` setting).
+READER = 10
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)
 ENTRY_COLUMNS = ("kind", "value", "line", "label", "comment", "severity", "labels", "published")
