@@ -1449,6 +1449,43 @@ def test_a_sync_tells_its_own_matches_from_those_of_other_lists(lists, pod):
     ]
 
 
+def test_a_defect_met_on_one_list_fails_that_list_alone(lists, pod, state, monkeypatch):
+    # An unexpected error (a defect of podmod's, met on one list's file or server) must not
+    # stop the other lists' sync: that list fails in one sentence, recorded as its last error,
+    # and the log keeps the traceback to report.
+    from podmod.lists import sync as list_sync
+
+    pod.person("one", "far.example")
+    lists.write("broken", ["account,one@far.example,,"])
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("broken")
+    lists.subscribe("core")
+    read = list_sync.list_reader
+
+    def reader(subscription, body):
+        if subscription.name == "broken":
+            raise ValueError("Invalid IPv6 URL")
+        return read(subscription, body)
+
+    monkeypatch.setattr(list_sync, "list_reader", reader)
+
+    code, output = sync()
+
+    assert code == 1, output
+    assert (
+        "broken: FAILED: List 'broken' could not be synced: podmod met an unexpected error "
+        "(ValueError: Invalid IPv6 URL); no version of it is in force yet; the log has the "
+        "details, please report them." in output
+    ), output
+    assert "core: version 1 applied" in output, output
+    assert "ERROR podmod.lists list broken: unexpected error\n  | Traceback" in output, output
+    shown = {row["name"]: row for row in json.loads(podmod("lists", "show", "--json").output)}
+    assert "unexpected error" in shown["broken"]["last_error"]
+    assert [s["list"] for s in case_of("one@far.example")["signals"] if s["kind"] == "list"] == [
+        "core"
+    ]
+
+
 def test_publish_then_sync_then_match_with_podmod_alone(lists, pod, tmp_path):
     pod.person("spammer", "far.example")
     keys = podmod("lists", "keygen", "--dir", str(tmp_path / "keys"))

@@ -33,7 +33,7 @@ from podmod.lists.parse import (
     collector_paused,
     recognised_not_a_list,
 )
-from podmod.redact import masked_url
+from podmod.redact import masked_url, printable
 from podmod.scan import changes
 from podmod.store import record_audit
 
@@ -316,7 +316,19 @@ def sync_list(
                 ),
             )
         phases.add("record", attempt + time.perf_counter() - recording)
-    except PodmodError as error:
+    except psycopg.OperationalError:
+        raise  # (the connection is lost: the CLI's one sentence; the next sync carries on)
+    except Exception as error:
+        if not isinstance(error, PodmodError):
+            # A defect of podmod's, met on this list's file or server: it fails with its own
+            # words, the others still sync, and the log keeps the traceback to report.
+            log.exception("list %s: unexpected error", name)
+            error = PodmodError(
+                f"List {name!r} could not be synced: podmod met an unexpected error "
+                f"({type(error).__name__}: {printable(str(error))[:200]}); "
+                f"{_kept_text(list_row['current_version'])}; the log has the details, "
+                "please report them."
+            )
         state.rollback()
         pod.rollback()
         with state.transaction():
