@@ -1502,7 +1502,9 @@ def test_an_admin_approves_a_held_list_version_from_the_lists_page(
         "SELECT list_match_count FROM podmod.cases WHERE person_id = %s", (held_version.id,)
     ).fetchone()
     assert case["list_match_count"] == 1
-    assert audit_rows(state, "list_approve")[0]["actor"] == "podmin@pod.example"
+    [approved] = audit_rows(state, "list_approve")
+    assert approved["actor"] == "podmin@pod.example"
+    assert approved["details"]["ip"] == "127.0.0.1" and approved["details"]["user_id"], approved
 
 
 def test_a_moderator_who_may_lock_still_may_not_approve_a_held_version(

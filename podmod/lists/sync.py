@@ -812,8 +812,16 @@ def sync_lists(
     return outcomes
 
 
-def approve_version(config: Config, name: str, number: int, *, approved_by: str) -> SyncOutcome:
-    """Apply a held version, as `podmod lists approve` and the web page do."""
+def approve_version(
+    config: Config,
+    name: str,
+    number: int,
+    *,
+    approved_by: str,
+    details: dict[str, Any] | None = None,
+) -> SyncOutcome:
+    """Apply a held version, as `podmod lists approve` and the web page do (`details`: the web
+    request's, for the audit log: from where)."""
     subscription = config.subscription(name)
     if subscription is None:
         raise versions.ListStateError(f"No list named {name!r} in the configuration.")
@@ -868,7 +876,7 @@ def approve_version(config: Config, name: str, number: int, *, approved_by: str)
                 action="list_approve",
                 source=f"list:{name}",
                 reason=message,
-                details={"list": name, "version": number},
+                details={"list": name, "version": number, **(details or {})},
             )
         locks = apply.carry_out_lock_policies(config, state)
     outcome = SyncOutcome(

@@ -147,7 +147,9 @@ def approve(name: str, number: int) -> Response:
     from podmod.lists.sync import approve_version  # (fetching and signatures: loaded when used)
 
     try:
-        outcome = approve_version(services().config, name, number, approved_by=actor())
+        outcome = approve_version(
+            services().config, name, number, approved_by=actor(), details=action_details()
+        )
     except PodmodError as error:
         flash(str(error), "error")
         return redirect(url_for("lists.index"))
