@@ -849,6 +849,12 @@ def lists_lock(ctx: click.Context, name: str) -> None:
         confirmed = ", confirmed" if list_name == name else ""
         click.echo(f"{list_name}: locked {printable(handle)} (policy lock{confirmed})")
     count = sum(list_name == name for list_name, _ in locks.locked)
+    if not count:
+        click.echo(
+            f"{name}: no locks held back, nothing to confirm (a sync locks up to"
+            " list_sync.max_locks accounts at once by itself)."
+        )
+        return
     click.echo(f"{name}: {count} {'account' if count == 1 else 'accounts'} locked.")
 
 

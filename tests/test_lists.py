@@ -651,14 +651,17 @@ def test_lock_policy_locks_local_matches_never_staff_never_remote(lists, pod, st
     ).fetchall()
     assert [row["username"] for row in locked] == ["spammer"]
     audit = state.execute(
-        "SELECT actor, action, account, details FROM podmod.audit WHERE action LIKE 'lock%'"
-        " ORDER BY account"
+        "SELECT actor, action, account, reason, details FROM podmod.audit"
+        " WHERE action LIKE 'lock%' ORDER BY account"
     ).fetchall()
     assert [(a["action"], a["account"]) for a in audit] == [
         ("lock_refused", "boss@pod.example"),
         ("lock_refused", "mod@pod.example"),
         ("lock", "spammer@pod.example"),
     ]
+    # (not the action path's "repeat the action with a confirmation", which no list gives)
+    assert "no list locks an admin or a moderator; a person may" in audit[1]["reason"], audit[1]
+    assert "confirmation" not in audit[1]["reason"]
     lock_row = audit[-1]
     assert lock_row["actor"] == "list:lockme"
     assert lock_row["details"] == {
@@ -2064,7 +2067,7 @@ def test_a_lock_list_locking_more_than_max_locks_at_once_waits_for_a_podmin(list
     assert sync()[0] == 0
 
 
-def test_a_lock_list_locks_up_to_max_locks_at_once_on_its_own(lists, pod):
+def test_a_lock_list_locks_up_to_max_locks_at_once_on_its_own(lists, pod, state):
     for n in range(2):
         pod.person(f"spam{n}")
     lists.list_sync["max_locks"] = 2
@@ -2077,6 +2080,15 @@ def test_a_lock_list_locks_up_to_max_locks_at_once_on_its_own(lists, pod):
     assert _locked(pod) == ["spam0", "spam1"]
     review = podmod("lists", "lock", "other")
     assert review.exit_code == 2 and "No list named 'other'" in review.output
+    # Nothing was held back: nothing to confirm, and no confirmation recorded.
+    nothing = podmod("lists", "lock", "lockme")
+    assert nothing.exit_code == 0 and "lockme: no locks held back, nothing to confirm" in (
+        nothing.output
+    ), nothing.output
+    state.rollback()
+    confirmations = "SELECT count(*) AS n FROM podmod.audit WHERE action = 'list_locks_confirm'"
+    assert state.execute(confirmations).fetchone()["n"] == 0
+    state.rollback()
 
 
 def test_held_locks_skip_an_account_gone_from_the_pod_since_it_matched(lists, pod):

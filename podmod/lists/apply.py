@@ -672,6 +672,13 @@ def carry_out_lock_policies(
                 result = actions.lock_account(config, person_id=candidate["person_id"], **arguments)
         except actions.ActionRefused as refusal:
             # An admin, a moderator: never locked by a list. Recorded once, visibly.
+            if isinstance(refusal, actions.ConfirmationNeeded):
+                # (its words are for a person at the action path: "repeat it with a
+                # confirmation", which a list never gives)
+                refusal = actions.ActionRefused(
+                    f"{refusal.who} was not locked: no list locks an admin or a moderator; a "
+                    "person may, from the account's case"
+                )
             log.warning("lock policy of list %s not carried out: %s", candidate["list"], refusal)
             actions.record_refusal(
                 config,

@@ -917,6 +917,8 @@ def confirm_locks(
     with state_connection(config) as state:
         locks = apply.carry_out_lock_policies(config, state, confirmed=name, by=by, seen=seen)
         count = sum(list_name == name for list_name, _ in locks.locked)
+        if not count:  # (nothing was held back: no confirmation to record)
+            return locks
         record_audit(
             state,
             actor=by,
