@@ -1505,6 +1505,14 @@ def test_an_admin_approves_a_held_list_version_from_the_lists_page(
     [approved] = audit_rows(state, "list_approve")
     assert approved["actor"] == "podmin@pod.example"
     assert approved["details"]["ip"] == "127.0.0.1" and approved["details"]["user_id"], approved
+    # The version page no longer says it is held, only that it was; counts agree with numbers.
+    after = html(client.get("/lists/core/versions/1"))
+    assert "Held:" not in after and "It was held (placeholder: held for the test)" in after
+    assert "1 entry added, 0 removed." in after, after
+    # The case page's list match reads as a sentence: "entry <code>…</code>, label …".
+    page = html(client.get(f"/cases/{case_id_of(state, 'listed@far.example')}"))
+    assert "</code>, label “<bdi>placeholder</bdi>”" in page, page
+    assert "This pod's own list" in html(client.get("/lists"))
 
 
 def test_a_moderator_who_may_lock_still_may_not_approve_a_held_version(
