@@ -1262,6 +1262,9 @@ def test_a_malformed_list_is_refused_with_line_numbers_unless_told_to_skip(lists
     lists.subscribe("core", signed=False, skip_invalid=True)
     code, output = sync()
     assert code == 0 and "2 invalid rows skipped" in output
+    # which ones, for the podmin to tell the publisher: by line, in the sync's line
+    assert "1 new match, 0 retracted; skipped line 3: 'bogus' is not a known kind" in output
+    assert "; line 4: " in output, output
     assert [c["account"] for c in cases_json("open")] == ["one@far.example"]
 
 

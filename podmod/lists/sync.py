@@ -597,7 +597,7 @@ def _store(
         )
     message = (
         f"version {stored.number} applied ({reading}): {_changed(stored)}; "
-        f"{_matched(matched, list_row['id'])}"
+        f"{_matched(matched, list_row['id'])}{_skipped_rows(reader)}"
     )
     with phases.timed("record"):
         _audit_sync(state, subscription, "apply", message)
@@ -701,6 +701,21 @@ def _reading(reader: ListReader, entries: int | None = None) -> str:
     )
     counted = [] if entries is None else [versions.entries_text(entries)]
     return ", ".join([reader.format, *counted, *notes])
+
+
+# The invalid rows (skip_invalid) a sync names, of those it skipped.
+SKIPPED_SHOWN = 3
+
+
+def _skipped_rows(reader: ListReader) -> str:
+    """Which invalid rows skip_invalid left out, for the podmin to tell the publisher (in the
+    sync's line and the audit log): "; skipped line 4: the domain is empty; … and 9 more"."""
+    if not reader.errors:
+        return ""
+    shown = reader.errors[:SKIPPED_SHOWN]
+    named = "; ".join(f"{e.unit} {e.line}: {printable(e.message)}" for e in shown)
+    more = len(reader.errors) - len(shown)
+    return f"; skipped {named}" + (f"; and {more:,} more" if more else "")
 
 
 def _setting_text(value: Any) -> str:
