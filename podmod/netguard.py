@@ -5,9 +5,11 @@ so that neither a second URL parser nor a second DNS answer can lead podmod into
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -183,6 +185,12 @@ class GuardedSession(requests.Session):
     def get_redirect_target(self, response: requests.Response) -> None:
         return None  # the caller follows redirects, each through request() and the guard
 
+    def cut(self) -> None:
+        """Shut down every connection this session opened, in use or not: a request blocked
+        reading from one, in a thread its caller gave up on at a deadline, then ends at once
+        (and its socket with it) instead of reading on as long as a server trickles bytes."""
+        self.adapter.cut()
+
 
 def _checked(
     adapter: HTTPAdapter,
@@ -211,6 +219,12 @@ class _PinnedAdapter(HTTPAdapter):
         super().__init__()
         self.destination: Destination | None = None
         self.pools: dict[tuple[Any, ...], _PinnedPool] = {}
+        self.cut_off = False
+
+    def cut(self) -> None:
+        self.cut_off = True  # (a pool made after this, by a thread still on its way, is cut too)
+        for pool in list(self.pools.values()):
+            pool.cut()
 
     def get_connection_with_tls_context(
         self, request: requests.PreparedRequest, verify: Any, proxies: Any = None, cert: Any = None
@@ -221,6 +235,8 @@ class _PinnedAdapter(HTTPAdapter):
             self.pools[key] = _PinnedPool(
                 destination.host, destination.port, addresses=destination.addresses, **pool_kwargs
             )
+        if self.cut_off:
+            self.pools[key].cut()
         return self.pools[key]
 
     def close(self) -> None:
@@ -240,15 +256,89 @@ class _ProxiedAdapter(HTTPAdapter):
     def __init__(self) -> None:
         super().__init__()
         self.destination: Destination | None = None
+        self.pools: weakref.WeakSet[_CuttablePool] = weakref.WeakSet()
+        self.cut_off = False
 
     def get_connection_with_tls_context(
         self, request: requests.PreparedRequest, verify: Any, proxies: Any = None, cert: Any = None
     ) -> Any:
         _checked(self, self.destination, request, verify, cert)
-        return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+        if isinstance(pool, _CuttablePool):
+            self.pools.add(pool)
+            if self.cut_off:
+                pool.cut()
+        return pool
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = {**manager.pool_classes_by_scheme, "https": _CuttablePool}
+        return manager
+
+    def cut(self) -> None:
+        self.cut_off = True
+        for pool in list(self.pools):
+            pool.cut()
 
 
-class _PinnedConnection(urllib3.connection.HTTPSConnection):
+class _CuttableConnection(urllib3.connection.HTTPSConnection):
+    """A connection that can be shut down from another thread at any moment, its TLS handshake
+    included: it keeps a second handle (dup) on its socket, which TLS does not take over. Cut
+    before it connects, its socket is shut down as soon as it is made."""
+
+    cut_handle: socket.socket | None = None
+    cut_off = False
+
+    def _new_conn(self) -> socket.socket:
+        return self._cuttable(super()._new_conn())
+
+    def _cuttable(self, sock: socket.socket) -> socket.socket:
+        self.cut_handle = sock.dup()
+        if self.cut_off:
+            self.cut()
+        return sock
+
+    def cut(self) -> None:
+        self.cut_off = True
+        handle = self.cut_handle
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            handle, self.cut_handle = self.cut_handle, None
+            if handle is not None:
+                handle.close()
+
+
+class _CuttablePool(urllib3.HTTPSConnectionPool):
+    """A pool that knows every connection it made, to cut them all (GuardedSession.cut())."""
+
+    ConnectionCls = _CuttableConnection
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.made: weakref.WeakSet[_CuttableConnection] = weakref.WeakSet()
+        self.cut_off = False
+
+    def _new_conn(self) -> Any:
+        conn = super()._new_conn()
+        if isinstance(conn, _CuttableConnection):
+            self.made.add(conn)
+            if self.cut_off:
+                conn.cut()
+        return conn
+
+    def cut(self) -> None:
+        self.cut_off = True
+        for conn in list(self.made):
+            conn.cut()
+
+
+class _PinnedConnection(_CuttableConnection):
     """A connection to the checked addresses, tried in order; the Host header, SNI and the
     certificate check still use the host's name."""
 
@@ -260,7 +350,7 @@ class _PinnedConnection(urllib3.connection.HTTPSConnection):
         failure: OSError = OSError("no address")
         for address in self.addresses:
             try:
-                return connection.create_connection(
+                sock = connection.create_connection(
                     (address, self.port),
                     self.timeout,
                     source_address=self.source_address,
@@ -268,6 +358,8 @@ class _PinnedConnection(urllib3.connection.HTTPSConnection):
                 )
             except OSError as error:  # refused, unreachable, timed out: try the next address
                 failure = error
+                continue
+            return self._cuttable(sock)
         if isinstance(failure, TimeoutError):
             raise urllib3.exceptions.ConnectTimeoutError(
                 self, f"Connection to {self.host} timed out."
@@ -277,5 +369,5 @@ class _PinnedConnection(urllib3.connection.HTTPSConnection):
         ) from failure
 
 
-class _PinnedPool(urllib3.HTTPSConnectionPool):
+class _PinnedPool(_CuttablePool):
     ConnectionCls = _PinnedConnection

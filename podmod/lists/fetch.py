@@ -30,6 +30,10 @@ from podmod.redact import masked_url, printable
 
 MAX_REDIRECTS = 5
 MAX_SIGNATURE_BYTES = 10_000
+# What bounds a download's size, said after it when a file passes it: a list file's setting, the
+# fixed bound of a signature (which no setting changes).
+LIST_BOUND = "list_sync.max_bytes"
+SIGNATURE_BOUND = "the most a signature file may be: a minisign signature is a few hundred bytes"
 CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
 PERMANENT_REDIRECTS = (301, 308)
@@ -103,13 +107,17 @@ class FetchResult:
     url: str  # after redirects
     # whether there were redirects to `url`, each permanent (301, 308): the list moved there
     moved: bool = False
+    # when the fetch's time limit ends (time.monotonic()): the signature's fetch keeps to the
+    # same one (fetch_signature's `deadline`), so a list and its signature take `timeout` in all
+    deadline: float | None = None
 
 
 def _size(count: int) -> str:
-    for unit, factor in (("MB", 1_000_000), ("kB", 1_000)):
+    """A size as a podmin reads it: "2 MB", "1.5 GB", "1,000,000 TB" (never "1e+06 MB")."""
+    for unit, factor in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
         if count >= factor:
-            return f"{count / factor:g} {unit}"
-    return f"{count} bytes"
+            return f"{count / factor:,.1f}".removesuffix(".0") + f" {unit}"
+    return f"{count:,} bytes"
 
 
 class _Failure(Exception):
@@ -150,15 +158,45 @@ def retry_after(response: requests.Response) -> datetime | None:
         seconds = int(value[:9])  # (a longer number is past the cap anyway)
         moment = now + timedelta(seconds=min(seconds, MAX_RETRY_AFTER.total_seconds()))
     else:
-        try:
-            moment = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        moment = _http_moment(value)
+        if moment is None:
             return None
-        if moment.tzinfo is None:  # ("-0000": UTC, by RFC 5322)
-            moment = moment.replace(tzinfo=UTC)
     if moment <= now:
         return None
     return min(moment, now + MAX_RETRY_AFTER)
+
+
+def _http_moment(value: str) -> datetime | None:
+    """The moment an HTTP date names (Retry-After, Last-Modified), None when it names none: a
+    server's date is read with every error it can raise (an offset or a year out of range)."""
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+        if moment.tzinfo is None:  # ("-0000": UTC, by RFC 5322)
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+# An entity tag as RFC 9110 (8.8.3) writes it, `"…"` or `W/"…"`, of visible ASCII (the obs-text
+# it also allows is not sent back the same by every client), and not so long that a server would
+# refuse the request sending it back: what If-None-Match can carry.
+_ENTITY_TAG = re.compile(r'(?:W/)?"[\x21\x23-\x7e]{0,500}"')
+
+
+def _entity_tag(value: str | None) -> str | None:
+    """An ETag podmod can send back; None for any other, so that the next sync fetches the whole
+    file rather than failing on it for good (a request holding it could not be sent)."""
+    value = (value or "").strip(" \t")
+    return value if _ENTITY_TAG.fullmatch(value) else None
+
+
+def _http_date(value: str | None) -> str | None:
+    """A Last-Modified podmod can send back (If-Modified-Since): the moment it names, written as
+    RFC 9110's preferred HTTP date (the same text for one already so written); None when it names
+    none, so that the next sync fetches the whole file rather than failing on it."""
+    moment = _http_moment(value) if value else None
+    return email.utils.format_datetime(moment, usegmt=True) if moment else None
 
 
 def fetch(
@@ -205,12 +243,25 @@ def fetch_signature(
     session: requests.Session | None = None,
     signature_url: str | None = None,
     proxy: str | None = None,
+    deadline: float | None = None,
 ) -> str:
     """The minisign signature of a list, as text: at `signature_url` when the list's publisher
-    puts it elsewhere, else beside the file (signature_address())."""
+    puts it elsewhere, else beside the file (signature_address()). `deadline`: the list's fetch's
+    (FetchResult.deadline), so that `timeout` bounds the list and its signature together."""
     url = signature_url or signature_address(list_url)
     try:
-        result = _fetch(url, None, None, MAX_SIGNATURE_BYTES, timeout, verify, session, proxy)
+        result = _fetch(
+            url,
+            None,
+            None,
+            MAX_SIGNATURE_BYTES,
+            timeout,
+            verify,
+            session,
+            proxy,
+            bound=SIGNATURE_BOUND,
+            deadline=deadline,
+        )
         assert result.body is not None  # no validators were sent, so never not_modified
         return result.body.decode("utf-8")
     except _Failure as error:
@@ -221,7 +272,11 @@ def fetch_signature(
             ) from None
         failure = error
     except UnicodeDecodeError:
-        failure = _Failure("the signature is not text (UTF-8)")
+        raise _list_error(
+            f"The signature of list {name!r} was fetched from {masked_url(url)}, but it is not"
+            " text (UTF-8), as a minisign signature is",
+            _Failure("not text"),
+        ) from None
     raise _list_error(
         f"The signature of list {name!r} could not be fetched from {masked_url(url)}: {failure}",
         failure,
@@ -232,9 +287,9 @@ def download_public(url: str, *, max_bytes: int, timeout: float) -> bytes:
     """A file from the public internet, such as a photo on another pod: https:// only, no user
     name in the URL, never an address on a private network, redirects included. Raises
     FetchError with the reason alone."""
-    if urlsplit(url).scheme.lower() != "https":
-        raise FetchError("only https:// URLs are fetched")  # never file://, never plain http://
     try:
+        if _scheme(url) != "https":
+            raise FetchError("only https:// URLs are fetched")  # never file://, nor plain http://
         result = _fetch(url, None, None, max_bytes, timeout, True, netguard.GuardedSession())
     except _Failure as failure:
         raise FetchError(str(failure)) from None
@@ -251,10 +306,15 @@ def _fetch(
     verify: bool | str,
     session: requests.Session | None,
     proxy: str | None = None,
+    *,
+    bound: str = LIST_BOUND,
+    deadline: float | None = None,
 ) -> FetchResult:
-    scheme = urlsplit(url).scheme.lower()
+    """The file at `url`, at most `max_bytes` of it (`bound`: what sets that size, for the
+    failure to name), by `deadline` when given (time.monotonic()), else within `timeout`."""
+    scheme = _scheme(url)
     if scheme == "file":
-        return _fetch_file(url, etag, last_modified, max_bytes)
+        return _fetch_file(url, etag, last_modified, max_bytes, bound)
     if scheme == "http":
         raise _Failure(
             "plain http:// is refused because anyone on the way could change the list (use"
@@ -266,11 +326,21 @@ def _fetch(
     # The host the podmin typed is fetched as typed (a list server on this machine or its
     # network is their choice); a redirect to another host must lead to public addresses.
     session = session or netguard.GuardedSession(trust_first_host=True, proxy=proxy)
+    clock = _Deadline(timeout, deadline)
     try:
-        return _fetch_https(session, url, etag, last_modified, max_bytes, timeout, verify)
+        return _fetch_https(session, url, etag, last_modified, max_bytes, clock, verify, bound)
     finally:
         if own:
             session.close()
+
+
+def _scheme(url: str) -> str:
+    """The URL's scheme, in lower case; a failure for an address no URL parser reads (a bracket
+    that closes no IPv6 address), as a remote photo's may be."""
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError:
+        raise _Failure(f"the address {masked_url(printable(url))[:80]!r} cannot be read") from None
 
 
 # Local files ---------------------------------------------------------------------------------
@@ -294,7 +364,7 @@ def _file_path(url: str) -> Path:
 
 
 def _fetch_file(
-    url: str, etag: str | None, last_modified: str | None, max_bytes: int
+    url: str, etag: str | None, last_modified: str | None, max_bytes: int, bound: str = LIST_BOUND
 ) -> FetchResult:
     """A local file; not modified when every validator given matches the file's (see
     file_validators)."""
@@ -308,7 +378,7 @@ def _fetch_file(
             if given and all(value == current for value, current in given):
                 return FetchResult(True, None, current_etag, current_modified, url)
             if stat.st_size > max_bytes:
-                raise _Failure(f"the file is larger than {_size(max_bytes)} (list_sync.max_bytes)")
+                raise _Failure(f"the file is larger than {_size(max_bytes)} ({bound})")
             body = handle.read(max_bytes + 1)
     except FileNotFoundError:
         raise _Failure(f"there is no file {path}", missing=True) from None
@@ -317,7 +387,7 @@ def _fetch_file(
     except OSError as error:
         raise _Failure(f"{path} cannot be read ({error.strerror or error})") from None
     if len(body) > max_bytes:
-        raise _Failure(f"the file is larger than {_size(max_bytes)} (list_sync.max_bytes)")
+        raise _Failure(f"the file is larger than {_size(max_bytes)} ({bound})")
     return FetchResult(False, body, current_etag, current_modified, url)
 
 
@@ -327,11 +397,13 @@ def _fetch_file(
 class _Deadline:
     """One deadline for a whole download. Until the headers are in, the caller waits for the
     request's thread (_Request) no longer than it; while the body streams, a timer shuts the
-    socket down when time is up, so a server trickling bytes cannot hold a read past it."""
+    socket down when time is up, so a server trickling bytes cannot hold a read past it. `end`:
+    one an earlier download began (a list's, for its signature), so both keep to `timeout`."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, end: float | None = None) -> None:
         self.timeout = timeout
-        self.end = time.monotonic() + timeout
+        self.shared = end is not None
+        self.end = end if end is not None else time.monotonic() + timeout
         self.expired = False
 
     def remaining(self) -> float:
@@ -342,6 +414,11 @@ class _Deadline:
         return left
 
     def failure(self) -> _Failure:
+        if self.shared:
+            return _Failure(
+                f"the list and its signature did not finish downloading within {self.timeout:g}"
+                " seconds (list_sync.timeout)"
+            )
         return _Failure(f"the download did not finish within {self.timeout:g} seconds")
 
     @contextlib.contextmanager
@@ -380,11 +457,14 @@ def _fetch_https(
     etag: str | None,
     last_modified: str | None,
     max_bytes: int,
-    timeout: float,
+    deadline: _Deadline,
     verify: bool | str,
+    bound: str = LIST_BOUND,
 ) -> FetchResult:
-    deadline = _Deadline(timeout)
     headers = {"User-Agent": USER_AGENT}
+    # (validators stored before podmod checked them may be ones no request can carry: left out,
+    # the file is fetched whole and the validators it comes with replace them)
+    etag, last_modified = _entity_tag(etag), _http_date(last_modified)
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
@@ -402,13 +482,16 @@ def _fetch_https(
                 return FetchResult(
                     True,
                     None,
-                    _header(response, "ETag") or etag,
-                    _header(response, "Last-Modified") or last_modified,
+                    _entity_tag(response.headers.get("ETag")) or etag,
+                    _http_date(response.headers.get("Last-Modified")) or last_modified,
                     url,
                     moved,
+                    deadline.end,
                 )
             if not 200 <= response.status_code < 300 or response.status_code == 206:
-                status = f"HTTP {response.status_code} {printable(response.reason or '')}".strip()
+                reason = printable(response.reason or "")
+                reason = reason if len(reason) <= 60 else reason[:60] + "…"
+                status = f"HTTP {response.status_code} {reason}".strip()
                 wait = retry_after(response)
                 asks = (
                     f" and asks not to be asked again before {utc_minute(wait)} (Retry-After)"
@@ -420,14 +503,16 @@ def _fetch_https(
                     retry_after=wait,
                     missing=response.status_code in (404, 410),
                 )
-            body = _read_body(response, max_bytes, deadline)
+            body = _read_body(response, max_bytes, deadline, bound)
+            _refuse_error_page(response, body)
             return FetchResult(
                 False,
                 body,
-                _header(response, "ETag"),
-                _header(response, "Last-Modified"),
+                _entity_tag(response.headers.get("ETag")),
+                _http_date(response.headers.get("Last-Modified")),
                 url,
                 moved,
+                deadline.end,
             )
     raise _Failure(f"the server redirected more than {MAX_REDIRECTS} times")
 
@@ -472,6 +557,31 @@ def _hidden_blocks(url: str, status: int) -> str:
     path = urlsplit(url).path.rstrip("/")
     reason = _BLOCKS_APIS.get(path[path.find("/api/") :] if "/api/" in path else "")
     return f" ({reason})" if reason and status in (401, 403, 404) else ""
+
+
+# The title of a page that says an answer failed, as servers, proxies and CDNs write one: an
+# error's status (4xx, 5xx) or its words, or a CDN's challenge for a browser.
+_PAGE_TITLE = re.compile(r"<title[^>]*>([^<]{0,300})</title", re.IGNORECASE)
+_ERROR_TITLE = re.compile(
+    r"(?<![\w.])[45][0-9]{2}(?![\w.])|bad gateway|unavailable|gateway time-?out|timed out"
+    r"|internal server error|not found|forbidden|unauthori[sz]ed|too many requests"
+    r"|access denied|just a moment|attention required|captcha|under maintenance",
+    re.IGNORECASE,
+)
+
+
+def _refuse_error_page(response: requests.Response, body: bytes) -> None:
+    """An error page answered with a success status (a proxy's "502 Bad Gateway", a CDN's
+    challenge, sent with 200) is refused as the failure it is, one the next sync may not meet:
+    read as a list, it would be a web page at a wrong address, to be corrected."""
+    text = body[:8192].decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
+    title = _PAGE_TITLE.search(text) if text.startswith("<") else None
+    if title and _ERROR_TITLE.search(title[1]):
+        shown = printable(" ".join(title[1].split()))[:60]
+        raise _Failure(
+            f"the server, or a proxy or CDN in front of it, answered an error page ({shown!r})"
+            f" with status {response.status_code}"
+        )
 
 
 def _header(response: requests.Response, name: str) -> str | None:
@@ -549,8 +659,15 @@ def _request(
         raise deadline.failure() from None
     except (requests.RequestException, OSError) as error:
         raise _Failure(_network_reason(error)) from None
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, ValueError) as error:
+        # (what requests does not wrap: an answer no parser on the way expected)
+        raise _Failure(_network_reason(error)) from None
     if response is None:
         deadline.expired = True
+        # The request's thread would otherwise read on as long as the server trickles bytes,
+        # holding its socket (a thread and a socket more each round of `lists sync --every`).
+        if isinstance(session, netguard.GuardedSession):
+            session.cut()
         raise deadline.failure()
     return response
 
@@ -559,8 +676,13 @@ def _redirect_target(url: str, response: requests.Response) -> str:
     location = _header(response, "Location")
     if not location:
         raise _Failure(f"the server answered HTTP {response.status_code} without a Location")
-    target = urljoin(url, location)
-    scheme = urlsplit(target).scheme.lower()
+    try:
+        target = urljoin(url, location)
+        scheme = urlsplit(target).scheme.lower()
+    except ValueError:  # (a bracket that closes no IPv6 address: `https://[::1`)
+        raise _Failure(
+            f"the server redirected to {masked_url(location)[:80]!r}, which is not an address"
+        ) from None
     if scheme == "http":
         raise _Failure(
             f"the server redirected to plain HTTP ({masked_url(target)}), which is refused"
@@ -570,15 +692,18 @@ def _redirect_target(url: str, response: requests.Response) -> str:
     return target
 
 
-def _read_body(response: requests.Response, max_bytes: int, deadline: _Deadline) -> bytes:
-    """The decoded (decompressed) body, at most `max_bytes` of it, before the deadline."""
+def _read_body(
+    response: requests.Response, max_bytes: int, deadline: _Deadline, bound: str = LIST_BOUND
+) -> bytes:
+    """The decoded (decompressed) body, at most `max_bytes` of it (`bound` sets it), before the
+    deadline."""
     _refuse_unasked_encoding(response)
     declared = _content_length(response)
     if declared is not None and declared > max_bytes:
         raise _Failure(
-            f"the server announced {_size(declared)}, more than {_size(max_bytes)}"
-            " (list_sync.max_bytes)"
+            f"the server announced {_size(declared)}, more than {_size(max_bytes)} ({bound})"
         )
+    _require_close_notify(response)
     chunks: list[bytes] = []
     size = 0
     try:
@@ -586,19 +711,27 @@ def _read_body(response: requests.Response, max_bytes: int, deadline: _Deadline)
             for chunk in response.raw.stream(CHUNK, decode_content=True):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise _Failure(
-                        f"the server sent more than {_size(max_bytes)} (list_sync.max_bytes)"
-                    )
+                    raise _Failure(f"the server sent more than {_size(max_bytes)} ({bound})")
                 if deadline.expired or time.monotonic() > deadline.end:
                     raise deadline.failure()
                 chunks.append(chunk)
-    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
+    except (
+        urllib3.exceptions.HTTPError,
+        requests.RequestException,
+        OSError,
+        http.client.HTTPException,
+    ) as error:
         if deadline.expired:
             raise deadline.failure() from None
         if _is_timeout(error):
             raise deadline.failure() from None
         if isinstance(error, urllib3.exceptions.DecodeError):
             raise _Failure("the server sent a body that does not decompress") from None
+        if any(isinstance(cause, ssl.SSLEOFError) for cause in _causes(error)):
+            raise _Failure(
+                "the download was cut short (the server gave no Content-Length, and the connection"
+                " ended without TLS's close_notify, so the file's end is not known)"
+            ) from None
         raise _Failure("the download was cut short (the connection closed early)") from None
     if deadline.expired:
         raise deadline.failure()
@@ -608,7 +741,47 @@ def _read_body(response: requests.Response, max_bytes: int, deadline: _Deadline)
         raise _Failure(
             f"the download was cut short ({_size(received)} of {_size(declared)} received)"
         )
+    _refuse_unfinished_stream(response)
     return b"".join(chunks)
+
+
+def _require_close_notify(response: requests.Response) -> None:
+    """A body with neither a Content-Length nor chunks ends where the connection closes, so it is
+    whole only when the server closed it as TLS says to (close_notify): its TLS socket is told to
+    raise on a close without one (a cut connection, which Python reads as the end otherwise);
+    where it cannot be reached, such a body is refused. Servers send a Content-Length or chunks
+    over HTTP/1.1; one that closes to end its file sends close_notify first (nginx, Apache,
+    Python's ssl.unwrap())."""
+    if response.raw.chunked or response.raw.length_remaining is not None:
+        return
+    tls = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if not hasattr(tls, "suppress_ragged_eofs"):
+        reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
+        tls = getattr(getattr(reader, "raw", None), "_sock", None)
+    if not hasattr(tls, "suppress_ragged_eofs"):
+        raise _Failure(
+            "the server gave no Content-Length, and podmod cannot tell here whether the file"
+            " came whole"
+        )
+    tls.suppress_ragged_eofs = False  # (ssl.SSLSocket, urllib3's SSLTransport through a proxy)
+
+
+def _refuse_unfinished_stream(response: requests.Response) -> None:
+    """A compressed body whose stream stops before its end was cut short, whatever the
+    connection's framing said: urllib3 decodes any beginning of a stream without a word. Bytes
+    after a whole gzip member are ignored, as urllib3 and other clients ignore them. A decoder
+    whose end cannot be read (urllib3's internals changed) refuses every compressed body, loudly,
+    rather than take a cut one."""
+    decoder = getattr(response.raw, "_decoder", None)
+    for part in getattr(decoder, "_decoders", [decoder] if decoder else []):
+        if getattr(part, "_state", None) == urllib3.response.GzipDecoderState.SWALLOW_DATA:
+            continue
+        stream = getattr(part, "_obj", None)  # (zlib's and zstd's: eof; brotli's: is_finished())
+        ended = getattr(stream, "eof", None)
+        if ended is None and hasattr(stream, "is_finished"):
+            ended = stream.is_finished()
+        if not ended:
+            raise _Failure("the download was cut short (the compressed file stops before its end)")
 
 
 def _refuse_unasked_encoding(response: requests.Response) -> None:
@@ -630,16 +803,16 @@ def _refuse_unasked_encoding(response: requests.Response) -> None:
 
 
 def _content_length(response: requests.Response) -> int | None:
+    """The body's length as the server announced it; one number said again (`12, 12`, as two
+    equal headers arrive) is that number, as RFC 9110 (8.6) lets a client read it."""
     value = response.headers.get("Content-Length")
     if value is None:
         return None
-    try:
-        length = int(value)
-    except ValueError:
-        raise _Failure(f"the server sent an invalid Content-Length ({value[:40]!r})") from None
-    if length < 0:
-        raise _Failure(f"the server sent an invalid Content-Length ({value[:40]!r})")
-    return length
+    numbers = {part.strip(" \t") for part in value.split(",")}
+    number = numbers.pop() if len(numbers) == 1 else ""
+    if not re.fullmatch(r"[0-9]{1,30}", number):
+        raise _Failure(f"the server sent an invalid Content-Length ({printable(value)[:40]!r})")
+    return int(number)
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
@@ -665,6 +838,8 @@ def _is_timeout(error: BaseException) -> bool:
 def _network_reason(error: BaseException) -> str:
     """A short phrase for why a connection failed, from the innermost error that says."""
     causes = list(_causes(error))
+    if fault := _header_fault(causes):
+        return fault
     for cause in causes:
         if isinstance(cause, urllib3.exceptions.ProxyError):
             inner = next((arg for arg in cause.args if isinstance(arg, BaseException)), None)
@@ -699,6 +874,25 @@ def _network_reason(error: BaseException) -> str:
         if isinstance(cause, OSError) and cause.strerror:
             return f"the connection failed ({cause.strerror})"
     return f"the connection failed ({type(error).__name__})"
+
+
+def _header_fault(causes: list[BaseException]) -> str | None:
+    """What was wrong with a header, when urllib3 or requests refused one: the server's (a
+    Content-Length of two values), or, in a request, an address they cannot read."""
+    for cause in causes:
+        if isinstance(cause, urllib3.exceptions.InvalidHeader):
+            said = printable(str(cause))
+            if said.startswith("Content-Length"):
+                values = said[said.find("(") + 1 :].removesuffix(")")
+                return f"the server sent an invalid Content-Length ({values[:40]!r})"
+            return f"the server sent a header podmod cannot read ({said[:80]})"
+    for cause in causes:
+        if isinstance(cause, requests.exceptions.InvalidHeader):
+            return f"a header of the request is not valid HTTP ({printable(str(cause))[:80]})"
+        unreadable = (requests.exceptions.InvalidURL, urllib3.exceptions.LocationValueError)
+        if isinstance(cause, unreadable):
+            return f"the address cannot be read ({masked_url(printable(str(cause)))[:80]})"
+    return None
 
 
 def _http_fault(error: http.client.HTTPException) -> str:
