@@ -645,7 +645,8 @@ def _sync_lists(config: Config, names: tuple[str, ...], dry_run: bool, as_json: 
         said, locked = ("(dry run) ", "would lock") if dry_run else ("", "locked")
         for outcome in outcomes:
             mark = "FAILED: " if outcome.failed else ""
-            click.echo(f"{outcome.name}: {said}{mark}{outcome.message}")
+            # (a list server's words, a trusted comment say, drive no terminal: printable)
+            click.echo(f"{outcome.name}: {said}{mark}{printable(outcome.message)}")
             for handle in outcome.locked:
                 click.echo(f"{outcome.name}: {said}{locked} {printable(handle)} (policy lock)")
         if dry_run:
@@ -689,31 +690,37 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         return
     if not rows:
         click.echo("No lists synced yet; run `podmod lists sync`.")
+
+    def say(line: str) -> None:
+        # A list server's words are among them (its last error may quote a signature's trusted
+        # comment): no escape sequence of theirs reaches the podmin's terminal.
+        click.echo(printable(line))
+
     for row in rows:
         name = "this pod's own list" if row["origin"] == "local" else row["name"]
-        click.echo(
+        say(
             f"{name} ({row['policy']}): version {row['version'] or '-'}"
             f"{' (' + describe_reading(row) + ')' if row['version'] else ''}, "
             f"{row['matches']} active matches; last success {_when(row['last_success_at'])}"
         )
         signed = describe_signature(row)
         if signed:
-            click.echo(f"  {signed}")
+            say(f"  {signed}")
         labels = labels_in_use_text(row)
         if labels:
-            click.echo(f"  labels in use: {labels}")
+            say(f"  labels in use: {labels}")
         settings = _list_settings_text(row)
         if settings:
-            click.echo(f"  settings: {settings}")
+            say(f"  settings: {settings}")
         if row["held"]:
             held = ", ".join(str(n) for n in row["held"])
-            click.echo(f"  held for approval: version {held} (`podmod lists diff {row['name']}`)")
+            say(f"  held for approval: version {held} (`podmod lists diff {row['name']}`)")
         if row["moved_to"]:
-            click.echo(f"  {MOVED.format(url=row['moved_to'])}")
+            say(f"  {MOVED.format(url=row['moved_to'])}")
         if row["last_error"]:
-            click.echo(f"  last error ({_when(row['last_error_at'])}): {row['last_error']}")
+            say(f"  last error ({_when(row['last_error_at'])}): {row['last_error']}")
         if row["stale"]:
-            click.echo(f"  {row['stale']}")
+            say(f"  {row['stale']}")
 
 
 def _list_settings_text(row: dict[str, Any]) -> str:
@@ -792,7 +799,13 @@ def _when(moment: datetime | None) -> str:
 @lists.command("diff")
 @click.argument("name")
 @click.option("--version", "number", type=int, help="Default: the newest version.")
-@click.option("--limit", default=50, show_default=True)
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(0, 2**31 - 1),
+    help="At most this many added and removed entries each.",
+)
 @JSON_OPTION
 @click.pass_context
 @podmin_errors
@@ -814,12 +827,15 @@ def lists_diff(
     )
     if diff["signed"]:
         click.echo(diff["signed"])
-    if diff["held_reason"]:
-        click.echo(f"held: {diff['held_reason']}")
+    if diff["held_reason"] and diff["status"] == "held":
+        click.echo(f"held: {printable(diff['held_reason'])}")
+    elif diff["held_reason"]:
+        approved = f", then approved by {diff['approved_by']}" if diff["approved_by"] else ""
+        click.echo(f"it was held ({printable(diff['held_reason'])}){approved}")
     for entry in diff["added"]:
-        click.echo(f"+ {entry}")
+        click.echo(f"+ {printable(entry)}")
     for entry in diff["removed"]:
-        click.echo(f"- {entry}")
+        click.echo(f"- {printable(entry)}")
 
 
 @lists.command("approve")
@@ -832,7 +848,7 @@ def lists_approve(ctx: click.Context, name: str, version: int) -> None:
     from podmod.lists.sync import approve_version
 
     outcome = approve_version(get_config(ctx), name, version, approved_by=cli_actor())
-    click.echo(f"{name}: {outcome.message}")
+    click.echo(f"{name}: {printable(outcome.message)}")
 
 
 @lists.command("lock")
@@ -898,7 +914,11 @@ def lists_lock(ctx: click.Context, name: str) -> None:
 @click.option(
     "--label", default="locked", show_default=True, help="Label of entries made from decisions."
 )
-@click.option("--trusted-comment", help="Signed comment (default: timestamp and file name).")
+@click.option(
+    "--trusted-comment",
+    help="Words signed after the signature's time and file name, which subscribers check "
+    "(one line, no tabs).",
+)
 @click.option(
     "--format",
     "output_format",
@@ -930,13 +950,15 @@ def lists_publish(
     skip_invalid: bool,
 ) -> None:
     """Build a list file and sign it, for others to subscribe to."""
-    from podmod.lists import publish
+    from podmod.lists import minisign, publish
     from podmod.lists.versions import entries_text
 
     if [bool(source_csv), from_decisions, from_pod_list].count(True) != 1:
         fail("Give exactly one of --from-csv FILE, --from-decisions or --from-pod-list.", 2)
     if with_reasons and not from_pod_list:
         fail("--with-reasons goes with --from-pod-list (the reasons of this pod's list).", 2)
+    if trusted_comment:
+        minisign.check_note(trusted_comment)  # (before the key's password is worked through)
     secret = publish.load_secret_key(secret_key, password_env)
     if source_csv:
         parsed = publish.from_csv(source_csv, skip_invalid=skip_invalid)
@@ -984,8 +1006,7 @@ def lists_keygen(directory: Path, name: str, password_env: str | None) -> None:
     """Make a minisign key pair for publishing lists."""
     from podmod.lists import publish
 
-    password = os.environ.get(password_env) if password_env else None
-    public_path, secret_path = publish.keygen(directory, name, password)
+    public_path, secret_path = publish.keygen(directory, name, publish.password_from(password_env))
     public_line = public_path.read_text().splitlines()[1]
     click.echo(f"public key (give it to subscribers as public_key): {public_line}")
     click.echo(f"wrote {public_path} and {secret_path} (keep the secret key private)")

@@ -1,4 +1,5 @@
-"""Logging: one line per event on stdout, which systemd's journal keeps as it is.
+"""Logging: one line per event on stderr, which systemd's journal keeps as it is. stdout is left
+to what a command prints (its summary, its `--json`), which logs would otherwise come between.
 
 Messages carry text from the pod, list servers and requests, so a line break or a terminal escape
 in them is written escaped (`\\n`, `\\x1b`): such text can neither forge a log line nor drive the
@@ -34,7 +35,7 @@ class OneLineFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         OneLineFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
     )

@@ -17,7 +17,7 @@ from podmod.lists import minisign
 from podmod.lists.parse import label_keys
 from podmod.loopback import LoopbackServer
 from tests import test_list_fetch, test_web
-from tests.helpers import cases_json, drain, podmod, read_once, wait_for
+from tests.helpers import assert_cases_consistent, cases_json, drain, podmod, read_once, wait_for
 from tests.test_actions import reported_case
 from tests.test_web import audit_rows, html, signed_in
 
@@ -1007,6 +1007,51 @@ def test_a_new_public_key_verifies_the_file_again_and_holds_back_approval(lists,
     assert old_secret.public_key.to_string() != lists.secret.public_key.to_string()
 
 
+def test_an_entry_put_back_never_reopens_a_case_a_moderator_dismissed(lists, pod, state):
+    # A publisher's entry that flips off and on: each return was a new match, a new open case
+    # and a new alert, and the moderator's Dismiss was forgotten. Now the match is active again in
+    # the dismissed case; a lock list does not lock what the moderator dismissed either.
+    pod.person("flip", "far.example")
+    pod.person("local")
+    pod.person("other")
+    kept = ["account,kept@far.example,,", "account,other@pod.example,,"]
+    flipping = ["account,flip@far.example,,", "account,local@pod.example,,"]
+    lists.list_sync["max_locks"] = 1  # (the lock list's locks wait: the moderator dismisses)
+    lists.write("core", [*flipping, *kept])
+    lists.write("lockme", [*flipping, *kept])
+    lists.subscribe("core")
+    lists.subscribe("lockme", policy="lock")
+    assert sync()[0] == 4
+    for account in ("flip@far.example", "local@pod.example"):
+        case_id = case_of(account)["id"]
+        dismissed = podmod("case", "dismiss", str(case_id), "--reason", "placeholder: fine")
+        assert dismissed.exit_code == 0, dismissed.output
+    lists.write("core", kept)
+    lists.write("lockme", kept)
+    assert sync()[0] == 0
+    lists.list_sync["max_locks"] = 20
+    lists.save()
+    lists.write("core", [*flipping, *kept])
+    lists.write("lockme", [*flipping, *kept])
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert "core: version 3 applied (podmod): 4 entries (+2 -0); 2 new matches" in output, output
+    assert "locked local" not in output, output
+    assert not is_locked(pod, "local")
+    assert cases_json("open") == []
+    cases = {c["account"]: c for c in cases_json("all")}
+    for account in ("flip@far.example", "local@pod.example"):
+        assert cases[account]["status"] == "dismissed", cases[account]
+        active = [
+            s for s in cases[account]["signals"] if s["kind"] == "list" and not s["retracted"]
+        ]
+        assert sorted(s["list"] for s in active) == ["core", "lockme"], cases[account]
+    assert len([c for c in cases_json("all") if c["account"] == "flip@far.example"]) == 1
+    assert_cases_consistent(state)
+
+
 def utc(timestamp: int) -> str:
     from datetime import UTC, datetime
 
@@ -1084,6 +1129,9 @@ def test_an_older_file_never_pushes_a_held_version_aside(lists, pod, state):
     approved = podmod("lists", "approve", "core", "2")
     assert approved.exit_code == 0, approved.output
     assert versions_of(state, "core") == [(1, "applied"), (2, "applied")]
+    diff = podmod("lists", "diff", "core", "--version", "2").output
+    assert "\nit was held (it removes 3 of 4 entries" in diff and "then approved by cli:" in diff
+    assert "\nheld: " not in diff, diff
 
 
 def test_a_version_signed_with_a_time_is_taken_after_one_signed_without(lists, pod):
@@ -1110,8 +1158,9 @@ def test_a_file_signed_for_another_list_is_refused_at_a_lock_lists_url(lists, po
     assert code == 1
     assert (
         "List 'lockme' was refused: its signature is for the file core.csv, not lockme.csv (the "
-        "last part of its URL); if the publisher serves it under another name, set signed_file "
-        '= "core.csv" for this list.'
+        "last part of its URL): this may be another list's file, signed with the same key and "
+        'served in this one\'s place; set signed_file = "core.csv" for this list only once its '
+        "publisher confirms that this list is served under that name."
     ) in output
     assert not is_locked(pod, "spammer")
     assert versions_of(state, "lockme") == [] and cases_json() == []
@@ -1561,6 +1610,7 @@ def test_publish_from_this_pods_list_shares_its_entries_and_keeps_its_reasons(
         ("wave.example", "spam wave", "placeholder internal note"),
         ("gone.example", "", "placeholder"),
         ("ported.example:8443", "", "placeholder"),
+        ("twice.example", "spam, scam", "placeholder"),
     ]
     for entry, label, reason in flagged:
         added = podmod("lists", "add", entry, "--label", label, "--reason", reason)
@@ -1583,11 +1633,13 @@ def test_publish_from_this_pods_list_shares_its_entries_and_keeps_its_reasons(
         "account,spammer@far.example,Spam really,",
         "pod,wave.example,spam wave,",
         "pod,ported.example:8443,,",
+        "pod,twice.example,spam; scam,",  # (two labels as typed, still two when read back)
     ]
     with_reasons = publish("ours-with-reasons.csv", "--with-reasons")
     assert "reported by a member, see case 12" in with_reasons
     assert publish("ours-mastodon.csv", "--format", "mastodon").splitlines()[1:] == [
-        "wave.example,suspend,false,false,spam wave,false"
+        "wave.example,suspend,false,false,spam wave,false",
+        "twice.example,suspend,false,false,spam; scam,false",
     ]
     refused = [
         podmod("lists", "publish", "--from-decisions", "--with-reasons", *key, "--output", "x"),
@@ -1605,6 +1657,12 @@ def test_publish_from_this_pods_list_shares_its_entries_and_keeps_its_reasons(
     assert code == 0 and "neighbour: version 1 applied" in output, output
     entries = {s["entry"] for s in list_signals() if s["list"] == "neighbour"}
     assert entries == {"account:spammer@far.example", "pod:wave.example"}
+    labels = state.execute(
+        "SELECT e.labels FROM podmod.list_entries e JOIN podmod.lists l ON l.id = e.list_id"
+        " WHERE l.name = 'neighbour' AND e.value = 'twice.example'"
+    ).fetchone()["labels"]
+    state.rollback()
+    assert labels == ["spam", "scam"], labels
 
 
 def test_over_https_an_unchanged_list_is_a_304_and_costs_no_work(lists, pod, tmp_path, state):

@@ -1305,7 +1305,6 @@ def test_this_pods_own_list_from_the_command_line(lists, pod, state):
         podmod("lists", "add", "x.example", "--label", "sp\x1b[8mam", "--reason", "x"),
         podmod("lists", "add", "x.example", "--reason", "pasted\x1b]0;title\x07 reason"),
     ]
-    two_labels = podmod("lists", "add", "x.example", "--label", "spam, scam", "--reason", "x")
 
     assert added.exit_code == 0, added.output
     assert "Added account:spammer@far.example to this pod's list (version 1): 1 new match" in (
@@ -1318,10 +1317,6 @@ def test_this_pods_own_list_from_the_command_line(lists, pod, state):
         (2, "podmod: The label holds a control character (U+001B); type it again without it."),
         (2, "podmod: The reason holds a control character (U+001B); type it again without it."),
     ]
-    assert two_labels.exit_code == 2 and (
-        "podmod: The label 'spam, scam' may only hold letters, digits, spaces and _ : . / -, and ;"
-        " between two labels (spam; scam); type it again." in two_labels.output
-    ), two_labels.output
     assert open_accounts() == ["neighbour@sub.wave.example", "spammer@far.example"]
     text = podmod("lists", "show").output
     assert "this pod's own list (review): version 2 (podmod; 2 entries)" in text

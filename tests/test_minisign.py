@@ -221,6 +221,53 @@ def test_comments_must_be_single_lines() -> None:
         sign(DATA, SecretKey.generate(), trusted_comment="a\nb")
 
 
+@pytest.mark.parametrize(
+    "stamp", ["253402300800", " 123", "12a", "", "-5", "1e9", "\u0661\u0667", "9" * 5000]
+)
+def test_a_signed_timestamp_that_is_not_a_time_is_refused_as_malformed(stamp: str) -> None:
+    """Read as no timestamp, it would pass as a signature without one (applied with a warning):
+    a replayed older file could not be told from a new one."""
+    secret = SecretKey.generate()
+    signature = sign(DATA, secret, trusted_comment=f"timestamp:{stamp}\tfile:list.csv\thashed")
+
+    with pytest.raises(SignatureError) as caught:
+        verify(DATA, signature, secret.public_key)
+
+    assert str(caught.value).startswith(
+        "The signature file is malformed (its trusted comment's timestamp "
+    )
+    assert str(caught.value).endswith(
+        " is not decimal unix seconds up to the year 9999); ask the list's maintainers to sign it"
+        " again."
+    )
+
+
+def test_a_trusted_comment_without_a_timestamp_or_with_one_in_range_still_verifies() -> None:
+    secret = SecretKey.generate()
+    for comment in ("v42", "timestamp:253402300799\tfile:list.csv", "at timestamp:soon"):
+        assert verify(DATA, sign(DATA, secret, trusted_comment=comment), secret.public_key) == (
+            comment
+        )
+    # (the first timestamp decides, as TrustedComment.parse reads it)
+    later = "timestamp:1700000000\tfile:list.csv\thashed\ttimestamp:soon"
+    assert verify(DATA, sign(DATA, secret, trusted_comment=later), secret.public_key) == later
+
+
+def test_a_note_follows_minisigns_time_and_file_never_replaces_them() -> None:
+    secret = SecretKey.generate()
+    signature = sign(DATA, secret, file_name="list.csv", timestamp=1700000000, note="weekly list")
+
+    comment = TrustedComment.parse(verify(DATA, signature, secret.public_key))
+
+    assert comment.text == "timestamp:1700000000\tfile:list.csv\thashed\tweekly list"
+    assert (comment.timestamp, comment.file) == (1700000000, "list.csv")
+    for note in ("a\tfile:other.csv", "a\nb", "a\x1b[31m", "a\u202eb"):
+        with pytest.raises(SignatureError, match="cannot hold a tab, a line break"):
+            sign(DATA, secret, file_name="list.csv", note=note)
+    with pytest.raises(ValueError, match="replaces file_name, timestamp and note"):
+        sign(DATA, secret, trusted_comment="weekly list", file_name="list.csv")
+
+
 def test_public_key_forms() -> None:
     public = SecretKey.generate().public_key
     line = public.to_string()

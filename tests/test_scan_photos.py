@@ -284,3 +284,19 @@ def test_a_host_that_resolves_again_to_another_address_is_fetched_from_the_check
     assert (
         stored_hashes()[photo_id] | {"source": "remote", "error": None} == stored_hashes()[photo_id]
     )
+
+
+def test_a_remote_photo_too_large_names_the_photo_setting(tmp_path, monkeypatch):
+    # (not list_sync.max_bytes, which the download shares with lists and which changes nothing)
+    from podmod.lists import fetch
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "big.jpg").write_bytes(b"\xff" * 5_000)
+    monkeypatch.setattr(netguard, "EXEMPT", frozenset({ipaddress.ip_address("127.0.0.1")}))
+    with LoopbackServer(served, tmp_path) as server:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.cert_path))
+        with pytest.raises(fetch.FetchError) as refused:
+            fetch.download_public(server.url("big.jpg"), max_bytes=1_000, timeout=30)
+
+    assert "more than 1 kB (scan.photo_max_bytes)" in str(refused.value), refused.value

@@ -247,6 +247,33 @@ WHERE NOT EXISTS (
     WHERE s.kind = 'list' AND s.retracted_at IS NULL AND s.list_id = m.list_id
       AND s.entry_kind = m.kind AND s.entry_value = m.value AND s.person_id = m.person_id);
 
+-- An entry taken off and put back (a publisher's flip) that names a person whose case for it a
+-- moderator dismissed: its latest signal is active again in that dismissed case, not a new case
+-- asking the same question again.
+CREATE TEMP TABLE revived (case_id bigint, list_id integer) ON COMMIT DROP;
+
+WITH latest AS (
+    SELECT DISTINCT ON (s.list_id, s.entry_kind, s.entry_value, s.person_id)
+           s.id, s.case_id, s.retracted_at
+    FROM new_matches n
+    JOIN podmod.signals s ON s.kind = 'list' AND s.person_id = n.person_id
+         AND s.list_id = n.list_id AND s.entry_kind = n.kind AND s.entry_value = n.value
+    ORDER BY s.list_id, s.entry_kind, s.entry_value, s.person_id, s.id DESC
+), again AS (
+    UPDATE podmod.signals s
+    SET retracted_at = NULL,
+        details = (s.details - 'retracted_because' - 'retracted_in_version')
+                  || jsonb_build_object('active_again_at', now())
+    FROM latest l JOIN podmod.cases c ON c.id = l.case_id AND c.status = 'dismissed'
+    WHERE s.id = l.id AND l.retracted_at IS NOT NULL
+    RETURNING s.case_id, s.list_id, s.entry_kind, s.entry_value, s.person_id
+), gone AS (
+    DELETE FROM new_matches n USING again a
+    WHERE n.list_id = a.list_id AND n.kind = a.entry_kind AND n.value = a.entry_value
+      AND n.person_id = a.person_id
+)
+INSERT INTO revived SELECT case_id, list_id FROM again;
+
 -- A person newly matched without an open case gets one, written with the counts and priority its
 -- signals below give it (one signal per distinct entry), as refresh_cases() would count them.
 CREATE TEMP TABLE opened_cases (id bigint) ON COMMIT DROP;
@@ -286,10 +313,13 @@ WITH added AS (
     ON CONFLICT DO NOTHING
     RETURNING case_id, list_id
 )
-SELECT count(*) AS added,
-       coalesce(array_agg(DISTINCT a.case_id) FILTER (WHERE o.id IS NULL), '{}') AS joined,
+SELECT count(*) + (SELECT count(*) FROM revived) AS added,
+       coalesce(array_agg(DISTINCT a.case_id) FILTER (WHERE o.id IS NULL), '{}')
+       || (SELECT coalesce(array_agg(DISTINCT case_id), '{}') FROM revived) AS joined,
        (SELECT coalesce(jsonb_object_agg(list_id, n), '{}')
-        FROM (SELECT list_id, count(*) AS n FROM added GROUP BY list_id) per_list) AS by_list
+        FROM (SELECT list_id, count(*) AS n
+              FROM (SELECT list_id FROM added UNION ALL SELECT list_id FROM revived) both_kinds
+              GROUP BY list_id) per_list) AS by_list
 FROM added a
 LEFT JOIN opened_cases o ON o.id = a.case_id
 """
@@ -544,6 +574,8 @@ WHERE s.kind = 'list' AND s.retracted_at IS NULL
       SELECT 1 FROM podmod.decisions d
       WHERE d.person_id = s.person_id
         AND (d.action = 'unlock'
+             -- (a match active again in a case a moderator dismissed: that decision stands)
+             OR (d.action = 'dismiss' AND d.case_id = s.case_id)
              OR (d.action IN ('lock', 'close', 'lock_refused') AND d.source = 'list:' || l.name
                  AND d.created_at >= s.created_at)))
 ORDER BY s.person_id, s.id

@@ -283,14 +283,19 @@ def fetch_signature(
     )
 
 
-def download_public(url: str, *, max_bytes: int, timeout: float) -> bytes:
+def download_public(
+    url: str, *, max_bytes: int, timeout: float, bound: str = "scan.photo_max_bytes"
+) -> bytes:
     """A file from the public internet, such as a photo on another pod: https:// only, no user
-    name in the URL, never an address on a private network, redirects included. Raises
-    FetchError with the reason alone."""
+    name in the URL, never an address on a private network, redirects included (`bound`: the
+    setting of `max_bytes`, named when the file is larger). Raises FetchError with the reason
+    alone."""
     try:
         if _scheme(url) != "https":
             raise FetchError("only https:// URLs are fetched")  # never file://, nor plain http://
-        result = _fetch(url, None, None, max_bytes, timeout, True, netguard.GuardedSession())
+        result = _fetch(
+            url, None, None, max_bytes, timeout, True, netguard.GuardedSession(), bound=bound
+        )
     except _Failure as failure:
         raise FetchError(str(failure)) from None
     assert result.body is not None  # no validators were sent, so never not_modified

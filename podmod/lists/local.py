@@ -15,14 +15,7 @@ import psycopg
 
 from podmod.config import LOCAL_LIST
 from podmod.errors import PodmodError
-from podmod.lists.parse import (
-    _CONTROL,
-    MAX_COMMENT,
-    MAX_LABEL,
-    _check_label,
-    label_keys_of,
-    normalise,
-)
+from podmod.lists.parse import _CONTROL, MAX_COMMENT, MAX_LABEL, label_keys_of, normalise
 from podmod.lists.versions import RANGES_SUMMARY_SQL, READER
 
 LOCAL_URL = "podmod:" + LOCAL_LIST  # (no file: the entries live in podmod.list_entries alone)
@@ -60,13 +53,6 @@ def check_label(label: str | None) -> str:
     text = _one_line(label, "label")
     if len(text) > MAX_LABEL:
         raise LocalListError(f"The label is longer than {MAX_LABEL} characters; shorten it.")
-    # (as a list file holds it: published with this pod's list, it reads back as written;
-    # `spam, scam` would be published as one label `spam scam`)
-    if text and _check_label(text) is not None:
-        raise LocalListError(
-            f"The label {text!r} may only hold letters, digits, spaces and _ : . / -, and ; "
-            "between two labels (spam; scam); type it again."
-        )
     return text
 
 

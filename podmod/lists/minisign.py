@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from podmod.errors import PodmodError
+from podmod.redact import CONTROL, printable
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -63,22 +64,56 @@ class TrustedComment:
     @classmethod
     def parse(cls, text: str) -> TrustedComment:
         """Read `timestamp:` and `file:` from the tab-separated fields (the first of each
-        decides); a timestamp that is not decimal seconds is no timestamp. Never raises."""
+        decides); a timestamp that is not decimal seconds is no timestamp. Never raises: it also
+        reads the comments stored before verify() refused such a timestamp."""
         text = text.replace("\0", "\ufffd")  # PostgreSQL text holds no NUL
-        fields: dict[str, str] = {}
-        for part in text.split("\t"):
-            key, colon, value = part.partition(":")
-            if colon:
-                fields.setdefault(key, value)
-        stamp = fields.get("timestamp", "")
-        timestamp = int(stamp) if _TIMESTAMP.fullmatch(stamp) else None
-        if timestamp is not None and timestamp > LATEST_TIMESTAMP:
-            timestamp = None
-        return cls(text, timestamp, fields.get("file") or None)
+        fields = _fields(text)
+        return cls(text, _signed_time(fields.get("timestamp", "")), fields.get("file") or None)
 
     @property
     def signed_at(self) -> datetime | None:
         return None if self.timestamp is None else datetime.fromtimestamp(self.timestamp, UTC)
+
+
+def _fields(text: str) -> dict[str, str]:
+    """A trusted comment's `key:value` fields among its tab-separated parts, the first of each."""
+    fields: dict[str, str] = {}
+    for part in text.split("\t"):
+        key, colon, value = part.partition(":")
+        if colon:
+            fields.setdefault(key, value)
+    return fields
+
+
+def _signed_time(value: str) -> int | None:
+    """A `timestamp:` field's unix seconds; None for a value that is not a time podmod can hold."""
+    timestamp = int(value) if _TIMESTAMP.fullmatch(value) else None
+    return None if timestamp is None or timestamp > LATEST_TIMESTAMP else timestamp
+
+
+def _check_signed_time(trusted_comment: str) -> None:
+    """A trusted comment may have no `timestamp:` (other signers write none), but one it has must
+    be a time: read as none, it would turn a signature that says when it was made into one that
+    cannot be told from an older copy, which a subscriber accepts with a warning."""
+    stamp = _fields(trusted_comment).get("timestamp")
+    if stamp is None or _signed_time(stamp) is not None:
+        return
+    shown = printable(stamp) if len(stamp) <= 30 else printable(stamp[:30]) + "…"
+    raise SignatureError(
+        f"The signature file is malformed (its trusted comment's timestamp {shown!r} is not "
+        "decimal unix seconds up to the year 9999); ask the list's maintainers to sign it again."
+    )
+
+
+def check_note(note: str) -> None:
+    """A publisher's words for a trusted comment are one field of it: a tab would make them
+    fields of their own (a second `file:` or `timestamp:` read by other tools), a line break
+    would end the comment, and other control characters would reach subscribers' terminals."""
+    if CONTROL.search(note):
+        raise SignatureError(
+            "A trusted comment cannot hold a tab, a line break or another control character "
+            "(minisign separates its fields with tabs); write it as plain text on one line."
+        )
 
 
 def _b64(text: str, length: int, what: str) -> bytes:
@@ -253,13 +288,22 @@ def sign(
     untrusted_comment: str = "signature from podmod secret key",
     file_name: str | None = None,
     timestamp: int | None = None,
+    note: str | None = None,
 ) -> str:
-    """The .minisig text for `data` (prehashed `ED` signature, as minisign >= 0.10 makes); the
-    default trusted comment is minisign's, signed now (or at `timestamp`)."""
+    """The .minisig text for `data` (prehashed `ED` signature, as minisign >= 0.10 makes). Its
+    trusted comment is minisign's, signed now (or at `timestamp`) for `file_name`, with `note` (a
+    publisher's words) as a further field after minisign's, so that subscribers still read the
+    time and the file; or `trusted_comment` as it is, which replaces all three."""
     if trusted_comment is None:
         named = f"\tfile:{file_name}" if file_name else ""
         signed = int(time.time()) if timestamp is None else timestamp
-        trusted_comment = f"timestamp:{signed}{named}\thashed"
+        if note:
+            check_note(note)
+        trusted_comment = f"timestamp:{signed}{named}\thashed" + (f"\t{note}" if note else "")
+    elif file_name or timestamp is not None or note:
+        # (given both, one would be dropped: a comment without the time and the file loses the
+        # subscribers' replay and file checks)
+        raise ValueError("trusted_comment replaces file_name, timestamp and note: give either.")
     if any(c in trusted_comment + untrusted_comment for c in "\r\n"):
         raise SignatureError("A signature comment must be a single line.")
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -316,6 +360,7 @@ def verify(data: bytes, signature_text: str, public_key: PublicKey) -> str:
             "The signature's trusted comment does not verify with the pinned public key; the "
             "signature file may have been tampered with — ask the list's maintainers."
         )
+    _check_signed_time(trusted_comment)
     return trusted_comment
 
 

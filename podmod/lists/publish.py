@@ -8,8 +8,10 @@ so publish → sync → match runs with podmod alone.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -105,9 +107,12 @@ def render(parsed: ParsedList) -> Rendered:
 
 def _label_for_podmod(label: str) -> str:
     """A label that podmod's format holds: one taken from a Mastodon comment may carry characters
-    podmod's labels refuse (`no (really)!`); those become spaces, so the file reads back."""
+    podmod's labels refuse (`no (really)!`); those become spaces, so the file reads back. A comma
+    between two labels (`spam, scam`, as a moderator types them) becomes podmod's `;`: they stay
+    two labels, not the one `spam scam`."""
     if _check_label(label) is None:
         return label
+    label = label.replace(",", ";")
     kept = "".join(char if _LABEL.fullmatch(char) else " " for char in label)
     return " ".join(kept.split())[:MAX_LABEL].strip()
 
@@ -168,12 +173,21 @@ def load_secret_key(path: Path, password_env: str | None) -> minisign.SecretKey:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise PodmodError(f"Cannot read the secret key {path}: {error.strerror}.") from None
-    password = os.environ.get(password_env) if password_env else None
-    if password_env and password is None:
+    return minisign.SecretKey.from_file_text(text, password_from(password_env))
+
+
+def password_from(password_env: str | None) -> str | None:
+    """The key's password, from the environment variable `password_env` (None: none asked for).
+    A variable that is not set is refused, not read as no password: keygen would write the
+    secret key unencrypted."""
+    if not password_env:
+        return None
+    password = os.environ.get(password_env)
+    if password is None:
         raise PodmodError(
             f"The environment variable {password_env} (the key's password) is not set."
         )
-    return minisign.SecretKey.from_file_text(text, password)
+    return password
 
 
 @dataclass
@@ -207,7 +221,8 @@ def publish(
     output_format: str = "podmod",
 ) -> Published:
     """Write the list file (`podmod` or `mastodon` format) and its detached signature
-    `<output>.minisig`."""
+    `<output>.minisig`, whose trusted comment is minisign's (the time and the file's name, which
+    subscribers check) followed by `trusted_comment`, the publisher's words."""
     if output_format == "mastodon":
         rendered = render_mastodon(parsed)
         why = "Mastodon's format holds whole domains only: no accounts, content or ports"
@@ -219,12 +234,11 @@ def publish(
     signature = minisign.sign(
         body,
         secret,
-        trusted_comment=trusted_comment,
+        note=trusted_comment,
         file_name=output.name,
         timestamp=_next_timestamp(signature_path),
     )
-    output.write_bytes(body)
-    signature_path.write_text(signature, encoding="utf-8")
+    _write_together({output: body, signature_path: signature.encode("utf-8")})
     return Published(
         output,
         signature_path,
@@ -234,6 +248,32 @@ def publish(
         rendered.widened,
         output_format,
     )
+
+
+def _write_together(files: dict[Path, bytes]) -> None:
+    """Write each file beside its place, then move them into place: a write that fails (no such
+    directory, no permission, a full disk) leaves no half-written file, nor a new list file
+    beside the signature of the one before."""
+    written: dict[Path, Path] = {}
+    path = next(iter(files))
+    try:
+        for path, data in files.items():
+            if path.is_dir():  # (found now, not once another file has moved into place)
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            written[path] = temporary
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+        for path, temporary in written.items():
+            os.replace(temporary, path)
+    except OSError as error:
+        for temporary in written.values():
+            temporary.unlink(missing_ok=True)
+        raise PodmodError(
+            f"Cannot write {path} ({error.strerror or error}), so nothing was written; check that"
+            " its directory exists and that you may write there."
+        ) from None
 
 
 def _next_timestamp(signature_path: Path) -> int:

@@ -98,6 +98,7 @@ def fetch_verified(
             verify=verify,
             signature_url=subscription.signature_url,
             proxy=config["list_sync.proxy"],
+            deadline=result.deadline,  # (one time limit for the list and its signature)
         )
         comment = minisign.verify(
             result.body, signature, minisign.PublicKey.from_string(subscription.public_key)
@@ -192,8 +193,10 @@ def _check_signed_file(
             "signed_file or ask the list's maintainers which file this is."
         )
     raise minisign.SignatureError(
-        f"its signature is for the file {named}, not {expected} (the last part of its URL); if the "
-        f'publisher serves it under another name, set signed_file = "{named}" for this list.'
+        f"its signature is for the file {named}, not {expected} (the last part of its URL): "
+        "this may be another list's file, signed with the same key and served in this one's "
+        f'place; set signed_file = "{named}" for this list only once its publisher confirms '
+        "that this list is served under that name."
     )
 
 

@@ -744,20 +744,25 @@ def version_diff(
     list_row = state.execute("SELECT * FROM podmod.lists WHERE name = %s", (name,)).fetchone()
     if list_row is None:
         raise ListStateError(f"There is no list named {name!r}; see `podmod lists show`.")
-    version = state.execute(
-        "SELECT * FROM podmod.list_versions WHERE list_id = %s"
-        " AND (%s::integer IS NULL OR number = %s) ORDER BY number DESC LIMIT 1",
-        (list_row["id"], number, number),
-    ).fetchone()
+    # A number past PostgreSQL's integer (a typo) names no version; the query would fail on it.
+    version = (
+        state.execute(
+            "SELECT * FROM podmod.list_versions WHERE list_id = %s"
+            " AND (%s::integer IS NULL OR number = %s) ORDER BY number DESC LIMIT 1",
+            (list_row["id"], number, number),
+        ).fetchone()
+        if number is None or -(2**31) <= number < 2**31
+        else None
+    )
     if version is None:
-        raise ListStateError(
-            f"List {name!r} has no version {number or ''}; see `podmod lists show`."
-        )
+        which = "yet" if number is None else str(number)
+        raise ListStateError(f"List {name!r} has no version {which}; see `podmod lists show`.")
     out: dict[str, Any] = {
         "list": name,
         "version": version["number"],
         "status": version["status"],
         "held_reason": version["held_reason"],
+        "approved_by": version["approved_by"],
         "format": version["format"],
         "signed": describe_signature(version),
         "signed_at": version["signed_at"].isoformat() if version["signed_at"] else None,
