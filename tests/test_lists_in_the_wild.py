@@ -1461,6 +1461,29 @@ def test_publish_warns_when_mastodons_admin_import_would_refuse_the_file(lists, 
     assert "(20,000 entries, mastodon format)" in at_limit.output, at_limit.output
 
 
+def test_publishing_silences_in_podmods_format_warns_that_they_read_as_suspensions(lists, tmp_path):
+    podmod("lists", "keygen", "--dir", str(tmp_path))
+    source = tmp_path / "mixed.csv"
+    source.write_text(
+        MASTODON_HEADER
+        + "loud.example,suspend,false,false,,false\n"
+        + "quiet.example,silence,false,false,,false\n"
+    )
+    args = publishing(source, tmp_path / "podmod.key")
+
+    as_podmod = podmod(*args, "--output", str(lists.directory / "mixed.csv"))
+    as_mastodon = podmod(*args, "--output", str(tmp_path / "m.csv"), "--format", "mastodon")
+
+    assert as_podmod.exit_code == 0, as_podmod.output
+    assert (
+        "warning: 1 silence entry written without their severity, which podmod's format cannot"
+        " hold: subscribers weigh them as suspensions; publish with --format mastodon"
+        in as_podmod.output
+    ), as_podmod.output
+    assert as_mastodon.exit_code == 0 and "warning" not in as_mastodon.output, as_mastodon.output
+    assert "quiet.example,silence," in (tmp_path / "m.csv").read_text()
+
+
 @pytest.mark.parametrize("output_format", ["podmod", "mastodon"])
 def test_publish_from_a_pleroma_policy_writes_its_hosts_alone_as_their_domains(
     lists, pod, tmp_path, output_format

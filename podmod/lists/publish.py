@@ -67,6 +67,7 @@ class Rendered:
     written: int = 0
     left_out: int = 0
     widened: int = 0
+    silenced: int = 0  # silence entries written in podmod's format, which has no severity
 
 
 def _rows(
@@ -99,6 +100,7 @@ def render(parsed: ParsedList) -> Rendered:
     writer.writerow(HEADER)
     rendered = Rendered(b"")
     for entry in _rows(parsed, rendered, lambda e: not e.published and e.severity != "noop"):
+        rendered.silenced += entry.severity == "silence"
         label = csv_safe(_label_for_podmod(entry.label))
         writer.writerow((entry.kind, entry.value, label, csv_safe(entry.comment)))
     rendered.body = out.getvalue().encode("utf-8")
@@ -199,15 +201,24 @@ class Published:
     why: str = ""
     widened: int = 0  # entries for one host alone written as their domain (Rendered)
     output_format: str = "podmod"
+    silenced: int = 0  # (Rendered)
 
     def warning(self) -> str | None:
         """What the file's subscribers cannot do with it, for the publisher to hear now: a
-        Mastodon file longer than Mastodon's own admin import takes."""
+        Mastodon file longer than Mastodon's own admin import takes; silences in podmod's
+        format, which subscribers read as suspensions."""
         if self.output_format == "mastodon" and self.entries > MASTODON_IMPORT_ROWS:
             return (
                 f"Mastodon's admin import refuses a file of more than {MASTODON_IMPORT_ROWS:,}"
                 f" rows and this one has {self.entries:,}: Mastodon admins can import it only in"
                 " parts, or through the API with a tool such as FediBlockHole."
+            )
+        if self.silenced:
+            count = f"{self.silenced:,} silence {'entry' if self.silenced == 1 else 'entries'}"
+            return (
+                f"{count} written without their severity, which podmod's format cannot hold:"
+                " subscribers weigh them as suspensions; publish with --format mastodon, or"
+                ' the silences as a file of their own for subscribers to set severity = "silence".'
             )
         return None
 
@@ -247,6 +258,7 @@ def publish(
         why,
         rendered.widened,
         output_format,
+        rendered.silenced,
     )
 
 
