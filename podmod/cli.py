@@ -683,21 +683,37 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         store.require_current_schema(state)
         rows = lists_overview(state)
         stale = {row["name"]: stale_text(row) for row in stale_lists(config, state)}
+    subscribed = {subscription.name: subscription for subscription in config.lists}
     for row in rows:
         row["stale"] = stale.get(row["name"])
+        # (a list taken out of the configuration: retired, its versions kept)
+        row["subscribed"] = row["origin"] == "local" or row["name"] in subscribed
+    known = {row["name"] for row in rows}
+    waiting = [subscription for name, subscription in subscribed.items() if name not in known]
     if as_json:
+        rows += [
+            {"name": s.name, "policy": s.policy, "subscribed": True, "version": None}
+            for s in waiting
+        ]
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    if not rows:
-        click.echo("No lists synced yet; run `podmod lists sync`.")
+    if not rows and not waiting:
+        click.echo("No lists subscribed; add a [[lists]] table to the configuration.")
 
     def say(line: str) -> None:
         # A list server's words are among them (its last error may quote a signature's trusted
         # comment): no escape sequence of theirs reaches the podmin's terminal.
         click.echo(printable(line))
 
+    for subscription in waiting:
+        say(
+            f"{subscription.name} ({subscription.policy}): subscribed, not synced yet"
+            f" (`podmod lists sync --name {subscription.name}`)"
+        )
     for row in rows:
         name = "this pod's own list" if row["origin"] == "local" else row["name"]
+        if not row["subscribed"]:
+            name += " (no longer subscribed: it applies no more; its versions are kept)"
         say(
             f"{name} ({row['policy']}): version {row['version'] or '-'}"
             f"{' (' + describe_reading(row) + ')' if row['version'] else ''}, "

@@ -1266,8 +1266,9 @@ def test_check_warns_of_a_list_no_sync_has_tried_for_hours(lists, pod, state):
     assert "; never synced, and no sync has run since " in report["list added"]["detail"]
     shown = podmod("lists", "show").output
     assert "\n  no sync has tried it since " in shown and "/var/log/podmod/lists.log" in shown
-    [shown] = json.loads(podmod("lists", "show", "--json").output)
+    [shown, added] = json.loads(podmod("lists", "show", "--json").output)
     assert shown["stale"].startswith("no sync has tried it since "), shown
+    assert added["name"] == "added" and added["version"] is None  # (subscribed, not synced)
 
 
 def test_check_reads_each_list_as_a_sync_would_and_says_how_or_why_not(lists, pod, state):
@@ -1428,6 +1429,15 @@ def test_a_list_removed_from_the_config_stops_applying_and_the_sync_says_so(list
         o for o in json.loads(podmod("lists", "show", "--json").output) if o["name"] == "core"
     ]
     assert retired["policy"] == "ignore" and retired["version"] == 1
+    assert retired["subscribed"] is False
+    lists.subscribe("fresh")  # (configured, never synced: shown too)
+    shown = podmod("lists", "show").output
+    assert "core (no longer subscribed: it applies no more; its versions are kept) (ignore)" in (
+        shown
+    ), shown
+    assert "fresh (review): subscribed, not synced yet (`podmod lists sync --name fresh`)" in shown
+    as_json = {o["name"]: o for o in json.loads(podmod("lists", "show", "--json").output)}
+    assert as_json["fresh"]["version"] is None and as_json["other"]["subscribed"] is True
     state.rollback()
     audit = state.execute("SELECT source FROM podmod.audit WHERE action = 'list_retire'")
     assert [row["source"] for row in audit] == ["list:core"]
