@@ -847,6 +847,11 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
                 f"Unknown key {unknown[0]!r} in {where}; allowed: {', '.join(LIST_KEYS)}."
             )
         name = item.get("name")
+        if name is None:
+            raise ConfigError(
+                f'{where} has no name; give it one, such as name = "core" (lower-case letters,'
+                " digits, '.', '_' or '-')."
+            )
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", name):
             raise ConfigError(
                 f"{where} needs a name of lower-case letters, digits, '.', '_' or '-' "
@@ -862,6 +867,10 @@ def _load_lists(raw: Any, file_path: Path) -> tuple[ListConfig, ...]:
             )
         seen.add(name)
         url = item.get("url")
+        if url is None:
+            raise ConfigError(
+                f'{where} has no url; set url = "https://…" to the address of its list file.'
+            )
         if not isinstance(url, str) or not (
             url.startswith("https://") or url.startswith("file:///")
         ):

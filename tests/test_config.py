@@ -134,6 +134,21 @@ LIST = f'database_url = "{DB}"\n[[lists]]\nname = "x"\nurl = "https://l.example/
             {},
             "is podmod's own list of this pod",
         ),
+        (
+            f'database_url = "{DB}"\n[[lists]]\nname = "core"\n',
+            {},
+            "list 'core' in ",  # (then: the file's path)
+        ),
+        (
+            f'database_url = "{DB}"\n[[lists]]\nname = "core"\n',
+            {},
+            ' has no url; set url = "https://…" to the address of its list file.',
+        ),
+        (
+            f'database_url = "{DB}"\n[[lists]]\nurl = "https://l.example/x.csv"\n',
+            {},
+            ' has no name; give it one, such as name = "core" (lower-case letters',
+        ),
     ],
 )
 def test_bad_values_are_one_clear_sentence(tmp_path, content, environ, message):

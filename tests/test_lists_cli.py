@@ -79,6 +79,25 @@ def test_keygen_with_a_password_variable_that_is_not_set_writes_no_key(env, tmp_
     assert not keys.exists() or list(keys.iterdir()) == []
 
 
+def test_a_key_that_exists_or_is_encrypted_says_which_option_to_give(env, tmp_path, monkeypatch):
+    keys = tmp_path / "keys"
+    monkeypatch.setenv("PODMOD_KEY_PASSWORD", "placeholder password")
+    made = podmod("lists", "keygen", "--dir", str(keys), "--password-env", "PODMOD_KEY_PASSWORD")
+    assert made.exit_code == 0, made.output
+
+    again = podmod("lists", "keygen", "--dir", str(keys))
+    without = podmod(*publishing(a_source(tmp_path), keys / "podmod.key", tmp_path / "o.csv"))
+
+    assert one_sentence(again.output) == (
+        f"{keys / 'podmod.key'} already exists and podmod never overwrites a secret key; give"
+        " another --name or --dir for a new one."
+    )
+    assert one_sentence(without.output) == (
+        f"The secret key {keys / 'podmod.key'} is encrypted: give --password-env VAR, VAR an"
+        " environment variable holding its password."
+    )
+
+
 @pytest.mark.parametrize("where", ["missing directory", "proc", "signature path a directory"])
 def test_publishing_where_it_cannot_write_is_one_sentence_and_writes_nothing(
     env, tmp_path, key, where

@@ -1419,6 +1419,9 @@ def test_publish_writes_mastodon_format_that_podmod_and_mastodon_read(lists, pod
     result = podmod(*args, "--output", str(out), "--format", "mastodon", "--skip-invalid")
 
     assert refused.exit_code != 0 and "line 4" in refused.output
+    assert refused.output.rstrip().endswith("; fix the list or give --skip-invalid."), (
+        refused.output
+    )
     assert result.exit_code == 0, result.output
     assert "left out line 4" in result.output
     assert "1 entry, mastodon format; 1 left out" in result.output

@@ -136,12 +136,17 @@ def utc_minute(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+# What a failed download leaves in force, as its sentence says it (a list that never had a
+# version says so instead: podmod.lists.sync.sync_list).
+PREVIOUS_STAYS = "the previous version stays in force"
+
+
 def _list_error(text: str, failure: _Failure) -> FetchError:
     """A list's FetchError: `text` (naming the list, its address and the failure, with the time
     the server asked to wait until), what stays in force, and when a sync tries again; the
     server's Retry-After kept on it."""
     again = "the first sync after then" if failure.retry_after else "the next sync"
-    error = FetchError(f"{text}; the previous version stays in force and {again} tries again.")
+    error = FetchError(f"{text}; {PREVIOUS_STAYS} and {again} tries again.")
     error.retry_after = failure.retry_after
     return error
 

@@ -59,7 +59,7 @@ def check_label(label: str | None) -> str:
 def check_reason(reason: str | None) -> str:
     text = _one_line(reason, "reason")
     if not text:
-        raise LocalListError("Say why (--reason): it is kept with the entry and in the audit log.")
+        raise LocalListError("Say why: the reason is kept with the entry and in the audit log.")
     if len(text) > MAX_COMMENT:
         raise LocalListError(f"The reason is longer than {MAX_COMMENT} characters; shorten it.")
     return text

@@ -26,6 +26,7 @@ from podmod.lists.parse import (
     EXACT_HOST,
     MAX_LABEL,
     Entry,
+    ListFormatError,
     ParsedList,
     _check_label,
     csv_safe,
@@ -144,7 +145,11 @@ def from_csv(path: Path, *, skip_invalid: bool = False) -> ParsedList:
         data = path.read_bytes()
     except OSError as error:
         raise PodmodError(f"Cannot read {path}: {error.strerror}.") from None
-    return parse_list(data, skip_invalid=skip_invalid)
+    try:
+        return parse_list(data, skip_invalid=skip_invalid)
+    except ListFormatError as error:  # (the subscriber's setting is this command's option)
+        said = str(error).replace("set skip_invalid = true for it", "give --skip-invalid")
+        raise ListFormatError(said) from None
 
 
 def from_decisions(state: psycopg.Connection, *, label: str) -> ParsedList:
@@ -175,7 +180,15 @@ def load_secret_key(path: Path, password_env: str | None) -> minisign.SecretKey:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise PodmodError(f"Cannot read the secret key {path}: {error.strerror}.") from None
-    return minisign.SecretKey.from_file_text(text, password_from(password_env))
+    try:
+        return minisign.SecretKey.from_file_text(text, password_from(password_env))
+    except minisign.SignatureError as error:
+        if password_env or "encrypted" not in str(error):
+            raise
+        raise minisign.SignatureError(
+            f"The secret key {path} is encrypted: give --password-env VAR, VAR an environment"
+            " variable holding its password."
+        ) from None
 
 
 def password_from(password_env: str | None) -> str | None:
@@ -308,7 +321,10 @@ def keygen(directory: Path, name: str = "podmod", password: str | None = None) -
     secret = minisign.SecretKey.generate()
     public_path, secret_path = directory / f"{name}.pub", directory / f"{name}.key"
     if secret_path.exists():
-        raise PodmodError(f"{secret_path} already exists; podmod never overwrites a secret key.")
+        raise PodmodError(
+            f"{secret_path} already exists and podmod never overwrites a secret key; give another"
+            " --name or --dir for a new one."
+        )
     descriptor = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(secret.to_file_text(password))

@@ -334,14 +334,17 @@ def sync_list(
             )
         state.rollback()
         pod.rollback()
+        said = str(error)
+        if list_row["current_version"] is None:  # (there is no previous version to stay)
+            said = said.replace(fetch.PREVIOUS_STAYS, "no version of it is in force yet", 1)
         with state.transaction():
             state.execute(
                 "UPDATE podmod.lists SET last_error = %s, last_error_at = now(), retry_after = %s"
                 " WHERE id = %s",
-                (str(error), getattr(error, "retry_after", None), list_row["id"]),
+                (said, getattr(error, "retry_after", None), list_row["id"]),
             )
-        log.error("list %s: %s", name, error)
-        return SyncOutcome(name, "failed", str(error), version=list_row["current_version"])
+        log.error("list %s: %s", name, said)
+        return SyncOutcome(name, "failed", said, version=list_row["current_version"])
     # Not only after a new version: a sync cut short after storing one owes its locks, and the
     # next sync finds the list unchanged. Each match locks at most once, so this is cheap.
     if outcome.status == "applied" or subscription.policy == "lock":
