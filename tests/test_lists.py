@@ -1028,7 +1028,8 @@ def test_an_entry_put_back_never_reopens_a_case_a_moderator_dismissed(lists, pod
         assert dismissed.exit_code == 0, dismissed.output
     lists.write("core", kept)
     lists.write("lockme", kept)
-    assert sync()[0] == 0
+    removed = sync()
+    assert removed[0] == 0, removed[1]
     lists.list_sync["max_locks"] = 20
     lists.save()
     lists.write("core", [*flipping, *kept])

@@ -247,32 +247,7 @@ WHERE NOT EXISTS (
     WHERE s.kind = 'list' AND s.retracted_at IS NULL AND s.list_id = m.list_id
       AND s.entry_kind = m.kind AND s.entry_value = m.value AND s.person_id = m.person_id);
 
--- An entry taken off and put back (a publisher's flip) that names a person whose case for it a
--- moderator dismissed: its latest signal is active again in that dismissed case, not a new case
--- asking the same question again.
 CREATE TEMP TABLE revived (case_id bigint, list_id integer) ON COMMIT DROP;
-
-WITH latest AS (
-    SELECT DISTINCT ON (s.list_id, s.entry_kind, s.entry_value, s.person_id)
-           s.id, s.case_id, s.retracted_at
-    FROM new_matches n
-    JOIN podmod.signals s ON s.kind = 'list' AND s.person_id = n.person_id
-         AND s.list_id = n.list_id AND s.entry_kind = n.kind AND s.entry_value = n.value
-    ORDER BY s.list_id, s.entry_kind, s.entry_value, s.person_id, s.id DESC
-), again AS (
-    UPDATE podmod.signals s
-    SET retracted_at = NULL,
-        details = (s.details - 'retracted_because' - 'retracted_in_version')
-                  || jsonb_build_object('active_again_at', now())
-    FROM latest l JOIN podmod.cases c ON c.id = l.case_id AND c.status = 'dismissed'
-    WHERE s.id = l.id AND l.retracted_at IS NOT NULL
-    RETURNING s.case_id, s.list_id, s.entry_kind, s.entry_value, s.person_id
-), gone AS (
-    DELETE FROM new_matches n USING again a
-    WHERE n.list_id = a.list_id AND n.kind = a.entry_kind AND n.value = a.entry_value
-      AND n.person_id = a.person_id
-)
-INSERT INTO revived SELECT case_id, list_id FROM again;
 
 -- A person newly matched without an open case gets one, written with the counts and priority its
 -- signals below give it (one signal per distinct entry), as refresh_cases() would count them.
@@ -322,6 +297,45 @@ SELECT count(*) + (SELECT count(*) FROM revived) AS added,
               GROUP BY list_id) per_list) AS by_list
 FROM added a
 LEFT JOIN opened_cases o ON o.id = a.case_id
+"""
+
+
+# Whether any case a moderator dismissed holds a list match since retracted: only then can a new
+# match be one put back (REVIVE_SQL), and only then is that looked for (a first sync of a
+# million new matches pays nothing for it).
+DISMISSED_RETRACTED_SQL = """
+SELECT EXISTS (
+    SELECT 1 FROM podmod.cases c
+    WHERE c.status = 'dismissed' AND EXISTS (
+        SELECT 1 FROM podmod.signals s
+        WHERE s.case_id = c.id AND s.kind = 'list' AND s.retracted_at IS NOT NULL)) AS found
+"""
+
+REVIVE_SQL = """
+-- An entry taken off and put back (a publisher's flip) that names a person whose case for it a
+-- moderator dismissed: its latest signal is active again in that dismissed case, not a new case
+-- asking the same question again.
+WITH latest AS (
+    SELECT DISTINCT ON (s.list_id, s.entry_kind, s.entry_value, s.person_id)
+           s.id, s.case_id, s.retracted_at
+    FROM new_matches n
+    JOIN podmod.signals s ON s.kind = 'list' AND s.person_id = n.person_id
+         AND s.list_id = n.list_id AND s.entry_kind = n.kind AND s.entry_value = n.value
+    ORDER BY s.list_id, s.entry_kind, s.entry_value, s.person_id, s.id DESC
+), again AS (
+    UPDATE podmod.signals s
+    SET retracted_at = NULL,
+        details = (s.details - 'retracted_because' - 'retracted_in_version')
+                  || jsonb_build_object('active_again_at', now())
+    FROM latest l JOIN podmod.cases c ON c.id = l.case_id AND c.status = 'dismissed'
+    WHERE s.id = l.id AND l.retracted_at IS NOT NULL
+    RETURNING s.case_id, s.list_id, s.entry_kind, s.entry_value, s.person_id
+), gone AS (
+    DELETE FROM new_matches n USING again a
+    WHERE n.list_id = a.list_id AND n.kind = a.entry_kind AND n.value = a.entry_value
+      AND n.person_id = a.person_id
+)
+INSERT INTO revived SELECT case_id, list_id FROM again
 """
 
 
@@ -474,7 +488,11 @@ def match_people(
         result.retracted_by_list = Counter(row["list_id"] for row in retracted)
         touched |= {row["case_id"] for row in retracted}
         touched |= {row["case_id"] for row in state.execute(REFRESH_SQL).fetchall()}
-    *prepare, insert = ADD_SQL.split(";\n\n")
+    new_matches, revived, *prepare, insert = ADD_SQL.split(";\n\n")
+    state.execute(new_matches)
+    state.execute(revived)
+    if state.execute(DISMISSED_RETRACTED_SQL).fetchone()["found"]:
+        state.execute(REVIVE_SQL)
     state.execute(";\n\n".join(prepare))
     added = state.execute(insert).fetchone()
     result.added = added["added"]
