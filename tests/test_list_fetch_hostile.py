@@ -308,22 +308,22 @@ def test_a_list_and_its_signature_share_one_time_limit(
     """Each trickled over 70 % of list_sync.timeout: the list comes in time, its signature then
     does not, as both together took longer than the limit."""
     head = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\nX-Pad: %s\r\n\r\n"
-    server.answers["/core.csv"] = trickle(head % (len(ROWS), b"x" * 60), seconds=2.8, then=ROWS)
+    server.answers["/core.csv"] = trickle(head % (len(ROWS), b"x" * 60), seconds=4.2, then=ROWS)
     server.answers["/core.csv.minisig"] = trickle(
-        head % (len(SIGNATURE), b"x" * 60), seconds=2.8, then=SIGNATURE
+        head % (len(SIGNATURE), b"x" * 60), seconds=4.2, then=SIGNATURE
     )
     started = time.monotonic()
-    result = get("/core.csv", timeout=4.0)
+    result = get("/core.csv", timeout=6.0)  # (1.8 s to spare, on a busy machine)
     assert result.body == ROWS and result.deadline is not None
-    with pytest.raises(FetchError, match="did not finish downloading within 4 seconds"):
+    with pytest.raises(FetchError, match="did not finish downloading within 6 seconds"):
         fetch_signature(
             server.url("/core.csv"),
             name="core",
-            timeout=4.0,
+            timeout=6.0,
             verify=str(tls_files[0]),
             deadline=result.deadline,
         )
-    assert time.monotonic() - started < 4.0 + 3  # (the limit, and a loaded machine's slack)
+    assert time.monotonic() - started < 6.0 + 3  # (the limit, and a loaded machine's slack)
 
 
 # 5. Nothing left behind at a deadline --------------------------------------------------------
@@ -345,7 +345,7 @@ def test_a_server_trickling_its_headers_past_the_deadline_leaves_no_thread_or_so
     proxy = ConnectProxy() if through == "through a proxy" else None
     before = set(_fetch_threads())
     try:
-        with pytest.raises(FetchError, match="did not finish within 1 seconds"):
+        with pytest.raises(FetchError, match="did not finish within 1 second[^s]"):
             get("/core.csv", timeout=1.0, proxy=proxy.url if proxy else None)
         wait_for(lambda: not set(_fetch_threads()) - before, "the request's thread ending", 20)
         wait_for(lambda: server.open_connections == 0, "the server seeing the connection end", 20)

@@ -426,10 +426,13 @@ class _Deadline:
     def failure(self) -> _Failure:
         if self.shared:
             return _Failure(
-                f"the list and its signature did not finish downloading within {self.timeout:g}"
-                " seconds (list_sync.timeout)"
+                "the list and its signature did not finish downloading within"
+                f" {self.seconds()} (list_sync.timeout)"
             )
-        return _Failure(f"the download did not finish within {self.timeout:g} seconds")
+        return _Failure(f"the download did not finish within {self.seconds()}")
+
+    def seconds(self) -> str:
+        return f"{self.timeout:g} second{'' if self.timeout == 1 else 's'}"
 
     @contextlib.contextmanager
     def guarding(self, response: requests.Response) -> Iterator[None]:
