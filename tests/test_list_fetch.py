@@ -405,7 +405,7 @@ def test_a_gzip_bomb_stops_at_the_decompressed_limit(get: Client) -> None:
 @pytest.mark.parametrize("path", ["/trickle", "/trickle-keepalive", "/trickle-headers"])
 def test_a_trickling_server_is_cut_off_at_the_deadline(get: Client, path: str) -> None:
     started = time.monotonic()
-    with pytest.raises(FetchError, match="did not finish within 1 second[^s]"):
+    with pytest.raises(FetchError, match=r"did not finish within 1 second[^s]"):
         get(path, timeout=1.0)
     assert 0.9 < time.monotonic() - started < 2
 

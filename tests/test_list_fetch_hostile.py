@@ -345,7 +345,7 @@ def test_a_server_trickling_its_headers_past_the_deadline_leaves_no_thread_or_so
     proxy = ConnectProxy() if through == "through a proxy" else None
     before = set(_fetch_threads())
     try:
-        with pytest.raises(FetchError, match="did not finish within 1 second[^s]"):
+        with pytest.raises(FetchError, match=r"did not finish within 1 second[^s]"):
             get("/core.csv", timeout=1.0, proxy=proxy.url if proxy else None)
         wait_for(lambda: not set(_fetch_threads()) - before, "the request's thread ending", 20)
         wait_for(lambda: server.open_connections == 0, "the server seeing the connection end", 20)

@@ -675,8 +675,8 @@ def _changed(stored: versions.VersionOutcome) -> str:
 
 def _matched(matched: apply.ApplyResult, list_id: int) -> str:
     """What applying the lists changed for this list: "1 new match, 0 retracted", and what the
-    same matching did for the others (their settings changed, or one put back in the
-    configuration, since their own last sync): "; 26 new matches of other lists"."""
+    same matching did for the others (people who came since the last matching, a sync cut short
+    before): "; other lists' matches: 26 new"."""
     added, retracted = matched.added_by_list[list_id], matched.retracted_by_list[list_id]
     text = f"{added:,} new match{'' if added == 1 else 'es'}, {retracted:,} retracted"
     others = [
