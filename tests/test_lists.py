@@ -1907,7 +1907,7 @@ def test_a_list_servers_control_characters_reach_neither_the_sync_log_nor_the_li
     client = signed_in(make_app().test_client(), "podmin")
     page = html(client.get("/lists"))
 
-    assert code == 1 and "HTTP 500 Oops; the previous" in output, output
+    assert code == 1 and "HTTP 500 Oops; no version of it is in force yet" in output, output
     for text in (output, shown, page):
         assert "Oops" in text and control_characters(text) == [], text
         assert "[2J" not in text and "]0;owned" not in text, text
