@@ -675,6 +675,7 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         describe_signature,
         labels_in_use_text,
         lists_overview,
+        never_synced,
     )
     from podmod.notify.alerts import stale_lists, stale_text
 
@@ -683,13 +684,12 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         store.require_current_schema(state)
         rows = lists_overview(state)
         stale = {row["name"]: stale_text(row) for row in stale_lists(config, state)}
-    subscribed = {subscription.name: subscription for subscription in config.lists}
+    subscribed = {subscription.name for subscription in config.lists}
     for row in rows:
         row["stale"] = stale.get(row["name"])
         # (a list taken out of the configuration: retired, its versions kept)
         row["subscribed"] = row["origin"] == "local" or row["name"] in subscribed
-    known = {row["name"] for row in rows}
-    waiting = [subscription for name, subscription in subscribed.items() if name not in known]
+    waiting = never_synced(config, rows)
     if as_json:
         rows += [
             {"name": s.name, "policy": s.policy, "subscribed": True, "version": None}

@@ -288,8 +288,7 @@ WITH added AS (
     ON CONFLICT DO NOTHING
     RETURNING case_id, list_id
 )
-SELECT count(*) + (SELECT count(*) FROM revived) AS added,
-       coalesce(array_agg(DISTINCT a.case_id) FILTER (WHERE o.id IS NULL), '{}')
+SELECT coalesce(array_agg(DISTINCT a.case_id) FILTER (WHERE o.id IS NULL), '{}')
        || (SELECT coalesce(array_agg(DISTINCT case_id), '{}') FROM revived) AS joined,
        (SELECT coalesce(jsonb_object_agg(list_id, n), '{}')
         FROM (SELECT list_id, count(*) AS n
@@ -368,14 +367,20 @@ def prefetch(pod: psycopg.Connection) -> RemoteHosts:
 @dataclass
 class ApplyResult:
     people_scanned: int = 0
-    added: int = 0
-    retracted: int = 0
     cases_resolved: int = 0
     locked: list[str] = field(default_factory=list)
-    # the same per list id: a sync of one list tells its own matches from those that other lists'
-    # changed settings, or a list put back in the configuration, left to this full matching
+    # matches added and retracted, per list id: a sync of one list tells its own from those other
+    # lists gained in the same matching (people who came since the last one)
     added_by_list: Counter[int] = field(default_factory=Counter)
     retracted_by_list: Counter[int] = field(default_factory=Counter)
+
+    @property
+    def added(self) -> int:
+        return self.added_by_list.total()
+
+    @property
+    def retracted(self) -> int:
+        return self.retracted_by_list.total()
 
 
 def _execute_all(state: psycopg.Connection, script: str, params: dict | None = None) -> None:
@@ -484,7 +489,6 @@ def match_people(
     touched: set[int] = set()
     if full:
         retracted = state.execute(RETRACT_SQL).fetchall()
-        result.retracted = len(retracted)
         result.retracted_by_list = Counter(row["list_id"] for row in retracted)
         touched |= {row["case_id"] for row in retracted}
         touched |= {row["case_id"] for row in state.execute(REFRESH_SQL).fetchall()}
@@ -495,7 +499,6 @@ def match_people(
         state.execute(REVIVE_SQL)
     state.execute(";\n\n".join(prepare))
     added = state.execute(insert).fetchone()
-    result.added = added["added"]
     result.added_by_list = Counter({int(key): n for key, n in added["by_list"].items()})
     touched.update(added["joined"])
     if result.added >= ANALYZE_AFTER:

@@ -94,6 +94,16 @@ class FetchError(PodmodError):
     version stays in force. `retry_after`: when the server asked to be asked again, if it did."""
 
     retry_after: datetime | None = None
+    # a list's (_list_error): what failed, and which sync tries again
+    failed: str | None = None
+    again: str = "the next sync"
+
+    def for_version(self, current: int | None) -> str:
+        """The sentence for a list whose version in force is `current`: one that never had a
+        version has no previous one to stay."""
+        if self.failed is None or current:
+            return str(self)
+        return f"{self.failed}; no version of it is in force yet and {self.again} tries again."
 
 
 @dataclass
@@ -136,18 +146,14 @@ def utc_minute(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-# What a failed download leaves in force, as its sentence says it (a list that never had a
-# version says so instead: podmod.lists.sync.sync_list).
-PREVIOUS_STAYS = "the previous version stays in force"
-
-
 def _list_error(text: str, failure: _Failure) -> FetchError:
     """A list's FetchError: `text` (naming the list, its address and the failure, with the time
-    the server asked to wait until), what stays in force, and when a sync tries again; the
-    server's Retry-After kept on it."""
+    the server asked to wait until), what stays in force, and when a sync tries again
+    (FetchError.for_version() for a list without a version); the server's Retry-After kept on
+    it."""
     again = "the first sync after then" if failure.retry_after else "the next sync"
-    error = FetchError(f"{text}; {PREVIOUS_STAYS} and {again} tries again.")
-    error.retry_after = failure.retry_after
+    error = FetchError(f"{text}; the previous version stays in force and {again} tries again.")
+    error.retry_after, error.failed, error.again = failure.retry_after, text, again
     return error
 
 

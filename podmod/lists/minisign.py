@@ -37,6 +37,10 @@ class SignatureError(PodmodError):
     """A signature, key or key file is malformed or does not verify."""
 
 
+class PasswordNeeded(SignatureError):
+    """A secret key is encrypted, and no password was given for it."""
+
+
 class OtherFileSignature(SignatureError):
     """A signature made with the pinned key, its trusted comment intact, but for other bytes than
     the file's: `trusted_comment` is what the key signed with it (so the caller can tell whose
@@ -247,7 +251,7 @@ class SecretKey:
         keynum_sk = raw[54:]
         if kdf_alg == KDF_SCRYPT:
             if password is None:
-                raise SignatureError("The secret key is encrypted; its password is needed.")
+                raise PasswordNeeded("The secret key is encrypted; its password is needed.")
             opslimit = int.from_bytes(raw[38:46], "little")
             memlimit = int.from_bytes(raw[46:54], "little")
             stream = _keystream(password, salt, opslimit, memlimit, len(keynum_sk))

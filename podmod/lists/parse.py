@@ -225,6 +225,10 @@ def entry_of(row: Row) -> Entry:
     return Entry(kind, value, label, comment, line, severity, labels, published)
 
 
+# How a subscriber skips a list's invalid rows (`lists publish` says its own option instead).
+SKIP_SETTING = "set skip_invalid = true for it"
+
+
 @dataclass
 class RowError:
     """One invalid row and why, in a phrase a podmin can act on; `unit` is "item" in JSON."""
@@ -1326,11 +1330,13 @@ class ListReader:
         skip_invalid: bool = False,
         require_canary: str | None = None,
         max_errors_shown: int = 5,
+        skipping: str = SKIP_SETTING,
     ) -> None:
         """Once read: refuse the file (ListFormatError) for its invalid rows, unless
-        `skip_invalid`, and when `require_canary` names a canary row it lacks."""
+        `skip_invalid` (`skipping`: how the reader of the message asks for it), and when
+        `require_canary` names a canary row it lacks."""
         if self.errors and not skip_invalid:
-            raise _refuse(self.errors, max_errors_shown)
+            raise _refuse(self.errors, max_errors_shown, skipping)
         if require_canary and require_canary not in self.canaries:
             found = f" (it has {', '.join(self.canaries)})" if self.canaries else ""
             raise ListFormatError(
@@ -1362,15 +1368,13 @@ class ListReader:
         )
 
 
-def _refuse(errors: list[RowError], shown: int) -> ListFormatError:
+def _refuse(errors: list[RowError], shown: int, skipping: str = SKIP_SETTING) -> ListFormatError:
     count = len(errors)
     details = "; ".join(f"{e.unit} {e.line}: {e.message}" for e in errors[: max(shown, 1)])
     more = f"; and {count - max(shown, 1)} more" if count > max(shown, 1) else ""
     unit = "item" if errors and errors[0].unit == "item" else "row"  # (JSON's are items)
     rows = unit if count == 1 else unit + "s"
-    return ListFormatError(
-        f"{count} invalid {rows}: {details}{more}; fix the list or set skip_invalid = true for it."
-    )
+    return ListFormatError(f"{count} invalid {rows}: {details}{more}; fix the list or {skipping}.")
 
 
 def parse_list(
@@ -1379,13 +1383,15 @@ def parse_list(
     skip_invalid: bool = False,
     format: str | None = None,
     max_errors_shown: int = 5,
+    skipping: str = SKIP_SETTING,
 ) -> ParsedList:
     """Parse and validate a list file of any shape in FORMATS (told from its content unless
-    `format` names one); ListFormatError when it is refused as a whole."""
+    `format` names one); ListFormatError when it is refused as a whole (`skipping`: how its
+    sentence says to skip invalid rows)."""
     with collector_paused():
         reader = ListReader(data, format=format)
         result = reader.parsed(list(reader))
-    reader.check(skip_invalid=skip_invalid, max_errors_shown=max_errors_shown)
+    reader.check(skip_invalid=skip_invalid, max_errors_shown=max_errors_shown, skipping=skipping)
     return result
 
 

@@ -26,7 +26,6 @@ from podmod.lists.parse import (
     EXACT_HOST,
     MAX_LABEL,
     Entry,
-    ListFormatError,
     ParsedList,
     _check_label,
     csv_safe,
@@ -145,11 +144,7 @@ def from_csv(path: Path, *, skip_invalid: bool = False) -> ParsedList:
         data = path.read_bytes()
     except OSError as error:
         raise PodmodError(f"Cannot read {path}: {error.strerror}.") from None
-    try:
-        return parse_list(data, skip_invalid=skip_invalid)
-    except ListFormatError as error:  # (the subscriber's setting is this command's option)
-        said = str(error).replace("set skip_invalid = true for it", "give --skip-invalid")
-        raise ListFormatError(said) from None
+    return parse_list(data, skip_invalid=skip_invalid, skipping="give --skip-invalid")
 
 
 def from_decisions(state: psycopg.Connection, *, label: str) -> ParsedList:
@@ -182,10 +177,8 @@ def load_secret_key(path: Path, password_env: str | None) -> minisign.SecretKey:
         raise PodmodError(f"Cannot read the secret key {path}: {error.strerror}.") from None
     try:
         return minisign.SecretKey.from_file_text(text, password_from(password_env))
-    except minisign.SignatureError as error:
-        if password_env or "encrypted" not in str(error):
-            raise
-        raise minisign.SignatureError(
+    except minisign.PasswordNeeded:
+        raise minisign.PasswordNeeded(
             f"The secret key {path} is encrypted: give --password-env VAR, VAR an environment"
             " variable holding its password."
         ) from None

@@ -212,10 +212,9 @@ class _Domains:
             if found is None:
                 return None
             value, published = found
-            host = canary_host(value)
-            canary = canary or host is not None
+            canary = canary or canary_host(value) is not None
         if canary:
-            self.canary(published or canary_host(value) or value)
+            self.reader.canary(published or canary_host(value) or value)
             return None
         if problem:
             self.error(line, problem)
@@ -272,9 +271,6 @@ class _Domains:
         except ValueError as error:
             self.error(line, str(error))
             return None
-
-    def canary(self, host: str) -> None:
-        self.reader.canary(host)
 
     def _comment(self, raw: str) -> _Comment:
         text = raw.strip()

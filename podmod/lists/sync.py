@@ -334,9 +334,7 @@ def sync_list(
             )
         state.rollback()
         pod.rollback()
-        said = str(error)
-        if list_row["current_version"] is None:  # (there is no previous version to stay)
-            said = said.replace(fetch.PREVIOUS_STAYS, "no version of it is in force yet", 1)
+        said = _failure_text(error, list_row["current_version"])
         with state.transaction():
             state.execute(
                 "UPDATE podmod.lists SET last_error = %s, last_error_at = now(), retry_after = %s"
@@ -369,6 +367,11 @@ def _deferred_text(list_row: dict[str, Any]) -> str:
         f" {fetch.utc_minute(list_row['retry_after'])} (Retry-After);"
         f" {_kept_text(list_row['current_version'])}"
     )
+
+
+def _failure_text(error: PodmodError, current: int | None) -> str:
+    """Why a list's sync failed, saying rightly what stays in force (`current`: its version)."""
+    return error.for_version(current) if isinstance(error, fetch.FetchError) else str(error)
 
 
 def _kept_text(current: int | None) -> str:
@@ -469,7 +472,7 @@ def preview_list(
         state.rollback()
         pod.rollback()
         version = list_row["current_version"] if list_row else None
-        return SyncOutcome(name, "failed", str(error), version=version)
+        return SyncOutcome(name, "failed", _failure_text(error, version), version=version)
     if refused:
         outcome.message += (
             f"; would not lock {', '.join(refused)} (an admin or a moderator: a list never does)"

@@ -812,6 +812,13 @@ def version_diff(
 LABELS_SHOWN = 10  # (of a list's labels in use, shown by lists_overview())
 
 
+def never_synced(config: Config, rows: list[dict[str, Any]]) -> list[ListConfig]:
+    """The subscriptions no sync has read yet: in the configuration, not among lists_overview()'s
+    `rows` (the lists page and `lists show` name them)."""
+    synced = {row["name"] for row in rows}
+    return [subscription for subscription in config.lists if subscription.name not in synced]
+
+
 def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
     """Every list's state: version in force and how its file was read (format, obfuscated rows
     skipped, canaries), entries by severity, the labels they carry (the LABELS_SHOWN most used,

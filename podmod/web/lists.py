@@ -25,6 +25,7 @@ from podmod.lists.versions import (
     describe_signature,
     labels_in_use_text,
     lists_overview,
+    never_synced,
     version_diff,
 )
 from podmod.notify.alerts import stale_lists, stale_text
@@ -52,11 +53,9 @@ def index() -> str:
         row["labels_text"] = labels_in_use_text(row)
         moved = MOVED.format(url=row["moved_to"]) if row["moved_to"] else ""
         row["moved"] = moved[:1].upper() + moved[1:]
-    synced = {row["name"] for row in rows}
-    never_synced = [
+    waiting = [
         {"name": s.name, "policy": s.policy, "url": masked_url(s.url)}
-        for s in services().config.lists
-        if s.name not in synced
+        for s in never_synced(services().config, rows)
     ]
     subscribed = {s.name for s in services().config.lists}
     before = request.args.get("before", "")
@@ -74,7 +73,7 @@ def index() -> str:
         pod_list_entries=entries[:size],
         older_entries_url=older,
         newest_entries_url=url_for("lists.index") if before else None,
-        never_synced=never_synced,
+        never_synced=waiting,
         stale=[
             {"name": row["name"], "text": stale_text(row)}
             for row in stale_lists(services().config, state_conn())
