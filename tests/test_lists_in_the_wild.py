@@ -233,6 +233,52 @@ def test_a_pod_entry_covers_its_host_and_every_subdomain_on_label_boundaries_and
 
 
 @pytest.mark.parametrize("lookup_cost", [0, 10**9], ids=["names-looked-up", "entries-hashed"])
+def test_people_on_an_internationalised_host_are_matched_as_entries_name_it(
+    lists, pod, monkeypatch, lookup_cost
+):
+    """diaspora* handles may carry a host in Unicode (`user@bücher.example`); lists name it in
+    punycode (`xn--bcher-kva.example`, as podmod reads `bücher.example` too), and Mastodon's digest
+    of a hidden domain is of that form. Each way of naming it matches the person: a domain, a
+    parent domain, a digest and an account entry; a look-alike host does not."""
+    from podmod.lists import apply
+
+    monkeypatch.setattr(apply, "LOOKUP_COST", lookup_cost)
+    for username, host in [
+        ("plain", "bücher.example"),
+        ("deep", "wiki.bücher.example"),
+        ("ported", "bücher.example:8443"),
+        ("puny", "xn--bcher-kva.example"),
+        ("hidden", "mañana.example"),
+        ("named", "café.example"),
+        ("near", "cafe.example"),
+        ("other", "café.example"),
+    ]:
+        pod.person(username, host)
+    pod.person("local")
+    digest = hashlib.sha256(b"xn--maana-pta.example").hexdigest()
+    serve(lists, "dni", MASTODON_HEADER + "Bücher.example,suspend,false,false,,false\n")
+    serve(
+        lists,
+        "api",
+        json.dumps([{"domain": "xn--m***a-pta.example", "digest": digest, "severity": "suspend"}]),
+        suffix=".json",
+    )
+    serve(lists, "blocks", "named@café.example\n")
+
+    code, output = sync()
+
+    assert code == 0, output
+    assert open_accounts() == [
+        "deep@wiki.bücher.example",
+        "hidden@mañana.example",
+        "named@café.example",
+        "plain@bücher.example",
+        "ported@bücher.example:8443",
+        "puny@xn--bcher-kva.example",
+    ]
+
+
+@pytest.mark.parametrize("lookup_cost", [0, 10**9], ids=["names-looked-up", "entries-hashed"])
 def test_the_entries_naming_a_host_are_the_same_looked_up_or_hashed(
     lists, pod, monkeypatch, lookup_cost
 ):
@@ -328,8 +374,10 @@ def test_a_sync_that_adds_many_matches_leaves_the_cases_and_signals_analysed(lis
 
 def test_the_matching_names_a_host_as_the_database_function_does(state):
     # The many-people matching names the pod's hosts in Python; one-host probes (the allowlist
-    # check of a case) ask podmod.host_names() in SQL: the two must agree on every host.
-    from podmod.lists.apply import host_names
+    # check of a case) ask podmod.host_names() in SQL: the two must agree on every host. (An
+    # internationalised host is named in punycode, as list entries name it, which SQL cannot
+    # write: the matching names `bücher.example` as the function names `xn--bcher-kva.example`.)
+    from podmod.lists.apply import ascii_host, host_names
 
     hosts = [
         "pod.example",
@@ -360,7 +408,8 @@ def test_the_matching_names_a_host_as_the_database_function_does(state):
         "2001:db8::2",
     ]
     for host in hosts:
-        [row] = state.execute("SELECT podmod.host_names(%s) AS names", (host,)).fetchall()
+        asked = ascii_host(host) if not host.isascii() else host
+        [row] = state.execute("SELECT podmod.host_names(%s) AS names", (asked,)).fetchall()
         assert [name for name, _ in host_names(host)] == row["names"], host
         depths = [depth for _, depth in host_names(host)]
         assert depths == sorted(depths) and depths[0] == 1, host

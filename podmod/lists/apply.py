@@ -84,6 +84,8 @@ def host_names(host: str) -> list[tuple[str, int]]:
         after = host.split(":")
         name = after[0]
     port = after[1] if len(after) > 1 else ""
+    if not name.isascii():
+        name = ascii_host(name)
     labels = [name] if name.startswith("[") or _IPV4.fullmatch(name) else name.split(".")
     names = []
     for depth in range(1, len(labels) + 1):
@@ -92,6 +94,16 @@ def host_names(host: str) -> list[tuple[str, int]]:
             names.append((f"{name}:{port}", depth))
         names.append((name, depth))
     return names
+
+
+def ascii_host(host: str) -> str:
+    """An internationalised host name as list entries and Mastodon's digests name it (punycode,
+    as podmod.lists.parse reads a list's `bücher.example`); diaspora* handles may carry it in
+    Unicode (`user@bücher.example`). A name IDNA cannot encode stays as it is: no entry names it."""
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return host
 
 
 # How the hosts are named for matching (podmod.bench.lists measures exact-host matching with its
@@ -173,15 +185,20 @@ ENTRY_ROWS_SQL = (
     " WHERE oid = 'podmod.list_entries'::regclass"
 )
 
-MATCH_SQL = f"""
-CREATE TEMP TABLE matched ON COMMIT DROP AS
+# The account entries naming people (`pod_people`, by their handle as the pod writes it, or
+# `account_names`, by the names of those whose host is internationalised: `bücher.example` named
+# as entries name it, `xn--bcher-kva.example`).
+_ACCOUNT_MATCHES = f"""
 SELECT e.list_id, {POLICY} AS policy, e.kind, e.value, e.label, e.severity, e.added_in,
        pp.person_id, pp.account, pp.local
 FROM podmod.list_entries e
 JOIN podmod.lists l ON l.id = e.list_id AND l.policy <> 'ignore'
-JOIN pod_people pp ON pp.account = e.value
+JOIN {{people}} pp ON pp.{{name}} = e.value
 WHERE e.removed_in IS NULL AND e.kind = 'account' AND {APPLIES}
-  AND (e.severity <> 'noop' OR l.policy = 'allow')
+  AND (e.severity <> 'noop' OR l.policy = 'allow')"""
+_MATCH = """
+CREATE TEMP TABLE matched ON COMMIT DROP AS
+{accounts}
 UNION ALL
 SELECT m.list_id, m.policy, m.kind, m.value, m.label, m.severity, m.added_in,
        pp.person_id, pp.account, pp.local
@@ -198,6 +215,12 @@ DELETE FROM matched WHERE person_id IN (
 
 ANALYZE matched
 """
+MATCH_SQL = _MATCH.format(accounts=_ACCOUNT_MATCHES.format(people="pod_people", name="account"))
+MATCH_NAMED_SQL = _MATCH.format(
+    accounts=_ACCOUNT_MATCHES.format(people="pod_people", name="account")
+    + "\nUNION ALL"
+    + _ACCOUNT_MATCHES.format(people="account_names", name="name")
+)
 
 # The active list signals no longer matched are told apart by EXCEPT, which hashes or sorts both
 # sides whatever the planner believes of them: written as NOT EXISTS, a signals table grown since
@@ -399,17 +422,19 @@ def _load_people(
     digests: bool,
     exact: bool,
     ahead: RemoteHosts | None,
-) -> int:
+) -> tuple[int, bool]:
     """Fill `pod_people` (and, for pod entries, `host_matches`) with the people of the pod who may
     match: everyone in the id range when account entries apply; otherwise only the remote people
     on hosts some pod entry covers (the pod's distinct hosts are read first, or taken from
-    `ahead`, then those people are streamed)."""
+    `ahead`, then those people are streamed). With it, whether `account_names` holds the other
+    names of some (_name_accounts)."""
     state.execute(
         "CREATE TEMP TABLE pod_people (person_id integer, account text, host text,"
         " local boolean) ON COMMIT DROP"
     )
     copy_people = "COPY pod_people (person_id, account, host, local) FROM STDIN"
     people = state.cursor()  # (its rowcount: the people copied)
+    named = False
     hosts: Iterable[str] = ()
     written: list[tuple[str, str]] = []
     if accounts:
@@ -419,6 +444,7 @@ def _load_people(
             row["host"]
             for row in state.execute("SELECT DISTINCT host FROM pod_people WHERE NOT local")
         ]
+        named = _name_accounts(state, hosts)
     elif pods:
         if ahead is not None and above == 0:
             written = ahead.written
@@ -447,7 +473,34 @@ def _load_people(
     pod.rollback()
     state.execute("ANALYZE pod_people")
     state.execute("ANALYZE host_matches")
-    return max(people.rowcount, 0)
+    return max(people.rowcount, 0), named
+
+
+def _name_accounts(state: psycopg.Connection, remote: list[str]) -> bool:
+    """Fill `account_names` (person_id, account, local, name) with the names account entries give
+    the people whose host is internationalised (remote: `remote`, the remote hosts; local: the
+    pod's own, read from one local person); whether any. Hosts are ASCII on nearly every pod:
+    then nothing is read again."""
+    own = state.execute("SELECT host FROM pod_people WHERE local LIMIT 1").fetchone()
+    wide = [host for host in [*remote, *([own["host"]] if own else [])] if not host.isascii()]
+    if not wide:
+        return False
+    rows = state.execute(
+        "SELECT person_id, account, local FROM pod_people WHERE host = ANY(%s)", (wide,)
+    ).fetchall()
+    state.execute(
+        "CREATE TEMP TABLE account_names (person_id integer, account text, local boolean,"
+        " name text) ON COMMIT DROP"
+    )
+    with state.cursor().copy(
+        "COPY account_names (person_id, account, local, name) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            user, _, host = row["account"].rpartition("@")
+            copy.write_row(
+                (row["person_id"], row["account"], row["local"], f"{user}@{ascii_host(host)}")
+            )
+    return bool(rows)
 
 
 def match_people(
@@ -474,7 +527,7 @@ def match_people(
     if above >= top or not (full or in_force["account"] or in_force["pod"]):
         set_watermark(state, PEOPLE_WATERMARK, top)  # nothing new, or nothing to match against
         return result
-    result.people_scanned = _load_people(
+    result.people_scanned, named = _load_people(
         pod,
         state,
         above=above,
@@ -485,7 +538,9 @@ def match_people(
         exact=in_force["exact"],
         ahead=ahead,
     )
-    _execute_all(state, MATCH_SQL, {"threshold": config["list_sync.threshold"]})
+    _execute_all(
+        state, MATCH_NAMED_SQL if named else MATCH_SQL, {"threshold": config["list_sync.threshold"]}
+    )
     touched: set[int] = set()
     if full:
         retracted = state.execute(RETRACT_SQL).fetchall()
