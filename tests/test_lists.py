@@ -1167,6 +1167,32 @@ def test_a_file_signed_for_another_list_is_refused_at_a_lock_lists_url(lists, po
     assert versions_of(state, "lockme") == [] and cases_json() == []
 
 
+def test_a_publishers_file_name_with_direction_marks_is_quoted_escaped_and_stored_clean(
+    lists, pod, state
+):
+    # A trusted comment's `file:` is the publisher's text, quoted in podmod's own sentence: with
+    # a right-to-left override in it, a page would show the rest of that sentence mirrored, and
+    # the signed_file it suggests would carry the invisible characters.
+    path = lists.write(
+        "core",
+        ["account,one@far.example,,"],
+        trusted_comment=f"timestamp:{int(time.time())}\tfile:x\u200f\u200b<b>evil</b>\u202e.csv",
+    )
+    assert path.name == "core.csv"
+    lists.subscribe("core")
+
+    code, output = sync()
+
+    assert code == 1
+    escaped = r"'x\u200f\u200b<b>evil</b>\u202e.csv'"
+    assert f"its signature is for the file {escaped}, not core.csv" in output, output
+    [row] = state.execute("SELECT last_error FROM podmod.lists WHERE name = 'core'").fetchall()
+    state.rollback()
+    stored = row["last_error"]
+    assert escaped in stored, stored
+    assert not any(mark in stored for mark in "\u200f\u200b\u202e"), stored
+
+
 def test_signed_file_names_the_file_a_list_is_signed_as(lists, pod):
     pod.person("spammer")
     core = lists.write("core", ["account,spammer@pod.example,,"])

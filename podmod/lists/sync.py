@@ -180,7 +180,10 @@ def _check_signed_file(
     expected = subscription.signed_file or _last_part(subscription.url)
     if signed.file == expected:
         return
+    # (a publisher's words: quoted without controls or direction marks, which would turn
+    # podmod's sentence around on a page and in the signed_file it suggests)
     named = signed.file if len(signed.file) <= 100 else signed.file[:100] + "…"
+    named = named if printable(named) == named else repr(named)
     if result.moved and signed.file == _last_part(result.url):
         raise minisign.SignatureError(
             f"its signature is for the file {named}, not {expected}, and its server says it "
@@ -334,7 +337,8 @@ def sync_list(
             )
         state.rollback()
         pod.rollback()
-        said = _failure_text(error, list_row["current_version"])
+        # (it may quote a server's or a publisher's words: kept as every page and line shows it)
+        said = printable(_failure_text(error, list_row["current_version"]))
         with state.transaction():
             state.execute(
                 "UPDATE podmod.lists SET last_error = %s, last_error_at = now(), retry_after = %s"
