@@ -460,6 +460,53 @@ def test_phases_are_given_in_a_syncs_order_whatever_order_they_were_timed_in():
         phases.add("parse", 1.0)
 
 
+def flagged() -> list[str]:
+    """The accounts with a list match in force."""
+    return sorted(
+        case["account"]
+        for case in cases_json("all")
+        if any(s["kind"] == "list" and not s["retracted"] for s in case["signals"])
+    )
+
+
+@pytest.mark.parametrize("how", ["labels narrowed", "put back after retiring"])
+def test_settings_changed_in_the_sync_that_holds_a_version_apply_to_the_version_in_force(
+    lists, pod, how
+):
+    # The podmin's change and the publisher's next version arrive in the same sync: the version
+    # is held, the settings are recorded as applied, so they must be applied then (to the
+    # version in force), not wait for the held version's approval.
+    for n in range(4):
+        pod.person(f"u{n}", "far.example")
+    rows = [f"account,u{n}@far.example,{'spam' if n < 2 else 'hate'}," for n in range(4)]
+    lists.write("core", rows)
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    if how == "labels narrowed":
+        lists.subscribe("core", labels=["hate"])
+        kept = ["u2@far.example", "u3@far.example"]
+    else:
+        lists.write("other", [])  # (a configuration keeps a list: retiring core is a change)
+        lists.subscribe("other")
+        retired = lists.lists
+        lists.lists = retired[1:]
+        lists.save()
+        assert "its 4 matches are retracted" in sync()[1]
+        lists.lists = retired
+        lists.save()
+        kept = [f"u{n}@far.example" for n in range(4)]
+    lists.write("core", rows[3:])  # 3 of 4 removed: held
+
+    code, output = sync()
+
+    assert code == 4 and "version 2 (podmod) held for approval" in output, output
+    assert flagged() == kept
+    assert "applied to version 1" in output, output
+    code, output = sync()
+    assert code == 0 and "unchanged" in output and "settings changed" not in output, output
+    assert flagged() == kept
+
+
 def test_a_version_removing_too_much_is_held_until_approved(lists, pod, state):
     for n in range(4):
         pod.person(f"u{n}", "far.example")

@@ -523,13 +523,7 @@ def _store(
             )
         return SyncOutcome(name, status, f"unchanged{how}; {kept}", version=current)
     if unchanged:
-        with phases.timed("match"):
-            matched = apply.match_people(config, pod, state, full=True)
-            _after_list_change(state, list_id=list_row["id"], version=None, reason="list")
-        settings = versions.list_settings(subscription)
-        what = ", ".join(f"{setting} {_setting_text(settings[setting])}" for setting in changed)
-        with phases.timed("record"):
-            _audit_sync(state, subscription, "settings", f"settings changed: {what}")
+        what, matched = _apply_settings(config, subscription, list_row, pod, state, changed, phases)
         return SyncOutcome(
             name,
             "applied",
@@ -597,11 +591,22 @@ def _store(
             if not dry_run
             else f"a sync would keep it for `podmod lists diff {name}` and `podmod lists approve`"
         )
+        settled = ""
+        if changed and current is not None:
+            # The podmin's new settings apply to the version in force meanwhile: the next syncs
+            # find them applied (sync_list records them) and the held file unchanged.
+            what, matched = _apply_settings(
+                config, subscription, list_row, pod, state, changed, phases
+            )
+            settled = (
+                f"; settings changed ({what}), applied to version {current}: "
+                f"{_matched(matched, list_row['id'])}"
+            )
         return SyncOutcome(
             name,
             "held",
             f"version {stored.number} ({reading}) held for approval: {stored.held_reason}; "
-            f"{_kept_text(current)} ({then})",
+            f"{_kept_text(current)} ({then}){settled}",
             version=current,
             entries=stored.entries,
             added=stored.added,
@@ -678,6 +683,27 @@ def _breadth_reason(config: Config, subscription: ListConfig, breadth: apply.Bre
 def _changed(stored: versions.VersionOutcome) -> str:
     """A version's entries and how they changed: "1 entry (+1 -0)", "900,000 entries (+…)"."""
     return f"{versions.entries_text(stored.entries)} (+{stored.added:,} -{stored.removed:,})"
+
+
+def _apply_settings(
+    config: Config,
+    subscription: ListConfig,
+    list_row: dict[str, Any],
+    pod: psycopg.Connection,
+    state: psycopg.Connection,
+    changed: list[str],
+    phases: versions.Phases,
+) -> tuple[str, apply.ApplyResult]:
+    """A list's changed settings applied to its version in force (its matches made again),
+    recorded in the audit log: what changed ("labels hate, policy 'lock'"), and the matching."""
+    with phases.timed("match"):
+        matched = apply.match_people(config, pod, state, full=True)
+        _after_list_change(state, list_id=list_row["id"], version=None, reason="list")
+    settings = versions.list_settings(subscription)
+    what = ", ".join(f"{setting} {_setting_text(settings[setting])}" for setting in changed)
+    with phases.timed("record"):
+        _audit_sync(state, subscription, "settings", f"settings changed: {what}")
+    return what, matched
 
 
 def _matched(matched: apply.ApplyResult, list_id: int) -> str:
