@@ -952,13 +952,49 @@ def test_a_file_signed_far_in_the_future_is_refused_so_later_versions_are_not(li
     code, output = sync()
 
     assert code == 1, output
-    assert f"it was signed at {utc(ahead)}, more than a day ahead of this server's clock" in output
+    assert f"it was signed at {utc(ahead)}, 365 days ahead of this server's clock" in output
     assert "the version in force stays" in output
     assert versions_of(state, "core") == [(1, "applied")]
 
     lists.write("core", ["account,one@far.example,,", "account,two@far.example,,"])
     code, output = sync()
     assert code == 0 and "version 2 applied" in output, output
+
+
+def test_a_file_signed_hours_ahead_is_refused_and_the_corrected_next_version_is_taken(
+    lists, pod, state
+):
+    # A publisher's clock 20 hours fast (local time taken for UTC): taken in force, its file
+    # would refuse every version signed at the right time for 20 hours, as a possible replay.
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    ahead = int(time.time()) + 20 * 3600
+    lists.write(
+        "core",
+        ["account,one@far.example,,", "account,two@far.example,,"],
+        trusted_comment=f"timestamp:{ahead}\tfile:core.csv\thashed",
+    )
+
+    code, output = sync()
+
+    assert code == 1, output
+    assert f"it was signed at {utc(ahead)}, 20 hours ahead of this server's clock" in output, output
+    assert versions_of(state, "core") == [(1, "applied")]
+    # The publisher corrects their clock and signs again: taken at once.
+    lists.write("core", ["account,one@far.example,,", "account,two@far.example,,"])
+    code, output = sync()
+    assert code == 0 and "version 2 applied" in output, output
+    # Minutes of drift pass.
+    minutes = int(time.time()) + 10 * 60
+    lists.write(
+        "core",
+        ["account,one@far.example,,", "account,three@far.example,,"],
+        trusted_comment=f"timestamp:{minutes}\tfile:core.csv\thashed",
+    )
+    code, output = sync()
+    assert code == 0 and "version 3 applied" in output, output
 
 
 def is_locked(pod, username: str) -> bool:

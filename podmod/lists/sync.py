@@ -207,23 +207,37 @@ def _last_part(url: str) -> str:
     return unquote(urlsplit(url).path.split("/")[-1])
 
 
-# How far ahead of this server's clock a signature's time may be (clocks that disagree by minutes,
-# or a time zone set wrong, still pass).
-SIGNED_AHEAD = timedelta(days=1)
+# How far ahead of this server's clock a signature's time may be: clocks that drift by minutes
+# pass. More is refused, not taken: in force, a version signed hours ahead (a clock set to local
+# time as if it were UTC) would make every later version signed at the right time look older and
+# be refused as a replay until then; refused, the same file is taken once this clock reaches its
+# time, and a publisher who corrects their clock is read at once.
+SIGNED_AHEAD = timedelta(minutes=15)
 
 
 def _check_signed_time(signed: minisign.TrustedComment) -> None:
-    """A file signed well in the future is refused: in force, it would make every later version,
-    signed at the right time, look older than it, and be refused as a replay."""
+    """A file signed ahead of this server's clock (by more than SIGNED_AHEAD) is refused."""
     now = datetime.now(UTC)
     if signed.signed_at is None or signed.signed_at <= now + SIGNED_AHEAD:
         return
     raise minisign.SignatureError(
-        f"it was signed at {versions.signed_time(signed.signed_at)}, more than a day ahead of "
-        f"this server's clock ({versions.signed_time(now)}): in force, it would make every later "
-        "version look older and be refused. Ask the list's maintainers to check their clock (or "
-        "check this server's); the version in force stays."
+        f"it was signed at {versions.signed_time(signed.signed_at)}, "
+        f"{_duration(signed.signed_at - now)} ahead of this server's clock "
+        f"({versions.signed_time(now)}): in force, it would make every later version look older "
+        "and be refused. Ask the list's maintainers to check their clock (or check this "
+        "server's, `timedatectl`); the version in force stays, and this file is taken once this "
+        "server's clock reaches its time."
     )
+
+
+def _duration(span: timedelta) -> str:
+    """A span as people say it: '40 minutes', '20 hours', '3 days'."""
+    minutes = round(span.total_seconds() / 60)
+    if minutes < 120:
+        return f"{minutes} minute{'s' * (minutes != 1)}"
+    if minutes < 48 * 60:
+        return f"{round(minutes / 60)} hours"
+    return f"{round(minutes / (24 * 60)):,} days"
 
 
 Progress = Callable[[str], None]
