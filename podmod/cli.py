@@ -583,6 +583,12 @@ def lists() -> None:
     help="Sync again every this many seconds until stopped, reading the configuration afresh "
     "each time, where no cron job runs it (a container; default: once).",
 )
+@click.option(
+    "--now",
+    is_flag=True,
+    help="A sync by hand: ask each list's server even where it asked to be left alone until "
+    "later (HTTP 429 or 503 with Retry-After).",
+)
 @JSON_OPTION
 @click.pass_context
 @podmin_errors
@@ -591,15 +597,18 @@ def lists_sync(
     names: tuple[str, ...],
     dry_run: bool,
     every: float | None,
+    now: bool,
     as_json: bool,
 ) -> None:
     """Fetch, verify, store and apply every subscribed list (meant for cron)."""
     if every is None:
         # cron mails the podmin on a non-zero exit (deploy/podmod.cron): a failed list, or one
         # that waits for `podmod lists approve` or `podmod lists lock`.
-        sys.exit(_sync_lists(get_config(ctx), names, dry_run, as_json))
+        sys.exit(_sync_lists(get_config(ctx), names, dry_run, as_json, now=now))
     if dry_run:
         fail("A dry run keeps nothing, so repeating it (--every) tells nothing new; drop one.", 2)
+    if now:
+        fail("--now is for a sync by hand; a repeated sync (--every) waits as servers ask.", 2)
     get_config(ctx)  # (a configuration wrong from the start stops here)
     while True:
         # A round that cannot run (a configuration made wrong since, a database restarting)
@@ -614,7 +623,9 @@ def lists_sync(
         time.sleep(every)
 
 
-def _sync_lists(config: Config, names: tuple[str, ...], dry_run: bool, as_json: bool) -> int:
+def _sync_lists(
+    config: Config, names: tuple[str, ...], dry_run: bool, as_json: bool, *, now: bool = False
+) -> int:
     """One sync of the subscribed lists (or those named), told on stdout; its exit code: 1 a list
     failed, 4 a version is held or a list holds back locks, else 0."""
     from podmod import store
@@ -633,7 +644,11 @@ def _sync_lists(config: Config, names: tuple[str, ...], dry_run: bool, as_json: 
         file=sys.stderr,
     ) as bar:
         outcomes = sync_lists(
-            config, list(names), progress=lambda stage: bar.update(1, stage), dry_run=dry_run
+            config,
+            list(names),
+            progress=lambda stage: bar.update(1, stage),
+            dry_run=dry_run,
+            now=now,
         )
     if as_json:
         click.echo(

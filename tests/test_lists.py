@@ -2699,11 +2699,18 @@ def test_a_list_whose_server_asks_to_wait_is_left_alone_until_then(
     assert (
         "core: not fetched: its server asked not to be asked again before"
         f" {row['retry_after']:%Y-%m-%d %H:%M} UTC (Retry-After); no version of it is in force"
-        " yet\n" in output
+        " yet (`podmod lists sync --now --name core` asks it anyway)\n" in output
     ), output
     assert row["last_attempt_at"] > row["last_error_at"]  # (tried: the cron job runs)
     assert "HTTP 429" in row["last_error"]  # (still what went wrong, and failing if it lasts)
     assert _synced_json()["status"] == "deferred" and asked() == before + 1
+    # The podmin, told the server is fine again, asks by hand at once.
+    result = podmod("lists", "sync", "--now", "--name", "core")
+    assert result.exit_code == 1 and asked() == before + 2, result.output
+    assert "HTTP 429" in result.output
+    refused = podmod("lists", "sync", "--now", "--every", "60")
+    assert refused.exit_code == 2 and "--now is for a sync by hand" in refused.output
+    before += 1
 
     state.execute("UPDATE podmod.lists SET retry_after = now() - interval '1 second'")
     state.commit()

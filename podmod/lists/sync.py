@@ -384,6 +384,7 @@ def _deferred_text(list_row: dict[str, Any]) -> str:
         "not fetched: its server asked not to be asked again before"
         f" {fetch.utc_minute(list_row['retry_after'])} (Retry-After);"
         f" {_kept_text(list_row['current_version'])}"
+        f" (`podmod lists sync --now --name {list_row['name']}` asks it anyway)"
     )
 
 
@@ -858,9 +859,11 @@ def sync_lists(
     progress: Progress = lambda stage: None,
     *,
     dry_run: bool = False,
+    now: bool = False,
 ) -> list[SyncOutcome]:
     """Sync every subscribed list (or the named ones), each on its own; with `dry_run`, tell
-    what each sync would do and keep nothing (preview_list)."""
+    what each sync would do and keep nothing (preview_list); with `now`, a podmin's sync by
+    hand, ask each list's server even where it asked to be left alone until later."""
     wanted = [s for s in config.lists if not names or s.name in names]
     unknown = sorted(set(names or []) - {s.name for s in config.lists})
     if unknown:
@@ -874,10 +877,24 @@ def sync_lists(
         if not names:
             outcomes += retire_unsubscribed(config, pod, state, dry_run=dry_run)
         for subscription in wanted:
+            if now and not dry_run:
+                _ask_now(state, subscription.name)
             sync = preview_list if dry_run else sync_list
             outcomes.append(sync(config, subscription, pod, state, progress))
             progress(f"{subscription.name}: done")
     return outcomes
+
+
+def _ask_now(state: psycopg.Connection, name: str) -> None:
+    """Forget a list server's Retry-After (`lists sync --now`); the log says so."""
+    with state.transaction():
+        asked = state.execute(
+            "UPDATE podmod.lists SET retry_after = NULL WHERE name = %s AND retry_after > now()"
+            " RETURNING retry_after",
+            (name,),
+        ).rowcount
+    if asked:
+        log.info("list %s: asked now (--now), before the time its server asked for", name)
 
 
 def approve_version(
