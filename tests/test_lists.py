@@ -1559,6 +1559,53 @@ def test_a_list_removed_from_the_config_stops_applying_and_the_sync_says_so(list
     state.rollback()
 
 
+def test_a_list_renamed_in_the_config_keeps_its_versions_matches_and_dismissals(lists, pod, state):
+    # A podmin renames a [[lists]] table, its url the same: the list it was carries on under the
+    # new name (not retired, every match retracted and its cases resolved, then subscribed anew
+    # over a moderator's dismissal).
+    for n in range(3):
+        pod.person(f"u{n}", "far.example")
+    lists.write("sub", [f"account,u{n}@far.example,spam," for n in range(3)])
+    lists.subscribe("sub")
+    assert sync()[0] == 0
+    cases = {case["account"]: case["id"] for case in cases_json("open")}
+    dismissed = podmod("case", "dismiss", str(cases["u0@far.example"]), "--reason", "fine")
+    assert dismissed.exit_code == 0, dismissed.output
+    [entry] = lists.lists
+    lists.lists = [entry | {"name": "renamed"}]
+    lists.save()
+
+    preview = podmod("lists", "sync", "--dry-run")
+    assert preview.exit_code == 0, preview.output
+    assert "renamed: (dry run) would be renamed from 'sub' in the configuration" in preview.output
+    assert "retract" not in preview.output, preview.output
+    code, output = sync()
+
+    assert code == 0, output
+    assert "renamed: renamed from 'sub' in the configuration: its versions, matches" in output
+    assert "unchanged" in output and "retract" not in output, output
+    assert {case["account"]: case["id"] for case in cases_json("open")} == {
+        account: case_id for account, case_id in cases.items() if account != "u0@far.example"
+    }
+    active = [s for s in list_signals() if not s["retracted"]]
+    assert len(active) == 3 and {s["list"] for s in active} == {"renamed"}, active
+    [row] = state.execute(
+        "SELECT reason, details FROM podmod.audit WHERE action = 'list_rename'"
+    ).fetchall()
+    state.rollback()
+    assert row["details"] == {"from": "sub", "to": "renamed"}
+    # Its next version applies as the list's own; the dismissed account stays dismissed.
+    lists.write("sub", [f"account,u{n}@far.example,spam," for n in range(4)])
+    pod.person("u3", "far.example")
+    code, output = sync()
+    assert code == 0 and "renamed: version 2 applied" in output, output
+    assert sorted(case["account"] for case in cases_json("open")) == [
+        "u1@far.example",
+        "u2@far.example",
+        "u3@far.example",
+    ]
+
+
 def test_a_list_put_back_in_the_config_applies_again_and_each_sync_counts_its_own(lists, pod):
     # README: a list removed from the config is retired; "put back, it applies again from the
     # version it had", though its file has not changed. Another list's sync in between neither

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -799,11 +799,18 @@ GROUP BY l.id, l.name ORDER BY l.name
 
 
 def retire_unsubscribed(
-    config: Config, pod: psycopg.Connection, state: psycopg.Connection, *, dry_run: bool = False
+    config: Config,
+    pod: psycopg.Connection,
+    state: psycopg.Connection,
+    *,
+    dry_run: bool = False,
+    renamed: dict[str, str] | None = None,
 ) -> list[SyncOutcome]:
     """Lists no longer in the config stop applying: policy `ignore`, their matches retracted
-    (audited); an outcome (`retired`) for each, or with `dry_run` what a sync would do."""
+    (audited); an outcome (`retired`) for each, or with `dry_run` what a sync would do. A list
+    `renamed` (new name: old name; its row renamed already but in a dry run) is not retired."""
     names = [subscription.name for subscription in config.lists]
+    names += list((renamed or {}).values())
     with state.transaction(force_rollback=dry_run):
         retired = state.execute(UNSUBSCRIBED_SQL, (names,)).fetchall()
         outcomes = [
@@ -874,15 +881,97 @@ def sync_lists(
     # A connection lost mid-sync (psycopg.OperationalError) is the CLI's one sentence: each step
     # is one transaction, so what did not commit is rolled back and the next sync carries on.
     with state_connection(config) as state, pod_connection(config) as pod:
+        renamed = renamed_lists(config, state)
+        if not dry_run:
+            for new, old in renamed.items():
+                _rename(state, old, new)
         if not names:
-            outcomes += retire_unsubscribed(config, pod, state, dry_run=dry_run)
+            outcomes += retire_unsubscribed(config, pod, state, dry_run=dry_run, renamed=renamed)
         for subscription in wanted:
             if now and not dry_run:
                 _ask_now(state, subscription.name)
-            sync = preview_list if dry_run else sync_list
-            outcomes.append(sync(config, subscription, pod, state, progress))
+            if dry_run:
+                # (a list renamed in the configuration is previewed as the list it was)
+                old = renamed.get(subscription.name)
+                seen = replace(subscription, name=old) if old else subscription
+                outcome = preview_list(config, seen, pod, state, progress)
+                outcome.name = subscription.name
+                if old:
+                    outcome.message = f"{_renamed_text(old, dry_run=True)}; {outcome.message}"
+            else:
+                outcome = sync_list(config, subscription, pod, state, progress)
+                if subscription.name in renamed:
+                    outcome.message = f"{_renamed_text(renamed[subscription.name])}; " + (
+                        outcome.message
+                    )
+            outcomes.append(outcome)
             progress(f"{subscription.name}: done")
     return outcomes
+
+
+# Lists no longer in the configuration whose url is that of a subscription with no list of its
+# name: candidates for a rename.
+RENAMED_SQL = """
+SELECT name, url FROM podmod.lists
+WHERE origin = 'subscription' AND NOT (name = ANY (%(names)s)) AND url = ANY (%(urls)s)
+"""
+
+
+def renamed_lists(config: Config, state: psycopg.Connection) -> dict[str, str]:
+    """The lists renamed in the configuration (new name: old name), told by their url: a
+    subscription with no list of its name whose url is that of exactly one list no longer in the
+    configuration, and of no other new subscription. Renamed, a list keeps its versions,
+    matches and the decisions made on them (retired and subscribed anew, every match would be
+    retracted, its cases resolved, and new ones opened over moderators' dismissals)."""
+    names = [subscription.name for subscription in config.lists]
+    known = {
+        row["name"]
+        for row in state.execute("SELECT name FROM podmod.lists WHERE name = ANY (%s)", (names,))
+    }
+    new: dict[str, list[str]] = {}
+    for subscription in config.lists:
+        if subscription.name not in known:
+            new.setdefault(masked_url(subscription.url), []).append(subscription.name)
+    if not new:
+        return {}
+    old: dict[str, list[str]] = {}
+    for row in state.execute(RENAMED_SQL, {"names": names, "urls": list(new)}).fetchall():
+        old.setdefault(row["url"], []).append(row["name"])
+    state.rollback()
+    return {
+        new[url][0]: gone[0] for url, gone in old.items() if len(gone) == 1 and len(new[url]) == 1
+    }
+
+
+def _rename(state: psycopg.Connection, old: str, new: str) -> None:
+    """A list renamed in the configuration: its row takes the new name, and the list matches it
+    made say it (each names its list); audited."""
+    with state.transaction():
+        [row] = state.execute(
+            "UPDATE podmod.lists SET name = %s WHERE name = %s RETURNING id", (new, old)
+        ).fetchall()
+        state.execute(
+            "UPDATE podmod.signals SET details = details || jsonb_build_object('list', %s::text)"
+            " WHERE list_id = %s AND details ->> 'list' = %s",
+            (new, row["id"], old),
+        )
+        record_audit(
+            state,
+            actor="podmod",
+            action="list_rename",
+            source=f"list:{new}",
+            reason=f"{_renamed_text(old)} (its url is the same)",
+            details={"from": old, "to": new},
+        )
+    log.info("list %s: %s", new, _renamed_text(old))
+
+
+def _renamed_text(old: str, *, dry_run: bool = False) -> str:
+    verb = "would be renamed" if dry_run else "renamed"
+    return (
+        f"{verb} from {old!r} in the configuration: its versions, matches and the decisions on "
+        "them carry over"
+    )
 
 
 def _ask_now(state: psycopg.Connection, name: str) -> None:
