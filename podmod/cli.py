@@ -953,11 +953,14 @@ def lists_lock(ctx: click.Context, name: str) -> None:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["podmod", "mastodon"]),
+    type=click.Choice(["podmod", "mastodon", "domains"]),
     default="podmod",
     show_default=True,
-    help="podmod's kind,value,label,comment, or Mastodon's domain-block CSV (pod entries only), "
-    "which Mastodon servers import.",
+    help="podmod's kind,value,label,comment; Mastodon's domain-block CSV (whole domains only, "
+    "their public comments as the source wrote them, with no spreadsheet apostrophe: Mastodon "
+    "and GoToSocial show them as written), which Mastodon and GoToSocial servers import; or "
+    "domains, one suspended domain per line (GoToSocial's plain subscriptions, Mastodon's user "
+    "import, Misskey). What a format cannot hold is left out and counted.",
 )
 @click.option(
     "--skip-invalid",
@@ -1006,7 +1009,9 @@ def lists_publish(
     written = publish.publish(
         parsed, output, secret, trusted_comment=trusted_comment, output_format=output_format
     )
-    left_out = f"; {written.left_out} left out ({written.why})" if written.left_out else ""
+    left_out = written.left_out_text()
+    if written.hidden:
+        left_out += f"; {written.hidden} kept hidden (#obfuscate), as their source had them"
     if written.widened:
         left_out += (
             f"; {written.widened} for one host alone written as their domain (the format cannot"

@@ -21,8 +21,10 @@ from hypothesis import strategies as st
 from podmod.lists import shapes
 from podmod.lists.parse import (
     FORMATS,
+    NO_FLAGS,
     Details,
     Entry,
+    Flags,
     ListFormatError,
     ListReader,
     detect_format,
@@ -43,11 +45,18 @@ def pod(
     comment: str = "",
     labels: tuple[str, ...] = (),
     published: str = "",
+    flags: Flags = NO_FLAGS,
 ) -> Entry:
     """The entry a domain-list row becomes: its label is its labels joined by '; ', and it is
-    selected by their keys (each label's words joined by one hyphen)."""
+    selected by their keys (each label's words joined by one hyphen); `flags`, what else its row
+    says (obfuscate, reject_media, reject_reports), kept to publish it again."""
     keys = tuple(dict.fromkeys(re.sub(r"[ _-]+", "-", label).strip("-") for label in labels))
-    return Entry("pod", value, "; ".join(labels), comment, line, severity, keys, published)
+    return Entry("pod", value, "; ".join(labels), comment, line, severity, keys, published, flags)
+
+
+HIDDEN = Flags(obfuscate=True)  # (a row its source marks obfuscated)
+MEDIA = Flags(reject_media=True)  # (Mastodon's "reject media" without a severity: a noop)
+ALL_FLAGS = Flags(True, True, True)
 
 
 def csv_file(header: str, *rows: str, newline: str = "\n") -> bytes:
@@ -66,12 +75,29 @@ EXPECTED: dict[str, tuple[str, list[Entry], int, list[str], int]] = {
     "fediblockhole/data-mastodon.json": (
         "mastodon-json",
         [
-            pod("example.org", 1, "suspend", "A public comment", ("a public comment",)),
             pod(
-                "example2.org", 2, "silence", "Another public comment", ("another public comment",)
+                "example.org",
+                1,
+                "suspend",
+                "A public comment",
+                ("a public comment",),
+                flags=ALL_FLAGS,
             ),
             pod(
-                "example3.org", 3, "suspend", "Yes we love to comment", ("yes we love to comment",)
+                "example2.org",
+                2,
+                "silence",
+                "Another public comment",
+                ("another public comment",),
+                flags=ALL_FLAGS,
+            ),
+            pod(
+                "example3.org",
+                3,
+                "suspend",
+                "Yes we love to comment",
+                ("yes we love to comment",),
+                flags=ALL_FLAGS,
             ),
             pod(
                 "example4.org",
@@ -79,6 +105,7 @@ EXPECTED: dict[str, tuple[str, list[Entry], int, list[str], int]] = {
                 "noop",
                 "Look how many comments we can fit in here",
                 ("look how many comments we can fit in here",),
+                flags=ALL_FLAGS,
             ),
             pod("example5.org", 5, "suspend", "lack of moderation", ("lack of moderation",)),
             pod("example6.org", 6, "suspend", "anti-trans bigotry", ("anti-trans bigotry",)),
@@ -93,7 +120,14 @@ EXPECTED: dict[str, tuple[str, list[Entry], int, list[str], int]] = {
             pod(
                 "example9.org", 9, "silence", "alt-right conspiracies", ("alt-right conspiracies",)
             ),
-            pod("example15.org", 10, "suspend", "cryptocurrency", ("cryptocurrency",)),
+            pod(
+                "example15.org",
+                10,
+                "suspend",
+                "cryptocurrency",
+                ("cryptocurrency",),
+                flags=ALL_FLAGS,
+            ),
         ],
         0,
         [],
@@ -109,19 +143,41 @@ EXPECTED: dict[str, tuple[str, list[Entry], int, list[str], int]] = {
                     severity,
                     "This is a public comment",
                     ("this is a public comment",),
+                    flags=flags,
                 ),
-                pod("private-comment.example.org", 3, severity),
-                pod("diff-comment.example.org", 4, severity, f"{word} public comment", (label,)),
-                pod("2diff-comment.example.org", 5, severity, last, (last.lower(),)),
+                pod("private-comment.example.org", 3, severity, flags=flags),
+                pod(
+                    "diff-comment.example.org",
+                    4,
+                    severity,
+                    f"{word} public comment",
+                    (label,),
+                    flags=flags,
+                ),
+                pod("2diff-comment.example.org", 5, severity, last, (last.lower(),), flags=flags),
             ],
             0,
             [],
             0,
         )
-        for name, severity, word, label, last in [
-            ("noop", "noop", "Noop", "noop public comment", "Public duplicate"),
-            ("silences", "silence", "Silence", "silence public comment", "Public duplicate"),
-            ("suspends", "suspend", "Suspend", "suspend public comment", "Suspend comment 1"),
+        for name, severity, word, label, last, flags in [
+            ("noop", "noop", "Noop", "noop public comment", "Public duplicate", NO_FLAGS),
+            (
+                "silences",
+                "silence",
+                "Silence",
+                "silence public comment",
+                "Public duplicate",
+                NO_FLAGS,
+            ),
+            (
+                "suspends",
+                "suspend",
+                "Suspend",
+                "suspend public comment",
+                "Suspend comment 1",
+                ALL_FLAGS,
+            ),
         ]
     },
     "fediblockhole/demo-allowlist-02.csv": ("domain-csv", [pod("example.org", 2)], 0, [], 0),
@@ -159,7 +215,7 @@ EXPECTED: dict[str, tuple[str, list[Entry], int, list[str], int]] = {
         "mastodon-csv",
         [
             pod("eta.example", 2, "suspend", "placeholder", ("placeholder",)),
-            pod("kappa.example", 5, "noop", "media only", ("media only",)),
+            pod("kappa.example", 5, "noop", "media only", ("media only",), flags=MEDIA),
         ],
         2,
         [],
@@ -174,6 +230,7 @@ EXPECTED: dict[str, tuple[str, list[Entry], int, list[str], int]] = {
                 "suspend",
                 "iftas:hate-speech;online-harassment",
                 ("hate-speech", "online-harassment"),
+                flags=HIDDEN,
             ),
             pod(
                 "zeta.example",
@@ -181,6 +238,7 @@ EXPECTED: dict[str, tuple[str, list[Entry], int, list[str], int]] = {
                 "silence",
                 "iftas:disinformation;cib;spam",
                 ("disinformation", "cib", "spam"),
+                flags=HIDDEN,
             ),
         ],
         0,
@@ -226,8 +284,8 @@ EXPECTED: dict[str, tuple[str, list[Entry], int, list[str], int]] = {
         "mastodon-csv",
         [
             pod("bad.domain", 2, "silence", "bad", ("bad",)),
-            pod("worse.domain", 3, "suspend", "worse", ("worse",)),
-            pod("reject.media", 4, "noop", "reject media", ("reject media",)),
+            pod("worse.domain", 3, "suspend", "worse", ("worse",), flags=ALL_FLAGS),
+            pod("reject.media", 4, "noop", "reject media", ("reject media",), flags=MEDIA),
             pod("reject.follows", 5, "silence", "reject follows", ("reject follows",)),
         ],
         0,
@@ -429,9 +487,16 @@ def test_a_mastodon_export_becomes_pod_entries_with_severities_and_labels() -> N
     )
     assert parsed.format == "mastodon-csv"
     assert parsed.entries == [
-        pod("spam.example", 2, "suspend", "Spam factory", ("spam factory",)),
+        pod(
+            "spam.example",
+            2,
+            "suspend",
+            "Spam factory",
+            ("spam factory",),
+            flags=Flags(reject_media=True, reject_reports=True),
+        ),
         pod("loud.example", 3, "silence"),
-        pod("quiet.example", 4, "noop", "media only", ("media only",)),
+        pod("quiet.example", 4, "noop", "media only", ("media only",), flags=MEDIA),
     ]
     assert parsed.duplicates == 1
 
@@ -504,7 +569,8 @@ def test_the_cariad_audits_columns_are_a_domain_csvs() -> None:
 )
 def test_boolean_columns_in_any_spelling_are_never_an_error(word: str) -> None:
     parsed = parse_list(csv_file(PLAIN_HEADER, f"a.example,suspend,{word},{word},Spam,{word}"))
-    assert parsed.entries == [pod("a.example", 2, "suspend", "Spam", ("spam",))]
+    flags = ALL_FLAGS if word.lower() in ("true", "1", "t", "yes") else NO_FLAGS
+    assert parsed.entries == [pod("a.example", 2, "suspend", "Spam", ("spam",), flags=flags)]
 
 
 def test_a_bom_crlf_and_trailing_commas_are_read_as_plain_rows() -> None:
@@ -548,7 +614,7 @@ def test_a_comment_in_a_boolean_column_is_the_rows_comment(hash_: str) -> None:
     assert parsed.entries == [
         pod("a.example", 2, "suspend", "Spam ring", ("spam ring",)),
         pod("b.example", 3, "silence", "harassment", ("harassment",)),
-        pod("c.example", 4, "suspend", "in place", ("in place",)),
+        pod("c.example", 4, "suspend", "in place", ("in place",), flags=HIDDEN),
         pod("d.example", 5),  # two texts in boolean columns: which is the comment is unknown
         pod("e.example", 6),
         pod("f.example", 7),
@@ -663,6 +729,7 @@ def test_canary_rows_are_never_entries_and_name_their_host() -> None:
             "suspend",
             "IFTAS:Hate-Speech; Online  Harassment",
             ("hate-speech", "online harassment"),
+            flags=HIDDEN,
         )
     ]
     assert parsed.canaries == ["aud.invalid", "check.example", "sub.aud.invalid"]
@@ -822,7 +889,7 @@ def test_a_mixed_list_reads_every_kind_of_row() -> None:
     assert parsed.entries == [
         pod("alpha.example", 2, "suspend", "iftas:spam; again", ("spam", "again")),
         pod("beta.example", 3, "silence"),
-        pod("delta.example", 5, "noop", "media only", ("media only",)),
+        pod("delta.example", 5, "noop", "media only", ("media only",), flags=MEDIA),
         pod("xn--bcher-kva.example", 8),
     ]
     assert (parsed.obfuscated, parsed.canaries, parsed.duplicates) == (1, ["aud.invalid"], 1)
@@ -1303,11 +1370,19 @@ def test_pleromas_federation_policy_is_read_policy_by_policy(document) -> None:
     assert parsed.entries == [
         pod("=gone.example", 1, "suspend", "placeholder", ("placeholder",)),
         pod("=bad.example", 2, "suspend", "spam; harassment", ("spam", "harassment")),
-        # (under reject and media_removal: read as a suspension, both reasons merged)
-        pod("=both.example", 5, "suspend", "hate-speech; gore", ("hate-speech", "gore")),
+        # (under reject and media_removal: read as a suspension, both reasons merged, and its
+        # media rejected, as Mastodon's reject_media, for `lists publish` to write)
+        pod(
+            "=both.example",
+            5,
+            "suspend",
+            "hate-speech; gore",
+            ("hate-speech", "gore"),
+            flags=MEDIA,
+        ),
         pod("=loud.example", 6, "silence"),
-        pod("=pics.example", 8, "noop"),
-        pod("=noise.example", 9, "noop"),
+        pod("=pics.example", 8, "noop", flags=MEDIA),
+        pod("=noise.example", 9, "noop", flags=Flags(reject_reports=True)),
         pod("=leaky.example", 10, "noop", "placeholder reason", ("placeholder reason",)),
         pod("wild.example", 3),
     ]
@@ -1356,7 +1431,7 @@ def test_a_pleroma_configurations_mrf_simple_is_read_as_the_policy_it_publishes(
     expected = [
         pod("=bad.example", 1, "suspend", "spam", ("spam",)),
         pod("=older.example", 2),
-        pod("=pics.example", 5, "noop", "placeholder", ("placeholder",)),
+        pod("=pics.example", 5, "noop", "placeholder", ("placeholder",), flags=MEDIA),
         pod("loud.example", 4, "silence"),
     ]
     for document in (simple, {"configs": [{"group": ":pleroma", "key": ":x"}, simple]}):
@@ -1839,7 +1914,8 @@ def test_a_comment_with_commas_nobody_quoted_is_read_whole(
     parsed = parse_list(csv_file(MASTODON_HEADER, *rows))
     assert parsed.entries == [
         pod("first.example", 2, "suspend", comment, labels),
-        pod("second.example", 3, "silence", comment, labels),
+        # (its flags where the header says, counted from the end: kept to publish it again)
+        pod("second.example", 3, "silence", comment, labels, flags=Flags(True, True, False)),
         pod("third.example", 4, "suspend", "plain", ("plain",)),
     ]
 

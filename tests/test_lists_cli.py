@@ -121,6 +121,78 @@ def test_publishing_where_it_cannot_write_is_one_sentence_and_writes_nothing(
         assert [p.name for p in output.parent.iterdir()] == ["e.csv.minisig"]
 
 
+# A neighbour's Mastodon export, republished: a domain it hid, a noop that limits nothing, a
+# media-only rule, a silence, an account (no domain list holds one).
+EXPORT = (
+    "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n"
+    "hidden.example,suspend,false,false,harassment,true\n"
+    "record.example,noop,false,false,a record,false\n"
+    "media.example,noop,true,false,media only,false\n"
+    "quiet.example,silence,false,false,,false\n"
+    "plain.example,suspend,false,false,-,false\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("output_format", "summary", "rows"),
+    [
+        (
+            "mastodon",
+            "(4 entries, mastodon format; 1 left out: 1 noop without reject_media, which block"
+            " nothing (Mastodon's own export leaves them out, and importers that read no severity"
+            " would block them); 1 kept hidden (#obfuscate), as their source had them)",
+            [
+                "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate",
+                "hidden.example,suspend,false,false,harassment,true",
+                "media.example,noop,true,false,media only,false",
+                "quiet.example,silence,false,false,,false",
+                "plain.example,suspend,false,false,-,false",
+            ],
+        ),
+        (
+            "podmod",
+            "(2 entries, podmod format; 3 left out: 1 obfuscated by their source, which this"
+            " format cannot keep hidden (--format mastodon keeps them, marked #obfuscate); 2 noop,"
+            " which this format would write as blocks)",
+            ["kind,value,label,comment", "pod,quiet.example,,", "pod,plain.example,,'-"],
+        ),
+        (
+            "domains",
+            "(1 entry, domains format; 4 left out: 1 obfuscated by their source, which this"
+            " format cannot keep hidden (--format mastodon keeps them, marked #obfuscate); 3"
+            " silences and noops (a list of domains has no severity, and its importers block"
+            " every domain in it))",
+            ["plain.example"],
+        ),
+    ],
+)
+def test_publish_says_what_each_format_leaves_out_and_keeps_hidden(
+    env, tmp_path, key, output_format, summary, rows
+):
+    source = tmp_path / "export.csv"
+    source.write_text(EXPORT)
+    output = tmp_path / f"{output_format}.txt"
+
+    published = podmod(*publishing(source, key, output, "--format", output_format))
+
+    assert published.exit_code == 0, published.output
+    assert f"wrote {output} {summary} and {output}.minisig" in published.output, published.output
+    assert output.read_text().splitlines() == rows
+
+
+def test_publishing_no_suspended_domain_as_domains_warns_of_an_empty_file(env, tmp_path, key):
+    published = podmod(
+        *publishing(a_source(tmp_path), key, tmp_path / "d.txt", "--format", "domains")
+    )
+
+    assert published.exit_code == 0, published.output
+    assert "(0 entries, domains format; 1 left out: 1 accounts, content or ports" in (
+        published.output
+    )
+    assert "warning: no domain written: the file is empty" in published.output
+    assert (tmp_path / "d.txt").read_bytes() == b""
+
+
 def test_a_version_or_limit_out_of_range_is_a_sentence_not_a_traceback(lists, pod):
     lists.write("core", ["account,one@far.example,,"])
     lists.subscribe("core")

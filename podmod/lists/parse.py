@@ -8,6 +8,7 @@ import csv
 import gc
 import ipaddress
 import json
+import operator
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -121,6 +122,20 @@ class NotAListError(ListFormatError):
         self.serves = serves
 
 
+class Flags(NamedTuple):
+    """What a domain list's row says that podmod neither acts on nor stores, kept for `lists
+    publish` to write the entry again as its source did: `obfuscate` (the source shows the domain
+    only starred, and a neighbour importing it should too), Mastodon's `reject_media` and
+    `reject_reports`."""
+
+    obfuscate: bool = False
+    reject_media: bool = False
+    reject_reports: bool = False
+
+
+NO_FLAGS = Flags()
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One valid row: `value` is normalised (a pod known only by the SHA-256 digest of its name,
@@ -129,7 +144,7 @@ class Entry:
     suspend, silence or noop in a domain list; `labels` are the keys of the label's tokens
     (label_keys()), what a subscription's `labels` select on; `published` is the domain as the
     file wrote it when podmod matches by something else (the obfuscated domain of a digest), else
-    ""."""
+    ""; `flags` what its row said that podmod keeps only to publish it again (Flags)."""
 
     kind: str
     value: str
@@ -139,17 +154,45 @@ class Entry:
     severity: str = ""
     labels: tuple[str, ...] = ()
     published: str = ""
+    flags: Flags = NO_FLAGS
 
 
-class Details(NamedTuple):
-    """What an entry says besides its kind, value and line: rows share one (a list repeats a
-    handful of labels, comments and severities), so a million rows carry a few of these."""
+class StoredDetails(NamedTuple):
+    """The items of Details: what podmod stores of an entry besides its kind, value and line
+    (podmod.lists.versions.ENTRY_COLUMNS), in that order."""
 
     label: str = ""
     comment: str = ""
     severity: str = ""
     labels: tuple[str, ...] = ()
     published: str = ""
+
+
+class Details(StoredDetails):
+    """What an entry says besides its kind, value and line: rows share one (a list repeats a
+    handful of labels, comments and severities), so a million rows carry a few of these. Its
+    `flags` (Flags) are an attribute, not one of its items: never stored, written as COPY text
+    nor compared, so a row's flags change nothing a subscription keeps or applies."""
+
+    flags: Flags = NO_FLAGS  # (set on the few that say more: the class's is the common one)
+
+    def __new__(
+        cls,
+        label: str = "",
+        comment: str = "",
+        severity: str = "",
+        labels: tuple[str, ...] = (),
+        published: str = "",
+        flags: Flags = NO_FLAGS,
+    ) -> Details:
+        details = super().__new__(cls, label, comment, severity, labels, published)
+        if flags != NO_FLAGS:
+            details.flags = flags
+        return details
+
+    def _replace(self, **changes: Any) -> Details:
+        flags = changes.pop("flags", self.flags)
+        return Details(*StoredDetails._replace(self, **changes), flags=flags)
 
 
 NO_DETAILS = Details()
@@ -215,14 +258,17 @@ def merged_details(first: Details, then: Details) -> Details:
     severity = first.severity
     if _SEVERITY_WEIGHT.get(then.severity, 0) > _SEVERITY_WEIGHT.get(severity, 0):
         severity = then.severity
-    return Details(label, comment, severity, labels, first.published)
+    flags = first.flags
+    if then.flags != flags:  # (any row's: a domain one row hides stays hidden)
+        flags = Flags(*map(operator.or_, flags, then.flags))
+    return Details(label, comment, severity, labels, first.published, flags)
 
 
 def entry_of(row: Row) -> Entry:
     """The Entry of a row."""
     kind, value, line, details = row
     label, comment, severity, labels, published = details
-    return Entry(kind, value, label, comment, line, severity, labels, published)
+    return Entry(kind, value, label, comment, line, severity, labels, published, details.flags)
 
 
 # How a subscriber skips a list's invalid rows (`lists publish` says its own option instead).
@@ -1321,7 +1367,7 @@ class ListReader:
         first = self.merged.get(key) or self.seen[kind][value]
         if details is not first:
             merged = merged_details(first, details)
-            if merged != first:
+            if merged != first or merged.flags != first.flags:
                 self.merged[key] = merged
 
     def check(

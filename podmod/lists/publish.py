@@ -1,7 +1,8 @@
 """`podmod lists publish` and `keygen`: the other side of a subscription. Build a list file from a
 CSV (of any shape podmod reads), from podmod's own lock decisions or from this pod's own list,
-check it with the same parser subscribers use, write it in podmod's format or in Mastodon's
-domain-block CSV (so Mastodon neighbours can import it), and sign it with a minisign secret key,
+check it with the same parser subscribers use, write it in podmod's format, in Mastodon's
+domain-block CSV (so Mastodon neighbours can import it) or as one domain per line (GoToSocial's
+plain subscriptions, Mastodon's user import, Misskey), and sign it with a minisign secret key,
 so publish → sync → match runs with podmod alone.
 """
 
@@ -14,7 +15,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psycopg
@@ -45,6 +46,24 @@ MASTODON_HEADER = (
 # Mastodon's admin import (Admin::Import::ROWS_PROCESSING_LIMIT) refuses a whole domain-block CSV
 # of more rows than this; importers through its API (FediBlockHole) take any number.
 MASTODON_IMPORT_ROWS = 20_000
+OUTPUT_FORMATS = ("podmod", "mastodon", "domains")
+
+# Why a format leaves an entry out, as the summary says it after their number.
+NOT_A_DOMAIN = "accounts, content or ports (the format holds whole domains only)"
+DIGEST_ONLY = "known only by the digest of their name"
+HIDDEN_BY_SOURCE = (
+    "obfuscated by their source, which this format cannot keep hidden (--format mastodon"
+    " keeps them, marked #obfuscate)"
+)
+NOOP_AS_BLOCK = "noop, which this format would write as blocks"
+NOOP_MASTODON = (
+    "noop without reject_media, which block nothing (Mastodon's own export leaves them out,"
+    " and importers that read no severity would block them)"
+)
+NOT_SUSPENDED = (
+    "silences and noops (a list of domains has no severity, and its importers block every"
+    " domain in it)"
+)
 
 # Accounts whose latest lock decision is a lock: still locked by this pod's moderators or policies.
 LOCKED_ACCOUNTS_SQL = """
@@ -59,26 +78,29 @@ SELECT account, created_at FROM (
 @dataclass
 class Rendered:
     """A list file's bytes, and what of the entries it holds: `written` rows; `left_out` entries
-    it cannot hold; `widened` entries for one host alone (a Pleroma, Akkoma or Friendica server's
-    plain domain) written as their domain, which subscribers apply to its subdomains too, as
-    neither format can say one host alone (one whose domain is an entry as well is that row)."""
+    it cannot hold, how many for each reason; `widened` entries for one host alone (a Pleroma,
+    Akkoma or Friendica server's plain domain) written as their domain, which subscribers apply
+    to its subdomains too, as no format can say one host alone (one whose domain is an entry as
+    well is that row); `hidden` written marked obfuscated, as their source had them."""
 
     body: bytes
     written: int = 0
-    left_out: int = 0
+    left_out: dict[str, int] = field(default_factory=dict)
     widened: int = 0
     silenced: int = 0  # silence entries written in podmod's format, which has no severity
+    hidden: int = 0
 
 
 def _rows(
-    parsed: ParsedList, rendered: Rendered, holds: Callable[[Entry], bool]
+    parsed: ParsedList, rendered: Rendered, left_out: Callable[[Entry], str | None]
 ) -> Iterator[Entry]:
-    """The entries a format holds (`holds`), each once, one for a host alone as its domain; the
-    others counted in `rendered`."""
-    domains = {entry.value for entry in parsed.entries if entry.kind == "pod" and holds(entry)}
+    """The entries a format holds (those `left_out` gives no reason for), each once, one for a
+    host alone as its domain; the others counted in `rendered` by their reason."""
+    domains = {e.value for e in parsed.entries if e.kind == "pod" and left_out(e) is None}
     for entry in parsed.entries:
-        if not holds(entry):
-            rendered.left_out += 1
+        why = left_out(entry)
+        if why is not None:
+            rendered.left_out[why] = rendered.left_out.get(why, 0) + 1
         elif entry.kind == "pod" and entry.value.startswith(EXACT_HOST):
             rendered.widened += 1
             domain = entry.value.removeprefix(EXACT_HOST)
@@ -91,15 +113,27 @@ def _rows(
             yield entry
 
 
+def _left_out_of_podmod(entry: Entry) -> str | None:
+    """Why podmod's format cannot hold an entry: a pod known only by a digest, a domain its
+    source hid (Flags.obfuscate) or a noop entry, for none of which it has a column (written
+    plainly, the second would name what its source chose not to, and the third would flag)."""
+    if entry.published:
+        return DIGEST_ONLY
+    if entry.flags.obfuscate:
+        return HIDDEN_BY_SOURCE
+    if entry.severity == "noop":
+        return NOOP_AS_BLOCK
+    return None
+
+
 def render(parsed: ParsedList) -> Rendered:
-    """The canonical list file: the header, then one row per entry. It cannot hold pods known
-    only by a digest, nor noop entries: podmod's format has no column for either, and a noop
-    entry written as a plain one would flag."""
+    """The canonical list file: the header, then one row per entry it can hold
+    (_left_out_of_podmod)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
     rendered = Rendered(b"")
-    for entry in _rows(parsed, rendered, lambda e: not e.published and e.severity != "noop"):
+    for entry in _rows(parsed, rendered, _left_out_of_podmod):
         rendered.silenced += entry.severity == "silence"
         label = csv_safe(_label_for_podmod(entry.label))
         writer.writerow((entry.kind, entry.value, label, csv_safe(entry.comment)))
@@ -119,22 +153,90 @@ def _label_for_podmod(label: str) -> str:
     return " ".join(kept.split())[:MAX_LABEL].strip()
 
 
+def _not_a_domain(entry: Entry) -> str | None:
+    """Why a format of whole domains cannot hold an entry: an account or content, a port (or an
+    IP v6 address), a pod known only by a digest."""
+    if entry.kind != "pod" or ":" in entry.value:
+        return NOT_A_DOMAIN
+    if entry.published:
+        return DIGEST_ONLY
+    return None
+
+
+def _left_out_of_mastodon(entry: Entry) -> str | None:
+    """Why Mastodon's domain-block CSV leaves an entry out: not a whole domain (_not_a_domain),
+    or a noop that limits nothing, as Mastodon's own export (DomainBlock.with_limitations: a
+    silence, a suspension or media rejected) leaves it out."""
+    why = _not_a_domain(entry)
+    if why is None and entry.severity == "noop" and not entry.flags.reject_media:
+        return NOOP_MASTODON
+    return why
+
+
+def _public_comment(entry: Entry, parsed: ParsedList) -> str:
+    """An entry's public comment in Mastodon's CSV: as its source wrote it where its source has
+    public comments (every domain shape: the entry's label is made from its comment, lower-case
+    and split), else, from podmod's format, its label (the category it was listed for; its
+    comment is a note, such as `locked 2026-12-01`) or, with none, its comment. Never made
+    spreadsheet-safe (csv_safe): Mastodon and GoToSocial show it to the public as written, and
+    Mastodon's own export writes it so."""
+    if parsed.format == "podmod":
+        return entry.label or entry.comment
+    return entry.comment or entry.label  # (RapidBlock's tags, when it gives no reason)
+
+
+def _boolean(value: bool) -> str:
+    return "true" if value else "false"
+
+
 def render_mastodon(parsed: ParsedList) -> Rendered:
-    """Mastodon's domain-block CSV of the `pod` entries (severity suspend unless the entry says
-    silence or noop; the label, else the comment, as public comment). It cannot hold accounts,
-    content, pods known only by a digest, nor ports: Mastodon blocks whole domains."""
+    """Mastodon's domain-block CSV of the whole domains (_left_out_of_mastodon): severity suspend
+    unless the entry says silence or noop, its public comment (_public_comment), and what its
+    source said of it (Flags): #obfuscate, so that a domain the source hid stays hidden for
+    whoever imports it, #reject_media and #reject_reports."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(MASTODON_HEADER)
     rendered = Rendered(b"")
-    for entry in _rows(
-        parsed, rendered, lambda e: e.kind == "pod" and not e.published and ":" not in e.value
-    ):
-        comment = csv_safe(entry.label or entry.comment)
+    for entry in _rows(parsed, rendered, _left_out_of_mastodon):
+        flags = entry.flags
+        rendered.hidden += flags.obfuscate
         writer.writerow(
-            (entry.value, entry.severity or "suspend", "false", "false", comment, "false")
+            (
+                entry.value,
+                entry.severity or "suspend",
+                _boolean(flags.reject_media),
+                _boolean(flags.reject_reports),
+                _public_comment(entry, parsed),
+                _boolean(flags.obfuscate),
+            )
         )
     rendered.body = out.getvalue().encode("utf-8")
+    return rendered
+
+
+def _left_out_of_domains(entry: Entry) -> str | None:
+    """Why a list of one domain per line leaves an entry out: not a whole domain
+    (_not_a_domain), hidden by its source, or not a suspension (podmod's format's entries, which
+    name no severity, are: its subscribers weigh them so). Its importers have no severity and
+    block every line: a silence or noop written there would become a block."""
+    why = _not_a_domain(entry)
+    if why is None and entry.flags.obfuscate:
+        return HIDDEN_BY_SOURCE
+    if why is None and entry.severity not in ("", "suspend"):
+        return NOT_SUSPENDED
+    return why
+
+
+def render_domains(parsed: ParsedList) -> Rendered:
+    """One suspended domain per line (_left_out_of_domains), no header, no comment: what
+    GoToSocial's plain-text subscriptions, Mastodon's import of a user's domain blocks and
+    Misskey's blocked hosts read, and podmod reads back as the same entries. A domain of one
+    label (`tk`) comes last: a file's first line is read as a domain when it has a dot."""
+    rendered = Rendered(b"")
+    entries = list(_rows(parsed, rendered, _left_out_of_domains))
+    entries.sort(key=lambda entry: "." not in entry.value)  # (stable: in the list's order)
+    rendered.body = "".join(f"{entry.value}\n" for entry in entries).encode("utf-8")
     return rendered
 
 
@@ -203,11 +305,19 @@ class Published:
     body: Path
     signature: Path
     entries: int  # written
-    left_out: int = 0  # entries the format cannot hold
-    why: str = ""
+    left_out: dict[str, int] = field(default_factory=dict)  # (Rendered)
     widened: int = 0  # entries for one host alone written as their domain (Rendered)
     output_format: str = "podmod"
     silenced: int = 0  # (Rendered)
+    hidden: int = 0  # (Rendered)
+
+    def left_out_text(self) -> str:
+        """What the file leaves out, and why, after the number of entries it holds: "; 3 left
+        out: 1 accounts, content or ports (…); 2 noop, …" ("" when nothing)."""
+        if not self.left_out:
+            return ""
+        reasons = "; ".join(f"{count:,} {why}" for why, count in self.left_out.items())
+        return f"; {sum(self.left_out.values()):,} left out: {reasons}"
 
     def warning(self) -> str | None:
         """What the file's subscribers cannot do with it, for the publisher to hear now: a
@@ -226,6 +336,11 @@ class Published:
                 " subscribers weigh them as suspensions; publish with --format mastodon, or"
                 ' the silences as a file of their own for subscribers to set severity = "silence".'
             )
+        if self.output_format == "domains" and not self.entries:
+            return (
+                "no domain written: the file is empty, which podmod's subscribers refuse as a list"
+                " that is retired; publish it once it holds a suspended domain."
+            )
         return None
 
 
@@ -237,15 +352,15 @@ def publish(
     trusted_comment: str | None = None,
     output_format: str = "podmod",
 ) -> Published:
-    """Write the list file (`podmod` or `mastodon` format) and its detached signature
+    """Write the list file (in one of OUTPUT_FORMATS) and its detached signature
     `<output>.minisig`, whose trusted comment is minisign's (the time and the file's name, which
     subscribers check) followed by `trusted_comment`, the publisher's words."""
     if output_format == "mastodon":
         rendered = render_mastodon(parsed)
-        why = "Mastodon's format holds whole domains only: no accounts, content or ports"
+    elif output_format == "domains":
+        rendered = render_domains(parsed)
     else:
         rendered = render(parsed)
-        why = "noop entries and obfuscated domains known only by their digest"
     body = rendered.body
     signature_path = output.with_name(output.name + ".minisig")
     signature = minisign.sign(
@@ -261,10 +376,10 @@ def publish(
         signature_path,
         rendered.written,
         rendered.left_out,
-        why,
         rendered.widened,
         output_format,
         rendered.silenced,
+        rendered.hidden,
     )
 
 

@@ -25,8 +25,10 @@ from podmod.lists.parse import (
     MAX_COMMENT,
     MAX_HOST,
     NO_DETAILS,
+    NO_FLAGS,
     TEXT_BLOCK,
     Details,
+    Flags,
     ListFormatError,
     Row,
     RowError,
@@ -141,8 +143,8 @@ class _Domains:
         self.severities = dict(SEVERITIES)  # and each spelling met, such as "Suspend"
         self.severities[""] = reader.severity  # (a row that names none: the list's setting)
         self.comments: dict[str, _Comment] = {}
-        # one Details for each (label, comment, severity, labels) met
-        self.details: dict[tuple[str, str, str, tuple[str, ...]], Details] = {}
+        # one Details for each (label, comment, severity, labels, flags) met
+        self.details: dict[tuple[str, str, str, tuple[str, ...], Flags], Details] = {}
         self.dotted: list[tuple[int, str, _Tail]] = []  # rows read last (dotted_rows())
 
     def error(self, line: int, message: str) -> None:
@@ -155,9 +157,10 @@ class _Domains:
         digest: str = "",
         tags: list[str] | None = None,
         obfuscated: bool = False,
+        flags: Flags = NO_FLAGS,
     ) -> _Tail:
         """What a row's severity, public comment (RapidBlock: reason and tags), digest and
-        obfuscate flag say."""
+        obfuscate flag say; `flags` the rest of what it says (Flags, with `obfuscated`)."""
         level = self.severities.get(severity)
         if level is None:
             level = self.severities.get(severity.strip().lower(), "")
@@ -170,12 +173,14 @@ class _Domains:
         text, labels, label, problem, canary = known
         if not level:
             problem = f"the severity {_show(severity.strip())} is not suspend, silence or noop"
+        if obfuscated:
+            flags = flags._replace(obfuscate=True)
         clean = not problem and not canary
-        details = self.details.get((label, text, level, labels))
+        details = self.details.get((label, text, level, labels, flags))
         if details is None:
-            details = Details(label, text, level, labels, "")
+            details = Details(label, text, level, labels, "", flags)
             if len(self.details) < _COMMENTS_KEPT:
-                self.details[label, text, level, labels] = details
+                self.details[label, text, level, labels, flags] = details
         return clean, None, details, problem, canary, digest, obfuscated
 
     def add(self, line: int, domain: str, tail: _Tail) -> Row | None:
@@ -331,6 +336,8 @@ class _Columns:
         )
         self.flags = _picker([columns[name] for name in BOOLEAN_COLUMNS if name in columns])
         self.obfuscate = columns.get("obfuscate", empty)
+        self.reject_media = columns.get("reject_media", empty)
+        self.reject_reports = columns.get("reject_reports", empty)
         # A comment holding commas nobody quoted (`spam, harassment`, or quotes inside quotes the
         # csv module splits at) gives its row more cells than the header names. When the comment
         # is the only text of the row, between columns that hold none (the domain, the severity;
@@ -374,7 +381,11 @@ class _Columns:
         if comment.strip().lower() in BOOLEAN_WORDS:
             comment = _misplaced_comment(self.flags(cells) if self.flags is not None else ())
         obfuscated = cells[self.obfuscate].strip().lower() in _TRUE_CELLS
-        return domain, domains.tail(severity, comment, digest, obfuscated=obfuscated)
+        flags = Flags(
+            reject_media=cells[self.reject_media].strip().lower() in _TRUE_CELLS,
+            reject_reports=cells[self.reject_reports].strip().lower() in _TRUE_CELLS,
+        )
+        return domain, domains.tail(severity, comment, digest, obfuscated=obfuscated, flags=flags)
 
     def comment_whole(self, raw: str) -> list[str] | None:
         """The cells of a row with more of them than the header names, its comment read whole
@@ -664,6 +675,9 @@ def _text(item: dict[str, Any], name: str) -> str | None:
     return None
 
 
+# A JSON boolean true, as exporters write it (FediBlockHole's JSON has it as text).
+_TRUE_JSON = (True, "true", "True")
+
 # GoToSocial's /api/v1/instance/peers (with a filter) marks each blocked server with the moment
 # it was blocked; a server it names without one is open, a peer it federates with.
 _PEER_BLOCKS = {"suspended_at": "suspend", "silenced_at": "silence"}
@@ -706,8 +720,12 @@ def _read_mastodon_json(reader: ListReader, items: list[Any]) -> Iterator[Row]:
                 fields["severity"] or blocked,
                 fields[comment_field] or "",
                 fields["digest"] or "",
-                obfuscated=item.get("obfuscate") in (True, "true", "True")
+                obfuscated=item.get("obfuscate") in _TRUE_JSON
                 or (bool(blocked) and "*" in (fields["domain"] or "")),
+                flags=Flags(
+                    reject_media=item.get("reject_media") in _TRUE_JSON,
+                    reject_reports=item.get("reject_reports") in _TRUE_JSON,
+                ),
             )
             entry = domains.add(number, fields["domain"] or "", tail)
             if entry is not None:
@@ -768,6 +786,14 @@ PLEROMA_POLICIES = {
 }
 
 
+# The Pleroma policies that are Mastodon's reject_media and reject_reports, kept for `lists
+# publish` to write (a domain under several policies has the flags of each).
+_PLEROMA_FLAGS = {
+    "media_removal": Flags(reject_media=True),
+    "report_removal": Flags(reject_reports=True),
+}
+
+
 def _pleroma_blocks(policy: dict[str, Any]) -> Iterator[tuple[str, str, Any, Any]]:
     """(policy, severity, its domains, their reasons) of a federation policy, heaviest
     first: a domain under several policies is read by its heaviest, the others merged into it."""
@@ -815,7 +841,8 @@ def _read_pleroma_json(reader: ListReader, policy_published: dict[str, Any]) -> 
             if comment is None:
                 domains.error(number, f"the reason {policy} gives {_show(domain)} is not text")
                 continue
-            entry = domains.add(number, domain, domains.tail(severity, comment))
+            flags = _PLEROMA_FLAGS.get(policy, NO_FLAGS)
+            entry = domains.add(number, domain, domains.tail(severity, comment, flags=flags))
             if entry is not None:
                 yield entry
     yield from domains.dotted_rows()
