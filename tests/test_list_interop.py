@@ -1,14 +1,17 @@
 """podmod's lists beside the tools that write and read the same files (Mastodon, GoToSocial,
-FediBlockHole, Misskey): what `podmod lists publish` writes says again what its source said — a
-domain the source hid stays hidden, its media and report rejections and public comment as
-written, no noop becomes a block — while what podmod stores of a list is the same as before."""
+FediBlockHole, kmyblue, Fediseer, Misskey): what their rows say is read as they mean it, and what
+`podmod lists publish` writes says again what its source said — a domain the source hid stays
+hidden, its media and report rejections and public comment as written, no noop becomes a block —
+while what podmod stores of a list is the same as before."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 from podmod.lists import publish, versions
-from podmod.lists.parse import Flags, ListReader, parse_list
+from podmod.lists.parse import Flags, ListFormatError, ListReader, parse_list
 
 MASTODON_HEADER = "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate"
 
@@ -179,6 +182,108 @@ def test_domains_format_is_one_suspended_domain_per_line_read_back_as_the_same_e
         publish.NOT_SUSPENDED: 5,
         publish.NOT_A_DOMAIN: 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("item", "severity"),
+    [
+        ({"severity": "silence", "severity_ex": "noop"}, "noop"),
+        ({"severity": "suspend", "severity_ex": "suspend"}, "suspend"),
+        ({"severity": "silence", "severity_ex": "bogus"}, "silence"),  # (not valid: severity's)
+        ({"severity": "silence", "severity_ex": None}, "silence"),
+        ({"severity": "silence"}, "silence"),
+    ],
+)
+def test_kmyblues_severity_ex_is_the_severity_it_means(item: dict, severity: str) -> None:
+    # kmyblue's public API writes a noop rule as `severity: silence`, the real one in
+    # `severity_ex` (its REST::DomainBlockSerializer).
+    document = [{"domain": "quiet.example", "comment": "media only", **item}]
+
+    [entry] = parse_list(json.dumps(document).encode()).entries
+
+    assert entry.severity == severity
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["one.example,two.example", "one.example, two.example,three.example", "one.example,two.ex,"],
+)
+def test_a_line_of_hosts_is_an_entry_for_each(line: str) -> None:
+    # Fediseer's ?csv=true answers {"csv": "one.example,two.example"}: saved as a file, every
+    # host on its line is a block (two of them once read as a domain and its reason).
+    parsed = parse_list(f"{line}\nfour.example\n".encode())
+
+    assert parsed.format == "domains"
+    hosts = [host.strip() for host in line.split(",") if host]
+    assert [(e.value, e.line, e.comment, e.severity) for e in parsed.entries] == [
+        *((host, 1, "", "suspend") for host in hosts),
+        ("four.example", 2, "", "suspend"),
+    ]
+
+
+def test_a_domain_and_its_reason_stays_friendicas_reading() -> None:
+    parsed = parse_list(b'one.example,spam bots\n*.two.example,"spam, bots"\n')
+
+    assert [(e.value, e.comment) for e in parsed.entries] == [
+        ("one.example", "spam bots"),
+        ("two.example", "spam, bots"),
+    ]
+    forced = parse_list(b"one.example,two.example\n", format="friendica")
+    assert [(e.value, e.comment) for e in forced.entries] == [("=one.example", "two.example")]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"csv": "one.example,two.example", "total": 2},
+        {"domains": ["one.example", "two.example"], "total": 2},
+        {
+            "instances": [
+                {"domain": "one.example", "censure_reasons": ["spam"], "censure_count": 1}
+            ],
+            "total": 1,
+        },
+        {"domains": []},
+    ],
+    ids=["csv", "domains", "instances", "none"],
+)
+def test_fediseers_answers_are_refused_naming_fediseer(answer: dict) -> None:
+    data = json.dumps(answer).encode()
+
+    with pytest.raises(ListFormatError, match=r"^The list is Fediseer's answer \(\{\"csv\""):
+        parse_list(data)
+    with pytest.raises(ListFormatError, match=r"^The list is Fediseer's answer, not a JSON array"):
+        parse_list(data, format="mastodon-json")
+
+
+def test_an_empty_severity_cell_is_read_as_each_shapes_authors_read_it() -> None:
+    def severities(data: bytes, setting: str | None = None) -> list[tuple[str, str]]:
+        reader = ListReader(data, severity=setting)
+        return [(value, details.severity) for _, value, _, details in reader.rows()]
+
+    # FediBlockHole: an empty severity is noop, a block of nothing (its SeverityLevel.NONE).
+    fediblockhole = b"domain,severity,public_comment\ndelta.example,,\nepsilon.example\n"
+    assert severities(fediblockhole) == [("delta.example", "noop"), ("epsilon.example", "noop")]
+    assert severities(fediblockhole, "silence")[0] == ("delta.example", "noop")
+    # Mastodon: its import refuses the row (DomainBlock's severity enum validates it).
+    mastodon = mastodon_file("delta.example,,false,false,,false", "zeta.example,suspend,,,,")
+    parsed = parse_list(mastodon, skip_invalid=True)
+    assert [e.value for e in parsed.entries] == ["zeta.example"]
+    assert [(e.line, e.message) for e in parsed.errors] == [
+        (
+            2,
+            "the severity is empty, a row Mastodon's import refuses; write suspend, silence or"
+            " noop (or leave the #severity column out of the file: every row is then a"
+            " suspension)",
+        )
+    ]
+    with pytest.raises(ListFormatError, match="line 2: the severity is empty"):
+        parse_list(mastodon)
+    # No severity column at all: the list's setting (a suspension unless it says).
+    assert severities(b"#domain,#public_comment\ndelta.example,\n") == [
+        ("delta.example", "suspend")
+    ]
+    assert severities(b"domain\ndelta.example\n", "silence") == [("delta.example", "silence")]
 
 
 def test_the_flags_change_nothing_podmod_stores() -> None:

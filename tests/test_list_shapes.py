@@ -446,7 +446,7 @@ def test_the_shape_is_told_from_the_content(data: bytes, format: str) -> None:
         (b"{\n  'blocks': {}\n}", r"^The list is not valid JSON \(line 2, column 3: Expecting"),
         (b"[" * 100_000, r"^The list is not valid JSON \(it is nested too deeply\)"),
         (b"[" + b"1" * 5000 + b"]", r"^The list is not valid JSON \(a number in it has too many"),
-        (b'{"domains": []}', r'^The list is a JSON object without "blocks", not RapidBlock'),
+        (b'{"servers": []}', r'^The list is a JSON object without "blocks", not RapidBlock'),
         (b'{"blocks": ["x.example"]}', r'^The list is a JSON object whose "blocks" is not an obj'),
         (
             b"domain,count,percent\npod.example,12,40.0\n",
@@ -513,7 +513,7 @@ def test_columns_may_come_in_any_order_with_unknown_ones_ignored() -> None:
     assert parsed.format == "domain-csv"
     assert parsed.entries == [
         pod("a.example", 2, "silence", "Spam", ("spam",)),
-        pod("b.example", 3),
+        pod("b.example", 3, "noop"),  # (an empty severity cell: FediBlockHole's noop)
     ]
     mastodon = parse_list(csv_file("#public_comment,#whatever,#domain", "c1,x,a.example"))
     assert mastodon.entries == [pod("a.example", 2, "suspend", "c1", ("c1",))]
@@ -532,7 +532,7 @@ def test_other_names_of_the_severity_and_public_comment_columns_are_read_as_thei
     api = parse_list(csv_file("domain,severity,comment,digest", "c.example,noop,spam; scam,"))
     both = parse_list(
         csv_file(
-            "#domain,#severity,#block_type,#public_comment,#comment", "d.example,,silence,pub,x"
+            "#domain,#severity,#block_type,#public_comment,#comment", "d.example,noop,silence,pub,x"
         )
     )
 
@@ -541,7 +541,7 @@ def test_other_names_of_the_severity_and_public_comment_columns_are_read_as_thei
         pod("b.example", 3, "suspend"),
     ]
     assert api.entries == [pod("c.example", 2, "noop", "spam; scam", ("spam", "scam"))]
-    assert both.entries == [pod("d.example", 2, "suspend", "pub", ("pub",))]
+    assert both.entries == [pod("d.example", 2, "noop", "pub", ("pub",))]
 
 
 def test_the_cariad_audits_columns_are_a_domain_csvs() -> None:
@@ -585,8 +585,8 @@ def test_a_bom_crlf_and_trailing_commas_are_read_as_plain_rows() -> None:
     parsed = parse_list(data)
     assert parsed.entries == [
         pod("a.example", 2, "silence", "Spam", ("spam",)),
-        pod("b.example", 4),
-        pod("c.example", 5),
+        pod("b.example", 4, "noop"),  # (under a severity column, none is FediBlockHole's noop)
+        pod("c.example", 5, "noop"),
     ]
 
 
@@ -648,7 +648,7 @@ def test_severities_in_any_case_and_the_words_of_other_software() -> None:
         ("b.example", "silence"),
         ("c.example", "suspend"),
         ("d.example", "noop"),
-        ("e.example", "suspend"),
+        ("e.example", "noop"),  # (an empty cell, as FediBlockHole reads it: a block of nothing)
         ("f.example", "silence"),
     ]
 
@@ -912,9 +912,9 @@ def test_rows_read_once_per_distinct_text_agree_with_rows_read_whole(
 
 
 def test_a_leading_wildcard_is_the_domain_and_everything_under_it_unless_obfuscated() -> None:
-    # Real lists (imported from Pleroma, Misskey, Firefish) write `*.pod.example` for the pod
-    # and its subdomains; Mastodon's obfuscation never starts with `*`, and a row that says it
-    # is obfuscated is one.
+    # Real lists (imported from Pleroma, or written for Mastodon by hand) write `*.pod.example`
+    # for the pod and its subdomains (Misskey needs no wildcard: it blocks by suffix); Mastodon's
+    # obfuscation never starts with `*`, and a row that says it is obfuscated is one.
     header = "#domain,#severity,#public_comment,#obfuscate"
     parsed = parse_list(
         csv_file(
@@ -1017,10 +1017,13 @@ def test_a_lists_severity_setting_is_the_severity_of_rows_that_name_none() -> No
         ("b.example", "suspend"),
         ("c.example", "noop"),
     ]
-    assert severities(b"#domain,#severity\na.example,\nb.example,suspend\nc.example, \n") == [
-        ("a.example", "silence"),
+    # A CSV without a severity column: the setting's. An empty cell under one names a severity
+    # as its shape's authors read it, never the setting's (test_list_interop).
+    assert severities(b"#domain,#public_comment\na.example,spam\n") == [("a.example", "silence")]
+    assert severities(b"domain,severity\na.example,\nb.example,suspend\nc.example, \n") == [
+        ("a.example", "noop"),
         ("b.example", "suspend"),
-        ("c.example", "silence"),
+        ("c.example", "noop"),
     ]
     assert severities(b"domain\na.example\n") == [("a.example", "silence")]
     assert severities(b'[{"domain": "a.example"}]') == [("a.example", "silence")]
@@ -1530,7 +1533,11 @@ def test_a_forced_format_reads_what_detection_would_not() -> None:
             r' format = "mastodon-csv" reads; it has the shape of format = "domain-csv"; fix the'
             r" list, or change its format\.$",
         ),
-        (b"#domain\nx.example\n", "domains", r'not one domain per line, which format = "domains"'),
+        (
+            b"#domain\nx.example\n",
+            "domains",
+            r"not one domain per line \(or a line of domains separated by commas\), which format =",
+        ),
         (b"x.example\n", "podmod", r'not the header kind,value,label,comment, which format = "pod'),
         (b"x.example\n", "rapidblock-json", r"^Line 1 of the list is \'x.example\', not Rapid"),
         (b"[]", "rapidblock-json", r'^The list is JSON, not RapidBlock.*"mastodon-json"'),

@@ -403,8 +403,10 @@ def _pod(value: str) -> str:
         # (or half so: `pod.]example`).
         text = text.replace("[.]", ".").replace("[.", ".").replace(".]", ".")
     if text.startswith("*.") and "*" not in text[2:]:
-        # `*.pod.example`, a wildcard (Pleroma's and Misskey's syntax, lists imported from them):
-        # the domain and everything under it, what every pod entry covers.
+        # `*.pod.example`, a wildcard (Pleroma's syntax, and lists written for Mastodon by hand):
+        # the domain and everything under it, what every pod entry covers. (Misskey and its
+        # forks need none: they block a host and its subdomains by suffix, and read `*` as a
+        # letter.)
         text = text[2:]
     elif text.startswith(".") and not text.startswith(".."):
         # `.cf`: the domain and everything under it, as list authors write it (what every pod
@@ -832,6 +834,17 @@ def _looks_like_host(text: str) -> bool:
     return bool(found) and ("." in found[1] or not found[1].isascii())
 
 
+def hosts_in_line(cells: list[str]) -> list[str] | None:
+    """The hosts of a line whose cells (two or more; cut at commas, as a cell may hold the rest of
+    the line) each name one: `a.example,b.example,c.example`, the domains Fediseer's `?csv=true`
+    answers in its `csv`, saved as a file. None for any other line, such as a domain and its
+    reason (Friendica's `pod.example,spam`) or its severity."""
+    hosts = [host.strip() for cell in cells for host in cell.split(",")]
+    if len(hosts) > 1 and all(map(_looks_like_host, hosts)):
+        return hosts
+    return None
+
+
 class _Start(NamedTuple):
     """Where a text list's rows start: its first line that is neither blank nor a comment."""
 
@@ -857,7 +870,7 @@ def _find_start(lines: list[str]) -> _Start:
             return _Start("accounts", index, comments)
         elif "domain" in header or CARIAD_DOMAIN in header:
             return _Start("domain-csv", index, comments)
-        elif _looks_like_host(text):
+        elif _looks_like_host(text) or hosts_in_line([text.rstrip(", \t")]):
             return _Start("domains", index, comments)
         elif _looks_like_handle(text):
             return _Start("accounts", index, comments)
@@ -871,7 +884,7 @@ _NEEDS = {
     "podmod": "the header kind,value,label,comment",
     "mastodon-csv": "a header with a #domain column",
     "domain-csv": "a header with a domain column",
-    "domains": "one domain per line",
+    "domains": "one domain per line (or a line of domains separated by commas)",
     "friendica": "Friendica's domain patterns, one per line (pattern,reason)",
     "accounts": "one account (user@pod.example) per line, or an Account address column",
     "mastodon-json": 'a JSON array of Mastodon domain blocks ([{"domain": …}, …])',
@@ -1091,6 +1104,25 @@ def _json_shape(value: Any, policy: dict[str, Any] | None) -> str | None:
     return None
 
 
+def _fediseer_answer(value: Any) -> bool:
+    """Whether a JSON document is one of Fediseer's answers of servers (/api/v1/censures_given/…,
+    /hesitations_given/…, /endorsements/…, /whitelist): their domains as one text
+    (`{"csv": "a.example,b.example", "total": 2}`, with ?csv=true), as a list (`{"domains": […]}`,
+    with ?domains=true), or each with its details (`{"instances": [{"domain": …,
+    "censure_reasons": […], …}]}`)."""
+    if not isinstance(value, dict):
+        return False
+    domains, instances = value.get("domains"), value.get("instances")
+    return (
+        isinstance(value.get("csv"), str)
+        or (isinstance(domains, list) and all(isinstance(domain, str) for domain in domains))
+        or (
+            isinstance(instances, list)
+            and all(isinstance(item, dict) and "domain" in item for item in instances)
+        )
+    )
+
+
 def _lemmy_blocked(answer: dict[str, Any]) -> list[Any]:
     """The instances a Lemmy or PieFed server's /api/v3/federated_instances says it blocks
     (`linked`, every server it knows, and `allowed` are never read); ListFormatError when the
@@ -1211,6 +1243,14 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
                 " theirs there only with MRF transparency on, Mastodon at"
                 " /api/v1/instance/domain_blocks; set url to an address that serves a list."
             )
+        if forced is None and shape is None and _fediseer_answer(value):
+            raise ListFormatError(
+                'The list is Fediseer\'s answer ({"csv": …}, {"domains": […]} or {"instances":'
+                " […]}: the servers its members censure, hesitate on or endorse, which the answer"
+                " does not tell apart), which podmod does not read as a list; save the domains"
+                " of its censures or hesitations as a file, one per line or one line of them"
+                " separated by commas (its csv), and set url to that file."
+            )
         if forced is None and shape is None:
             problem = 'whose "blocks" is not an object' if "blocks" in value else 'without "blocks"'
             raise ListFormatError(
@@ -1219,7 +1259,8 @@ def _open(text: str, forced: str | None) -> tuple[str, Any, int]:
                 " Mastodon domain blocks, nor Pleroma's federation policy); fix the list."
             )
         if forced is not None and shape != forced:
-            raise _misfit(forced, "The list is JSON", shape)
+            what = "Fediseer's answer" if shape is None and _fediseer_answer(value) else "JSON"
+            raise _misfit(forced, f"The list is {what}", shape)
         if shape == "pleroma-json":
             return shape, policy, 0  # (what shapes reads of it: the policy alone)
         if shape == "lemmy-json":

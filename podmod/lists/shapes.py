@@ -43,6 +43,7 @@ from podmod.lists.parse import (
     _trimmed,
     _unsafe,
     canary_host,
+    hosts_in_line,
     label_keys,
     label_tokens,
     normalise,
@@ -53,7 +54,8 @@ if TYPE_CHECKING:
     from podmod.lists.parse import ListReader
 
 # Mastodon's severities, and what other software calls them (Pleroma's reject; limit, the word in
-# Mastodon's own interface); a row without a severity is a suspension, as Mastodon imports it.
+# Mastodon's own interface); a row of a file without severities is a suspension, as Mastodon
+# imports a file without a #severity column (or the list's `severity`: _Domains).
 SEVERITIES = {
     "suspend": "suspend",
     "silence": "silence",
@@ -89,6 +91,12 @@ _Comment = tuple[str, tuple[str, ...], str, "str | None", bool]
 # digest, its obfuscate column says true).
 _Tail = tuple[bool, "str | None", Details, "str | None", bool, str, bool]
 _TRUE_CELLS = frozenset(("true", "t", "yes", "y", "1"))
+# An empty cell under Mastodon's #severity: its admin import refuses the row (no severity is
+# valid: DomainBlock's enum validates it), where a file without that column is all suspensions.
+EMPTY_SEVERITY = (
+    "the severity is empty, a row Mastodon's import refuses; write suspend, silence or noop (or"
+    " leave the #severity column out of the file: every row is then a suspension)"
+)
 _TAILS_KEPT = 10_000  # distinct texts after the domain a CSV's reading remembers
 # An already-normal host, and not a canary's (the common row, accepted as it is).
 _PLAIN_HOST = re.compile(_HOST_FAST.pattern + rf"(?<!{re.escape(CANARY_DOMAIN)})")
@@ -172,7 +180,11 @@ class _Domains:
             known = self.comments.get(comment) or self._comment(comment)
         text, labels, label, problem, canary = known
         if not level:
-            problem = f"the severity {_show(severity.strip())} is not suspend, silence or noop"
+            problem = (
+                f"the severity {_show(severity.strip())} is not suspend, silence or noop"
+                if severity.strip()
+                else EMPTY_SEVERITY
+            )
         if obfuscated:
             flags = flags._replace(obfuscate=True)
         clean = not problem and not canary
@@ -338,6 +350,7 @@ class _Columns:
         self.obfuscate = columns.get("obfuscate", empty)
         self.reject_media = columns.get("reject_media", empty)
         self.reject_reports = columns.get("reject_reports", empty)
+        self.severity = columns.get("severity")  # (None: the file names no severities)
         # A comment holding commas nobody quoted (`spam, harassment`, or quotes inside quotes the
         # csv module splits at) gives its row more cells than the header names. When the comment
         # is the only text of the row, between columns that hold none (the domain, the severity;
@@ -464,6 +477,14 @@ def read_csv(
     header_line = lines[start - 1].strip()
     columns = _Columns(_header_cells(header_line))
     domains = _Domains(reader, spreadsheet=True)
+    if columns.severity is not None:
+        # An empty cell under a severity column is not the list's severity (that is of files
+        # without the column): FediBlockHole reads it as noop, a block of nothing; Mastodon's
+        # import refuses its row (EMPTY_SEVERITY).
+        if reader.format == "domain-csv":
+            domains.severities[""] = "noop"
+        else:
+            del domains.severities[""]
     plain = _PLAIN_HOST.fullmatch
     seen = domains.seen
     tails = columns.tails
@@ -569,7 +590,8 @@ def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[
     """One domain per line, each a suspension (or the list's `severity`) unless its own follows
     after a comma (`pod.example,silence`; cells after it, a header-less export's, ignored); or,
     in a file whose first cell after a domain is not a severity, its reason (Friendica's published
-    blocklist: `pattern,reason`), the public comment of a row of two cells. Blank lines and #
+    blocklist: `pattern,reason`), the public comment of a row of two cells. A line whose cells
+    all name hosts (Fediseer's `csv`, saved as a file) is an entry for each. Blank lines and #
     comments skipped."""
     domains = _Domains(reader)
     tails = {"": domains.tail("", "")}  # by the severity as written (none: a suspension)
@@ -577,6 +599,13 @@ def _read_domains(reader: ListReader, lines: list[str], start: int) -> Iterator[
     for line, cells in _line_cells(lines, start, 2):
         domain = cells[0]
         second = cells[1] if len(cells) > 1 else ""  # (cells after it, as in Mastodon, ignored)
+        hosts = hosts_in_line(cells) if "." in second else None
+        if hosts is not None:  # (a line of hosts, Fediseer's csv: each an entry, none a reason)
+            for host in hosts:
+                entry = domains.add(line, host, tails[""])
+                if entry is not None:
+                    yield entry
+            continue
         if reasons is None and second.strip():
             reasons = len(cells) == 2 and second.strip().lower() not in SEVERITIES
         if reasons and len(cells) == 2 and second.strip().lower() not in SEVERITIES:
@@ -691,11 +720,16 @@ def _peers_answer(items: list[Any]) -> bool:
     )
 
 
+# Mastodon's severities as its API writes them, for kmyblue's `severity_ex` (_read_mastodon_json).
+_API_SEVERITIES = frozenset(("suspend", "silence", "noop"))
+
+
 def _read_mastodon_json(reader: ListReader, items: list[Any]) -> Iterator[Row]:
     """Mastodon's admin API domain blocks (public_comment), its public API's (comment),
     FediBlockHole's export of them, or GoToSocial's exports and its /api/v1/instance/peers answer
     (an item with no suspended_at or silenced_at is an open peer, counted in `unblocked`);
-    private_comment is never read."""
+    private_comment is never read. kmyblue (a Mastodon fork) writes a noop as `severity:
+    silence` in its public API and the real one in `severity_ex`, which is read instead."""
     domains = _Domains(reader, unit="item")
     peers = _peers_answer(items)
     for number, item in enumerate(items, 1):
@@ -716,6 +750,9 @@ def _read_mastodon_json(reader: ListReader, items: list[Any]) -> Iterator[Row]:
                 domains.error(number, f"the {name} is not text")
                 break
         else:
+            extended = item.get("severity_ex")
+            if isinstance(extended, str) and extended.strip().lower() in _API_SEVERITIES:
+                fields["severity"] = extended
             tail = domains.tail(
                 fields["severity"] or blocked,
                 fields[comment_field] or "",

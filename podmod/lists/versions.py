@@ -52,8 +52,10 @@ from podmod.redact import masked_url
 # `[ab]` patterns counted apart; 9: a host written with port 443 is the host, `pod.example:443`
 # and `user@pod.example:443` as handles write them; 10: podmod's format's canary rows (a host
 # under .invalid, the label canary) and a canary's host on another port are canaries, not
-# entries, and its rows take the list's `severity` setting).
-READER = 10
+# entries, and its rows take the list's `severity` setting; 11: a line of hosts separated by
+# commas, Fediseer's `csv`, an entry for each, an empty cell under a severity column noop in
+# FediBlockHole's CSV and an invalid row in Mastodon's, kmyblue's `severity_ex` over `severity`).
+READER = 11
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)
 ENTRY_COLUMNS = ("kind", "value", "line", "label", "comment", "severity", "labels", "published")
