@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -22,6 +22,7 @@ from podmod.config import Config
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
 from podmod.notify import appeals
+from podmod.redact import masked_url
 from podmod.store import (
     INGEST_LOCK,
     locked_on_case,
@@ -29,6 +30,9 @@ from podmod.store import (
     record_audit,
     resolve_cases_without_pending,
 )
+
+if TYPE_CHECKING:
+    from podmod.lists.local import LocalEntry
 
 
 class ActionRefused(PodmodError):
@@ -908,9 +912,7 @@ def _pod_list_change(
     reason_text = local.check_reason(reason)
     label_text = local.check_label(label) if adding else ""
     with pod_connection(config) as pod, state_connection(config) as state:
-        written = references.account_text(pod, value)
-        address = value.strip() if written != value.strip() else None  # (what it was read from)
-        entry = local.entry_for(written)
+        entry, address = _pod_list_entry(pod, value)
         own = references.this_pod(pod) if entry.kind == "pod" else None
         # Matching takes this lock too: take it first, so two changes never wait on each other.
         state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
@@ -972,6 +974,24 @@ def _pod_list_change(
             f"{matched.retracted} {'match' if matched.retracted == 1 else 'matches'} retracted."
         )
     return ActionResult(action, entry.text, True, message, case_id)
+
+
+def _pod_list_entry(pod: psycopg.Connection, value: str) -> tuple[LocalEntry, str | None]:
+    """The entry `value` names, and the address it was read from (None when it was a handle or a
+    host), that address's password or token masked: it is shown and kept in the audit log. A
+    refusal quotes it masked too."""
+    from podmod.lists import local
+
+    try:
+        written = references.account_text(pod, value)
+        entry = local.entry_for(written)
+    except PodmodError as error:
+        said = masked_url(str(error))
+        if said == str(error):
+            raise
+        raise type(error)(said) from None
+    address = masked_url(value.strip()) if written != value.strip() else None
+    return entry, address
 
 
 def _own_pod_note(value: str, own: str | None) -> str:

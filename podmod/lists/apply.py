@@ -301,7 +301,8 @@ WITH added AS (
                                 details, occurred_at)
     SELECT c.id, 'list', n.person_id, n.list_id, n.kind, n.value,
            jsonb_build_object('list', l.name, 'version', n.added_in,
-                              'entry', podmod.entry_text(n.kind, n.value), 'label', n.label,
+                              'entry', podmod.list_entry_text(n.list_id, n.kind, n.value),
+                              'label', n.label,
                               'severity', n.severity, 'policy', n.policy),
            now()
     FROM new_matches n
@@ -582,7 +583,8 @@ NEW_MATCHES_SQL = """
 SELECT count(DISTINCT person_id) AS people FROM new_matches WHERE list_id = %(list)s
 """
 BROADEST_SQL = """
-SELECT podmod.entry_text(kind, value) AS entry, count(DISTINCT person_id) AS people
+SELECT podmod.list_entry_text(%(list)s, kind, value) AS entry,
+       count(DISTINCT person_id) AS people
 FROM new_matches WHERE list_id = %(list)s
 GROUP BY kind, value ORDER BY people DESC, kind, value LIMIT 3
 """

@@ -17,6 +17,7 @@ from podmod.config import LOCAL_LIST
 from podmod.errors import PodmodError
 from podmod.lists.parse import _CONTROL, MAX_COMMENT, MAX_LABEL, label_keys_of, normalise
 from podmod.lists.versions import RANGES_SUMMARY_SQL, READER
+from podmod.redact import FORMAT
 
 LOCAL_URL = "podmod:" + LOCAL_LIST  # (no file: the entries live in podmod.list_entries alone)
 
@@ -68,8 +69,11 @@ def check_reason(reason: str | None) -> str:
 def _one_line(typed: str | None, what: str) -> str:
     """What a moderator typed as one line (line breaks and runs of spaces made one space), with no
     other control character: an escape pasted in would act on the terminal of whoever reads it
-    (`podmod lists diff`), and the list published with its reasons would refuse the row."""
-    text = " ".join((typed or "").split())
+    (`podmod lists diff`), and the list published with its reasons would refuse the row. Format
+    characters (direction marks, zero-width spaces) are dropped, as a list's labels lose them
+    when read: a right-to-left override would turn the audit log's line around, and a reason of
+    a zero-width space alone says nothing."""
+    text = " ".join(FORMAT.sub("", typed or "").split())
     control = _CONTROL.search(text)
     if control:
         raise LocalListError(
@@ -118,7 +122,7 @@ def _new_version(
             row["id"],
             number,
             hashlib.sha256(f"{LOCAL_LIST}:{number}:{change}".encode()).hexdigest(),
-            entries + added,
+            entries + (1 if added else -1),  # (the entries in force after this version)
             added,
             1 - added,
             READER,

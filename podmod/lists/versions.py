@@ -696,12 +696,15 @@ def share_text(share: float) -> str:
 
 
 def _supersede_held(state: psycopg.Connection, list_id: int, number: int) -> None:
-    """Older held versions give way to version `number`, whatever becomes of it."""
+    """Older held versions give way to version `number`, whatever becomes of it; what the list's
+    held versions would have changed (held_changes) goes, as `number`, held or applied, is
+    compared with the entries in force anew."""
     state.execute(
         "UPDATE podmod.list_versions SET status = 'superseded', held_body = NULL"
         " WHERE list_id = %s AND status = 'held' AND number <> %s",
         (list_id, number),
     )
+    state.execute("DELETE FROM podmod.held_changes WHERE list_id = %s", (list_id,))
 
 
 def hold(
@@ -742,14 +745,74 @@ def hold(
 def version_diff(
     state: psycopg.Connection, name: str, number: int | None = None, *, limit: int = 50
 ) -> dict[str, Any]:
-    """What a version (default: the newest) added and removed, with the first `limit` of each."""
-    list_row = state.execute("SELECT * FROM podmod.lists WHERE name = %s", (name,)).fetchone()
+    """What a version (default: the newest) added and removed, with the first `limit` of each
+    as moderators read them (entry_text)."""
+    out = version_changes(state, name, number, limit=limit)
+    for key in ("added", "removed"):
+        out[key] = [entry_text(**row) for row in out[key]]
+        del out[f"more_{key}"]
+    return out
+
+
+# A version's page of changes: its added or removed entries, in (kind, value) order after a
+# cursor's, at most LIMIT (+1, to tell that there are more). Held versions' changes are kept in
+# held_changes (held_changes_kept()), an applied version's are its entries.
+_APPLIED_PAGE_SQL = """
+SELECT kind, value, published FROM podmod.list_entries
+WHERE list_id = %(list)s AND {column} = %(number)s AND (kind, value) > (%(kind)s, %(value)s)
+ORDER BY kind, value LIMIT %(limit)s
+"""
+_HELD_PAGE_SQL = """
+SELECT kind, value, published FROM podmod.held_changes
+WHERE list_id = %(list)s AND number = %(number)s AND change = %(change)s
+  AND (kind, value) > (%(kind)s, %(value)s)
+ORDER BY kind, value LIMIT %(limit)s
+"""
+# What a held version staged in incoming_entries adds and removes, by kind and value: kept, in
+# the order of held_changes' key (written in order, its index grows at its end; the staged rows
+# are one per kind and value, as the entries in force are).
+_KEEP_HELD_CHANGES_SQL = """
+INSERT INTO podmod.held_changes (list_id, number, change, kind, value, published)
+SELECT %(list)s, %(number)s, 'added', i.kind, i.value, i.published FROM incoming_entries i
+WHERE NOT EXISTS (SELECT 1 FROM podmod.list_entries e WHERE e.list_id = %(list)s
+                  AND e.removed_in IS NULL AND e.kind = i.kind AND e.value = i.value)
+ORDER BY i.kind COLLATE "C", i.value;
+
+INSERT INTO podmod.held_changes (list_id, number, change, kind, value, published)
+SELECT %(list)s, %(number)s, 'removed', e.kind, e.value, e.published FROM podmod.list_entries e
+WHERE e.list_id = %(list)s AND e.removed_in IS NULL
+  AND NOT EXISTS (SELECT 1 FROM incoming_entries i WHERE i.kind = e.kind AND i.value = e.value)
+ORDER BY e.kind COLLATE "C", e.value;
+
+UPDATE podmod.list_versions SET changes_kept = true
+WHERE list_id = %(list)s AND number = %(number)s
+"""
+
+
+def version_changes(
+    state: psycopg.Connection,
+    name: str,
+    number: int | None = None,
+    *,
+    limit: int = 50,
+    added_after: tuple[str, str] | None = None,
+    removed_after: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """What a version (default: the newest) added and removed: a page of each, at most `limit`
+    entries ({kind, value, published}) in (kind, value) order after the (kind, value) given,
+    and whether more follow (`more_added`, `more_removed`). A held version's changes are worked
+    out from its file once, at the first call, and kept (held_changes_kept)."""
+    list_row = state.execute(
+        "SELECT id, severity FROM podmod.lists WHERE name = %s", (name,)
+    ).fetchone()
     if list_row is None:
         raise ListStateError(f"There is no list named {name!r}; see `podmod lists show`.")
     # A number past PostgreSQL's integer (a typo) names no version; the query would fail on it.
+    # (Its file, held_body, is read only to work out a held version's changes, once.)
     version = (
         state.execute(
-            "SELECT * FROM podmod.list_versions WHERE list_id = %s"
+            "SELECT number, status, held_reason, approved_by, format, signed_at, signed_comment,"
+            " added, removed, changes_kept FROM podmod.list_versions WHERE list_id = %s"
             " AND (%s::integer IS NULL OR number = %s) ORDER BY number DESC LIMIT 1",
             (list_row["id"], number, number),
         ).fetchone()
@@ -771,44 +834,63 @@ def version_diff(
         "added_count": version["added"],
         "removed_count": version["removed"],
     }
-    if version["status"] == "applied":
-        for key, column in (("added", "added_in"), ("removed", "removed_in")):
-            out[key] = [
-                entry_text(row["kind"], row["value"], row["published"])
-                for row in state.execute(
-                    f"SELECT kind, value, published FROM podmod.list_entries WHERE list_id = %s"
-                    f" AND {column} = %s ORDER BY kind, value LIMIT %s",
-                    (list_row["id"], version["number"], limit),
-                )
-            ]
-    elif version["status"] == "held":
-        held = ListReader(
-            bytes(version["held_body"]), format=version["format"], severity=list_row["severity"]
-        )
-        _stage(state, held)
-        out["added"] = [
-            entry_text(r["kind"], r["value"], r["published"])
-            for r in state.execute(
-                "SELECT kind, value, published FROM incoming_entries i WHERE NOT EXISTS"
-                " (SELECT 1 FROM podmod.list_entries e WHERE e.list_id = %s"
-                " AND e.removed_in IS NULL AND e.kind = i.kind AND e.value = i.value)"
-                " ORDER BY kind, value LIMIT %s",
-                (list_row["id"], limit),
-            )
-        ]
-        out["removed"] = [
-            entry_text(r["kind"], r["value"], r["published"])
-            for r in state.execute(
-                "SELECT kind, value, published FROM podmod.list_entries e WHERE e.list_id = %s"
-                " AND e.removed_in IS NULL AND NOT EXISTS (SELECT 1 FROM incoming_entries i"
-                " WHERE i.kind = e.kind AND i.value = e.value) ORDER BY kind, value LIMIT %s",
-                (list_row["id"], limit),
-            )
-        ]
-        state.rollback()
-    else:
-        out["added"] = out["removed"] = []
+    held = version["status"] == "held" and (
+        version["changes_kept"] or held_changes_kept(state, list_row, version["number"])
+    )
+    for key, column, after in (
+        ("added", "added_in", added_after),
+        ("removed", "removed_in", removed_after),
+    ):
+        if version["status"] == "applied" or held:
+            statement = _HELD_PAGE_SQL if held else _APPLIED_PAGE_SQL.format(column=column)
+            kind, value = after or ("", "")
+            rows = state.execute(
+                statement,
+                {
+                    "list": list_row["id"],
+                    "number": version["number"],
+                    "change": key,
+                    "kind": kind,
+                    "value": value,
+                    "limit": limit + 1,
+                },
+            ).fetchall()
+        else:
+            rows = []
+        out[key], out[f"more_{key}"] = rows[:limit], len(rows) > limit
+    state.rollback()  # (read alone: no transaction stays open on the caller's connection)
     return out
+
+
+def held_changes_kept(state: psycopg.Connection, list_row: dict[str, Any], number: int) -> bool:
+    """Work out what held version `number` of a list adds and removes (its file read and
+    staged, beside the entries in force) and keep it in held_changes, once: the first caller
+    does it, those who come at the same time wait for it and find it done. False when the
+    version is no longer held (approved or superseded meanwhile)."""
+    state.rollback()
+    version = state.execute(
+        "SELECT format, held_body, changes_kept FROM podmod.list_versions"
+        " WHERE list_id = %s AND number = %s AND status = 'held' FOR UPDATE",
+        (list_row["id"], number),
+    ).fetchone()
+    if version is not None and not version["changes_kept"]:
+        try:
+            reading = ListReader(
+                bytes(version["held_body"]),
+                format=version["format"],
+                severity=list_row["severity"],
+            )
+        except PodmodError as error:
+            state.rollback()
+            raise ListStateError(
+                f"Held version {number} cannot be read again ({error}); the next sync fetches"
+                " the list anew."
+            ) from None
+        _stage(state, reading)
+        for statement in _KEEP_HELD_CHANGES_SQL.split(";\n\n"):
+            state.execute(statement, {"list": list_row["id"], "number": number})
+    state.commit()
+    return version is not None
 
 
 LABELS_SHOWN = 10  # (of a list's labels in use, shown by lists_overview())
@@ -959,9 +1041,15 @@ def skipped_notes(
 def entry_text(kind: str, value: str, published: str = "") -> str:
     """An entry as moderators read it: `pod:alpha.example`, for an obfuscated domain matched by
     its digest `pod:exa**le.org (SHA-256 3f2a…)`, for one host alone `pod:alpha.example (this host
-    only)` (as podmod.entry_text() in SQL)."""
+    only)` (as podmod.entry_text() in SQL, migration 0030)."""
+    return "".join(entry_parts(kind, value, published))
+
+
+def entry_parts(kind: str, value: str, published: str = "") -> tuple[str, str, str]:
+    """entry_text() in three parts: podmod's words before the text a list shows, that text (an
+    obfuscated row's is its publisher's, for a page to isolate), podmod's words after it."""
     if published:
-        return f"{kind}:{published} (SHA-256 {value.removeprefix('sha256:')[:12]}…)"
+        return f"{kind}:", published, f" (SHA-256 {value.removeprefix('sha256:')[:12]}…)"
     if kind == "pod" and value.startswith(EXACT_HOST):
-        return f"{kind}:{value.removeprefix(EXACT_HOST)} (this host only)"
-    return f"{kind}:{value}"
+        return f"{kind}:", value.removeprefix(EXACT_HOST), " (this host only)"
+    return f"{kind}:", value, ""

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 from podmod import actions, pod_db, store
 from podmod.errors import PodmodError
 from podmod.lists.apply import lock_plan
+from podmod.lists.parse import normalise
 from podmod.web.auth import (
     action_details,
     actor,
@@ -65,10 +66,13 @@ def held_locks_of(account: dict[str, Any] | None, signals: list[dict[str, Any]])
 
 def pod_list_entries(handle: str) -> dict[str, Any]:
     """What this pod's own list holds for a remote account: {"account": entry or None, "pod":
-    entry or None} (the account's own entry, and the entry of its host, if any)."""
+    entry or None} (the account's own entry, and the entry of its host, if any). The list keeps
+    them in their normal form (a host in punycode, lower-case), as adding wrote them: a handle
+    `bob@pöd.example` is looked up as `bob@xn--pd-fka.example`."""
     from podmod.config import LOCAL_LIST
 
     host = handle.partition("@")[2]
+    account_value, host_value = _normal("account", handle), _normal("pod", host)
     rows = (
         state_conn()
         .execute(
@@ -76,12 +80,21 @@ def pod_list_entries(handle: str) -> dict[str, Any]:
             " JOIN podmod.lists l ON l.id = e.list_id AND l.name = %s"
             " WHERE e.removed_in IS NULL AND ((e.kind = 'account' AND e.value = %s)"
             "   OR (e.kind = 'pod' AND e.value = %s))",
-            (LOCAL_LIST, handle, host),
+            (LOCAL_LIST, account_value, host_value),
         )
         .fetchall()
     )
     found = {row["kind"]: row for row in rows}
     return {"account": found.get("account"), "pod": found.get("pod"), "host": host}
+
+
+def _normal(kind: str, value: str) -> str:
+    """`value` as this pod's list keeps it (podmod.lists.parse.normalise), or as it is when it
+    is no valid handle or host (then no entry names it)."""
+    try:
+        return normalise(kind, value)
+    except ValueError:
+        return value
 
 
 @bp.route("/cases/<int:case_id>")
@@ -344,4 +357,6 @@ def _pod_list_action(
     case_id: int, action: Callable[..., actions.ActionResult], **extra: Any
 ) -> Response:
     case = load_case(case_id)
-    return _act(case, action, _pod_list_value(case), reason=_reason(), case_id=case_id, **extra)
+    # (the reason as typed: one over 2,000 characters is refused, as by the CLI, not cut)
+    reason = request.form.get("reason")
+    return _act(case, action, _pod_list_value(case), reason=reason, case_id=case_id, **extra)

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask
 
+from podmod.redact import printable
 from podmod.store import outcome
 from podmod.web.services import services
 
@@ -100,8 +101,15 @@ def snippet(text: str | None, length: int = 120) -> str:
 HIDDEN_DETAILS = ("ip", "user_id", "person_id", "case_id", "signal_id", "report_id")
 
 
+# Unicode's first strong isolate and pop directional isolate: `<bdi>` inside a line of text.
+ISOLATE, END_ISOLATE = "\u2068", "\u2069"
+
+
 def details_text(details: dict[str, Any] | None, skip: tuple[str, ...] = HIDDEN_DETAILS) -> str:
-    """An audit row's details as short 'key: value' text (escaped by the template)."""
+    """An audit row's details as short 'key: value' text (escaped by the template), each value
+    but a number isolated (FSI … PDI, without format characters of its own, so none ends the
+    isolate early): a label or a reason written right to left turns only itself around, never
+    the line's keys and the values after it."""
     if not details:
         return ""
     parts = []
@@ -109,8 +117,11 @@ def details_text(details: dict[str, Any] | None, skip: tuple[str, ...] = HIDDEN_
         if key in skip:
             continue
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        shown = printable(shown)
         if len(shown) > 200:
             shown = shown[:200] + "…"
+        if isinstance(value, (str, list, dict)):  # (a number or true is podmod's own)
+            shown = f"{ISOLATE}{shown}{END_ISOLATE}"
         parts.append(f"{key.replace('_', ' ')}: {shown}")
     return "; ".join(parts)
 
@@ -136,6 +147,7 @@ def init_app(app: Flask) -> None:
         counted=counted,
         snippet=snippet,
         details_text=details_text,
+        printable=printable,
         case_state=case_state,
     )
     app.jinja_env.globals.update(pod_link=pod_link, why=why)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import astuple, dataclass
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
@@ -23,13 +24,14 @@ from podmod.lists.versions import (
     ListStateError,
     describe_reading,
     describe_signature,
+    entry_parts,
     labels_in_use_text,
     lists_overview,
     never_synced,
-    version_diff,
+    version_changes,
 )
 from podmod.notify.alerts import stale_lists, stale_text
-from podmod.redact import masked_url
+from podmod.redact import masked_url, printable
 from podmod.web.auth import (
     action_details,
     actor,
@@ -51,7 +53,8 @@ def index() -> str:
         row["reading"] = describe_reading(row) if row["version"] else ""
         row["signed"] = describe_signature(row)
         row["labels_text"] = labels_in_use_text(row)
-        moved = MOVED.format(url=row["moved_to"]) if row["moved_to"] else ""
+        moved_to = masked_url(printable(row["moved_to"] or ""))  # (a server's words)
+        moved = MOVED.format(url=moved_to) if moved_to else ""
         row["moved"] = moved[:1].upper() + moved[1:]
     waiting = [
         {"name": s.name, "policy": s.policy, "url": masked_url(s.url)}
@@ -112,7 +115,8 @@ def _pod_list_change(action: Callable[..., actions.ActionResult], **extra: Any) 
         result = action(
             services().config,
             request.form.get("entry", "")[:600],
-            reason=request.form.get("reason", "").strip()[:2000] or None,
+            # (as typed: one over 2,000 characters is refused in the CLI's sentence, not cut)
+            reason=request.form.get("reason"),
             actor=actor(),
             source="web",
             details=action_details(),
@@ -125,18 +129,72 @@ def _pod_list_change(action: Callable[..., actions.ActionResult], **extra: Any) 
     return redirect(url_for("lists.index"))
 
 
+# The added and the removed entries a version's page shows at once, of each.
+CHANGES_SHOWN = 200
+
+
+@dataclass(frozen=True)
+class EntryCursor:
+    """Where a page of a version's added or removed entries ends: the last entry's kind and
+    value (entries are in that order), written `kind:value`."""
+
+    kind: str
+    value: str
+
+    def encode(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> EntryCursor | None:
+        if not text:
+            return None
+        kind, colon, value = text.partition(":")
+        if not colon or not re.fullmatch(r"[a-z0-9]{1,20}", kind) or len(value) > 2000:
+            abort(400, "This page link is damaged; go back to the version's first page.")
+        return cls(kind, value)
+
+
 @bp.route("/lists/<name>/versions/<int:number>")
 @login_required
 def version(name: str, number: int) -> str:
+    """What a version added and removed, CHANGES_SHOWN of each a page (keyset pages: `added`
+    and `removed` name the entry each page starts after). A held version's changes are worked
+    out from its file once, at the first view, and kept (podmod.lists.versions)."""
     if number >= 2**31:
         abort(404, f"List {name!r} has no version {number}.")
-    # A held version's diff stages its entries in a temporary table: a connection of its own.
+    after = {key: EntryCursor.decode(request.args.get(key)) for key in ("added", "removed")}
+    # (the first view of a held version commits what it changes: a connection of its own)
     with state_connection(services().config) as state:
         try:
-            diff: dict[str, Any] = version_diff(state, name, number, limit=200)
+            diff: dict[str, Any] = version_changes(
+                state,
+                name,
+                number,
+                limit=CHANGES_SHOWN,
+                added_after=astuple(after["added"]) if after["added"] else None,
+                removed_after=astuple(after["removed"]) if after["removed"] else None,
+            )
         except ListStateError as error:
             abort(404, str(error))
-    return render_template("list_version.html", diff=diff)
+    pages: dict[str, Any] = {}
+    for key in ("added", "removed"):
+        rows = diff[key]
+        # (an obfuscated row's text is its publisher's: the page isolates it)
+        diff[key] = [
+            (*entry_parts(row["kind"], row["value"], row["published"]), bool(row["published"]))
+            for row in rows
+        ]
+        others = {k: v.encode() for k, v in after.items() if k != key and v is not None}
+        pages[f"first_{key}"] = (
+            url_for("lists.version", name=name, number=number, **others) if after[key] else None
+        )
+        last = EntryCursor(rows[-1]["kind"], rows[-1]["value"]) if rows else None
+        pages[f"next_{key}"] = (
+            url_for("lists.version", name=name, number=number, **others, **{key: last.encode()})
+            if diff[f"more_{key}"] and last is not None
+            else None
+        )
+    return render_template("list_version.html", diff=diff, pages=pages)
 
 
 @bp.route("/lists/<name>/versions/<int:number>/approve", methods=["POST"])
