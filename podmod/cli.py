@@ -688,6 +688,8 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         MOVED,
         describe_reading,
         describe_signature,
+        ended_hold_text,
+        ended_holds,
         labels_in_use_text,
         lists_overview,
         never_synced,
@@ -698,6 +700,7 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
     with state_connection(config) as state:
         store.require_current_schema(state)
         rows = lists_overview(state)
+        ended = ended_holds(state)
         stale = {row["name"]: stale_text(row) for row in stale_lists(config, state)}
     subscribed = {subscription.name for subscription in config.lists}
     for row in rows:
@@ -746,6 +749,8 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         if row["held"]:
             held = ", ".join(str(n) for n in row["held"])
             say(f"  held for approval: version {held} (`podmod lists diff {row['name']}`)")
+        if row["name"] in ended:
+            say(f"  {ended_hold_text(ended[row['name']])}")
         if row["moved_to"]:
             say(f"  {MOVED.format(url=row['moved_to'])}")
         if row["last_error"]:
@@ -879,6 +884,21 @@ def lists_approve(ctx: click.Context, name: str, version: int) -> None:
     from podmod.lists.sync import approve_version
 
     outcome = approve_version(get_config(ctx), name, version, approved_by=cli_actor())
+    click.echo(f"{name}: {printable(outcome.message)}")
+
+
+@lists.command("reject")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--reason", required=True, help="Why; kept with the version and in the audit log.")
+@click.pass_context
+@podmin_errors
+def lists_reject(ctx: click.Context, name: str, version: int, reason: str) -> None:
+    """Refuse a version that was held for approval: it stops waiting and can no longer be
+    approved; the version in force stays. A later, different file is judged as usual."""
+    from podmod.lists.sync import reject_version
+
+    outcome = reject_version(get_config(ctx), name, version, rejected_by=cli_actor(), reason=reason)
     click.echo(f"{name}: {printable(outcome.message)}")
 
 

@@ -1187,14 +1187,18 @@ def test_a_signature_without_a_time_after_one_with_a_time_is_refused(lists, pod,
 
 
 def test_an_older_file_never_pushes_a_held_version_aside(lists, pod, state):
-    # Version 2 waits for approval; version 1's own file and signature, served again (a replay, or
-    # a cache), is older than it: refused, and version 2 stays held and can be approved.
+    # Version 3 waits for approval; version 1's own file and signature, served again (a replay, or
+    # a cache), is older than it and than version 2 in force: refused, and version 3 stays held and
+    # can be approved. (Version 2's own file again is its publisher taking version 3 back:
+    # tests/test_list_operation.py.)
     rows = [f"account,u{n}@far.example,," for n in range(4)]
     first = lists.write("core", rows)
     old_body, old_signature = first.read_bytes(), signature_of(first).read_text()
     lists.subscribe("core")
     assert sync()[0] == 0
-    lists.write("core", rows[:1])  # removes 3 of 4 entries: held
+    lists.write("core", [*rows, "account,u4@far.example,,"])
+    assert sync()[0] == 0
+    lists.write("core", rows[:2])  # removes 3 of 5 entries: held
     held = sync()
     first.write_bytes(old_body)
     signature_of(first).write_text(old_signature)
@@ -1202,19 +1206,19 @@ def test_an_older_file_never_pushes_a_held_version_aside(lists, pod, state):
     code, output = sync()
     again = sync()
 
-    assert held[0] == 4 and "version 2" in held[1] and "held for approval" in held[1], held[1]
+    assert held[0] == 4 and "version 3" in held[1] and "held for approval" in held[1], held[1]
     assert code == 1, output
     assert (
-        f"older than version 2 (signed at {utc(lists.signed_at)}), held for approval: a possible "
-        "replay, or a mirror or cache still serving the older file; version 1 stays." in output
+        f"older than version 3 (signed at {utc(lists.signed_at)}), held for approval: a possible "
+        "replay, or a mirror or cache still serving the older file; version 2 stays." in output
     ), output
     assert again[0] == 1, again[1]
-    assert versions_of(state, "core") == [(1, "applied"), (2, "held")]
-    approved = podmod("lists", "approve", "core", "2")
+    assert versions_of(state, "core") == [(1, "applied"), (2, "applied"), (3, "held")]
+    approved = podmod("lists", "approve", "core", "3")
     assert approved.exit_code == 0, approved.output
-    assert versions_of(state, "core") == [(1, "applied"), (2, "applied")]
-    diff = podmod("lists", "diff", "core", "--version", "2").output
-    assert "\nit was held (it removes 3 of 4 entries" in diff and "then approved by cli:" in diff
+    assert versions_of(state, "core") == [(1, "applied"), (2, "applied"), (3, "applied")]
+    diff = podmod("lists", "diff", "core", "--version", "3").output
+    assert "\nit was held (it removes 3 of 5 entries" in diff and "then approved by cli:" in diff
     assert "\nheld: " not in diff, diff
 
 

@@ -43,7 +43,7 @@ log = logging.getLogger("podmod.lists")
 @dataclass
 class SyncOutcome:
     name: str
-    status: str  # not_modified, unchanged, applied, held, failed, retired, deferred
+    status: str  # not_modified, unchanged, applied, held, failed, retired, deferred, rejected
     message: str
     version: int | None = None
     entries: int | None = None
@@ -526,32 +526,41 @@ def _store(
     current = list_row["current_version"]
     with phases.timed("open"):
         digest = None if result.not_modified else versions.content_digest(result.body)
-    unchanged = result.not_modified or (latest is not None and latest["sha256"] == digest)
-    if unchanged and not changed:
-        status = "not_modified" if result.not_modified else "unchanged"
-        how = " (not modified since the last sync)" if result.not_modified else ""
-        kept = _kept_text(current)
-        if latest is not None and latest["status"] == "held":
-            kept += (
-                f"; version {latest['number']} waits for approval"
-                f" (`podmod lists approve {name} {latest['number']}`)"
-            )
-        return SyncOutcome(name, status, f"unchanged{how}; {kept}", version=current)
+    in_force = latest
+    if latest is not None and latest["number"] != current:
+        in_force = versions.version_row(state, list_row["id"], current)
+    # The version in force's own file (and signature), while a version after it is held, or was
+    # rejected or withdrawn: not a replay, however older than that version it was signed. Its
+    # publisher took the held change back (a `git revert` of the file and its .minisig).
+    again = in_force is not None and in_force is not latest and in_force["sha256"] == digest
+    # (a withdrawn version's own file served again is judged anew: its publisher means it again)
+    unchanged = (
+        result.not_modified
+        or again
+        or (latest is not None and latest["sha256"] == digest and latest["status"] != "withdrawn")
+    )
     if unchanged:
-        what, matched = _apply_settings(config, subscription, list_row, pod, state, changed, phases)
-        return SyncOutcome(
-            name,
-            "applied",
-            f"settings changed ({what}); matches re-applied: {_matched(matched, list_row['id'])}",
-            version=current,
-            matches_added=matched.added_by_list[list_row["id"]],
-            matches_retracted=matched.retracted_by_list[list_row["id"]],
+        after = _after_in_force(
+            config, subscription, list_row, latest, state, withdraw="file" if again else None
+        )
+        return _unchanged(
+            config,
+            subscription,
+            list_row,
+            pod,
+            state,
+            changed,
+            phases,
+            "not_modified" if result.not_modified else "unchanged",
+            " (not modified since the last sync)" if result.not_modified else "",
+            after,
         )
     with phases.timed("open"):
         if signed is not None:
             versions.refuse_replay(state, list_row, signed, digest)
         reader = list_reader(subscription, result.body)
     breadth = None
+    same = False
     with state.transaction() as stored_and_matched:  # (a savepoint: undone if it reaches too far)
         with ThreadPoolExecutor(1) as aside:
             # A domain list's entries are pods: the pod's hosts are read on the pod's connection
@@ -572,6 +581,9 @@ def _store(
                 pod.rollback()  # (the hosts are read; no transaction stays open on the pod)
         for phase, seconds in stored.seconds.items():
             phases.add(phase, seconds)
+        if stored.status == "applied" and _same_entries(state, stored.record, in_force):
+            same = True  # (known from the changes worked out: no pass over the rows again)
+            raise psycopg.Rollback(stored_and_matched)
         if stored.status == "applied":
             with phases.timed("match"):
                 matched = apply.match_people(config, pod, state, full=True, ahead=hosts)
@@ -583,6 +595,25 @@ def _store(
                 _after_list_change(
                     state, list_id=list_row["id"], version=stored.number, reason="list_version"
                 )
+    if same:
+        # Entries the version in force has already (a "generated at" line, rows in another
+        # order): no version, no audit entry, no matching. The version in force takes this file's
+        # digest and signature (versions.keep_file_of): the next sync of the same bytes is
+        # unchanged at once, and a file signed before this one is still refused as a replay.
+        versions.keep_file_of(state, list_row["id"], current, digest, signed)
+        after = _after_in_force(config, subscription, list_row, latest, state, withdraw="entries")
+        return _unchanged(
+            config,
+            subscription,
+            list_row,
+            pod,
+            state,
+            changed,
+            phases,
+            "unchanged",
+            " (same entries; the file's bytes changed)",
+            after,
+        )
     reading = _reading(reader)
     if breadth is not None:
         with phases.timed("record"):
@@ -646,6 +677,127 @@ def _store(
         matches_retracted=matched.retracted_by_list[list_row["id"]],
         format=reader.format,
     )
+
+
+def _unchanged(
+    config: Config,
+    subscription: ListConfig,
+    list_row: dict[str, Any],
+    pod: psycopg.Connection,
+    state: psycopg.Connection,
+    changed: list[str],
+    phases: versions.Phases,
+    status: str,
+    how: str,
+    after: str,
+) -> SyncOutcome:
+    """The outcome of a sync that stores no version: "unchanged{how}; version 3 stays in
+    force{after}", or, with settings `changed`, those applied to the version in force (its
+    matches made again), and `after` (_after_in_force)."""
+    current = list_row["current_version"]
+    if not changed:
+        message = f"unchanged{how}; {_kept_text(current)}{after}"
+        return SyncOutcome(subscription.name, status, message, version=current)
+    what, matched = _apply_settings(config, subscription, list_row, pod, state, changed, phases)
+    return SyncOutcome(
+        subscription.name,
+        "applied",
+        f"settings changed ({what}); matches re-applied: {_matched(matched, list_row['id'])}"
+        + after,
+        version=current,
+        matches_added=matched.added_by_list[list_row["id"]],
+        matches_retracted=matched.retracted_by_list[list_row["id"]],
+    )
+
+
+def _after_in_force(
+    config: Config,
+    subscription: ListConfig,
+    list_row: dict[str, Any],
+    latest: dict[str, Any] | None,
+    state: psycopg.Connection,
+    *,
+    withdraw: str | None,
+) -> str:
+    """What an unchanged sync says after the version in force of the version after it: that it
+    waits for approval, or was rejected; `withdraw` ("file", "entries"): the server serves the
+    version in force's again, so a held one was withdrawn by its publisher (withdraw_held)."""
+    if latest is None or latest["number"] == list_row["current_version"]:
+        return ""
+    number, name = latest["number"], subscription.name
+    if latest["status"] == "held" and withdraw:
+        return "; " + _withdraw_held(config, subscription, list_row, number, withdraw, state)
+    if latest["status"] == "held":
+        return f"; version {number} waits for approval (`podmod lists approve {name} {number}`)"
+    if latest["status"] == "rejected":
+        return f"; version {number} was rejected by {latest['rejected_by']}"
+    return ""
+
+
+def _withdraw_held(
+    config: Config,
+    subscription: ListConfig,
+    list_row: dict[str, Any],
+    number: int,
+    served: str,
+    state: psycopg.Connection,
+) -> str:
+    """Held version `number` is withdrawn: its list's server serves the version in force's
+    `served` ("file", "entries") again, so its publisher took the held change back. It stops
+    waiting (status `withdrawn`: not `superseded`, as no later version took its place, and it
+    can no longer be approved); audited, and told where the hold was told (list.held). A later
+    file is judged as usual, this version's own file too. Says so."""
+    name, current = subscription.name, list_row["current_version"]
+    text = (
+        f"version {number}, held, was withdrawn: its server serves version {current}'s "
+        f"{served} again"
+    )
+    versions.end_held(state, list_row["id"], number, "withdrawn")
+    _audit_sync(state, subscription, "withdraw", text)
+    told = state.execute(
+        "SELECT EXISTS (SELECT 1 FROM podmod.events WHERE type = 'list.held'"
+        " AND list_name = %s AND (facts ->> 'version')::integer > %s) AS told",
+        (name, current or 0),
+    ).fetchone()["told"]
+    if told:
+        facts = {"version": number, "withdrawn": True, "in_force": current, "held_reason": text}
+        notify.record(config, state, "list.held", list_name=name, facts=facts)
+    log.info("list %s: %s", name, text)
+    return text
+
+
+# What a version row says of how its file was read, beside its entries: a file of the same entries
+# that was read otherwise (a row skipped, a canary added) is a version of its own.
+_READ_AS = (
+    ("entries", "entries"),
+    ("format", "format"),
+    ("skipped", "skipped_rows"),
+    ("obfuscated", "obfuscated_rows"),
+    ("patterns", "pattern_rows"),
+    ("repeated", "repeated_rows"),
+    ("unblocked", "unblocked_rows"),
+    ("canaries", "canaries"),
+    ("hides_blocks", "hides_blocks"),
+    ("reader", "reader"),
+)
+
+
+def _same_entries(
+    state: psycopg.Connection, record: dict[str, Any], in_force: dict[str, Any] | None
+) -> bool:
+    """Whether a version just stored (`record`, not committed) has the entries of the version in
+    force, read alike: nothing added or removed, and no entry changed (entry_changes, the
+    difference store_version worked out, is empty; none is staged when neither has an entry)."""
+    if in_force is None or in_force["status"] != "applied" or record["added"] or record["removed"]:
+        return False
+    if any(record[key] != in_force[column] for key, column in _READ_AS):
+        return False
+    staged = state.execute(
+        "SELECT to_regclass('pg_temp.entry_changes') IS NOT NULL AS staged"
+    ).fetchone()["staged"]
+    if not staged:
+        return True
+    return not state.execute("SELECT EXISTS (SELECT 1 FROM entry_changes) AS any").fetchone()["any"]
 
 
 def list_reader(subscription: ListConfig, body: bytes) -> ListReader:
@@ -1066,6 +1218,62 @@ def approve_version(
     )
     _locks_said(config, outcome, locks)
     return outcome
+
+
+def reject_version(
+    config: Config,
+    name: str,
+    number: int,
+    *,
+    rejected_by: str,
+    reason: str,
+    details: dict[str, Any] | None = None,
+) -> SyncOutcome:
+    """Refuse a held version, as `podmod lists reject` does: it stops waiting and can no longer be
+    approved (status `rejected`, with who and why), audited; the version in force stays. The
+    same file served again stays rejected (the next syncs say so); a later, different file is
+    stored and judged as usual. `details`: the request's, for the audit log."""
+    reason = printable(" ".join(reason.split()))
+    if not reason:
+        raise versions.ListStateError("Say why the version is rejected (--reason).")
+    with (
+        state_connection(config) as state,
+        one_at_a_time(state, name, lambda stage: None),
+        state.transaction(),
+    ):
+        list_row = state.execute(
+            "SELECT id, current_version FROM podmod.lists WHERE name = %s", (name,)
+        ).fetchone()
+        if list_row is None:
+            raise versions.ListStateError(
+                f"There is no list named {name!r}; see `podmod lists show`."
+            )
+        held = state.execute(
+            "SELECT status FROM podmod.list_versions WHERE list_id = %s AND number = %s FOR UPDATE",
+            (list_row["id"], number),
+        ).fetchone()
+        if held is None or held["status"] != "held":
+            state_word = held["status"] if held else "unknown"
+            raise versions.ListStateError(
+                f"Version {number} of list {name!r} is not held for approval "
+                f"(it is {state_word}); see `podmod lists show`."
+            )
+        versions.end_held(state, list_row["id"], number, "rejected", by=rejected_by, reason=reason)
+        message = (
+            f"version {number} rejected by {rejected_by}: {reason}; "
+            f"{_kept_text(list_row['current_version'])} (the same file is not taken again; a "
+            "later one is judged as usual)"
+        )
+        record_audit(
+            state,
+            actor=rejected_by,
+            action="list_reject",
+            source=f"list:{name}",
+            reason=message,
+            details={"list": name, "version": number, **(details or {})},
+        )
+    log.info("list %s: %s", name, message)
+    return SyncOutcome(name, "rejected", message, version=list_row["current_version"])
 
 
 def confirm_locks(

@@ -1053,3 +1053,88 @@ def entry_parts(kind: str, value: str, published: str = "") -> tuple[str, str, s
     if kind == "pod" and value.startswith(EXACT_HOST):
         return f"{kind}:", value.removeprefix(EXACT_HOST), " (this host only)"
     return f"{kind}:", value, ""
+
+
+# A held version ends without being applied: its publisher withdrew it (its server serves the
+# version in force's file, or its entries, again) or a podmin rejected it (`podmod lists reject`).
+# Either way its file and the changes worked out from it go, and it can no longer be approved.
+_END_HELD_SQL = """
+UPDATE podmod.list_versions SET status = %(status)s, held_body = NULL, rejected_by = %(by)s,
+       rejected_reason = %(reason)s
+WHERE list_id = %(list)s AND number = %(number)s AND status = 'held'
+"""
+
+
+def end_held(
+    state: psycopg.Connection,
+    list_id: int,
+    number: int,
+    status: str,
+    *,
+    by: str | None = None,
+    reason: str | None = None,
+) -> bool:
+    """End held version `number` as `withdrawn` or `rejected` (`by`, `reason`: the podmin's),
+    inside the caller's transaction; False when it was not held."""
+    ended = state.execute(
+        _END_HELD_SQL,
+        {"status": status, "by": by, "reason": reason, "list": list_id, "number": number},
+    ).rowcount
+    state.execute(
+        "DELETE FROM podmod.held_changes WHERE list_id = %s AND number = %s", (list_id, number)
+    )
+    return bool(ended)
+
+
+def version_row(state: psycopg.Connection, list_id: int, number: int | None) -> dict | None:
+    """A version's row (None: no such version, or no number)."""
+    if number is None:
+        return None
+    return state.execute(
+        "SELECT * FROM podmod.list_versions WHERE list_id = %s AND number = %s", (list_id, number)
+    ).fetchone()
+
+
+def keep_file_of(
+    state: psycopg.Connection, list_id: int, number: int, digest: str, signed: TrustedComment | None
+) -> None:
+    """The version in force takes the digest and signature of a file whose entries are its own
+    (a "generated at" line, rows in another order): the next sync of the same bytes finds them
+    unchanged at once, and a file signed before this one, the version's first file included, is
+    refused as a replay, as the newest signed time stored is now this file's."""
+    state.execute(
+        "UPDATE podmod.list_versions SET sha256 = %s, signed_comment = %s, signed_at = %s,"
+        " signed_file = %s WHERE list_id = %s AND number = %s",
+        (
+            digest,
+            signed.text if signed else None,
+            signed.signed_at if signed else None,
+            signed.file if signed else None,
+            list_id,
+            number,
+        ),
+    )
+
+
+def ended_holds(state: psycopg.Connection) -> dict[str, dict[str, Any]]:
+    """Each list's latest version where it is a held version that ended unapplied (rejected or
+    withdrawn), by list name: number, status, rejected_by, rejected_reason (`lists show`)."""
+    rows = state.execute(
+        "SELECT DISTINCT ON (l.name) l.name, v.number, v.status, v.rejected_by,"
+        " v.rejected_reason FROM podmod.lists l JOIN podmod.list_versions v ON v.list_id = l.id"
+        " ORDER BY l.name, v.number DESC"
+    ).fetchall()
+    return {row["name"]: row for row in rows if row["status"] in ("rejected", "withdrawn")}
+
+
+def ended_hold_text(row: dict[str, Any]) -> str:
+    """What `lists show` says of a held version that ended unapplied (ended_holds)."""
+    if row["status"] == "rejected":
+        return (
+            f"version {row['number']} rejected by {row['rejected_by']}: {row['rejected_reason']}"
+            " (the same file is not taken again)"
+        )
+    return (
+        f"version {row['number']} withdrawn by its publisher (its server serves the version in "
+        "force again)"
+    )

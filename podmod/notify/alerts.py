@@ -197,6 +197,7 @@ def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, A
     cases: dict[int, dict[str, Any]] = {}  # the named ones; a case that rose twice is one
     counted = named_twice = 0
     locked, held, locks_held, failing, stale, appealed = [], [], [], [], [], []
+    withdrawn = []
     for event in waiting:
         facts = event["facts"]
         if event["type"] == "case.alert":
@@ -221,6 +222,15 @@ def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, A
                     "count": facts["locks_held"],
                     "reason": facts.get("held_reason", ""),
                     "url": events.locks_url(config, event["list_name"]),
+                }
+            )
+        elif event["type"] == "list.held" and facts.get("withdrawn"):
+            withdrawn.append(
+                {
+                    "list": event["list_name"],
+                    "version": facts.get("version"),
+                    "reason": facts.get("held_reason", ""),
+                    "url": events.list_url(config, event["list_name"]),
                 }
             )
         elif event["type"] == "list.held":
@@ -263,6 +273,8 @@ def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, A
         "locked": locked[:LISTED],
         "held_count": len(held),
         "held": held,
+        "withdrawn_count": len(withdrawn),
+        "withdrawn": withdrawn,
         "locks_held_count": len(locks_held),
         "locks_held": locks_held,
         "failing_count": len(failing),

@@ -1,0 +1,179 @@
+"""Shared blocklists over weeks of operation: a held version its publisher withdraws or a podmin
+rejects, a file whose bytes change but not its entries — against real PostgreSQL, with list
+files served from disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from podmod.config import load_config
+from podmod.lists.versions import content_digest
+from podmod.notify import alerts
+from tests.helpers import podmod
+from tests.test_lists import ListFiles, signature_of, sync, versions_of
+from tests.test_lists import lists as lists  # (fixture)
+
+
+def _served(path: Path) -> tuple[bytes, str]:
+    """A list file and its signature as its server serves them now."""
+    return path.read_bytes(), signature_of(path).read_text()
+
+
+def _serve(path: Path, served: tuple[bytes, str]) -> None:
+    """Serve a file and its signature served before again (a `git revert` of both)."""
+    path.write_bytes(served[0])
+    signature_of(path).write_text(served[1])
+
+
+def _list_actions(state) -> list[str]:
+    state.rollback()
+    rows = state.execute(
+        "SELECT action FROM podmod.audit WHERE action LIKE 'list_%' ORDER BY id"
+    ).fetchall()
+    state.rollback()
+    return [row["action"] for row in rows]
+
+
+def _held_events(state) -> list[dict]:
+    state.rollback()
+    rows = state.execute(
+        "SELECT facts, staff_mail FROM podmod.events WHERE type = 'list.held'"
+        " ORDER BY created_at, id"
+    ).fetchall()
+    state.rollback()
+    return rows
+
+
+def _mail_configured(monkeypatch) -> None:
+    """Mail set up (nothing here delivers it): events for the staff are marked for their mail."""
+    monkeypatch.setenv("PODMOD_MAIL_SMTP_URL", "smtp://127.0.0.1:1")
+    monkeypatch.setenv("PODMOD_MAIL_FROM", "podmod@pod.example")
+    monkeypatch.setenv("PODMOD_WEB_PUBLIC_URL", "https://pod.example/podmod/")
+
+
+def _held_version_2(lists: ListFiles) -> tuple[Path, tuple[bytes, str]]:
+    """Version 1 of `core` in force (4 entries), version 2 held (it removes 3 of them); version
+    1's file and signature."""
+    rows = [f"account,u{n}@far.example,," for n in range(4)]
+    first = lists.write("core", rows)
+    served = _served(first)
+    lists.subscribe("core")
+    first_sync = sync()
+    assert first_sync[0] == 0, first_sync
+    lists.write("core", rows[:1])
+    code, output = sync()
+    assert code == 4 and "version 2 (podmod) held for approval" in output, output
+    return first, served
+
+
+def test_a_publisher_serving_the_version_in_force_again_withdraws_the_held_one(
+    lists, pod, state, monkeypatch
+):
+    # The publisher notices the held change was a mistake and restores the previous file and
+    # its .minisig: the same bytes as the version in force, signed before the held version.
+    # That is no replay: the held version stops waiting, and the staff hear it.
+    _mail_configured(monkeypatch)
+    first, version_1 = _held_version_2(lists)
+    _serve(first, version_1)
+
+    code, output = sync()
+    again = sync()
+
+    assert code == 0, output
+    assert (
+        "core: unchanged; version 1 stays in force; version 2, held, was withdrawn: its server "
+        "serves version 1's file again\n" in output
+    ), output
+    assert again[0] == 0 and "version 1 stays in force\n" in again[1], again
+    assert "withdrawn" not in again[1]
+    assert versions_of(state, "core") == [(1, "applied"), (2, "withdrawn")]
+    assert _list_actions(state) == ["list_apply", "list_hold", "list_withdraw"]
+    told = _held_events(state)
+    assert [(row["facts"]["version"], row["staff_mail"]) for row in told] == [(2, True), (2, True)]
+    assert told[1]["facts"]["withdrawn"] is True
+    payload = alerts.digest_payload(
+        load_config(), [{"type": "list.held", "list_name": "core", **row} for row in told]
+    )
+    assert payload["held_count"] == 1 and payload["withdrawn_count"] == 1
+    approved = podmod("lists", "approve", "core", "2")
+    assert approved.exit_code == 2 and "(it is withdrawn)" in approved.output
+    shown = podmod("lists", "show").output
+    assert "version 2 withdrawn by its publisher" in shown and "held for approval" not in shown
+    # Meant after all, the held change published again is judged anew: held again.
+    lists.write("core", ["account,u0@far.example,,"])
+    code, output = sync()
+    assert code == 4 and "version 3 (podmod) held for approval" in output, output
+
+
+def test_a_podmin_rejects_a_held_version_and_a_later_file_is_judged_as_usual(lists, pod, state):
+    _held_version_2(lists)
+
+    rejected = podmod("lists", "reject", "core", "2", "--reason", "placeholder: not meant")
+
+    assert rejected.exit_code == 0, rejected.output
+    assert (
+        "\ncore: version 2 rejected by cli:" in rejected.output
+        and ": placeholder: not meant; version 1 stays in force" in rejected.output
+    ), rejected.output
+    assert versions_of(state, "core") == [(1, "applied"), (2, "rejected")]
+    assert _list_actions(state) == ["list_apply", "list_hold", "list_reject"]
+    approved = podmod("lists", "approve", "core", "2")
+    assert approved.exit_code == 2 and "is not held for approval (it is rejected)" in (
+        approved.output
+    )
+    again = podmod("lists", "reject", "core", "2", "--reason", "twice")
+    assert again.exit_code == 2 and "(it is rejected)" in again.output
+    shown = podmod("lists", "show").output
+    assert "version 2 rejected by cli:" in shown and "placeholder: not meant" in shown, shown
+    diff = podmod("lists", "diff", "core", "--version", "2").output
+    assert diff.startswith("core version 2 (rejected)"), diff
+    # The same file stays rejected; a later, different one is stored and judged as usual.
+    code, output = sync()
+    assert code == 0 and "version 1 stays in force; version 2 was rejected by cli:" in output
+    assert versions_of(state, "core") == [(1, "applied"), (2, "rejected")]
+    lists.write("core", [f"account,u{n}@far.example,," for n in range(3)])
+    code, output = sync()
+    assert code == 0 and "core: version 3 applied" in output, output
+    assert versions_of(state, "core") == [(1, "applied"), (2, "rejected"), (3, "applied")]
+
+
+def test_a_file_whose_bytes_change_but_not_its_entries_is_no_new_version(lists, pod, state):
+    pod.person("one", "far.example")
+    rows = ["account,one@far.example,spam,", "account,two@far.example,spam,"]
+    first = lists.write("core", rows)
+    version_1 = _served(first)
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write("core", rows[::-1])  # (rows in another order, signed anew)
+
+    code, output = sync()
+    # (asked whole, not "if modified": the file's digest tells it unchanged)
+    state.execute("UPDATE podmod.lists SET etag = NULL, last_modified = NULL")
+    state.commit()
+    result = podmod("lists", "sync", "--json")
+
+    assert code == 0, output
+    assert (
+        "core: unchanged (same entries; the file's bytes changed); version 1 stays in force\n"
+        in output
+    ), output
+    assert versions_of(state, "core") == [(1, "applied")]
+    assert _list_actions(state) == ["list_apply"]  # (no audit row, no matching)
+    # The version in force took this file's digest and signature: the same bytes again are
+    # unchanged at once, no row read.
+    [kept] = state.execute("SELECT sha256, signed_at FROM podmod.list_versions").fetchall()
+    state.rollback()
+    assert kept["sha256"] == content_digest((lists.directory / "core.csv").read_bytes())
+    assert kept["signed_at"].timestamp() == lists.signed_at
+    [synced] = json.loads(result.output[result.output.index("[") :])  # (after the progress bar)
+    assert synced["status"] == "unchanged" and "rows" not in synced["seconds"], synced
+    assert synced["message"] == "unchanged; version 1 stays in force"
+    # An older file, the version's own first one included, is still refused as a replay.
+    _serve(first, version_1)
+    code, output = sync()
+    assert code == 1 and "a possible replay" in output, output
+    # An entry whose label changed is a change: a version.
+    lists.write("core", ["account,one@far.example,hate,", rows[1]])
+    code, output = sync()
+    assert code == 0 and "core: version 2 applied" in output, output
