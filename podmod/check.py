@@ -22,6 +22,8 @@ from podmod import pod_db, queue, store
 from podmod.config import Config, load_config
 from podmod.db import pod_connection, state_connection
 from podmod.errors import PodmodError
+from podmod.notify.alerts import FAILING_AFTER
+from podmod.redact import masked_url
 
 
 @dataclass
@@ -262,42 +264,112 @@ def _workers(config: Config) -> str:
     return f"{len(workers)} running: {', '.join(sorted(w.name for w in workers))}"
 
 
+# A list's row as `podmod check` reads it: what its last sync left (its error, the server's
+# Retry-After), and the version held for approval, if one is.
+LIST_STATE_SQL = f"""
+SELECT l.id, l.name, l.url, l.current_version, l.last_error, l.last_error_at, l.last_attempt_at,
+       l.last_error_at IS NOT NULL
+           AND (l.last_success_at IS NULL OR l.last_error_at > l.last_success_at) AS failed,
+       CASE WHEN l.retry_after > now() THEN l.retry_after END AS retry_after,
+       coalesce(l.last_success_at > now() - interval '{FAILING_AFTER}', false) AS recent_success,
+       h.number AS held, h.fetched_at AS held_since, h.held_reason
+FROM podmod.lists l
+LEFT JOIN LATERAL (
+    SELECT number, fetched_at, held_reason FROM podmod.list_versions
+    WHERE list_id = l.id AND status = 'held' ORDER BY number DESC LIMIT 1
+) h ON true
+WHERE l.name = %s
+"""
+
+
 def _list(config: Config, name: str) -> Callable[[], str]:
     def check_list() -> str:
+        from podmod.lists.fetch import utc_minute
         from podmod.lists.sync import fetch_verified, moved_text, read_through
-        from podmod.lists.versions import UNTIMED, latest_version_named, signed_time
+        from podmod.lists.versions import (
+            UNTIMED,
+            content_digest,
+            latest_version_named,
+            refuse_replay,
+            signed_time,
+        )
         from podmod.notify.alerts import stale_lists, stale_text
 
         subscription = config.subscription(name)
         if subscription is None:
             return "not in the configuration"
         # The latest stored version, whose signature a server between updates serves beside a
-        # new file (none when podmod's database cannot tell: its own check says why).
-        latest, tried, stale = None, True, None
+        # new file, and what the last sync left (none when podmod's database cannot tell: its
+        # own check says why).
+        latest, row, stale, known = None, None, None, False
         with (
             contextlib.suppress(psycopg.Error, PodmodError),
             state_connection(config) as state,
         ):
             latest = latest_version_named(state, name)
-            tried = state.execute(
-                "SELECT EXISTS (SELECT 1 FROM podmod.lists WHERE name = %s"
-                " AND last_attempt_at IS NOT NULL) AS tried",
-                (name,),
-            ).fetchone()["tried"]
+            row = state.execute(LIST_STATE_SQL, (name,)).fetchone()
             stale = next(iter(stale_lists(config, state, name)), None)
-        result, signed = fetch_verified(config, subscription, latest=latest)
-        size = f"reachable ({len(result.body):,} bytes), {read_through(subscription, result.body)}"
-        if signed is None:
-            said, warn = f"{size}; not signed (no public_key pinned)", False
-        elif signed.signed_at is None:
-            said, warn = f"{size}; signature valid but {UNTIMED}", True
+            known = True
+        last_sync = (
+            f"the last sync ({utc_minute(row['last_error_at'])}) failed: {row['last_error']}"
+            if row is not None and row["failed"]
+            else ""
+        )
+        if (
+            row is not None
+            and row["retry_after"] is not None
+            and row["url"] == masked_url(subscription.url)  # (a new url is asked at once)
+        ):
+            # (as the sync: the server asked to be left alone until then, so no request)
+            said = (
+                f"its server asked not to be asked before {utc_minute(row['retry_after'])}"
+                " (Retry-After), so this check left it alone too"
+                f" (`podmod lists sync --now --name {name}` asks it anyway)"
+            )
+            # (a pause the server asked for, while the version in force is fresh, is no news)
+            warn = not row["recent_success"]
+            if last_sync:
+                said += f"; {last_sync.rstrip('.')}"
         else:
-            said, warn = f"{size}; signature valid, signed {signed_time(signed.signed_at)}", False
-        if result.moved:
-            said, warn = said + moved_text(result), True
+            result, signed = fetch_verified(config, subscription, latest=latest)
+            if signed is not None and row is not None:
+                # Refused by every sync (refuse_replay, read-only): a file signed before a
+                # version stored, unless it is the latest version's own or the one in force.
+                digest = content_digest(result.body)
+                with state_connection(config) as state:
+                    kept = state.execute(
+                        "SELECT EXISTS (SELECT 1 FROM podmod.list_versions WHERE list_id = %s"
+                        " AND sha256 = %s AND (number = %s OR number = (SELECT max(number)"
+                        " FROM podmod.list_versions WHERE list_id = %s))) AS kept",
+                        (row["id"], digest, row["current_version"], row["id"]),
+                    ).fetchone()["kept"]
+                    if not kept:
+                        refuse_replay(state, row, signed, digest)
+            size = (
+                f"reachable ({len(result.body):,} bytes), {read_through(subscription, result.body)}"
+            )
+            if signed is None:
+                said, warn = f"{size}; not signed (no public_key pinned)", False
+            elif signed.signed_at is None:
+                said, warn = f"{size}; signature valid but {UNTIMED}", True
+            else:
+                said = f"{size}; signature valid, signed {signed_time(signed.signed_at)}"
+                warn = False
+            if result.moved:
+                said, warn = said + moved_text(result), True
+            if last_sync:
+                said, warn = f"{said}; but {last_sync.rstrip('.')}", True
+        if row is not None and row["held"] is not None:
+            said += (
+                f"; version {row['held']} waits for approval since"
+                f" {utc_minute(row['held_since'])} ({row['held_reason']}): `podmod lists diff"
+                f" {name}`, then `podmod lists approve {name} {row['held']}` if the list means it"
+            )
+            warn = True
         if stale is not None:
             said, warn = f"{said}; {stale_text(stale)}", True
-        elif not tried:  # (a cron job installed tries it at its next run)
+        elif known and (row is None or row["last_attempt_at"] is None):
+            # (a cron job installed tries it at its next run)
             said += "; not synced yet (deploy/podmod.cron syncs every 15 minutes)"
         if warn:
             raise Warn(said + ".")
