@@ -47,32 +47,87 @@ def podmin_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def podmin_sentence(error: Exception) -> tuple[str, int] | None:
-    """The one sentence and exit code a podmin gets for an error (a PodmodError, or a database or
-    Redis connection lost mid-command); None for any other error, which is a bug to show whole."""
+def podmin_sentence(error: Exception, *, again_in: float | None = None) -> tuple[str, int] | None:
+    """The one sentence and exit code a podmin gets for an error (a PodmodError, a database or
+    Redis connection lost mid-command, a database that takes no writes); None for any other
+    error, which is a bug to show whole. `again_in`: the seconds until a repeated command
+    (--every) tries again, said instead of asking the podmin to run it again."""
     if isinstance(error, PodmodError):
-        return str(error), error.exit_code
-    message = lost_service_message(error)
+        again = "" if again_in is None else f" (again in {again_in:g} s)"
+        return str(error) + again, error.exit_code
+    message = lost_service_message(error, again_in=again_in)
     return None if message is None else (message, ServiceUnavailable.exit_code)
 
 
-def lost_service_message(error: BaseException) -> str | None:
-    """One sentence for a connection that broke while a command ran, or None for other errors."""
+def lost_service_message(error: BaseException, *, again_in: float | None = None) -> str | None:
+    """One sentence for a connection that broke while a command ran, or for a database that
+    takes no writes (a standby after a failover), or None for other errors."""
     import psycopg
     import redis
 
     reason = first_line(error)
+    then = ", then run it again" if again_in is None else f" (again in {again_in:g} s)"
     if isinstance(error, psycopg.OperationalError):
         return (
             f"The database connection was lost while this command ran ({reason}); what did not "
-            "commit was rolled back: check that PostgreSQL is running, then run it again."
+            f"commit was rolled back: check that PostgreSQL is running{then}."
+        )
+    if isinstance(error, psycopg.errors.ReadOnlySqlTransaction):
+        return (
+            "podmod's database accepts no writes (read-only: a standby after a failover, or a "
+            f"database set read-only for maintenance) ({reason}); nothing was changed: point "
+            "database_url (and state_database_url, where set) at the primary, or wait until it "
+            f"takes writes again{then}."
         )
     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
         return (
             f"Redis stopped answering while this command ran ({reason}); check that Redis is "
-            "running, then run it again (the work it carries is kept in PostgreSQL)."
+            f"running{then} (the work it carries is kept in PostgreSQL)."
         )
     return None
+
+
+class Stopped(SystemExit):
+    """SIGTERM or SIGINT reached a repeated command (--every). A SystemExit, so that no `except
+    Exception` takes it for the round's failure, and psycopg cancels a query under way."""
+
+
+def repeat_every(every: float, one_round: Callable[[], None]) -> None:
+    """Run `one_round` now and every `every` seconds after it ends, until SIGTERM or SIGINT, also
+    as a container's PID 1 (which gets no default action for SIGTERM): a round under way is
+    abandoned at once (each list, each delivery is a transaction of its own: what did not commit
+    is rolled back, and the next start does it again) and the command ends with exit code 0. A
+    round that cannot run (a configuration made wrong since, a database restarting or read-only)
+    says why on stderr and the next one tries again, as cron's next run would."""
+    stopping: list[int] = []
+    under_way = [False]
+
+    def stop(signum: int, _frame: Any) -> None:
+        if not stopping:  # (a second signal lets the first one's clean-up finish)
+            stopping.append(signum)
+            raise Stopped(0)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    try:
+        while True:
+            under_way[0] = True
+            try:
+                one_round()
+            except Exception as error:
+                if stopping:  # (what the stop broke: a query cancelled, a connection closed)
+                    raise Stopped(0) from None
+                said = podmin_sentence(error, again_in=every)
+                if said is None:
+                    raise
+                click.echo(f"podmod: {said[0]}", err=True)
+            under_way[0] = False
+            time.sleep(every)
+    except Stopped:
+        pass
+    abandoned = ": the round under way was abandoned, what it had not committed rolled back"
+    name = signal.Signals(stopping[0]).name
+    click.echo(f"podmod: stopped by {name}{abandoned if under_way[0] else ''}.", err=True)
 
 
 def get_config(ctx: click.Context) -> Config:
@@ -538,9 +593,10 @@ def notify_deliver(ctx: click.Context, limit: int, every: float | None, as_json:
     from podmod.notify.deliver import deliver_pass
 
     config = get_config(ctx)
-    with state_connection(config) as state:
-        store.require_current_schema(state)
-    while True:
+
+    def one_pass() -> None:
+        with state_connection(config) as state:
+            store.require_current_schema(state)
         result = deliver_pass(config, limit=limit)
         if as_json:
             click.echo(json.dumps(result.as_json(), indent=2))
@@ -558,10 +614,14 @@ def notify_deliver(ctx: click.Context, limit: int, every: float | None, as_json:
                 f"{result.waiting} waiting."
             )
         if result.staff_mail_error:
-            fail(result.staff_mail_error)
-        if every is None:
-            return
-        time.sleep(every)
+            if every is None:
+                fail(result.staff_mail_error)
+            click.echo(f"podmod: {result.staff_mail_error} (again in {every:g} s)", err=True)
+
+    if every is None:
+        one_pass()
+    else:
+        repeat_every(every, one_pass)
 
 
 @main.group()
@@ -610,17 +670,7 @@ def lists_sync(
     if now:
         fail("--now is for a sync by hand; a repeated sync (--every) waits as servers ask.", 2)
     get_config(ctx)  # (a configuration wrong from the start stops here)
-    while True:
-        # A round that cannot run (a configuration made wrong since, a database restarting)
-        # says why on stderr; the next round tries again, as cron's next run would.
-        try:
-            _sync_lists(load_config(), names, dry_run, as_json)
-        except Exception as error:
-            said = podmin_sentence(error)
-            if said is None:
-                raise
-            click.echo(f"podmod: {said[0]} (again in {every:g} s)", err=True)
-        time.sleep(every)
+    repeat_every(every, lambda: _sync_lists(load_config(), names, dry_run, as_json))
 
 
 def _sync_lists(

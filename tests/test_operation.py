@@ -5,13 +5,28 @@ container's PID 1) and outliving a read-only database, and the words a podmin re
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import psycopg
+import pytest
+
+from podmod.cli import podmin_sentence
+from podmod.config import load_config
+from podmod.lists.sync import SYNC_LOCK
 from tests import test_list_fetch, test_lists
-from tests.helpers import podmod
+from tests.helpers import podmod, wait_for
 from tests.test_lists import signature_of, sync, versions_of
 
 https, tls_files = test_list_fetch.https, test_list_fetch.tls_files  # fixtures
 lists = test_lists.lists  # fixture
+
+PODMOD = str(Path(sys.executable).with_name("podmod"))
 
 
 def checked(name: str) -> dict:
@@ -131,3 +146,254 @@ def test_check_fails_a_file_every_sync_refuses_as_older_than_the_version_in_forc
     assert found["status"] == "fail", found
     assert "older than version 2" in found["detail"] and "a possible replay" in found["detail"]
     assert versions_of(state, "core") == [(1, "applied"), (2, "applied")]
+
+
+# SIGTERM and SIGINT
+
+
+def start(tmp_path: Path, *command: str, pid_1: bool = False) -> tuple[subprocess.Popen, Path]:
+    """`podmod COMMAND` in a process of its own (as a PID namespace's first process, as in a
+    container, with `pid_1`), its stdout and stderr to a file."""
+    args = [PODMOD, *command]
+    if pid_1:
+        args = ["unshare", "--pid", "--fork", "--kill-child", *args]
+    output = tmp_path / f"{command[0]}-{time.monotonic_ns()}.log"
+    with output.open("w") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True)
+    return process, output
+
+
+def podmods_pid(process: subprocess.Popen, pid_1: bool) -> int:
+    """The pid of podmod itself: unshare's child in a PID namespace."""
+    if not pid_1:
+        return process.pid
+
+    def child() -> int | None:
+        path = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        found = path.read_text().split() if path.exists() else []
+        return int(found[0]) if found else None
+
+    return wait_for(child, "unshare's child")
+
+
+def sleeping(pid: int) -> bool:
+    """Whether the process sleeps (time.sleep: between rounds), not waits for a server."""
+    return "nanosleep" in Path(f"/proc/{pid}/wchan").read_text()
+
+
+def stopped_within(process: subprocess.Popen, output: Path, seconds: float = 30.0) -> str:
+    try:
+        process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+        raise AssertionError(
+            f"still running {seconds:.0f} s after SIGTERM; it printed: {output.read_text()}"
+        ) from None
+    return output.read_text()
+
+
+def can_make_pid_namespaces() -> bool:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    tried = subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True)
+    return tried.returncode == 0
+
+
+AS_PID_1 = [
+    pytest.param(False, id="process"),
+    pytest.param(
+        True,
+        id="pid-1",
+        marks=pytest.mark.skipif(
+            not can_make_pid_namespaces(), reason="unshare --pid needs root here"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("pid_1", AS_PID_1)
+def test_sync_every_stops_on_sigterm_between_rounds_with_exit_code_0(lists, pod, tmp_path, pid_1):
+    """`docker compose stop podmod-lists`: podmod is PID 1 there, which gets no default action
+    for SIGTERM; it stops at once all the same, and says so."""
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    process, output = start(tmp_path, "lists", "sync", "--every", "10", pid_1=pid_1)
+    try:
+        pid = podmods_pid(process, pid_1)
+        wait_for(
+            lambda: (
+                ("\ncore: version 1 applied" in output.read_text() and sleeping(pid))
+                or process.poll() is not None
+            ),
+            "the first round, then the wait for the next",
+            timeout=120,
+        )
+        assert process.poll() is None, output.read_text()
+        os.kill(pid, signal.SIGTERM)
+        said = stopped_within(process, output)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert process.returncode == 0, said
+    assert said.rstrip().endswith("podmod: stopped by SIGTERM."), said
+
+
+@pytest.mark.parametrize("pid_1", AS_PID_1)
+def test_sync_every_abandons_the_round_under_way_on_sigterm_and_keeps_nothing_of_it(
+    lists, pod, state, tmp_path, pid_1
+):
+    """A round waiting (here for another sync of the same list, as it could for a download or a
+    long store) is abandoned: its transaction rolled back, its query cancelled, exit code 0; the
+    next sync stores the version whole."""
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    config = load_config()
+    with psycopg.connect(config.state_database_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (SYNC_LOCK, "core"))
+        process, output = start(tmp_path, "lists", "sync", "--every", "10", pid_1=pid_1)
+        try:
+            waiting = (
+                "SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND NOT l.granted"
+                " AND a.application_name = 'podmod-state'"
+            )
+            wait_for(
+                lambda: other.execute(waiting).fetchone()[0] or process.poll() is not None,
+                "the round waiting for the list's sync lock",
+                timeout=120,
+            )
+            assert process.poll() is None, output.read_text()
+            os.kill(podmods_pid(process, pid_1), signal.SIGTERM)
+            said = stopped_within(process, output)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        assert process.returncode == 0, said
+        assert "podmod: stopped by SIGTERM: the round under way was abandoned" in said, said
+        assert "Traceback" not in said, said
+        assert other.execute(waiting).fetchone()[0] == 0  # (its query did not stay behind)
+    assert versions_of(state, "core") == []
+    code, synced = sync("core")
+    assert code == 0 and "core: version 1 applied" in synced, synced
+
+
+def test_notify_deliver_every_stops_on_sigterm_and_sigint_with_exit_code_0(env, state, tmp_path):
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        process, output = start(tmp_path, "notify", "deliver", "--every", "10")
+        try:
+            wait_for(
+                lambda p=process, o=output: (
+                    ("waiting." in o.read_text() and sleeping(p.pid)) or p.poll() is not None
+                ),
+                "the first pass, then the wait for the next",
+                timeout=120,
+            )
+            assert process.poll() is None, output.read_text()
+            process.send_signal(signum)
+            said = stopped_within(process, output)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        assert process.returncode == 0, said
+        assert f"podmod: stopped by {signum.name}." in said, said
+
+
+# A database that takes no writes (a standby after a failover)
+
+
+@pytest.fixture
+def read_only(services, pod_url, state):
+    """Make this test's scratch database (created and dropped by the pod_url fixture) take no
+    writes in every new session, as a standby does; `read_only(False)` puts it back."""
+    database = pod_url.rsplit("/", 1)[1]
+
+    def set_to(on: bool) -> None:
+        with psycopg.connect(services["postgres"], autocommit=True) as admin:
+            admin.execute(
+                f"ALTER DATABASE {database} SET default_transaction_read_only = "
+                + ("on" if on else "off")
+            )
+
+    yield set_to
+    set_to(False)
+
+
+READ_ONLY = (
+    "podmod's database accepts no writes (read-only: a standby after a failover, or a database "
+    "set read-only for maintenance) (cannot execute "
+)
+
+
+def test_a_read_only_database_is_one_sentence_for_any_command(lists, pod, read_only):
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    read_only(True)
+
+    synced = podmod("lists", "sync")
+    added = podmod("lists", "add", "far.example", "--reason", "placeholder reason")
+
+    for result in (synced, added):
+        assert result.exit_code == 3, result.output
+        said = result.output.strip().splitlines()[-1]  # (after the progress bar's label)
+        assert said.startswith("podmod: " + READ_ONLY), result.output
+        assert "Traceback" not in result.output
+        assert said.endswith(
+            "nothing was changed: point database_url (and state_database_url, where set) at the "
+            "primary, or wait until it takes writes again, then run it again."
+        ), result.output
+
+
+def test_the_every_loops_outlive_a_read_only_database_and_carry_on_once_it_takes_writes(
+    lists, pod, state, tmp_path, read_only
+):
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    read_only(True)
+    syncing, sync_output = start(tmp_path, "lists", "sync", "--every", "10")
+    delivering, deliver_output = start(tmp_path, "notify", "deliver", "--every", "10")
+    try:
+        for process, output in ((syncing, sync_output), (delivering, deliver_output)):
+            wait_for(
+                lambda p=process, o=output: READ_ONLY in o.read_text() or p.poll() is not None,
+                "a round meeting the read-only database",
+                timeout=120,
+            )
+            said = output.read_text()
+            assert process.poll() is None, said
+            assert "Traceback" not in said, said
+            assert "wait until it takes writes again (again in 10 s)." in said, said
+        read_only(False)
+        wait_for(
+            lambda: "core: version 1 applied" in sync_output.read_text() or syncing.poll(),
+            "a round after the database takes writes again",
+            timeout=120,
+        )
+        wait_for(
+            lambda: "waiting." in deliver_output.read_text() or delivering.poll(),
+            "a pass after the database takes writes again",
+            timeout=120,
+        )
+        for process in (syncing, delivering):
+            assert process.poll() is None
+            process.terminate()
+        assert syncing.wait(30) == 0 and delivering.wait(30) == 0
+    finally:
+        for process in (syncing, delivering):
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+    assert versions_of(state, "core") == [(1, "applied")]
+
+
+def test_a_repeated_command_says_it_tries_again_rather_than_to_run_it_again():
+    lost = psycopg.OperationalError("server closed the connection unexpectedly")
+
+    once, code = podmin_sentence(lost)
+    again, _ = podmin_sentence(lost, again_in=10)
+
+    assert code == 3 and once.endswith("check that PostgreSQL is running, then run it again.")
+    assert again.endswith("check that PostgreSQL is running (again in 10 s).")
