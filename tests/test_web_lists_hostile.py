@@ -1,7 +1,7 @@
 """The lists pages and this pod's list under attack (audit A): a pasted address's password, a list
 server's or publisher's direction marks and zero-width characters, a moderator's label written
 right to left, a held version of many rows, an obfuscated entry's name, an internationalised host,
-an invisible reason."""
+an invisible reason, a form sent after the session ended."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from podmod.redact import FORMAT, printable
 from podmod.web.formatting import details_text
 from tests import test_web
 from tests.helpers import intake_all, podmod
-from tests.test_web import audit_rows, case_id_of, html, post, report, signed_in
+from tests.test_web import audit_rows, case_id_of, csrf, html, login, post, report, signed_in
 
 admin, make_app, moderator = test_web.admin, test_web.make_app, test_web.moderator  # fixtures
 
@@ -323,3 +323,51 @@ def test_a_held_versions_changes_are_worked_out_once_and_paged(
     assert post(admin_client, "/lists/core/versions/2/approve").status_code == 302
     state.rollback()
     assert state.execute("SELECT count(*) AS n FROM podmod.held_changes").fetchone()["n"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# A form sent after the session ended
+
+
+def test_a_form_sent_after_the_session_ended_returns_to_its_page_with_what_was_typed(
+    make_app, pod, admin, state
+):
+    client = signed_in(make_app().test_client(), "podmin")
+    token = csrf(client)
+    state.execute("DELETE FROM podmod.web_sessions")
+    state.commit()
+    sent = client.post(
+        "/lists/this-pod/add",
+        data={"csrf_token": token, "entry": "late.example", "reason": "a long reason typed"},
+        headers={"Referer": "http://localhost/lists?before=5"},
+    )
+    assert sent.status_code == 302 and sent.location == "/login?next=/lists?before%3D5"
+    assert "Nothing was done with the form you sent" in html(client.get(sent.location))
+    signed = login(client, "podmin", next="/lists?before=5")
+    assert signed.location == "/lists?before=5"
+    page = html(client.get(signed.location))
+    assert "Nothing was done with the form you sent" in page
+    assert '<textarea class="kept" readonly rows="4">late.example\n\na long reason typed' in page
+    state.rollback()
+    assert state.execute("SELECT count(*) AS n FROM podmod.list_entries").fetchone()["n"] == 0
+
+
+def test_after_an_ended_session_a_form_from_another_site_returns_to_its_actions_own_page(
+    make_app, pod, admin, state
+):
+    for referer, page in (
+        ("https://evil.example/lists", "/login?next=/lists"),
+        ("http://localhost//evil.example/x", "/login?next=/lists"),
+        (None, "/login?next=/lists"),
+    ):
+        client = make_app().test_client()
+        headers = {"Referer": referer} if referer else {}
+        sent = client.post(
+            "/lists/this-pod/remove",
+            data={"csrf_token": csrf(client), "entry": "x.example", "reason": "r"},
+            headers=headers,
+        )
+        assert sent.status_code == 302 and sent.location == page, (referer, sent.location)
+    client = make_app().test_client()
+    sent = client.post("/cases/12/note", data={"csrf_token": csrf(client), "note": "n"})
+    assert sent.location == "/login?next=/cases/12"

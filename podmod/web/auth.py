@@ -10,13 +10,16 @@ cookie, account and network (podmod.web.signin), so a stranger cannot lock out a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
 from flask import (
     Blueprint,
     abort,
@@ -32,8 +35,9 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from podmod import pod_db
+from podmod.errors import ServiceUnavailable
 from podmod.store import record_audit
-from podmod.web.security import csrf_token
+from podmod.web.security import csrf_token, kept_text, own_origin
 from podmod.web.services import pod_conn, redis_conn, services, state_conn
 from podmod.web.sessions import close_session, find_session, open_session
 from podmod.web.signin import (
@@ -171,11 +175,68 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapped(**kwargs: Any) -> Any:
         if g.staff is None:
-            target = request.full_path.rstrip("?") if request.method == "GET" else request.path
+            # (a POST's own address answers no GET: after sign-in, back to its form's page)
+            target = request.full_path.rstrip("?") if request.method == "GET" else _unsent_form()
             return redirect(url_for("auth.login", next=target))
         return view(**kwargs)
 
     return wrapped
+
+
+# A form sent after its session ended: what was typed in it, kept (in Redis, for an hour) for the
+# page the form was on to show after sign-in. The session cookie names it only, as what a reason
+# holds may be longer than a cookie can.
+UNSENT_KEY = "podmod:unsent:{}"
+UNSENT_SECONDS = 3600
+NOT_DONE = "Nothing was done with the form you sent: your session had ended before it came."
+
+
+def _unsent_form() -> str:
+    """For a POST whose session ended: keep what was typed, say that nothing was done, and give
+    the page to return to after sign-in (a path inside the app: the page the form was on, by its
+    Referer when that is this app's, else the page the action belongs to), never the POST's own
+    address, which answers no GET."""
+    typed = kept_text()
+    if typed:
+        token = secrets.token_urlsafe(16)
+        with contextlib.suppress(redis.RedisError, ServiceUnavailable):
+            redis_conn().set(UNSENT_KEY.format(token), typed, ex=UNSENT_SECONDS)
+            session["unsent"] = token
+    flash(f"{NOT_DONE} Sign in, then send it again.", "error")
+    return _form_page()
+
+
+def _form_page() -> str:
+    """The page this POST's form was on, as a path inside the app (safe_next): its Referer when
+    that is a page of this app, else the page of the action (its case, the lists, the queue)."""
+    referrer = urlsplit(request.referrer or "")
+    root = request.script_root
+    if f"{referrer.scheme}://{referrer.netloc}" == own_origin() and referrer.path.startswith(
+        root + "/"
+    ):
+        path = referrer.path[len(root) :] + (f"?{referrer.query}" if referrer.query else "")
+        if safe_next(path):
+            return path
+    args = request.view_args or {}
+    if "case_id" in args:
+        page = url_for("cases.show", case_id=args["case_id"])
+    elif request.endpoint == "lists.confirm_held_locks":
+        page = url_for("lists.held_locks", name=args["name"])
+    elif request.blueprint == "lists":
+        page = url_for("lists.index")
+    else:
+        page = url_for("queue.index")
+    return page[len(root) :]
+
+
+def _unsent_text(token: str | None) -> str:
+    """What a form sent after its session ended held (see _unsent_form), once."""
+    if not token:
+        return ""
+    with contextlib.suppress(redis.RedisError, ServiceUnavailable):
+        kept = redis_conn().getdel(UNSENT_KEY.format(token))
+        return kept.decode() if kept else ""
+    return ""
 
 
 def require_lock_role() -> None:
@@ -237,12 +298,16 @@ def _too_many(template: str, actor: str, username: str, wait: int, **context: An
 def _start_session(user: dict[str, Any], next_path: str | None, device: str | None) -> Response:
     """A brand-new session for this user: nothing from the anonymous one survives. The browser
     gets a new device cookie for this account, so its next sign-ins pass a stranger's lockout."""
+    unsent = _unsent_text(session.get("unsent"))
     end_session()
     with state_conn().transaction():  # the session and its audit row: one commit
         session["sid"] = open_session(state_conn(), user, "signed_in", prune_after=_lifetime())
         audit_sign_in(user["handle"], "sign_in", "signed in", user["user_id"])
     session.permanent = True
     csrf_token()
+    if unsent:
+        said = f"{NOT_DONE} What you wrote, to copy into it again:"
+        flash({"text": said, "kept": unsent}, "error")
     _limiter().succeeded(user["username"], device)
     response = _after_sign_in(next_path)
     response.set_cookie(
@@ -287,7 +352,10 @@ def login() -> Any:
         audit_sign_in(typed_actor(typed), "sign_in_failed", problem, user["user_id"])
         return _refuse("login.html", 401, WRONG_SIGN_IN, next=next_path, typed=typed)
     if user["otp_required"]:
+        unsent = session.get("unsent")  # (for the page after the second step)
         end_session()
+        if unsent:
+            session["unsent"] = unsent
         session["pending"] = open_session(
             state_conn(), user, "code", next_path=next_path, prune_after=_lifetime()
         )

@@ -15,7 +15,8 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-KEPT_FIELDS = ("note", "reason", "statement")  # the free text of the case and appeal forms
+# The free text of the case and appeal forms, and what is typed to add to this pod's list.
+KEPT_FIELDS = ("entry", "label", "note", "reason", "statement")
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -63,14 +64,20 @@ def check_post() -> None:
     expected = session.get("csrf", "")
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         # What the moderator wrote is not lost with the refused form: the page shows it to copy.
-        g.kept_text = "\n\n".join(
-            request.form[name].strip() for name in KEPT_FIELDS if request.form.get(name, "").strip()
-        )
+        g.kept_text = kept_text()
         abort(
             400,
             "The form's security token is missing or out of date (the session may have ended); "
             "reload the page and try again.",
         )
+
+
+def kept_text() -> str:
+    """What was typed into the form sent (KEPT_FIELDS), for a page to show to copy when the form
+    was not acted on."""
+    return "\n\n".join(
+        request.form[name].strip() for name in KEPT_FIELDS if request.form.get(name, "").strip()
+    )
 
 
 def set_headers(response: Response) -> Response:
