@@ -37,7 +37,7 @@ def connect(url: str, *, purpose: str, autocommit: bool = False) -> psycopg.Conn
             application_name=f"podmod-{purpose}",
         )
     except psycopg.OperationalError as error:
-        first_line = str(error).strip().splitlines()[-1] if str(error).strip() else "no answer"
+        cause = connection_failure_cause(error)
         refused = _refused_for_good(error)
         advice = (  # a server that answered and refused is running: only the URL can be wrong
             "check the URL in the config (database_url or state_database_url)"
@@ -45,11 +45,23 @@ def connect(url: str, *, purpose: str, autocommit: bool = False) -> psycopg.Conn
             else "check that PostgreSQL is running and the URL in the config is right"
         )
         unavailable = ServiceUnavailable(
-            f"Cannot connect to the {purpose} database at {describe_url(url)} ({first_line}); "
-            f"{advice}."
+            f"Cannot connect to the {purpose} database at {describe_url(url)} ({cause}); {advice}."
         )
         unavailable.transient = not refused
         raise unavailable from None
+
+
+def connection_failure_cause(error: psycopg.OperationalError) -> str:
+    """Why libpq could not connect, in its own words: "Connection refused", 'database "x" does
+    not exist', not the hint it puts on the next line ("Is the server running on that host…"),
+    nor the address the sentence names already."""
+    text = str(error).strip()
+    if not text:
+        return "no answer"
+    first = text.splitlines()[0]
+    cause = first.rpartition(" failed: ")[2] if " failed: " in first else first
+    cause = cause.removeprefix("connection failed: ").removeprefix("FATAL:")
+    return " ".join(cause.split())
 
 
 # What a server that answered says when it is not ready yet (starting, stopping, full), as opposed

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -19,6 +20,7 @@ import pytest
 from podmod.cli import podmin_sentence
 from podmod.config import load_config
 from podmod.lists.sync import SYNC_LOCK
+from podmod.notify import alerts, mail
 from tests import test_list_fetch, test_lists
 from tests.helpers import podmod, wait_for
 from tests.test_lists import signature_of, sync, versions_of
@@ -389,6 +391,19 @@ def test_the_every_loops_outlive_a_read_only_database_and_carry_on_once_it_takes
     assert versions_of(state, "core") == [(1, "applied")]
 
 
+# Words
+
+
+def test_an_unreachable_database_names_the_cause_not_psycopgs_hint(env, monkeypatch):
+    monkeypatch.setenv("PODMOD_DATABASE_URL", "postgresql://podmod@127.0.0.1:1/diaspora")
+
+    result = podmod("cases")
+
+    assert result.exit_code == 3
+    assert "127.0.0.1:1/diaspora (Connection refused); check that PostgreSQL" in result.output
+    assert "\t" not in result.output and "Is the server running" not in result.output
+
+
 def test_a_repeated_command_says_it_tries_again_rather_than_to_run_it_again():
     lost = psycopg.OperationalError("server closed the connection unexpectedly")
 
@@ -397,3 +412,60 @@ def test_a_repeated_command_says_it_tries_again_rather_than_to_run_it_again():
 
     assert code == 3 and once.endswith("check that PostgreSQL is running, then run it again.")
     assert again.endswith("check that PostgreSQL is running (again in 10 s).")
+
+
+def test_the_stale_warning_names_the_container_set_up_as_well_as_cron(config):
+    text = alerts.stale_text({"since": datetime.now(UTC), "last_attempt_at": datetime.now(UTC)})
+    assert "cron job (deploy/podmod.cron) is installed" in text
+    assert "(/var/log/podmod/lists.log)" in text
+    assert "`podmod lists sync --every 900`" in text and "`podmod-lists` service" in text
+    assert "`docker compose logs podmod-lists`" in text
+
+
+def staff_events() -> list[dict]:
+    now = datetime.now(UTC)
+    since = now.isoformat()
+    return [
+        {
+            "type": "list.held",
+            "list_name": "core",
+            "facts": {"version": 2, "held_reason": "it removes 3 of 4 entries (75%)"},
+            "case_id": None,
+            "account": None,
+            "created_at": now,
+        },
+        {
+            "type": "list.failing",
+            "list_name": "other",
+            "facts": {"since": since, "error": "List 'other' could not be fetched."},
+            "case_id": None,
+            "account": None,
+            "created_at": now,
+        },
+        {
+            "type": "list.stale",
+            "list_name": "third",
+            "facts": {"since": since, "last_attempt": since, "stale_hours": 3},
+            "case_id": None,
+            "account": None,
+            "created_at": now,
+        },
+    ]
+
+
+@pytest.mark.parametrize("events", [[0], [1], [0, 1, 2]], ids=["held", "failing", "all"])
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_a_staff_mail_of_lists_reads_with_no_run_of_blank_lines(env, monkeypatch, events, language):
+    monkeypatch.setenv("PODMOD_WEB_PUBLIC_URL", "https://pod.example/podmod/")
+    config = load_config()
+    chosen = [staff_events()[n] for n in events]
+    payload = alerts.digest_payload(config, chosen)
+
+    text = mail.render(config, "digest", language, {**payload, "language": language})["text"]
+
+    lines = text.split("\n")
+    runs = [n for n in range(1, len(lines)) if lines[n].strip() == lines[n - 1].strip() == ""]
+    assert not runs, f"blank lines in a row after line {runs[0]}:\n{text}"
+    assert lines[0].strip() and lines[1].strip() == "" and lines[2].strip(), text
+    for event in chosen:
+        assert f"List {event['list_name']}" in text or f"Liste {event['list_name']}" in text
