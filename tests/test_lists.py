@@ -1272,7 +1272,8 @@ def test_a_publishers_file_name_with_direction_marks_is_quoted_escaped_and_store
 
     assert code == 1
     escaped = r"'x\u200f\u200b<b>evil</b>\u202e.csv'"
-    assert f"its signature is for the file {escaped}, not core.csv" in output, output
+    assert f"its signature is for the file {escaped}, not core.csv: a name with control" in output
+    assert "signed_file" not in output, output
     [row] = state.execute("SELECT last_error FROM podmod.lists WHERE name = 'core'").fetchall()
     state.rollback()
     stored = row["last_error"]

@@ -334,7 +334,8 @@ def test_a_list_servers_escape_sequences_never_reach_the_terminal(lists, pod):
 
     assert code == 1 and "core: FAILED: List 'core' was refused: its signature is for" in synced
     assert "\x1b" not in synced and "\x07" not in synced, repr(synced)
-    assert "last error" in shown and "its signature is for the file core.csv" in shown, shown
+    escaped = r"its signature is for the file '\x1b]0;pwned\x07\x1b[31mcore.csv', not core.csv"
+    assert "last error" in shown and escaped in shown, shown
     assert "\x1b" not in shown and "\x07" not in shown, repr(shown)
 
 
