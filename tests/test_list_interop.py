@@ -265,20 +265,15 @@ def test_an_empty_severity_cell_is_read_as_each_shapes_authors_read_it() -> None
     fediblockhole = b"domain,severity,public_comment\ndelta.example,,\nepsilon.example\n"
     assert severities(fediblockhole) == [("delta.example", "noop"), ("epsilon.example", "noop")]
     assert severities(fediblockhole, "silence")[0] == ("delta.example", "noop")
-    # Mastodon: its import refuses the row (DomainBlock's severity enum validates it).
+    # Mastodon: its import skips the row (DomainBlock's severity enum validates it): a block of
+    # nothing too, never a refusal of the whole file.
     mastodon = mastodon_file("delta.example,,false,false,,false", "zeta.example,suspend,,,,")
-    parsed = parse_list(mastodon, skip_invalid=True)
-    assert [e.value for e in parsed.entries] == ["zeta.example"]
-    assert [(e.line, e.message) for e in parsed.errors] == [
-        (
-            2,
-            "the severity is empty, a row Mastodon's import refuses; write suspend, silence or"
-            " noop (or leave the #severity column out of the file: every row is then a"
-            " suspension)",
-        )
+    parsed = parse_list(mastodon)
+    assert [(e.value, e.severity) for e in parsed.entries] == [
+        ("delta.example", "noop"),
+        ("zeta.example", "suspend"),
     ]
-    with pytest.raises(ListFormatError, match="line 2: the severity is empty"):
-        parse_list(mastodon)
+    assert parsed.errors == []
     # No severity column at all: the list's setting (a suspension unless it says).
     assert severities(b"#domain,#public_comment\ndelta.example,\n") == [
         ("delta.example", "suspend")

@@ -91,12 +91,6 @@ _Comment = tuple[str, tuple[str, ...], str, "str | None", bool]
 # digest, its obfuscate column says true).
 _Tail = tuple[bool, "str | None", Details, "str | None", bool, str, bool]
 _TRUE_CELLS = frozenset(("true", "t", "yes", "y", "1"))
-# An empty cell under Mastodon's #severity: its admin import refuses the row (no severity is
-# valid: DomainBlock's enum validates it), where a file without that column is all suspensions.
-EMPTY_SEVERITY = (
-    "the severity is empty, a row Mastodon's import refuses; write suspend, silence or noop (or"
-    " leave the #severity column out of the file: every row is then a suspension)"
-)
 _TAILS_KEPT = 10_000  # distinct texts after the domain a CSV's reading remembers
 # An already-normal host, and not a canary's (the common row, accepted as it is).
 _PLAIN_HOST = re.compile(_HOST_FAST.pattern + rf"(?<!{re.escape(CANARY_DOMAIN)})")
@@ -180,11 +174,7 @@ class _Domains:
             known = self.comments.get(comment) or self._comment(comment)
         text, labels, label, problem, canary = known
         if not level:
-            problem = (
-                f"the severity {_show(severity.strip())} is not suspend, silence or noop"
-                if severity.strip()
-                else EMPTY_SEVERITY
-            )
+            problem = f"the severity {_show(severity.strip())} is not suspend, silence or noop"
         if obfuscated:
             flags = flags._replace(obfuscate=True)
         clean = not problem and not canary
@@ -479,12 +469,11 @@ def read_csv(
     domains = _Domains(reader, spreadsheet=True)
     if columns.severity is not None:
         # An empty cell under a severity column is not the list's severity (that is of files
-        # without the column): FediBlockHole reads it as noop, a block of nothing; Mastodon's
-        # import refuses its row (EMPTY_SEVERITY).
-        if reader.format == "domain-csv":
-            domains.severities[""] = "noop"
-        else:
-            del domains.severities[""]
+        # without the column) but a block of nothing, noop: FediBlockHole reads it as no
+        # limitation, and Mastodon's import skips the row (its severity enum validates it).
+        # Refused, it would fail every sync of a list that synced before, for rows that block
+        # nothing where their authors' own tools read them.
+        domains.severities[""] = "noop"
     plain = _PLAIN_HOST.fullmatch
     seen = domains.seen
     tails = columns.tails
