@@ -649,6 +649,13 @@ def lists() -> None:
     help="A sync by hand: ask each list's server even where it asked to be left alone until "
     "later (HTTP 429 or 503 with Retry-After).",
 )
+@click.option(
+    "--cron",
+    is_flag=True,
+    help="Exit codes for cron's mail (deploy/podmod.cron), each told once: 4 on the sync that "
+    "holds a version or holds back locks, 1 on the first sync of a list failing for over an "
+    "hour; else 0 (a short failure, a hold already told: the log and the staff's alerts).",
+)
 @JSON_OPTION
 @click.pass_context
 @podmin_errors
@@ -658,13 +665,19 @@ def lists_sync(
     dry_run: bool,
     every: float | None,
     now: bool,
+    cron: bool,
     as_json: bool,
 ) -> None:
-    """Fetch, verify, store and apply every subscribed list (meant for cron)."""
+    """Fetch, verify, store and apply every subscribed list.
+
+    Exit codes: 0 done; 1 a list failed; 4 a version was held for approval on this sync, or a
+    lock list holds back locks (`podmod lists diff`, `approve`, `reject`, `lock`). With --cron
+    (as deploy/podmod.cron runs it), each is told once: 1 only on the first sync of a list
+    failing for over an hour, 4 only on the sync that starts a hold."""
     if every is None:
-        # cron mails the podmin on a non-zero exit (deploy/podmod.cron): a failed list, or one
-        # that waits for `podmod lists approve` or `podmod lists lock`.
-        sys.exit(_sync_lists(get_config(ctx), names, dry_run, as_json, now=now))
+        # cron mails the podmin on a non-zero exit (deploy/podmod.cron): with --cron, what is
+        # new and needs the podmin; by hand, a failed list, or one that waits for them.
+        sys.exit(_sync_lists(get_config(ctx), names, dry_run, as_json, now=now, cron=cron))
     if dry_run:
         fail("A dry run keeps nothing, so repeating it (--every) tells nothing new; drop one.", 2)
     if now:
@@ -674,10 +687,16 @@ def lists_sync(
 
 
 def _sync_lists(
-    config: Config, names: tuple[str, ...], dry_run: bool, as_json: bool, *, now: bool = False
+    config: Config,
+    names: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+    *,
+    now: bool = False,
+    cron: bool = False,
 ) -> int:
     """One sync of the subscribed lists (or those named), told on stdout; its exit code: 1 a list
-    failed, 4 a version is held or a list holds back locks, else 0."""
+    failed, 4 a version is held or a list holds back locks, else 0 (sync_exit_code)."""
     from podmod import store
     from podmod.db import state_connection
     from podmod.lists.sync import sync_lists
@@ -719,10 +738,26 @@ def _sync_lists(
                 "Dry run: nothing above was kept; no account was locked, nothing was sent. "
                 "Run `podmod lists sync` to do it."
             )
+    if dry_run:  # (what would fail says so; nothing is held)
+        return 1 if any(o.failed for o in outcomes) else 0
+    return sync_exit_code(outcomes, cron=cron)
+
+
+def sync_exit_code(outcomes: list[Any], *, cron: bool = False) -> int:
+    """A sync's exit code: 1 a list failed, 4 a version was held on this sync or a list holds
+    back locks, else 0. `cron` (cron mails every non-zero exit): each only once, the sync that
+    finds it first: a list failing for over an hour (its first sync past the hour; shorter
+    failures, a server between updates, are the log's and the staff's list.failing alert's), a
+    hold that starts (not a version taking the place of one held for the same), locks held back
+    anew (not every sync while they wait)."""
+    if cron:
+        # (a list whose server asked to wait, deferred, may cross the hour meanwhile: told too)
+        if any(o.failing_for_an_hour for o in outcomes):
+            return 1
+        return 4 if any(o.newly_held or o.locks_newly_held for o in outcomes) else 0
     if any(o.failed for o in outcomes):
         return 1
-    waits = any(o.status == "held" or o.locks_held for o in outcomes)
-    return 4 if waits and not dry_run else 0
+    return 4 if any(o.status == "held" or o.locks_held for o in outcomes) else 0
 
 
 @lists.command("show")

@@ -144,8 +144,8 @@ def test_the_cron_line_never_overlaps_and_mails_the_podmin_when_a_sync_fails(tmp
     for exit_code in (1, 4):
         ran = cron(exit_code)
         assert ran.stdout == (
-            f"podmod lists sync exited {exit_code} (1: a list failed, 4: a version is held for"
-            f" approval); see {log}\n"
+            f"podmod lists sync exited {exit_code} (1: a list has failed for over an hour, 4: a"
+            f" version or a lock list's locks are held for approval); see {log}\n"
         ), ran
     # A sync still running holds the lock: this run is skipped, and says nothing (no mail
     # blaming a list that did not fail).

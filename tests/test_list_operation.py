@@ -1,5 +1,6 @@
 """Shared blocklists over weeks of operation: a held version its publisher withdraws or a podmin
-rejects, a file whose bytes change but not its entries — against real PostgreSQL, with list
+rejects, a held removal published again and again, a file whose bytes change but not its entries,
+and what cron mails of it all (`podmod lists sync --cron`) — against real PostgreSQL, with list
 files served from disk."""
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from pathlib import Path
 
 from podmod.config import load_config
 from podmod.lists.versions import content_digest
-from podmod.notify import alerts
+from podmod.notify import alerts, events
 from tests.helpers import podmod
 from tests.test_lists import ListFiles, signature_of, sync, versions_of
 from tests.test_lists import lists as lists  # (fixture)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _served(path: Path) -> tuple[bytes, str]:
@@ -177,3 +180,91 @@ def test_a_file_whose_bytes_change_but_not_its_entries_is_no_new_version(lists, 
     lists.write("core", ["account,one@far.example,hate,", rows[1]])
     code, output = sync()
     assert code == 0 and "core: version 2 applied" in output, output
+
+
+def test_a_held_removal_published_again_and_again_is_told_once(lists, pod, state, monkeypatch):
+    # The publisher regenerates the list hourly while the removal stands: versions 2, 3, 4 are
+    # each held, the earlier superseded. One alert (and one cron mail) for the hold, not one per
+    # version; the mail sends the podmin to the lists page, which shows the version to approve.
+    _mail_configured(monkeypatch)
+    rows = [f"account,u{n}@far.example,," for n in range(1200)]
+    lists.write("core", rows)
+    lists.subscribe("core")
+    assert podmod("lists", "sync", "--cron").exit_code == 0
+    codes, outputs = [], []
+    for kept in range(3):
+        lists.write("core", rows[kept * 100 : (kept + 1) * 100])  # removes 1,100 of 1,200
+        result = podmod("lists", "sync", "--cron")
+        codes.append(result.exit_code)
+        outputs.append(result.output)
+
+    assert codes == [4, 0, 0], outputs
+    assert "it removes 1,100 of 1,200 entries (92%)" in outputs[0], outputs[0]
+    assert "it replaces version 3, held for the same kind of change" in outputs[2], outputs[2]
+    assert versions_of(state, "core") == [
+        (1, "applied"),
+        (2, "superseded"),
+        (3, "superseded"),
+        (4, "held"),
+    ]
+    told = _held_events(state)
+    assert [row["facts"]["version"] for row in told] == [2, 3, 4]
+    assert [row["staff_mail"] for row in told] == [True, False, False]
+    assert [row["facts"].get("replaces") for row in told] == [None, 2, 3]
+    payload = alerts.digest_payload(
+        load_config(),
+        [{"type": "list.held", "list_name": "core", **row} for row in told if row["staff_mail"]],
+    )
+    [item] = payload["held"]
+    assert item["url"] == events.list_url(load_config(), "core")  # (the lists page)
+
+
+def test_cron_mails_held_locks_once_not_every_sync(lists, pod, state):
+    for n in range(3):
+        pod.person(f"spam{n}")
+    lists.list_sync["max_locks"] = 1
+    lists.write("lockme", [f"account,spam{n}@pod.example,," for n in range(3)])
+    lists.subscribe("lockme", policy="lock")
+
+    codes = [podmod("lists", "sync", "--cron").exit_code for _ in range(3)]
+    by_hand = sync()
+
+    assert codes == [4, 0, 0]
+    assert by_hand[0] == 4 and "none was locked" in by_hand[1]  # (by hand: what still waits)
+
+
+def test_cron_mails_a_failing_list_once_when_it_has_failed_for_over_an_hour(lists, pod, state):
+    # A list's server down for hours: cron mails once, at the first sync past the hour (as the
+    # staff's list.failing alert), not every 15 minutes; a sync by hand still fails plainly.
+    path = lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    path.write_text("kind,value,label,comment\naccount,two@far.example,,\n")  # (signature stale)
+
+    def an_hour_later(minutes: int) -> None:
+        state.execute(
+            "UPDATE podmod.lists SET last_success_at = last_success_at - make_interval(mins => %s),"
+            " last_attempt_at = last_attempt_at - make_interval(mins => %s),"
+            " created_at = created_at - make_interval(mins => %s)",
+            (minutes, minutes, minutes),
+        )
+        state.commit()
+
+    codes, outputs = [], []
+    for minutes in (0, 40, 25, 15, 15):  # (the list failing since 0, 40, 65, 80, 95 minutes)
+        an_hour_later(minutes)
+        result = podmod("lists", "sync", "--cron")
+        codes.append(result.exit_code)
+        outputs.append(result.output)
+    by_hand = sync()
+
+    assert codes == [0, 0, 1, 0, 0], outputs
+    assert all("core: FAILED: " in output for output in outputs)
+    assert by_hand[0] == 1 and "core: FAILED: " in by_hand[1]
+
+
+def test_the_cron_line_mails_what_is_new_once():
+    cron = (ROOT / "deploy" / "podmod.cron").read_text()
+    [line] = [line for line in cron.splitlines() if "lists sync" in line and "*/15" in line]
+    assert "podmod lists sync --cron >>" in line
+    assert "1: a list has failed for over an hour" in line

@@ -452,7 +452,8 @@ def test_a_lock_list_locking_accounts_mails_the_staff_and_a_held_version_too(
     assert len(smtp_server.messages) == 2
     held = smtp_server.messages[1]
     assert held["Subject"] == "podmod: 1 list version held"
-    assert f"{PUBLIC_URL}lists/core/versions/2" in held.get_body(("plain",)).get_content()
+    # (the lists page, which shows the version to approve, should a later one take its place)
+    assert f"  {PUBLIC_URL}lists" in held.get_body(("plain",)).get_content().splitlines()
     [event] = [d.json for d in receiver.deliveries if d.json["type"] == "list.held"]
     assert event["list"] == {"name": "core", "url": f"{PUBLIC_URL}lists/core/versions/2"}
     assert event["details"]["version"] == 2

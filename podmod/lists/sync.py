@@ -54,6 +54,12 @@ class SyncOutcome:
     locked: list[str] = field(default_factory=list)
     format: str | None = None
     locks_held: int = 0  # accounts its lock policy waits to lock (more than list_sync.max_locks)
+    # What this sync is the first to find, for cron's mail (`lists sync --cron`): a hold of a
+    # version that starts (not one taking the place of a held version of the same kind), locks
+    # held back anew (a new version or count), a list now failing for over an hour.
+    newly_held: bool = False
+    locks_newly_held: bool = False
+    failing_for_an_hour: bool = False
     # where the sync's time went, by phase (versions.Phases), and its total
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -183,14 +189,7 @@ def _check_signed_file(
     # (a publisher's words: quoted without controls or direction marks, which would turn
     # podmod's sentence around on a page and in the signed_file it suggests)
     named = signed.file if len(signed.file) <= 100 else signed.file[:100] + "…"
-    if printable(named) != named:
-        # (quoted escaped: a publisher's control characters or direction marks would drive the
-        # terminal or turn podmod's sentence around on a page; and no signed_file is suggested)
-        raise minisign.SignatureError(
-            f"its signature is for the file {named!r}, not {expected}: a name with control or "
-            "invisible characters, which is never taken for a list's file; ask the list's "
-            "maintainers which file this is."
-        )
+    named = named if printable(named) == named else repr(named)
     if result.moved and signed.file == _last_part(result.url):
         raise minisign.SignatureError(
             f"its signature is for the file {named}, not {expected}, and its server says it "
@@ -309,16 +308,24 @@ def sync_list(
     phases = versions.Phases()
     with state.transaction():
         list_row, changed = versions.ensure_list(state, subscription)
-        deferred = state.execute(
+        attempted = state.execute(
             "UPDATE podmod.lists SET last_attempt_at = now() WHERE id = %s"
-            " RETURNING coalesce(retry_after > now(), false) AS deferred",
+            " RETURNING coalesce(retry_after > now(), false) AS deferred, now() AS now",
             (list_row["id"],),
-        ).fetchone()["deferred"]
+        ).fetchone()
     attempt = time.perf_counter() - started  # (the attempt recorded: part of `record`)
-    if deferred:  # (the list's server asked to be left alone until then: 429 or 503)
+    # (list_row is as the attempt before left it: this one's time is not in it)
+    an_hour = failing_for_an_hour(list_row, attempted["now"])
+    if attempted["deferred"]:  # (the list's server asked to be left alone until then: 429 or 503)
         message = _deferred_text(list_row)
         log.info("list %s: %s", name, message)
-        return SyncOutcome(name, "deferred", message, version=list_row["current_version"])
+        return SyncOutcome(
+            name,
+            "deferred",
+            message,
+            version=list_row["current_version"],
+            failing_for_an_hour=an_hour and list_row["last_error_at"] is not None,
+        )
     try:
         progress(f"{name}: fetching and verifying")
         with phases.timed("fetch"):
@@ -367,12 +374,17 @@ def sync_list(
                 (said, getattr(error, "retry_after", None), list_row["id"]),
             )
         log.error("list %s: %s", name, said)
-        return SyncOutcome(name, "failed", said, version=list_row["current_version"])
+        return SyncOutcome(
+            name, "failed", said, version=list_row["current_version"], failing_for_an_hour=an_hour
+        )
     # Not only after a new version: a sync cut short after storing one owes its locks, and the
     # next sync finds the list unchanged. Each match locks at most once, so this is cheap.
     if outcome.status == "applied" or subscription.policy == "lock":
         with phases.timed("locks"):
+            told = _locks_told(state, name)
             locks = apply.carry_out_lock_policies(config, state)
+            outcome.locks_newly_held = _locks_told(state, name) != told
+            state.commit()
         _locks_said(config, outcome, locks)
     outcome.seconds = phases.given(started)
     log.info(
@@ -383,6 +395,32 @@ def sync_list(
         phases.text(),
     )
     return outcome
+
+
+# How long a list fails before the staff are told (podmod.notify.alerts.FAILING_AFTER) and cron
+# mails it once (`lists sync --cron`): a list's server between updates fails for minutes.
+FAILING_AFTER = timedelta(hours=1)
+
+
+def failing_for_an_hour(list_row: dict[str, Any], now: datetime) -> bool:
+    """Whether a sync at `now` of a list whose row is `list_row` (as the attempt before left it)
+    is the first to find it failing for over FAILING_AFTER, should it fail: its last success (or
+    its subscription) is older than that, and the attempt before came before that mark. Later
+    attempts are not: cron mails a list failing for hours once, not every 15 minutes."""
+    since = list_row["last_success_at"] or list_row["created_at"]
+    mark = since + FAILING_AFTER
+    before = list_row["last_attempt_at"]
+    return now >= mark and (before is None or before < mark)
+
+
+def _locks_told(state: psycopg.Connection, name: str) -> int:
+    """How many times a list's held locks were recorded (list_locks_held, once per version and
+    count: apply.carry_out_lock_policies): a sync that adds one holds them back anew."""
+    return state.execute(
+        "SELECT count(*) AS told FROM podmod.audit WHERE action = 'list_locks_held'"
+        " AND source = %s",
+        (f"list:{name}",),
+    ).fetchone()["told"]
 
 
 def _deferred_text(list_row: dict[str, Any]) -> str:
@@ -628,6 +666,16 @@ def _store(
                 state, stored.record, _breadth_reason(config, subscription, breadth), result.body
             )
     if stored.status == "held":
+        # A publisher re-publishing the change that is held (versions 10, 11, 12 each removing
+        # the same share) holds each, the earlier superseded; the staff and cron hear of the hold
+        # once, when it starts: the later versions' events, for webhooks, say which they replace.
+        replaces = (
+            latest["number"]
+            if latest is not None
+            and latest["status"] == "held"
+            and _hold_kind(latest["held_reason"]) == _hold_kind(stored.held_reason)
+            else None
+        )
         with phases.timed("record"):
             _audit_sync(
                 state,
@@ -635,23 +683,30 @@ def _store(
                 "hold",
                 f"version {stored.number} held: "
                 f"{stored.held_reason}; approve it with `podmod lists approve {name} "
-                f"{stored.number}`",
+                f"{stored.number}`" + (f"; it replaces version {replaces}" if replaces else ""),
             )
             facts = {"version": stored.number, "held_reason": stored.held_reason}
+            if replaces:
+                facts["replaces"] = replaces
             notify.record(config, state, "list.held", list_name=name, facts=facts)
         then = (
             f"approve with `podmod lists approve {name} {stored.number}`"
             if not dry_run
             else f"a sync would keep it for `podmod lists diff {name}` and `podmod lists approve`"
         )
-        settled = ""
+        settled = (
+            f"; it replaces version {replaces}, held for the same kind of change (the staff were "
+            "told of that hold)"
+            if replaces
+            else ""
+        )
         if changed and current is not None:
             # The podmin's new settings apply to the version in force meanwhile: the next syncs
             # find them applied (sync_list records them) and the held file unchanged.
             what, matched = _apply_settings(
                 config, subscription, list_row, pod, state, changed, phases
             )
-            settled = (
+            settled += (
                 f"; settings changed ({what}), applied to version {current}: "
                 f"{_matched(matched, list_row['id'])}"
             )
@@ -665,6 +720,7 @@ def _store(
             added=stored.added,
             removed=stored.removed,
             format=reader.format,
+            newly_held=not replaces and not dry_run,
         )
     message = (
         f"version {stored.number} applied ({reading}): {_changed(stored)}; "
@@ -771,6 +827,12 @@ def _withdraw_held(
         notify.record(config, state, "list.held", list_name=name, facts=facts)
     log.info("list %s: %s", name, text)
     return text
+
+
+def _hold_kind(reason: str | None) -> str:
+    """What a held version's reason is about: removing too much (versions.store_version's "it
+    removes …") or matching too many (_breadth_reason's "it newly matches …")."""
+    return "removal" if (reason or "").startswith("it removes ") else "breadth"
 
 
 # What a version row says of how its file was read, beside its entries: a file of the same entries

@@ -653,7 +653,7 @@ def store_version(
     }
     if removal > share and approved_by is None:
         reason = (
-            f"it removes {counts['removed']} of {counts['current']} entries"
+            f"it removes {counts['removed']:,} of {counts['current']:,} entries"
             f" ({share_text(removal)}), more than the {share_text(share)} allowed"
         )
         with phases.timed("record"):

@@ -90,9 +90,7 @@ def stale_lists(
 
 STALE_ADVICE = (
     "`podmod lists sync` no longer runs: see that its cron job (deploy/podmod.cron) is installed"
-    " and cron is running, and read its log (/var/log/podmod/lists.log); in a container, that the"
-    " `podmod-lists` service (`podmod lists sync --every 900`) is up, and read its log"
-    " (`docker compose logs podmod-lists`)"
+    " and cron is running, and read its log (/var/log/podmod/lists.log)"
 )
 
 
@@ -236,12 +234,14 @@ def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, A
                 }
             )
         elif event["type"] == "list.held":
+            # (the lists page, not the version's: a later version of the same change may take
+            # its place before anyone reads the mail, and the lists page shows the one to approve)
             held.append(
                 {
                     "list": event["list_name"],
                     "version": facts.get("version"),
                     "reason": facts.get("held_reason", ""),
-                    "url": events.list_url(config, event["list_name"], facts.get("version")),
+                    "url": events.list_url(config, event["list_name"]),
                 }
             )
         elif event["type"] == "appeal.received":

@@ -33,6 +33,10 @@ def for_staff(event_type: str, facts: dict[str, Any]) -> bool:
     moderators)."""
     if event_type == "account.locked":
         return str(facts.get("by", "")).startswith("list:")
+    if event_type == "list.held" and facts.get("replaces"):
+        # (a version taking the place of a held one of the same kind: the same hold, which the
+        # staff were told of once; the lists page shows the version to approve)
+        return False
     return event_type in (
         "case.alert",
         "list.held",
