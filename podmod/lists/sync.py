@@ -189,7 +189,14 @@ def _check_signed_file(
     # (a publisher's words: quoted without controls or direction marks, which would turn
     # podmod's sentence around on a page and in the signed_file it suggests)
     named = signed.file if len(signed.file) <= 100 else signed.file[:100] + "…"
-    named = named if printable(named) == named else repr(named)
+    if printable(named) != named:
+        # (quoted escaped: a publisher's control characters or direction marks would drive the
+        # terminal or turn podmod's sentence around on a page; and no signed_file is suggested)
+        raise minisign.SignatureError(
+            f"its signature is for the file {named!r}, not {expected}: a name with control or "
+            "invisible characters, which is never taken for a list's file; ask the list's "
+            "maintainers which file this is."
+        )
     if result.moved and signed.file == _last_part(result.url):
         raise minisign.SignatureError(
             f"its signature is for the file {named}, not {expected}, and its server says it "

@@ -90,7 +90,9 @@ def stale_lists(
 
 STALE_ADVICE = (
     "`podmod lists sync` no longer runs: see that its cron job (deploy/podmod.cron) is installed"
-    " and cron is running, and read its log (/var/log/podmod/lists.log)"
+    " and cron is running, and read its log (/var/log/podmod/lists.log); in a container, that the"
+    " `podmod-lists` service (`podmod lists sync --every 900`) is up, and read its log"
+    " (`docker compose logs podmod-lists`)"
 )
 
 
