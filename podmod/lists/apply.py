@@ -301,7 +301,10 @@ WITH added AS (
                                 details, occurred_at)
     SELECT c.id, 'list', n.person_id, n.list_id, n.kind, n.value,
            jsonb_build_object('list', l.name, 'version', n.added_in,
-                              'entry', podmod.list_entry_text(n.list_id, n.kind, n.value),
+                              -- (an entry known by its digest named with its list's text)
+                              'entry', CASE WHEN left(n.value, 7) = 'sha256:'
+                                            THEN podmod.list_entry_text(n.list_id, n.kind, n.value)
+                                            ELSE podmod.entry_text(n.kind, n.value) END,
                               'label', n.label,
                               'severity', n.severity, 'policy', n.policy),
            now()
