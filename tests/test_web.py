@@ -1516,6 +1516,40 @@ def test_an_admin_approves_a_held_list_version_from_the_lists_page(
     assert "This pod's own list" in html(client.get("/lists"))
 
 
+def test_an_admin_rejects_a_held_list_version_from_its_page_saying_why(
+    make_app, admin, moderator, state, held_version
+):
+    moderators = signed_in(make_app().test_client(), "moddy")
+    assert ">Reject</button>" not in html(moderators.get("/lists/core/versions/1"))
+    refused = post(moderators, "/lists/core/versions/1/reject", reason="placeholder")
+    assert refused.status_code == 403
+    client = signed_in(make_app().test_client(), "podmin")
+    assert ">Reject</button>" in html(client.get("/lists/core/versions/1"))
+    post(client, "/lists/core/versions/1/reject", reason="   ")
+    assert "Say why the version is rejected" in html(client.get("/lists/core/versions/1"))
+    post(client, "/lists/core/versions/1/reject", reason="x" * 2001)
+    assert "The reason is longer than 2,000 characters" in html(
+        client.get("/lists/core/versions/1")
+    )
+
+    response = post(client, "/lists/core/versions/1/reject", reason="placeholder: not meant")
+
+    assert response.status_code == 302
+    assert "version 1 rejected by podmin@pod.example: placeholder: not meant" in html(
+        client.get("/lists")
+    )
+    state.rollback()
+    assert state.execute("SELECT status FROM podmod.list_versions").fetchone()["status"] == (
+        "rejected"
+    )
+    [rejected] = audit_rows(state, "list_reject")
+    assert rejected["actor"] == "podmin@pod.example" and rejected["details"]["ip"] == "127.0.0.1"
+    page = html(client.get("/lists/core/versions/1"))
+    assert "then rejected by podmin@pod.example: <bdi>placeholder: not meant</bdi>" in page
+    assert ">Approve</button>" not in page and ">Reject</button>" not in page
+    assert state.execute("SELECT count(*) AS n FROM podmod.cases").fetchone()["n"] == 0
+
+
 def test_a_moderator_who_may_lock_still_may_not_approve_a_held_version(
     make_app, moderator, state, held_version
 ):

@@ -1296,6 +1296,9 @@ def approve_version(
     return outcome
 
 
+REJECT_REASON_MAX = 2000  # (as a reason given for this pod's list)
+
+
 def reject_version(
     config: Config,
     name: str,
@@ -1312,6 +1315,10 @@ def reject_version(
     reason = printable(" ".join(reason.split()))
     if not reason:
         raise versions.ListStateError("Say why the version is rejected (--reason).")
+    if len(reason) > REJECT_REASON_MAX:
+        raise versions.ListStateError(
+            f"The reason is longer than {REJECT_REASON_MAX:,} characters; shorten it."
+        )
     with (
         state_connection(config) as state,
         one_at_a_time(state, name, lambda stage: None),

@@ -811,8 +811,9 @@ def version_changes(
     # (Its file, held_body, is read only to work out a held version's changes, once.)
     version = (
         state.execute(
-            "SELECT number, status, held_reason, approved_by, format, signed_at, signed_comment,"
-            " added, removed, changes_kept FROM podmod.list_versions WHERE list_id = %s"
+            "SELECT number, status, held_reason, approved_by, rejected_by, rejected_reason, format,"
+            " signed_at, signed_comment, added, removed, changes_kept FROM podmod.list_versions"
+            " WHERE list_id = %s"
             " AND (%s::integer IS NULL OR number = %s) ORDER BY number DESC LIMIT 1",
             (list_row["id"], number, number),
         ).fetchone()
@@ -828,6 +829,8 @@ def version_changes(
         "status": version["status"],
         "held_reason": version["held_reason"],
         "approved_by": version["approved_by"],
+        "rejected_by": version["rejected_by"],
+        "rejected_reason": version["rejected_reason"],
         "format": version["format"],
         "signed": describe_signature(version),
         "signed_at": version["signed_at"].isoformat() if version["signed_at"] else None,

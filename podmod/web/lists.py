@@ -216,6 +216,29 @@ def approve(name: str, number: int) -> Response:
     return redirect(url_for("lists.index"))
 
 
+@bp.route("/lists/<name>/versions/<int:number>/reject", methods=["POST"])
+@login_required
+def reject(name: str, number: int) -> Response:
+    """A held version refused, with the reason given (as `podmod lists reject`)."""
+    require_approve_role()
+    from podmod.lists.sync import reject_version
+
+    try:
+        outcome = reject_version(
+            services().config,
+            name,
+            number,
+            rejected_by=actor(),
+            reason=request.form.get("reason", ""),
+            details=action_details(),
+        )
+    except PodmodError as error:
+        flash(str(error).replace("(--reason)", "(the form's why)"), "error")
+        return redirect(url_for("lists.version", name=name, number=number))
+    flash(f"{name}: {outcome.message}", "ok")
+    return redirect(url_for("lists.index"))
+
+
 # The accounts a held-locks page names at most (a publisher's mistake may name thousands).
 LOCKS_SHOWN = 500
 
