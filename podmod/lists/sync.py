@@ -1241,16 +1241,7 @@ def approve_version(
                     f"(`podmod lists sync --name {name}` verifies its file with the new key), "
                     "then approve what it holds."
                 )
-            held = state.execute(
-                "SELECT * FROM podmod.list_versions WHERE list_id = %s AND number = %s FOR UPDATE",
-                (list_row["id"], number),
-            ).fetchone()
-            if held is None or held["status"] != "held":
-                state_word = held["status"] if held else "unknown"
-                raise versions.ListStateError(
-                    f"Version {number} of list {name!r} is not held for approval "
-                    f"(it is {state_word}); see `podmod lists show`."
-                )
+            held = _held_version(state, list_row["id"], name, number)
             body = bytes(held["held_body"])
             stored = versions.store_version(
                 config,
@@ -1296,6 +1287,23 @@ def approve_version(
     return outcome
 
 
+def _held_version(
+    state: psycopg.Connection, list_id: int, name: str, number: int
+) -> dict[str, Any]:
+    """Version `number` of a list, locked for its approval or rejection; refused unless held."""
+    held = state.execute(
+        "SELECT * FROM podmod.list_versions WHERE list_id = %s AND number = %s FOR UPDATE",
+        (list_id, number),
+    ).fetchone()
+    if held is None or held["status"] != "held":
+        state_word = held["status"] if held else "unknown"
+        raise versions.ListStateError(
+            f"Version {number} of list {name!r} is not held for approval "
+            f"(it is {state_word}); see `podmod lists show`."
+        )
+    return held
+
+
 REJECT_REASON_MAX = 2000  # (as a reason given for this pod's list)
 
 
@@ -1331,16 +1339,7 @@ def reject_version(
             raise versions.ListStateError(
                 f"There is no list named {name!r}; see `podmod lists show`."
             )
-        held = state.execute(
-            "SELECT status FROM podmod.list_versions WHERE list_id = %s AND number = %s FOR UPDATE",
-            (list_row["id"], number),
-        ).fetchone()
-        if held is None or held["status"] != "held":
-            state_word = held["status"] if held else "unknown"
-            raise versions.ListStateError(
-                f"Version {number} of list {name!r} is not held for approval "
-                f"(it is {state_word}); see `podmod lists show`."
-            )
+        _held_version(state, list_row["id"], name, number)
         versions.end_held(state, list_row["id"], number, "rejected", by=rejected_by, reason=reason)
         message = (
             f"version {number} rejected by {rejected_by}: {reason}; "
