@@ -371,3 +371,13 @@ def test_after_an_ended_session_a_form_from_another_site_returns_to_its_actions_
     client = make_app().test_client()
     sent = client.post("/cases/12/note", data={"csrf_token": csrf(client), "note": "n"})
     assert sent.location == "/login?next=/cases/12"
+    # A visitor who never signed in has nothing kept: strangers cannot fill Redis with forms.
+    from podmod.web.auth import UNSENT_KEY
+
+    app = make_app()
+    client = app.test_client()
+    client.post("/cases/12/note", data={"csrf_token": csrf(client), "note": "n" * 100_000})
+    with app.app_context():
+        from podmod.web.services import redis_conn
+
+        assert list(redis_conn().scan_iter(UNSENT_KEY.format("*"))) == []

@@ -153,11 +153,13 @@ def load_staff() -> None:
         return
     opened = find_session(state_conn(), sid, "signed_in", _lifetime())
     if opened is None:
+        g.session_ended = True  # (a form it sent keeps what was typed: _unsent_form)
         end_session("Your session has ended; sign in again.")
         return
     user = pod_db.user_state(pod_conn(), opened["user_id"])
     problem = session_problem(user, opened)
     if problem:
+        g.session_ended = True
         end_session(f"You were signed out: {problem}")
         return
     g.staff = Staff(
@@ -188,6 +190,7 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
 # holds may be longer than a cookie can.
 UNSENT_KEY = "podmod:unsent:{}"
 UNSENT_SECONDS = 3600
+UNSENT_MAX = 10_000  # characters kept (a reason is at most 2,000; a request may carry a megabyte)
 NOT_DONE = "Nothing was done with the form you sent: your session had ended before it came."
 
 
@@ -196,7 +199,9 @@ def _unsent_form() -> str:
     the page to return to after sign-in (a path inside the app: the page the form was on, by its
     Referer when that is this app's, else the page the action belongs to), never the POST's own
     address, which answers no GET."""
-    typed = kept_text()
+    # Kept only for a session that has just ended, never for a visitor who never signed in: each
+    # kept text is a Redis key for an hour, which strangers must not be able to fill.
+    typed = kept_text()[:UNSENT_MAX] if g.get("session_ended") else ""
     if typed:
         token = secrets.token_urlsafe(16)
         with contextlib.suppress(redis.RedisError, ServiceUnavailable):
