@@ -311,7 +311,8 @@ def test_notify_deliver_every_stops_on_sigterm_and_sigint_with_exit_code_0(env, 
 def read_only(services, pod_url, state):
     """Make this test's scratch database (created and dropped by the pod_url fixture) take no
     writes in every new session, as a standby does; `read_only(False)` puts it back."""
-    database = pod_url.rsplit("/", 1)[1]
+    # (its name, not the URL's last part: an embedded server's URL ends with its socket's folder)
+    database = psycopg.conninfo.conninfo_to_dict(pod_url)["dbname"]
 
     def set_to(on: bool) -> None:
         with psycopg.connect(services["postgres"], autocommit=True) as admin:
