@@ -1546,6 +1546,9 @@ def test_an_admin_rejects_a_held_list_version_from_its_page_saying_why(
     assert rejected["actor"] == "podmin@pod.example" and rejected["details"]["ip"] == "127.0.0.1"
     page = html(client.get("/lists/core/versions/1"))
     assert "then rejected by podmin@pod.example: <bdi>placeholder: not meant</bdi>" in page
+    assert (
+        "1 entry added, 0 removed (never applied: what it would have changed is not kept)" in page
+    )
     assert ">Approve</button>" not in page and ">Reject</button>" not in page
     assert state.execute("SELECT count(*) AS n FROM podmod.cases").fetchone()["n"] == 0
 
