@@ -719,6 +719,7 @@ def lock_plan(pod: psycopg.Connection, state: psycopg.Connection) -> LockPlan:
 class Locks:
     locked: list[tuple[str, str]] = field(default_factory=list)  # (list, handle) locked now
     held: dict[str, int] = field(default_factory=dict)  # list: accounts waiting (over the cap)
+    newly_held: set[str] = field(default_factory=set)  # lists of those whose hold is told now
 
 
 class LocksChanged(PodmodError):
@@ -751,8 +752,7 @@ def carry_out_lock_policies(
             f"lock {now} now): nothing was locked; look at them again, then confirm."
         )
     held = plan.held(config, confirmed)
-    for name, count in held.items():
-        _hold_locks(config, state, name, count)
+    newly_held = {name for name, count in held.items() if _hold_locks(config, state, name, count)}
     locked = []
     for candidate in plan.candidates:
         if candidate["list"] in held:
@@ -806,7 +806,7 @@ def carry_out_lock_policies(
             continue
         if result.action == "lock" and result.changed:
             locked.append((candidate["list"], result.account))
-    return Locks(locked, held)
+    return Locks(locked, held, newly_held)
 
 
 # Advisory lock class (two keys: this and the list name's hash): one telling of a list's held locks
@@ -824,10 +824,11 @@ def locks_held_text(config: Config, name: str, count: int) -> str:
     )
 
 
-def _hold_locks(config: Config, state: psycopg.Connection, name: str, count: int) -> None:
+def _hold_locks(config: Config, state: psycopg.Connection, name: str, count: int) -> bool:
     """Record (audit) and tell (list.held) the staff once per list version and count that the
     list's lock policy waits for a podmin: once even when two syncs get here at the same moment
-    (the check and the record are one transaction under the list's lock)."""
+    (the check and the record are one transaction under the list's lock). Whether it was told
+    now (a hold new for this version and count)."""
     state.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (HOLD_LOCK, name))
     version = state.execute(
         "SELECT current_version FROM podmod.lists WHERE name = %s", (name,)
@@ -851,3 +852,4 @@ def _hold_locks(config: Config, state: psycopg.Connection, name: str, count: int
         facts = {"version": version, "held_reason": reason, "locks_held": count}
         notify.record(config, state, "list.held", list_name=name, facts=facts)
     state.commit()
+    return not told

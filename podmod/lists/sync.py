@@ -388,9 +388,8 @@ def sync_list(
     # next sync finds the list unchanged. Each match locks at most once, so this is cheap.
     if outcome.status == "applied" or subscription.policy == "lock":
         with phases.timed("locks"):
-            told = _locks_told(state, name)
             locks = apply.carry_out_lock_policies(config, state)
-            outcome.locks_newly_held = _locks_told(state, name) != told
+            outcome.locks_newly_held = name in locks.newly_held
             state.commit()
         _locks_said(config, outcome, locks)
     outcome.seconds = phases.given(started)
@@ -418,16 +417,6 @@ def failing_for_an_hour(list_row: dict[str, Any], now: datetime) -> bool:
     mark = since + FAILING_AFTER
     before = list_row["last_attempt_at"]
     return now >= mark and (before is None or before < mark)
-
-
-def _locks_told(state: psycopg.Connection, name: str) -> int:
-    """How many times a list's held locks were recorded (list_locks_held, once per version and
-    count: apply.carry_out_lock_policies): a sync that adds one holds them back anew."""
-    return state.execute(
-        "SELECT count(*) AS told FROM podmod.audit WHERE action = 'list_locks_held'"
-        " AND source = %s",
-        (f"list:{name}",),
-    ).fetchone()["told"]
 
 
 def _deferred_text(list_row: dict[str, Any]) -> str:
@@ -839,7 +828,7 @@ def _withdraw_held(
 def _hold_kind(reason: str | None) -> str:
     """What a held version's reason is about: removing too much (versions.store_version's "it
     removes …") or matching too many (_breadth_reason's "it newly matches …")."""
-    return "removal" if (reason or "").startswith("it removes ") else "breadth"
+    return "removal" if (reason or "").startswith(versions.REMOVES_TOO_MUCH) else "breadth"
 
 
 # What a version row says of how its file was read, beside its entries: a file of the same entries
