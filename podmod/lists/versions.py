@@ -54,8 +54,12 @@ from podmod.redact import masked_url
 # under .invalid, the label canary) and a canary's host on another port are canaries, not
 # entries, and its rows take the list's `severity` setting; 11: a line of hosts separated by
 # commas, Fediseer's `csv`, an entry for each, an empty cell under a severity column noop in
-# FediBlockHole's CSV and an invalid row in Mastodon's, kmyblue's `severity_ex` over `severity`).
+# FediBlockHole's CSV and in Mastodon's, kmyblue's `severity_ex` over `severity`).
 READER = 11
+
+# How the reason of a version held for removing too much starts (what tells it from one held for
+# matching too many people, podmod.lists.sync._hold_kind).
+REMOVES_TOO_MUCH = "it removes "
 
 # (in the order of the COPY rows: the columns after `line` repeat from row to row)
 ENTRY_COLUMNS = ("kind", "value", "line", "label", "comment", "severity", "labels", "published")
@@ -653,7 +657,7 @@ def store_version(
     }
     if removal > share and approved_by is None:
         reason = (
-            f"it removes {counts['removed']:,} of {counts['current']:,} entries"
+            f"{REMOVES_TOO_MUCH}{counts['removed']:,} of {counts['current']:,} entries"
             f" ({share_text(removal)}), more than the {share_text(share)} allowed"
         )
         with phases.timed("record"):
