@@ -33,6 +33,7 @@ from podmod.lists.parse import (
     collector_paused,
     recognised_not_a_list,
 )
+from podmod.notify import alerts
 from podmod.redact import masked_url, printable
 from podmod.scan import changes
 from podmod.store import record_audit
@@ -403,18 +404,14 @@ def sync_list(
     return outcome
 
 
-# How long a list fails before the staff are told (podmod.notify.alerts.FAILING_AFTER) and cron
-# mails it once (`lists sync --cron`): a list's server between updates fails for minutes.
-FAILING_AFTER = timedelta(hours=1)
-
-
 def failing_for_an_hour(list_row: dict[str, Any], now: datetime) -> bool:
     """Whether a sync at `now` of a list whose row is `list_row` (as the attempt before left it)
-    is the first to find it failing for over FAILING_AFTER, should it fail: its last success (or
-    its subscription) is older than that, and the attempt before came before that mark. Later
-    attempts are not: cron mails a list failing for hours once, not every 15 minutes."""
+    is the first to find it failing for over alerts.FAILING_AFTER, should it fail: its last
+    success (or its subscription) is older than that, and the attempt before came before that
+    mark. Later attempts are not: cron mails a list failing for hours once, not every 15
+    minutes."""
     since = list_row["last_success_at"] or list_row["created_at"]
-    mark = since + FAILING_AFTER
+    mark = since + alerts.FAILING_AFTER
     before = list_row["last_attempt_at"]
     return now >= mark and (before is None or before < mark)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 
 NOTIFY_LOCK = 0x706E6F74  # "pnot": one alert pass and one staff mail at a time
 LISTED = 50  # cases (and locks) named in one mail or webhook; the rest are counted
-FAILING_AFTER = "1 hour"
+# How long a list fails before the staff are told, and cron mails it once (`lists sync --cron`,
+# podmod.lists.sync.failing_for_an_hour): a list's server between updates fails for minutes.
+# (In SQL, `interval '1:00:00'`.)
+FAILING_AFTER = timedelta(hours=1)
 
 # Open cases at or above the threshold that never alerted or rose above the priority they last
 # alerted at: marked at their priority now, and returned.
