@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -153,16 +155,25 @@ def test_check_fails_a_file_every_sync_refuses_as_older_than_the_version_in_forc
 # SIGTERM and SIGINT
 
 
-def start(tmp_path: Path, *command: str, pid_1: bool = False) -> tuple[subprocess.Popen, Path]:
+@contextmanager
+def started(
+    tmp_path: Path, *command: str, pid_1: bool = False
+) -> Iterator[tuple[subprocess.Popen, Path]]:
     """`podmod COMMAND` in a process of its own (as a PID namespace's first process, as in a
-    container, with `pid_1`), its stdout and stderr to a file."""
+    container, with `pid_1`), its stdout and stderr to a file; killed at the end if it still
+    runs (a test that failed before stopping it)."""
     args = [PODMOD, *command]
     if pid_1:
         args = ["unshare", "--pid", "--fork", "--kill-child", *args]
     output = tmp_path / f"{command[0]}-{time.monotonic_ns()}.log"
     with output.open("w") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True)
-    return process, output
+    try:
+        yield process, output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
 
 
 def podmods_pid(process: subprocess.Popen, pid_1: bool) -> int:
@@ -220,8 +231,7 @@ def test_sync_every_stops_on_sigterm_between_rounds_with_exit_code_0(lists, pod,
     for SIGTERM; it stops at once all the same, and says so."""
     lists.write("core", ["account,one@far.example,,"])
     lists.subscribe("core")
-    process, output = start(tmp_path, "lists", "sync", "--every", "10", pid_1=pid_1)
-    try:
+    with started(tmp_path, "lists", "sync", "--every", "10", pid_1=pid_1) as (process, output):
         pid = podmods_pid(process, pid_1)
         wait_for(
             lambda: (
@@ -234,10 +244,6 @@ def test_sync_every_stops_on_sigterm_between_rounds_with_exit_code_0(lists, pod,
         assert process.poll() is None, output.read_text()
         os.kill(pid, signal.SIGTERM)
         said = stopped_within(process, output)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
     assert process.returncode == 0, said
     assert said.rstrip().endswith("podmod: stopped by SIGTERM."), said
 
@@ -254,8 +260,10 @@ def test_sync_every_abandons_the_round_under_way_on_sigterm_and_keeps_nothing_of
     config = load_config()
     with psycopg.connect(config.state_database_url, autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (SYNC_LOCK, "core"))
-        process, output = start(tmp_path, "lists", "sync", "--every", "10", pid_1=pid_1)
-        try:
+        with started(tmp_path, "lists", "sync", "--every", "10", pid_1=pid_1) as (
+            process,
+            output,
+        ):
             waiting = (
                 "SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
                 " WHERE l.locktype = 'advisory' AND NOT l.granted"
@@ -269,10 +277,6 @@ def test_sync_every_abandons_the_round_under_way_on_sigterm_and_keeps_nothing_of
             assert process.poll() is None, output.read_text()
             os.kill(podmods_pid(process, pid_1), signal.SIGTERM)
             said = stopped_within(process, output)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
         assert process.returncode == 0, said
         assert "podmod: stopped by SIGTERM: the round under way was abandoned" in said, said
         assert "Traceback" not in said, said
@@ -284,8 +288,7 @@ def test_sync_every_abandons_the_round_under_way_on_sigterm_and_keeps_nothing_of
 
 def test_notify_deliver_every_stops_on_sigterm_and_sigint_with_exit_code_0(env, state, tmp_path):
     for signum in (signal.SIGTERM, signal.SIGINT):
-        process, output = start(tmp_path, "notify", "deliver", "--every", "10")
-        try:
+        with started(tmp_path, "notify", "deliver", "--every", "10") as (process, output):
             wait_for(
                 lambda p=process, o=output: (
                     ("waiting." in o.read_text() and sleeping(p.pid)) or p.poll() is not None
@@ -296,10 +299,6 @@ def test_notify_deliver_every_stops_on_sigterm_and_sigint_with_exit_code_0(env, 
             assert process.poll() is None, output.read_text()
             process.send_signal(signum)
             said = stopped_within(process, output)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
         assert process.returncode == 0, said
         assert f"podmod: stopped by {signum.name}." in said, said
 
@@ -356,9 +355,10 @@ def test_the_every_loops_outlive_a_read_only_database_and_carry_on_once_it_takes
     lists.write("core", ["account,one@far.example,,"])
     lists.subscribe("core")
     read_only(True)
-    syncing, sync_output = start(tmp_path, "lists", "sync", "--every", "10")
-    delivering, deliver_output = start(tmp_path, "notify", "deliver", "--every", "10")
-    try:
+    with (
+        started(tmp_path, "lists", "sync", "--every", "10") as (syncing, sync_output),
+        started(tmp_path, "notify", "deliver", "--every", "10") as (delivering, deliver_output),
+    ):
         for process, output in ((syncing, sync_output), (delivering, deliver_output)):
             wait_for(
                 lambda p=process, o=output: READ_ONLY in o.read_text() or p.poll() is not None,
@@ -384,11 +384,6 @@ def test_the_every_loops_outlive_a_read_only_database_and_carry_on_once_it_takes
             assert process.poll() is None
             process.terminate()
         assert syncing.wait(30) == 0 and delivering.wait(30) == 0
-    finally:
-        for process in (syncing, delivering):
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
     assert versions_of(state, "core") == [(1, "applied")]
 
 
