@@ -1308,7 +1308,9 @@ def reject_version(
     stored and judged as usual. `details`: the request's, for the audit log."""
     reason = printable(" ".join(reason.split()))
     if not reason:
-        raise versions.ListStateError("Say why the version is rejected (--reason).")
+        raise versions.ListStateError(
+            "Say why the version is rejected: the reason is kept in the audit log."
+        )
     if len(reason) > REJECT_REASON_MAX:
         raise versions.ListStateError(
             f"The reason is longer than {REJECT_REASON_MAX:,} characters; shorten it."

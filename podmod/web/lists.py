@@ -233,7 +233,7 @@ def reject(name: str, number: int) -> Response:
             details=action_details(),
         )
     except PodmodError as error:
-        flash(str(error).replace("(--reason)", "(the form's why)"), "error")
+        flash(str(error), "error")
         return redirect(url_for("lists.version", name=name, number=number))
     flash(f"{name}: {outcome.message}", "ok")
     return redirect(url_for("lists.index"))
