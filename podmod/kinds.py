@@ -1,5 +1,5 @@
-"""The kinds of list entries, the shapes of list files, and the pod's tables each content kind is
-matched against. One place
+"""The kinds of list entries, the shapes of list files, the pod's tables each content kind is
+matched against, and how entries name an internationalised host (in punycode). One place
 for the lists (podmod.lists), the configuration, the matcher (podmod.matching) and content scanning
 (podmod.scan), and light: `podmod lists sync` asks these questions without loading the matcher."""
 
@@ -42,3 +42,22 @@ def tables_for(kinds: Iterable[str]) -> list[str]:
     if kinds & set(IMAGE_KINDS):
         tables += IMAGE_ITEM_TYPES
     return tables
+
+
+def ascii_host(host: str) -> str:
+    """An internationalised host name as list entries and Mastodon's digests name it (punycode,
+    as podmod.lists.parse reads a list's `bücher.example`); diaspora* handles may carry it in
+    Unicode (`user@bücher.example`). A name IDNA cannot encode stays as it is: no entry names it."""
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return host
+
+
+def ascii_account(account: str) -> str:
+    """A handle as account entries name it: its host in punycode (`user@xn--bcher-kva.example`
+    for the pod's `user@bücher.example`); an ASCII handle as it is."""
+    if account.isascii():
+        return account
+    user, at, host = account.rpartition("@")
+    return f"{user}{at}{ascii_host(host)}"

@@ -438,6 +438,37 @@ def test_a_pod_on_an_allowlist_covers_its_subdomains_for_content_and_retracts_th
     assert [s["person_id"] for s in active(content_signals())] == [local.id]
 
 
+def test_an_allowlist_covers_accounts_on_an_internationalised_host_for_content(lists, pod):
+    # diaspora* handles may carry a host in Unicode (`trusted@bücher.example`); an allowlist names
+    # it as every list does, in punycode (podmod reads `bücher.example` so): its account and pod
+    # entries cover those people for content too, before and after their matches.
+    trusted = pod.person("trusted", "bücher.example")
+    wiki = pod.person("wiki", "wiki.café.example")
+    other = pod.person("other", "cafe.example")  # (a look-alike ASCII host: not covered)
+    publish(lists, "words", ["phrase,placeholder kappa,,"])
+    for person in (trusted, wiki, other):
+        pod.post(person, "placeholder kappa")
+    settle()
+    assert sorted(s["person_id"] for s in active(content_signals())) == sorted(
+        [trusted.id, wiki.id, other.id]
+    )
+
+    allow = ["account,trusted@bücher.example,,", "pod,café.example,,"]
+    publish(lists, "ours", allow, policy="allow", signed=False)
+    settle()
+    assert [s["person_id"] for s in active(content_signals())] == [other.id]
+    retracted = sorted(
+        (s["person_id"], s["retracted_because"]) for s in content_signals() if s["retracted"]
+    )
+    because = "the account is on an allowlist"
+    assert retracted == sorted([(trusted.id, because), (wiki.id, because)])
+
+    for person in (trusted, wiki):
+        pod.post(person, "placeholder kappa again")
+    settle()
+    assert [s["person_id"] for s in active(content_signals())] == [other.id]
+
+
 def test_a_kind_switched_off_for_a_list_gives_no_matches_and_retracts_old_ones(lists, pod):
     author = pod.person("mixed", "far.example")
     pod.post(author, "placeholder theta at https://spam.example/")

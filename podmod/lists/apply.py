@@ -31,6 +31,7 @@ from podmod import actions, notify, pod_db
 from podmod.config import NEW_MATCHES_FLOOR, Config
 from podmod.db import pod_connection
 from podmod.errors import PodmodError
+from podmod.kinds import ascii_account, ascii_host
 from podmod.lists.parse import EXACT_HOST
 from podmod.lists.versions import copy_text, share_text
 from podmod.store import (
@@ -94,16 +95,6 @@ def host_names(host: str) -> list[tuple[str, int]]:
             names.append((f"{name}:{port}", depth))
         names.append((name, depth))
     return names
-
-
-def ascii_host(host: str) -> str:
-    """An internationalised host name as list entries and Mastodon's digests name it (punycode,
-    as podmod.lists.parse reads a list's `bücher.example`); diaspora* handles may carry it in
-    Unicode (`user@bücher.example`). A name IDNA cannot encode stays as it is: no entry names it."""
-    try:
-        return host.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return host
 
 
 # How the hosts are named for matching (podmod.bench.lists measures exact-host matching with its
@@ -500,9 +491,8 @@ def _name_accounts(state: psycopg.Connection, remote: list[str]) -> bool:
         "COPY account_names (person_id, account, local, name) FROM STDIN"
     ) as copy:
         for row in rows:
-            user, _, host = row["account"].rpartition("@")
             copy.write_row(
-                (row["person_id"], row["account"], row["local"], f"{user}@{ascii_host(host)}")
+                (row["person_id"], row["account"], row["local"], ascii_account(row["account"]))
             )
     return bool(rows)
 

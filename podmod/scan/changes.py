@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from podmod.kinds import CONTENT_KINDS, tables_for
+from podmod.kinds import CONTENT_KINDS, ascii_account, tables_for
 from podmod.store import INGEST_LOCK, resolve_cases_without_pending
 
 log = logging.getLogger("podmod.scan")
@@ -102,8 +102,17 @@ WHERE s.kind = 'content' AND s.retracted_at IS NULL AND l.id = s.list_id AND c.i
            WHERE e.list_id = s.list_id AND e.kind = s.entry_kind AND e.value = s.entry_value
              AND e.removed_in IS NULL
              AND (cardinality(l.labels) = 0 OR e.labels && l.labels))
-       OR podmod.allowlisted(c.account, c.local))
+       OR podmod.allowlisted(
+           coalesce((SELECT a.name FROM allow_names a WHERE a.account = c.account), c.account),
+           c.local))
 RETURNING s.case_id
+"""
+# The accounts of content matches in force whose handle is not ASCII (their host in Unicode, as a
+# pod may write it), to be named as entries name them (kinds.ascii_account) in `allow_names`.
+WIDE_ACCOUNTS_SQL = """
+SELECT DISTINCT c.account FROM podmod.signals s JOIN podmod.cases c ON c.id = s.case_id
+WHERE s.kind = 'content' AND s.retracted_at IS NULL
+  AND octet_length(c.account) <> char_length(c.account)
 """
 
 
@@ -112,7 +121,16 @@ def retract_stale(state: psycopg.Connection) -> int:
     caller's transaction; cases left with nothing close (audited). Returns the signals retracted."""
     names, kinds = enabled_pairs(state)
     state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
+    wide = [row[0] for row in state.cursor(row_factory=tuple_row).execute(WIDE_ACCOUNTS_SQL)]
+    state.execute(
+        "CREATE TEMP TABLE allow_names (account text PRIMARY KEY, name text) ON COMMIT DROP"
+    )
+    if wide:
+        with state.cursor().copy("COPY allow_names (account, name) FROM STDIN") as copy:
+            for account in wide:
+                copy.write_row((account, ascii_account(account)))
     rows = state.execute(RETRACT_SQL, {"names": names, "kinds": kinds}).fetchall()
+    state.execute("DROP TABLE allow_names")
     touched = sorted({row["case_id"] for row in rows})
     if touched:
         state.execute("SELECT podmod.refresh_cases(%s)", (touched,))

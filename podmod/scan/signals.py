@@ -8,6 +8,7 @@ import json
 import psycopg
 
 from podmod import pod_db
+from podmod.kinds import ascii_account
 from podmod.scan.items import Found, Scanned
 from podmod.scan.photos import store_photo_hashes
 from podmod.store import INGEST_LOCK
@@ -31,6 +32,7 @@ HIT_COLUMNS = (
     "extra",
     "account",
     "local",
+    "allow_as",
 )
 
 STORE_HITS_SQL = """
@@ -45,8 +47,9 @@ DELETE FROM content_hits h USING podmod.content_false_positives f
 WHERE f.entry_kind = h.entry_kind AND f.entry_value = h.entry_value
   AND f.person_id = h.person_id;
 
--- Accounts gone from the pod, and accounts on an allowlist.
-DELETE FROM content_hits h WHERE h.account IS NULL OR podmod.allowlisted(h.account, h.local);
+-- Accounts gone from the pod, and accounts on an allowlist (by the names its entries give them).
+DELETE FROM content_hits h
+WHERE h.account IS NULL OR podmod.allowlisted(coalesce(h.allow_as, h.account), h.local);
 
 -- The entry must still be in force: a version may have removed it since the matcher was built.
 DELETE FROM content_hits h WHERE NOT EXISTS (
@@ -96,7 +99,8 @@ def store_found(pod: psycopg.Connection, state: psycopg.Connection, found: list[
         "CREATE TEMP TABLE content_hits (list_id integer, entry_kind text, entry_value text,"
         " version integer, label text, person_id integer, item_type text, item_id integer,"
         " item_guid text, occurred_at timestamptz, field text, excerpt text, distance integer,"
-        " orientation text, snapshot text, extra jsonb, account text, local boolean)"
+        " orientation text, snapshot text, extra jsonb, account text, local boolean,"
+        " allow_as text)"
         " ON COMMIT DROP"
     )
     with state.cursor().copy(f"COPY content_hits ({', '.join(HIT_COLUMNS)}) FROM STDIN") as copy:
@@ -123,6 +127,8 @@ def store_found(pod: psycopg.Connection, state: psycopg.Connection, found: list[
                     json.dumps(f.extra),
                     account,
                     local,
+                    # (None for an ASCII handle, nearly every one: named as it is)
+                    None if account is None or account.isascii() else ascii_account(account),
                 )
             )
     *prepare, insert = STORE_HITS_SQL.split(";\n\n")
