@@ -23,6 +23,7 @@ from tests.test_web import audit_rows, case_id_of, csrf, html, login, post, repo
 admin, make_app, moderator = test_web.admin, test_web.make_app, test_web.moderator  # fixtures
 
 RLO, RLM, LRM, ALM, ZWSP = "\u202e", "\u200f", "\u200e", "\u061c", "\u200b"
+ZWNJ, ZWJ = "\u200c", "\u200d"
 
 
 def flashes(page: str) -> list[str]:
@@ -41,10 +42,37 @@ def test_printable_drops_direction_marks_and_every_format_character():
     assert printable(f"a{LRM}b{RLM}c{ALM}d{ZWSP}e\u200c\u200df\u2060g\ufeffh") == "abcdefgh"
     assert printable(f"x{RLO}y\u2066z\u2069") == "xyz"
     every = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"]
-    assert all(FORMAT.fullmatch(c) for c in every)
+    joiners = [ZWNJ, ZWJ]  # (dropped or kept by where they are: the test below)
+    assert [c for c in every if not FORMAT.fullmatch(c)] == joiners
     assert printable("".join(every)) == ""
     # Text without them is as it was: words, right-to-left letters, emoji.
     assert printable("spam שלום 😀 plain") == "spam שלום 😀 plain"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"placeholder می{ZWNJ}خواهم",  # Persian: one word, its letters kept apart
+        f"क्{ZWJ}ष and क्{ZWNJ}ष",  # Devanagari: after a virama
+        f"placeholder 👩{ZWJ}💻 👨{ZWJ}👩{ZWJ}👧 ❤\ufe0f{ZWJ}🔥 👩🏽{ZWJ}💻",  # emoji sequences
+    ],
+)
+def test_printable_keeps_the_joiners_a_script_or_an_emoji_needs(text):
+    assert printable(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (f"sp{ZWJ}am sp{ZWNJ}am", "spam spam"),  # hiding a word from the eye
+        (f"При{ZWJ}вет", "Привет"),  # letters that never join
+        (f"{ZWNJ}بب{ZWNJ} ب{ZWNJ}a", "بب ب" + "a"),  # at an end, before a space or a Latin letter
+        (f"😀{ZWJ}a 😀{ZWJ} x{ZWJ}😀", "😀a 😀 x😀"),  # an emoji beside no emoji
+        (f"ب{RLO}{ZWNJ}ب", f"ب{ZWNJ}ب"),  # (what is left once the other marks are dropped)
+    ],
+)
+def test_printable_drops_the_joiners_elsewhere(text, shown):
+    assert printable(text) == shown
 
 
 def test_the_audit_logs_details_isolate_each_value_so_none_turns_the_line_around():
