@@ -67,10 +67,12 @@ def applied_versions(conn: psycopg.Connection) -> set[int]:
     return {row["version"] for row in conn.execute("SELECT version FROM podmod.schema_migrations")}
 
 
-def migrate(conn: psycopg.Connection) -> list[Migration]:
+def migrate(conn: psycopg.Connection, *, up_to: int | None = None) -> list[Migration]:
     """Create or upgrade schema `podmod`; returns the migrations applied now (none if current).
 
-    Runs in one transaction under an advisory lock, so two `podmod init` at once are safe.
+    Runs in one transaction under an advisory lock, so two `podmod init` at once are safe. With
+    `up_to`, only the migrations numbered up to it: the schema an older podmod left (for the
+    upgrade tests).
     """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
@@ -87,7 +89,7 @@ def migrate(conn: psycopg.Connection) -> list[Migration]:
         done = applied_versions(conn)
         applied = []
         for migration in migrations():
-            if migration.version in done:
+            if migration.version in done or (up_to is not None and migration.version > up_to):
                 continue
             conn.execute(migration.sql)
             conn.execute(
