@@ -129,7 +129,14 @@ def domain_of(config: Config) -> str:
 def compose(config: Config, row: dict[str, Any]) -> EmailMessage:
     """The mail of one outbox row: the same Message-ID and Date on every attempt."""
     language = choose_language(config["mail.templates_dir"], row["language"])
-    parts = render(config, row["event_type"], language, {**row["payload"], "language": language})
+    context = {**row["payload"], "language": language}
+    if row["event_type"] == "digest":
+        from podmod.notify.alerts import digest_payload  # (alerts imports this module)
+
+        # A staff's mail an older podmod queued has none of the parts added since (withdrawn
+        # versions, held locks, stale lists): it has none of them to tell, not a broken template.
+        context = {**digest_payload(config, []), **context}
+    parts = render(config, row["event_type"], language, context)
     message = EmailMessage()
     try:
         message["Subject"] = parts["subject"]
