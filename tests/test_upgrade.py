@@ -14,7 +14,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from podmod import store
+from podmod.lists.versions import READER
 from tests.helpers import podmod
+from tests.test_lists import lists as lists  # (fixture)
+from tests.test_lists import sync, versions_of
 
 PUBLIC_URL = "https://pod.example/podmod/"
 
@@ -90,3 +93,29 @@ def test_a_staff_mail_an_older_podmod_queued_is_sent_after_the_upgrade(env, pod_
     ], result.output
     text = smtp_server.messages[0].get_body(("plain",)).get_content()
     assert "placeholder@far.example" in text and "core" in text, text
+
+
+def test_a_version_held_before_the_upgrade_and_rejected_after_it_stays_rejected(lists, pod, state):
+    """A version an older podmod held was read by its older reader (list_versions.reader): a
+    podmin rejecting it after the upgrade saw the next sync read the same file again, as podmod
+    reads files differently now, and hold it anew as a new version, the staff told again (cron's
+    exit code 4), where the rejected file stays rejected."""
+    rows = [f"account,u{n}@far.example,," for n in range(4)]
+    lists.write("core", rows)
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write("core", rows[:1])
+    code, output = sync()
+    assert code == 4 and "version 2 (podmod) held for approval" in output, output
+    # As the podmod before this one's reader read them.
+    state.execute("UPDATE podmod.list_versions SET reader = %s", (READER - 1,))
+    state.commit()
+
+    rejected = podmod("lists", "reject", "core", "2", "--reason", "placeholder: not meant")
+    code, output = sync()
+    cron = podmod("lists", "sync", "--cron")
+
+    assert rejected.exit_code == 0, rejected.output
+    assert code == 0 and "version 2 was rejected by cli:" in output, output
+    assert cron.exit_code == 0, cron.output
+    assert versions_of(state, "core") == [(1, "applied"), (2, "rejected")]

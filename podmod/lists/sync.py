@@ -460,8 +460,10 @@ def _fetch(
     # its own (begun inside an open one, it would be a savepoint whose work a later list's
     # failure rolled back with that list's: a held version and its notification lost).
     state.commit()
+    # (A version a podmin rejected is not: its file, read by an older podmod, stays rejected, not
+    # held anew and the staff told again after an upgrade, nor applied without them.)
     read_again = latest is not None and (
-        latest["reader"] < versions.READER
+        (latest["reader"] < versions.READER and latest["status"] != "rejected")
         or any(setting in versions.READ_SETTINGS for setting in changed)
     )
     conditional = (
