@@ -39,6 +39,10 @@ class SchemaOutOfDate(PodmodError):
     exit_code = 2
 
 
+class MigrationFailed(PodmodError):
+    """A migration of podmod's schema failed on the data or objects it met; nothing was applied."""
+
+
 class DeliveryFailed(PodmodError):
     """A mail or webhook was not delivered; the message says why in one sentence. `permanent`:
     trying again cannot help (the server refused the address for good)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from podmod.errors import PodmodError, SchemaOutOfDate
+from podmod.errors import MigrationFailed, PodmodError, SchemaOutOfDate, first_line
 
 SCHEMA = "podmod"
 MIGRATION_LOCK = 0x706F646D  # "podm": advisory lock key held while migrating
@@ -91,7 +91,18 @@ def migrate(conn: psycopg.Connection, *, up_to: int | None = None) -> list[Migra
         for migration in migrations():
             if migration.version in done or (up_to is not None and migration.version > up_to):
                 continue
-            conn.execute(migration.sql)
+            try:
+                conn.execute(migration.sql)
+            except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction):
+                raise  # (the connection lost, a standby: their own sentences)
+            except psycopg.Error as error:
+                before = f"{max(done):04d}" if done else "none"
+                raise MigrationFailed(
+                    f"Migration {migration.version:04d}_{migration.name} failed on this database "
+                    f"({first_line(error)}); nothing was changed: podmod's schema stays at "
+                    f"migration {before}. Reinstall the podmod you ran before, which runs on it, "
+                    "and report this sentence to podmod's maintainers."
+                ) from error
             conn.execute(
                 "INSERT INTO podmod.schema_migrations (version, name) VALUES (%s, %s)",
                 (migration.version, migration.name),

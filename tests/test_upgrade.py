@@ -366,3 +366,26 @@ def test_what_an_older_podmod_stored_reads_after_the_upgrade(env, pod, monkeypat
         1,
         [],
     ), listed["core"]
+
+
+def test_a_migration_that_fails_on_the_database_is_one_sentence_and_changes_nothing(env):
+    """A migration the database refuses (here an object it creates is there already; as well a
+    constraint over rows that break it) was a traceback that named no migration nor said that
+    nothing was applied."""
+    with older_schema(env["PODMOD_DATABASE_URL"], OLDER) as conn:
+        conn.execute("CREATE TABLE podmod.held_changes (placeholder integer)")
+        conn.commit()
+
+        result = podmod("init")
+
+        assert result.exit_code == 1, result.output
+        assert result.output == (
+            "podmod: Migration 0031_held_changes failed on this database (relation "
+            '"held_changes" already exists); nothing was changed: podmod\'s schema stays at '
+            f"migration {OLDER:04d}. Reinstall the podmod you ran before, which runs on it, and "
+            "report this sentence to podmod's maintainers.\n"
+        ), result.output
+        assert max(store.applied_versions(conn)) == OLDER  # (0030, before it, undone too)
+        assert conn.execute(
+            "SELECT to_regprocedure('podmod.entry_text(text, text, text)') AS made"
+        ).fetchone() == {"made": None}
