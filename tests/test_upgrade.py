@@ -389,3 +389,37 @@ def test_a_migration_that_fails_on_the_database_is_one_sentence_and_changes_noth
         assert conn.execute(
             "SELECT to_regprocedure('podmod.entry_text(text, text, text)') AS made"
         ).fetchone() == {"made": None}
+
+
+def test_a_version_held_before_the_upgrade_held_again_tells_no_one_anew(
+    lists, pod, state, monkeypatch
+):
+    """Where the new podmod reads list files differently, the first sync reads the held file
+    again and holds it as the next version: it replaces the one held before, of which the staff
+    and cron were told, where it was a new hold, mailed by cron (exit code 4) and in the staff's
+    mail again, for the same file."""
+    monkeypatch.setenv("PODMOD_MAIL_SMTP_URL", "smtp://127.0.0.1:1")
+    monkeypatch.setenv("PODMOD_MAIL_FROM", "podmod@pod.example")
+    monkeypatch.setenv("PODMOD_WEB_PUBLIC_URL", "https://pod.example/podmod/")
+    rows = [f"account,u{n}@far.example,," for n in range(4)]
+    lists.write("core", rows)
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write("core", rows[:1])
+    held = podmod("lists", "sync", "--cron")
+    assert held.exit_code == 4, held.output
+    # As the podmod before this one's reader read them.
+    state.execute("UPDATE podmod.list_versions SET reader = %s", (READER - 1,))
+    state.commit()
+
+    again = podmod("lists", "sync", "--cron")
+
+    assert again.exit_code == 0, again.output
+    assert "version 3 (podmod) held for approval" in again.output, again.output
+    assert "it replaces version 2" in again.output, again.output
+    assert versions_of(state, "core") == [(1, "applied"), (2, "superseded"), (3, "held")]
+    told = state.execute(
+        "SELECT facts FROM podmod.events WHERE type = 'list.held' ORDER BY created_at, id"
+    ).fetchall()
+    state.rollback()
+    assert [row["facts"].get("replaces") for row in told] == [None, 2], told

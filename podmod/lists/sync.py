@@ -599,6 +599,9 @@ def _store(
         if signed is not None:
             versions.refuse_replay(state, list_row, signed, digest)
         reader = list_reader(subscription, result.body)
+        # The version stored last, also where the file is read again (`latest` is None then: a
+        # version an older podmod held, held again as read now, replaces it, told no one anew).
+        before = latest or versions.latest_version(state, list_row["id"])
     breadth = None
     same = False
     with state.transaction() as stored_and_matched:  # (a savepoint: undone if it reaches too far)
@@ -665,10 +668,10 @@ def _store(
         # the same share) holds each, the earlier superseded; the staff and cron hear of the hold
         # once, when it starts: the later versions' events, for webhooks, say which they replace.
         replaces = (
-            latest["number"]
-            if latest is not None
-            and latest["status"] == "held"
-            and _hold_kind(latest["held_reason"]) == _hold_kind(stored.held_reason)
+            before["number"]
+            if before is not None
+            and before["status"] == "held"
+            and _hold_kind(before["held_reason"]) == _hold_kind(stored.held_reason)
             else None
         )
         with phases.timed("record"):
