@@ -1332,15 +1332,24 @@ def test_lists_read_by_an_older_podmod_are_read_again(lists, pod, state):
     pod.person("x", "sub.far.example")
     serve(lists, "old", "domain\nfar.example\n")
     assert sync()[0] == 0
+    # An older podmod read the file otherwise (here: as a silence): read again, it is a version.
     state.execute("UPDATE podmod.list_versions SET reader = 1")
+    state.execute("UPDATE podmod.list_entries SET severity = 'silence'")
     state.commit()
 
     code, output = sync()
 
     assert code == 0 and "version 2 applied (domain-csv)" in output
+    assert entries_of(state, "old") == {("pod", "far.example", "suspend")}
     assert (
         "old: unchanged (not modified since the last sync); version 2 stays in force" in sync()[1]
     )
+    # Read alike, it is no version (tests/test_upgrade.py), and asked for only if changed after.
+    state.execute("UPDATE podmod.list_versions SET reader = 1")
+    state.commit()
+    said = sync()[1]
+    assert "old: unchanged (same entries, read as podmod reads files now)" in said, said
+    assert "old: unchanged (not modified since the last sync)" in sync()[1]
 
 
 def test_this_pods_own_list_from_the_command_line(lists, pod, state):

@@ -18,9 +18,10 @@ from podmod.config import load_config
 from podmod.lists import minisign
 from podmod.lists.versions import READER
 from podmod.web import create_app
-from tests.helpers import podmod
+from tests.helpers import cases_json, podmod
 from tests.test_lists import lists as lists  # (fixture)
 from tests.test_lists import sync, versions_of
+from tests.test_web import audit_rows
 
 PUBLIC_URL = "https://pod.example/podmod/"
 
@@ -423,3 +424,32 @@ def test_a_version_held_before_the_upgrade_held_again_tells_no_one_anew(
     ).fetchall()
     state.rollback()
     assert [row["facts"].get("replaces") for row in told] == [None, 2], told
+
+
+def test_a_list_read_again_after_the_upgrade_with_the_same_entries_is_no_new_version(
+    lists, pod, state
+):
+    """podmod reads each list's file again after an upgrade that reads files differently
+    (list_versions.reader). A file the new reader reads into the same entries, counted alike, is
+    not a version: no "+0 -0" version nor audit entry for every list, once per upgrade; the
+    version in force is marked read by the new reader, and the next sync no longer reads it."""
+    pod.person("remote", "far.example")
+    rows = ["account,remote@far.example,campaign,placeholder", "pod,other.example,,"]
+    lists.write("core", rows)
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    state.execute("UPDATE podmod.list_versions SET reader = %s", (READER - 1,))
+    state.commit()
+    audited = len(audit_rows(state))
+
+    code, output = sync()
+    again, then = sync()
+
+    assert code == 0 and "core: unchanged (same entries, read as podmod reads files now)" in output
+    assert again == 0 and "core: unchanged" in then and "read as" not in then, then
+    assert versions_of(state, "core") == [(1, "applied")]
+    [version] = state.execute("SELECT reader FROM podmod.list_versions").fetchall()
+    assert version["reader"] == READER
+    assert len(audit_rows(state)) == audited, audit_rows(state)[audited:]
+    [case] = cases_json("open")
+    assert case["account"] == "remote@far.example" and len(case["signals"]) == 1, case

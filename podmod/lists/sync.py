@@ -602,6 +602,9 @@ def _store(
         # The version stored last, also where the file is read again (`latest` is None then: a
         # version an older podmod held, held again as read now, replaces it, told no one anew).
         before = latest or versions.latest_version(state, list_row["id"])
+        # The version in force the stored one is compared with (also where the file is read
+        # again: the same entries read by this podmod are no new version).
+        compared = in_force or versions.version_row(state, list_row["id"], current)
     breadth = None
     same = False
     with state.transaction() as stored_and_matched:  # (a savepoint: undone if it reaches too far)
@@ -624,7 +627,7 @@ def _store(
                 pod.rollback()  # (the hosts are read; no transaction stays open on the pod)
         for phase, seconds in stored.seconds.items():
             phases.add(phase, seconds)
-        if stored.status == "applied" and _same_entries(state, stored.record, in_force):
+        if stored.status == "applied" and _same_entries(state, stored.record, compared):
             same = True  # (known from the changes worked out: no pass over the rows again)
             raise psycopg.Rollback(stored_and_matched)
         if stored.status == "applied":
@@ -643,6 +646,9 @@ def _store(
         # order): no version, no audit entry, no matching. The version in force takes this file's
         # digest and signature (versions.keep_file_of): the next sync of the same bytes is
         # unchanged at once, and a file signed before this one is still refused as a replay.
+        # Read again only because podmod reads files differently now (an upgrade): the version in
+        # force is marked read so, and the next sync asks for the file only if it changed.
+        upgraded = compared is not None and compared["reader"] < versions.READER
         versions.keep_file_of(state, list_row["id"], current, digest, signed)
         after = _after_in_force(config, subscription, list_row, latest, state, withdraw="entries")
         return _unchanged(
@@ -654,7 +660,9 @@ def _store(
             changed,
             phases,
             "unchanged",
-            " (same entries; the file's bytes changed)",
+            " (same entries, read as podmod reads files now)"
+            if upgraded and digest == compared["sha256"]
+            else " (same entries; the file's bytes changed)",
             after,
         )
     reading = _reading(reader)
@@ -834,7 +842,8 @@ def _hold_kind(reason: str | None) -> str:
 
 
 # What a version row says of how its file was read, beside its entries: a file of the same entries
-# that was read otherwise (a row skipped, a canary added) is a version of its own.
+# that was read otherwise (a row skipped, a canary added) is a version of its own. (Not the reader
+# that read it: read again after an upgrade into the same entries, counted alike, it is the same.)
 _READ_AS = (
     ("entries", "entries"),
     ("format", "format"),
@@ -845,7 +854,6 @@ _READ_AS = (
     ("unblocked", "unblocked_rows"),
     ("canaries", "canaries"),
     ("hides_blocks", "hides_blocks"),
-    ("reader", "reader"),
 )
 
 

@@ -1106,17 +1106,19 @@ def keep_file_of(
     state: psycopg.Connection, list_id: int, number: int, digest: str, signed: TrustedComment | None
 ) -> None:
     """The version in force takes the digest and signature of a file whose entries are its own
-    (a "generated at" line, rows in another order): the next sync of the same bytes finds them
-    unchanged at once, and a file signed before this one, the version's first file included, is
-    refused as a replay, as the newest signed time stored is now this file's."""
+    (a "generated at" line, rows in another order, or the same file read again after an upgrade,
+    by this podmod's READER): the next sync of the same bytes finds them unchanged at once, and a
+    file signed before this one, the version's first file included, is refused as a replay, as
+    the newest signed time stored is now this file's."""
     state.execute(
         "UPDATE podmod.list_versions SET sha256 = %s, signed_comment = %s, signed_at = %s,"
-        " signed_file = %s WHERE list_id = %s AND number = %s",
+        " signed_file = %s, reader = %s WHERE list_id = %s AND number = %s",
         (
             digest,
             signed.text if signed else None,
             signed.signed_at if signed else None,
             signed.file if signed else None,
+            READER,
             list_id,
             number,
         ),
