@@ -363,7 +363,8 @@ def _list(config: Config, name: str) -> Callable[[], str]:
             said += (
                 f"; version {row['held']} waits for approval since"
                 f" {utc_minute(row['held_since'])} ({row['held_reason']}): `podmod lists diff"
-                f" {name}`, then `podmod lists approve {name} {row['held']}` if the list means it"
+                f" {name}`, then `podmod lists approve {name} {row['held']}` if the list means it,"
+                f" or `podmod lists reject {name} {row['held']} --reason R` if not"
             )
             warn = True
         if stale is not None:

@@ -88,7 +88,8 @@ def test_check_warns_of_a_version_held_for_approval_and_says_what_to_run(lists, 
     assert (
         f"; version 2 waits for approval since {held['fetched_at']:%Y-%m-%d %H:%M} UTC (it "
         "removes 3 of 4 entries (75%), more than the 50% allowed): `podmod lists diff core`, "
-        "then `podmod lists approve core 2` if the list means it." in found["detail"]
+        "then `podmod lists approve core 2` if the list means it, or `podmod lists reject core 2"
+        " --reason R` if not." in found["detail"]
     ), found
     assert podmod("lists", "approve", "core", "2").exit_code == 0
     assert checked("core")["status"] == "ok"
