@@ -773,6 +773,7 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         MOVED,
         describe_reading,
         describe_signature,
+        ended_hold_json,
         ended_hold_text,
         ended_holds,
         labels_in_use_text,
@@ -792,10 +793,19 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         row["stale"] = stale.get(row["name"])
         # (a list taken out of the configuration: retired, its versions kept)
         row["subscribed"] = row["origin"] == "local" or row["name"] in subscribed
+        # (the latest version, where it was held and rejected or withdrawn; else null)
+        row["ended_hold"] = ended_hold_json(ended.get(row["name"]))
     waiting = never_synced(config, rows)
     if as_json:
         rows += [
-            {"name": s.name, "policy": s.policy, "subscribed": True, "version": None}
+            {
+                "name": s.name,
+                "policy": s.policy,
+                "subscribed": True,
+                "version": None,
+                "held": [],
+                "ended_hold": None,
+            }
             for s in waiting
         ]
         click.echo(json.dumps(rows, indent=2, default=str))
@@ -935,7 +945,7 @@ def lists_diff(
 ) -> None:
     """What a version added and removed."""
     from podmod.db import state_connection
-    from podmod.lists.versions import version_diff
+    from podmod.lists.versions import UNKEPT_CHANGES, version_diff, version_story
 
     with state_connection(get_config(ctx)) as state:
         diff = version_diff(state, name, number, limit=limit)
@@ -948,11 +958,11 @@ def lists_diff(
     )
     if diff["signed"]:
         click.echo(diff["signed"])
-    if diff["held_reason"] and diff["status"] == "held":
-        click.echo(f"held: {printable(diff['held_reason'])}")
-    elif diff["held_reason"]:
-        approved = f", then approved by {diff['approved_by']}" if diff["approved_by"] else ""
-        click.echo(f"it was held ({printable(diff['held_reason'])}){approved}")
+    story = version_story(diff)
+    if story:
+        click.echo(printable(story))
+    if diff["status"] in UNKEPT_CHANGES:
+        click.echo(f"({UNKEPT_CHANGES[diff['status']]})")
     for entry in diff["added"]:
         click.echo(f"+ {printable(entry)}")
     for entry in diff["removed"]:

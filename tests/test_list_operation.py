@@ -268,3 +268,86 @@ def test_the_cron_line_mails_what_is_new_once():
     [line] = [line for line in cron.splitlines() if "lists sync" in line and "*/15" in line]
     assert "podmod lists sync --cron >>" in line
     assert "1: a list has failed for over an hour" in line
+
+
+def _ended_at(state, number: int) -> str:
+    state.rollback()
+    row = state.execute(
+        "SELECT ended_at FROM podmod.list_versions WHERE number = %s", (number,)
+    ).fetchone()
+    state.rollback()
+    return f"{row['ended_at']:%Y-%m-%d %H:%M} UTC"
+
+
+def _shown_json(name: str) -> dict:
+    result = podmod("lists", "show", "--json")
+    assert result.exit_code == 0, result.output
+    return next(row for row in json.loads(result.output) if row["name"] == name)
+
+
+def test_each_way_a_held_version_ends_is_told_with_who_when_and_why_by_diff_and_show(
+    lists, pod, state
+):
+    # Rejected, withdrawn, superseded: `lists diff` says what became of the version, by whom,
+    # when and why, in the words of its web page; `lists show --json` names the version that
+    # ended unapplied, under a key of its own, as `lists show` does in words.
+    first, version_1 = _held_version_2(lists)
+    assert _shown_json("core")["ended_hold"] is None
+    podmod("lists", "reject", "core", "2", "--reason", "placeholder: not meant")
+    at = _ended_at(state, 2)
+
+    rejected = podmod("lists", "diff", "core", "--version", "2").output
+    shown = _shown_json("core")
+
+    assert (
+        "\nit was held (it removes 3 of 4 entries (75%), more than the 50% allowed), then "
+        "rejected by cli:"
+        in rejected
+        and f" on {at}: placeholder: not meant\n" in rejected
+        and "\n(never applied: what it would have changed is not kept)\n" in rejected
+    ), rejected
+    assert shown["held"] == [] and shown["ended_hold"]["version"] == 2, shown
+    assert shown["ended_hold"]["status"] == "rejected"
+    assert shown["ended_hold"]["by"].startswith("cli:")
+    assert shown["ended_hold"]["reason"] == "placeholder: not meant"
+    assert shown["ended_hold"]["at"].startswith(at[:10]), shown
+    assert f" on {at}: placeholder: not meant" in podmod("lists", "show").output
+
+    # Held again (version 3), then withdrawn by its publisher.
+    lists.write("core", ["account,u1@far.example,,"])
+    assert sync()[0] == 4
+    _serve(first, version_1)
+    assert sync()[0] == 0
+    at = _ended_at(state, 3)
+
+    withdrawn = podmod("lists", "diff", "core").output
+    shown = _shown_json("core")
+
+    assert withdrawn.startswith("core version 3 (withdrawn)"), withdrawn
+    assert (
+        f"), then withdrawn on {at}: its server served the version in force again\n" in withdrawn
+    ), withdrawn
+    assert shown["ended_hold"] == {
+        "version": 3,
+        "status": "withdrawn",
+        "by": None,
+        "reason": None,
+        "at": shown["ended_hold"]["at"],
+    }, shown
+    assert f"version 3 withdrawn by its publisher on {at}" in podmod("lists", "show").output
+
+    # Held twice for the same change: the first gives way to the second (superseded).
+    lists.write("core", ["account,u2@far.example,,"])
+    assert sync()[0] == 4
+    lists.write("core", ["account,u3@far.example,,"])
+    assert sync()[0] == 4
+    assert versions_of(state, "core")[-2:] == [(4, "superseded"), (5, "held")]
+    at = _ended_at(state, 4)
+
+    superseded = podmod("lists", "diff", "core", "--version", "4").output
+    held = podmod("lists", "diff", "core").output
+
+    assert f"), then a later version took its place on {at}\n" in superseded, superseded
+    assert "\n(a later version took its place; entries are not kept for it)\n" in superseded
+    assert "\nheld since " in held and ": it removes 3 of 4 entries" in held, held
+    assert _shown_json("core")["held"] == [5]

@@ -1545,7 +1545,19 @@ def test_an_admin_rejects_a_held_list_version_from_its_page_saying_why(
     [rejected] = audit_rows(state, "list_reject")
     assert rejected["actor"] == "podmin@pod.example" and rejected["details"]["ip"] == "127.0.0.1"
     page = html(client.get("/lists/core/versions/1"))
-    assert "then rejected by podmin@pod.example: <bdi>placeholder: not meant</bdi>" in page
+    ended = state.execute("SELECT ended_at FROM podmod.list_versions").fetchone()["ended_at"]
+    state.rollback()
+    assert (
+        f"then rejected by podmin@pod.example on {ended:%Y-%m-%d %H:%M} UTC: "
+        "<bdi>placeholder: not meant</bdi>" in page
+    ), page
+    # The lists page says it too, as `podmod lists show` does, with the way to the version.
+    listed = html(client.get("/lists"))
+    assert (
+        f"version 1 rejected by podmin@pod.example on {ended:%Y-%m-%d %H:%M} UTC: placeholder:"
+        " not meant (the same file is not taken again)</bdi>" in listed
+    ), listed
+    assert 'href="/lists/core/versions/1">See it</a>' in listed
     assert (
         "1 entry added, 0 removed (never applied: what it would have changed is not kept)" in page
     )

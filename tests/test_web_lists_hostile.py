@@ -204,7 +204,7 @@ def test_a_list_servers_last_error_and_held_reason_cannot_turn_podmods_words_aro
     assert '<span class="error-text"><bdi>its signature is for the file x&lt;b&gt;evil' in page
     assert "<bdi>held because</bdi>" in page
     version = html(client.get("/lists/core/versions/1"))
-    assert "Held: <bdi>held because</bdi>" in version
+    assert "Held since " in version and " UTC: <bdi>held because</bdi>" in version
     assert not has_format_characters(page) and not has_format_characters(version)
 
 

@@ -704,7 +704,7 @@ def _supersede_held(state: psycopg.Connection, list_id: int, number: int) -> Non
     held versions would have changed (held_changes) goes, as `number`, held or applied, is
     compared with the entries in force anew."""
     state.execute(
-        "UPDATE podmod.list_versions SET status = 'superseded', held_body = NULL"
+        "UPDATE podmod.list_versions SET status = 'superseded', held_body = NULL, ended_at = now()"
         " WHERE list_id = %s AND status = 'held' AND number <> %s",
         (list_id, number),
     )
@@ -816,7 +816,8 @@ def version_changes(
     version = (
         state.execute(
             "SELECT number, status, held_reason, approved_by, rejected_by, rejected_reason, format,"
-            " signed_at, signed_comment, added, removed, changes_kept FROM podmod.list_versions"
+            " signed_at, signed_comment, added, removed, changes_kept, fetched_at, applied_at,"
+            " ended_at FROM podmod.list_versions"
             " WHERE list_id = %s"
             " AND (%s::integer IS NULL OR number = %s) ORDER BY number DESC LIMIT 1",
             (list_row["id"], number, number),
@@ -835,6 +836,11 @@ def version_changes(
         "approved_by": version["approved_by"],
         "rejected_by": version["rejected_by"],
         "rejected_reason": version["rejected_reason"],
+        # (when it was fetched, applied, and stopped waiting: rejected, withdrawn, superseded)
+        **{
+            key: version[key].isoformat() if version[key] else None
+            for key in ("fetched_at", "applied_at", "ended_at")
+        },
         "format": version["format"],
         "signed": describe_signature(version),
         "signed_at": version["signed_at"].isoformat() if version["signed_at"] else None,
@@ -867,6 +873,41 @@ def version_changes(
         out[key], out[f"more_{key}"] = rows[:limit], len(rows) > limit
     state.rollback()  # (read alone: no transaction stays open on the caller's connection)
     return out
+
+
+# Why a version that was never applied lists no entries beside its counts (`lists diff`, its page).
+UNKEPT_CHANGES = {
+    "superseded": "a later version took its place; entries are not kept for it",
+    "rejected": "never applied: what it would have changed is not kept",
+    "withdrawn": "never applied: what it would have changed is not kept",
+}
+
+
+def version_story(diff: dict[str, Any]) -> str:
+    """What became of a version (version_changes()), in the words its page uses: "held (why),
+    then rejected by podmin@pod.example on 2026-12-07 10:42 UTC: why"; "" for a version applied
+    as it came."""
+    from podmod.lists.fetch import utc_minute
+
+    def at(key: str) -> str:
+        return f" on {utc_minute(datetime.fromisoformat(diff[key]))}" if diff[key] else ""
+
+    status = diff["status"]
+    if status == "held":
+        return f"held since {utc_minute(datetime.fromisoformat(diff['fetched_at']))}: " + (
+            diff["held_reason"] or ""
+        )
+    if not diff["held_reason"]:
+        return ""
+    then = {
+        "applied": f"then approved by {diff['approved_by']}{at('applied_at')}",
+        "rejected": f"then rejected by {diff['rejected_by']}{at('ended_at')}: "
+        f"{diff['rejected_reason']}",
+        "withdrawn": f"then withdrawn{at('ended_at')}: its server served the version in force"
+        " again",
+        "superseded": f"then a later version took its place{at('ended_at')}",
+    }.get(status, "")
+    return f"it was held ({diff['held_reason']}), {then}"
 
 
 def held_changes_kept(state: psycopg.Connection, list_row: dict[str, Any], number: int) -> bool:
@@ -1067,7 +1108,7 @@ def entry_parts(kind: str, value: str, published: str = "") -> tuple[str, str, s
 # Either way its file and the changes worked out from it go, and it can no longer be approved.
 _END_HELD_SQL = """
 UPDATE podmod.list_versions SET status = %(status)s, held_body = NULL, rejected_by = %(by)s,
-       rejected_reason = %(reason)s
+       rejected_reason = %(reason)s, ended_at = now()
 WHERE list_id = %(list)s AND number = %(number)s AND status = 'held'
 """
 
@@ -1127,23 +1168,41 @@ def keep_file_of(
 
 def ended_holds(state: psycopg.Connection) -> dict[str, dict[str, Any]]:
     """Each list's latest version where it is a held version that ended unapplied (rejected or
-    withdrawn), by list name: number, status, rejected_by, rejected_reason (`lists show`)."""
+    withdrawn), by list name: number, status, rejected_by, rejected_reason, ended_at (`lists
+    show` and the lists page)."""
     rows = state.execute(
         "SELECT DISTINCT ON (l.name) l.name, v.number, v.status, v.rejected_by,"
-        " v.rejected_reason FROM podmod.lists l JOIN podmod.list_versions v ON v.list_id = l.id"
-        " ORDER BY l.name, v.number DESC"
+        " v.rejected_reason, v.ended_at FROM podmod.lists l"
+        " JOIN podmod.list_versions v ON v.list_id = l.id ORDER BY l.name, v.number DESC"
     ).fetchall()
     return {row["name"]: row for row in rows if row["status"] in ("rejected", "withdrawn")}
 
 
+def ended_hold_json(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A held version that ended unapplied (ended_holds) as `lists show --json` gives it."""
+    if row is None:
+        return None
+    return {
+        "version": row["number"],
+        "status": row["status"],
+        "by": row["rejected_by"],
+        "reason": row["rejected_reason"],
+        "at": row["ended_at"].isoformat() if row["ended_at"] else None,
+    }
+
+
 def ended_hold_text(row: dict[str, Any]) -> str:
-    """What `lists show` says of a held version that ended unapplied (ended_holds)."""
+    """What `lists show` and the lists page say of a held version that ended unapplied
+    (ended_holds)."""
+    from podmod.lists.fetch import utc_minute
+
+    at = f" on {utc_minute(row['ended_at'])}" if row["ended_at"] else ""
     if row["status"] == "rejected":
         return (
-            f"version {row['number']} rejected by {row['rejected_by']}: {row['rejected_reason']}"
-            " (the same file is not taken again)"
+            f"version {row['number']} rejected by {row['rejected_by']}{at}: "
+            f"{row['rejected_reason']} (the same file is not taken again)"
         )
     return (
-        f"version {row['number']} withdrawn by its publisher (its server serves the version in "
-        "force again)"
+        f"version {row['number']} withdrawn by its publisher{at} (its server serves the version"
+        " in force again)"
     )

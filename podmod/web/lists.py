@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import astuple, dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
@@ -21,9 +22,12 @@ from podmod.lists import local
 from podmod.lists.apply import lock_plan
 from podmod.lists.versions import (
     MOVED,
+    UNKEPT_CHANGES,
     ListStateError,
     describe_reading,
     describe_signature,
+    ended_hold_text,
+    ended_holds,
     entry_parts,
     labels_in_use_text,
     lists_overview,
@@ -49,7 +53,11 @@ bp = Blueprint("lists", __name__)
 @login_required
 def index() -> str:
     rows = lists_overview(state_conn())
+    ended = ended_holds(state_conn())
     for row in rows:
+        # (the latest version, held, then rejected or withdrawn: as `lists show` says it)
+        row["ended"] = ended_hold_text(ended[row["name"]]) if row["name"] in ended else ""
+        row["ended_version"] = ended[row["name"]]["number"] if row["name"] in ended else None
         row["reading"] = describe_reading(row) if row["version"] else ""
         row["signed"] = describe_signature(row)
         row["labels_text"] = labels_in_use_text(row)
@@ -194,7 +202,13 @@ def version(name: str, number: int) -> str:
             if diff[f"more_{key}"] and last is not None
             else None
         )
-    return render_template("list_version.html", diff=diff, pages=pages)
+    times = {
+        key: datetime.fromisoformat(diff[key]) if diff[key] else None
+        for key in ("fetched_at", "applied_at", "ended_at")
+    }
+    return render_template(
+        "list_version.html", diff=diff, pages=pages, times=times, unkept=UNKEPT_CHANGES
+    )
 
 
 @bp.route("/lists/<name>/versions/<int:number>/approve", methods=["POST"])
