@@ -279,6 +279,13 @@ def _ended_at(state, number: int) -> str:
     return f"{row['ended_at']:%Y-%m-%d %H:%M} UTC"
 
 
+def _synced_json() -> dict:
+    """`lists sync --json` of the one list subscribed (its JSON after the progress bar)."""
+    result = podmod("lists", "sync", "--json")
+    [synced] = json.loads(result.output[result.output.index("[") :])
+    return synced
+
+
 def _shown_json(name: str) -> dict:
     result = podmod("lists", "show", "--json")
     assert result.exit_code == 0, result.output
@@ -312,12 +319,16 @@ def test_each_way_a_held_version_ends_is_told_with_who_when_and_why_by_diff_and_
     assert shown["ended_hold"]["reason"] == "placeholder: not meant"
     assert shown["ended_hold"]["at"].startswith(at[:10]), shown
     assert f" on {at}: placeholder: not meant" in podmod("lists", "show").output
+    assert _synced_json()["latest_version"] == {"number": 2, "status": "rejected"}
 
     # Held again (version 3), then withdrawn by its publisher.
     lists.write("core", ["account,u1@far.example,,"])
-    assert sync()[0] == 4
+    assert _synced_json()["latest_version"] == {"number": 3, "status": "held"}
     _serve(first, version_1)
-    assert sync()[0] == 0
+    synced = _synced_json()
+    assert synced["status"] == "unchanged", synced
+    assert synced["latest_version"] == {"number": 3, "status": "withdrawn"}, synced
+    assert _synced_json()["latest_version"] == {"number": 3, "status": "withdrawn"}
     at = _ended_at(state, 3)
 
     withdrawn = podmod("lists", "diff", "core").output
@@ -341,6 +352,7 @@ def test_each_way_a_held_version_ends_is_told_with_who_when_and_why_by_diff_and_
     assert sync()[0] == 4
     lists.write("core", ["account,u3@far.example,,"])
     assert sync()[0] == 4
+    assert _synced_json()["latest_version"] == {"number": 5, "status": "held"}
     assert versions_of(state, "core")[-2:] == [(4, "superseded"), (5, "held")]
     at = _ended_at(state, 4)
 

@@ -61,6 +61,10 @@ class SyncOutcome:
     newly_held: bool = False
     locks_newly_held: bool = False
     failing_for_an_hour: bool = False
+    # The list's latest version where it is not the one in force, as this sync leaves it:
+    # {"number": 5, "status": "held" | "rejected" | "withdrawn"}; None when the version in force
+    # is the latest (or the sync read no file: failed, deferred, retired).
+    latest_version: dict[str, Any] | None = None
     # where the sync's time went, by phase (versions.Phases), and its total
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -583,7 +587,7 @@ def _store(
         after = _after_in_force(
             config, subscription, list_row, latest, state, withdraw="file" if again else None
         )
-        return _unchanged(
+        outcome = _unchanged(
             config,
             subscription,
             list_row,
@@ -595,6 +599,8 @@ def _store(
             " (not modified since the last sync)" if result.not_modified else "",
             after,
         )
+        outcome.latest_version = _latest_beyond(list_row, latest, withdrew=again)
+        return outcome
     with phases.timed("open"):
         if signed is not None:
             versions.refuse_replay(state, list_row, signed, digest)
@@ -651,7 +657,7 @@ def _store(
         upgraded = compared is not None and compared["reader"] < versions.READER
         versions.keep_file_of(state, list_row["id"], current, digest, signed)
         after = _after_in_force(config, subscription, list_row, latest, state, withdraw="entries")
-        return _unchanged(
+        outcome = _unchanged(
             config,
             subscription,
             list_row,
@@ -665,6 +671,8 @@ def _store(
             else " (same entries; the file's bytes changed)",
             after,
         )
+        outcome.latest_version = _latest_beyond(list_row, latest, withdrew=True)
+        return outcome
     reading = _reading(reader)
     if breadth is not None:
         with phases.timed("record"):
@@ -727,6 +735,7 @@ def _store(
             removed=stored.removed,
             format=reader.format,
             newly_held=not replaces and not dry_run,
+            latest_version={"number": stored.number, "status": "held"},
         )
     message = (
         f"version {stored.number} applied ({reading}): {_changed(stored)}; "
@@ -777,6 +786,17 @@ def _unchanged(
         matches_added=matched.added_by_list[list_row["id"]],
         matches_retracted=matched.retracted_by_list[list_row["id"]],
     )
+
+
+def _latest_beyond(
+    list_row: dict[str, Any], latest: dict[str, Any] | None, *, withdrew: bool
+) -> dict[str, Any] | None:
+    """The list's latest version after a sync that stored none, where it is not the one in
+    force (SyncOutcome.latest_version); `withdrew`: the sync withdrew it if it was held."""
+    if latest is None or latest["number"] == list_row["current_version"]:
+        return None
+    status = "withdrawn" if withdrew and latest["status"] == "held" else latest["status"]
+    return {"number": latest["number"], "status": status}
 
 
 def _after_in_force(
