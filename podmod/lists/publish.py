@@ -156,10 +156,10 @@ def _label_for_podmod(label: str) -> str:
 def _not_a_domain(entry: Entry) -> str | None:
     """Why a format of whole domains cannot hold an entry: an account or content, a port (or an
     IP v6 address), a pod known only by a digest."""
+    if entry.published:  # (its value, `sha256:…`, holds a colon: no port)
+        return DIGEST_ONLY
     if entry.kind != "pod" or ":" in entry.value:
         return NOT_A_DOMAIN
-    if entry.published:
-        return DIGEST_ONLY
     return None
 
 
