@@ -1562,6 +1562,8 @@ def test_an_admin_rejects_a_held_list_version_from_its_page_saying_why(
         "1 entry added, 0 removed (never applied: what it would have changed is not kept)" in page
     )
     assert ">Approve</button>" not in page and ">Reject</button>" not in page
+    # (no columns of added and removed entries saying "None." beside "1 entry added")
+    assert "<h2>Added</h2>" not in page and "None." not in page, page
     assert state.execute("SELECT count(*) AS n FROM podmod.cases").fetchone()["n"] == 0
 
 
