@@ -172,7 +172,7 @@ def collect(config: Config, state: psycopg.Connection, rconn: redis.Redis) -> st
         ],
     )
     lists = state.execute(
-        "SELECT name, policy, coalesce(current_version, 0) AS version,"
+        "SELECT name, origin, policy, coalesce(current_version, 0) AS version,"
         # (this pod's own list is never synced: it has no sync age)
         " CASE WHEN origin = 'subscription' THEN extract(epoch FROM now() - last_success_at)"
         "  END AS age,"
@@ -181,6 +181,10 @@ def collect(config: Config, state: psycopg.Connection, rconn: redis.Redis) -> st
         " (SELECT count(*) FROM podmod.list_versions v WHERE v.list_id = l.id"
         "  AND v.status = 'held') AS held FROM podmod.lists l ORDER BY name"
     ).fetchall()
+    # A list taken out of the configuration (retired; its versions kept) is no longer synced:
+    # its age would grow, and an alert on it fire, for ever.
+    subscribed = {subscription.name for subscription in config.lists}
+    lists = [r for r in lists if r["origin"] == "local" or r["name"] in subscribed]
     out.family(
         "podmod_list_version",
         "gauge",
