@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from podmod import metrics, queue
 from podmod.config import load_config
+from podmod.db import state_connection
 from podmod.lists.versions import content_digest
 from podmod.notify import alerts, events
 from tests.helpers import podmod
@@ -279,6 +281,13 @@ def _ended_at(state, number: int) -> str:
     return f"{row['ended_at']:%Y-%m-%d %H:%M} UTC"
 
 
+def _scraped() -> str:
+    """What a Prometheus scrape of /metrics reads."""
+    config = load_config()
+    with state_connection(config) as state:
+        return metrics.collect(config, state, queue.redis_connection(config))
+
+
 def _synced_json() -> dict:
     """`lists sync --json` of the one list subscribed (its JSON after the progress bar)."""
     result = podmod("lists", "sync", "--json")
@@ -320,6 +329,7 @@ def test_each_way_a_held_version_ends_is_told_with_who_when_and_why_by_diff_and_
     assert shown["ended_hold"]["at"].startswith(at[:10]), shown
     assert f" on {at}: placeholder: not meant" in podmod("lists", "show").output
     assert _synced_json()["latest_version"] == {"number": 2, "status": "rejected"}
+    assert 'podmod_list_versions_held{list="core"} 0\n' in _scraped()
 
     # Held again (version 3), then withdrawn by its publisher.
     lists.write("core", ["account,u1@far.example,,"])
@@ -363,3 +373,4 @@ def test_each_way_a_held_version_ends_is_told_with_who_when_and_why_by_diff_and_
     assert "\n(a later version took its place; entries are not kept for it)\n" in superseded
     assert "\nheld since " in held and ": it removes 3 of 4 entries" in held, held
     assert _shown_json("core")["held"] == [5]
+    assert 'podmod_list_versions_held{list="core"} 1\n' in _scraped()  # (not the ended ones)
