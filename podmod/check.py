@@ -284,6 +284,7 @@ WHERE l.name = %s
 
 def _list(config: Config, name: str) -> Callable[[], str]:
     def check_list() -> str:
+        from podmod.lists.apply import lock_plan, locks_held_text
         from podmod.lists.fetch import utc_minute
         from podmod.lists.sync import fetch_verified, moved_text, read_through
         from podmod.lists.versions import (
@@ -301,7 +302,7 @@ def _list(config: Config, name: str) -> Callable[[], str]:
         # The latest stored version, whose signature a server between updates serves beside a
         # new file, and what the last sync left (none when podmod's database cannot tell: its
         # own check says why).
-        latest, row, stale, known = None, None, None, False
+        latest, row, stale, known, locks_held = None, None, None, False, 0
         with (
             contextlib.suppress(psycopg.Error, PodmodError),
             state_connection(config) as state,
@@ -310,6 +311,9 @@ def _list(config: Config, name: str) -> Callable[[], str]:
             row = state.execute(LIST_STATE_SQL, (name,)).fetchone()
             stale = next(iter(stale_lists(config, state, name)), None)
             known = True
+            if subscription.policy == "lock" or subscription.lock_labels:
+                with pod_connection(config) as pod:
+                    locks_held = lock_plan(pod, state).held(config).get(name, 0)
         last_sync = (
             f"the last sync ({utc_minute(row['last_error_at'])}) failed: {row['last_error']}"
             if row is not None and row["failed"]
@@ -367,6 +371,8 @@ def _list(config: Config, name: str) -> Callable[[], str]:
                 f" or `podmod lists reject {name} {row['held']} --reason R` if not"
             )
             warn = True
+        if locks_held:
+            said, warn = f"{said}; {locks_held_text(config, name, locks_held)}", True
         if stale is not None:
             said, warn = f"{said}; {stale_text(stale)}", True
         elif known and (row is None or row["last_attempt_at"] is None):

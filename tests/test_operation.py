@@ -95,6 +95,28 @@ def test_check_warns_of_a_version_held_for_approval_and_says_what_to_run(lists, 
     assert checked("core")["status"] == "ok"
 
 
+def test_check_warns_of_a_lock_list_holding_back_its_locks_until_they_are_confirmed(
+    lists, pod, state
+):
+    for n in range(3):
+        pod.person(f"spam{n}")
+    lists.list_sync["max_locks"] = 1
+    lists.write("lockme", [f"account,spam{n}@pod.example,," for n in range(3)])
+    lists.subscribe("lockme", policy="lock")
+    assert sync()[0] == 4
+
+    found = checked("lockme")
+
+    assert found["status"] == "warn", found
+    assert (
+        "; 3 accounts match its lock policy, more than list_sync.max_locks (1) at once: none was"
+        " locked" in found["detail"]
+    ), found
+    assert "`podmod lists lock lockme`" in found["detail"]
+    assert podmod("lists", "lock", "lockme").exit_code == 0
+    assert checked("lockme")["status"] == "ok"
+
+
 def test_check_sends_no_request_while_the_lists_server_asked_to_wait(
     lists, pod, state, https, tls_files
 ):
