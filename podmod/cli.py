@@ -768,7 +768,8 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
     """State of every list: version, how its file was read, entries, settings, last success, last
     error, held versions, no sync for hours; and this pod's own list."""
     from podmod import store
-    from podmod.db import state_connection
+    from podmod.db import pod_connection, state_connection
+    from podmod.lists.apply import lock_plan, locks_held_text
     from podmod.lists.versions import (
         MOVED,
         describe_reading,
@@ -779,6 +780,7 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         labels_in_use_text,
         lists_overview,
         never_synced,
+        retry_after_text,
     )
     from podmod.notify.alerts import stale_lists, stale_text
 
@@ -788,8 +790,12 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         rows = lists_overview(state)
         ended = ended_holds(state)
         stale = {row["name"]: stale_text(row) for row in stale_lists(config, state)}
+        with pod_connection(config) as pod:
+            # (the lock lists whose policy locks none: more accounts than list_sync.max_locks)
+            locks_held = lock_plan(pod, state).held(config)
     subscribed = {subscription.name for subscription in config.lists}
     for row in rows:
+        row["locks_held"] = locks_held.get(row["name"], 0)
         row["stale"] = stale.get(row["name"])
         # (a list taken out of the configuration: retired, its versions kept)
         row["subscribed"] = row["origin"] == "local" or row["name"] in subscribed
@@ -805,6 +811,8 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
                 "version": None,
                 "held": [],
                 "ended_hold": None,
+                "locks_held": 0,
+                "retry_after": None,
             }
             for s in waiting
         ]
@@ -848,8 +856,12 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
             say(f"  {ended_hold_text(ended[row['name']])}")
         if row["moved_to"]:
             say(f"  {MOVED.format(url=row['moved_to'])}")
+        if row["locks_held"]:
+            say(f"  {locks_held_text(config, row['name'], row['locks_held'])}")
         if row["last_error"]:
             say(f"  last error ({_when(row['last_error_at'])}): {row['last_error']}")
+        if row["retry_after"]:
+            say(f"  {retry_after_text(row['name'], row['retry_after'])}")
         if row["stale"]:
             say(f"  {row['stale']}")
 

@@ -374,3 +374,43 @@ def test_each_way_a_held_version_ends_is_told_with_who_when_and_why_by_diff_and_
     assert "\nheld since " in held and ": it removes 3 of 4 entries" in held, held
     assert _shown_json("core")["held"] == [5]
     assert 'podmod_list_versions_held{list="core"} 1\n' in _scraped()  # (not the ended ones)
+
+
+def test_lists_show_tells_held_locks_and_a_servers_retry_after_as_the_sync_and_check_do(
+    lists, pod, state
+):
+    for n in range(3):
+        pod.person(f"spam{n}")
+    lists.list_sync["max_locks"] = 1
+    lists.write("lockme", [f"account,spam{n}@pod.example,," for n in range(3)])
+    lists.subscribe("lockme", policy="lock")
+    assert sync()[0] == 4
+    # Its server then answered 429 with Retry-After: the syncs leave it alone until then.
+    state.execute(
+        "UPDATE podmod.lists SET last_error = 'placeholder: 429', last_error_at = now(),"
+        " retry_after = now() + interval '2 hours'"
+    )
+    state.commit()
+    until = state.execute("SELECT retry_after FROM podmod.lists").fetchone()["retry_after"]
+    state.rollback()
+
+    shown = podmod("lists", "show").output
+    listed = _shown_json("lockme")
+
+    assert (
+        "\n  3 accounts match its lock policy, more than list_sync.max_locks (1) at once: none"
+        " was locked" in shown
+    ), shown
+    assert (
+        f"\n  its server asked not to be asked before {until:%Y-%m-%d %H:%M} UTC (Retry-After)"
+        in shown
+    ), shown
+    assert "`podmod lists sync --now --name lockme` asks it anyway" in shown
+    assert listed["locks_held"] == 3 and listed["retry_after"].startswith(f"{until:%Y-%m-%d}")
+    podmod("lists", "lock", "lockme")
+    state.execute("UPDATE podmod.lists SET retry_after = now() - interval '1 minute'")
+    state.commit()
+    shown = podmod("lists", "show").output
+    listed = _shown_json("lockme")
+    assert "lock policy" not in shown and "Retry-After" not in shown, shown
+    assert listed["locks_held"] == 0 and listed["retry_after"] is None

@@ -1355,6 +1355,24 @@ def test_the_lists_page_shows_subscriptions_and_held_versions(client, admin, sta
     assert client.get("/lists/nothere/versions/1").status_code == 404
 
 
+def test_the_lists_page_says_until_when_a_lists_server_asked_to_be_left_alone(client, admin, state):
+    state.execute(
+        "INSERT INTO podmod.lists (name, url, policy, last_error, last_error_at, retry_after)"
+        " VALUES ('core', 'https://lists.example/core.csv', 'review', 'placeholder: 429', now(),"
+        " now() + interval '2 hours'), ('past', 'https://lists.example/past.csv', 'review',"
+        " 'placeholder: 503', now(), now() - interval '1 minute') RETURNING retry_after"
+    )
+    until = state.execute("SELECT retry_after FROM podmod.lists WHERE name = 'core'").fetchone()
+    state.commit()
+    signed_in(client, "podmin")
+
+    page = html(client.get("/lists"))
+
+    said = f"Its server asked not to be asked before {until['retry_after']:%Y-%m-%d %H:%M} UTC"
+    assert page.count(said) == 1 and page.count("(Retry-After)") == 1, page  # (not `past`)
+    assert "`podmod lists sync --now --name core` asks it anyway)." in page
+
+
 def test_the_lists_page_says_when_no_sync_has_tried_a_list_for_hours(
     make_app, env, admin, state, tmp_path
 ):

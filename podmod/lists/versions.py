@@ -970,6 +970,7 @@ def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
                coalesce(e.silence, 0) AS silence, coalesce(e.noop, 0) AS noop,
                e.labels_in_use, e.labels_used,
                l.last_success_at, l.last_attempt_at, l.last_error, l.last_error_at, l.moved_to,
+               CASE WHEN l.retry_after > now() THEN l.retry_after END AS retry_after,
                coalesce((SELECT array_agg(h.number ORDER BY h.number)
                          FROM podmod.list_versions h
                          WHERE h.list_id = l.id AND h.status = 'held'), '{}') AS held,
@@ -1012,6 +1013,18 @@ MOVED = (
     "its server says it moved for good to {url}: set its url to that address before the old one"
     " stops redirecting"
 )
+
+
+def retry_after_text(name: str, retry_after: datetime) -> str:
+    """What `lists show` and the lists page say of a list whose server asked to be left alone
+    until `retry_after` (as the sync and `podmod check` say it)."""
+    from podmod.lists.fetch import utc_minute
+
+    return (
+        f"its server asked not to be asked before {utc_minute(retry_after)} (Retry-After): the"
+        f" syncs leave it alone until then (`podmod lists sync --now --name {name}` asks it"
+        " anyway)"
+    )
 
 
 def labels_in_use_text(row: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ from podmod.lists.versions import (
     labels_in_use_text,
     lists_overview,
     never_synced,
+    retry_after_text,
     version_changes,
 )
 from podmod.notify.alerts import stale_lists, stale_text
@@ -58,6 +59,9 @@ def index() -> str:
         # (the latest version, held, then rejected or withdrawn: as `lists show` says it)
         row["ended"] = ended_hold_text(ended[row["name"]]) if row["name"] in ended else ""
         row["ended_version"] = ended[row["name"]]["number"] if row["name"] in ended else None
+        row["retry_text"] = (
+            retry_after_text(row["name"], row["retry_after"]) if row["retry_after"] else ""
+        )
         row["reading"] = describe_reading(row) if row["version"] else ""
         row["signed"] = describe_signature(row)
         row["labels_text"] = labels_in_use_text(row)
