@@ -849,7 +849,13 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         settings = _list_settings_text(row)
         if settings:
             say(f"  settings: {settings}")
-        if row["held"]:
+        if row["held"] and not row["subscribed"]:
+            held = ", ".join(str(n) for n in row["held"])
+            say(
+                f"  held for approval: version {held}; put the list back in the configuration to"
+                f" approve it, or `podmod lists reject {row['name']} {row['held'][-1]} --reason R`"
+            )
+        elif row["held"]:
             held = ", ".join(str(n) for n in row["held"])
             say(f"  held for approval: version {held} (`podmod lists diff {row['name']}`)")
         if row["name"] in ended:

@@ -414,3 +414,28 @@ def test_lists_show_tells_held_locks_and_a_servers_retry_after_as_the_sync_and_c
     listed = _shown_json("lockme")
     assert "lock policy" not in shown and "Retry-After" not in shown, shown
     assert listed["locks_held"] == 0 and listed["retry_after"] is None
+
+
+def test_a_held_version_of_a_list_taken_out_of_the_configuration_is_offered_no_approval(
+    lists, pod, state
+):
+    _held_version_2(lists)
+    lists.lists = []
+    lists.write("other", ["account,one@far.example,,"])
+    lists.subscribe("other")
+    code, output = sync()
+    assert code == 0 and "core: no longer in the configuration" in output, output
+
+    shown = podmod("lists", "show").output
+    approved = podmod("lists", "approve", "core", "2")
+    rejected = podmod("lists", "reject", "core", "2", "--reason", "placeholder: retired")
+
+    assert (
+        "  held for approval: version 2; put the list back in the configuration to approve it,"
+        " or `podmod lists reject core 2 --reason R`" in shown
+    ), shown
+    assert approved.exit_code == 2 and "No list named 'core' in the configuration" in (
+        approved.output
+    )
+    assert rejected.exit_code == 0, rejected.output
+    assert versions_of(state, "core") == [(1, "applied"), (2, "rejected")]

@@ -1335,7 +1335,7 @@ def test_the_lists_page_shows_subscriptions_and_held_versions(client, admin, sta
         "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
         " removed, format, held_reason, held_body)"
         " SELECT id, 2, 'x', 'held', 0, 0, 3, 'podmod', 'placeholder: removes too much',"
-        " 'kind,value\n'::bytea FROM podmod.lists"
+        " 'kind,value,label,comment\npod,a.example,,\n'::bytea FROM podmod.lists"
     )
     # The labels its entries in force carry, the most used first (what `labels` can name).
     state.execute(
@@ -1350,7 +1350,14 @@ def test_the_lists_page_shows_subscriptions_and_held_versions(client, admin, sta
     assert "core" in page and "placeholder: signature did not verify" in page
     assert "labels in use: <bdi>spam 2, hate-speech 1</bdi>" in page
     assert "held for approval</strong>: <bdi>placeholder: removes too much</bdi>." in page
-    assert ">Approve</button>" in page
+    # (not in this configuration: approving it would be refused, so no button offers it)
+    assert ">Approve</button>" not in page
+    assert "no longer in the configuration: put it back to approve this version" in page
+    version = html(client.get("/lists/core/versions/2"))
+    assert ">Approve</button>" not in version and ">Reject</button>" in version
+    assert "no longer in the configuration: put it back to approve this version" in version
+    post(client, "/lists/core/versions/2/approve")  # (a form kept open from before: refused)
+    assert "No list named &#39;core&#39; in the configuration." in html(client.get("/lists"))
     assert client.get("/lists/core/versions/7").status_code == 404
     assert client.get("/lists/nothere/versions/1").status_code == 404
 

@@ -211,7 +211,13 @@ def version(name: str, number: int) -> str:
         for key in ("fetched_at", "applied_at", "ended_at")
     }
     return render_template(
-        "list_version.html", diff=diff, pages=pages, times=times, unkept=UNKEPT_CHANGES
+        "list_version.html",
+        diff=diff,
+        pages=pages,
+        times=times,
+        unkept=UNKEPT_CHANGES,
+        # (approving reads the list's settings: only a list in the configuration can be)
+        subscribed=services().config.subscription(name) is not None,
     )
 
 
