@@ -1118,7 +1118,7 @@ def lists_publish(
 ) -> None:
     """Build a list file and sign it, for others to subscribe to."""
     from podmod.lists import minisign, publish
-    from podmod.lists.versions import entries_text
+    from podmod.lists.versions import entries_text, skipped_notes
 
     if [bool(source_csv), from_decisions, from_pod_list].count(True) != 1:
         fail("Give exactly one of --from-csv FILE, --from-decisions or --from-pod-list.", 2)
@@ -1155,6 +1155,24 @@ def lists_publish(
         f"{left_out}) "
         f"and {written.signature}"
     )
+    # What the source held besides its entries, which no format carries on (its subscribers'
+    # syncs say the same of it): told, so that the publisher knows the file lacks it.
+    read_past = skipped_notes(
+        obfuscated=parsed.obfuscated,
+        patterns=parsed.patterns,
+        repeated=parsed.duplicates,
+        unblocked=parsed.unblocked,
+        invalid=0,  # (each named above, by line)
+        canaries=[],
+        format=parsed.format,
+    )
+    if parsed.canaries:
+        read_past.append(
+            f"its canary {', '.join(parsed.canaries)} not written (a canary is its publisher's:"
+            " add one of yours for your subscribers' require_canary)"
+        )
+    if read_past:
+        click.echo(f"from the source: {'; '.join(read_past)}")
     warning = written.warning()
     if warning:
         click.echo(f"warning: {warning}", err=True)

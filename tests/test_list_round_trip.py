@@ -73,6 +73,14 @@ def mastodon_source(n: int) -> tuple[bytes, dict[str, set[str]]]:
             left_out["noop"].add(value)
         if severity != "suspend":
             left_out["not_suspend"].add(value)
+    # What a file holds besides entries, which its subscribers' syncs and the publisher are told
+    # of: domains obfuscated without a digest, patterns, a repeated row, a canary.
+    rows += [
+        ["exa**le.example", "suspend", "false", "false", "placeholder", "true", ""],
+        ["*end.example", "suspend", "false", "false", "placeholder", "false", ""],
+        ["pod2.example", "noop", "false", "false", "placeholder again", "false", ""],
+        ["aud.invalid", "suspend", "false", "false", "placeholder:canary", "false", ""],
+    ]
     rows.insert(
         n // 2, ["bad_host.example", "suspend", "false", "false", "placeholder", "false", ""]
     )
@@ -185,6 +193,13 @@ def test_podmods_format_reads_back_every_entry_it_holds(lists, pod, state, tmp_p
     assert re.search(r"left out line \d+: the comment contains a control character", said_masto)
     assert re.search(r"left out line \d+: 'no-at-sign.example'", said_ours), said_ours
     assert "2 invalid rows skipped" in said_origin[0] and "1 invalid row skipped" in said_origin[1]
+    for note in ("1 obfuscated row skipped", "1 pattern row skipped", "1 repeated row merged"):
+        assert note in said_origin[0], said_origin[0]
+    assert (
+        "\nfrom the source: 1 obfuscated row skipped; 1 pattern row skipped; 1 repeated row"
+        " merged; its canary aud.invalid not written" in said_masto
+    ), said_masto
+    assert "from the source" not in said_ours
     # A subscriber of podmod's own list stores what a subscriber of the source does, all of it.
     assert entries_of(state, "ours-as-podmod") == entries_of(state, "ours")
     assert "skipped" not in sync_line(out, "ours-as-podmod")
