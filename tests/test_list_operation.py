@@ -100,7 +100,8 @@ def test_a_publisher_serving_the_version_in_force_again_withdraws_the_held_one(
     payload = alerts.digest_payload(
         load_config(), [{"type": "list.held", "list_name": "core", **row} for row in told]
     )
-    assert payload["held_count"] == 1 and payload["withdrawn_count"] == 1
+    # (one mail: the version told withdrawn, not also held for approval)
+    assert payload["held_count"] == 0 and payload["withdrawn_count"] == 1, payload
     approved = podmod("lists", "approve", "core", "2")
     assert approved.exit_code == 2 and "(it is withdrawn)" in approved.output
     shown = podmod("lists", "show").output
@@ -439,3 +440,39 @@ def test_a_held_version_of_a_list_taken_out_of_the_configuration_is_offered_no_a
     )
     assert rejected.exit_code == 0, rejected.output
     assert versions_of(state, "core") == [(1, "applied"), (2, "rejected")]
+
+
+def _staff_mail(state, pod) -> dict:
+    """The staff's next mail (alerts.mail_staff), as its templates read it."""
+    assert alerts.mail_staff(load_config(), state, pod.conn) > 0
+    [row] = state.execute(
+        "SELECT payload FROM podmod.outbox WHERE channel = 'mail' ORDER BY id DESC LIMIT 1"
+    ).fetchall()
+    state.rollback()
+    return row["payload"]
+
+
+def test_the_staff_mail_tells_a_hold_rejected_or_approved_before_it_went_out_as_settled(
+    lists, pod, state, monkeypatch
+):
+    # The staff's mail waits alerts.digest_minutes; a podmin may reject (or approve) a held
+    # version meanwhile. The mail then does not call it held for approval, nor count it held.
+    _mail_configured(monkeypatch)
+    monkeypatch.setenv("PODMOD_ALERTS_TO", "staff@pod.example")
+    _held_version_2(lists)
+    podmod("lists", "reject", "core", "2", "--reason", "placeholder: not meant")
+
+    mailed = _staff_mail(state, pod)
+
+    assert mailed["held_count"] == 0 and mailed["held"] == [], mailed
+    [settled] = mailed["settled"]
+    assert settled["version"] == 2 and settled["reason"].startswith("rejected by cli:")
+    assert settled["reason"].endswith(": placeholder: not meant")
+    assert settled["url"] == events.list_url(load_config(), "core", 2)
+    lists.write("core", [f"account,u{n}@far.example,," for n in range(4, 6)])  # (removes all)
+    assert sync()[0] == 4
+    assert podmod("lists", "approve", "core", "3").exit_code == 0
+    mailed = _staff_mail(state, pod)
+    [settled] = mailed["settled"]
+    assert settled["version"] == 3 and settled["reason"].startswith("approved by cli:"), mailed
+    assert settled["reason"].endswith(" and applied") and mailed["held_count"] == 0

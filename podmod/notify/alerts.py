@@ -196,13 +196,66 @@ def staff_recipients(config: Config, pod: psycopg.Connection) -> list[dict[str, 
     return [row for row in rows if row["email"] not in wrong]
 
 
-def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, Any]:
+# What became of the held versions a staff mail is about to tell of, by list and number: their
+# status now, who approved or rejected them and why, and whether their list holds a version still
+# (a hold another version took the place of goes on as that one).
+HOLDS_NOW_SQL = """
+SELECT l.name, v.number, v.status, v.approved_by, v.rejected_by, v.rejected_reason,
+       EXISTS (SELECT 1 FROM podmod.list_versions h
+               WHERE h.list_id = l.id AND h.status = 'held') AS list_holds
+FROM podmod.list_versions v JOIN podmod.lists l ON l.id = v.list_id
+WHERE (l.name, v.number) IN (SELECT * FROM unnest(%s::text[], %s::integer[]))
+"""
+
+
+def holds_ended(state: psycopg.Connection, waiting: list[dict[str, Any]]) -> dict[Any, str]:
+    """The versions these list.held events told held that no longer wait, by (list, number):
+    what became of each ("rejected by …: why", "approved by … and applied", "withdrawn by its
+    publisher", "a later version took its place"), for the staff's mail (digest_payload)."""
+    told = [
+        (event["list_name"], event["facts"].get("version"))
+        for event in waiting
+        if event["type"] == "list.held"
+        and not event["facts"].get("locks_held")
+        and event["facts"].get("version") is not None
+    ]
+    if not told:
+        return {}
+    rows = state.execute(
+        HOLDS_NOW_SQL, ([name for name, _ in told], [number for _, number in told])
+    ).fetchall()
+    ended = {}
+    for row in rows:
+        if row["status"] == "rejected":
+            ended[row["name"], row["number"]] = (
+                f"rejected by {row['rejected_by']}: {row['rejected_reason']}"
+            )
+        elif row["status"] == "applied":
+            ended[row["name"], row["number"]] = f"approved by {row['approved_by']} and applied"
+        elif row["status"] == "withdrawn":
+            ended[row["name"], row["number"]] = "withdrawn by its publisher"
+        elif row["status"] == "superseded" and not row["list_holds"]:
+            ended[row["name"], row["number"]] = "a later version took its place"
+    return ended
+
+
+def digest_payload(
+    config: Config, waiting: list[dict[str, Any]], ended: dict[Any, str] | None = None
+) -> dict[str, Any]:
     """What the staff's mail says of these events: the cases by priority (the first LISTED named),
-    accounts locked by lists, held versions, failing and stale lists, appeals, each with links."""
+    accounts locked by lists, held versions, failing and stale lists, appeals, each with links.
+    `ended` (holds_ended): the held versions that no longer wait, told apart from those that do
+    (and not at all when the mail tells of their withdrawal)."""
+    ended = ended or {}
     cases: dict[int, dict[str, Any]] = {}  # the named ones; a case that rose twice is one
     counted = named_twice = 0
     locked, held, locks_held, failing, stale, appealed = [], [], [], [], [], []
-    withdrawn = []
+    withdrawn, settled = [], []
+    withdrawals = {
+        (event["list_name"], event["facts"].get("version"))
+        for event in waiting
+        if event["type"] == "list.held" and event["facts"].get("withdrawn")
+    }
     for event in waiting:
         facts = event["facts"]
         if event["type"] == "case.alert":
@@ -236,6 +289,19 @@ def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, A
                     "version": facts.get("version"),
                     "reason": facts.get("held_reason", ""),
                     "url": events.list_url(config, event["list_name"]),
+                }
+            )
+        elif event["type"] == "list.held" and (
+            (event["list_name"], facts.get("version")) in withdrawals
+        ):
+            continue  # (its withdrawal, told below, says it was held)
+        elif event["type"] == "list.held" and (event["list_name"], facts.get("version")) in ended:
+            settled.append(
+                {
+                    "list": event["list_name"],
+                    "version": facts.get("version"),
+                    "reason": ended[event["list_name"], facts.get("version")],
+                    "url": events.list_url(config, event["list_name"], facts.get("version")),
                 }
             )
         elif event["type"] == "list.held":
@@ -282,6 +348,8 @@ def digest_payload(config: Config, waiting: list[dict[str, Any]]) -> dict[str, A
         "held": held,
         "withdrawn_count": len(withdrawn),
         "withdrawn": withdrawn,
+        "settled_count": len(settled),
+        "settled": settled,
         "locks_held_count": len(locks_held),
         "locks_held": locks_held,
         "failing_count": len(failing),
@@ -340,7 +408,7 @@ def mail_staff(config: Config, state: psycopg.Connection, pod: psycopg.Connectio
             "UPDATE podmod.events SET digest_id = %s WHERE id = ANY(%s)",
             (digest_id, [event["id"] for event in waiting]),
         )
-        payload = json.dumps(digest_payload(config, waiting))
+        payload = json.dumps(digest_payload(config, waiting, holds_ended(state, waiting)))
         domain = domain_of(config)
         state.cursor().executemany(
             "INSERT INTO podmod.outbox (channel, target, event_type, digest_id, language, payload,"
