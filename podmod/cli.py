@@ -780,14 +780,17 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         labels_in_use_text,
         lists_overview,
         never_synced,
+        overview_keys,
         retry_after_text,
     )
     from podmod.notify.alerts import stale_lists, stale_text
+    from podmod.redact import masked_url
 
     config = get_config(ctx)
     with state_connection(config) as state:
         store.require_current_schema(state)
         rows = lists_overview(state)
+        keys = overview_keys(state)
         ended = ended_holds(state)
         stale = {row["name"]: stale_text(row) for row in stale_lists(config, state)}
         with pod_connection(config) as pod:
@@ -803,16 +806,21 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         row["ended_hold"] = ended_hold_json(ended.get(row["name"]))
     waiting = never_synced(config, rows)
     if as_json:
+        # (a list no sync has read yet: the same keys, none of its own but these)
         rows += [
-            {
+            dict.fromkeys(keys)
+            | {
                 "name": s.name,
+                "url": masked_url(s.url),
                 "policy": s.policy,
-                "subscribed": True,
-                "version": None,
+                "origin": "subscription",
+                "entries": 0,
+                "matches": 0,
                 "held": [],
+                "subscribed": True,
+                "stale": stale.get(s.name),
                 "ended_hold": None,
                 "locks_held": 0,
-                "retry_after": None,
             }
             for s in waiting
         ]
@@ -831,6 +839,8 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
             f"{subscription.name} ({subscription.policy}): subscribed, not synced yet"
             f" (`podmod lists sync --name {subscription.name}`)"
         )
+        if subscription.name in stale:
+            say(f"  {stale[subscription.name]}")
     for row in rows:
         name = "this pod's own list" if row["origin"] == "local" else row["name"]
         if not row["subscribed"]:

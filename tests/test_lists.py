@@ -1360,9 +1360,17 @@ def test_check_warns_of_a_list_no_sync_has_tried_for_hours(lists, pod, state):
     assert "; never synced, and no sync has run since " in report["list added"]["detail"]
     shown = podmod("lists", "show").output
     assert "\n  no sync has tried it since " in shown and "/var/log/podmod/lists.log" in shown
+    # (the list never synced is told stale too, and has every key a synced one has)
+    assert "added (review): subscribed, not synced yet (`podmod lists sync --name added`)\n" in (
+        shown
+    )
+    assert "\n  never synced, and no sync has run since " in shown, shown
     [shown, added] = json.loads(podmod("lists", "show", "--json").output)
     assert shown["stale"].startswith("no sync has tried it since "), shown
     assert added["name"] == "added" and added["version"] is None  # (subscribed, not synced)
+    assert added["stale"].startswith("never synced, and no sync has run since "), added
+    assert sorted(added) == sorted(shown), sorted(set(shown) ^ set(added))
+    assert (added["held"], added["entries"], added["last_error"]) == ([], 0, None)
 
 
 def test_check_reads_each_list_as_a_sync_would_and_says_how_or_why_not(lists, pod, state):

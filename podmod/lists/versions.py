@@ -951,11 +951,15 @@ def never_synced(config: Config, rows: list[dict[str, Any]]) -> list[ListConfig]
     return [subscription for subscription in config.lists if subscription.name not in synced]
 
 
-def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
+def lists_overview(state: psycopg.Connection, *, limit: int | None = None) -> list[dict[str, Any]]:
     """Every list's state: version in force and how its file was read (format, obfuscated rows
     skipped, canaries), entries by severity, the labels they carry (the LABELS_SHOWN most used,
     with how many entries each, and how many labels in all), settings, last success, last error,
     held versions (and why the latest is held)."""
+    return _overview(state, limit).fetchall()
+
+
+def _overview(state: psycopg.Connection, limit: int | None) -> psycopg.Cursor[Any]:
     return state.execute(
         """
         SELECT l.name, l.url, l.policy, l.origin, l.current_version AS version, l.kinds, l.labels,
@@ -1002,9 +1006,15 @@ def lists_overview(state: psycopg.Connection) -> list[dict[str, Any]]:
                   FROM (SELECT label, n, row_number() OVER (ORDER BY n DESC, label) AS rank
                         FROM used) ranked) in_use) e ON true
         ORDER BY l.origin = 'local', l.name
+        LIMIT %(limit)s
         """,
-        {"shown": LABELS_SHOWN},
-    ).fetchall()
+        {"shown": LABELS_SHOWN, "limit": limit},
+    )
+
+
+def overview_keys(state: psycopg.Connection) -> list[str]:
+    """The keys of a lists_overview() row, for a list no sync has read yet to have them too."""
+    return [column.name for column in _overview(state, 0).description or []]
 
 
 # What podmod says of a list its server moved for good (every redirect to `url` permanent): the
