@@ -106,10 +106,14 @@ def test_a_publisher_serving_the_version_in_force_again_withdraws_the_held_one(
     assert approved.exit_code == 2 and "(it is withdrawn)" in approved.output
     shown = podmod("lists", "show").output
     assert "version 2 withdrawn by its publisher" in shown and "held for approval" not in shown
-    # Meant after all, the held change published again is judged anew: held again.
+    # Meant after all, the held change published again is held again: the same version (its
+    # file signed anew), the staff told, as they were told of its withdrawal.
     lists.write("core", ["account,u0@far.example,,"])
     code, output = sync()
-    assert code == 4 and "version 3 (podmod) held for approval" in output, output
+    assert code == 4 and "version 2 (podmod) held again for approval" in output, output
+    assert versions_of(state, "core") == [(1, "applied"), (2, "held")]
+    assert [row["facts"].get("held_again") for row in _held_events(state)] == [None, None, True]
+    assert podmod("lists", "approve", "core", "2").exit_code == 0
 
 
 def test_a_podmin_rejects_a_held_version_and_a_later_file_is_judged_as_usual(lists, pod, state):

@@ -570,6 +570,10 @@ def _store(
     current = list_row["current_version"]
     with phases.timed("open"):
         digest = None if result.not_modified else versions.content_digest(result.body)
+    if latest is not None and latest["status"] != "held":
+        # (a version held again after a later one took its place: the one that waits, not the
+        # latest)
+        latest = versions.held_version(state, list_row["id"]) or latest
     in_force = latest
     if latest is not None and latest["number"] != current:
         in_force = versions.version_row(state, list_row["id"], current)
@@ -584,6 +588,8 @@ def _store(
         or (latest is not None and latest["sha256"] == digest and latest["status"] != "withdrawn")
     )
     if unchanged:
+        if latest is not None and latest["status"] == "held" and latest["sha256"] == digest:
+            versions.still_served(state, list_row["id"], latest["number"])  # (served as held)
         after = _after_in_force(
             config, subscription, list_row, latest, state, withdraw="file" if again else None
         )
@@ -604,6 +610,12 @@ def _store(
     with phases.timed("open"):
         if signed is not None:
             versions.refuse_replay(state, list_row, signed, digest)
+        before, _ = versions.versions_of_file(state, list_row["id"], digest, in_force)
+    if before is not None and _may_hold_again(config, subscription, list_row, before, changed):
+        return _held_again(
+            config, subscription, list_row, latest, before, result, signed, state, dry_run
+        )
+    with phases.timed("open"):
         reader = list_reader(subscription, result.body)
         # The version stored last, also where the file is read again (`latest` is None then: a
         # version an older podmod held, held again as read now, replaces it, told no one anew).
@@ -815,6 +827,15 @@ def _after_in_force(
         return ""
     number, name = latest["number"], subscription.name
     if latest["status"] == "held" and withdraw:
+        flaps = versions.stays_held(state, list_row["id"], number)
+        if flaps is not None:
+            current = list_row["current_version"]
+            return (
+                f"; version {number} stays held: its server serves version {current}'s {withdraw}"
+                f" again, {_times(flaps)} since version {number}'s came back (a source flapping "
+                f"between the two); it is withdrawn once only version {current}'s is served for "
+                f"{_duration(versions.FLAP_SETTLES)}; staff not told again"
+            )
         return "; " + _withdraw_held(config, subscription, list_row, number, withdraw, state)
     if latest["status"] == "held":
         return f"; version {number} waits for approval (`podmod lists approve {name} {number}`)"
@@ -853,6 +874,96 @@ def _withdraw_held(
         notify.record(config, state, "list.held", list_name=name, facts=facts)
     log.info("list %s: %s", name, text)
     return text
+
+
+def _times(count: int) -> str:
+    """ "once", "twice", "5 times"."""
+    return {1: "once", 2: "twice"}.get(count, f"{count:,} times")
+
+
+def _may_hold_again(
+    config: Config,
+    subscription: ListConfig,
+    list_row: dict[str, Any],
+    before: dict[str, Any],
+    changed: list[str],
+) -> bool:
+    """Whether a file served again is version `before`'s, held, then withdrawn or superseded,
+    and would be held again for the same reason: held after the version in force (what it changes
+    is what it changed then), read by this podmod with the same settings, and, held for removing
+    too much, still removing more than the share allowed now."""
+    if before["status"] not in ("withdrawn", "superseded") or before["held_reason"] is None:
+        return False
+    if before["number"] <= (list_row["current_version"] or 0) or changed:
+        return False
+    if before["reader"] != versions.READER or (
+        before["skipped_rows"] and not subscription.skip_invalid
+    ):
+        return False
+    if _hold_kind(before["held_reason"]) == "breadth":
+        return True
+    current = before["entries"] - before["added"] + before["removed"]
+    share = subscription.max_removal_share or config["list_sync.max_removal_share"]
+    return bool(current) and before["removed"] / current > share
+
+
+def _held_again(
+    config: Config,
+    subscription: ListConfig,
+    list_row: dict[str, Any],
+    latest: dict[str, Any] | None,
+    before: dict[str, Any],
+    result: fetch.FetchResult,
+    signed: minisign.TrustedComment | None,
+    state: psycopg.Connection,
+    dry_run: bool,
+) -> SyncOutcome:
+    """The file of version `before`, held, then withdrawn or superseded, is served again (a cache
+    or load balancer serving two files in turn): that version is held again, with no new version
+    and its file not read again. The staff hear it once, when no other version waited (it was
+    withdrawn: they heard that); taking the place of a held one, it is the same hold, counted.
+    It then stays held while its server flaps (_after_in_force)."""
+    name, number, current = subscription.name, before["number"], list_row["current_version"]
+    waiting = latest is not None and latest["status"] == "held" and latest["number"] != number
+    versions.hold_again(state, list_row["id"], number, result.body, signed, told=not waiting)
+    approve = f"approve with `podmod lists approve {name} {number}`"
+    if waiting:
+        text = (
+            f"version {number} ({before['format']}) held for approval: {before['held_reason']}; "
+            f"the content held before as version {number}, served again in place of version "
+            f"{latest['number']}'s (a source flapping between the two): still held, staff not "
+            f"told again; {_kept_text(current)} ({approve})"
+        )
+    else:
+        why = (
+            f"its server serves its file again after version {current}'s (its publisher means "
+            "it after all, or a cache or load balancer serves the two in turn); it stays held "
+            "while they alternate, until approved or rejected, and is withdrawn once only "
+            f"version {current}'s file is served for {_duration(versions.FLAP_SETTLES)}"
+        )
+        _audit_sync(state, subscription, "hold", f"version {number} held again: {why}; {approve}")
+        facts = {
+            "version": number,
+            "held_reason": f"{before['held_reason']}; held again: its file is served again "
+            f"after version {current}'s",
+            "held_again": True,
+        }
+        notify.record(config, state, "list.held", list_name=name, facts=facts)
+        text = (
+            f"version {number} ({before['format']}) held again for approval: "
+            f"{before['held_reason']}; {why}; {_kept_text(current)} ({approve})"
+        )
+    return SyncOutcome(
+        name,
+        "held",
+        text,
+        version=current,
+        entries=before["entries"],
+        added=before["added"],
+        removed=before["removed"],
+        format=before["format"],
+        newly_held=not waiting and not dry_run,
+    )
 
 
 def _hold_kind(reason: str | None) -> str:

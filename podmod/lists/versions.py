@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
@@ -727,11 +727,11 @@ def hold(
         "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
         " removed, skipped_rows, format, signed_comment, signed_at, signed_file,"
         " obfuscated_rows, pattern_rows, repeated_rows, unblocked_rows, canaries, reader,"
-        " hides_blocks, held_reason, held_body) VALUES"
+        " hides_blocks, held_reason, held_body, last_served_at) VALUES"
         " (%(list)s, %(number)s, %(sha)s, 'held', %(entries)s, %(added)s, %(removed)s,"
         " %(skipped)s, %(format)s, %(comment)s, %(signed_at)s, %(signed_file)s,"
         " %(obfuscated)s, %(patterns)s, %(repeated)s, %(unblocked)s, %(canaries)s,"
-        " %(reader)s, %(hides_blocks)s, %(reason)s, %(body)s)",
+        " %(reader)s, %(hides_blocks)s, %(reason)s, %(body)s, now())",
         record | {"reason": reason, "body": body},
     )
     return VersionOutcome(
@@ -744,6 +744,100 @@ def hold(
         phases if phases is not None else Phases(),
         record,
     )
+
+
+# How long a held version that flapped (withdrawn, then its file served again) stays held while
+# its server serves the version in force's file: once only that file is served for this long, the
+# publisher took the change back, and the held version is withdrawn.
+FLAP_SETTLES = timedelta(days=1)
+
+
+def held_version(state: psycopg.Connection, list_id: int) -> dict[str, Any] | None:
+    """The list's version held for approval now, if one is (not always its latest: a version
+    held again after a later one took its place)."""
+    return state.execute(
+        "SELECT * FROM podmod.list_versions WHERE list_id = %s AND status = 'held'"
+        " ORDER BY number DESC LIMIT 1",
+        (list_id,),
+    ).fetchone()
+
+
+def versions_of_file(
+    state: psycopg.Connection, list_id: int, digest: str, in_force: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The newest of a list's versions whose file had this content digest (None: no version
+    had it), and the newest of them a podmin approved over a version of the same content as the
+    one in force now, `in_force` (None: none): what it changes now is what they approved."""
+    rows = state.execute(
+        "SELECT v.*, (SELECT b.sha256 FROM podmod.list_versions b WHERE b.list_id = v.list_id"
+        " AND b.number < v.number AND b.status = 'applied' ORDER BY b.number DESC LIMIT 1)"
+        " AS approved_over FROM podmod.list_versions v WHERE v.list_id = %s AND v.sha256 = %s"
+        " ORDER BY v.number DESC",
+        (list_id, digest),
+    ).fetchall()
+    over = in_force["sha256"] if in_force is not None else None
+    approved = next(
+        (row for row in rows if row["approved_by"] is not None and row["approved_over"] == over),
+        None,
+    )
+    return (rows[0] if rows else None), approved
+
+
+def hold_again(
+    state: psycopg.Connection,
+    list_id: int,
+    number: int,
+    body: bytes,
+    signed: TrustedComment | None,
+    *,
+    told: bool,
+) -> None:
+    """Hold version `number` again (withdrawn or superseded: its file is served again), with the
+    file and signature as served now, inside the caller's transaction; any other held version
+    gives way to it. `told`: the staff are told (no version was held: it flapped, withdrawn and
+    back), else it is counted as a quiet repeat. What it would change is worked out anew when
+    asked (held_changes)."""
+    _supersede_held(state, list_id, number)
+    state.execute(
+        "UPDATE podmod.list_versions SET status = 'held', held_body = %(body)s,"
+        " changes_kept = false, signed_comment = %(comment)s, signed_at = %(signed_at)s,"
+        " signed_file = %(file)s, last_served_at = now(),"
+        " held_again_at = CASE WHEN %(told)s THEN now() ELSE held_again_at END,"
+        " served_again = served_again + CASE WHEN %(told)s THEN 0 ELSE 1 END"
+        " WHERE list_id = %(list)s AND number = %(number)s",
+        {
+            "body": body,
+            "comment": signed.text if signed else None,
+            "signed_at": signed.signed_at if signed else None,
+            "file": signed.file if signed else None,
+            "told": told,
+            "list": list_id,
+            "number": number,
+        },
+    )
+
+
+def still_served(state: psycopg.Connection, list_id: int, number: int) -> None:
+    """Held version `number`'s file is served again, as when it was held."""
+    state.execute(
+        "UPDATE podmod.list_versions SET last_served_at = now()"
+        " WHERE list_id = %s AND number = %s AND status = 'held'",
+        (list_id, number),
+    )
+
+
+def stays_held(state: psycopg.Connection, list_id: int, number: int) -> int | None:
+    """Whether held version `number` stays held while its server serves the version in force's
+    file again: it flapped (withdrawn once, then its own file served again), and its own file was
+    served within FLAP_SETTLES. How many times the version in force's came back since (counted,
+    not logged); None: it does not stay (it is withdrawn)."""
+    row = state.execute(
+        "UPDATE podmod.list_versions SET served_again = served_again + 1"
+        " WHERE list_id = %s AND number = %s AND status = 'held' AND held_again_at IS NOT NULL"
+        " AND last_served_at > now() - %s RETURNING served_again",
+        (list_id, number, FLAP_SETTLES),
+    ).fetchone()
+    return row["served_again"] if row else None
 
 
 def version_diff(
