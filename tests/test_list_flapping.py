@@ -296,3 +296,37 @@ def test_two_held_files_served_in_turn_are_one_hold_and_no_new_version_each_time
     assert approved.exit_code == 0, approved.output
     assert "version 3 approved by cli:" in approved.output
     assert "and applied: 3 entries (+0 -5)" in approved.output
+
+
+def test_a_rejected_file_a_cache_keeps_serving_beside_later_versions_is_never_asked_again(
+    flapping, state, server, smtp_server
+):
+    # The podmin rejected version 2; the publisher moved on (version 3), but an unsigned list's
+    # cache still serves version 2's file every other time. It stays rejected: not stored, not
+    # held, not mailed, not logged each time, counted.
+    flapping.subscribe("core", url=server.url("/core.csv"), signed=False)
+    old = publish(flapping, ROWS)
+    rejected = publish(flapping, ROWS[:2])
+    later_file = publish(flapping, ROWS[:7])
+    serve(server, old)
+    week = Week()
+    cron_sync(state, week)
+    serve(server, rejected)
+    cron_sync(state, week)
+    refused = podmod("lists", "reject", "core", "2", "--reason", "placeholder: not meant")
+    assert refused.exit_code == 0, refused.output
+    serve(server, later_file)
+    cron_sync(state, week)
+
+    flap(server, state, week, [rejected, later_file], 48)
+
+    seen = counts(state, smtp_server)
+    assert seen["mails"] == 1 and week.codes.count(4) == 1, (seen, week.lines[-4:])
+    assert versions_of(state, "core") == [(1, "applied"), (2, "rejected"), (3, "applied")]
+    assert seen["audit"] == {"list_apply": 2, "list_hold": 1, "list_reject": 1}, seen
+    by = version_row(state, 2)["rejected_by"]
+    assert week.lines[-2] == (
+        f"core: unchanged (the file is version 2's, rejected by {by}: not taken again; served "
+        "again 24 times); version 3 stays in force"
+    ), week.lines[-2]
+    assert version_row(state, 2)["served_again"] == 24

@@ -611,6 +611,17 @@ def _store(
         if signed is not None:
             versions.refuse_replay(state, list_row, signed, digest)
         before, _ = versions.versions_of_file(state, list_row["id"], digest, in_force)
+    if before is not None and before["status"] == "rejected":
+        # A podmin rejected this very file (a cache or mirror still serving it beside a later
+        # version): it is never stored, held or asked about again; counted, not logged.
+        count = versions.served_again(state, list_row["id"], before["number"])
+        how = (
+            f" (the file is version {before['number']}'s, rejected by {before['rejected_by']}: "
+            f"not taken again; served again {_times(count)})"
+        )
+        return _unchanged(
+            config, subscription, list_row, pod, state, changed, phases, "unchanged", how, ""
+        )
     if before is not None and _may_hold_again(config, subscription, list_row, before, changed):
         return _held_again(
             config, subscription, list_row, latest, before, result, signed, state, dry_run

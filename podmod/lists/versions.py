@@ -840,6 +840,16 @@ def stays_held(state: psycopg.Connection, list_id: int, number: int) -> int | No
     return row["served_again"] if row else None
 
 
+def served_again(state: psycopg.Connection, list_id: int, number: int) -> int:
+    """Version `number`'s file is served again, and nothing is told (a rejected file): counted;
+    how many times in all."""
+    return state.execute(
+        "UPDATE podmod.list_versions SET served_again = served_again + 1,"
+        " last_served_at = now() WHERE list_id = %s AND number = %s RETURNING served_again",
+        (list_id, number),
+    ).fetchone()["served_again"]
+
+
 def version_diff(
     state: psycopg.Connection, name: str, number: int | None = None, *, limit: int = 50
 ) -> dict[str, Any]:
