@@ -204,6 +204,12 @@ def version_row(state, number: int) -> dict:
     return row
 
 
+def approver(state, number: int) -> str:
+    by = version_row(state, number)["approved_by"]
+    assert by.startswith("cli:"), by
+    return by
+
+
 def flap(server, state, week: Week, files: list[File], syncs: int) -> None:
     """`syncs` cron syncs, 15 minutes apart, the server serving `files` in turn."""
     for step in range(syncs):
@@ -296,6 +302,42 @@ def test_two_held_files_served_in_turn_are_one_hold_and_no_new_version_each_time
     assert approved.exit_code == 0, approved.output
     assert "version 3 approved by cli:" in approved.output
     assert "and applied: 3 entries (+0 -5)" in approved.output
+
+
+def test_an_approved_file_is_not_held_again_when_an_older_file_comes_between(
+    flapping, state, server, smtp_server
+):
+    # An unsigned list behind a cache: the podmin approved the new file (version 2), then the
+    # cache serves the old one again now and then. podmod cannot tell which is newer without a
+    # signature, and takes each as it comes; but the file the podmin approved is never held
+    # for approval again.
+    flapping.subscribe("core", url=server.url("/core.csv"), signed=False)
+    old = publish(flapping, ROWS)
+    new = publish(flapping, ROWS[:2])
+    serve(server, old)
+    week = Week()
+    cron_sync(state, week)
+    serve(server, new)
+    cron_sync(state, week)
+    assert podmod("lists", "approve", "core", "2").exit_code == 0
+
+    flap(server, state, week, [old, new], 8)
+
+    seen = counts(state, smtp_server)
+    assert seen["mails"] == 1 and week.codes.count(4) == 1, (seen, week.lines)
+    assert seen["versions"] == {"applied": 10}, seen
+    assert [row["facts"]["version"] for row in held_events(state)] == [2]
+    assert week.lines[-1].startswith("core: version 10 applied (podmod): 2 entries (+0 -6)")
+    assert week.lines[-1].endswith(
+        f"; its file is version 2's, which {approver(state, 2)} approved: not held again"
+    ), week.lines[-1]
+    # The approval was of that change, over version 1's file: over another, the same file is
+    # judged as usual (a stale copy of it removing what the list has since grown by is held).
+    grown = publish(flapping, [*ROWS, *(f"account,v{n}@far.example,," for n in range(8))])
+    flap(server, state, week, [grown, new], 2)
+    assert week.lines[-2].startswith("core: version 11 applied (podmod): 16 entries (+14 -0)")
+    assert week.lines[-1].startswith("core: version 12 (podmod) held for approval: it removes 14")
+    assert week.codes[-1] == 4 and len(smtp_server.messages) == 2, week.lines[-1]
 
 
 def test_a_rejected_file_a_cache_keeps_serving_beside_later_versions_is_never_asked_again(

@@ -610,7 +610,7 @@ def _store(
     with phases.timed("open"):
         if signed is not None:
             versions.refuse_replay(state, list_row, signed, digest)
-        before, _ = versions.versions_of_file(state, list_row["id"], digest, in_force)
+        before, approved = versions.versions_of_file(state, list_row["id"], digest, in_force)
     if before is not None and before["status"] == "rejected":
         # A podmin rejected this very file (a cache or mirror still serving it beside a later
         # version): it is never stored, held or asked about again; counted, not logged.
@@ -650,6 +650,7 @@ def _store(
                 result.body,
                 signed=signed,
                 digest=digest,
+                approved_before=approved is not None,
             )
             with phases.timed("match"):  # (what is left of reading the pod's hosts)
                 hosts = ahead.result() if ahead is not None else None
@@ -662,8 +663,12 @@ def _store(
         if stored.status == "applied":
             with phases.timed("match"):
                 matched = apply.match_people(config, pod, state, full=True, ahead=hosts)
-                breadth = apply.too_broad(
-                    pod, state, matched, list_row["id"], _match_share(config, subscription)
+                breadth = (
+                    apply.too_broad(
+                        pod, state, matched, list_row["id"], _match_share(config, subscription)
+                    )
+                    if approved is None
+                    else None
                 )
                 if breadth is not None:
                     raise psycopg.Rollback(stored_and_matched)
@@ -764,6 +769,11 @@ def _store(
         f"version {stored.number} applied ({reading}): {_changed(stored)}; "
         f"{_matched(matched, list_row['id'])}{_skipped_rows(reader)}"
     )
+    if approved is not None:
+        message += (
+            f"; its file is version {approved['number']}'s, which {approved['approved_by']} "
+            "approved: not held again"
+        )
     with phases.timed("record"):
         _audit_sync(state, subscription, "apply", message)
     return SyncOutcome(

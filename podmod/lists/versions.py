@@ -598,13 +598,15 @@ def store_version(
     approved_by: str | None = None,
     number: int | None = None,
     digest: str | None = None,
+    approved_before: bool = False,
 ) -> VersionOutcome:
     """Store the list file `reading` reads (not read yet: its rows stream into the database as
     they are read) as the list's next version inside the caller's transaction: applied (entries
     updated), or held when it removes too much and nobody approved it. A file refused for its
     rows (ListFormatError, by the subscription's skip_invalid and require_canary) is refused once
     read; the caller rolls the transaction back. `digest`: the file's content_digest(), when the
-    caller has it (a million rows' file is hashed once per sync)."""
+    caller has it (a million rows' file is hashed once per sync). `approved_before`: a podmin
+    approved a version of this very file before, which is not held again."""
     list_id = list_row["id"]
     phases = Phases()
     with phases.timed("record"):
@@ -655,7 +657,7 @@ def store_version(
         "canaries": reading.canaries,
         "reader": READER,
     }
-    if removal > share and approved_by is None:
+    if removal > share and approved_by is None and not approved_before:
         reason = (
             f"{REMOVES_TOO_MUCH}{counts['removed']:,} of {counts['current']:,} entries"
             f" ({share_text(removal)}), more than the {share_text(share)} allowed"
