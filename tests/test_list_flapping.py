@@ -372,3 +372,61 @@ def test_a_rejected_file_a_cache_keeps_serving_beside_later_versions_is_never_as
         "again 24 times); version 3 stays in force"
     ), week.lines[-2]
     assert version_row(state, 2)["served_again"] == 24
+
+
+def failing_events(state) -> int:
+    state.rollback()
+    count = state.execute(
+        "SELECT count(*) AS n FROM podmod.events WHERE type = 'list.failing'"
+    ).fetchone()["n"]
+    state.rollback()
+    return count
+
+
+@pytest.mark.parametrize("pattern", ["503", "cut short", "older file", "signed ahead"])
+def test_a_server_failing_every_other_fetch_for_a_day_mails_nobody(
+    flapping, state, server, smtp_server, pattern
+):
+    # A server answering 503 every other time; a file cut short (its Content-Length not met);
+    # a mirror behind its origin, serving the older signed file (refused as a replay); a
+    # publisher's clock 16 minutes ahead (refused until this clock reaches its time). Each sync
+    # that fails is refused with the version in force kept, in the sync's log line; none of it
+    # lasts an hour, so the staff hear nothing and cron mails nothing. The same server down for
+    # over an hour is told once.
+    old = publish(flapping, ROWS)
+    serve(server, old)
+    week = Week()
+    cron_sync(state, week)
+    good = old
+    if pattern == "older file":
+        good = publish(flapping, [*ROWS, "account,u8@far.example,,"])
+        serve(server, good)
+        cron_sync(state, week)
+    bad = {
+        "503": 503,
+        "cut short": good,
+        "older file": old,
+        "signed ahead": publish(flapping, ROWS[:7], ahead=16 * 60),
+    }[pattern]
+
+    for step in range(96):
+        serve(server, bad if step % 2 else good, cut=pattern == "cut short" and step % 2 == 1)
+        cron_sync(state, week)
+
+    seen = counts(state, smtp_server)
+    failed = [line for line in week.lines if line.startswith("core: FAILED: ")]
+    assert len(failed) == 48, week.lines[-4:]
+    assert seen["mails"] == 0 and failing_events(state) == 0, (seen, failed[:2])
+    assert set(week.codes) == {0}, week.codes
+    assert seen["audit"] == {"list_apply": len(set(versions_of(state, "core")))}, seen
+    assert all(" stays" in line for line in failed), [
+        line for line in failed if " stays" not in line
+    ]
+
+    for _ in range(6):  # (90 minutes of it alone)
+        serve(server, bad, cut=pattern == "cut short")
+        cron_sync(state, week)
+
+    # (told once in operation: the event's key names the last success, which later() moves)
+    assert len(smtp_server.messages) >= 1 and failing_events(state) >= 1, week.lines[-6:]
+    assert week.codes[-6:].count(1) == 1, week.codes[-6:]
