@@ -6,6 +6,7 @@ and what the podmin's inbox, the audit log and the list's versions gain meanwhil
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import ssl
 import threading
@@ -34,8 +35,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         status, body, cut = self.server.answer(self.path)
+        etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'  # (each backend's, as CDNs send)
+        if status == 200 and not cut and self.headers.get("If-None-Match") == etag:
+            status, body = 304, b""
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
+        if status in (200, 304):
+            self.send_header("ETag", etag)
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body[: len(body) // 2] if cut else body)
@@ -44,7 +50,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class FlappingServer(http.server.ThreadingHTTPServer):
     """HTTPS on 127.0.0.1 serving, at each path, what the test put there (status, body, and
-    whether the body is cut short after half of what its Content-Length says)."""
+    whether the body is cut short after half of what its Content-Length says), with an ETag
+    for each body, answering "not modified" when asked with the one it serves."""
 
     daemon_threads = True
 

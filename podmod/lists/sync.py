@@ -460,6 +460,10 @@ def _fetch(
     reading it changed), so that the same bytes are read anew. The file is asked for only if
     changed (ETag, Last-Modified) when nothing about the list changed."""
     latest = versions.latest_version(state, list_row["id"]) if list_row else None
+    # While a version held again after its publisher's server flapped stays held, the file is
+    # fetched whole: "not modified" would not say which of the two files it is, and only the
+    # version in force's file served for a day withdraws it (_after_in_force).
+    held = versions.held_version(state, list_row["id"]) if list_row else None
     # No transaction stays open during the download, and the store after it is a transaction of
     # its own (begun inside an open one, it would be a savepoint whose work a later list's
     # failure rolled back with that list's: a held version and its notification lost).
@@ -476,6 +480,7 @@ def _fetch(
         and latest is not None
         and not changed
         and not read_again
+        and (held is None or held["held_again_at"] is None)
     )
     result, signed = fetch_verified(
         config,
