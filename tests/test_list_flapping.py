@@ -261,6 +261,7 @@ def test_a_cache_alternating_a_held_removal_with_the_version_in_force_holds_it_o
     ), week.lines[-1]
     assert week.lines[-2].endswith("version 2 waits for approval (`podmod lists approve core 2`)")
     assert version_row(state, 2)["served_again"] == 47
+    assert version_row(state, 2)["ended_at"] is None  # (held again: its withdrawal undone)
     # While they alternate, the podmin can approve it whichever file the last sync met.
     diff = podmod("lists", "diff", "core", "--version", "2")
     assert diff.exit_code == 0 and "core version 2 (held)" in diff.output, diff.output

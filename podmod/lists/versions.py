@@ -801,7 +801,7 @@ def hold_again(
     asked (held_changes)."""
     _supersede_held(state, list_id, number)
     state.execute(
-        "UPDATE podmod.list_versions SET status = 'held', held_body = %(body)s,"
+        "UPDATE podmod.list_versions SET status = 'held', held_body = %(body)s, ended_at = NULL,"
         " changes_kept = false, signed_comment = %(comment)s, signed_at = %(signed_at)s,"
         " signed_file = %(file)s, last_served_at = now(),"
         " held_again_at = CASE WHEN %(told)s THEN now() ELSE held_again_at END,"
