@@ -81,6 +81,10 @@ def test_podmod_bench_measures_every_figure_beside_its_baseline(services):
         # the next version: of every 100 rows one removed, one changed, one added
         step = TINY["entries"] // 100
         assert shape["changed_version"] == {"status": "applied", "added": step, "removed": step}
+        # then one removing three rows in five: held, its changes kept, and looked at
+        held = shape["held_version"]
+        assert held["status"] == "held" and held["removed"] > shape["entries"] // 2, held
+        assert shape["held_resync_seconds"] > 0 and shape["held_first_diff_seconds"] > 0
     assert details["web"]["open_cases"] == TINY["cases"]
     assert details["web"]["memory"]["requests"] == 2 + TINY["requests"]
 

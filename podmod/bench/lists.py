@@ -316,14 +316,46 @@ def _median(values: list[float]) -> float:
     return round(statistics.median(values), 3)
 
 
-def _sync(env: dict[str, str]) -> tuple[float, int, dict[str, Any]]:
-    """`podmod lists sync` as a process: (seconds, peak KiB, its outcome)."""
+def _sync(env: dict[str, str], *, held: bool = False) -> tuple[float, int, dict[str, Any]]:
+    """`podmod lists sync` as a process: (seconds, peak KiB, its outcome); `held`: the sync
+    holds a version for approval (exit code 4)."""
     code, out, err, seconds, peak = run_measured(
         [sys.executable, "-m", "podmod.cli", "lists", "sync", "--json"], env
     )
-    if code != 0:
+    if code != (4 if held else 0):
         raise RuntimeError(f"lists sync failed: {out}{err}"[-2000:])
     return seconds, peak, json.loads(out)[0]
+
+
+def held_version(body: bytes) -> bytes:
+    """A next version that removes three in five of the list's rows: held for approval (above
+    list_sync.max_removal_share, a half)."""
+    lines = body.decode().splitlines(keepends=True)
+    return "".join(lines[: 1 + (len(lines) - 1) * 2 // 5]).encode()
+
+
+def _measure_held(env: dict[str, str], list_path: Path, secret: Any, number: int) -> dict[str, Any]:
+    """The sync that holds a version removing most entries (its changes kept as it holds it),
+    then `podmod lists diff` of it, as the podmin's first look (the lists page's version page
+    reads the same changes): seconds each."""
+    from podmod.lists import minisign
+
+    held = held_version(list_path.read_bytes())
+    list_path.write_bytes(held)
+    signature_path = list_path.with_name(list_path.name + ".minisig")
+    signature_path.write_text(minisign.sign(held, secret, timestamp=int(time.time()) + 2))
+    seconds, _, outcome = _sync(env, held=True)
+    code, out, err, diff_seconds, _ = run_measured(
+        [sys.executable, "-m", "podmod.cli", "lists", "diff", "bench", "--version", str(number)],
+        env,
+    )
+    if code != 0:
+        raise RuntimeError(f"lists diff failed: {out}{err}"[-2000:])
+    return {
+        "held_resync_seconds": round(seconds, 3),
+        "held_version": {key: outcome[key] for key in ("status", "added", "removed")},
+        "held_first_diff_seconds": round(diff_seconds, 3),
+    }
 
 
 def bench_list_sync(
@@ -405,6 +437,9 @@ def bench_list_sync(
                 )
                 settle(sc.database_url)
                 timings["changed"], _, changed_outcome = _sync(env)
+                if attempt == max(syncs, 1) - 1:
+                    settle(sc.database_url)
+                    held = _measure_held(env, list_path, secret, changed_outcome["version"] + 1)
                 # where the first sync's time went: its own phases, and the rest of the process
                 # (start, imports, configuration, connections, exit)
                 phases = dict(outcome["seconds"])
@@ -433,6 +468,7 @@ def bench_list_sync(
         "unchanged_resync_seconds": _median([run["timings"]["unchanged"] for run in runs]),
         "changed_resync_seconds": _median([run["timings"]["changed"] for run in runs]),
         "changed_version": {key: changed_outcome[key] for key in ("status", "added", "removed")},
+        **held,
         "peak_memory_mib": round(max(run["peak"] for run in runs) / 1024, 1),
         **floors,
         "times_the_floor": round(sync_seconds / floors["floor_seconds"], 2),
