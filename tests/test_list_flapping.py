@@ -282,6 +282,27 @@ def test_a_cache_alternating_a_held_removal_with_the_version_in_force_holds_it_o
     ), week.lines[-3:]
 
 
+def test_a_dry_run_of_a_withdrawn_version_served_again_says_what_a_sync_would_do(
+    flapping, state, server, smtp_server
+):
+    old = publish(flapping, ROWS)
+    new = publish(flapping, ROWS[:2])
+    week = Week()
+    flap(server, state, week, [old, new, old], 3)
+    assert versions_of(state, "core") == [(1, "applied"), (2, "withdrawn")], week.lines
+    before = counts(state, smtp_server)
+    serve(server, new)
+
+    preview = podmod("lists", "sync", "--dry-run")
+
+    assert preview.exit_code == 0, preview.output
+    assert "version 2 (podmod) held again for approval" in preview.output, preview.output
+    assert "a sync would keep it for `podmod lists diff core`" in preview.output, preview.output
+    assert "approve with" not in preview.output, preview.output
+    assert versions_of(state, "core") == [(1, "applied"), (2, "withdrawn")]
+    assert counts(state, smtp_server) == before
+
+
 def test_two_held_files_served_in_turn_are_one_hold_and_no_new_version_each_time(
     flapping, state, server, smtp_server
 ):

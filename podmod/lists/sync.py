@@ -952,7 +952,11 @@ def _held_again(
     name, number, current = subscription.name, before["number"], list_row["current_version"]
     waiting = latest is not None and latest["status"] == "held" and latest["number"] != number
     versions.hold_again(state, list_row["id"], number, result.body, signed, told=not waiting)
-    approve = f"approve with `podmod lists approve {name} {number}`"
+    approve = (
+        f"approve with `podmod lists approve {name} {number}`"
+        if not dry_run
+        else f"a sync would keep it for `podmod lists diff {name}` and `podmod lists approve`"
+    )
     if waiting:
         text = (
             f"version {number} ({before['format']}) held for approval: {before['held_reason']}; "
