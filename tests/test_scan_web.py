@@ -26,6 +26,7 @@ def test_the_case_page_shows_a_content_match_and_not_a_match_retracts_it(
     page = html(client.get(f"/cases/{case_id}"))
     assert "Content match" in page and "phrase:placeholder lambda" in page
     assert "placeholder-label" in page and "Not a match" in page
+    assert '<a href="/lists/words/versions/1">version 1</a>, entry' in page, page
     assert "<script>window.__pwned" not in page and "&lt;script&gt;" in page
 
     refused = client.post(

@@ -24,7 +24,7 @@ from podmod.config import Config, load_config
 from podmod.web import create_app
 from podmod.web.queue import Cursor
 from tests.diaspora_pod import DiasporaPod, Person, devise_hash
-from tests.helpers import intake_all, podmod
+from tests.helpers import cases_json, intake_all, podmod
 
 PASSWORD = "placeholder password 1"
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
@@ -1527,6 +1527,12 @@ def test_an_admin_approves_a_held_list_version_from_the_lists_page(
         "SELECT list_match_count FROM podmod.cases WHERE person_id = %s", (held_version.id,)
     ).fetchone()
     assert case["list_match_count"] == 1
+    # The case's list match links the version it came from (what it changed, who approved it).
+    [case_id] = [c["id"] for c in cases_json("open") if c["account"] == "listed@far.example"]
+    case_page = html(client.get(f"/cases/{case_id}"))
+    assert 'list <strong>core</strong>,\n      <a href="/lists/core/versions/1">version 1</a>' in (
+        case_page
+    ), case_page
     [approved] = audit_rows(state, "list_approve")
     assert approved["actor"] == "podmin@pod.example"
     assert approved["details"]["ip"] == "127.0.0.1" and approved["details"]["user_id"], approved
