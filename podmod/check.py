@@ -295,6 +295,7 @@ def _list(config: Config, name: str) -> Callable[[], str]:
             signed_time,
         )
         from podmod.notify.alerts import stale_lists, stale_text
+        from podmod.scan.breadth import confirm_command, held_entries
 
         subscription = config.subscription(name)
         if subscription is None:
@@ -302,7 +303,7 @@ def _list(config: Config, name: str) -> Callable[[], str]:
         # The latest stored version, whose signature a server between updates serves beside a
         # new file, and what the last sync left (none when podmod's database cannot tell: its
         # own check says why).
-        latest, row, stale, known, locks_held = None, None, None, False, 0
+        latest, row, stale, known, locks_held, entries_held = None, None, None, False, 0, []
         with (
             contextlib.suppress(psycopg.Error, PodmodError),
             state_connection(config) as state,
@@ -310,6 +311,7 @@ def _list(config: Config, name: str) -> Callable[[], str]:
             latest = latest_version_named(state, name)
             row = state.execute(LIST_STATE_SQL, (name,)).fetchone()
             stale = next(iter(stale_lists(config, state, name)), None)
+            entries_held = [each for each in held_entries(state) if each["list"] == name]
             known = True
             if subscription.policy == "lock" or subscription.lock_labels:
                 with pod_connection(config) as pod:
@@ -373,6 +375,12 @@ def _list(config: Config, name: str) -> Callable[[], str]:
             warn = True
         if locks_held:
             said, warn = f"{said}; {locks_held_text(config, name, locks_held)}", True
+        for held in entries_held:
+            said += (
+                f"; its entry {held['entry']} is held: {held['held_reason'].split(':')[0]}"
+                f" (`{confirm_command(name, held['entry'])}` if the list means it)"
+            )
+            warn = True
         if stale is not None:
             said, warn = f"{said}; {stale_text(stale)}", True
         elif known and (row is None or row["last_attempt_at"] is None):

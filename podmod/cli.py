@@ -785,6 +785,7 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
     )
     from podmod.notify.alerts import stale_lists, stale_text
     from podmod.redact import masked_url
+    from podmod.scan.breadth import confirm_command, held_entries
 
     config = get_config(ctx)
     with state_connection(config) as state:
@@ -792,6 +793,7 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         rows = lists_overview(state)
         keys = overview_keys(state)
         ended = ended_holds(state)
+        entries_held = held_entries(state)
         stale = {row["name"]: stale_text(row) for row in stale_lists(config, state)}
         with pod_connection(config) as pod:
             # (the lock lists whose policy locks none: more accounts than list_sync.max_locks)
@@ -804,6 +806,11 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         row["subscribed"] = row["origin"] == "local" or row["name"] in subscribed
         # (the latest version, where it was held and rejected or withdrawn; else null)
         row["ended_hold"] = ended_hold_json(ended.get(row["name"]))
+        row["held_entries"] = [
+            {"entry": held["entry"], "held_reason": held["held_reason"]}
+            for held in entries_held
+            if held["list"] == row["name"]
+        ]
     waiting = never_synced(config, rows)
     if as_json:
         # (a list no sync has read yet: the same keys, none of its own but these)
@@ -868,6 +875,11 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
         elif row["held"]:
             held = ", ".join(str(n) for n in row["held"])
             say(f"  held for approval: version {held} (`podmod lists diff {row['name']}`)")
+        for held in row["held_entries"]:
+            say(
+                f"  entry held for approval: {held['entry']}, {held['held_reason'].split(':')[0]}"
+                f" (`{confirm_command(row['name'], held['entry'])}`)"
+            )
         if row["name"] in ended:
             say(f"  {ended_hold_text(ended[row['name']])}")
         if row["moved_to"]:
@@ -1046,6 +1058,20 @@ def lists_lock(ctx: click.Context, name: str) -> None:
         )
         return
     click.echo(f"{name}: {count} {'account' if count == 1 else 'accounts'} locked.")
+
+
+@lists.command("confirm-entry")
+@click.argument("name")
+@click.argument("entry", metavar="KIND:VALUE")
+@click.pass_context
+@podmin_errors
+def lists_confirm_entry(ctx: click.Context, name: str, entry: str) -> None:
+    """Store the matches of a content entry held for matching too many authors (more than
+    list_sync.max_new_match_share of the people the pod knows), once you have checked it."""
+    from podmod.scan.breadth import confirm_entry
+
+    message = confirm_entry(get_config(ctx), name, entry, by=cli_actor())
+    click.echo(f"{name}: {printable(message)}")
 
 
 @lists.command("publish")

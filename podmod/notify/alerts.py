@@ -250,7 +250,7 @@ def digest_payload(
     cases: dict[int, dict[str, Any]] = {}  # the named ones; a case that rose twice is one
     counted = named_twice = 0
     locked, held, locks_held, failing, stale, appealed = [], [], [], [], [], []
-    withdrawn, settled = [], []
+    withdrawn, settled, entries_held = [], [], []
     withdrawals = {
         (event["list_name"], event["facts"].get("version"))
         for event in waiting
@@ -280,6 +280,15 @@ def digest_payload(
                     "count": facts["locks_held"],
                     "reason": facts.get("held_reason", ""),
                     "url": events.locks_url(config, event["list_name"]),
+                }
+            )
+        elif event["type"] == "list.held" and facts.get("entry"):
+            entries_held.append(
+                {
+                    "list": event["list_name"],
+                    "entry": facts["entry"],
+                    "reason": facts.get("held_reason", ""),
+                    "url": events.list_url(config, event["list_name"]),
                 }
             )
         elif event["type"] == "list.held" and facts.get("withdrawn"):
@@ -350,6 +359,8 @@ def digest_payload(
         "withdrawn": withdrawn,
         "settled_count": len(settled),
         "settled": settled,
+        "entries_held_count": len(entries_held),
+        "entries_held": entries_held,
         "locks_held_count": len(locks_held),
         "locks_held": locks_held,
         "failing_count": len(failing),

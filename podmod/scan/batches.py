@@ -186,7 +186,7 @@ def scan_batch(config: Config, batch_id: int) -> int:
         matcher = matcher_for(config, state)
         scanned = scan_items(config, pod, state, matcher, batch["item_type"], ids=batch["item_ids"])
         with state.transaction():
-            stored = store_scanned(pod, state, scanned)
+            stored = store_scanned(config, pod, state, scanned)
             durable.mark_done(state, SCAN_BATCHES, batch_id, matched=stored)
         log.info(
             "scanned batch %d: %d %s items, %d new matches",

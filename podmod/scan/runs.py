@@ -193,7 +193,7 @@ def _run_step(
         ).fetchone()
         if now["cursor"] != above:
             return 0  # another process did this step: go on from where it is
-        matched = store_scanned(pod, state, scanned)
+        matched = store_scanned(config, pod, state, scanned)
         state.execute(
             "UPDATE podmod.scan_run_tables SET cursor = %s, items = items + %s,"
             " matched = matched + %s, done_at = CASE WHEN %s >= top THEN now() END"

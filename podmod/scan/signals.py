@@ -8,7 +8,9 @@ import json
 import psycopg
 
 from podmod import pod_db
+from podmod.config import Config
 from podmod.kinds import ascii_account
+from podmod.scan.breadth import hold_too_broad
 from podmod.scan.items import Found, Scanned
 from podmod.scan.photos import store_photo_hashes
 from podmod.store import INGEST_LOCK
@@ -58,6 +60,8 @@ DELETE FROM content_hits h WHERE NOT EXISTS (
     WHERE e.list_id = h.list_id AND e.kind = h.entry_kind AND e.value = h.entry_value
       AND e.removed_in IS NULL AND (cardinality(l.labels) = 0 OR e.labels && l.labels));
 
+-- (here breadth.hold_too_broad: a held entry's matches dropped, the authors counted)
+
 -- Matched before (the signal may sit on a closed case): nothing to add, no case to open.
 DELETE FROM content_hits h WHERE EXISTS (
     SELECT 1 FROM podmod.signals s
@@ -87,9 +91,12 @@ RETURNING case_id
 """
 
 
-def store_found(pod: psycopg.Connection, state: psycopg.Connection, found: list[Found]) -> int:
-    """Store matches as content signals on their authors' cases, inside the caller's transaction.
-    Returns how many signals are new."""
+def store_found(
+    config: Config, pod: psycopg.Connection, state: psycopg.Connection, found: list[Found]
+) -> int:
+    """Store matches as content signals on their authors' cases, inside the caller's transaction;
+    an entry matching too many authors is held instead (breadth). Returns how many signals are
+    new."""
     if not found:
         return 0
     accounts = pod_db.people_accounts(pod, sorted({f.person_id for f in found}))
@@ -131,8 +138,10 @@ def store_found(pod: psycopg.Connection, state: psycopg.Connection, found: list[
                     None if account is None or account.isascii() else ascii_account(account),
                 )
             )
-    *prepare, insert = STORE_HITS_SQL.split(";\n\n")
+    *prepare, matched_before, insert = STORE_HITS_SQL.split(";\n\n")
     state.execute(";\n\n".join(prepare))
+    hold_too_broad(config, pod, state)
+    state.execute(matched_before)
     inserted = state.execute(insert).fetchall()
     state.execute("DROP TABLE content_hits")
     touched = sorted({row["case_id"] for row in inserted})
@@ -141,6 +150,8 @@ def store_found(pod: psycopg.Connection, state: psycopg.Connection, found: list[
     return len(inserted)
 
 
-def store_scanned(pod: psycopg.Connection, state: psycopg.Connection, scanned: Scanned) -> int:
+def store_scanned(
+    config: Config, pod: psycopg.Connection, state: psycopg.Connection, scanned: Scanned
+) -> int:
     store_photo_hashes(state, scanned.photo_hashes)
-    return store_found(pod, state, scanned.found)
+    return store_found(config, pod, state, scanned.found)

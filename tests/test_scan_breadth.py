@@ -1,0 +1,203 @@
+"""A content entry that matches far too many authors (a list's `phrase,the`, a bare host every
+link goes to, a common image) is held for approval instead of flooding the queue, against real
+PostgreSQL and Redis: the threshold the lists use, each author counted once, the staff told once,
+a held entry confirmed."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from podmod import scan
+from podmod.config import load_config
+from podmod.notify import alerts
+from tests.diaspora_pod import DiasporaPod, Person
+from tests.helpers import cases_json, podmod, read_once
+from tests.test_lists import ListFiles
+from tests.test_scan import active, content_signals, lists, publish, settle
+
+__all__ = ["lists"]
+
+EVERY_POST = "phrase,placeholder note,,"  # what every post of the crowd says
+NARROW = "phrase,placeholder rare,,"
+
+
+def crowd(
+    pod: DiasporaPod, size: int, *, saying: int | None = None, start: int = 0
+) -> list[Person]:
+    """`size` remote people with a post each; the first `saying` of them (all by default) write
+    "placeholder note", the others other words."""
+    saying = size if saying is None else saying
+    people = []
+    for n in range(start, start + size):
+        text = f"A placeholder note number {n}." if n - start < saying else f"Other words {n}."
+        people.append(pod.person(f"writer{n}", "far.example"))
+        pod.post(people[-1], text)
+    return people
+
+
+def query(sql: str, *params) -> list[dict]:
+    with psycopg.connect(load_config().state_database_url) as conn:
+        conn.row_factory = psycopg.rows.dict_row
+        return conn.execute(sql, params).fetchall()
+
+
+def open_accounts() -> dict[str, int]:
+    return {case["account"]: case["content_matches"] for case in cases_json("open")}
+
+
+def entry_signals(entry: str) -> list[dict]:
+    return [s for s in content_signals() if s["entry"] == entry]
+
+
+def hold_events() -> list[dict]:
+    return query("SELECT * FROM podmod.events WHERE type = 'list.held' ORDER BY created_at")
+
+
+def flooded(lists: ListFiles, pod: DiasporaPod) -> tuple[dict[str, int], int]:
+    """300 people writing "placeholder note", one of them also "placeholder spam offer" (listed
+    first, an open case) and one "placeholder rare"; then a version adds the phrase every post
+    holds and a narrow one. Returns the open cases before the version and the rare post's id."""
+    people = crowd(pod, 300)
+    pod.post(people[0], "A placeholder spam offer.")
+    rare = pod.post(people[7], "Something placeholder rare.")
+    publish(lists, "words", ["phrase,placeholder spam offer,,"])
+    settle()
+    before = open_accounts()
+    assert before == {"writer0@far.example": 1}, before
+    publish(lists, "words", ["phrase,placeholder spam offer,,", EVERY_POST, NARROW])
+    settle()
+    return before, rare
+
+
+def test_a_version_adding_a_phrase_every_post_holds_it_and_leaves_the_queue_as_it_was(
+    lists, pod, monkeypatch
+):
+    # Steps of 50 posts: the version's scan stores the matches of the first hundred authors
+    # before the entry passes the floor.
+    monkeypatch.setenv("PODMOD_SCAN_CHUNK_SIZE", "50")
+    before, rare = flooded(lists, pod)
+
+    # The queue as it was, but for the narrow entry's one match in the same version.
+    assert open_accounts() == before | {"writer7@far.example": 1}
+    [narrow] = active(entry_signals("phrase:placeholder rare"))
+    assert narrow["item_id"] == rare
+    # What the broad entry stored before it passed the threshold is retracted, saying why.
+    broad = entry_signals("phrase:placeholder note")
+    assert broad and not active(broad), f"{len(active(broad))} matches of the held entry in force"
+    reasons = {s["retracted_because"] for s in broad}
+    assert (
+        len(broad) >= 100
+        and len(reasons) == 1
+        and next(iter(reasons)).startswith("the entry matches too many authors (")
+    ), reasons
+    assert next(iter(reasons)).endswith(" of 300): held for approval"), reasons
+
+    # The staff are told once, as of a held version; the audit log says it.
+    [event] = hold_events()
+    assert event["list_name"] == "words" and event["facts"]["entry"] == "phrase:placeholder note"
+    payload = alerts.digest_payload(load_config(), [event])
+    assert payload["entries_held_count"] == 1 and payload["held_count"] == 0, payload
+    assert (
+        "podmod lists confirm-entry words 'phrase:placeholder note'"
+        in (payload["entries_held"][0]["reason"])
+    )
+    [audit] = query("SELECT * FROM podmod.audit WHERE action = 'list_entry_hold'")
+    assert audit["source"] == "list:words" and "phrase:placeholder note" in audit["reason"]
+
+    # `podmod lists show`, `podmod check` and the lists page name it with the command to run.
+    shown = podmod("lists", "show").output
+    assert (
+        "  entry held for approval: phrase:placeholder note, the entry matches too many authors"
+        in shown
+    ), shown
+    assert "(`podmod lists confirm-entry words 'phrase:placeholder note'`)" in shown, shown
+    [listed] = json.loads(podmod("lists", "show", "--json").output)
+    assert [held["entry"] for held in listed["held_entries"]] == ["phrase:placeholder note"]
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    assert report["list words"]["status"] == "warn", report["list words"]
+    assert "its entry phrase:placeholder note is held" in report["list words"]["detail"]
+
+    # Another sync, another scan: nothing changes, nobody is told again.
+    assert podmod("lists", "sync", "--name=words").exit_code == 0
+    settle()
+    assert open_accounts() == before | {"writer7@far.example": 1}
+    assert len(hold_events()) == 1
+
+
+def test_new_content_after_the_hold_stores_nothing_for_the_held_entry(lists, pod):
+    flooded(lists, pod)
+    newcomer = pod.person("newcomer", "far.example")
+    pod.post(newcomer, "A placeholder note, and placeholder rare too.")
+    settle()
+
+    [case] = [c for c in cases_json("open") if c["account"] == "newcomer@far.example"]
+    assert [s["entry"] for s in active(case["signals"])] == ["phrase:placeholder rare"]
+
+
+def test_confirming_a_held_entry_stores_its_matches(lists, pod):
+    flooded(lists, pod)
+
+    confirmed = podmod("lists", "confirm-entry", "words", "phrase:placeholder note")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert "words: phrase:placeholder note confirmed: its matches are stored" in confirmed.output
+    settle()
+
+    assert len(active(entry_signals("phrase:placeholder note"))) == 300
+    assert len(open_accounts()) == 300
+    [audit] = query("SELECT * FROM podmod.audit WHERE action = 'list_entry_confirm'")
+    assert audit["source"] == "list:words" and audit["actor"]
+    assert "held for approval" not in podmod("lists", "show").output
+    again = podmod("lists", "confirm-entry", "words", "phrase:placeholder note")
+    assert again.exit_code == 2, again.output
+    assert "List 'words' holds no entry 'phrase:placeholder note' for approval;" in again.output
+    # New content matching it is stored too.
+    pod.post(pod.person("latecomer", "far.example"), "placeholder note")
+    settle()
+    assert len(active(entry_signals("phrase:placeholder note"))) == 301
+
+
+def test_the_threshold_follows_max_new_match_share_and_the_floor(lists, pod):
+    """300 people: 120 write "placeholder note", 90 of them "placeholder other" too."""
+    for n in range(300):
+        text = "placeholder note" if n < 120 else "other words"
+        pod.post(pod.person(f"writer{n}", "far.example"), text + (", placeholder other" * (n < 90)))
+    lists.list_sync = {"max_new_match_share": 0.5}
+    publish(lists, "lenient", [EVERY_POST])  # 120 ≤ half of 300: not held
+    # 120 > a fifth of 300 and > 100: held; 90 > a fifth, but not more than 100: not held.
+    publish(lists, "strict", [EVERY_POST, "phrase,placeholder other,,"], max_new_match_share=0.2)
+    settle()
+
+    def in_force(list_name: str, entry: str) -> int:
+        return sum(s["list"] == list_name for s in active(entry_signals(entry)))
+
+    assert in_force("lenient", "phrase:placeholder note") == 120
+    assert in_force("strict", "phrase:placeholder other") == 90
+    assert in_force("strict", "phrase:placeholder note") == 0
+    assert [(e["list_name"], e["facts"]["entry"]) for e in hold_events()] == [
+        ("strict", "phrase:placeholder note")
+    ]
+
+
+def test_a_batch_stored_twice_counts_its_authors_once(lists, pod):
+    publish(lists, "words", [EVERY_POST])
+    settle()
+    crowd(pod, 60)
+    read_once(load_config())
+    batches = [row["id"] for row in query("SELECT id FROM podmod.scan_batches ORDER BY id")]
+    assert batches
+
+    for _ in range(2):  # (a job run twice: the second finds the batch undone again)
+        query("UPDATE podmod.scan_batches SET done_at = NULL RETURNING id")
+        for batch_id in batches:
+            scan.scan_batch(load_config(), batch_id)
+
+    [counted] = query("SELECT count(*) AS authors FROM podmod.content_entry_authors")
+    assert counted["authors"] == 60
+    assert len(active(entry_signals("phrase:placeholder note"))) == 60 and not hold_events()
+    # 50 more make 110 authors, past the floor and far past 5% of 110 people: held.
+    crowd(pod, 50, start=60)
+    settle()
+    assert len(hold_events()) == 1
+    assert not active(entry_signals("phrase:placeholder note"))
