@@ -12,12 +12,14 @@ import psycopg
 from podmod import scan
 from podmod.config import load_config
 from podmod.notify import alerts
+from tests import test_web
 from tests.diaspora_pod import DiasporaPod, Person
 from tests.helpers import cases_json, podmod, read_once
 from tests.test_lists import ListFiles
 from tests.test_scan import active, content_signals, lists, publish, settle
 
 __all__ = ["lists"]
+make_app, admin, moderator = test_web.make_app, test_web.admin, test_web.moderator  # fixtures
 
 EVERY_POST = "phrase,placeholder note,,"  # what every post of the crowd says
 NARROW = "phrase,placeholder rare,,"
@@ -156,6 +158,37 @@ def test_confirming_a_held_entry_stores_its_matches(lists, pod):
     pod.post(pod.person("latecomer", "far.example"), "placeholder note")
     settle()
     assert len(active(entry_signals("phrase:placeholder note"))) == 301
+
+
+def test_the_lists_page_names_a_held_entry_and_an_admin_confirms_it_there(
+    lists, pod, make_app, admin, moderator
+):
+    flooded(lists, pod)
+    app = make_app()
+    moderating = test_web.signed_in(app.test_client(), "moddy")
+    page = test_web.html(moderating.get("/lists"))
+    assert (
+        "The entry <code><bdi>phrase:placeholder note</bdi></code> of <strong>words</strong>"
+        in (page)
+    )
+    assert "the entry matches too many authors (" in page and ">Confirm it</button>" not in page
+    url = "/lists/words/entries/confirm"
+    assert test_web.post(moderating, url, entry="phrase:placeholder note").status_code == 403
+    podmin = test_web.signed_in(app.test_client(), "podmin")
+    assert ">Confirm it</button>" in test_web.html(podmin.get("/lists"))
+    forged = podmin.post(url, data={"entry": "phrase:placeholder note", "csrf_token": "x" * 43})
+    assert forged.status_code == 400
+    assert not active(entry_signals("phrase:placeholder note"))
+
+    confirmed = test_web.post(podmin, url, entry="phrase:placeholder note")
+    assert confirmed.status_code == 302
+    page = test_web.html(podmin.get("/lists"))
+    assert "words: phrase:placeholder note confirmed: its matches are stored" in page
+    assert "The entry <code>" not in page
+    settle()
+    assert len(active(entry_signals("phrase:placeholder note"))) == 300
+    [audit] = query("SELECT * FROM podmod.audit WHERE action = 'list_entry_confirm'")
+    assert audit["actor"] == "podmin@pod.example", audit
 
 
 def test_the_threshold_follows_max_new_match_share_and_the_floor(lists, pod):

@@ -1,8 +1,8 @@
 """The lists page: each subscription's version in force, how its file was read, entries, matches,
 last sync and error, versions held for approval with what they change and an Approve button,
-locks a list's policy holds back (more than list_sync.max_locks at once) with the page to check
-and confirm them; and this pod's own list with its entries, a Remove button for each and a form
-to add one."""
+content entries held for matching too many authors with a Confirm button, locks a list's policy
+holds back (more than list_sync.max_locks at once) with the page to check and confirm them; and
+this pod's own list with its entries, a Remove button for each and a form to add one."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from podmod.lists.versions import (
 )
 from podmod.notify.alerts import stale_lists, stale_text
 from podmod.redact import masked_url, printable
+from podmod.scan import breadth
 from podmod.web.auth import (
     action_details,
     actor,
@@ -79,8 +80,12 @@ def index() -> str:
     size = services().config["web.page_size"]
     entries = local.entries(state_conn(), size + 1, int(before) if before else None)
     older = url_for("lists.index", before=entries[size - 1]["added_in"]) if entries[size:] else None
+    entries_held: dict[str, list[dict]] = {}
+    for held in breadth.held_entries(state_conn()):
+        entries_held.setdefault(held["list"], []).append(held)
     return render_template(
         "lists.html",
+        entries_held=entries_held,
         locks_held=lock_plan(pod_conn(), state_conn()).held(services().config),
         max_locks=services().config["list_sync.max_locks"],
         lists=[row for row in rows if row["origin"] == "subscription"],
@@ -260,6 +265,23 @@ def reject(name: str, number: int) -> Response:
         flash(str(error), "error")
         return redirect(url_for("lists.version", name=name, number=number))
     flash(f"{name}: {outcome.message}", "ok")
+    return redirect(url_for("lists.index"))
+
+
+@bp.route("/lists/<name>/entries/confirm", methods=["POST"])
+@login_required
+def confirm_entry(name: str) -> Response:
+    """A content entry held for matching too many authors confirmed (as `podmod lists
+    confirm-entry`): its matches are stored."""
+    require_approve_role()
+    try:
+        message = breadth.confirm_entry(
+            services().config, name, request.form.get("entry", "")[:2000], by=actor()
+        )
+    except PodmodError as error:
+        flash(str(error), "error")
+        return redirect(url_for("lists.index"))
+    flash(f"{name}: {message}", "ok")
     return redirect(url_for("lists.index"))
 
 
