@@ -6,12 +6,14 @@ a held entry confirmed."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 
 from podmod import scan
 from podmod.config import load_config
 from podmod.notify import alerts
+from podmod.notify.mail import render
 from tests import test_web
 from tests.diaspora_pod import DiasporaPod, Person
 from tests.helpers import cases_json, podmod, read_once
@@ -105,6 +107,14 @@ def test_a_version_adding_a_phrase_every_post_holds_it_and_leaves_the_queue_as_i
         "podmod lists confirm-entry words 'phrase:placeholder note'"
         in (payload["entries_held"][0]["reason"])
     )
+    for language, heading in (
+        ("en", "1 list entry is held for matching too many authors:"),
+        ("de", "1 Listeneintrag wird zurückgehalten, weil er zu viele Autoren trifft:"),
+    ):
+        mail = render(load_config(), "digest", language, {**payload, "language": language})
+        assert heading in mail["text"] and heading in mail["html"], mail["text"]
+        assert "phrase:placeholder note" in mail["text"]
+    assert mail["subject"] == "podmod: 1 Listeneintrag zurückgehalten", mail["subject"]
     [audit] = query("SELECT * FROM podmod.audit WHERE action = 'list_entry_hold'")
     assert audit["source"] == "list:words" and "phrase:placeholder note" in audit["reason"]
 
@@ -233,4 +243,24 @@ def test_a_batch_stored_twice_counts_its_authors_once(lists, pod):
     crowd(pod, 50, start=60)
     settle()
     assert len(hold_events()) == 1
+    assert not active(entry_signals("phrase:placeholder note"))
+
+
+def test_workers_storing_batches_at_once_count_every_author_once(lists, pod, monkeypatch):
+    publish(lists, "words", [EVERY_POST])
+    settle()
+    monkeypatch.setenv("PODMOD_SCAN_BATCH_SIZE", "30")
+    crowd(pod, 120)
+    read_once(load_config())
+    batches = [row["id"] for row in query("SELECT id FROM podmod.scan_batches ORDER BY id")]
+    assert len(batches) >= 4, batches  # (4 of posts, and their authors' profiles)
+
+    with ThreadPoolExecutor(4) as workers:
+        list(workers.map(lambda batch_id: scan.scan_batch(load_config(), batch_id), batches))
+
+    # Whichever batch came last found 120 authors, past the floor: held once, nothing in force.
+    [counted] = query("SELECT count(*) AS authors FROM podmod.content_entry_authors")
+    assert counted["authors"] == 120
+    [hold] = query("SELECT authors FROM podmod.content_entry_holds")
+    assert hold["authors"] == 120 and len(hold_events()) == 1
     assert not active(entry_signals("phrase:placeholder note"))
