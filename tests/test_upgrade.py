@@ -305,6 +305,9 @@ def test_what_an_older_podmod_stored_reads_after_the_upgrade(env, pod, monkeypat
     init = podmod("init")
 
     assert init.exit_code == 0, init.output
+    with psycopg.connect(env["PODMOD_DATABASE_URL"]) as conn:
+        counted = conn.execute("SELECT * FROM podmod.content_entry_authors").fetchall()
+    assert counted == [(1, "phrase", "placeholder campaign text", remote.id)], counted
     cases = {
         case["id"]: case for case in json.loads(podmod("cases", "--json", "--status", "all").output)
     }

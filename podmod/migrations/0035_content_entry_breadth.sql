@@ -22,3 +22,9 @@ CREATE TABLE podmod.content_entry_holds (
     confirmed_by text,
     PRIMARY KEY (list_id, entry_kind, entry_value)
 );
+
+-- The authors the content matches in force already name count: an entry that matched too many
+-- before this migration is held by its next match.
+INSERT INTO podmod.content_entry_authors (list_id, entry_kind, entry_value, person_id)
+SELECT DISTINCT list_id, entry_kind, entry_value, person_id FROM podmod.signals
+WHERE kind = 'content' AND retracted_at IS NULL AND person_id IS NOT NULL;
