@@ -12,7 +12,8 @@ import psycopg
 from podmod import notify, pod_db
 from podmod.config import NEW_MATCHES_FLOOR, Config
 from podmod.errors import PodmodError
-from podmod.store import INGEST_LOCK, record_audit, resolve_cases_without_pending
+from podmod.scan.changes import create_run, settle_retracted
+from podmod.store import INGEST_LOCK, record_audit
 
 # Run by store_found on its content_hits (the matches of a batch, in force), under INGEST_LOCK: a
 # held entry's matches dropped, then each author an entry not confirmed matched counted once (a
@@ -135,17 +136,7 @@ def _hold(config: Config, state: psycopg.Connection, row: dict, known: int, shar
 
 def _retract(state: psycopg.Connection, key: tuple[int, str, str], reason: str) -> None:
     rows = state.execute(RETRACT_SQL, (reason, *key)).fetchall()
-    touched = sorted({row["case_id"] for row in rows})
-    if touched:
-        state.execute("SELECT podmod.refresh_cases(%s)", (touched,))
-        resolve_cases_without_pending(
-            state,
-            touched,
-            resolution="retracted",
-            actor="podmod",
-            source="scan",
-            reason="its content matches were retracted and nothing else is pending",
-        )
+    settle_retracted(state, {row["case_id"] for row in rows})
 
 
 def held_entries(state: psycopg.Connection) -> list[dict]:
@@ -157,7 +148,6 @@ def confirm_entry(config: Config, list_name: str, entry: str, *, by: str) -> str
     """A podmin confirms a held entry: its matches are stored from now on, and a scan of the
     list's entries over the content already there is recorded (the workers take it up)."""
     from podmod.db import state_connection
-    from podmod.scan.changes import create_run
 
     kind, _, value = entry.partition(":")
     with state_connection(config) as state, state.transaction():

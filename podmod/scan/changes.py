@@ -131,7 +131,14 @@ def retract_stale(state: psycopg.Connection) -> int:
                 copy.write_row((account, ascii_account(account)))
     rows = state.execute(RETRACT_SQL, {"names": names, "kinds": kinds}).fetchall()
     state.execute("DROP TABLE allow_names")
-    touched = sorted({row["case_id"] for row in rows})
+    settle_retracted(state, {row["case_id"] for row in rows})
+    return len(rows)
+
+
+def settle_retracted(state: psycopg.Connection, case_ids: set[int]) -> None:
+    """The cases whose content matches were just retracted, refreshed, and those left with
+    nothing pending closed (audited), inside the caller's transaction."""
+    touched = sorted(case_ids)
     if touched:
         state.execute("SELECT podmod.refresh_cases(%s)", (touched,))
         resolve_cases_without_pending(
@@ -142,7 +149,6 @@ def retract_stale(state: psycopg.Connection) -> int:
             source="scan",
             reason="its content matches were retracted and nothing else is pending",
         )
-    return len(rows)
 
 
 def create_run(
