@@ -828,6 +828,7 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
                 "stale": stale.get(s.name),
                 "ended_hold": None,
                 "locks_held": 0,
+                "held_entries": [],
             }
             for s in waiting
         ]
