@@ -13,15 +13,19 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from html import unescape
 from pathlib import Path
 
 import pytest
 
+from podmod.config import load_config
 from podmod.loopback import self_signed_certificate
+from podmod.web import create_app
 from tests.helpers import podmod
 from tests.notify_servers import smtp_server as smtp_server  # (fixture)
 from tests.test_lists import ListFiles, signature_of, versions_of
 from tests.test_lists import lists as lists  # (fixture)
+from tests.test_web import PASSWORD, html, signed_in
 
 STEP = 15  # minutes between two cron syncs
 
@@ -157,7 +161,7 @@ def cron_sync(state, week: Week) -> None:
 @pytest.fixture
 def flapping(lists, pod, state, server, smtp_server, monkeypatch) -> ListFiles:
     """`core` subscribed at the flapping server, signed, mail to the staff set up."""
-    pod.person("admin", roles=("admin",))
+    pod.person("podmin", password=PASSWORD, roles=("admin",))
     monkeypatch.setenv("PODMOD_MAIL_SMTP_URL", smtp_server.url())
     monkeypatch.setenv("PODMOD_MAIL_FROM", "podmod@pod.example")
     monkeypatch.setenv("PODMOD_WEB_PUBLIC_URL", "https://pod.example/podmod/")
@@ -265,6 +269,13 @@ def test_a_cache_alternating_a_held_removal_with_the_version_in_force_holds_it_o
     # While they alternate, the podmin can approve it whichever file the last sync met.
     diff = podmod("lists", "diff", "core", "--version", "2")
     assert diff.exit_code == 0 and "core version 2 (held)" in diff.output, diff.output
+    # It says the source flaps, as its page does.
+    flapped = (
+        "its file served again after it was withdrawn, and the version in force's 47 times since:"
+        " a source flapping between the two"
+    )
+    assert flapped in diff.output, diff.output
+    assert flapped in version_page("core", 2)
 
     # Only version 1's file for a day: its publisher took the change back; withdrawn, told once.
     serve(server, old)
@@ -401,6 +412,15 @@ def test_a_rejected_file_a_cache_keeps_serving_beside_later_versions_is_never_as
         "again 24 times); version 3 stays in force"
     ), week.lines[-2]
     assert version_row(state, 2)["served_again"] == 24
+    said = "; its file was served again 24 times since, never taken"
+    assert said in podmod("lists", "diff", "core", "--version", "2").output
+    assert said in version_page("core", 2)
+
+
+def version_page(name: str, number: int) -> str:
+    """A version's page as a moderator reads it (its text, entities unescaped)."""
+    client = signed_in(create_app(load_config()).test_client(), "podmin")
+    return unescape(html(client.get(f"/lists/{name}/versions/{number}")))
 
 
 def failing_events(state) -> int:

@@ -928,7 +928,7 @@ def version_changes(
         state.execute(
             "SELECT number, status, held_reason, approved_by, rejected_by, rejected_reason, format,"
             " signed_at, signed_comment, added, removed, changes_kept, fetched_at, applied_at,"
-            " ended_at FROM podmod.list_versions"
+            " ended_at, held_again_at, served_again FROM podmod.list_versions"
             " WHERE list_id = %s"
             " AND (%s::integer IS NULL OR number = %s) ORDER BY number DESC LIMIT 1",
             (list_row["id"], number, number),
@@ -950,8 +950,10 @@ def version_changes(
         # (when it was fetched, applied, and stopped waiting: rejected, withdrawn, superseded)
         **{
             key: version[key].isoformat() if version[key] else None
-            for key in ("fetched_at", "applied_at", "ended_at")
+            for key in ("fetched_at", "applied_at", "ended_at", "held_again_at")
         },
+        # (its file served again since: counted while its server flaps, or after its rejection)
+        "served_again": version["served_again"],
         "format": version["format"],
         "signed": describe_signature(version),
         "signed_at": version["signed_at"].isoformat() if version["signed_at"] else None,
@@ -1005,8 +1007,10 @@ def version_story(diff: dict[str, Any]) -> str:
 
     status = diff["status"]
     if status == "held":
-        return f"held since {utc_minute(datetime.fromisoformat(diff['fetched_at']))}: " + (
-            diff["held_reason"] or ""
+        return (
+            f"held since {utc_minute(datetime.fromisoformat(diff['fetched_at']))}: "
+            + (diff["held_reason"] or "")
+            + flapping_text(diff)
         )
     if not diff["held_reason"]:
         return ""
@@ -1018,7 +1022,33 @@ def version_story(diff: dict[str, Any]) -> str:
         " again",
         "superseded": f"then a later version took its place{at('ended_at')}",
     }.get(status, "")
+    served = diff["served_again"]
+    if status == "rejected" and served:
+        then += f"; its file was served again {_times(served)} since, never taken"
     return f"it was held ({diff['held_reason']}), {then}"
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count:,} times"
+
+
+def flapping_text(diff: dict[str, Any]) -> str:
+    """What a held version's page and `lists diff` say of a source flapping between its file and
+    the version in force's (versions held again: hold_again, stays_held); "" for another."""
+    from podmod.lists.fetch import utc_minute
+
+    if not diff["held_again_at"]:
+        return ""
+    text = (
+        f"; held again on {utc_minute(datetime.fromisoformat(diff['held_again_at']))}, its file"
+        " served again after it was withdrawn"
+    )
+    if diff["served_again"]:
+        text += (
+            f", and the version in force's {_times(diff['served_again'])} since: a source"
+            " flapping between the two (a cache or load balancer serving both)"
+        )
+    return text
 
 
 # The same, kept by the sync that holds the version for the entries it removes, from the changes it

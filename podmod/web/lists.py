@@ -29,6 +29,7 @@ from podmod.lists.versions import (
     ended_hold_text,
     ended_holds,
     entry_parts,
+    flapping_text,
     labels_in_use_text,
     lists_overview,
     never_synced,
@@ -218,6 +219,7 @@ def version(name: str, number: int) -> str:
     return render_template(
         "list_version.html",
         diff=diff,
+        flapping=flapping_text(diff),
         pages=pages,
         times=times,
         unkept=UNKEPT_CHANGES,
