@@ -970,6 +970,7 @@ def _when(moment: datetime | None) -> str:
 
 @lists.command("diff")
 @click.argument("name")
+@click.argument("version", type=int, required=False)
 @click.option("--version", "number", type=int, help="Default: the newest version.")
 @click.option(
     "--limit",
@@ -982,11 +983,21 @@ def _when(moment: datetime | None) -> str:
 @click.pass_context
 @podmin_errors
 def lists_diff(
-    ctx: click.Context, name: str, number: int | None, limit: int, as_json: bool
+    ctx: click.Context,
+    name: str,
+    version: int | None,
+    number: int | None,
+    limit: int,
+    as_json: bool,
 ) -> None:
-    """What a version added and removed."""
+    """What a version (VERSION, as `lists approve` takes it, or --version; default: the newest)
+    added and removed."""
     from podmod.db import state_connection
     from podmod.lists.versions import UNKEPT_CHANGES, version_diff, version_story
+
+    if version is not None and number is not None and version != number:
+        raise click.UsageError(f"Name one version: {version} or --version {number}, not both.")
+    number = number if version is None else version
 
     with state_connection(get_config(ctx)) as state:
         diff = version_diff(state, name, number, limit=limit)

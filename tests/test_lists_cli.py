@@ -227,6 +227,23 @@ def test_a_list_without_that_version_says_which_it_lacks(lists, pod):
     assert one_sentence(zero.output) == "List 'core' has no version 0; see `podmod lists show`."
 
 
+def test_lists_diff_takes_the_version_as_lists_approve_does(lists, pod):
+    # `podmod lists diff core 2`, then `podmod lists approve core 2`: one way to name a version.
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    assert sync()[0] == 0
+    lists.write("core", ["account,one@far.example,,", "account,two@far.example,,"])
+    assert sync()[0] == 0
+
+    positional = podmod("lists", "diff", "core", "1")
+    option = podmod("lists", "diff", "core", "--version", "1")
+    both = podmod("lists", "diff", "core", "1", "--version", "2")
+
+    assert positional.exit_code == 0 and positional.output == option.output
+    assert positional.output.startswith("core version 1 (applied): +1 -0\n"), positional.output
+    assert both.exit_code == 2 and "Name one version: 1 or --version 2, not both." in both.output
+
+
 def run_podmod(*args: str) -> subprocess.CompletedProcess[str]:
     """`podmod ARGS` in a process of its own, as cron runs it."""
     return subprocess.run(
