@@ -622,7 +622,7 @@ def _store(
         count = versions.served_again(state, list_row["id"], before["number"])
         how = (
             f" (the file is version {before['number']}'s, rejected by {before['rejected_by']}: "
-            f"not taken again; served again {_times(count)})"
+            f"not taken again; served again {versions.times_text(count)})"
         )
         return _unchanged(
             config, subscription, list_row, pod, state, changed, phases, "unchanged", how, ""
@@ -858,9 +858,9 @@ def _after_in_force(
             current = list_row["current_version"]
             return (
                 f"; version {number} stays held: its server serves version {current}'s {withdraw}"
-                f" again, {_times(flaps)} since version {number}'s came back (a source flapping "
-                f"between the two); it is withdrawn once only version {current}'s is served for "
-                f"{_duration(versions.FLAP_SETTLES)}; staff not told again"
+                f" again, {versions.times_text(flaps)} since version {number}'s came back (a"
+                f" source flapping between the two); it is withdrawn once only version {current}'s"
+                f" is served for {_duration(versions.FLAP_SETTLES)}; staff not told again"
             )
         return "; " + _withdraw_held(config, subscription, list_row, number, withdraw, state)
     if latest["status"] == "held":
@@ -900,11 +900,6 @@ def _withdraw_held(
         notify.record(config, state, "list.held", list_name=name, facts=facts)
     log.info("list %s: %s", name, text)
     return text
-
-
-def _times(count: int) -> str:
-    """ "once", "twice", "5 times"."""
-    return {1: "once", 2: "twice"}.get(count, f"{count:,} times")
 
 
 def _may_hold_again(

@@ -1024,12 +1024,13 @@ def version_story(diff: dict[str, Any]) -> str:
     }.get(status, "")
     served = diff["served_again"]
     if status == "rejected" and served:
-        then += f"; its file was served again {_times(served)} since, never taken"
+        then += f"; its file was served again {times_text(served)} since, never taken"
     return f"it was held ({diff['held_reason']}), {then}"
 
 
-def _times(count: int) -> str:
-    return "once" if count == 1 else f"{count:,} times"
+def times_text(count: int) -> str:
+    """ "once", "twice", "5 times"."""
+    return {1: "once", 2: "twice"}.get(count, f"{count:,} times")
 
 
 def flapping_text(diff: dict[str, Any]) -> str:
@@ -1045,7 +1046,7 @@ def flapping_text(diff: dict[str, Any]) -> str:
     )
     if diff["served_again"]:
         text += (
-            f", and the version in force's {_times(diff['served_again'])} since: a source"
+            f", and the version in force's {times_text(diff['served_again'])} since: a source"
             " flapping between the two (a cache or load balancer serving both)"
         )
     return text
