@@ -422,15 +422,21 @@ def test_each_way_a_held_version_ends_is_told_with_who_when_and_why_by_diff_and_
     assert 'podmod_list_versions_held{list="core"} 1\n' in _scraped()  # (not the ended ones)
 
 
-def test_lists_show_tells_held_locks_and_a_servers_retry_after_as_the_sync_and_check_do(
-    lists, pod, state
-):
+def locks_held_back(lists: ListFiles, pod) -> None:
+    """Lock list `lockme` naming three local accounts, more than max_locks (1): it locks none and
+    holds them back (the sync exits 4)."""
     for n in range(3):
         pod.person(f"spam{n}")
     lists.list_sync["max_locks"] = 1
     lists.write("lockme", [f"account,spam{n}@pod.example,," for n in range(3)])
     lists.subscribe("lockme", policy="lock")
     assert sync()[0] == 4
+
+
+def test_lists_show_tells_held_locks_and_a_servers_retry_after_as_the_sync_and_check_do(
+    lists, pod, state
+):
+    locks_held_back(lists, pod)
     # Its server then answered 429 with Retry-After: the syncs leave it alone until then.
     state.execute(
         "UPDATE podmod.lists SET last_error = 'placeholder: 429', last_error_at = now(),"

@@ -25,6 +25,7 @@ from podmod.lists.sync import SYNC_LOCK
 from podmod.notify import alerts, mail
 from tests import test_list_fetch, test_lists
 from tests.helpers import podmod, wait_for
+from tests.test_list_operation import locks_held_back
 from tests.test_lists import signature_of, sync, versions_of
 
 https, tls_files = test_list_fetch.https, test_list_fetch.tls_files  # fixtures
@@ -98,12 +99,7 @@ def test_check_warns_of_a_version_held_for_approval_and_says_what_to_run(lists, 
 def test_check_warns_of_a_lock_list_holding_back_its_locks_until_they_are_confirmed(
     lists, pod, state
 ):
-    for n in range(3):
-        pod.person(f"spam{n}")
-    lists.list_sync["max_locks"] = 1
-    lists.write("lockme", [f"account,spam{n}@pod.example,," for n in range(3)])
-    lists.subscribe("lockme", policy="lock")
-    assert sync()[0] == 4
+    locks_held_back(lists, pod)
 
     found = checked("lockme")
 
