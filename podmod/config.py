@@ -264,6 +264,15 @@ KEYS: tuple[Key, ...] = (
         f"(and more than {NEW_MATCHES_FLOOR} of them) is held for approval",
     ),
     Key(
+        "list_sync.max_content_authors",
+        int,
+        1000,
+        _positive,
+        help="a list's content entry (hashtag, phrase, link, image) is held for approval once it "
+        "matches more authors than this, or than max_new_match_share of the people the pod "
+        f"knows, whichever is fewer (and more than {NEW_MATCHES_FLOOR})",
+    ),
+    Key(
         "list_sync.max_locks",
         int,
         20,

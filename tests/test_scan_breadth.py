@@ -223,6 +223,29 @@ def test_the_threshold_follows_max_new_match_share_and_the_floor(lists, pod):
     ]
 
 
+def test_on_a_pod_that_knows_many_people_the_authors_cap_holds_before_the_share(lists, pod):
+    """A share of the people a large pod knows is tens of thousands of authors: the cap
+    (list_sync.max_content_authors) holds a content entry first, never below the floor."""
+    for n in range(300):
+        text = "placeholder note" if n < 120 else "other words"
+        pod.post(pod.person(f"writer{n}", "far.example"), text + (", placeholder other" * (n < 90)))
+    # Half of 300 would let 150 authors be matched; the cap, 80, holds the 120 (not the 90: the
+    # floor, 100, stays).
+    lists.list_sync = {"max_new_match_share": 0.5, "max_content_authors": 80}
+    publish(lists, "words", [EVERY_POST, "phrase,placeholder other,,"])
+    settle()
+
+    assert len(active(entry_signals("phrase:placeholder note"))) == 0
+    assert len(active(entry_signals("phrase:placeholder other"))) == 90
+    assert [e["facts"]["entry"] for e in hold_events()] == ["phrase:placeholder note"]
+    [audited] = query("SELECT reason FROM podmod.audit WHERE action = 'list_entry_hold'")
+    assert audited["reason"].startswith("phrase:placeholder note of list words matches "), audited
+    assert (
+        " authors, more than the 80 authors a content entry may match"
+        " (list_sync.max_content_authors); its matches are held" in audited["reason"]
+    ), audited
+
+
 def test_a_batch_stored_twice_counts_its_authors_once(lists, pod):
     publish(lists, "words", [EVERY_POST])
     settle()

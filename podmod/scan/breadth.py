@@ -1,7 +1,8 @@
 """Content entries that match far too broadly (a list's `phrase,the`, a bare host every link goes
 to, a common image): held for approval when the distinct authors an entry has matched pass the
-threshold the lists use (list_sync.max_new_match_share of the people the pod knows, and more than
-NEW_MATCHES_FLOOR), their matches retracted and no longer stored until a podmin confirms them."""
+threshold the lists use (list_sync.max_new_match_share of the people the pod knows), or
+list_sync.max_content_authors if fewer, and NEW_MATCHES_FLOOR; their matches retracted and no
+longer stored until a podmin confirms them."""
 
 from __future__ import annotations
 
@@ -85,16 +86,19 @@ def hold_too_broad(config: Config, pod: psycopg.Connection, state: psycopg.Conne
     known = pod_db.people_count(pod)
     pod.rollback()
     shares = {s.name: s.max_new_match_share for s in config.lists}
+    cap = config["list_sync.max_content_authors"]
     held = []
     for row in candidates:
         share = shares.get(row["name"]) or config["list_sync.max_new_match_share"]
-        if row["authors"] <= share * known:
+        if row["authors"] <= min(share * known, cap):
             continue
-        held.append(_hold(config, state, row, known, share))
+        held.append(_hold(config, state, row, known, share, cap))
     return held
 
 
-def _hold(config: Config, state: psycopg.Connection, row: dict, known: int, share: float) -> str:
+def _hold(
+    config: Config, state: psycopg.Connection, row: dict, known: int, share: float, cap: int
+) -> str:
     from podmod.lists.versions import share_text
 
     key = (row["list_id"], row["entry_kind"], row["entry_value"])
@@ -110,9 +114,13 @@ def _hold(config: Config, state: psycopg.Connection, row: dict, known: int, shar
         key,
     )
     _retract(state, key, reason)
+    limit = (
+        f"the {share_text(share)} of the {known:,} people this pod knows that a list may match"
+        if share * known < cap
+        else f"the {cap:,} authors a content entry may match (list_sync.max_content_authors)"
+    )
     told = (
-        f"{entry} of list {row['name']} matches {row['authors']:,} authors, more than the"
-        f" {share_text(share)} of the {known:,} people this pod knows that a list may match;"
+        f"{entry} of list {row['name']} matches {row['authors']:,} authors, more than {limit};"
         f" its matches are held: confirm it with `{confirm_command(row['name'], entry)}`"
     )
     record_audit(
