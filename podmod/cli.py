@@ -791,7 +791,9 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
     with state_connection(config) as state:
         store.require_current_schema(state)
         rows = lists_overview(state)
-        keys = overview_keys(state)
+        waiting = never_synced(config, rows)
+        # (a list no sync has read yet has the keys of a synced one's row, of no values)
+        keys = overview_keys(state) if as_json and waiting else []
         ended = ended_holds(state)
         entries_held = held_entries(state)
         stale = {row["name"]: stale_text(row) for row in stale_lists(config, state)}
@@ -799,21 +801,27 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
             # (the lock lists whose policy locks none: more accounts than list_sync.max_locks)
             locks_held = lock_plan(pod, state).held(config)
     subscribed = {subscription.name for subscription in config.lists}
+
+    def told(name: str) -> dict[str, Any]:
+        """What is told of a list beside its row, synced or not yet."""
+        return {
+            "locks_held": locks_held.get(name, 0),
+            "stale": stale.get(name),
+            # (a list taken out of the configuration: retired, its versions kept)
+            "subscribed": name in subscribed,
+            # (the latest version, where it was held and rejected or withdrawn; else null)
+            "ended_hold": ended_hold_json(ended.get(name)),
+            "held_entries": [
+                {"entry": held["entry"], "held_reason": held["held_reason"]}
+                for held in entries_held
+                if held["list"] == name
+            ],
+        }
+
     for row in rows:
-        row["locks_held"] = locks_held.get(row["name"], 0)
-        row["stale"] = stale.get(row["name"])
-        # (a list taken out of the configuration: retired, its versions kept)
-        row["subscribed"] = row["origin"] == "local" or row["name"] in subscribed
-        # (the latest version, where it was held and rejected or withdrawn; else null)
-        row["ended_hold"] = ended_hold_json(ended.get(row["name"]))
-        row["held_entries"] = [
-            {"entry": held["entry"], "held_reason": held["held_reason"]}
-            for held in entries_held
-            if held["list"] == row["name"]
-        ]
-    waiting = never_synced(config, rows)
+        row |= told(row["name"])
+        row["subscribed"] = row["subscribed"] or row["origin"] == "local"
     if as_json:
-        # (a list no sync has read yet: the same keys, none of its own but these)
         rows += [
             dict.fromkeys(keys)
             | {
@@ -824,12 +832,8 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
                 "entries": 0,
                 "matches": 0,
                 "held": [],
-                "subscribed": True,
-                "stale": stale.get(s.name),
-                "ended_hold": None,
-                "locks_held": 0,
-                "held_entries": [],
             }
+            | told(s.name)
             for s in waiting
         ]
         click.echo(json.dumps(rows, indent=2, default=str))
@@ -1079,7 +1083,8 @@ def lists_lock(ctx: click.Context, name: str) -> None:
 @podmin_errors
 def lists_confirm_entry(ctx: click.Context, name: str, entry: str) -> None:
     """Store the matches of a content entry held for matching too many authors (more than
-    list_sync.max_new_match_share of the people the pod knows), once you have checked it."""
+    list_sync.max_new_match_share of the people the pod knows, or list_sync.max_content_authors
+    if fewer), once you have checked it."""
     from podmod.scan.breadth import confirm_entry
 
     message = confirm_entry(get_config(ctx), name, entry, by=cli_actor())

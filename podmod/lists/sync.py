@@ -615,21 +615,25 @@ def _store(
     with phases.timed("open"):
         if signed is not None:
             versions.refuse_replay(state, list_row, signed, digest)
-        before, approved = versions.versions_of_file(state, list_row["id"], digest, in_force)
-    if before is not None and before["status"] == "rejected":
+        # (the newest version of this very file, and one a podmin approved)
+        same_file, approved = versions.versions_of_file(state, list_row["id"], digest, in_force)
+    if same_file is not None and same_file["status"] == "rejected":
         # A podmin rejected this very file (a cache or mirror still serving it beside a later
         # version): it is never stored, held or asked about again; counted, not logged.
-        count = versions.served_again(state, list_row["id"], before["number"])
+        count = versions.served_again(state, list_row["id"], same_file["number"])
         how = (
-            f" (the file is version {before['number']}'s, rejected by {before['rejected_by']}: "
-            f"not taken again; served again {versions.times_text(count)})"
+            f" (the file is version {same_file['number']}'s, rejected by"
+            f" {same_file['rejected_by']}: not taken again; served again"
+            f" {versions.times_text(count)})"
         )
         return _unchanged(
             config, subscription, list_row, pod, state, changed, phases, "unchanged", how, ""
         )
-    if before is not None and _may_hold_again(config, subscription, list_row, before, changed):
+    if same_file is not None and _may_hold_again(
+        config, subscription, list_row, same_file, changed
+    ):
         return _held_again(
-            config, subscription, list_row, latest, before, result, signed, state, dry_run
+            config, subscription, list_row, latest, same_file, result, signed, state, dry_run
         )
     with phases.timed("open"):
         reader = list_reader(subscription, result.body)
