@@ -377,7 +377,7 @@ def _list(config: Config, name: str) -> Callable[[], str]:
             said, warn = f"{said}; {locks_held_text(config, name, locks_held)}", True
         for held in entries_held:
             said += (
-                f"; its entry {held['entry']} is held: {held['held_reason'].split(':')[0]}"
+                f"; its entry {held['entry']} is held: {held['why']}"
                 f" (`{confirm_command(name, held['entry'])}` if the list means it)"
             )
             warn = True

@@ -812,7 +812,7 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
             # (the latest version, where it was held and rejected or withdrawn; else null)
             "ended_hold": ended_hold_json(ended.get(name)),
             "held_entries": [
-                {"entry": held["entry"], "held_reason": held["held_reason"]}
+                {"entry": held["entry"], "held_reason": held["held_reason"], "why": held["why"]}
                 for held in entries_held
                 if held["list"] == name
             ],
@@ -882,7 +882,7 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
             say(f"  held for approval: version {held} (`podmod lists diff {row['name']}`)")
         for held in row["held_entries"]:
             say(
-                f"  entry held for approval: {held['entry']}, {held['held_reason'].split(':')[0]}"
+                f"  entry held for approval: {held['entry']}, {held['why']}"
                 f" (`{confirm_command(row['name'], held['entry'])}`)"
             )
         if row["name"] in ended:

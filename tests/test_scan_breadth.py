@@ -6,6 +6,7 @@ a held entry confirmed."""
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -182,6 +183,8 @@ def test_the_lists_page_names_a_held_entry_and_an_admin_confirms_it_there(
         in (page)
     )
     assert "the entry matches too many authors (" in page and ">Confirm it</button>" not in page
+    # (what it is held for is said once: "is held for approval: … authors (N of M); its …")
+    assert re.search(r"too many authors \([\d,]+ of [\d,]+\); its matches are not stored", page)
     url = "/lists/words/entries/confirm"
     assert test_web.post(moderating, url, entry="phrase:placeholder note").status_code == 403
     podmin = test_web.signed_in(app.test_client(), "podmin")

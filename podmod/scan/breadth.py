@@ -69,8 +69,14 @@ def confirm_command(list_name: str, entry: str) -> str:
     return f"podmod lists confirm-entry {shlex.quote(list_name)} {shlex.quote(entry)}"
 
 
+def why_held(authors: int, known: int) -> str:
+    """Why an entry is held, as `lists show`, `podmod check` and the lists page say it."""
+    return f"the entry matches too many authors ({authors:,} of {known:,})"
+
+
 def hold_reason(authors: int, known: int) -> str:
-    return f"the entry matches too many authors ({authors:,} of {known:,}): held for approval"
+    """The same, as its retracted matches say it."""
+    return f"{why_held(authors, known)}: held for approval"
 
 
 def hold_too_broad(config: Config, pod: psycopg.Connection, state: psycopg.Connection) -> list[str]:
@@ -148,8 +154,10 @@ def _retract(state: psycopg.Connection, key: tuple[int, str, str], reason: str) 
 
 
 def held_entries(state: psycopg.Connection) -> list[dict]:
-    """The content entries held for matching too many authors, still in their lists."""
-    return state.execute(HELD_SQL).fetchall()
+    """The content entries held for matching too many authors, still in their lists, each with
+    why (why_held)."""
+    rows = state.execute(HELD_SQL).fetchall()
+    return [row | {"why": why_held(row["authors"], row["known"])} for row in rows]
 
 
 def confirm_entry(config: Config, list_name: str, entry: str, *, by: str) -> str:
