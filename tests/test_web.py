@@ -1377,7 +1377,8 @@ def test_the_lists_page_says_until_when_a_lists_server_asked_to_be_left_alone(cl
 
     said = f"Its server asked not to be asked before {until['retry_after']:%Y-%m-%d %H:%M} UTC"
     assert page.count(said) == 1 and page.count("(Retry-After)") == 1, page  # (not `past`)
-    assert "`podmod lists sync --now --name core` asks it anyway)." in page
+    # (the command as the terminal names it, set as code)
+    assert "(<code>podmod lists sync --now --name core</code> asks it anyway)." in page
 
 
 def test_the_lists_page_says_when_no_sync_has_tried_a_list_for_hours(

@@ -208,6 +208,32 @@ def test_a_list_servers_last_error_and_held_reason_cannot_turn_podmods_words_aro
     assert not has_format_characters(page) and not has_format_characters(version)
 
 
+def test_a_command_a_sentence_names_is_set_as_code_and_a_servers_backticks_stay_escaped(
+    make_app, admin, state
+):
+    state.execute(
+        "INSERT INTO podmod.lists (name, url, policy, last_error, last_error_at)"
+        " VALUES ('core', 'https://lists.example/core.csv', 'review', %s, now())",
+        ("the server answered '`<img src=x onerror=alert(1)>`'; see `podmod lists show`.",),
+    )
+    state.execute(
+        "INSERT INTO podmod.list_versions (list_id, number, sha256, status, entries, added,"
+        " removed, format, held_reason, held_body) SELECT id, 1, 'x', 'held', 0, 0, 0, 'podmod',"
+        " %s, 'kind,value,label,comment\n'::bytea FROM podmod.lists",
+        ("held: approve it with `podmod lists approve core 1`",),
+    )
+    state.commit()
+    client = signed_in(make_app().test_client(), "podmin")
+    page = html(client.get("/lists"))
+    assert "see <code>podmod lists show</code>." in page, page
+    assert "&#39;<code>&lt;img src=x onerror=alert(1)&gt;</code>&#39;" in page, page
+    assert "<img src=x" not in page and "`" not in page.split("<main")[-1], page
+    version = html(client.get("/lists/core/versions/1"))
+    assert "approve it with <code>podmod lists approve core 1</code></bdi>" in version, version
+    missing = html(client.get("/lists/nothere/versions/1"))
+    assert "`" not in missing.split("<main")[-1], missing
+
+
 def test_an_obfuscated_rows_text_is_isolated_and_its_match_named_as_the_list_shows_it(
     make_app, env, pod, config, admin, state, tmp_path
 ):

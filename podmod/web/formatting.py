@@ -3,11 +3,14 @@ links to the pod."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
+from markupsafe import Markup, escape
 
 from podmod.redact import printable
 from podmod.store import outcome
@@ -126,6 +129,21 @@ def details_text(details: dict[str, Any] | None, skip: tuple[str, ...] = HIDDEN_
     return "; ".join(parts)
 
 
+# A command or setting as podmod's sentences name it for a terminal: `podmod lists show`.
+_CODE_SPAN = re.compile(r"`([^`\n]{1,300})`")
+
+
+def commands(text: str) -> Markup:
+    """One of podmod's sentences for a page (a sync's error, a hold's reason, a flash message):
+    escaped, each command or setting it names between backticks, as the terminal shows it, set
+    as code."""
+    parts = _CODE_SPAN.split(str(text))  # (outside, inside, outside, …)
+    return Markup("").join(
+        Markup("<code>{}</code>").format(part) if inside else escape(part)
+        for inside, part in zip(itertools.cycle((False, True)), parts, strict=False)
+    )
+
+
 def case_state(case: dict[str, Any]) -> str:
     """'open', or how the case ended: 'closed: locked', 'closed: dismissed', ..."""
     ended = outcome(case["status"], case["resolution"])
@@ -149,5 +167,6 @@ def init_app(app: Flask) -> None:
         details_text=details_text,
         printable=printable,
         case_state=case_state,
+        commands=commands,
     )
     app.jinja_env.globals.update(pod_link=pod_link, why=why)
