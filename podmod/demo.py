@@ -402,7 +402,16 @@ def start(directory: Path, *, port: int | None, keep: bool, echo=print) -> Demo:
         ]
         config_path.write_text("\n".join(text) + "\n")
     _podmod("init", env=env)
-    _podmod("lists", "sync", env=env)
+    # (a demo kept from before may hold a version its podmin published, or name a list that
+    # fails: the sync says so, exit 4 or 1, and the demo starts all the same)
+    synced = _podmod("lists", "sync", env=env, check=False)
+    if synced.returncode not in (0, 1, 4):
+        raise RuntimeError(f"podmod lists sync failed: {synced.stdout}{synced.stderr}")
+    if synced.returncode:
+        echo("The demo's lists, as `podmod lists sync` told them:")
+        for line in synced.stdout.splitlines():
+            if line.strip() and line != "syncing lists":
+                echo(f"  {line}")
     if fresh:  # the four weeks of history, read and decided before anyone signs in
         _podmod("read", "--once", env=env, log=directory / "podmod.log")
         _podmod("worker", "--burst", env=env, log=directory / "podmod.log")

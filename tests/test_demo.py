@@ -30,11 +30,11 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 120) -
 
 
 class RunningDemo:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *flags: str) -> None:
         self.directory = directory
         self.out = directory.parent / f"{directory.name}.out"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "podmod.cli", "demo", "--dir", str(directory)],
+            [sys.executable, "-m", "podmod.cli", "demo", "--dir", str(directory), *flags],
             stdout=self.out.open("w"),
             stderr=subprocess.STDOUT,
             env={k: v for k, v in os.environ.items() if not k.startswith("PODMOD_")},
@@ -70,8 +70,8 @@ class RunningDemo:
 def demo(tmp_path: Path) -> Iterator[Callable[[], RunningDemo]]:
     started: list[RunningDemo] = []
 
-    def start() -> RunningDemo:
-        started.append(RunningDemo(tmp_path / "demo"))
+    def start(*flags: str) -> RunningDemo:
+        started.append(RunningDemo(tmp_path / "demo", *flags))
         return started[-1]
 
     yield start
@@ -147,7 +147,7 @@ def test_the_demo_shows_four_weeks_of_a_pod_and_a_second_demo_leaves_it_running(
     assert "The demo's PostgreSQL stopped; the demo stopped" in running.output()
 
 
-def test_the_demo_stops_and_says_so_when_its_redis_dies(demo):
+def test_the_demo_stops_when_its_redis_dies_and_starts_again_kept_with_a_list_that_fails(demo):
     import psutil
 
     running = demo()
@@ -159,6 +159,17 @@ def test_the_demo_stops_and_says_so_when_its_redis_dies(demo):
     redis_server.kill()
     assert running.stopped() == 1
     assert "The demo's Redis stopped; the demo stopped" in running.output()
+
+    # The podmin, trying things, subscribed the demo to a list that is not there; started again
+    # with its data kept, the demo says so and runs.
+    gone = (running.directory / "lists" / "gone.csv").as_uri()
+    with (running.directory / "podmod.toml").open("a") as config:
+        config.write(f'\n[[lists]]\nname = "gone"\nurl = "{gone}"\npolicy = "review"\n')
+    again = demo("--keep")
+    told = again.output().split("podmod demo is running.")[0]
+    assert "The demo's lists, as `podmod lists sync` told them:" in told, told
+    assert "\n  gone: FAILED: " in told and "\n  core-team: " in told, told
+    assert requests.get(f"http://127.0.0.1:{again.port}/healthz", timeout=10).status_code == 200
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the embedded PostgreSQL as pgserver")
