@@ -520,10 +520,13 @@ def test_the_staff_mail_tells_a_hold_rejected_or_approved_before_it_went_out_as_
     assert settled["version"] == 2 and settled["reason"].startswith("rejected by cli:")
     assert settled["reason"].endswith(": placeholder: not meant")
     assert settled["url"] == events.list_url(load_config(), "core", 2)
+    # (in the words of the version's own story, as `lists diff` and its page tell it)
+    assert f"), then {settled['reason']}\n" in podmod("lists", "diff", "core", "2").output
     lists.write("core", [f"account,u{n}@far.example,," for n in range(4, 6)])  # (removes all)
     assert sync()[0] == 4
     assert podmod("lists", "approve", "core", "3").exit_code == 0
     mailed = _staff_mail(state, pod)
     [settled] = mailed["settled"]
     assert settled["version"] == 3 and settled["reason"].startswith("approved by cli:"), mailed
-    assert settled["reason"].endswith(" and applied") and mailed["held_count"] == 0
+    assert mailed["held_count"] == 0
+    assert f"), then {settled['reason']}\n" in podmod("lists", "diff", "core", "3").output

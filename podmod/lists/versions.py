@@ -996,36 +996,67 @@ UNKEPT_CHANGES = {
 }
 
 
+# A story's parts: its text, and whether the text is another's (a list server's reason for a
+# hold, a podmin's for a rejection), which a page isolates (<bdi>) and a terminal shows printable.
+StoryPart = tuple[str, bool]
+
+
+def version_story_parts(diff: dict[str, Any]) -> list[StoryPart]:
+    """What became of a version (version_changes()), in the words `lists diff` and its page use:
+    "held since 2026-12-07 10:40 UTC: why", "it was held (why), then rejected by
+    podmin@pod.example on 2026-12-07 10:42 UTC: why"; [] for a version applied as it came."""
+    from podmod.lists.fetch import utc_minute
+
+    if diff["status"] == "held":
+        held = utc_minute(datetime.fromisoformat(diff["fetched_at"]))
+        return [
+            (f"held since {held}: ", False),
+            (diff["held_reason"] or "", True),
+            (flapping_text(diff), False),
+        ]
+    if not diff["held_reason"]:
+        return []
+    return [("it was held (", False), (diff["held_reason"], True), ("), then ", False)] + (
+        version_fate(diff) or [("", False)]
+    )
+
+
 def version_story(diff: dict[str, Any]) -> str:
-    """What became of a version (version_changes()), in the words its page uses: "held (why),
-    then rejected by podmin@pod.example on 2026-12-07 10:42 UTC: why"; "" for a version applied
-    as it came."""
+    """The same as one line of text."""
+    return "".join(text for text, _ in version_story_parts(diff))
+
+
+def version_fate(version: dict[str, Any]) -> list[StoryPart]:
+    """What became of a version that was held (a version_changes() or a list_versions row, its
+    times as text or datetimes): "approved by podmin@pod.example on 2026-12-07 10:42 UTC",
+    "rejected by … on …: why", "withdrawn on …: its server served the version in force again",
+    "a later version took its place on …"; [] while it waits. The version's page, `lists diff`
+    and the staff's mail (alerts.holds_ended) say it in these words."""
     from podmod.lists.fetch import utc_minute
 
     def at(key: str) -> str:
-        return f" on {utc_minute(datetime.fromisoformat(diff[key]))}" if diff[key] else ""
+        moment = version.get(key)
+        if isinstance(moment, str):
+            moment = datetime.fromisoformat(moment)
+        return f" on {utc_minute(moment)}" if moment else ""
 
-    status = diff["status"]
-    if status == "held":
-        return (
-            f"held since {utc_minute(datetime.fromisoformat(diff['fetched_at']))}: "
-            + (diff["held_reason"] or "")
-            + flapping_text(diff)
-        )
-    if not diff["held_reason"]:
-        return ""
-    then = {
-        "applied": f"then approved by {diff['approved_by']}{at('applied_at')}",
-        "rejected": f"then rejected by {diff['rejected_by']}{at('ended_at')}: "
-        f"{diff['rejected_reason']}",
-        "withdrawn": f"then withdrawn{at('ended_at')}: its server served the version in force"
-        " again",
-        "superseded": f"then a later version took its place{at('ended_at')}",
-    }.get(status, "")
-    served = diff["served_again"]
-    if status == "rejected" and served:
-        then += f"; its file was served again {times_text(served)} since, never taken"
-    return f"it was held ({diff['held_reason']}), {then}"
+    status = version["status"]
+    if status == "applied":
+        return [(f"approved by {version['approved_by']}{at('applied_at')}", False)]
+    if status == "rejected":
+        served = version["served_again"]
+        return [
+            (f"rejected by {version['rejected_by']}{at('ended_at')}: ", False),
+            (version["rejected_reason"] or "", True),
+            (f"; its file was served again {times_text(served)} since, never taken", False)
+            if served
+            else ("", False),
+        ]
+    if status == "withdrawn":
+        return [(f"withdrawn{at('ended_at')}: its server served the version in force again", False)]
+    if status == "superseded":
+        return [(f"a later version took its place{at('ended_at')}", False)]
+    return []
 
 
 def times_text(count: int) -> str:

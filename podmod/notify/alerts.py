@@ -200,7 +200,8 @@ def staff_recipients(config: Config, pod: psycopg.Connection) -> list[dict[str, 
 # status now, who approved or rejected them and why, and whether their list holds a version still
 # (a hold another version took the place of goes on as that one).
 HOLDS_NOW_SQL = """
-SELECT l.name, v.number, v.status, v.approved_by, v.rejected_by, v.rejected_reason,
+SELECT l.name, v.number, v.status, v.approved_by, v.applied_at, v.rejected_by,
+       v.rejected_reason, v.ended_at, v.served_again,
        EXISTS (SELECT 1 FROM podmod.list_versions h
                WHERE h.list_id = l.id AND h.status = 'held') AS list_holds
 FROM podmod.list_versions v JOIN podmod.lists l ON l.id = v.list_id
@@ -210,8 +211,9 @@ WHERE (l.name, v.number) IN (SELECT * FROM unnest(%s::text[], %s::integer[]))
 
 def holds_ended(state: psycopg.Connection, waiting: list[dict[str, Any]]) -> dict[Any, str]:
     """The versions these list.held events told held that no longer wait, by (list, number):
-    what became of each ("rejected by …: why", "approved by … and applied", "withdrawn by its
-    publisher", "a later version took its place"), for the staff's mail (digest_payload)."""
+    what became of each as its page says it (versions.version_fate: "rejected by … on …: why",
+    "approved by … on …", "withdrawn on …: …", "a later version took its place on …"), for the
+    staff's mail (digest_payload)."""
     told = [
         (event["list_name"], event["facts"].get("version"))
         for event in waiting
@@ -224,18 +226,15 @@ def holds_ended(state: psycopg.Connection, waiting: list[dict[str, Any]]) -> dic
     rows = state.execute(
         HOLDS_NOW_SQL, ([name for name, _ in told], [number for _, number in told])
     ).fetchall()
+    from podmod.lists.versions import version_fate  # (the lists' reading: loaded when used)
+
     ended = {}
     for row in rows:
-        if row["status"] == "rejected":
-            ended[row["name"], row["number"]] = (
-                f"rejected by {row['rejected_by']}: {row['rejected_reason']}"
-            )
-        elif row["status"] == "applied":
-            ended[row["name"], row["number"]] = f"approved by {row['approved_by']} and applied"
-        elif row["status"] == "withdrawn":
-            ended[row["name"], row["number"]] = "withdrawn by its publisher"
-        elif row["status"] == "superseded" and not row["list_holds"]:
-            ended[row["name"], row["number"]] = "a later version took its place"
+        if row["status"] == "superseded" and row["list_holds"]:
+            continue  # (the version that took its place waits, and the mail says so)
+        fate = version_fate(row)
+        if fate:
+            ended[row["name"], row["number"]] = "".join(text for text, _ in fate)
     return ended
 
 

@@ -29,12 +29,12 @@ from podmod.lists.versions import (
     ended_hold_text,
     ended_holds,
     entry_parts,
-    flapping_text,
     labels_in_use_text,
     lists_overview,
     never_synced,
     retry_after_text,
     version_changes,
+    version_story_parts,
 )
 from podmod.notify.alerts import stale_lists, stale_text
 from podmod.redact import masked_url, printable
@@ -212,16 +212,12 @@ def version(name: str, number: int) -> str:
             if diff[f"more_{key}"] and last is not None
             else None
         )
-    times = {
-        key: datetime.fromisoformat(diff[key]) if diff[key] else None
-        for key in ("fetched_at", "applied_at", "ended_at")
-    }
     return render_template(
         "list_version.html",
         diff=diff,
-        flapping=flapping_text(diff),
+        story=version_story_parts(diff),
         pages=pages,
-        times=times,
+        applied_at=datetime.fromisoformat(diff["applied_at"]) if diff["applied_at"] else None,
         unkept=UNKEPT_CHANGES,
         # (approving reads the list's settings: only a list in the configuration can be)
         subscribed=services().config.subscription(name) is not None,
