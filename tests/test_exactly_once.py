@@ -100,6 +100,7 @@ def test_worker_killed_in_the_middle_of_a_job_is_replaced_without_loss(
         while time.monotonic() < deadline:
             waiting = blocker.execute(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             ).fetchone()[0]
             if waiting:
                 break

@@ -2535,6 +2535,7 @@ def test_two_syncs_of_a_changed_list_at_once_store_its_version_once(lists, pod, 
     for _ in range(600):  # (two processes starting on a busy machine)
         waiting = state.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         ).fetchall()
         state.rollback()
         if len(waiting) == 2 or any(p.poll() is not None for p in syncs):
@@ -2582,6 +2583,7 @@ def test_two_syncs_at_once_tell_the_staff_of_held_locks_once(lists, pod, state):
     for _ in range(300):
         waiting = state.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         ).fetchall()
         if waiting or not thread.is_alive():
             break

@@ -309,6 +309,7 @@ def lock_waiters(state) -> int:
     """Sessions waiting for an advisory lock (a deliverer waiting for a row another one sends)."""
     waiting = state.execute(
         "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     ).fetchone()["n"]
     state.rollback()
     return waiting

@@ -286,7 +286,7 @@ def test_sync_every_abandons_the_round_under_way_on_sigterm_and_keeps_nothing_of
             waiting = (
                 "SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
                 " WHERE l.locktype = 'advisory' AND NOT l.granted"
-                " AND a.application_name = 'podmod-state'"
+                " AND a.application_name = 'podmod-state' AND a.datname = current_database()"
             )
             wait_for(
                 lambda: other.execute(waiting).fetchone()[0] or process.poll() is not None,
