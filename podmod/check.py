@@ -378,7 +378,14 @@ def _list(config: Config, name: str) -> Callable[[], str]:
         for held in entries_held:
             said += (
                 f"; its entry {held['entry']} is held: {held['why']}"
-                f" (`{confirm_command(name, held['entry'])}` if the list means it)"
+                + (f" ({held['undone']})" if held["undone"] else "")
+                + (
+                    f"; `podmod lists show` and the lists page show {len(held['sample'])} of"
+                    " its matches"
+                    if held["sample"]
+                    else ""
+                )
+                + f" (`{confirm_command(name, held['entry'])}` if the list means it)"
             )
             warn = True
         if stale is not None:

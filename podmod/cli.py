@@ -785,7 +785,7 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
     )
     from podmod.notify.alerts import stale_lists, stale_text
     from podmod.redact import masked_url
-    from podmod.scan.breadth import confirm_command, held_entries
+    from podmod.scan.breadth import confirm_command, held_entries, held_entry_lines
 
     config = get_config(ctx)
     with state_connection(config) as state:
@@ -812,7 +812,13 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
             # (the latest version, where it was held and rejected or withdrawn; else null)
             "ended_hold": ended_hold_json(ended.get(name)),
             "held_entries": [
-                {"entry": held["entry"], "held_reason": held["held_reason"], "why": held["why"]}
+                {
+                    "entry": held["entry"],
+                    "held_reason": held["held_reason"],
+                    "why": held["why"],
+                    "undone": held["undone"],
+                    "sample": held["sample"],
+                }
                 for held in entries_held
                 if held["list"] == name
             ],
@@ -885,6 +891,8 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
                 f"  entry held for approval: {held['entry']}, {held['why']}"
                 f" (`{confirm_command(row['name'], held['entry'])}`)"
             )
+            for line in held_entry_lines(config, held):
+                say(f"    {line}")
         if row["name"] in ended:
             say(f"  {ended_hold_text(ended[row['name']])}")
         if row["moved_to"]:
@@ -1397,6 +1405,8 @@ def _echo_scan_status(waiting: dict[str, Any]) -> None:
     )
     for run in waiting["runs"]:
         what = f"list {run['list']} version {run['version']}" if run["version"] else run["list"]
+        if run["entry"]:
+            what = f"list {run['list']} entry {printable(run['entry'])}"
         tables = ", ".join(
             f"{name} {table['items']} scanned, {table['matched']} matched"
             for name, table in run["tables"].items()

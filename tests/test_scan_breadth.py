@@ -290,3 +290,186 @@ def test_workers_storing_batches_at_once_count_every_author_once(lists, pod, mon
     [hold] = query("SELECT authors FROM podmod.content_entry_holds")
     assert hold["authors"] == 120 and len(hold_events()) == 1
     assert not active(entry_signals("phrase:placeholder note"))
+
+
+# Post text is the pod's users' and hostile: markup, a script, a direction override, a zero-width
+# space and a terminal's escape sequence around the words the entry matches.
+HOSTILE = (
+    "<script>window.__pwned = 1</script> placeholder note"
+    " \u202eevil\u202c sp\u200bam \x1b]0;owned\x07<img src=x onerror=alert(1)>"
+)
+
+
+def note_guids(pod: DiasporaPod) -> dict[str, str]:
+    """Each author's post guid of the one that says "placeholder note"."""
+    rows = pod.conn.execute(
+        "SELECT lower(pe.diaspora_handle) AS account, p.guid FROM posts p"
+        " JOIN people pe ON pe.id = p.author_id WHERE p.text ILIKE '%placeholder note%'"
+    ).fetchall()
+    return {row["account"]: row["guid"] for row in rows}
+
+
+def test_a_held_entry_keeps_a_few_of_its_matches_for_the_podmin_to_judge(lists, pod):
+    flooded(lists, pod)
+    guids = note_guids(pod)
+
+    [hold] = query("SELECT * FROM podmod.content_entry_holds")
+    sample = hold["sample"]
+    # One match per author, five at most, each with where it is and the words around the match.
+    assert len(sample) == 5 and len({match["account"] for match in sample}) == 5, sample
+    for match in sample:
+        assert match["item_type"] == "Post" and match["item_guid"] == guids[match["account"]]
+        assert "placeholder note" in match["excerpt"].lower(), match
+        assert match["occurred_at"], match
+    moments = [match["occurred_at"] for match in sample]
+    assert moments == sorted(moments, reverse=True)
+
+    shown = podmod("lists", "show").output
+    assert "    5 matches of it when held, one per author, the newest first:" in shown, shown
+    first = sample[0]
+    assert (
+        f"      {first['account']}, post /posts/{first['item_guid']}, " in shown
+        and f": «{first['excerpt']}»" in shown
+    ), shown
+    [listed] = json.loads(podmod("lists", "show", "--json").output)
+    [held] = listed["held_entries"]
+    assert [match["path"] for match in held["sample"]] == [
+        f"/posts/{match['item_guid']}" for match in sample
+    ]
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    assert (
+        "`podmod lists show` and the lists page show 5 of its matches"
+        in (report["list words"]["detail"])
+    ), report["list words"]
+
+    # The staff's mail counts them and links the lists page; no handle nor text of theirs.
+    payload = alerts.digest_payload(load_config(), hold_events())
+    for language, told in (
+        ("en", "The lists page shows 5 of its matches (one per author) to decide on it."),
+        (
+            "de",
+            "Die Listenseite zeigt 5 seiner Treffer (einen je Autor), um darüber zu entscheiden.",
+        ),
+    ):
+        mail = render(load_config(), "digest", language, {**payload, "language": language})
+        assert told in mail["text"] and told in mail["html"], mail["text"]
+        for match in sample:
+            assert match["account"] not in mail["text"] + mail["html"]
+            assert match["excerpt"] not in mail["text"] + mail["html"]
+
+
+def test_hostile_post_text_in_a_held_entrys_matches_shows_as_text(
+    lists, pod, make_app, admin, moderator
+):
+    crowd(pod, 150, saying=0)
+    for n in range(150):
+        pod.post(pod.person(f"hostile{n}", "far.example"), HOSTILE)
+    publish(lists, "words", [EVERY_POST])
+    settle()
+    [hold] = query("SELECT sample FROM podmod.content_entry_holds")
+    assert len(hold["sample"]) == 5 and "<script>" in hold["sample"][0]["excerpt"]
+
+    page = test_web.html(test_web.signed_in(make_app().test_client(), "podmin").get("/lists"))
+    assert "5 of its matches when it was held, one per author, the newest first:" in page
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt; placeholder note" in page, page
+    assert "<script>window.__pwned" not in page and "<img src=x" not in page
+    for hidden in ("\u202e", "\u202c", "\u200b", "\x1b", "\x07"):
+        assert hidden not in page, repr(hidden)
+    shown = podmod("lists", "show").output
+    assert "«<script>window.__pwned = 1</script> placeholder note evil spam" in shown, shown
+    for hidden in ("\u202e", "\u202c", "\u200b", "\x1b", "\x07"):
+        assert hidden not in shown, repr(hidden)
+
+
+def test_confirming_a_held_entry_scans_that_entry_alone(lists, pod):
+    """The list's other entries matched the pod's content before: the run after a confirmation
+    matches the confirmed entry alone (a phrase: not the photos its list's image hash needs)."""
+    flooded(lists, pod)
+    publish(
+        lists,
+        "words",
+        ["phrase,placeholder spam offer,,", EVERY_POST, NARROW, f"pdq,{'ab' * 32},,"],
+    )
+    settle()
+    before = {s["id"] for s in active(content_signals())}
+
+    assert podmod("lists", "confirm-entry", "words", "phrase:placeholder note").exit_code == 0
+    [run] = json.loads(podmod("scan", "--status", "--json").output)["runs"][:1]
+    assert sorted(run["tables"]) == ["Comment", "Post", "Profile"], run["tables"]
+    assert run["entry"] == "phrase:placeholder note" and run["list"] == "words", run
+    assert "entry phrase:placeholder note" in podmod("scan", "--status").output
+    settle()
+    now = active(content_signals())
+    assert {s["id"] for s in now} >= before
+    assert len([s for s in now if s["entry"] == "phrase:placeholder note"]) == 300
+
+
+def test_the_cases_a_held_entry_opened_close_and_its_hold_tells_what_they_did(
+    lists, pod, monkeypatch, make_app, admin, moderator
+):
+    """On a `lock` list: the cases a too-broad phrase opened before it was held alerted the staff
+    and a moderator locked one of their accounts; the hold closes them, locks nobody, and tells
+    the staff what those cases did, so that they check the lock."""
+    from podmod import actions
+    from podmod.db import pod_connection, state_connection
+
+    monkeypatch.setenv("PODMOD_SCAN_CHUNK_SIZE", "50")
+    monkeypatch.setenv("PODMOD_ALERTS_MIN_PRIORITY", "15")  # (one content match alerts)
+    for n in range(3):
+        pod.post(pod.person(f"local{n}"), "A placeholder note from here.")
+    crowd(pod, 300)
+    publish(lists, "words", [EVERY_POST], policy="lock")
+    config = load_config()
+    with state_connection(config) as state, pod_connection(config) as pod_conn:
+        [run_id] = scan.runs.pending_runs(state)
+        scan.process_run(config, pod_conn, state, run_id, max_steps=2)  # (100 posts, 100 cases)
+        assert alerts.alert_cases(config, state) == 100
+    [local0] = [case for case in cases_json("open") if case["account"] == "local0@pod.example"]
+    locked = actions.lock_account(
+        config,
+        actor="moddy@pod.example",
+        source="web",
+        handle="local0@pod.example",
+        case_id=local0["id"],
+    )
+    assert locked.changed, locked
+    settle()
+
+    [hold] = query("SELECT * FROM podmod.content_entry_holds")
+    assert (hold["matches_retracted"], hold["cases_closed"]) == (100, 100), hold
+    assert (hold["cases_alerted"], hold["accounts_locked"]) == (100, 1), hold
+    assert open_accounts() == {}
+    # Nobody locked by the list; the one lock is the moderator's, and only it tells an account.
+    users = pod.conn.execute("SELECT username FROM users WHERE locked_at IS NOT NULL").fetchall()
+    assert [row["username"] for row in users] == ["local0"]
+    told = query("SELECT account, facts FROM podmod.events WHERE type = 'account.locked'")
+    assert [(row["account"], row["facts"].get("by")) for row in told] == [
+        ("local0@pod.example", "staff")
+    ], told
+    outcomes = {case["resolution"] for case in cases_json("all")}
+    assert outcomes == {"retracted", "locked"}, outcomes
+
+    undone = (
+        "100 matches retracted, 100 cases closed (100 had alerted the staff; a moderator had"
+        " locked 1 account on them: check it)"
+    )
+    [audit] = query("SELECT reason FROM podmod.audit WHERE action = 'list_entry_hold'")
+    assert audit["reason"].endswith(f"; {undone}"), audit
+    page = test_web.html(test_web.signed_in(make_app().test_client(), "podmin").get("/lists"))
+    assert f"Holding it undid what it had done: {undone}." in page, page
+    assert f"holding it undid: {undone}" in podmod("lists", "show").output
+    payload = alerts.digest_payload(load_config(), hold_events())
+    for language, told_lines in (
+        (
+            "en",
+            "100 cases it had opened were closed. 100 of them had alerted you. A moderator had"
+            " locked 1 account on them: check it.",
+        ),
+        (
+            "de",
+            "100 Fälle, die er eröffnet hatte, wurden geschlossen. 100 davon hatten Sie"
+            " alarmiert. Ein Moderator hatte darin 1 Konto gesperrt: prüfen Sie es.",
+        ),
+    ):
+        mail = render(load_config(), "digest", language, {**payload, "language": language})
+        assert told_lines in mail["text"], mail["text"]

@@ -288,6 +288,11 @@ def digest_payload(
                     "entry": facts["entry"],
                     "reason": facts.get("held_reason", ""),
                     "url": events.list_url(config, event["list_name"]),
+                    # (counts only: the sample's handles and text stay on the lists page)
+                    "sampled": facts.get("sampled", 0),
+                    "cases_closed": facts.get("cases_closed", 0),
+                    "cases_alerted": facts.get("cases_alerted", 0),
+                    "accounts_locked": facts.get("accounts_locked", 0),
                 }
             )
         elif event["type"] == "list.held" and facts.get("withdrawn"):

@@ -48,7 +48,8 @@ SELECT EXISTS (
     JOIN podmod.lists l ON l.id = e.list_id AND l.policy IN ('review', 'lock')
     WHERE e.kind = {kind} AND e.removed_in IS NULL AND l.name = ANY (%(names)s::text[])
       AND (%(list_id)s::integer IS NULL OR e.list_id = %(list_id)s)
-      AND (%(version)s::integer IS NULL OR e.added_in = %(version)s)) AS present
+      AND (%(version)s::integer IS NULL OR e.added_in = %(version)s)
+      AND (%(value)s::text IS NULL OR e.value = %(value)s)) AS present
 """
 
 
@@ -57,15 +58,19 @@ def kinds_present(
     *,
     list_id: int | None = None,
     version: int | None = None,
+    entry: tuple[str, str] | None = None,
 ) -> list[str]:
-    """The content kinds switched on whose entries are in force (all, a list's, or those a list
-    version added)."""
+    """The content kinds switched on whose entries are in force (all, a list's, those a list
+    version added, or a list's one entry (kind, value))."""
     names, kinds = enabled_pairs(state)
     present = []
     for kind in dict.fromkeys(kinds):
+        if entry is not None and kind != entry[0]:
+            continue
         listed = [name for name, each in zip(names, kinds, strict=True) if each == kind]
         statement = sql.SQL(KIND_PRESENT_SQL).format(kind=sql.Literal(kind))
-        wanted = {"names": listed, "list_id": list_id, "version": version}
+        value = None if entry is None else entry[1]
+        wanted = {"names": listed, "list_id": list_id, "version": version, "value": value}
         if state.execute(statement, wanted).fetchone()["present"]:
             present.append(kind)
     return present
@@ -135,20 +140,21 @@ def retract_stale(state: psycopg.Connection) -> int:
     return len(rows)
 
 
-def settle_retracted(state: psycopg.Connection, case_ids: set[int]) -> None:
+def settle_retracted(state: psycopg.Connection, case_ids: set[int]) -> int:
     """The cases whose content matches were just retracted, refreshed, and those left with
-    nothing pending closed (audited), inside the caller's transaction."""
+    nothing pending closed (audited), inside the caller's transaction; returns how many closed."""
     touched = sorted(case_ids)
-    if touched:
-        state.execute("SELECT podmod.refresh_cases(%s)", (touched,))
-        resolve_cases_without_pending(
-            state,
-            touched,
-            resolution="retracted",
-            actor="podmod",
-            source="scan",
-            reason="its content matches were retracted and nothing else is pending",
-        )
+    if not touched:
+        return 0
+    state.execute("SELECT podmod.refresh_cases(%s)", (touched,))
+    return resolve_cases_without_pending(
+        state,
+        touched,
+        resolution="retracted",
+        actor="podmod",
+        source="scan",
+        reason="its content matches were retracted and nothing else is pending",
+    )
 
 
 def create_run(
@@ -158,17 +164,19 @@ def create_run(
     created_by: str,
     list_id: int | None = None,
     version: int | None = None,
+    entry: tuple[str, str] | None = None,
 ) -> int | None:
     """Record a run over the content already on the pod for the entries chosen (all in force, a
-    list's, or a list version's), inside the caller's transaction; None when none of them is a
-    content entry that applies."""
-    tables = tables_for(kinds_present(state, list_id=list_id, version=version))
+    list's, a list version's, or a list's one entry (kind, value)), inside the caller's
+    transaction; None when none of them is a content entry that applies."""
+    tables = tables_for(kinds_present(state, list_id=list_id, version=version, entry=entry))
     if not tables:
         return None
+    kind, value = entry or (None, None)
     run_id = state.execute(
-        "INSERT INTO podmod.scan_runs (reason, list_id, version, created_by)"
-        " VALUES (%s, %s, %s, %s) RETURNING id",
-        (reason, list_id, version, created_by),
+        "INSERT INTO podmod.scan_runs (reason, list_id, version, entry_kind, entry_value,"
+        " created_by) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (reason, list_id, version, kind, value, created_by),
     ).fetchone()["id"]
     state.execute(
         "INSERT INTO podmod.scan_run_tables (run_id, item_type) SELECT %s, unnest(%s::text[])",

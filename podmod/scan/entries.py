@@ -32,6 +32,7 @@ WHERE e.removed_in IS NULL AND e.kind <> 'pdq'
   AND (cardinality(l.labels) = 0 OR e.labels && l.labels)
   AND (%(list_id)s::integer IS NULL OR e.list_id = %(list_id)s)
   AND (%(version)s::integer IS NULL OR e.added_in = %(version)s)
+  AND (%(entry_kind)s::text IS NULL OR (e.kind = %(entry_kind)s AND e.value = %(entry_value)s))
 """
 
 # PDQ hashes: their groups (list, label, version) first, then each group's hashes, 250,000 ids
@@ -45,6 +46,7 @@ WHERE e.removed_in IS NULL AND e.kind = 'pdq' AND l.name = ANY(%(names)s::text[]
   AND (cardinality(l.labels) = 0 OR e.labels && l.labels)
   AND (%(list_id)s::integer IS NULL OR e.list_id = %(list_id)s)
   AND (%(version)s::integer IS NULL OR e.added_in = %(version)s)
+  AND (%(entry_kind)s::text IS NULL OR (e.kind = %(entry_kind)s AND e.value = %(entry_value)s))
 GROUP BY e.list_id, l.name, e.label, e.added_in
 """
 PDQ_VALUES_SQL = """
@@ -53,6 +55,7 @@ JOIN podmod.lists l ON l.id = e.list_id
 WHERE e.list_id = %s AND e.label = %s AND e.added_in = %s AND e.kind = 'pdq'
   AND e.removed_in IS NULL AND e.id >= %s AND e.id < %s
   AND (cardinality(l.labels) = 0 OR e.labels && l.labels)
+  AND (%s::text IS NULL OR e.value = %s)
 """
 PDQ_IDS_PER_QUERY = 250_000
 
@@ -79,8 +82,10 @@ def load_matcher(
     *,
     list_id: int | None = None,
     version: int | None = None,
+    entry: tuple[str, str] | None = None,
 ) -> Matcher:
-    """Compile the content entries in force (or those of one list, or one list version)."""
+    """Compile the content entries in force (or those of one list, of one list version, or a
+    list's one entry (kind, value))."""
     names, kinds = enabled_pairs(state)
     pairs = [(name, kind) for name, kind in zip(names, kinds, strict=True) if kind != "pdq"]
     wanted = {
@@ -88,6 +93,8 @@ def load_matcher(
         "kinds": [kind for _, kind in pairs],
         "list_id": list_id,
         "version": version,
+        "entry_kind": entry[0] if entry else None,
+        "entry_value": entry[1] if entry else None,
     }
     builder = MatcherBuilder()
     with state.transaction():
@@ -108,7 +115,15 @@ def load_matcher(
                     state.cursor(row_factory=tuple_row)
                     .execute(
                         PDQ_VALUES_SQL,
-                        (group_list, label, added_in, start, start + PDQ_IDS_PER_QUERY),
+                        (
+                            group_list,
+                            label,
+                            added_in,
+                            start,
+                            start + PDQ_IDS_PER_QUERY,
+                            wanted["entry_value"],
+                            wanted["entry_value"],
+                        ),
                     )
                     .fetchone()
                 )
@@ -122,9 +137,10 @@ def matcher_for(
     *,
     list_id: int | None = None,
     version: int | None = None,
+    entry: tuple[str, str] | None = None,
 ) -> Matcher:
     """The compiled entries, from this process's cache while the lists have not changed."""
-    key = (_fingerprint(config, state), list_id, version)
+    key = (_fingerprint(config, state), list_id, version, entry)
     state.rollback()  # (called outside any transaction of the caller's)
     matcher = _matchers.get(key)
     if matcher is None:
@@ -133,7 +149,7 @@ def matcher_for(
         for old in [k for k in _matchers if (k[1] is None) == (list_id is None)]:
             del _matchers[old]
         started = time.perf_counter()
-        matcher = load_matcher(config, state, list_id=list_id, version=version)
+        matcher = load_matcher(config, state, list_id=list_id, version=version, entry=entry)
         _matchers[key] = matcher
         log.debug(
             "compiled %d content entries in %.2f s", len(matcher), time.perf_counter() - started

@@ -18,7 +18,8 @@ def status(config: Config) -> dict[str, Any]:
             " FROM podmod.scan_batches WHERE done_at IS NULL"
         ).fetchone()
         runs = state.execute(
-            "SELECT r.id, r.reason, l.name AS list, r.version, r.created_at, r.done_at"
+            "SELECT r.id, r.reason, l.name AS list, r.version,"
+            " r.entry_kind || ':' || r.entry_value AS entry, r.created_at, r.done_at"
             " FROM podmod.scan_runs r LEFT JOIN podmod.lists l ON l.id = r.list_id"
             " ORDER BY r.id DESC LIMIT 20"
         ).fetchall()
@@ -31,6 +32,7 @@ def status(config: Config) -> dict[str, Any]:
                     "reason": run["reason"],
                     "list": run["list"],
                     "version": run["version"],
+                    "entry": run["entry"],  # (one entry of the list: a held entry confirmed)
                     "done": run["done_at"] is not None,
                     "created_at": run["created_at"].isoformat(),
                     "tables": {

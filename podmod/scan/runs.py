@@ -115,14 +115,19 @@ def process_run(
     started = time.perf_counter()
     result = RunProgress(run_id)
     run = state.execute(
-        "SELECT list_id, version, done_at FROM podmod.scan_runs WHERE id = %s", (run_id,)
+        "SELECT list_id, version, entry_kind, entry_value, done_at FROM podmod.scan_runs"
+        " WHERE id = %s",
+        (run_id,),
     ).fetchone()
     state.rollback()
     if run is None:
         raise ScanError(f"There is no scan run {run_id}.")
     if run["done_at"] is None:
         _start_run(pod, state, run_id)
-        matcher = matcher_for(config, state, list_id=run["list_id"], version=run["version"])
+        entry = (run["entry_kind"], run["entry_value"]) if run["entry_kind"] else None
+        matcher = matcher_for(
+            config, state, list_id=run["list_id"], version=run["version"], entry=entry
+        )
         chunk = config["scan.chunk_size"]
         for table in run_tables(state, run_id):
             item_type = table["item_type"]
