@@ -1,5 +1,6 @@
 """`podmod bench scan`: `podmod scan --backfill` as a process on a pod with large content lists in
-force, its throughput and memory, and a worker's memory scanning new posts with the lists loaded."""
+force, its throughput and memory, a worker's memory scanning new posts with the lists loaded, and
+a held phrase confirmed (its scan of the pod beside a scan of the whole list)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -193,6 +195,7 @@ def bench_scan(
                 " AND item_id > %s AND item_type = 'Post'",
                 (posts,),
             ).fetchone()[0]
+            confirmed = _confirm_held_entry(conn, podmod_cli) if phrases else {}
     post_seconds = run["table_seconds"].get("Post") or backfill_seconds
     post_items = run["tables"]["Post"]["items"]
     return {
@@ -217,4 +220,44 @@ def bench_scan(
         "backfill_peak_memory_mib": backfill_memory.peak_mib,
         "worker_new_post_matches": new_signals,
         "worker_peak_memory_mib": worker_memory.peak_mib,
+        **confirmed,
+    }
+
+
+def _confirm_held_entry(conn: psycopg.Connection, podmod_cli: Any) -> dict[str, object]:
+    """A phrase the backfill matched, held as too broad (its matches retracted), then confirmed:
+    `podmod lists confirm-entry` and the scan it queues, in the foreground (`podmod scan`); then,
+    for comparison, the scan of all of the list's entries that confirming queued before
+    (`podmod scan --list`)."""
+    import json
+
+    phrase = f"placeholder phrase 0 {BENCH_WORDS[0]}"
+    conn.execute(
+        "WITH retracted AS (UPDATE podmod.signals SET retracted_at = now()"
+        " WHERE kind = 'content' AND entry_kind = 'phrase' AND entry_value = %s"
+        " RETURNING list_id, person_id)"
+        " INSERT INTO podmod.content_entry_holds (list_id, entry_kind, entry_value, authors,"
+        " known, held_reason)"
+        " SELECT l.id, 'phrase', %s, (SELECT count(DISTINCT person_id) FROM retracted), 0,"
+        " 'benchmark' FROM podmod.lists l WHERE l.name = 'bench'",
+        (phrase, phrase),
+    )
+    started = time.perf_counter()
+    podmod_cli("lists", "confirm-entry", "bench", f"phrase:{phrase}")
+    [entry_run] = json.loads(podmod_cli("scan", "--json").stdout)
+    entry_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    [list_run] = json.loads(podmod_cli("scan", "--list", "bench", "--json").stdout)
+    list_seconds = time.perf_counter() - started
+    stored = conn.execute(
+        "SELECT count(*) FROM podmod.signals WHERE kind = 'content' AND retracted_at IS NULL"
+        " AND entry_kind = 'phrase' AND entry_value = %s",
+        (phrase,),
+    ).fetchone()[0]
+    return {
+        "confirm_entry_seconds": round(entry_seconds, 2),
+        "confirm_entry_items": entry_run["items"],
+        "confirm_entry_matches_stored": stored,
+        "whole_list_rescan_seconds": round(list_seconds, 2),
+        "whole_list_rescan_items": list_run["items"],
     }
