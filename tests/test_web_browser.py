@@ -445,3 +445,51 @@ def test_a_direction_override_in_others_words_stays_in_them_in_chromium(
     for seen in (quoted, heading):
         assert seen["next_left"] >= seen["words_right"] - 1, (quoted, heading)
     assert errors == []
+
+
+def test_a_podmin_judges_a_held_entry_by_its_sample_and_confirms_it_in_chromium(
+    browser,
+    make_app,  # noqa: F811  (the fixture)
+    pod: DiasporaPod,
+    config,
+    env,
+    tmp_path,
+):
+    """The lists page shows a few matches of a held content entry beside Confirm it: hostile post
+    text shows as text and runs nothing, and the notice fits a phone."""
+    from tests.test_lists import ListFiles
+    from tests.test_scan import publish, settle
+    from tests.test_scan_breadth import HOSTILE
+
+    pod.person("podmin", password=PASSWORD, roles=("admin",))
+    for n in range(120):
+        author = pod.person(f"writer{n}" + "-long" * 6 * (n == 119), "far.example")
+        pod.post(author, HOSTILE if n >= 117 else f"A placeholder note number {n}.")
+    lists = ListFiles(tmp_path, Path(env["PODMOD_CONFIG"]))
+    publish(lists, "words", ["phrase,placeholder note,,"])
+    settle()
+
+    with serving(make_app()) as live_server:
+        page, errors = signed_in_page(browser, live_server)
+        page.goto(live_server + "/lists")
+        held = page.locator("div.flash.held")
+        assert "held for approval" in held.inner_text()
+        sample = held.locator("ul.sample li")
+        assert sample.count() == 5
+        texts = sample.all_inner_texts()
+        assert "writer119" + "-long" * 6 + "@far.example" in texts[0], texts
+        assert "<script>window.__pwned = 1</script> placeholder note evil spam" in texts[0], texts
+        assert held.locator("script, img").count() == 0
+        assert page.evaluate("window.__pwned") is None and errors == []
+        link = sample.first.get_by_role("link", name="on the pod")
+        assert "/posts/" in link.get_attribute("href")
+        screenshot(page, "desktop-lists-held-entry")
+        page.set_viewport_size(PHONE)
+        widths = page.evaluate(WIDEST)
+        screenshot(page, "phone-lists-held-entry")
+        assert not widths or widths[0] <= widths[1], widths
+
+        page.get_by_role("button", name="Confirm it").click()
+        page.wait_for_url(live_server + "/lists")
+        assert "words: phrase:placeholder note confirmed" in page.locator(".flash").inner_text()
+        assert page.locator("ul.sample").count() == 0
