@@ -161,6 +161,8 @@ def test_confirming_a_held_entry_stores_its_matches(lists, pod):
     assert len(open_accounts()) == 300
     [audit] = query("SELECT * FROM podmod.audit WHERE action = 'list_entry_confirm'")
     assert audit["source"] == "list:words" and audit["actor"]
+    # (its sample of the pod's users' posts was for deciding: not kept once decided)
+    assert query("SELECT sample FROM podmod.content_entry_holds") == [{"sample": []}]
     assert "held for approval" not in podmod("lists", "show").output
     again = podmod("lists", "confirm-entry", "words", "phrase:placeholder note")
     assert again.exit_code == 2, again.output

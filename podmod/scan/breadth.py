@@ -335,7 +335,9 @@ def confirm_entry(config: Config, list_name: str, entry: str, *, by: str) -> str
     with state_connection(config) as state, state.transaction():
         state.execute("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK,))
         row = state.execute(
-            "UPDATE podmod.content_entry_holds b SET confirmed_at = now(), confirmed_by = %s"
+            # (the sample was for deciding: the matches themselves are stored from now on)
+            "UPDATE podmod.content_entry_holds b SET confirmed_at = now(), confirmed_by = %s,"
+            " sample = '[]'"
             " FROM podmod.lists l WHERE l.id = b.list_id AND l.name = %s"
             " AND b.entry_kind = %s AND b.entry_value = %s AND b.confirmed_at IS NULL"
             " RETURNING b.list_id, b.authors, b.known",
