@@ -740,7 +740,20 @@ def _sync_lists(
             )
     if dry_run:  # (what would fail says so; nothing is held)
         return 1 if any(o.failed for o in outcomes) else 0
+    _prune_if_due(config, as_json)
     return sync_exit_code(outcomes, cron=cron)
+
+
+def _prune_if_due(config: Config, as_json: bool) -> None:
+    """After a sync: the day's prune (podmod.retention), said in one line when it removed
+    anything (not with --json, whose output is the lists')."""
+    from podmod import retention
+    from podmod.db import state_connection
+
+    with state_connection(config) as state:
+        report = retention.prune_if_due(config, state, source="lists sync")
+    if report is not None and report.total and not as_json:
+        click.echo(f"prune: {report.text()} ({report.seconds:.1f} s)")
 
 
 def sync_exit_code(outcomes: list[Any], *, cron: bool = False) -> int:
@@ -1005,7 +1018,7 @@ def lists_diff(
     """What a version (VERSION, as `lists approve` takes it, or --version; default: the newest)
     added and removed."""
     from podmod.db import state_connection
-    from podmod.lists.versions import UNKEPT_CHANGES, version_diff, version_story
+    from podmod.lists.versions import UNKEPT_CHANGES, pruned_text, version_diff, version_story
 
     if version is not None and number is not None and version != number:
         raise click.UsageError(f"Name one version: {version} or --version {number}, not both.")
@@ -1027,6 +1040,8 @@ def lists_diff(
         click.echo(printable(story))
     if diff["status"] in UNKEPT_CHANGES:
         click.echo(f"({UNKEPT_CHANGES[diff['status']]})")
+    if diff["entries_pruned_at"]:
+        click.echo(pruned_text(diff))
     for entry in diff["added"]:
         click.echo(f"+ {printable(entry)}")
     for entry in diff["removed"]:
@@ -1258,6 +1273,38 @@ def lists_keygen(directory: Path, name: str, password_env: str | None) -> None:
     public_line = public_path.read_text().splitlines()[1]
     click.echo(f"public key (give it to subscribers as public_key): {public_line}")
     click.echo(f"wrote {public_path} and {secret_path} (keep the secret key private)")
+
+
+@main.command()
+@click.option(
+    "--dry-run", is_flag=True, help="Count what would be removed, per table, and remove nothing."
+)
+@JSON_OPTION
+@click.pass_context
+@podmin_errors
+def prune(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Remove what the [retention] settings no longer keep: list history older than
+    list_history_days, delivered notifications and finished work older than their days. The
+    audit log, decisions and cases are never pruned. `podmod lists sync` runs it once a day."""
+    from podmod import retention, store
+    from podmod.db import state_connection
+
+    with state_connection(get_config(ctx)) as state:
+        store.require_current_schema(state)
+        report = retention.prune(
+            get_config(ctx), state, dry_run=dry_run, actor=cli_actor(), source="cli"
+        )
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+        return
+    for table, count in report.removed.items():
+        click.echo(f"{table}: {'would remove' if dry_run else 'removed'} {count:,}")
+    for name, numbers in report.versions.items():
+        click.echo(
+            f"list {name}: versions {retention.numbers_text(numbers)}"
+            f" {'would keep' if dry_run else 'keep'} their counts, not their ended entries"
+        )
+    click.echo(("Dry run: " if dry_run else "") + report.text() + f" ({report.seconds:.1f} s)")
 
 
 def _demo_directory() -> Path:

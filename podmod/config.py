@@ -82,6 +82,20 @@ def _not_negative(value: float) -> str | None:
     return None if value >= 0 else "must be 0 or more"
 
 
+# The deliveries page and `podmod check` count the deliveries given up over the last 7 days
+# (podmod.notify.status.GIVEN_UP_WINDOW): notifications are kept at least that long.
+MIN_NOTIFICATIONS_DAYS = 7
+
+
+def _notifications_days(value: int) -> str | None:
+    if value == 0 or value >= MIN_NOTIFICATIONS_DAYS:
+        return None
+    return (
+        f"must be 0 (keep them forever) or at least {MIN_NOTIFICATIONS_DAYS}: the deliveries"
+        " page and `podmod check` count what was given up over the last 7 days"
+    )
+
+
 def _web_url(value: str) -> str | None:
     if value == "" or urlsplit(value).scheme in ("https", "http"):
         return None
@@ -404,6 +418,39 @@ KEYS: tuple[Key, ...] = (
         "to appeal, and the decision on its appeal, by mail",
     ),
     Key("log.level", str, "INFO", _log_level, help="DEBUG, INFO, WARNING or ERROR"),
+    # Retention (podmod.retention): how long podmod keeps what it needs only for a while.
+    Key(
+        "retention.list_history_days",
+        int,
+        365,
+        _not_negative,
+        help="days of list history kept: the entries of every version in force at some time in"
+        " this many days; older ended entries are pruned (0: kept forever)",
+    ),
+    Key(
+        "retention.keep_versions",
+        int,
+        10,
+        _not_negative,
+        help="the newest this many applied versions of each list keep their entries whatever"
+        " their age",
+    ),
+    Key(
+        "retention.notifications_days",
+        int,
+        90,
+        _notifications_days,
+        help="days delivered (or given up) mails and webhooks, their events and staff mails are"
+        " kept (0: forever)",
+    ),
+    Key(
+        "retention.work_days",
+        int,
+        30,
+        _not_negative,
+        help="days finished intake batches, content scan batches and scan runs are kept"
+        " (0: forever)",
+    ),
     # Content matching (podmod.scan): the lists' hashtag, phrase, url, pdq and sha256 entries.
     Key("scan.batch_size", int, 1000, _positive, help="new items per content scan batch and job"),
     Key(

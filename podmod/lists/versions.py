@@ -928,7 +928,8 @@ def version_changes(
         state.execute(
             "SELECT number, status, held_reason, approved_by, rejected_by, rejected_reason, format,"
             " signed_at, signed_comment, added, removed, changes_kept, fetched_at, applied_at,"
-            " ended_at, held_again_at, served_again FROM podmod.list_versions"
+            " ended_at, held_again_at, served_again, entries_pruned_at, entries_pruned_by"
+            " FROM podmod.list_versions"
             " WHERE list_id = %s"
             " AND (%s::integer IS NULL OR number = %s) ORDER BY number DESC LIMIT 1",
             (list_row["id"], number, number),
@@ -950,8 +951,16 @@ def version_changes(
         # (when it was fetched, applied, and stopped waiting: rejected, withdrawn, superseded)
         **{
             key: version[key].isoformat() if version[key] else None
-            for key in ("fetched_at", "applied_at", "ended_at", "held_again_at")
+            for key in (
+                "fetched_at",
+                "applied_at",
+                "ended_at",
+                "held_again_at",
+                "entries_pruned_at",
+            )
         },
+        # (the setting its ended entries were pruned by: podmod.retention; None: all kept)
+        "entries_pruned_by": version["entries_pruned_by"],
         # (its file served again since: counted while its server flaps, or after its rejection)
         "served_again": version["served_again"],
         "format": version["format"],
@@ -967,7 +976,7 @@ def version_changes(
         ("added", "added_in", added_after),
         ("removed", "removed_in", removed_after),
     ):
-        if version["status"] == "applied" or held:
+        if (version["status"] == "applied" and not version["entries_pruned_at"]) or held:
             statement = _HELD_PAGE_SQL if held else _APPLIED_PAGE_SQL.format(column=column)
             kind, value = after or ("", "")
             rows = state.execute(
@@ -1057,6 +1066,20 @@ def version_fate(version: dict[str, Any]) -> list[StoryPart]:
     if status == "superseded":
         return [(f"a later version took its place{at('ended_at')}", False)]
     return []
+
+
+def pruned_text(diff: dict[str, Any]) -> str:
+    """What `lists diff` and a version's page say of a version whose ended entries were pruned
+    (podmod.retention), instead of a list of its changes that is no longer whole; "" for another."""
+    from podmod.lists.fetch import utc_minute
+
+    if not diff["entries_pruned_at"]:
+        return ""
+    return (
+        f"The entries this version added and removed that later versions ended were pruned on"
+        f" {utc_minute(datetime.fromisoformat(diff['entries_pruned_at']))}"
+        f" ({diff['entries_pruned_by']}): only its counts are kept."
+    )
 
 
 def times_text(count: int) -> str:

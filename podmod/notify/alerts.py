@@ -109,6 +109,30 @@ def stale_text(row: dict[str, Any]) -> str:
     return f"no sync has tried it since {since}; {STALE_ADVICE}"
 
 
+def failing_key(name: str, last_success_at: datetime | None) -> str:
+    """What makes a list's list.failing event happen once per failure: the list and the last
+    success the failure follows (a key that recurs while the list has not succeeded since)."""
+    return f"list.failing:{name}:{last_success_at or 'never'}"
+
+
+def stale_key(name: str, last_attempt_at: datetime | None) -> str:
+    """What makes a list's list.stale event happen once per stall: the list and its last
+    attempt (a key that recurs while no sync has tried it since)."""
+    return f"list.stale:{name}:{last_attempt_at.isoformat() if last_attempt_at else 'never'}"
+
+
+def live_keys(config: Config, state: psycopg.Connection) -> list[str]:
+    """The event keys the lists' state now would make again: an event under one of them is what
+    keeps that failure or stall from being told twice (podmod.retention keeps it)."""
+    rows = state.execute(
+        "SELECT name, last_success_at, last_attempt_at FROM podmod.lists"
+    ).fetchall()
+    keys = [failing_key(row["name"], row["last_success_at"]) for row in rows]
+    keys += [stale_key(row["name"], row["last_attempt_at"]) for row in rows]
+    known = {row["name"] for row in rows}
+    return keys + [stale_key(s.name, None) for s in config.lists if s.name not in known]
+
+
 def alert_cases(config: Config, state: psycopg.Connection) -> int:
     """Record one case.alert event for every case due an alert now, in one transaction; returns
     how many cases it names."""
@@ -145,7 +169,7 @@ def alert_failing_lists(config: Config, state: psycopg.Connection) -> int:
                     "list.failing",
                     list_name=row["name"],
                     facts={"since": since, "error": row["last_error"]},
-                    key=f"list.failing:{row['name']}:{row['last_success_at'] or 'never'}",
+                    key=failing_key(row["name"], row["last_success_at"]),
                 )
                 is not None
             )
@@ -171,7 +195,7 @@ def alert_stale_lists(config: Config, state: psycopg.Connection) -> int:
                         "last_attempt": tried.isoformat() if tried else None,
                         "stale_hours": config["alerts.lists_stale_hours"],
                     },
-                    key=f"list.stale:{row['name']}:{tried.isoformat() if tried else 'never'}",
+                    key=stale_key(row["name"], tried),
                 )
                 is not None
             )
