@@ -1644,6 +1644,17 @@ def bench_pdq(as_json: bool, **sizes: int) -> None:
     print_figures(pdq.bench_pdq(**sizes), as_json)
 
 
+@bench.command("prune", cls=SizedCommand, sizes="PruneSizes")
+@bench_options
+@podmin_errors
+def bench_prune(server_url: str | None, redis_url: str | None, as_json: bool, **sizes: Any) -> None:
+    """The first prune of a long list history while `lists sync` applies a version beside it:
+    its time, the rows and bytes it frees, and how long the sync waited on a lock."""
+    from podmod.bench import prune
+
+    print_figures(prune.bench_prune(server_url, redis_url, **sizes), as_json)
+
+
 @bench.command("outage", cls=SizedCommand, sizes="OutageSizes")
 @bench_options
 @podmin_errors

@@ -140,6 +140,10 @@ class PruneReport:
     removed: dict[str, int] = field(default_factory=dict)
     versions: dict[str, list[int]] = field(default_factory=dict)
     seconds: float = 0.0
+    longest_batch: float = 0.0  # seconds: the longest any of its transactions held its rows
+
+    def timed(self, started: float) -> None:
+        self.longest_batch = max(self.longest_batch, time.perf_counter() - started)
 
     @property
     def total(self) -> int:
@@ -152,6 +156,7 @@ class PruneReport:
             "versions_pruned": self.versions,
             "settings": self.settings,
             "seconds": round(self.seconds, 3),
+            "longest_batch_seconds": round(self.longest_batch, 3),
         }
 
     def text(self) -> str:
@@ -318,11 +323,13 @@ def _prune_list_history(
         ).fetchone()["pages"]
         state.rollback()
         for low in range(0, pages, ENTRY_PAGES):
+            started = time.perf_counter()
             with state.transaction():
                 done = state.execute(
                     PRUNE_ENTRIES_SQL,
                     params | {"low": f"({low},0)", "high": f"({low + ENTRY_PAGES},0)"},
                 ).fetchone()
+            report.timed(started)
             removed += done["removed"]
             versions |= {tuple(pair) for pair in done["versions"]}
     state.rollback()
@@ -354,6 +361,7 @@ def _prune_by_id(
         removed = bounds["n"]
     else:
         for low in range(bounds["low"], bounds["high"] + 1, ID_STEP):
+            started = time.perf_counter()
             with state.transaction():
                 removed += state.execute(
                     sql.SQL("DELETE FROM {} WHERE id >= %(low)s AND id < %(high)s AND {}").format(
@@ -361,6 +369,7 @@ def _prune_by_id(
                     ),
                     params | {"low": low, "high": low + ID_STEP},
                 ).rowcount
+            report.timed(started)
     report.removed[table] = removed
 
 

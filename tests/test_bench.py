@@ -154,6 +154,20 @@ def test_podmod_bench_outage_measures_both_workers_through_the_same_outage(servi
     assert result["times_sooner"] == pytest.approx(expected, rel=0.05, abs=0.1)
 
 
+@pytest.mark.timeout(240)
+def test_podmod_bench_prune_prunes_a_long_history_beside_a_live_sync(services):
+    result = run_bench(
+        services, "prune", "--entries=20000", "--versions=12", "--days=4", timeout=220
+    )
+    history, prune, sync = result["history"], result["prune"], result["sync"]
+    assert history["rows"] == 20000 + 11 * 200  # (an ended entry stays a row)
+    # versions 1-8 were in force before the cutoff (8 was in force at it): what ended before 8
+    assert prune["rows_removed"] == 6 * 200 and prune["versions_marked"] == 7
+    assert prune["longest_transaction_seconds"] < prune["seconds"] + 0.001
+    assert sync["alone_seconds"] > 0 and sync["beside_prune_seconds"] > 0
+    assert sync["longest_lock_wait_seconds"] < 5
+
+
 @pytest.mark.parametrize(
     ("module", "may_load"),
     [

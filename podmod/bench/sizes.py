@@ -84,6 +84,14 @@ class ScanSizes:
 
 
 @dataclass
+class PruneSizes:
+    entries: int = _size(1_000_000, "Entries of the list (pod entries).")
+    versions: int = _size(50, "Daily versions in its history, each changing `churn` of it.")
+    churn: float = _size(0.01, "Share of the entries each version ends and adds.")
+    days: int = _size(10, "retention.list_history_days of the prune.")
+
+
+@dataclass
 class PdqSizes:
     hashes: int = _size(1_000_000, "List PDQ hashes.")
     lookups: int = _size(400)
