@@ -104,6 +104,13 @@ def test_prune_keeps_in_force_held_and_recent_versions_and_removes_old_ended_ent
     # the held version is still approved from what it changes against the entries in force
     assert podmod("lists", "approve", "core", "5").exit_code == 0
     assert [row for row in entries(state) if row[2] is None] == [("a", 1, None)]
+    # (and its file, kept while it waited, goes once it is applied, as for every version)
+    assert (
+        state.execute(
+            "SELECT count(*) AS n FROM podmod.list_versions WHERE held_body IS NOT NULL"
+        ).fetchone()["n"]
+        == 0
+    )
 
 
 def test_a_pruned_versions_page_says_so_and_a_case_naming_it_still_opens(
