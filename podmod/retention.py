@@ -79,6 +79,18 @@ SELECT (SELECT count(*) FROM gone) AS removed,
        (SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_array(list_id, number)), '[]')
         FROM versions) AS versions
 """
+# Whether any entry ended before its list's oldest version kept and is still stored: an applied
+# version older than it removed entries and was not pruned yet. Without one, the prune does not
+# read the table's pages at all (a sync's daily prune of a new million-entry list read 150 MB).
+ANY_ENDED_SQL = """
+SELECT EXISTS (
+    SELECT 1 FROM podmod.list_versions v
+    JOIN unnest(%(lists)s::integer[], %(from)s::integer[]) AS k (list_id, keep_from)
+      ON k.list_id = v.list_id
+    WHERE v.number < k.keep_from AND v.status = 'applied' AND v.removed > 0
+      AND v.entries_pruned_at IS NULL
+) AS any
+"""
 ENDED_ENTRIES_SQL = """
 WITH keep (list_id, keep_from) AS (SELECT * FROM unnest(%(lists)s::integer[], %(from)s::integer[])),
 gone AS (
@@ -141,6 +153,7 @@ class PruneReport:
     versions: dict[str, list[int]] = field(default_factory=dict)
     seconds: float = 0.0
     longest_batch: float = 0.0  # seconds: the longest any of its transactions held its rows
+    entry_pages: int = 0  # of podmod.list_entries read to find the ended entries (none to find: 0)
 
     def timed(self, started: float) -> None:
         self.longest_batch = max(self.longest_batch, time.perf_counter() - started)
@@ -157,6 +170,7 @@ class PruneReport:
             "settings": self.settings,
             "seconds": round(self.seconds, 3),
             "longest_batch_seconds": round(self.longest_batch, 3),
+            "entry_pages_read": self.entry_pages,
         }
 
     def text(self) -> str:
@@ -313,10 +327,11 @@ def _prune_list_history(
     }
     versions: set[tuple[int, int]] = set()
     removed = 0
-    if report.dry_run:
+    anything = state.execute(ANY_ENDED_SQL, params).fetchone()["any"]
+    if anything and report.dry_run:
         found = state.execute(ENDED_ENTRIES_SQL, params).fetchone()
         removed, versions = found["removed"], {tuple(pair) for pair in found["versions"]}
-    else:
+    elif anything:
         pages = state.execute(
             "SELECT pg_relation_size('podmod.list_entries')"
             " / current_setting('block_size')::bigint AS pages"
@@ -330,6 +345,7 @@ def _prune_list_history(
                     params | {"low": f"({low},0)", "high": f"({low + ENTRY_PAGES},0)"},
                 ).fetchone()
             report.timed(started)
+            report.entry_pages += min(ENTRY_PAGES, pages - low)
             removed += done["removed"]
             versions |= {tuple(pair) for pair in done["versions"]}
     state.rollback()

@@ -113,6 +113,25 @@ def test_prune_keeps_in_force_held_and_recent_versions_and_removes_old_ended_ent
     )
 
 
+def test_a_prune_with_no_ended_entry_to_remove_reads_none_of_the_lists_entries(
+    lists, pod, state, monkeypatch
+):
+    # A new list (a first sync is followed by the day's first prune) or a history all kept: the
+    # prune finds that from the versions, without reading the entries' pages (150 MB at a
+    # million entries, on the sync that the figure of issue #11 times).
+    history(lists, pod)
+    [report] = [json.loads(podmod("prune", "--json").output)]
+    assert report["removed"]["list_entries"] == 0 and report["entry_pages_read"] == 0, report
+    # Once a version ended entries before the oldest kept, its pages are read, and only until
+    # those entries are gone.
+    backdate(state, "core", [1, 2, 3], 400)
+    monkeypatch.setenv("PODMOD_RETENTION_KEEP_VERSIONS", "1")
+    report = json.loads(podmod("prune", "--json").output)
+    assert report["removed"]["list_entries"] == 1 and report["entry_pages_read"] > 0, report
+    report = json.loads(podmod("prune", "--json").output)
+    assert report["removed"]["list_entries"] == 0 and report["entry_pages_read"] == 0, report
+
+
 def test_a_pruned_versions_page_says_so_and_a_case_naming_it_still_opens(
     lists, pod, state, make_app, admin, monkeypatch
 ):
