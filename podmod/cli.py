@@ -747,11 +747,22 @@ def _sync_lists(
 def _prune_if_due(config: Config, as_json: bool) -> None:
     """After a sync: the day's prune (podmod.retention), said in one line when it removed
     anything (not with --json, whose output is the lists')."""
+    import psycopg
+
     from podmod import retention
     from podmod.db import state_connection
 
-    with state_connection(config) as state:
-        report = retention.prune_if_due(config, state, source="lists sync")
+    try:
+        with state_connection(config) as state:
+            report = retention.prune_if_due(config, state, source="lists sync")
+    except psycopg.Error as error:  # (the lists are synced: their outcome stands)
+        said = printable(error.diag.message_primary or str(error))
+        click.echo(
+            f"prune: the day's prune failed ({said}); the lists are synced, and the next sync"
+            " tries it again.",
+            err=True,
+        )
+        return
     if report is not None and report.total and not as_json:
         click.echo(f"prune: {report.text()} ({report.seconds:.1f} s)")
 

@@ -430,6 +430,37 @@ def test_lists_sync_prunes_once_a_day(lists, pod, state, monkeypatch):
     assert audit == [{"actor": "podmod", "source": "lists sync"}]
 
 
+def test_a_failing_prune_leaves_the_sync_done_and_the_next_sync_tries_it_again(
+    lists, pod, state, monkeypatch
+):
+    history(lists, pod)
+    backdate(state, "core", [1, 2, 3, 4], 400)
+    monkeypatch.setenv("PODMOD_RETENTION_KEEP_VERSIONS", "1")
+    state.execute("DELETE FROM podmod.watermarks WHERE name = %s", (retention.LAST_PRUNE,))
+    # (a database error in the middle of the prune: here, a trigger refusing its deletes)
+    state.execute(
+        "CREATE FUNCTION podmod.refuse() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'placeholder failure'; END $$;"
+        " CREATE TRIGGER refuse BEFORE DELETE ON podmod.list_entries"
+        " FOR EACH ROW EXECUTE FUNCTION podmod.refuse()"
+    )
+    state.commit()
+    lists.write("core", ["account,a@far.example,,", "account,f@far.example,,"])
+
+    failed = podmod("lists", "sync")
+
+    assert failed.exit_code == 0, failed.output
+    assert "core: version 6 applied" in failed.output, failed.output
+    assert "prune: the day's prune failed (placeholder failure); the lists are synced" in (
+        failed.output
+    )
+    assert "the next sync tries it again." in failed.output
+    state.execute("DROP TRIGGER refuse ON podmod.list_entries; DROP FUNCTION podmod.refuse()")
+    state.commit()
+    again = podmod("lists", "sync")
+    assert "prune: removed " in again.output, again.output
+
+
 @pytest.mark.parametrize(
     ("name", "value", "said"),
     [
