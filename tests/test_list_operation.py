@@ -13,6 +13,7 @@ from podmod.config import load_config
 from podmod.db import state_connection
 from podmod.lists.versions import content_digest
 from podmod.notify import alerts, events
+from podmod.notify.mail import render
 from tests.helpers import podmod
 from tests.test_lists import ListFiles, signature_of, sync, versions_of
 from tests.test_lists import lists as lists  # (fixture)
@@ -143,6 +144,13 @@ def test_a_publisher_serving_the_version_in_force_again_withdraws_the_held_one(
     )
     # (one mail: the version told withdrawn, not also held for approval)
     assert payload["held_count"] == 0 and payload["withdrawn_count"] == 1, payload
+    for language, said in (
+        ("en", "List core, version 2: its server serves version 1, the one in force, again"),
+        ("de", "Liste core, Version 2: sein Server liefert wieder Version 1, die geltende"),
+    ):
+        mail = render(load_config(), "digest", language, {**payload, "language": language})
+        assert said in mail["text"], mail["text"]
+        assert "was withdrawn: its server" not in mail["text"] + mail["html"], mail["text"]
     approved = podmod("lists", "approve", "core", "2")
     assert approved.exit_code == 2 and "(it is withdrawn)" in approved.output
     shown = podmod("lists", "show").output
@@ -522,6 +530,13 @@ def test_the_staff_mail_tells_a_hold_rejected_or_approved_before_it_went_out_as_
     assert settled["url"] == events.list_url(load_config(), "core", 2)
     # (in the words of the version's own story, as `lists diff` and its page tell it)
     assert f"), then {settled['reason']}\n" in podmod("lists", "diff", "core", "2").output
+    # A German recipient reads podmod's words in German, the podmin's reason as written.
+    german = render(load_config(), "digest", "de", {**mailed, "language": "de"})
+    assert "Liste core, Version 2</a>: abgelehnt von cli:" in german["html"], german["html"]
+    assert "Liste core, Version 2: abgelehnt von cli:" in german["text"], german["text"]
+    for part in ("text", "html"):
+        assert " UTC: placeholder: not meant" in german[part], german[part]
+        assert "rejected by" not in german[part], german[part]
     lists.write("core", [f"account,u{n}@far.example,," for n in range(4, 6)])  # (removes all)
     assert sync()[0] == 4
     assert podmod("lists", "approve", "core", "3").exit_code == 0
@@ -529,4 +544,7 @@ def test_the_staff_mail_tells_a_hold_rejected_or_approved_before_it_went_out_as_
     [settled] = mailed["settled"]
     assert settled["version"] == 3 and settled["reason"].startswith("approved by cli:"), mailed
     assert mailed["held_count"] == 0
+    german = render(load_config(), "digest", "de", {**mailed, "language": "de"})["text"]
+    assert "Liste core, Version 3: freigegeben von cli:" in german and " UTC\n" in german, german
+    assert "approved by" not in german, german
     assert f"), then {settled['reason']}\n" in podmod("lists", "diff", "core", "3").output

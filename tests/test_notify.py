@@ -137,7 +137,8 @@ def test_ten_thousand_new_cases_are_one_digest_mail(env, state, pod, smtp_server
         extra="[alerts]\nmin_priority = 30\n",
     )
     staff(pod)
-    pod.person("moderator", roles=("moderator",))
+    moderator = pod.person("moderator", roles=("moderator",))
+    pod.conn.execute("UPDATE users SET language = 'de' WHERE id = %s", (moderator.user_id,))
     state.execute(
         "INSERT INTO podmod.cases (subject, person_id, account, priority, status)"
         " SELECT 'person:' || n, n, 'placeholder' || n || '@far.example', 30 + n % 50, 'open'"
@@ -153,11 +154,18 @@ def test_ten_thousand_new_cases_are_one_digest_mail(env, state, pod, smtp_server
         "admin@mail.example",
         "moderator@mail.example",
     ]
-    message = smtp_server.messages[0]
-    assert message["Subject"] == "podmod: 10000 cases to look at"
+    by_address = {m["To"]: m for m in smtp_server.messages}
+    message = by_address["admin@mail.example"]
+    # (counts grouped as the recipient's language writes them)
+    assert message["Subject"] == "podmod: 10,000 cases to look at"
     text = message.get_body(("plain",)).get_content()
-    assert "10000 cases reached priority 30 or more" in text
-    assert "… and 9950 more in the queue:" in text
+    assert "10,000 cases reached priority 30 or more" in text
+    assert "… and 9,950 more in the queue:" in text
+    german = by_address["moderator@mail.example"]
+    assert german["Subject"] == "podmod: 10.000 Fälle zu prüfen"
+    text = german.get_body(("plain",)).get_content()
+    assert "10.000 Fälle haben Priorität 30 oder mehr erreicht" in text
+    assert "… und 9.950 weitere in der Warteschlange:" in german.get_body(("html",)).get_content()
     assert len(receiver.deliveries) == 1
     alert = receiver.deliveries[0].json
     assert alert["details"]["count"] == 10000 and len(alert["details"]["cases"]) == 50
@@ -189,7 +197,7 @@ def test_digest_minutes_gather_what_is_new_into_one_mail_per_interval(env, state
     run_deliver()
     assert [m["Subject"] for m in smtp_server.messages] == [
         "podmod: 3 cases to look at",
-        "podmod: 5000 cases to look at",
+        "podmod: 5,000 cases to look at",
     ]
 
 
@@ -441,7 +449,7 @@ def test_a_lock_list_locking_accounts_mails_the_staff_and_a_held_version_too(
     # no case left to look at.
     assert message["Subject"] == "podmod: 3 accounts locked by lists"
     text = message.get_body(("plain",)).get_content()
-    assert "campaign0@pod.example (list:core)" in text
+    assert "campaign0@pod.example (List core)" in text
     assert sorted(d.json["account"]["handle"] for d in receiver.deliveries) == sorted(
         p.handle for p in targets
     )
@@ -474,11 +482,12 @@ def test_a_lock_list_holding_back_its_locks_mails_the_staff_a_link_to_check_them
         'policy = "lock"\n'
     )
     configure(env, smtp_url=smtp_server.url(), hooks=[(receiver.url, ["list.held"])], extra=lists)
+    staff(pod, "moderator", language="de")
 
     assert podmod("lists", "sync").exit_code == 4
     run_deliver()
 
-    [message] = smtp_server.messages
+    message, german = sorted(smtp_server.messages, key=lambda m: m["To"])
     # Not "a list version held": the version is in force; its locks wait for a podmin, and the
     # accounts as open cases.
     assert message["Subject"] == "podmod: 3 cases to look at, 1 list holding back locks"
@@ -491,6 +500,15 @@ def test_a_lock_list_holding_back_its_locks_mails_the_staff_a_link_to_check_them
     [event] = [d.json for d in receiver.deliveries]
     assert event["type"] == "list.held" and event["details"]["locks_held"] == 3
     assert event["list"] == {"name": "core", "url": f"{PUBLIC_URL}lists/core/locks"}
+    # In German, all of it: podmod's own sentence is translated, not its English words.
+    assert german["Subject"] == "podmod: 3 Fälle zu prüfen, 1 Liste hält Sperren zurück"
+    for part in ("plain", "html"):
+        text = german.get_body((part,)).get_content()
+        assert (
+            "3 Konten fallen unter ihre Sperrregel, mehr als list_sync.max_locks (2) auf einmal:"
+            " keins wurde gesperrt" in text
+        ), text
+        assert "accounts match" not in text and "none was locked" not in text, text
 
 
 def test_a_list_failing_for_over_an_hour_alerts_once(env, state, pod, smtp_server, tmp_path):
@@ -761,3 +779,48 @@ def test_lock_and_close_posts_one_account_locked_and_a_refused_one_nothing(
     assert [d.json["type"] for d in receiver.deliveries] == ["account.locked"]
     state.rollback()
     assert state.execute("SELECT count(*) AS n FROM podmod.events").fetchone()["n"] == 1
+
+
+def test_a_staff_mail_an_older_podmod_queued_still_renders_its_reasons_as_written(env):
+    # An outbox row written before the held facts were kept (settled, withdrawn, entry and
+    # lock holds with their English reason alone) is still sent, its reasons as they were.
+    from podmod.notify.alerts import digest_payload
+    from podmod.notify.mail import render
+
+    configure(env, smtp_url="smtp://127.0.0.1:1")
+    config = load_config()
+    item = {"list": "core", "version": 2, "url": f"{PUBLIC_URL}lists"}
+    old = {
+        **digest_payload(config, []),
+        "settled_count": 1,
+        "settled": [{**item, "reason": "approved by placeholder on 2026-01-02 03:04 UTC"}],
+        "withdrawn_count": 1,
+        "withdrawn": [{**item, "reason": "version 2, held, was withdrawn: placeholder"}],
+        "entries_held_count": 1,
+        "entries_held": [
+            {
+                **item,
+                "entry": "phrase:x",
+                "reason": "phrase:x of list core matches placeholder",
+                "sampled": 0,
+                "cases_closed": 0,
+                "cases_alerted": 0,
+                "accounts_locked": 0,
+            }
+        ],
+        "locks_held_count": 1,
+        "locks_held": [{**item, "count": 3, "reason": "3 accounts match placeholder"}],
+        "locked_count": 1,
+        "locked": [{"account": "a@pod.example", "by": "list:core", "case_url": None}],
+    }
+    for language in ("en", "de"):
+        mail = render(config, "digest", language, {**old, "language": language})
+        for part in ("text", "html"):
+            for said in (
+                "approved by placeholder on 2026-01-02 03:04 UTC",
+                "version 2, held, was withdrawn: placeholder",
+                "phrase:x of list core matches placeholder",
+                "3 accounts match placeholder",
+                "a@pod.example",
+            ):
+                assert said in mail[part], (language, part, mail[part])

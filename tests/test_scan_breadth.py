@@ -116,6 +116,17 @@ def test_a_version_adding_a_phrase_every_post_holds_it_and_leaves_the_queue_as_i
         assert heading in mail["text"] and heading in mail["html"], mail["text"]
         assert "phrase:placeholder note" in mail["text"]
     assert mail["subject"] == "podmod: 1 Listeneintrag zurückgehalten", mail["subject"]
+    # Why, in German too: podmod's sentence translated, its command as it is.
+    for part in ("text", "html"):
+        assert re.search(
+            r"Liste words, Eintrag phrase:placeholder note(</a>)?: er trifft \d+ Autoren, mehr"
+            r" als die 5 % der \d+ diesem Pod bekannten Personen, die eine Liste treffen darf;"
+            r" seine Treffer werden zurückgehalten: bestätige ihn auf der Listenseite oder mit",
+            mail[part],
+        ), mail[part]
+        assert "podmod lists confirm-entry words " in mail[part], mail[part]
+        assert "matches too many authors (" not in mail[part], mail[part]
+        assert "of list words matches" not in mail[part], mail[part]
     [audit] = query("SELECT * FROM podmod.audit WHERE action = 'list_entry_hold'")
     assert audit["source"] == "list:words" and "phrase:placeholder note" in audit["reason"]
 
@@ -249,6 +260,12 @@ def test_on_a_pod_that_knows_many_people_the_authors_cap_holds_before_the_share(
         " authors, more than the 80 authors a content entry may match"
         " (list_sync.max_content_authors); its matches are held" in audited["reason"]
     ), audited
+    payload = alerts.digest_payload(load_config(), hold_events())
+    german = render(load_config(), "digest", "de", {**payload, "language": "de"})["text"]
+    assert (
+        ": er trifft 120 Autoren, mehr als die 80, die ein Inhaltseintrag treffen darf"
+        " (list_sync.max_content_authors)" in german
+    ), german
 
 
 def test_a_batch_stored_twice_counts_its_authors_once(lists, pod):
@@ -469,8 +486,8 @@ def test_the_cases_a_held_entry_opened_close_and_its_hold_tells_what_they_did(
         ),
         (
             "de",
-            "100 Fälle, die er eröffnet hatte, wurden geschlossen. 100 davon hatten Sie"
-            " alarmiert. Ein Moderator hatte darin 1 Konto gesperrt: prüfen Sie es.",
+            "100 Fälle, die er eröffnet hatte, wurden geschlossen. 100 davon hatten dich"
+            " alarmiert. Ein Moderator hatte in diesen Fällen 1 Konto gesperrt: prüfe es.",
         ),
     ):
         mail = render(load_config(), "digest", language, {**payload, "language": language})

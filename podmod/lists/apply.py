@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import shlex
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -839,7 +840,14 @@ def _hold_locks(config: Config, state: psycopg.Connection, name: str, count: int
             reason=reason,
             details={"list": name, "version": str(version), "count": str(count)},
         )
-        facts = {"version": version, "held_reason": reason, "locks_held": count}
+        facts = {
+            "version": version,
+            "held_reason": reason,
+            "locks_held": count,
+            # (what the reason says, for the staff's mail to say in their language)
+            "max_locks": config["list_sync.max_locks"],
+            "lock_command": f"podmod lists lock {shlex.quote(name)}",
+        }
         notify.record(config, state, "list.held", list_name=name, facts=facts)
     state.commit()
     return not told

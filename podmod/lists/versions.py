@@ -1082,6 +1082,27 @@ def pruned_text(diff: dict[str, Any]) -> str:
     )
 
 
+def fate_facts(version: dict[str, Any]) -> dict[str, Any] | None:
+    """The same as facts, for the staff's mail to say in its recipient's language: status, who
+    ("by"), when ("at", as version_fate writes it), the rejection's reason as its podmin wrote it,
+    and how often a rejected version's file was served again; None while it waits."""
+    from podmod.lists.fetch import utc_minute
+
+    status = version["status"]
+    if status not in ("applied", "rejected", "withdrawn", "superseded"):
+        return None
+    moment = version.get("applied_at" if status == "applied" else "ended_at")
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return {
+        "status": status,
+        "by": version["approved_by"] if status == "applied" else version.get("rejected_by"),
+        "at": utc_minute(moment) if moment else None,
+        "reason": version.get("rejected_reason") or "" if status == "rejected" else None,
+        "served_again": version.get("served_again") or 0,
+    }
+
+
 def times_text(count: int) -> str:
     """ "once", "twice", "5 times"."""
     return {1: "once", 2: "twice"}.get(count, f"{count:,} times")

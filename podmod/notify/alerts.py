@@ -233,11 +233,12 @@ WHERE (l.name, v.number) IN (SELECT * FROM unnest(%s::text[], %s::integer[]))
 """
 
 
-def holds_ended(state: psycopg.Connection, waiting: list[dict[str, Any]]) -> dict[Any, str]:
+def holds_ended(state: psycopg.Connection, waiting: list[dict[str, Any]]) -> dict[Any, dict]:
     """The versions these list.held events told held that no longer wait, by (list, number):
     what became of each as its page says it (versions.version_fate: "rejected by … on …: why",
-    "approved by … on …", "withdrawn on …: …", "a later version took its place on …"), for the
-    staff's mail (digest_payload)."""
+    "approved by … on …", "withdrawn on …: …", "a later version took its place on …"), as
+    `reason`, and as facts (`fate`, versions.fate_facts) the staff's mail says in its
+    recipient's language (digest_payload)."""
     told = [
         (event["list_name"], event["facts"].get("version"))
         for event in waiting
@@ -250,7 +251,7 @@ def holds_ended(state: psycopg.Connection, waiting: list[dict[str, Any]]) -> dic
     rows = state.execute(
         HOLDS_NOW_SQL, ([name for name, _ in told], [number for _, number in told])
     ).fetchall()
-    from podmod.lists.versions import version_fate  # (the lists' reading: loaded when used)
+    from podmod.lists.versions import fate_facts, version_fate  # (loaded when used)
 
     ended = {}
     for row in rows:
@@ -258,12 +259,15 @@ def holds_ended(state: psycopg.Connection, waiting: list[dict[str, Any]]) -> dic
             continue  # (the version that took its place waits, and the mail says so)
         fate = version_fate(row)
         if fate:
-            ended[row["name"], row["number"]] = "".join(text for text, _ in fate)
+            ended[row["name"], row["number"]] = {
+                "reason": "".join(text for text, _ in fate),
+                "fate": fate_facts(row),
+            }
     return ended
 
 
 def digest_payload(
-    config: Config, waiting: list[dict[str, Any]], ended: dict[Any, str] | None = None
+    config: Config, waiting: list[dict[str, Any]], ended: dict[Any, dict] | None = None
 ) -> dict[str, Any]:
     """What the staff's mail says of these events: the cases by priority (the first LISTED named),
     accounts locked by lists, held versions, failing and stale lists, appeals, each with links.
@@ -291,6 +295,7 @@ def digest_payload(
                 {
                     "account": event["account"],
                     "by": facts.get("by", ""),
+                    "list": str(facts.get("by", "")).removeprefix("list:"),
                     "case_url": events.case_url(config, event["case_id"])
                     if event["case_id"]
                     else None,
@@ -302,6 +307,10 @@ def digest_payload(
                     "list": event["list_name"],
                     "count": facts["locks_held"],
                     "reason": facts.get("held_reason", ""),
+                    # (the facts its reason says, for the recipient's language; an event of an
+                    # older podmod has the reason alone)
+                    "max_locks": facts.get("max_locks"),
+                    "command": facts.get("lock_command"),
                     "url": events.locks_url(config, event["list_name"]),
                 }
             )
@@ -311,6 +320,13 @@ def digest_payload(
                     "list": event["list_name"],
                     "entry": facts["entry"],
                     "reason": facts.get("held_reason", ""),
+                    # (the facts its reason says, for the recipient's language; an event of an
+                    # older podmod has the reason alone)
+                    "authors": facts.get("authors"),
+                    "known": facts.get("known"),
+                    "share": facts.get("share"),
+                    "cap": facts.get("cap"),
+                    "command": facts.get("confirm_command"),
                     "url": events.list_url(config, event["list_name"]),
                     # (counts only: the sample's handles and text stay on the lists page)
                     "sampled": facts.get("sampled", 0),
@@ -325,6 +341,7 @@ def digest_payload(
                     "list": event["list_name"],
                     "version": facts.get("version"),
                     "reason": facts.get("held_reason", ""),
+                    "in_force": facts.get("in_force"),
                     "url": events.list_url(config, event["list_name"]),
                 }
             )
@@ -337,7 +354,7 @@ def digest_payload(
                 {
                     "list": event["list_name"],
                     "version": facts.get("version"),
-                    "reason": ended[event["list_name"], facts.get("version")],
+                    **ended[event["list_name"], facts.get("version")],
                     "url": events.list_url(config, event["list_name"], facts.get("version")),
                 }
             )

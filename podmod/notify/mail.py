@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from podmod.config import Config, mail_address
 from podmod.errors import DeliveryFailed
@@ -45,6 +46,32 @@ class Catalog:
         if isinstance(found, list) and len(found) == 2:
             return found[0] if number == 1 else found[1]
         return singular if number == 1 else plural
+
+    def separators(self) -> tuple[str, str]:
+        """How the language groups thousands and marks decimals, from the translation of
+        NUMBER_SAMPLE ("1.000,5" in German); English's (",", ".") without one."""
+        marks = [mark for mark in re.split(r"\d+", self.gettext(NUMBER_SAMPLE)) if mark]
+        return (marks[0], marks[-1]) if len(marks) == 2 else (",", ".")
+
+
+# The catalog's key for how numbers are written: `"1,000.5" = "1.000,5"` (README, "Adding a
+# language").
+NUMBER_SAMPLE = "1,000.5"
+# A count in a message (`%(num)d`): written with the language's thousands separator.
+_COUNT = re.compile(r"%\((\w+)\)d")
+
+
+def number_text(value: float, separators: tuple[str, str] = (",", "."), places: int = 0) -> str:
+    """A number as the mail's language writes it: "12,000" in English, "12.000" in German."""
+    grouped = f"{value:,.{places}f}"
+    thousands, decimal = separators
+    return grouped.translate(str.maketrans({",": thousands, ".": decimal}))
+
+
+def share_number(share: float, separators: tuple[str, str] = (",", ".")) -> str:
+    """A share's number (without its % sign) as versions.share_text rounds it: "12", and below
+    1% to two places ("0.05")."""
+    return number_text(share * 100, separators, 0 if share >= 0.01 or share == 0 else 2)
 
 
 def _catalog_text(templates_dir: str | None, language: str) -> str | None:
@@ -96,12 +123,33 @@ def environment(templates_dir: str | None, language: str) -> jinja2.Environment:
         extensions=["jinja2.ext.i18n"],
         keep_trailing_newline=True,
     )
-    found = catalog(templates_dir, language)
-    env.install_gettext_callables(  # type: ignore[attr-defined]
-        found.gettext if found else (lambda text: text),
-        found.ngettext if found else (lambda s, p, n: s if n == 1 else p),
-        newstyle=True,
-    )
+    found = catalog(templates_dir, language) or Catalog(DEFAULT_LANGUAGE)
+    separators = found.separators()
+
+    def formatted(context: Any, text: str, variables: dict[str, Any]) -> str:
+        # (as Jinja's newstyle gettext: the message is the template's or its catalog's, and
+        # Markup's % escapes the values in HTML; each count written as the language writes
+        # numbers)
+        for name in _COUNT.findall(text):
+            value = variables.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                variables[name] = number_text(value, separators)
+        text = _COUNT.sub(r"%(\1)s", text)
+        return (Markup(text) if context.eval_ctx.autoescape else text) % variables  # noqa: S704
+
+    @jinja2.pass_context
+    def gettext(context: Any, text: str, **variables: Any) -> str:
+        return formatted(context, found.gettext(text), variables)
+
+    @jinja2.pass_context
+    def ngettext(context: Any, singular: str, plural: str, num: int, **variables: Any) -> str:
+        variables.setdefault("num", num)
+        return formatted(context, found.ngettext(singular, plural, num), variables)
+
+    env.newstyle_gettext = True  # type: ignore[attr-defined]
+    env.globals.update(gettext=gettext, ngettext=ngettext)
+    env.filters["number"] = lambda value: number_text(value, separators)
+    env.filters["share"] = lambda value: share_number(value, separators)
     return env
 
 

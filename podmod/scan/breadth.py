@@ -204,6 +204,10 @@ def _hold(
             "entry": entry,
             "held_reason": told,
             "authors": row["authors"],
+            # (what `held_reason` says, for the staff's mail to say in their language)
+            "known": known,
+            **({"share": share} if share * known < cap else {"cap": cap}),
+            "confirm_command": confirm_command(row["name"], entry),
             "sampled": len(sample),
             "cases_closed": closed,
             "cases_alerted": alerted,
