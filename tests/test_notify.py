@@ -719,6 +719,32 @@ def test_a_locked_account_is_told_why_once_in_its_language(env, state, pod, smtp
     assert message["Auto-Submitted"] == "auto-generated"
 
 
+def test_a_reason_of_several_lines_stays_one_quote_in_the_locked_accounts_mail(
+    env, state, pod, smtp_server
+):
+    # A reason pasted with line breaks, one of them a signature mark ("-- "): every line stays
+    # indented as the quote it is, and no mail client takes the appeal link for a signature.
+    configure(env, smtp_url=smtp_server.url(), extra="[notify]\nlocked_accounts = true\n")
+    pod.person("author")
+    reason = "Placeholder first line\n-- \nPlaceholder third line"
+    assert podmod("lock", "author@pod.example", "--reason", reason).exit_code == 0
+    run_deliver()
+    [message] = smtp_server.messages
+    lines = message.get_body(("plain",)).get_content().replace("\r\n", "\n").split("\n")
+    start = lines.index("  Placeholder first line")
+    assert lines[start : start + 3] == [
+        "  Placeholder first line",
+        "  -- ",
+        "  Placeholder third line",
+    ], lines
+    assert lines.index("-- ") > lines.index("  " + message_appeal_url(message)), lines
+
+
+def message_appeal_url(message) -> str:
+    text = message.get_body(("plain",)).get_content()
+    return next(line.strip() for line in text.splitlines() if "/appeal/" in line)
+
+
 def test_an_account_locked_by_a_list_is_told_the_list(env, state, pod, smtp_server, tmp_path):
     target = pod.person("campaign")
     listed = tmp_path / "core.csv"
