@@ -13,7 +13,7 @@ import psycopg
 
 from podmod import scan
 from podmod.config import load_config
-from podmod.notify import alerts
+from podmod.notify import alerts, events
 from podmod.notify.mail import render
 from tests import test_web
 from tests.diaspora_pod import DiasporaPod, Person
@@ -102,6 +102,32 @@ def test_a_version_adding_a_phrase_every_post_holds_it_and_leaves_the_queue_as_i
     # The staff are told once, as of a held version; the audit log says it.
     [event] = hold_events()
     assert event["list_name"] == "words" and event["facts"]["entry"] == "phrase:placeholder note"
+    # A webhook gets the facts README lists for a held entry (the limit it passed: a share).
+    body = events.webhook_body(
+        load_config(),
+        event_id=event["id"],
+        event_type="list.held",
+        created_at=event["created_at"],
+        case_id=None,
+        account=None,
+        list_name="words",
+        facts=event["facts"],
+    )
+    assert sorted(body["details"]) == sorted(
+        [
+            "entry",
+            "held_reason",
+            "authors",
+            "known",
+            "share",
+            "confirm_command",
+            "sampled",
+            "cases_closed",
+            "cases_alerted",
+            "accounts_locked",
+        ]
+    ), body["details"]
+    assert body["details"]["known"] >= 300 and body["details"]["share"] == 0.05, body
     payload = alerts.digest_payload(load_config(), [event])
     assert payload["entries_held_count"] == 1 and payload["held_count"] == 0, payload
     assert (
