@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import grp
 import ipaddress
 import os
+import pwd
 import stat
 import time
 from collections.abc import Callable
@@ -95,13 +97,32 @@ def _privileges(config: Config) -> str:
 STUCK_AFTER = 300  # seconds: older undone work means the workers are not keeping up
 
 
+def _group_users(gid: int) -> tuple[str, set[str]] | None:
+    """A group's name and users: its listed members and those whose own group it is (None: no
+    such group)."""
+    try:
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return None
+    users = set(group.gr_mem) | {user.pw_name for user in pwd.getpwall() if user.pw_gid == gid}
+    return group.gr_name, users
+
+
 def _config_file(config: Config) -> str:
-    mode = Path(config.source).stat().st_mode
-    if mode & 0o044:
+    info = Path(config.source).stat()
+    mode = info.st_mode
+    # (the install's root:podmod 0640 lets podmod's own group read it: a group of one user)
+    group = _group_users(info.st_gid) if mode & 0o040 else ("", set())
+    if mode & 0o004 or group is None or len(group[1]) > 1:
         raise Warn(
             f"{config.source} can be read by other users of this server and holds secret_key and "
-            "the database passwords; chmod 600 it, owned by the user podmod runs as."
+            "the database passwords; chmod 600 it, owned by the user podmod runs as (or 640 with "
+            "a group of that user alone, root:podmod as the install makes it)."
         )
+    name, users = group
+    if mode & 0o040:
+        who = f"whose only user is {users.pop()}" if users else "which has no user"
+        return f"readable by its owner and group {name}, {who} ({stat.filemode(mode)})"
     return f"readable by its owner only ({stat.filemode(mode)})"
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pytest
 
 from podmod import store
 from podmod.redact import CONTROL
@@ -263,6 +265,34 @@ def test_check_warns_on_a_config_file_others_can_read_and_a_short_secret_key(env
     report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
     assert report["config file"]["status"] == "ok"
     assert report["secret key"]["status"] == "ok"
+
+
+def test_check_is_content_with_the_installs_config_file_readable_by_podmods_own_group(env, state):
+    # README, install step 3: /etc/podmod/podmod.toml is 0640 root:podmod, and step 4 wants every
+    # line OK. A group of one user (podmod's own) reads it; a group of several users does not.
+    import grp
+    import pwd
+
+    def users(group: grp.struct_group) -> set[str]:
+        own = {user.pw_name for user in pwd.getpwall() if user.pw_gid == group.gr_gid}
+        return set(group.gr_mem) | own
+
+    config_file = Path(env["PODMOD_CONFIG"])
+    config_file.write_text(f'secret_key = "{"k" * 32}"\n')
+    config_file.chmod(0o640)
+    own_group = grp.getgrgid(config_file.stat().st_gid)
+    assert len(users(own_group)) <= 1, f"the test's own group {own_group.gr_name} has many users"
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    assert report["config file"]["status"] == "ok", report["config file"]
+    assert f"group {own_group.gr_name}" in report["config file"]["detail"]
+
+    shared = next((g for g in grp.getgrall() if len(users(g)) > 1), None)
+    if shared is None or os.geteuid() != 0:
+        pytest.skip("no group of several users here, or not root to give the file to one")
+    os.chown(config_file, -1, shared.gr_gid)
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    assert report["config file"]["status"] == "warn", report["config file"]
+    assert "can be read by other users" in report["config file"]["detail"]
 
 
 # ---------------------------------------------------------------------------------------------
