@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from podmod.config import Config, load_config
-from podmod.errors import ConfigError, PodmodError, ServiceUnavailable, first_line
+from podmod.errors import PodmodError, ServiceUnavailable, first_line
 from podmod.redact import printable
 
 
@@ -701,8 +701,6 @@ def _sync_lists(
     from podmod.db import state_connection
     from podmod.lists.sync import sync_lists
 
-    if not config.lists:
-        raise ConfigError(f"No [[lists]] in the configuration ({config.source}); nothing to sync.")
     with state_connection(config) as state:
         store.require_current_schema(state)
     wanted = [s for s in config.lists if not names or s.name in names]
@@ -733,6 +731,10 @@ def _sync_lists(
             click.echo(f"{outcome.name}: {said}{mark}{printable(outcome.message)}")
             for handle in outcome.locked:
                 click.echo(f"{outcome.name}: {said}{locked} {printable(handle)} (policy lock)")
+        if not config.lists:
+            # (a pod with no lists yet runs the install's cron line too: nothing to mail about;
+            # the sync above retired any list the configuration no longer has)
+            click.echo(f"No [[lists]] in the configuration ({config.source}); nothing to sync.")
         if dry_run:
             click.echo(
                 "Dry run: nothing above was kept; no account was locked, nothing was sent. "

@@ -1551,6 +1551,28 @@ def test_a_list_removed_from_the_config_stops_applying_and_the_sync_says_so(list
     state.rollback()
 
 
+def test_the_last_list_removed_is_retired_and_a_pod_with_no_lists_syncs_quietly(lists, pod, state):
+    # The install's cron line runs on a pod with no [[lists]] yet too: every 15 minutes a non-zero
+    # exit would be a mail. And a podmin who unsubscribes from their only list has it retired by
+    # the next sync, as from any other (README, "A list taken out of the configuration").
+    pod.person("one", "far.example")
+    lists.write("core", ["account,one@far.example,,"])
+    lists.subscribe("core")
+    assert sync()[0] == 0 and cases_json("open") != []
+    lists.lists = []
+    lists.save()
+
+    retired = podmod("lists", "sync", "--cron")
+    quiet = podmod("lists", "sync", "--cron")
+
+    assert retired.exit_code == 0, retired.output
+    assert "core: no longer in the configuration: it applies no more" in retired.output
+    assert cases_json("open") == [] and all(s["retracted"] for s in list_signals())
+    assert quiet.exit_code == 0, quiet.output
+    assert "No [[lists]] in the configuration" in quiet.output and "core" not in quiet.output
+    state.rollback()
+
+
 def test_a_list_renamed_in_the_config_keeps_its_versions_matches_and_dismissals(lists, pod, state):
     # A podmin renames a [[lists]] table, its url the same: the list it was carries on under the
     # new name (not retired, every match retracted and its cases resolved, then subscribed anew
