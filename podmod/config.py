@@ -73,7 +73,7 @@ def _log_level(value: str) -> str | None:
 
 def _staff_roles(value: str) -> str | None:
     roles = [role.strip() for role in value.split(",") if role.strip()]
-    if roles and set(roles) <= {"admin", "moderator"}:
+    if "admin" in roles and set(roles) <= {"admin", "moderator"}:
         return None
     return 'must be "admin" or "admin,moderator"'
 

@@ -118,6 +118,16 @@ LIST = f'database_url = "{DB}"\n[[lists]]\nname = "x"\nurl = "https://l.example/
             {},
             "web.approve_roles (in",
         ),
+        (  # (moderators alone would leave the pod's admins unable to lock from the web UI)
+            f'database_url = "{DB}"\n',
+            {"PODMOD_WEB_LOCK_ROLES": "moderator"},
+            'web.lock_roles (from PODMOD_WEB_LOCK_ROLES) must be "admin" or "admin,moderator"',
+        ),
+        (
+            f'database_url = "{DB}"\n[web]\napprove_roles = "moderator"\n',
+            {},
+            'must be "admin" or "admin,moderator"',
+        ),
         (
             f'database_url = "{DB}"\n[list_sync]\nproxy = "proxy.example:3128"\n',
             {},
