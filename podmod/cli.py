@@ -493,7 +493,8 @@ def _signal_text(signal: dict[str, Any]) -> list[str]:
     if signal["kind"] == "report":
         state = f"reviewed by {signal['reviewed_by']}" if signal["reviewed"] else "pending"
         return [
-            f"report {signal['id']} of a {item} by {signal['reporter'] or 'unknown reporter'}, "
+            # (the reporter first: "of a post by X" reads as the post's author, who is the case's)
+            f"report {signal['id']} by {signal['reporter'] or 'an unknown reporter'} of a {item}, "
             f"{_when(signal['occurred_at'])}, {state}",
             f"  reason: {signal['reason'] or '-'}",
             f"  text: {signal['snapshot'] if signal['snapshot'] is not None else '(no text)'}",

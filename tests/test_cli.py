@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -327,6 +328,8 @@ def test_case_show_prints_what_the_case_page_shows(config, state, pod):
     assert "2 pending of 2 reports · 2 reporters · 0 list matches" in lines[1]
     assert "Account: active" in text.output
     assert text.output.count("Placeholder: spam") == 2
+    # (the reporter is named as such: "of a post by reporter0" would read as the post's author)
+    assert re.search(r"report \d+ by reporter0@\S+ of a post, ", text.output), text.output
     assert "A placeholder post about widgets." in text.output
     assert "note by cli:" in text.output and "Placeholder: asked the author to stop." in text.output
 

@@ -724,7 +724,10 @@ def test_the_case_page_shows_account_signals_content_and_history(client, admin, 
     assert "spammer@pod.example" in page and "Placeholder Name" in page
     assert "1 local users have this account as a contact" in page
     assert page.count("Placeholder: spam") == 2  # both reports, with their reasons
-    assert "reporter" in page and "A placeholder post about widgets." in page
+    assert "A placeholder post about widgets." in page
+    # (the reporter is named as such: "of a post by reporter…" would read as the post's author)
+    reporter = r"<strong>Report</strong> by <strong><bdi>reporter\w+@pod\.example</bdi></strong>"
+    assert re.search(reporter + r"\s+of a post, ", page), page
     assert "A placeholder comment." in page  # recent comments from the pod
     assert ">Lock account</button>" in page and ">Mark reviewed</button>" in page
     assert ">Dismiss</button>" in page and "No decision yet." in page
