@@ -190,7 +190,7 @@ def _refuse_unless_lockable(
         who = (
             "yourself"
             if account.person_id == actor_person_id
-            else (f"{account.handle}, who holds the role {'/'.join(sorted(account.roles))}")
+            else (f"{account.handle}, who holds the role {'/'.join(sorted(account.roles))},")
         )
         raise ConfirmationNeeded(who)
 

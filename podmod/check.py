@@ -425,9 +425,10 @@ def _uploads(config: Config) -> str:
     folder = Path(config["scan.uploads_dir"])
     if not folder.is_dir():
         raise PodmodError(
-            f"scan.uploads_dir {folder} does not exist or is hidden from podmod (a unit with "
-            "ProtectHome=true hides /home; see deploy/podmod-worker@.service): set it to the "
-            "pod's public/uploads/images folder, or unset it."
+            f"scan.uploads_dir {folder} does not exist or is hidden from podmod (podmod's units "
+            "hide /home but for the folder in their BindReadOnlyPaths; see "
+            "deploy/podmod-worker@.service): set it to the pod's public/uploads/images folder, "
+            "or unset it."
         )
     try:
         with os.scandir(folder) as entries:

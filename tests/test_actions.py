@@ -79,6 +79,7 @@ def test_admins_and_moderators_are_locked_only_with_confirmation(config, state, 
     pod.person("boss", roles=("admin",))
     refused = podmod("lock", "boss@pod.example", "--reason", "x")
     assert refused.exit_code == 5 and "needs an explicit confirmation" in refused.output
+    assert "boss@pod.example, who holds the role admin, needs" in refused.output, refused.output
     assert "--confirm" in refused.output
     assert locked_at(pod, "boss") is None
     confirmed = podmod("lock", "boss@pod.example", "--reason", "x", "--confirm")
