@@ -400,6 +400,7 @@ def _list(config: Config, name: str) -> Callable[[], str]:
             said += (
                 f"; its entry {held['entry']} is held: {held['why']}"
                 + (f" ({held['undone']})" if held["undone"] else "")
+                + (f"; {held['kept']}" if held["kept"] else "")
                 + (
                     f"; `podmod lists show` and the lists page show {len(held['sample'])} of"
                     " its matches"

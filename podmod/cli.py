@@ -844,6 +844,7 @@ def lists_show(ctx: click.Context, as_json: bool) -> None:
                     "held_reason": held["held_reason"],
                     "why": held["why"],
                     "undone": held["undone"],
+                    "kept": held["kept"],
                     "sample": held["sample"],
                 }
                 for held in entries_held

@@ -125,6 +125,7 @@ def test_a_version_adding_a_phrase_every_post_holds_it_and_leaves_the_queue_as_i
             "cases_closed",
             "cases_alerted",
             "accounts_locked",
+            "matches_kept",
         ]
     ), body["details"]
     assert body["details"]["known"] >= 300 and body["details"]["share"] == 0.05, body
@@ -518,3 +519,66 @@ def test_the_cases_a_held_entry_opened_close_and_its_hold_tells_what_they_did(
     ):
         mail = render(load_config(), "digest", language, {**payload, "language": language})
         assert told_lines in mail["text"], mail["text"]
+
+
+def test_a_flood_of_throwaway_authors_holds_the_entry_but_keeps_the_cases_it_had_before(
+    lists, pod, make_app, admin, moderator
+):
+    """A list names a campaign's slogan, and its three accounts' posts have been in the queue for
+    a day when the campaign floods the pod with it from 150 throwaway accounts to get the entry
+    held. The hold stops new matches and retracts the flood's; the campaign's cases stay open,
+    and the staff hear what it kept."""
+    publish(lists, "words", [EVERY_POST])
+    accounts = [pod.person(f"campaign{n}", "far.example") for n in range(3)]
+    for person in accounts:
+        pod.post(person, "A placeholder note, again.")
+    settle()
+    campaign = {f"campaign{n}@far.example": 1 for n in range(3)}
+    assert open_accounts() == campaign
+    query(  # (a day and an hour pass)
+        "UPDATE podmod.signals SET created_at = created_at - interval '25 hours'"
+        " WHERE kind = 'content' RETURNING id"
+    )
+
+    crowd(pod, 150)
+    settle()
+
+    assert len(hold_events()) == 1 and open_accounts() == campaign
+    [hold] = query("SELECT * FROM podmod.content_entry_holds")
+    assert hold["authors"] > 100 and hold["matches_kept"] == 3, hold
+    assert len(active(entry_signals("phrase:placeholder note"))) == 3
+    kept = "3 matches stored a day or more before the hold stay in force"
+    [audit] = query("SELECT reason, details FROM podmod.audit WHERE action = 'list_entry_hold'")
+    assert audit["reason"].endswith(kept) and audit["details"]["matches_kept"] == 3, audit
+    assert f"holding it kept: {kept}" in podmod("lists", "show").output
+    report = {c["check"]: c for c in json.loads(podmod("check", "--json").output)["checks"]}
+    assert f"; {kept}" in report["list words"]["detail"], report["list words"]
+    page = test_web.html(test_web.signed_in(make_app().test_client(), "podmin").get("/lists"))
+    assert f" {kept}." in page, page
+    payload = alerts.digest_payload(load_config(), hold_events())
+    for language, told in (
+        ("en", "3 matches it had stored a day or more before stay in force."),
+        (
+            "de",
+            "3 Treffer, die er einen Tag oder länger vorher gespeichert hatte, bleiben in Kraft.",
+        ),
+    ):
+        mail = render(load_config(), "digest", language, {**payload, "language": language})
+        assert told in mail["text"] and told in mail["html"], mail["text"]
+
+    # The campaign's new posts, like the flood's, wait for the podmin's confirmation.
+    pod.post(accounts[0], "Another placeholder note.")
+    settle()
+    assert open_accounts() == campaign
+
+
+def test_a_confirmed_entry_is_not_held_again_by_a_second_flood(lists, pod):
+    flooded(lists, pod)
+    assert podmod("lists", "confirm-entry", "words", "phrase:placeholder note").exit_code == 0
+    settle()
+
+    crowd(pod, 150, start=300)
+    settle()
+
+    assert len(active(entry_signals("phrase:placeholder note"))) == 450
+    assert len(hold_events()) == 1

@@ -333,6 +333,7 @@ def digest_payload(
                     "cases_closed": facts.get("cases_closed", 0),
                     "cases_alerted": facts.get("cases_alerted", 0),
                     "accounts_locked": facts.get("accounts_locked", 0),
+                    "matches_kept": facts.get("matches_kept", 0),
                 }
             )
         elif event["type"] == "list.held" and facts.get("withdrawn"):

@@ -2,12 +2,14 @@
 to, a common image): held for approval when the distinct authors an entry has matched pass the
 threshold the lists use (list_sync.max_new_match_share of the people the pod knows), or
 list_sync.max_content_authors if fewer, and NEW_MATCHES_FLOOR; their matches retracted and no
-longer stored until a podmin confirms them."""
+longer stored until a podmin confirms them. The matches it had stored a day or more before
+(SETTLED_AFTER) stay in force: a surge of new authors, which a campaign can make on purpose with
+throwaway accounts, holds the entry but does not take back what the queue had before it."""
 
 from __future__ import annotations
 
 import shlex
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -20,6 +22,12 @@ from podmod.store import INGEST_LOCK, LOCKED_ON_CASE, record_audit
 
 SAMPLE_SIZE = 5  # matches kept of a held entry, one per author, for the podmin deciding on it
 EXCERPT_CHARS = 300  # of each (the matcher's excerpts are shorter; a link may be long)
+# A held entry's matches stored this long before the hold stay in force. A publisher's mistake
+# (`phrase,the`) passes the threshold within the scan of the version adding it, in minutes; an
+# entry that had matched for a day or more before a surge had its cases in the queue all along,
+# and keeping them is no flood (fewer than the threshold), while retracting them would let a
+# campaign take its own accounts' cases back by flooding the pod with its slogan.
+SETTLED_AFTER = timedelta(days=1)
 
 # Run by store_found on its content_hits (the matches of a batch, in force), under INGEST_LOCK: a
 # held entry's matches dropped, then each author an entry not confirmed matched counted once (a
@@ -48,12 +56,20 @@ GROUP BY a.list_id, l.name, a.entry_kind, a.entry_value
 HAVING count(*) > %(floor)s
 """
 
-RETRACT_SQL = """
+RETRACT_SQL = f"""
 UPDATE podmod.signals s
 SET retracted_at = now(), details = s.details || jsonb_build_object('retracted_because', %s::text)
 WHERE s.kind = 'content' AND s.retracted_at IS NULL
   AND s.list_id = %s AND s.entry_kind = %s AND s.entry_value = %s
+  AND s.created_at > now() - interval '{SETTLED_AFTER}'
 RETURNING s.case_id
+"""
+
+# The matches the hold leaves in force: those stored SETTLED_AFTER or longer before it.
+KEPT_SQL = """
+SELECT count(*) AS kept FROM podmod.signals s
+WHERE s.kind = 'content' AND s.retracted_at IS NULL
+  AND s.list_id = %s AND s.entry_kind = %s AND s.entry_value = %s
 """
 
 # A few of a held entry's matches, kept with the hold: those stored (before they are retracted)
@@ -94,7 +110,7 @@ FROM newest
 HELD_SQL = """
 SELECT l.name AS list, b.entry_kind || ':' || b.entry_value AS entry, b.authors, b.known,
        b.held_reason, b.held_at, b.sample, b.matches_retracted, b.cases_closed, b.cases_alerted,
-       b.accounts_locked
+       b.accounts_locked, b.matches_kept
 FROM podmod.content_entry_holds b JOIN podmod.lists l ON l.id = b.list_id
 WHERE b.confirmed_at IS NULL AND podmod.entry_listed(b.list_id, b.entry_kind, b.entry_value)
 ORDER BY l.name, b.entry_kind, b.entry_value
@@ -162,7 +178,7 @@ def _hold(
     state.execute(
         "INSERT INTO podmod.content_entry_holds (list_id, entry_kind, entry_value, authors,"
         " known, held_reason, sample, matches_retracted, cases_closed, cases_alerted,"
-        " accounts_locked) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " accounts_locked, matches_kept) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (*key, row["authors"], known, reason, Jsonb(sample), *undone),
     )
     limit = (
@@ -174,8 +190,8 @@ def _hold(
         f"{entry} of list {row['name']} matches {row['authors']:,} authors, more than {limit};"
         f" its matches are held: confirm it with `{confirm_command(row['name'], entry)}`"
     )
-    aftermath = undone_text(*undone)
-    retracted, closed, alerted, locked = undone
+    retracted, closed, alerted, locked, kept = undone
+    aftermath = "; ".join(filter(None, (undone_text(*undone[:4]), kept_text(kept))))
     record_audit(
         state,
         actor="podmod",
@@ -191,6 +207,7 @@ def _hold(
             "cases_closed": closed,
             "cases_alerted": alerted,
             "accounts_locked": locked,
+            "matches_kept": kept,
         },
     )
     # (the staff's mail: counts and a link to the lists page, never the sample's handles or text,
@@ -212,6 +229,7 @@ def _hold(
             "cases_closed": closed,
             "cases_alerted": alerted,
             "accounts_locked": locked,
+            "matches_kept": kept,
         },
         key=f"entry-held:{row['list_id']}:{entry}",
     )
@@ -220,21 +238,23 @@ def _hold(
 
 def _retract(
     state: psycopg.Connection, key: tuple[int, str, str], reason: str
-) -> tuple[int, int, int, int]:
-    """The entry's stored matches retracted and their cases settled: (matches retracted, cases
-    closed, cases among them that had alerted the staff, accounts a moderator locked on them)."""
+) -> tuple[int, int, int, int, int]:
+    """The entry's matches stored since SETTLED_AFTER before retracted and their cases settled:
+    (matches retracted, cases closed, cases among them that had alerted the staff, accounts a
+    moderator locked on them, older matches kept in force)."""
     rows = state.execute(RETRACT_SQL, (reason, *key)).fetchall()
+    kept = state.execute(KEPT_SQL, key).fetchone()["kept"]
     touched = sorted({row["case_id"] for row in rows})
     closed = settle_retracted(state, set(touched))
     if not touched:
-        return 0, 0, 0, 0
+        return 0, 0, 0, 0, kept
     seen = state.execute(
         "SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM podmod.case_alerts a"
         f"  WHERE a.case_id = c.id)) AS alerted, count(*) FILTER (WHERE {LOCKED_ON_CASE}) AS locked"
         " FROM podmod.cases c WHERE c.id = ANY(%s)",
         (touched,),
     ).fetchone()
-    return len(rows), closed, seen["alerted"], seen["locked"]
+    return len(rows), closed, seen["alerted"], seen["locked"], kept
 
 
 def undone_text(retracted: int, closed: int, alerted: int, locked: int) -> str:
@@ -257,6 +277,17 @@ def undone_text(retracted: int, closed: int, alerted: int, locked: int) -> str:
     return said + (f" ({'; '.join(notes)})" if notes else "")
 
 
+def kept_text(kept: int) -> str:
+    """What a held entry left in force (SETTLED_AFTER): '4 matches stored a day or more before
+    the hold stay in force'; empty when none."""
+    if not kept:
+        return ""
+    stay = "stays" if kept == 1 else "stay"
+    return (
+        f"{_counted(kept, 'match', 'matches')} stored a day or more before the hold {stay} in force"
+    )
+
+
 def _counted(value: int, noun: str, plural: str | None = None) -> str:
     return f"{value:,} {noun if value == 1 else plural or noun + 's'}"
 
@@ -264,7 +295,7 @@ def _counted(value: int, noun: str, plural: str | None = None) -> str:
 def held_entries(state: psycopg.Connection) -> list[dict]:
     """The content entries held for matching too many authors, still in their lists, each with
     why (why_held), a few of its matches (`sample`, each with the path of its item on the pod)
-    and what holding it undid (`undone`, undone_text)."""
+    what holding it undid (`undone`, undone_text) and what it left in force (`kept`, kept_text)."""
     rows = state.execute(HELD_SQL).fetchall()
     return [
         row
@@ -280,6 +311,7 @@ def held_entries(state: psycopg.Connection) -> list[dict]:
                 row["cases_alerted"],
                 row["accounts_locked"],
             ),
+            "kept": kept_text(row["matches_kept"]),
         }
         for row in rows
     ]
@@ -290,6 +322,8 @@ def held_entry_lines(config: Config, held: dict) -> list[str]:
     and its sampled matches, each with a link to its item on the pod (to print through
     printable(): the excerpts are the pod's users' text)."""
     lines = [f"holding it undid: {held['undone']}"] if held["undone"] else []
+    if held["kept"]:
+        lines.append(f"holding it kept: {held['kept']}")
     if held["sample"]:
         lines.append(
             f"{_counted(len(held['sample']), 'match', 'matches')} of it when held, one per"
