@@ -56,12 +56,12 @@ GROUP BY a.list_id, l.name, a.entry_kind, a.entry_value
 HAVING count(*) > %(floor)s
 """
 
-RETRACT_SQL = f"""
+RETRACT_SQL = """
 UPDATE podmod.signals s
 SET retracted_at = now(), details = s.details || jsonb_build_object('retracted_because', %s::text)
 WHERE s.kind = 'content' AND s.retracted_at IS NULL
   AND s.list_id = %s AND s.entry_kind = %s AND s.entry_value = %s
-  AND s.created_at > now() - interval '{SETTLED_AFTER}'
+  AND s.created_at > now() - %s::interval
 RETURNING s.case_id
 """
 
@@ -242,7 +242,7 @@ def _retract(
     """The entry's matches stored since SETTLED_AFTER before retracted and their cases settled:
     (matches retracted, cases closed, cases among them that had alerted the staff, accounts a
     moderator locked on them, older matches kept in force)."""
-    rows = state.execute(RETRACT_SQL, (reason, *key)).fetchall()
+    rows = state.execute(RETRACT_SQL, (reason, *key, SETTLED_AFTER)).fetchall()
     kept = state.execute(KEPT_SQL, key).fetchone()["kept"]
     touched = sorted({row["case_id"] for row in rows})
     closed = settle_retracted(state, set(touched))
