@@ -447,6 +447,7 @@ def case_show(ctx: click.Context, case_id: int, as_json: bool) -> None:
 def _case_text(page: dict[str, Any], account: dict[str, Any] | None) -> list[str]:
     """The case page as lines of text."""
     from podmod.store import outcome
+    from podmod.words import counted
 
     case = page["case"]
     where = "local" if case["local"] else "remote"
@@ -454,11 +455,12 @@ def _case_text(page: dict[str, Any], account: dict[str, Any] | None) -> list[str
     lines = [
         f"Case {case['id']}: {case['account'] or 'author unknown'} ({where}), "
         + (f"closed: {state}" if state else "open"),
-        f"Priority {case['priority']} · {case['pending_report_count']} pending of "
-        f"{case['report_count']} reports · {case['reporter_count']} reporters · "
-        f"{case['list_match_count']} list matches · {case['content_match_count']} content "
-        f"matches · first signal {_when(case['first_signal_at'])} · newest "
-        f"{_when(case['last_signal_at'])}",
+        f"Priority {case['priority']} · {case['pending_report_count']:,} pending of "
+        f"{counted(case['report_count'], 'report')} · "
+        f"{counted(case['reporter_count'], 'reporter')} · "
+        f"{counted(case['list_match_count'], 'list match')} · "
+        f"{counted(case['content_match_count'], 'content match')} · first signal "
+        f"{_when(case['first_signal_at'])} · newest {_when(case['last_signal_at'])}",
     ]
     if account is not None:
         facts = [f"locked since {_when(account['locked_at'])}"] if account["locked_at"] else []

@@ -311,6 +311,20 @@ def reported(config, pod, author_name: str = "spammer", host: str = "pod.example
     return case["id"]
 
 
+def test_case_show_says_one_report_one_reporter_and_one_match_in_the_singular(config, state, pod):
+    author = pod.person("spammer")
+    pod.report(pod.person("reporter0"), "Post", pod.post(author, "A placeholder post."), "Spam")
+    podmod("read", "--once")
+    drain(config)
+    [case] = json.loads(podmod("cases", "--json").output)
+
+    lines = podmod("case", "show", str(case["id"])).output.splitlines()
+
+    assert (
+        "1 pending of 1 report · 1 reporter · 0 list matches · 0 content matches" in (lines[1])
+    ), lines
+
+
 def decision_actions(state) -> list[str]:
     state.rollback()
     return [r["action"] for r in state.execute("SELECT action FROM podmod.decisions ORDER BY id")]

@@ -19,6 +19,7 @@ from podmod.config import NEW_MATCHES_FLOOR, Config
 from podmod.errors import PodmodError
 from podmod.scan.changes import create_run, settle_retracted
 from podmod.store import INGEST_LOCK, LOCKED_ON_CASE, record_audit
+from podmod.words import counted
 
 SAMPLE_SIZE = 5  # matches kept of a held entry, one per author, for the podmin deciding on it
 EXCERPT_CHARS = 300  # of each (the matcher's excerpts are shorter; a link may be long)
@@ -263,15 +264,15 @@ def undone_text(retracted: int, closed: int, alerted: int, locked: int) -> str:
     1 account on them: check it)'; empty when it undid nothing."""
     if not retracted:
         return ""
-    said = f"{_counted(retracted, 'match', 'matches')} retracted"
+    said = f"{counted(retracted, 'match', 'matches')} retracted"
     if closed:
-        said += f", {_counted(closed, 'case')} closed"
+        said += f", {counted(closed, 'case')} closed"
     notes = []
     if alerted:
         notes.append(f"{alerted:,} had alerted the staff")
     if locked:
         notes.append(
-            f"a moderator had locked {_counted(locked, 'account')} on them:"
+            f"a moderator had locked {counted(locked, 'account')} on them:"
             f" check {'it' if locked == 1 else 'them'}"
         )
     return said + (f" ({'; '.join(notes)})" if notes else "")
@@ -284,12 +285,8 @@ def kept_text(kept: int) -> str:
         return ""
     stay = "stays" if kept == 1 else "stay"
     return (
-        f"{_counted(kept, 'match', 'matches')} stored a day or more before the hold {stay} in force"
+        f"{counted(kept, 'match', 'matches')} stored a day or more before the hold {stay} in force"
     )
-
-
-def _counted(value: int, noun: str, plural: str | None = None) -> str:
-    return f"{value:,} {noun if value == 1 else plural or noun + 's'}"
 
 
 def held_entries(state: psycopg.Connection) -> list[dict]:
@@ -326,7 +323,7 @@ def held_entry_lines(config: Config, held: dict) -> list[str]:
         lines.append(f"holding it kept: {held['kept']}")
     if held["sample"]:
         lines.append(
-            f"{_counted(len(held['sample']), 'match', 'matches')} of it when held, one per"
+            f"{counted(len(held['sample']), 'match', 'matches')} of it when held, one per"
             " author, the newest first:"
         )
     base = config["web.pod_url"].rstrip("/")

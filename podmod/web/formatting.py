@@ -15,6 +15,7 @@ from markupsafe import Markup, escape
 from podmod.redact import printable
 from podmod.store import outcome
 from podmod.web.services import services
+from podmod.words import counted
 
 
 def age(moment: datetime | None, now: datetime | None = None) -> str:
@@ -49,16 +50,6 @@ def host(handle: str | None) -> str:
 
 def number(value: int | None) -> str:
     return f"{value or 0:,}"
-
-
-def counted(value: int | None, noun: str, plural: str | None = None) -> str:
-    """'1 list match', '3 list matches', '0 reporters': the noun agrees with the number."""
-    value = value or 0
-    if value == 1:
-        return f"1 {noun}"
-    if plural is None:
-        plural = noun + ("es" if noun.endswith(("s", "ch", "sh", "x")) else "s")
-    return f"{value:,} {plural}"
 
 
 ENTRY_KIND_WORDS = {
