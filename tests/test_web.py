@@ -1904,7 +1904,11 @@ def test_mark_reviewed_is_offered_only_when_a_report_is_pending(client, pod, con
     state.execute("UPDATE podmod.signals SET reviewed = true WHERE case_id = %s", (case_id,))
     state.execute("SELECT podmod.refresh_cases(ARRAY[%s]::bigint[])", (case_id,))
     state.commit()  # (a reopened case with nothing pending)
-    assert ">Mark reviewed</button>" not in html(client.get(f"/cases/{case_id}"))
+    page = html(client.get(f"/cases/{case_id}"))
+    assert ">Mark reviewed</button>" not in page
+    # Its priority no longer counts the reviewed report, nor does what lifts it name its reporter.
+    summary = " ".join(page[page.index('class="summary"') :].split("</p>")[0].split())
+    assert summary.startswith('class="summary">Priority 5: local · 0 pending of 1 report'), summary
 
 
 def test_the_case_page_says_what_lock_does_and_how_to_undo_it(client, admin, local_case):

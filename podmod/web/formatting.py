@@ -66,7 +66,9 @@ def why(case: dict[str, Any], facts: dict[str, Any] | None) -> str:
     match · local' (the terms of its priority, README "Priority")."""
     facts = facts or {}
     parts = ["appealed"] if facts.get("appealed") else []
-    if case["reporter_count"]:
+    # (reviewed reports count for nothing in an open case's priority: its reporters are named
+    # while one of them waits; a closed case keeps who reported it)
+    if case["reporter_count"] and (case["pending_report_count"] or case["status"] != "open"):
         parts.append(counted(case["reporter_count"], "reporter"))
     elif case["pending_report_count"]:
         parts.append(counted(case["pending_report_count"], "pending report"))
