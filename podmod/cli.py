@@ -201,10 +201,14 @@ def read(ctx: click.Context, once: bool, wait: bool) -> None:
         signal.signal(signum, lambda number, _frame: stopping.append(number))
     result = intake.run_reader(config, once=once, wait=wait, stop=lambda: bool(stopping))
     if once:
+        from podmod.words import counted
+
         click.echo(
-            f"read {result.new_reports} new reports into {len(result.new_batches)} batches; "
-            f"enqueued {len(result.enqueued)} jobs; {result.reviewed_synced} reports newly "
-            f"reviewed in diaspora*; {result.gaps_open} report ids awaited."
+            f"read {counted(result.new_reports, 'new report')} into"
+            f" {counted(len(result.new_batches), 'batch')}; enqueued"
+            f" {counted(len(result.enqueued), 'job')};"
+            f" {counted(result.reviewed_synced, 'report')} newly reviewed in diaspora*;"
+            f" {counted(result.gaps_open, 'report id')} awaited."
         )
 
 
@@ -250,7 +254,8 @@ def cases(ctx: click.Context, status: str, limit: int | None, as_json: bool) -> 
         return
     now = datetime.now(UTC)
     click.echo(
-        f"{'ID':>7}  {'PRIO':>4}  {'STATUS':<9} {'REPORTS':>7} {'BY':>3}  {'AGE':>5}  ACCOUNT"
+        f"{'ID':>7}  {'PRIO':>4}  {'STATUS':<9} {'PENDING':>7} {'REPORTERS':>9}  {'AGE':>5}"
+        "  ACCOUNT"
     )
     for case in found:
         age = _age(now, case.last_signal_at)
@@ -258,7 +263,7 @@ def cases(ctx: click.Context, status: str, limit: int | None, as_json: bool) -> 
         account = printable(case.account or "(author unknown: item deleted)")
         click.echo(
             f"{case.id:>7}  {case.priority:>4}  {case.status:<9} {case.pending_report_count:>7} "
-            f"{case.reporter_count:>3}  {age:>5}  {account} ({where})"
+            f"{case.reporter_count:>9}  {age:>5}  {account} ({where})"
         )
 
 

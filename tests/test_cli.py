@@ -105,7 +105,7 @@ def test_read_once_then_cases_shows_the_queue(config, state, pod):
     pod.report(reporter, "Post", pod.post(author, "text"), "spam")
     read = podmod("read", "--once")
     assert read.exit_code == 0, read.output
-    assert "read 1 new reports into 1 batches; enqueued 1 jobs" in read.output
+    assert "read 1 new report into 1 batch; enqueued 1 job; 0 reports newly" in read.output
     drain(config)
 
     table = podmod("cases")
@@ -114,8 +114,8 @@ def test_read_once_then_cases_shows_the_queue(config, state, pod):
         "ID",
         "PRIO",
         "STATUS",
-        "REPORTS",
-        "BY",
+        "PENDING",  # (reports waiting for a review)
+        "REPORTERS",  # (every one who reported the account, reviewed or not)
         "AGE",
         "ACCOUNT",
     ]
