@@ -166,6 +166,10 @@ def test_podmod_bench_prune_prunes_a_long_history_beside_a_live_sync(services):
     assert prune["longest_transaction_seconds"] < prune["seconds"] + 0.001
     assert sync["alone_seconds"] > 0 and sync["beside_prune_seconds"] > 0
     assert sync["longest_lock_wait_seconds"] < 5
+    # (the space VACUUM freed, where PostgreSQL has pg_freespacemap; said unknown where not, as
+    # on the embedded PostgreSQL of a bare machine)
+    reusable = prune["bytes_reusable_after_vacuum"]
+    assert (reusable is None) == ("bytes_reusable_unknown" in prune), prune
 
 
 @pytest.mark.parametrize(

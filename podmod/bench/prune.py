@@ -155,6 +155,19 @@ def _sync(env: dict[str, str]) -> tuple[float, str]:
     return round(time.perf_counter() - started, 2), done.stdout.strip()
 
 
+def _reusable_bytes(conn: psycopg.Connection) -> int | None:
+    """The space VACUUM left for new rows in podmod.list_entries (pg_freespacemap), or None where
+    that extension is not installed (the embedded PostgreSQL of a bare machine ships without
+    PostgreSQL's contrib modules)."""
+    try:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_freespacemap")
+    except (psycopg.errors.FeatureNotSupported, psycopg.errors.UndefinedFile):
+        return None
+    return conn.execute(
+        "SELECT coalesce(sum(avail), 0)::bigint AS n FROM pg_freespace('podmod.list_entries')"
+    ).fetchone()["n"]
+
+
 def bench_prune(
     server_url: str | None,
     redis_url: str | None,
@@ -228,13 +241,13 @@ def bench_prune(
             started = time.perf_counter()
             conn.execute("VACUUM podmod.list_entries")
             vacuumed = round(time.perf_counter() - started, 2)
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_freespacemap")
-            free = conn.execute(
-                "SELECT coalesce(sum(avail), 0)::bigint AS n"
-                " FROM pg_freespace('podmod.list_entries')"
-            ).fetchone()["n"]
+            free = _reusable_bytes(conn)
             size_after = _size(conn)
     per_version = (built["bytes"] - built["bytes_first"]) / (versions - 1)
+    if free is None:
+        said = "(PostgreSQL's pg_freespacemap extension is not installed where the bench ran)"
+    else:
+        said = None
     return {
         "history": {
             "entries": entries,
@@ -255,6 +268,7 @@ def bench_prune(
             "vacuum_seconds": vacuumed,
             "bytes_after_vacuum": size_after,
             "bytes_reusable_after_vacuum": free,
+            **({"bytes_reusable_unknown": said} if said else {}),
         },
         "sync": {
             "alone_seconds": alone,
