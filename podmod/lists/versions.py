@@ -1025,47 +1025,15 @@ def version_story_parts(diff: dict[str, Any]) -> list[StoryPart]:
         ]
     if not diff["held_reason"]:
         return []
+    fate = fate_facts(diff)
     return [("it was held (", False), (diff["held_reason"], True), ("), then ", False)] + (
-        version_fate(diff) or [("", False)]
+        fate_parts(fate) if fate else [("", False)]
     )
 
 
 def version_story(diff: dict[str, Any]) -> str:
     """The same as one line of text."""
     return "".join(text for text, _ in version_story_parts(diff))
-
-
-def version_fate(version: dict[str, Any]) -> list[StoryPart]:
-    """What became of a version that was held (a version_changes() or a list_versions row, its
-    times as text or datetimes): "approved by podmin@pod.example on 2026-12-07 10:42 UTC",
-    "rejected by … on …: why", "withdrawn on …: its server served the version in force again",
-    "a later version took its place on …"; [] while it waits. The version's page, `lists diff`
-    and the staff's mail (alerts.holds_ended) say it in these words."""
-    from podmod.lists.fetch import utc_minute
-
-    def at(key: str) -> str:
-        moment = version.get(key)
-        if isinstance(moment, str):
-            moment = datetime.fromisoformat(moment)
-        return f" on {utc_minute(moment)}" if moment else ""
-
-    status = version["status"]
-    if status == "applied":
-        return [(f"approved by {version['approved_by']}{at('applied_at')}", False)]
-    if status == "rejected":
-        served = version["served_again"]
-        return [
-            (f"rejected by {version['rejected_by']}{at('ended_at')}: ", False),
-            (version["rejected_reason"] or "", True),
-            (f"; its file was served again {times_text(served)} since, never taken", False)
-            if served
-            else ("", False),
-        ]
-    if status == "withdrawn":
-        return [(f"withdrawn{at('ended_at')}: its server served the version in force again", False)]
-    if status == "superseded":
-        return [(f"a later version took its place{at('ended_at')}", False)]
-    return []
 
 
 def pruned_text(diff: dict[str, Any]) -> str:
@@ -1083,9 +1051,11 @@ def pruned_text(diff: dict[str, Any]) -> str:
 
 
 def fate_facts(version: dict[str, Any]) -> dict[str, Any] | None:
-    """The same as facts, for the staff's mail to say in its recipient's language: status, who
-    ("by"), when ("at", as version_fate writes it), the rejection's reason as its podmin wrote it,
-    and how often a rejected version's file was served again; None while it waits."""
+    """What became of a version that was held (a version_changes() or a list_versions row, its
+    times as text or datetimes), as facts: status, who ("by"), when ("at": "2026-12-07 10:42
+    UTC"), the rejection's reason as its podmin wrote it, and how often a rejected version's file
+    was served again; None while it waits. The staff's mail says them in its recipient's
+    language; fate_parts in podmod's own words."""
     from podmod.lists.fetch import utc_minute
 
     status = version["status"]
@@ -1101,6 +1071,29 @@ def fate_facts(version: dict[str, Any]) -> dict[str, Any] | None:
         "reason": version.get("rejected_reason") or "" if status == "rejected" else None,
         "served_again": version.get("served_again") or 0,
     }
+
+
+def fate_parts(fate: dict[str, Any]) -> list[StoryPart]:
+    """Those facts (fate_facts) in the words the version's page, `lists diff` and the staff's
+    English mail use: "approved by podmin@pod.example on 2026-12-07 10:42 UTC", "rejected by … on
+    …: why", "withdrawn on …: its server served the version in force again", "a later version
+    took its place on …"."""
+    on = f" on {fate['at']}" if fate["at"] else ""
+    status = fate["status"]
+    if status == "applied":
+        return [(f"approved by {fate['by']}{on}", False)]
+    if status == "rejected":
+        served = fate["served_again"]
+        return [
+            (f"rejected by {fate['by']}{on}: ", False),
+            (fate["reason"], True),
+            (f"; its file was served again {times_text(served)} since, never taken", False)
+            if served
+            else ("", False),
+        ]
+    if status == "withdrawn":
+        return [(f"withdrawn{on}: its server served the version in force again", False)]
+    return [(f"a later version took its place{on}", False)]
 
 
 def times_text(count: int) -> str:

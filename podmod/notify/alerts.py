@@ -235,7 +235,7 @@ WHERE (l.name, v.number) IN (SELECT * FROM unnest(%s::text[], %s::integer[]))
 
 def holds_ended(state: psycopg.Connection, waiting: list[dict[str, Any]]) -> dict[Any, dict]:
     """The versions these list.held events told held that no longer wait, by (list, number):
-    what became of each as its page says it (versions.version_fate: "rejected by … on …: why",
+    what became of each as its page says it (versions.fate_parts: "rejected by … on …: why",
     "approved by … on …", "withdrawn on …: …", "a later version took its place on …"), as
     `reason`, and as facts (`fate`, versions.fate_facts) the staff's mail says in its
     recipient's language (digest_payload)."""
@@ -251,17 +251,17 @@ def holds_ended(state: psycopg.Connection, waiting: list[dict[str, Any]]) -> dic
     rows = state.execute(
         HOLDS_NOW_SQL, ([name for name, _ in told], [number for _, number in told])
     ).fetchall()
-    from podmod.lists.versions import fate_facts, version_fate  # (loaded when used)
+    from podmod.lists.versions import fate_facts, fate_parts  # (loaded when used)
 
     ended = {}
     for row in rows:
         if row["status"] == "superseded" and row["list_holds"]:
             continue  # (the version that took its place waits, and the mail says so)
-        fate = version_fate(row)
+        fate = fate_facts(row)
         if fate:
             ended[row["name"], row["number"]] = {
-                "reason": "".join(text for text, _ in fate),
-                "fate": fate_facts(row),
+                "reason": "".join(text for text, _ in fate_parts(fate)),
+                "fate": fate,
             }
     return ended
 
