@@ -128,12 +128,18 @@ AND NOT EXISTS (SELECT 1 FROM podmod.outbox o WHERE o.digest_id = digests.id
                 AND NOT coalesce(o.done_at < %(cutoff)s AND o.created_at < %(cutoff)s, false))
 """
 DONE_WORK = "done_at < %(cutoff)s"
-DONE_RUN_TABLES = (
-    "run_id IN (SELECT id FROM podmod.scan_runs WHERE done_at < %(cutoff)s)"
-    " AND run_id >= %(low)s AND run_id < %(high)s"
+# A scan run's tables (scan_run_tables), which go before the runs of the same batch of ids.
+RUN_TABLES_OF = (
+    "DELETE FROM podmod.scan_run_tables WHERE run_id >= %(low)s AND run_id < %(high)s"
+    " AND run_id IN (SELECT id FROM podmod.scan_runs WHERE done_at < %(cutoff)s)"
 )
 
-WORK_TABLES = (("intake_batches", DONE_WORK), ("scan_batches", DONE_WORK))
+# (table, the rows that go, what goes with each batch of them first)
+WORK_TABLES = (
+    ("intake_batches", DONE_WORK, None),
+    ("scan_batches", DONE_WORK, None),
+    ("scan_runs", DONE_WORK, RUN_TABLES_OF),
+)
 
 
 class PruneBusy(PodmodError):
@@ -268,9 +274,8 @@ def prune(
             _prune_by_id(state, "digests", DONE_DIGESTS, params, report)
         if settings["work_days"]:
             params = {"cutoff": _cutoff(state, settings["work_days"])}
-            for table, condition in WORK_TABLES:
-                _prune_by_id(state, table, condition, params, report)
-            _prune_scan_runs(state, params, report)
+            for table, condition, first in WORK_TABLES:
+                _prune_by_id(state, table, condition, params, report, first=first)
         report.seconds = time.perf_counter() - started
         if not dry_run:
             with state.transaction():
@@ -360,9 +365,13 @@ def _prune_by_id(
     condition: str,
     params: dict[str, Any],
     report: PruneReport,
+    *,
+    first: str | None = None,
 ) -> None:
     """Delete a table's rows meeting `condition` (a constant of this module), ID_STEP ids a
-    transaction, in id order (what is oldest goes first)."""
+    transaction, in id order (what is oldest goes first); `first`, a statement of this module
+    run before each batch in its transaction (the rows that name them, by %(low)s and
+    %(high)s)."""
     name = sql.Identifier("podmod", table)
     where = sql.SQL(condition)
     bounds = state.execute(
@@ -378,12 +387,15 @@ def _prune_by_id(
     else:
         for low in range(bounds["low"], bounds["high"] + 1, ID_STEP):
             started = time.perf_counter()
+            batch = params | {"low": low, "high": low + ID_STEP}
             with state.transaction():
+                if first is not None:
+                    state.execute(first, batch)
                 removed += state.execute(
                     sql.SQL("DELETE FROM {} WHERE id >= %(low)s AND id < %(high)s AND {}").format(
                         name, where
                     ),
-                    params | {"low": low, "high": low + ID_STEP},
+                    batch,
                 ).rowcount
             report.timed(started)
     report.removed[table] = removed
@@ -414,30 +426,3 @@ def _prune_events(state: psycopg.Connection, params: dict[str, Any], report: Pru
         if gone < ID_STEP:
             break
     report.removed["events"] = removed
-
-
-def _prune_scan_runs(
-    state: psycopg.Connection, params: dict[str, Any], report: PruneReport
-) -> None:
-    """Scan runs done before the cutoff, their tables' rows with them (each batch of runs in one
-    transaction, tables first)."""
-    bounds = state.execute(
-        "SELECT min(id) AS low, max(id) AS high, count(*) AS n FROM podmod.scan_runs"
-        " WHERE done_at < %(cutoff)s",
-        params,
-    ).fetchone()
-    state.rollback()
-    if report.dry_run or not bounds["n"]:
-        report.removed["scan_runs"] = bounds["n"]
-        return
-    removed = 0
-    for low in range(bounds["low"], bounds["high"] + 1, ID_STEP):
-        batch = params | {"low": low, "high": low + ID_STEP}
-        with state.transaction():
-            state.execute(f"DELETE FROM podmod.scan_run_tables WHERE {DONE_RUN_TABLES}", batch)
-            removed += state.execute(
-                "DELETE FROM podmod.scan_runs WHERE id >= %(low)s AND id < %(high)s"
-                " AND done_at < %(cutoff)s",
-                batch,
-            ).rowcount
-    report.removed["scan_runs"] = removed
