@@ -1062,8 +1062,9 @@ def lists_diff(
         click.echo(printable(story))
     if diff["status"] in UNKEPT_CHANGES:
         click.echo(f"({UNKEPT_CHANGES[diff['status']]})")
-    if diff["entries_pruned_at"]:
-        click.echo(pruned_text(diff))
+    pruned = pruned_text(diff)
+    if pruned:
+        click.echo(pruned)
     for entry in diff["added"]:
         click.echo(f"+ {printable(entry)}")
     for entry in diff["removed"]:

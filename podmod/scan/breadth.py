@@ -182,9 +182,10 @@ def _hold(
         " accounts_locked, matches_kept) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (*key, row["authors"], known, reason, Jsonb(sample), *undone),
     )
+    by_share = share * known < cap  # (the threshold it passed: the share, or the cap if fewer)
     limit = (
         f"the {share_text(share)} of the {known:,} people this pod knows that a list may match"
-        if share * known < cap
+        if by_share
         else f"the {cap:,} authors a content entry may match (list_sync.max_content_authors)"
     )
     told = (
@@ -224,7 +225,7 @@ def _hold(
             "authors": row["authors"],
             # (what `held_reason` says, for the staff's mail to say in their language)
             "known": known,
-            **({"share": share} if share * known < cap else {"cap": cap}),
+            **({"share": share} if by_share else {"cap": cap}),
             "confirm_command": confirm_command(row["name"], entry),
             "sampled": len(sample),
             "cases_closed": closed,
